@@ -1,0 +1,401 @@
+/**
+ * The database: the catalog, the snapshot handed to new transactions, and the one committer. Commits queue up and
+ * are written in groups (one persistence transaction, one fsync) after optimistic-concurrency checks; a commit is
+ * acknowledged only once its group is durable.
+ */
+import { parseConvexJsonText } from "../values/mod.ts";
+import type { CommitBatch, DocumentRevision, IndexEntry, Persistence } from "../persistence/types.ts";
+import { builtinIndexes, CatalogView, emptyCatalog, FIRST_USER_TABLE_NUMBER, MAX_TABLES } from "./catalog.ts";
+import { TimestampClock } from "./clock.ts";
+import { type CommitKeys, ConflictHistory } from "./conflicts.ts";
+import { documentIndexKey } from "./index_range.ts";
+import { DatabaseSyscalls } from "./syscalls.ts";
+import { type Catalog, type DocumentWrite, SyscallError, type TableInfo, type TransactionOutcome } from "./types.ts";
+import { keysEqual } from "./keys.ts";
+
+const CATALOG_GLOBAL = "catalog";
+/** The most transactions written in one group commit. */
+const MAX_GROUP_SIZE = 512;
+/** The most commits waiting for the committer; beyond it new commits fail fast with a retryable error. */
+const MAX_COMMIT_QUEUE = 10_000;
+/** How often old revisions are pruned, and how many rows per pass. */
+const RETENTION_INTERVAL_MS = 10_000;
+const RETENTION_ROWS_PER_PASS = 20_000;
+
+/** What every commit listener (reactivity) learns. */
+export interface CommitEvent {
+  ts: bigint;
+  /** Index keys written (old and new values of every changed entry), per index ID. */
+  keysByIndex: Map<number, Uint8Array[]>;
+}
+
+/** Options of `openDatabase`. */
+export interface DatabaseOptions {
+  /** How long superseded revisions stay readable (for snapshots and `query_at_ts`). Default 60 s. */
+  retentionMs?: number;
+}
+
+type QueueItem =
+  | { kind: "commit"; outcome: TransactionOutcome; resolve: (ts: bigint) => void; reject: (error: unknown) => void }
+  | { kind: "task"; run: () => Promise<void>; resolve: () => void; reject: (error: unknown) => void };
+
+/** Opens the database on a persistence. */
+export async function openDatabase(persistence: Persistence, options: DatabaseOptions = {}): Promise<Database> {
+  const catalogJson = await persistence.getGlobal(CATALOG_GLOBAL);
+  const catalog: Catalog = catalogJson ? JSON.parse(catalogJson) : emptyCatalog();
+  const maxTs = await persistence.maxTs();
+  return new Database(persistence, catalog, maxTs, options);
+}
+
+/** The database; see the module comment. */
+export class Database {
+  readonly persistence: Persistence;
+  #catalog: CatalogView;
+  #latestTs: bigint;
+  readonly #clock: TimestampClock;
+  readonly #history: ConflictHistory;
+  readonly #queue: QueueItem[] = [];
+  #draining = false;
+  #closed = false;
+  readonly #listeners = new Set<(event: CommitEvent) => void>();
+  readonly #retentionMs: number;
+  readonly #retentionTimer: ReturnType<typeof setInterval>;
+  #drainDone: Promise<void> = Promise.resolve();
+  #closing: Promise<void> | undefined;
+
+  constructor(persistence: Persistence, catalog: Catalog, maxTs: bigint, options: DatabaseOptions) {
+    this.persistence = persistence;
+    this.#catalog = new CatalogView(catalog);
+    this.#clock = new TimestampClock(maxTs);
+    this.#latestTs = maxTs;
+    this.#history = new ConflictHistory(maxTs);
+    this.#retentionMs = options.retentionMs ?? 60_000;
+    this.#retentionTimer = setInterval(() => this.#prune(), RETENTION_INTERVAL_MS);
+    Deno.unrefTimer(this.#retentionTimer);
+  }
+
+  /** The current catalog (tables, indexes, schema). */
+  get catalog(): Catalog {
+    return this.#catalog.catalog;
+  }
+
+  get catalogView(): CatalogView {
+    return this.#catalog;
+  }
+
+  /** The newest durable commit ts: the snapshot new transactions read at. */
+  get latestTs(): bigint {
+    return this.#latestTs;
+  }
+
+  /** Starts a transaction at the latest snapshot (or an older retained one). */
+  begin(udfType: "query" | "mutation", identityJson: string | null = null, snapshotTs = this.#latestTs) {
+    if (snapshotTs > this.#latestTs) throw new SyscallError("BadTimestamp", "snapshot is in the future");
+    return new DatabaseSyscalls({
+      reader: this.persistence,
+      catalog: this.#catalog,
+      snapshotTs,
+      udfType,
+      identityJson,
+      createTable: (name) => this.createTable(name),
+    });
+  }
+
+  /** Subscribes to commits; returns the unsubscribe function. */
+  onCommit(listener: (event: CommitEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * Commits a transaction's outcome. Resolves with its commit ts once durable; rejects with an
+   * `OptimisticConcurrencyControlFailure` SyscallError when something it read changed since its snapshot.
+   */
+  commit(outcome: TransactionOutcome): Promise<bigint> {
+    if (outcome.writes.length === 0) return Promise.resolve(this.#latestTs);
+    return new Promise((resolve, reject) => {
+      this.#enqueue({ kind: "commit", outcome, resolve, reject });
+    });
+  }
+
+  /** Runs `run` with no commit in progress (catalog changes, backfills). */
+  exclusive(run: () => Promise<void>): Promise<void> {
+    return new Promise((resolve, reject) => this.#enqueue({ kind: "task", run, resolve, reject }));
+  }
+
+  #enqueue(item: QueueItem): void {
+    if (this.#closed) {
+      item.reject(new SyscallError("DatabaseClosed", "The database is shutting down"));
+      return;
+    }
+    if (this.#queue.length >= MAX_COMMIT_QUEUE) {
+      item.reject(new SyscallError("CommitterFullError", "Too many commits are waiting; retry shortly"));
+      return;
+    }
+    this.#queue.push(item);
+    if (!this.#draining) this.#drainDone = this.#drain();
+  }
+
+  async #drain(): Promise<void> {
+    this.#draining = true;
+    try {
+      while (this.#queue.length > 0) {
+        const first = this.#queue[0];
+        if (first.kind === "task") {
+          this.#queue.shift();
+          try {
+            await first.run();
+            first.resolve();
+          } catch (error) {
+            first.reject(error);
+          }
+          continue;
+        }
+        let groupSize = 0;
+        while (
+          groupSize < this.#queue.length && groupSize < MAX_GROUP_SIZE && this.#queue[groupSize].kind === "commit"
+        ) {
+          groupSize++;
+        }
+        const group = this.#queue.splice(0, groupSize) as Extract<QueueItem, { kind: "commit" }>[];
+        await this.#commitGroup(group);
+      }
+    } finally {
+      this.#draining = false;
+    }
+  }
+
+  async #commitGroup(group: Extract<QueueItem, { kind: "commit" }>[]): Promise<void> {
+    const batches: CommitBatch[] = [];
+    const accepted: { item: (typeof group)[number]; keys: CommitKeys }[] = [];
+    for (const item of group) {
+      try {
+        const snapshotTs = BigInt(item.outcome.snapshotTs);
+        const conflict = this.#history.findConflict(snapshotTs, item.outcome.readSet);
+        if (conflict) {
+          item.reject(this.#conflictError(conflict));
+          continue;
+        }
+        const ts = this.#clock.next();
+        const { batch, keys } = this.#buildBatch(ts, item.outcome.writes);
+        this.#history.record(keys);
+        batches.push(batch);
+        accepted.push({ item, keys });
+      } catch (error) {
+        item.reject(error);
+      }
+    }
+    if (batches.length === 0) return;
+    try {
+      await this.persistence.commit(batches);
+    } catch (error) {
+      for (let i = accepted.length - 1; i >= 0; i--) this.#history.forget(accepted[i].keys.ts);
+      for (const { item } of accepted) item.reject(error);
+      return;
+    }
+    this.#latestTs = batches[batches.length - 1].ts;
+    for (const { item, keys } of accepted) {
+      item.resolve(keys.ts);
+      this.#notify({ ts: keys.ts, keysByIndex: keys.keysByIndex });
+    }
+  }
+
+  #notify(event: CommitEvent): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(event);
+      } catch (error) {
+        console.error("commit listener failed:", error);
+      }
+    }
+  }
+
+  #conflictError(conflict: { indexId: number } | { tooOld: true }): SyscallError {
+    if ("tooOld" in conflict) {
+      return new SyscallError(
+        "OptimisticConcurrencyControlFailure",
+        "The transaction's snapshot is too old to commit; it must be retried",
+      );
+    }
+    const tableName = this.#catalog.indexById(conflict.indexId)?.table.name ?? "a";
+    return new SyscallError(
+      "OptimisticConcurrencyControlFailure",
+      `Documents read from or written to the "${tableName}" table changed while this mutation was being run`,
+    );
+  }
+
+  /** The document revisions and index entries of one commit, and the keys it touched. */
+  #buildBatch(ts: bigint, writes: DocumentWrite[]): { batch: CommitBatch; keys: CommitKeys } {
+    const documents: DocumentRevision[] = [];
+    const indexEntries: IndexEntry[] = [];
+    const keysByIndex = new Map<number, Uint8Array[]>();
+    for (const write of writes) {
+      const table = this.#catalog.tableByNumber(write.tableNumber);
+      if (!table) throw new SyscallError("TableMissing", `Table number ${write.tableNumber} no longer exists`);
+      documents.push({
+        id: write.id,
+        tableNumber: write.tableNumber,
+        ts,
+        json: write.json,
+        prevTs: write.previousTs === null ? null : BigInt(write.previousTs),
+      });
+      const before = write.previousJson === null ? null : parseConvexJsonText(write.previousJson);
+      const after = write.json === null ? null : parseConvexJsonText(write.json);
+      for (const index of table.indexes) {
+        const oldKey = before === null ? null : documentIndexKey(index, before);
+        const newKey = after === null ? null : documentIndexKey(index, after);
+        let keys = keysByIndex.get(index.indexId);
+        if (!keys) keysByIndex.set(index.indexId, keys = []);
+        if (oldKey && !(newKey && keysEqual(oldKey, newKey))) {
+          indexEntries.push({ indexId: index.indexId, key: oldKey, documentId: write.id, deleted: true });
+          keys.push(oldKey);
+        }
+        if (newKey) {
+          indexEntries.push({ indexId: index.indexId, key: newKey, documentId: write.id, deleted: false });
+          keys.push(newKey);
+        }
+      }
+    }
+    return { batch: { ts, documents, indexEntries }, keys: { ts, keysByIndex } };
+  }
+
+  // ---- catalog ----
+
+  /** Creates a user table (idempotent); resolves with the new catalog. */
+  async createTable(tableName: string): Promise<Catalog> {
+    await this.exclusive(async () => {
+      if (this.#catalog.tableByName(tableName)) return;
+      await this.#saveCatalog(addTable(this.catalog, tableName));
+    });
+    return this.catalog;
+  }
+
+  /** Persists and installs a new catalog version. Call only inside `exclusive`. */
+  async #saveCatalog(next: Catalog): Promise<void> {
+    const versioned = { ...next, version: this.catalog.version + 1 };
+    await this.persistence.setGlobals({ [CATALOG_GLOBAL]: JSON.stringify(versioned) });
+    this.#catalog = new CatalogView(versioned);
+  }
+
+  /**
+   * Replaces the catalog with `build(current)` inside `exclusive`, e.g. to add or drop indexes or change the schema.
+   * New indexes must be added with `ready: false` and filled with `backfillIndex`.
+   */
+  updateCatalog(build: (current: Catalog) => Catalog): Promise<void> {
+    return this.exclusive(() => this.#saveCatalog(build(this.catalog)));
+  }
+
+  /** The next unused index ID. */
+  nextIndexId(): number {
+    let max = 0;
+    for (const table of this.catalog.tables) for (const index of table.indexes) max = Math.max(max, index.indexId);
+    return max + 1;
+  }
+
+  /**
+   * Writes entries of a newly added (not ready) index for every existing document, page by page, each page an
+   * exclusive step at the latest snapshot so concurrent commits (which maintain the index already) stay consistent;
+   * then marks the index ready.
+   */
+  async backfillIndex(indexId: number, onProgress?: (documents: number) => void): Promise<void> {
+    const PAGE_ROWS = 2_000;
+    let afterKey: Uint8Array | null = null;
+    let backfilled = 0;
+    for (;;) {
+      let pageDone = false;
+      await this.exclusive(async () => {
+        const found = this.#catalog.indexById(indexId);
+        if (!found) throw new SyscallError("IndexMissing", `Index ${indexId} was dropped during its backfill`);
+        const byId = found.table.indexes[0];
+        const rows = await this.persistence.scanIndex({
+          indexId: byId.indexId,
+          lowKey: afterKey ? appendZero(afterKey) : new Uint8Array(),
+          highKey: null,
+          order: "asc",
+          snapshotTs: this.#latestTs,
+          limit: PAGE_ROWS,
+        });
+        if (rows.length > 0) {
+          const ts = this.#clock.next();
+          const indexEntries: IndexEntry[] = [];
+          for (const row of rows) {
+            if (row.document.json === null) continue;
+            const key = documentIndexKey(found.index, parseConvexJsonText(row.document.json));
+            indexEntries.push({ indexId, key, documentId: row.document.id, deleted: false });
+          }
+          await this.persistence.commit([{ ts, documents: [], indexEntries }]);
+          this.#latestTs = ts;
+          afterKey = rows[rows.length - 1].key;
+          backfilled += rows.length;
+        }
+        pageDone = rows.length < PAGE_ROWS;
+      });
+      onProgress?.(backfilled);
+      if (pageDone) break;
+    }
+    await this.updateCatalog((current) => ({
+      ...current,
+      tables: current.tables.map((table) => ({
+        ...table,
+        indexes: table.indexes.map((index) => index.indexId === indexId ? { ...index, ready: true } : index),
+      })),
+    }));
+  }
+
+  // ---- lifecycle ----
+
+  async #prune(): Promise<void> {
+    if (this.#closed) return;
+    const retainTs = this.#latestTs - BigInt(this.#retentionMs) * 1_000_000n;
+    if (retainTs <= 0n) return;
+    try {
+      await this.persistence.prune(retainTs, RETENTION_ROWS_PER_PASS);
+    } catch (error) {
+      console.error("retention pass failed:", error);
+    }
+  }
+
+  /** Runs one retention pass now (tests, benchmarks). */
+  pruneNow(retainTs: bigint): Promise<{ removedRows: number }> {
+    return this.persistence.prune(retainTs, RETENTION_ROWS_PER_PASS);
+  }
+
+  /** Finishes queued commits, then closes persistence. */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#retentionTimer);
+    while (this.#draining) await this.#drainDone;
+    await this.persistence.close();
+  }
+}
+
+function appendZero(key: Uint8Array): Uint8Array {
+  const next = new Uint8Array(key.length + 1);
+  next.set(key);
+  return next;
+}
+
+/** A catalog with one more user table. */
+function addTable(catalog: Catalog, tableName: string): Catalog {
+  let maxNumber = FIRST_USER_TABLE_NUMBER - 1;
+  let maxIndexId = 0;
+  for (const table of catalog.tables) {
+    maxNumber = Math.max(maxNumber, table.tableNumber);
+    for (const index of table.indexes) maxIndexId = Math.max(maxIndexId, index.indexId);
+  }
+  if (catalog.tables.length >= MAX_TABLES) {
+    throw new SyscallError("TooManyTables", `A deployment can have at most ${MAX_TABLES} tables`);
+  }
+  const table: TableInfo = {
+    name: tableName,
+    tableNumber: maxNumber + 1,
+    indexes: builtinIndexes(tableName, maxIndexId + 1),
+    documentType: null,
+  };
+  return { ...catalog, tables: [...catalog.tables, table] };
+}

@@ -1,0 +1,23 @@
+/**
+ * The database layer: transactions at a snapshot, the query engine, optimistic concurrency and the one committer.
+ */
+export * from "./types.ts";
+export { type CommitEvent, Database, type DatabaseOptions, openDatabase } from "./database.ts";
+export { CatalogView, indexKeyFields, SYSTEM_TABLE_NUMBERS } from "./catalog.ts";
+export { DatabaseSyscalls, int64ToBase64 } from "./syscalls.ts";
+export { TRANSACTION_LIMITS } from "./limits.ts";
+import type { PersistenceReader } from "../persistence/types.ts";
+import { DatabaseSyscalls } from "./syscalls.ts";
+import type { Catalog, TransactionHost } from "./types.ts";
+
+/** Opens a transaction on a reader (in a runner process, or in the server for direct engine use). */
+export function openTransaction(options: {
+  reader: PersistenceReader;
+  catalog: Catalog;
+  snapshotTs: bigint;
+  udfType: "query" | "mutation";
+  identityJson: string | null;
+  createTable?: (tableName: string) => Promise<Catalog>;
+}): TransactionHost {
+  return new DatabaseSyscalls(options);
+}

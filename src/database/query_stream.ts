@@ -1,0 +1,238 @@
+/**
+ * One running query: an index range read at the transaction's snapshot, merged with the transaction's own pending
+ * writes, passed through the query's filter and limit operators in order.
+ */
+import { compareKeys, parseConvexJsonText, type Value } from "../values/mod.ts";
+import type { PersistenceReader } from "../persistence/types.ts";
+import type { IndexInfo } from "./types.ts";
+import { documentIndexKey, keyAfter, type KeyRange } from "./index_range.ts";
+import type { CompiledExpression } from "./filter.ts";
+
+/**
+ * A document the stream produced: its text as stored, its key in the scanned index, and its parsed value — parsed
+ * only when a filter needs it (results travel on as the stored text).
+ */
+export interface StreamedDocument {
+  id: string;
+  json: string;
+  value: Value | null;
+  key: Uint8Array;
+}
+
+/** A pending write as the stream sees it: the transaction's current version of a document (null = deleted). */
+export interface OverlayDocument {
+  id: string;
+  tableNumber: number;
+  json: string | null;
+  value: Value | null;
+}
+
+/** Operators of a serialized query, compiled. */
+export type QueryOperator = { filter: CompiledExpression } | { limit: number };
+
+/** What the stream needs from its transaction. */
+export interface StreamContext {
+  reader: PersistenceReader;
+  snapshotTs: bigint;
+  /** The transaction's writes to the scanned table. */
+  overlay(tableNumber: number): Iterable<OverlayDocument>;
+  /** True when the transaction wrote `id` (its persisted revision is hidden by the overlay). */
+  hasWrite(id: string): boolean;
+  /** Counts one scanned document against the transaction's limits. */
+  chargeRead(sizeBytes: number): void;
+}
+
+const FIRST_CHUNK_ROWS = 16;
+const MAX_CHUNK_ROWS = 512;
+
+/** A streaming index scan with operators. Records how far it read, for the read set. */
+export class QueryStream {
+  readonly index: IndexInfo;
+  readonly tableNumber: number;
+  readonly range: KeyRange;
+  readonly order: "asc" | "desc";
+  readonly #operators: QueryOperator[];
+  readonly #limitCounts: number[];
+  readonly #context: StreamContext;
+  /** Last key scanned (exclusive resume point), null before the first read. */
+  #position: Uint8Array | null = null;
+  #exhausted = false;
+  #finished = false;
+  #pending: StreamedDocument[] = [];
+  #chunkRows = FIRST_CHUNK_ROWS;
+  readonly #needsValues: boolean;
+
+  constructor(
+    context: StreamContext,
+    index: IndexInfo,
+    tableNumber: number,
+    range: KeyRange,
+    order: "asc" | "desc",
+    operators: QueryOperator[],
+  ) {
+    this.#context = context;
+    this.index = index;
+    this.tableNumber = tableNumber;
+    this.range = range;
+    this.order = order;
+    this.#operators = operators;
+    this.#limitCounts = operators.map(() => 0);
+    this.#needsValues = operators.some((operator) => "filter" in operator);
+  }
+
+  /** The compiled operators, for deriving a narrower stream of the same query. */
+  get operators(): QueryOperator[] {
+    return this.#operators;
+  }
+
+  /** True once no more documents can come. */
+  get done(): boolean {
+    return this.#finished;
+  }
+
+  /** The last key scanned, or null. */
+  get position(): Uint8Array | null {
+    return this.#position;
+  }
+
+  /** Whether the scan reached the end of its range. */
+  get exhausted(): boolean {
+    return this.#exhausted && this.#pending.length === 0;
+  }
+
+  /**
+   * The key range this stream has read so far (for the read set), or null if it consumed nothing. Documents fetched
+   * but not yet consumed were never observed, so the range ends at the last consumed key.
+   */
+  readRange(): KeyRange | null {
+    if (this.#exhausted && this.#pending.length === 0) return this.range;
+    const position = this.#position;
+    if (position === null) return null;
+    if (this.order === "asc") return { lowKey: this.range.lowKey, highKey: keyAfter(position) };
+    return { lowKey: position, highKey: this.range.highKey };
+  }
+
+  /** Produces up to `max` documents that pass every operator. */
+  async next(max: number): Promise<StreamedDocument[]> {
+    const out: StreamedDocument[] = [];
+    while (out.length < max && !this.#finished) {
+      if (this.#limitReached()) {
+        this.#finished = true;
+        break;
+      }
+      if (this.#pending.length === 0) {
+        if (this.#exhausted) {
+          this.#finished = true;
+          break;
+        }
+        await this.#fetchChunk();
+        continue;
+      }
+      const document = this.#pending.shift()!;
+      this.#position = document.key;
+      const verdict = this.#apply(document.value);
+      if (verdict === "pass") out.push(document);
+      else if (verdict === "stop") this.#finished = true;
+    }
+    return out;
+  }
+
+  /** Consumes the next scanned document and says whether it passes the operators; null at the end. */
+  async nextScanned(): Promise<{ document: StreamedDocument; verdict: "pass" | "skip" | "stop" } | null> {
+    if (this.#limitReached()) this.#finished = true;
+    while (this.#pending.length === 0 || this.#finished) {
+      if (this.#exhausted || this.#finished) return null;
+      await this.#fetchChunk();
+    }
+    const document = this.#pending.shift()!;
+    this.#position = document.key;
+    const verdict = this.#apply(document.value);
+    if (verdict === "stop") this.#finished = true;
+    return { document, verdict };
+  }
+
+  /** A document reaches the output only through every limit, so one used-up limit ends the stream. */
+  #limitReached(): boolean {
+    for (let i = 0; i < this.#operators.length; i++) {
+      const operator = this.#operators[i];
+      if ("limit" in operator && this.#limitCounts[i] >= operator.limit) return true;
+    }
+    return false;
+  }
+
+  /** Applies the operators to one scanned document. */
+  #apply(value: Value | null): "pass" | "skip" | "stop" {
+    for (let i = 0; i < this.#operators.length; i++) {
+      const operator = this.#operators[i];
+      if ("filter" in operator) {
+        if (operator.filter(value!) !== true) return "skip";
+      } else {
+        if (this.#limitCounts[i] >= operator.limit) return "stop";
+        this.#limitCounts[i]++;
+      }
+    }
+    return "pass";
+  }
+
+  async #fetchChunk(): Promise<void> {
+    const context = this.#context;
+    const asc = this.order === "asc";
+    const lowKey = asc && this.#position ? keyAfter(this.#position) : this.range.lowKey;
+    const highKey = !asc && this.#position ? this.#position : this.range.highKey;
+    if (highKey !== null && compareKeys(lowKey, highKey) >= 0) {
+      this.#exhausted = true;
+      return;
+    }
+    const limit = this.#chunkRows;
+    this.#chunkRows = Math.min(this.#chunkRows * 4, MAX_CHUNK_ROWS);
+    const rows = await context.reader.scanIndex({
+      indexId: this.index.indexId,
+      lowKey,
+      highKey,
+      order: this.order,
+      snapshotTs: context.snapshotTs,
+      limit,
+    });
+    const persisted: StreamedDocument[] = [];
+    for (const row of rows) {
+      const json = row.document.json;
+      if (json === null || context.hasWrite(row.document.id)) continue;
+      context.chargeRead(json.length);
+      const value = this.#needsValues ? parseConvexJsonText(json) : null;
+      persisted.push({ id: row.document.id, json, value, key: row.key });
+    }
+    const reachedEnd = rows.length < limit;
+    // The chunk covers keys up to the last row returned (or the range end when the scan ran out).
+    const boundary = reachedEnd ? null : rows[rows.length - 1].key;
+    const merged = this.#mergeOverlay(persisted, lowKey, highKey, boundary);
+    this.#pending.push(...merged);
+    if (reachedEnd) this.#exhausted = true;
+    else if (merged.length === 0) {
+      // Every row of the chunk was shadowed by a pending write: move the position past it so the next fetch advances.
+      this.#position = boundary;
+    }
+  }
+
+  /** Adds the transaction's own writes that fall inside the chunk's key span, in scan order. */
+  #mergeOverlay(
+    persisted: StreamedDocument[],
+    lowKey: Uint8Array,
+    highKey: Uint8Array | null,
+    boundary: Uint8Array | null,
+  ): StreamedDocument[] {
+    const asc = this.order === "asc";
+    const extra: StreamedDocument[] = [];
+    for (const write of this.#context.overlay(this.tableNumber)) {
+      if (write.json === null || write.value === null) continue;
+      const key = documentIndexKey(this.index, write.value);
+      if (compareKeys(key, lowKey) < 0) continue;
+      if (highKey !== null && compareKeys(key, highKey) >= 0) continue;
+      if (boundary !== null && (asc ? compareKeys(key, boundary) > 0 : compareKeys(key, boundary) < 0)) continue;
+      extra.push({ id: write.id, json: write.json, value: write.value, key });
+    }
+    if (extra.length === 0) return persisted;
+    const all = persisted.concat(extra);
+    all.sort((a, b) => asc ? compareKeys(a.key, b.key) : compareKeys(b.key, a.key));
+    return all;
+  }
+}

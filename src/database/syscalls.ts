@@ -1,0 +1,471 @@
+/**
+ * The database, auth and metadata syscalls of convex-compat.md §4.4, on top of a Transaction. Arguments and results
+ * are JSON text in the exact shapes user code's `convex/server` sends and expects.
+ */
+import { compareKeys, jsonToValue, parseConvexJsonText, type Value } from "../values/mod.ts";
+import { compileExpression } from "./filter.ts";
+import { compileIndexRange, keyAfter, type KeyRange, type RangeExpression } from "./index_range.ts";
+import { MAX_PAGE_SIZE, MAX_STREAM_BATCH, TRANSACTION_LIMITS } from "./limits.ts";
+import { type QueryOperator, QueryStream } from "./query_stream.ts";
+import { decodeCursor, encodeCursor } from "./cursor.ts";
+import { Transaction, type TransactionOptions } from "./transaction.ts";
+import { SyscallError, type TableInfo, type TransactionHost, type TransactionOutcome } from "./types.ts";
+
+const MAX_QUERY_OPERATORS = 256;
+const SYSTEM_FIELDS = new Set(["_id", "_creationTime"]);
+
+// deno-lint-ignore no-explicit-any
+type Args = Record<string, any>;
+
+function badArgument(message: string): SyscallError {
+  return new SyscallError("BadArgument", message);
+}
+
+function parseArgs(argsJson: string): Args {
+  let args: unknown;
+  try {
+    args = JSON.parse(argsJson);
+  } catch {
+    throw badArgument("syscall arguments are not valid JSON");
+  }
+  if (args === null || typeof args !== "object" || Array.isArray(args)) {
+    throw badArgument("syscall arguments must be an object");
+  }
+  return args as Args;
+}
+
+function requireString(args: Args, field: string, op: string): string {
+  const value = args[field];
+  if (typeof value !== "string") throw badArgument(`${op}: \`${field}\` must be a string`);
+  return value;
+}
+
+/** Wall-clock milliseconds with a fractional part, as `_creationTime` carries. */
+function creationTimeMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** The TransactionHost the runtime drives: syscalls plus nested-call savepoints. */
+export class DatabaseSyscalls implements TransactionHost {
+  readonly transaction: Transaction;
+  readonly #streams = new Map<number, QueryStream>();
+  #nextQueryId = 0;
+  #paginated = false;
+  #lastCreationTimeMs = 0;
+
+  constructor(options: TransactionOptions) {
+    this.transaction = new Transaction(options);
+  }
+
+  get snapshotTs(): bigint {
+    return this.transaction.snapshotTs;
+  }
+
+  beginNested(): void {
+    this.transaction.beginNested();
+  }
+
+  endNested(commit: boolean): void {
+    this.transaction.endNested(commit);
+  }
+
+  outcome(): TransactionOutcome {
+    return this.transaction.outcome();
+  }
+
+  syscall(op: string, argsJson: string): Promise<string> {
+    try {
+      return this.#dispatch(op, parseArgs(argsJson));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  #dispatch(op: string, args: Args): Promise<string> {
+    switch (op) {
+      case "1.0/get":
+        return this.#get(args);
+      case "1.0/insert":
+        return this.#insert(args);
+      case "1.0/shallowMerge":
+        return this.#update(args, "patch");
+      case "1.0/replace":
+        return this.#update(args, "replace");
+      case "1.0/remove":
+        return this.#remove(args);
+      case "1.0/queryStream":
+        return Promise.resolve(this.#queryStream(args));
+      case "1.0/queryStreamNext":
+        return this.#queryStreamNext(args);
+      case "1.0/queryCleanup":
+        return Promise.resolve(JSON.stringify(this.#streams.delete(Number(args.queryId))));
+      case "1.0/queryPage":
+        return this.#queryPage(args);
+      case "1.0/count":
+        return this.#count(args);
+      case "1.0/db/normalizeId":
+        return Promise.resolve(this.#normalizeId(args));
+      case "1.0/getSnapshotTs":
+        return Promise.resolve(JSON.stringify({ $integer: int64ToBase64(this.transaction.snapshotTs) }));
+      case "1.0/getUserIdentity":
+        return Promise.resolve(this.transaction.identityJson ?? "null");
+      case "1.0/getTransactionMetrics":
+        return Promise.resolve(JSON.stringify(this.#metrics()));
+      default:
+        return Promise.reject(new SyscallError("UnknownAsyncOperation", `Unknown async operation ${op}`));
+    }
+  }
+
+  // ---- documents ----
+
+  /** Resolves the table of `id`, honouring the optional explicit `table` argument and system-table rules. */
+  #tableFor(id: string, explicitTable: unknown, isSystem: boolean, op: string): TableInfo | undefined {
+    const table = this.transaction.tableOfId(id);
+    if (typeof explicitTable === "string") {
+      if (!table || table.name !== explicitTable) {
+        const expectedTable = this.transaction.catalog.tableByName(explicitTable);
+        if (!expectedTable && !table) return undefined;
+        throw badArgument(
+          `${op}: the ID "${id}" is not an ID of table "${explicitTable}"` +
+            (table ? ` (it belongs to "${table.name}")` : ""),
+        );
+      }
+    }
+    if (table && table.name.startsWith("_") !== isSystem) {
+      if (isSystem) throw badArgument(`${op}: "${id}" is not an ID of a system table; use ctx.db.get`);
+      throw badArgument(`${op}: "${id}" is an ID of system table "${table.name}"; use ctx.db.system.get`);
+    }
+    return table;
+  }
+
+  async #get(args: Args): Promise<string> {
+    const id = requireString(args, "id", "db.get");
+    const table = this.#tableFor(id, args.table, args.isSystem === true, "db.get");
+    if (!table) return "null";
+    const document = await this.transaction.readDocument(table, id);
+    return document === null ? "null" : document.json;
+  }
+
+  async #insert(args: Args): Promise<string> {
+    const tableName = requireString(args, "table", "db.insert");
+    const value = args.value;
+    if (value === null || typeof value !== "object" || Array.isArray(value)) {
+      throw badArgument("db.insert: the document must be an object");
+    }
+    for (const field of Object.keys(value)) {
+      if (SYSTEM_FIELDS.has(field)) throw badArgument(`db.insert: system field \`${field}\` cannot be set`);
+    }
+    const table = await this.transaction.tableForInsert(tableName);
+    const id = this.transaction.newId(table);
+    const fields = jsonToValue(value) as Record<string, Value>;
+    const document: Record<string, Value> = { _id: id, _creationTime: this.#nextCreationTimeMs(), ...fields };
+    this.transaction.checkNewDocument(table, document);
+    this.transaction.write(table, id, null, document);
+    return JSON.stringify({ _id: id });
+  }
+
+  /** Creation times strictly increase within a transaction so inserts keep their order in `by_creation_time`. */
+  #nextCreationTimeMs(): number {
+    let now = creationTimeMs();
+    if (now <= this.#lastCreationTimeMs) now = this.#lastCreationTimeMs + 0.001;
+    this.#lastCreationTimeMs = now;
+    return now;
+  }
+
+  async #update(args: Args, mode: "patch" | "replace"): Promise<string> {
+    const op = mode === "patch" ? "db.patch" : "db.replace";
+    const id = requireString(args, "id", op);
+    const table = this.#tableFor(id, args.table, false, op);
+    const value = args.value;
+    if (value === null || typeof value !== "object" || Array.isArray(value)) {
+      throw badArgument(`${op}: the value must be an object`);
+    }
+    const before = table ? await this.transaction.readDocument(table, id) : null;
+    if (!table || !before) throw badArgument(`${op}: update on nonexistent document ID ${id}`);
+    const current = (before.value ?? parseConvexJsonText(before.json)) as Record<string, Value>;
+    const next: Record<string, Value> = mode === "patch"
+      ? { ...current }
+      : { _id: current._id, _creationTime: current._creationTime };
+    for (const [field, fieldJson] of Object.entries(value as Record<string, unknown>)) {
+      if (SYSTEM_FIELDS.has(field)) {
+        const given = jsonToValue(fieldJson as never);
+        if (given !== current[field]) throw badArgument(`${op}: system field \`${field}\` cannot be changed`);
+        continue;
+      }
+      if (isUndefinedMarker(fieldJson)) {
+        if (mode === "replace") throw badArgument(`${op}: a replacement document cannot hold undefined fields`);
+        delete next[field];
+        continue;
+      }
+      next[field] = jsonToValue(fieldJson as never);
+    }
+    this.transaction.checkNewDocument(table, next);
+    return this.transaction.write(table, id, before, next);
+  }
+
+  async #remove(args: Args): Promise<string> {
+    const id = requireString(args, "id", "db.delete");
+    const table = this.#tableFor(id, args.table, false, "db.delete");
+    const before = table ? await this.transaction.readDocument(table, id) : null;
+    if (!table || !before) throw badArgument(`db.delete: delete on nonexistent document ID ${id}`);
+    this.transaction.write(table, id, before, null);
+    return before.json;
+  }
+
+  #normalizeId(args: Args): string {
+    const tableName = requireString(args, "table", "db.normalizeId");
+    const idString = requireString(args, "idString", "db.normalizeId");
+    return JSON.stringify({ id: this.transaction.isIdOfTable(idString, tableName) ? idString : null });
+  }
+
+  // ---- queries ----
+
+  /** Compiles a serialized query (convex-compat.md §4.5) into a stream; null when its table does not exist. */
+  #openStream(query: Args): QueryStream | null {
+    const source = query?.source;
+    if (!source || typeof source !== "object") throw badArgument("query: missing `source`");
+    const operators = compileOperators(query.operators);
+    const order = source.order === "desc" ? "desc" : "asc";
+    let indexName: string;
+    let rangeExpressions: RangeExpression[] = [];
+    if (source.type === "FullTableScan") {
+      if (typeof source.tableName !== "string") throw badArgument("query: FullTableScan needs a tableName");
+      indexName = `${source.tableName}.by_creation_time`;
+    } else if (source.type === "IndexRange") {
+      if (typeof source.indexName !== "string") throw badArgument("query: IndexRange needs an indexName");
+      indexName = source.indexName;
+      rangeExpressions = source.range;
+    } else if (source.type === "Search") {
+      throw new SyscallError("NotSupported", "Full-text search queries are not supported yet by denvex");
+    } else {
+      throw badArgument(`query: unknown source type ${JSON.stringify(source.type)}`);
+    }
+    const tableName = indexName.slice(0, indexName.indexOf("."));
+    const found = this.transaction.catalog.index(indexName);
+    if (!found) {
+      if (!this.transaction.catalog.tableByName(tableName) && !indexName.endsWith(".by_id")) {
+        const isBuiltin = indexName.endsWith(".by_creation_time");
+        if (isBuiltin || source.type === "IndexRange") {
+          // Reading a table that does not exist yet returns nothing, as on Convex (the index name is validated by
+          // the schema at push time).
+          return null;
+        }
+      }
+      throw badArgument(`Index ${indexName} not found.`);
+    }
+    if (!found.index.ready) {
+      throw new SyscallError("IndexBackfilling", `Index ${indexName} is currently backfilling and not available yet`);
+    }
+    const range = compileIndexRange(found.index, rangeExpressions);
+    const stream = new QueryStream(
+      this.#streamContext(),
+      found.index,
+      found.table.tableNumber,
+      range,
+      order,
+      operators,
+    );
+    this.transaction.addStream(stream);
+    return stream;
+  }
+
+  #streamContext() {
+    const transaction = this.transaction;
+    return {
+      reader: transaction.reader,
+      snapshotTs: transaction.snapshotTs,
+      overlay: (tableNumber: number) => transaction.overlay(tableNumber),
+      hasWrite: (id: string) => transaction.hasWrite(id),
+      chargeRead: (sizeBytes: number) => transaction.chargeRead(sizeBytes),
+    };
+  }
+
+  #queryStream(args: Args): string {
+    const stream = this.#openStream(args.query);
+    const queryId = this.#nextQueryId++;
+    this.#streams.set(queryId, stream ?? EMPTY_STREAM);
+    return JSON.stringify({ queryId });
+  }
+
+  async #queryStreamNext(args: Args): Promise<string> {
+    const stream = this.#streams.get(Number(args.queryId));
+    if (!stream) throw badArgument(`queryStreamNext: unknown query ${args.queryId}`);
+    const batched = typeof args.batchSize === "number";
+    const max = batched ? Math.max(1, Math.min(MAX_STREAM_BATCH, Math.floor(args.batchSize))) : 1;
+    const documents = stream === EMPTY_STREAM ? [] : await stream.next(max);
+    const done = stream === EMPTY_STREAM || (stream.done && documents.length < max) ||
+      (documents.length === 0);
+    if (batched) return `{"values":[${documents.map((d) => d.json).join(",")}],"done":${done}}`;
+    if (documents.length === 0) return `{"value":null,"done":true}`;
+    return `{"value":${documents[0].json},"done":false}`;
+  }
+
+  async #queryPage(args: Args): Promise<string> {
+    if (this.#paginated) {
+      throw badArgument(
+        "This query or mutation function ran multiple paginated queries. Convex only supports a single paginated " +
+          "query in each function.",
+      );
+    }
+    this.#paginated = true;
+    const pageSize = args.pageSize;
+    if (typeof pageSize !== "number" || !Number.isFinite(pageSize) || pageSize <= 0) {
+      throw badArgument(`paginate: numItems must be a positive number, got ${JSON.stringify(pageSize)}`);
+    }
+    const maximumRowsRead = typeof args.maximumRowsRead === "number" ? args.maximumRowsRead : Infinity;
+    const stream = this.#openStream(args.query);
+    if (!stream) {
+      return JSON.stringify({
+        page: [],
+        isDone: true,
+        continueCursor: "dvx1.0.end",
+        splitCursor: null,
+        pageStatus: null,
+      });
+    }
+    const indexId = stream.index.indexId;
+    const start = args.cursor === null || args.cursor === undefined ? null : decodeCursor(args.cursor, indexId);
+    const end = args.endCursor === null || args.endCursor === undefined ? null : decodeCursor(args.endCursor, indexId);
+    const bounded = boundStream(stream, start, end, this.#streamContext(), this.transaction);
+    if (!bounded) {
+      return JSON.stringify({
+        page: [],
+        isDone: true,
+        continueCursor: encodeCursor(indexId, { kind: "end" }),
+        splitCursor: null,
+        pageStatus: null,
+      });
+    }
+    const limit = end ? Infinity : Math.min(Math.floor(pageSize), MAX_PAGE_SIZE);
+    const page: string[] = [];
+    let rowsRead = 0;
+    let lastKey: Uint8Array | null = null;
+    let reachedEnd = false;
+    while (page.length < limit && rowsRead < maximumRowsRead) {
+      const scanned = await bounded.nextScanned();
+      if (scanned === null) {
+        reachedEnd = true;
+        break;
+      }
+      rowsRead++;
+      lastKey = scanned.document.key;
+      if (scanned.verdict === "pass") page.push(scanned.document.json);
+    }
+    let isDone: boolean;
+    let continueCursor: string;
+    if (end) {
+      // An explicit end cursor fixes the page's boundary: everything up to it, whatever the page size.
+      isDone = end.kind === "end" && reachedEnd;
+      continueCursor = args.endCursor;
+    } else if (reachedEnd) {
+      isDone = true;
+      continueCursor = encodeCursor(indexId, { kind: "end" });
+    } else {
+      isDone = false;
+      continueCursor = lastKey ? encodeCursor(indexId, { kind: "key", key: lastKey }) : args.cursor;
+    }
+    return `{"page":[${page.join(",")}],"isDone":${isDone},"continueCursor":${JSON.stringify(continueCursor)},` +
+      `"splitCursor":null,"pageStatus":null}`;
+  }
+
+  async #count(args: Args): Promise<string> {
+    const tableName = requireString(args, "table", "count");
+    const stream = this.#openStream({ source: { type: "FullTableScan", tableName, order: null }, operators: [] });
+    if (!stream) return "0";
+    let count = 0;
+    while (!stream.done) {
+      const batch = await stream.next(MAX_STREAM_BATCH);
+      count += batch.length;
+      if (batch.length === 0) break;
+    }
+    return String(count);
+  }
+
+  #metrics(): Record<string, { used: number; remaining: number }> {
+    const metrics = this.transaction.metrics;
+    const entry = (used: number, limit: number) => ({ used, remaining: Math.max(0, limit - used) });
+    return {
+      bytesRead: entry(metrics.bytesRead, TRANSACTION_LIMITS.bytesRead),
+      bytesWritten: entry(metrics.bytesWritten, TRANSACTION_LIMITS.bytesWritten),
+      databaseQueries: entry(this.#nextQueryId, TRANSACTION_LIMITS.indexRanges),
+      documentsRead: entry(metrics.documentsRead, TRANSACTION_LIMITS.documentsRead),
+      documentsWritten: entry(metrics.documentsWritten, TRANSACTION_LIMITS.documentsWritten),
+      functionsScheduled: entry(0, 1000),
+      scheduledFunctionArgsBytes: entry(0, 16 * 1024 * 1024),
+      filesRead: entry(0, 0),
+      fileReadBytes: entry(0, 0),
+      filesWritten: entry(0, 0),
+      fileWriteBytes: entry(0, 0),
+    };
+  }
+}
+
+/** Stands for a query over a table that does not exist: always empty. */
+const EMPTY_STREAM = null as unknown as QueryStream;
+
+function isUndefinedMarker(json: unknown): boolean {
+  return json !== null && typeof json === "object" && !Array.isArray(json) && Object.keys(json).length === 1 &&
+    "$undefined" in json;
+}
+
+function compileOperators(json: unknown): QueryOperator[] {
+  if (json === undefined || json === null) return [];
+  if (!Array.isArray(json)) throw badArgument("query: `operators` must be an array");
+  if (json.length > MAX_QUERY_OPERATORS) throw badArgument(`query: more than ${MAX_QUERY_OPERATORS} operators`);
+  return json.map((operator) => {
+    if (operator && typeof operator === "object" && "filter" in operator) {
+      return { filter: compileExpression(operator.filter) };
+    }
+    if (operator && typeof operator === "object" && "limit" in operator) {
+      const limit = operator.limit;
+      if (typeof limit !== "number" || !Number.isInteger(limit) || limit < 0) {
+        throw badArgument(`query: limit must be a non-negative integer, got ${JSON.stringify(limit)}`);
+      }
+      return { limit };
+    }
+    throw badArgument(`query: unknown operator ${JSON.stringify(operator)}`);
+  });
+}
+
+/** Narrows a stream to the part after `start` and up to `end` (inclusive); null when nothing is left. */
+function boundStream(
+  stream: QueryStream,
+  start: ReturnType<typeof decodeCursor> | null,
+  end: ReturnType<typeof decodeCursor> | null,
+  context: ConstructorParameters<typeof QueryStream>[0],
+  transaction: Transaction,
+): QueryStream | null {
+  if (start?.kind === "end") return null;
+  const asc = stream.order === "asc";
+  let { lowKey, highKey } = stream.range;
+  if (start?.kind === "key") {
+    if (asc) lowKey = maxKey(lowKey, keyAfter(start.key));
+    else highKey = highKey === null ? start.key : minKey(highKey, start.key);
+  }
+  if (end?.kind === "key") {
+    if (asc) highKey = highKey === null ? keyAfter(end.key) : minKey(highKey, keyAfter(end.key));
+    else lowKey = maxKey(lowKey, end.key);
+  }
+  if (highKey !== null && compareKeys(lowKey, highKey) >= 0) return null;
+  const range: KeyRange = { lowKey, highKey };
+  const bounded = new QueryStream(context, stream.index, stream.tableNumber, range, stream.order, stream.operators);
+  transaction.addStream(bounded);
+  return bounded;
+}
+
+function maxKey(a: Uint8Array, b: Uint8Array): Uint8Array {
+  return compareKeys(a, b) >= 0 ? a : b;
+}
+
+function minKey(a: Uint8Array, b: Uint8Array): Uint8Array {
+  return compareKeys(a, b) <= 0 ? a : b;
+}
+
+/** Base64 of the 8 little-endian bytes of a u64/i64 (convex-JSON `$integer`, wire timestamps). */
+export function int64ToBase64(value: bigint): string {
+  const bytes = new Uint8Array(8);
+  new DataView(bytes.buffer).setBigUint64(0, BigInt.asUintN(64, value), true);
+  let binary = "";
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return btoa(binary);
+}

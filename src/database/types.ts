@@ -1,0 +1,87 @@
+/**
+ * The face of the database layer that the function runtime uses. A transaction executes syscalls whose arguments and
+ * results are JSON text in the exact shapes of convex-compat.md §4.4 (convex-JSON values inside), so the runtime
+ * never converts values itself.
+ */
+import type { ValidatorJson } from "../values/types.ts";
+
+/** An error a syscall throws; reaches user code as a rejected promise / thrown error with `message` (and `data`). */
+export class SyscallError extends Error {
+  /** convex-JSON data of a ConvexError, when the failure carries one. */
+  readonly data: unknown;
+  /** A short machine-readable code, e.g. `InvalidCursor`, `OptimisticConcurrencyControlFailure`. */
+  readonly code: string;
+  constructor(code: string, message: string, data?: unknown) {
+    super(message);
+    this.name = "SyscallError";
+    this.code = code;
+    this.data = data;
+  }
+}
+
+/** One index as the catalog knows it. `fields` excludes the implicit `_creationTime`, `_id` suffix. */
+export interface IndexInfo {
+  indexId: number;
+  /** `<table>.<index>`, e.g. `messages.by_channel`, `messages.by_id`, `messages.by_creation_time`. */
+  name: string;
+  fields: string[];
+  /** false while a backfill is running: readable by nobody, maintained by every commit. */
+  ready: boolean;
+}
+
+/** One table of the catalog. */
+export interface TableInfo {
+  name: string;
+  tableNumber: number;
+  indexes: IndexInfo[];
+  /** The schema's document validator when schema validation is active for this table. */
+  documentType: ValidatorJson | null;
+}
+
+/** A snapshot of the table registry, indexes and schema. Serializable (sent to runner processes). */
+export interface Catalog {
+  /** Bumped on every change; runners cache by it. */
+  version: number;
+  tables: TableInfo[];
+  schemaValidation: boolean;
+}
+
+/** A read range of one index, recorded for optimistic concurrency and reactivity (keys base64). */
+export interface ReadRange {
+  indexId: number;
+  lowKey: string;
+  /** Exclusive; null = unbounded. */
+  highKey: string | null;
+}
+
+/** A document write of a transaction: the new document (convex-JSON text) or null for a delete. */
+export interface DocumentWrite {
+  id: string;
+  tableNumber: number;
+  /** The document as it was at the snapshot (convex-JSON text) or null for an insert. */
+  previousJson: string | null;
+  /** The ts of that revision (decimal), or null for an insert. */
+  previousTs: string | null;
+  json: string | null;
+}
+
+/** What a finished mutation hands to the committer. JSON-serializable so it crosses process boundaries. */
+export interface TransactionOutcome {
+  snapshotTs: string;
+  readSet: ReadRange[];
+  writes: DocumentWrite[];
+  /** Counters for limits and `getTransactionMetrics`. */
+  metrics: { bytesRead: number; bytesWritten: number; documentsRead: number; documentsWritten: number };
+}
+
+/** A transaction as the runtime drives it. Queries and mutations each get one; actions get none. */
+export interface TransactionHost {
+  readonly snapshotTs: bigint;
+  /** Runs one database/auth/meta syscall (`1.0/get`, `1.0/queryStreamNext`, ...). Sync syscalls may return a string. */
+  syscall(op: string, argsJson: string): Promise<string>;
+  /** Nested `ctx.runQuery`/`ctx.runMutation`: a savepoint the nested call can commit into or roll back. */
+  beginNested(): void;
+  endNested(commit: boolean): void;
+  /** The read set and write set so far. */
+  outcome(): TransactionOutcome;
+}

@@ -1,0 +1,56 @@
+/**
+ * The active deployment as the executor sees it: where its modules are, which functions exist with which kind,
+ * visibility and validators, and the environment variables functions get.
+ */
+import type { ValidatorJson } from "../values/types.ts";
+import type { AnalyzedFunction, DeploymentAnalysis } from "../runtime/mod.ts";
+
+/** One callable function of the deployment. */
+export interface FunctionInfo {
+  key: string;
+  udfType: "query" | "mutation" | "action";
+  visibility: "public" | "internal";
+  /** null = accepts any args. */
+  argsValidator: ValidatorJson | null;
+  /** null = no returns validator. */
+  returnsValidator: ValidatorJson | null;
+  /** The analysis entry as reported to the CLI. */
+  analyzed: AnalyzedFunction;
+}
+
+/** A deployment that can serve calls. */
+export interface ActiveDeployment {
+  /** Absolute directory of the written modules. */
+  dir: string;
+  analysis: DeploymentAnalysis;
+  functions: Map<string, FunctionInfo>;
+}
+
+function parseValidator(json: string | null): ValidatorJson | null {
+  if (json === null || json === "null") return null;
+  const parsed = JSON.parse(json) as ValidatorJson | null;
+  if (parsed === null || parsed.type === "any") return null;
+  return parsed;
+}
+
+const UDF_TYPES = { Query: "query", Mutation: "mutation", Action: "action" } as const;
+
+/** Indexes an analysis by function key (`"dir/file.js:name"`). */
+export function indexFunctions(analysis: DeploymentAnalysis): Map<string, FunctionInfo> {
+  const functions = new Map<string, FunctionInfo>();
+  for (const module of analysis.modules) {
+    for (const fn of module.functions) {
+      if (fn.udfType === "HttpAction") continue;
+      const key = `${module.path}:${fn.name}`;
+      functions.set(key, {
+        key,
+        udfType: UDF_TYPES[fn.udfType],
+        visibility: fn.visibility?.kind === "internal" ? "internal" : "public",
+        argsValidator: parseValidator(fn.args),
+        returnsValidator: parseValidator(fn.returns),
+        analyzed: fn,
+      });
+    }
+  }
+  return functions;
+}

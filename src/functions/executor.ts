@@ -1,0 +1,288 @@
+/**
+ * The function executor: resolves a path in the active deployment, enforces visibility, validates args before and
+ * return values after a run, runs queries at one snapshot, and runs mutations as transactions committed through the
+ * database, retried automatically on conflicts (they are deterministic).
+ */
+import { decodeDocumentId, jsonToValue, parseConvexJsonText, validateValue } from "../values/mod.ts";
+import type { JsonValue, ValidatorJson } from "../values/types.ts";
+import { type Database, SyscallError } from "../database/mod.ts";
+import type { ExecutionResult, RunnerPool } from "../runtime/mod.ts";
+import type { ActiveDeployment, FunctionInfo } from "./deployment.ts";
+import { type FunctionAddress, parseFunctionPath } from "./paths.ts";
+
+/** How often a mutation is retried after optimistic-concurrency conflicts before the caller gets the error. */
+const MAX_MUTATION_ATTEMPTS = 24;
+
+/** One call of a function. */
+export interface CallRequest {
+  path: string;
+  /** The args object as convex-JSON. */
+  args: JsonValue;
+  /** The kind the caller asked for (`/api/query` → query); undefined accepts any (`/api/function`). */
+  expectedType?: "query" | "mutation" | "action";
+  identityJson: string | null;
+  /** Admin callers and nested calls may call internal functions. */
+  allowInternal: boolean;
+  requestId?: string;
+  /** Read at this snapshot instead of the latest (`/api/query_at_ts`). Queries only. */
+  snapshotTs?: bigint;
+}
+
+/** The outcome of a call; failures of user code are `ok: false`, not exceptions. */
+export type CallResult =
+  | { ok: true; udfType: FunctionInfo["udfType"]; valueJson: string; logLines: string[]; ts: bigint }
+  | { ok: false; udfType?: FunctionInfo["udfType"]; errorMessage: string; errorData?: JsonValue; logLines: string[] };
+
+/** A finished execution, for log streams. */
+export interface ExecutionRecord {
+  udfType: FunctionInfo["udfType"];
+  displayName: string;
+  modulePath: string;
+  exportName: string;
+  ok: boolean;
+  errorMessage?: string;
+  logLines: string[];
+  startedAtMs: number;
+  executionTimeMs: number;
+  requestId: string;
+}
+
+/** What the executor needs from the server. */
+export interface ExecutorDependencies {
+  database: Database;
+  pool: RunnerPool;
+  /** The deployment serving calls right now, or null before the first push. */
+  deployment(): ActiveDeployment | null;
+  /** Environment variables for the next run (deployment variables plus CONVEX_CLOUD_URL / CONVEX_SITE_URL). */
+  environment(): Record<string, string>;
+  /** Called after every execution (log streams). */
+  onExecution?(record: ExecutionRecord): void;
+}
+
+function failure(errorMessage: string, udfType?: FunctionInfo["udfType"], logLines: string[] = []): CallResult {
+  return { ok: false, udfType, errorMessage, logLines };
+}
+
+/** See the module comment. */
+export class FunctionExecutor {
+  readonly #deps: ExecutorDependencies;
+
+  constructor(deps: ExecutorDependencies) {
+    this.#deps = deps;
+  }
+
+  /** Looks up a function the caller may call; a string is the user-facing error. */
+  resolve(path: string, allowInternal: boolean): { address: FunctionAddress; info: FunctionInfo } | string {
+    let address: FunctionAddress;
+    try {
+      address = parseFunctionPath(path);
+    } catch (error) {
+      return (error as Error).message;
+    }
+    const info = this.#deps.deployment()?.functions.get(address.key);
+    if (!info || (info.visibility === "internal" && !allowInternal)) {
+      return `Could not find public function for '${address.displayName}'. Did you forget to run \`npx convex dev\` or \`npx convex deploy\`?`;
+    }
+    return { address, info };
+  }
+
+  /** Runs one call to completion. */
+  call(request: CallRequest): Promise<CallResult> {
+    const deployment = this.#deps.deployment();
+    const resolved = this.resolve(request.path, request.allowInternal);
+    if (typeof resolved === "string" || !deployment) {
+      return Promise.resolve(failure(typeof resolved === "string" ? resolved : "No deployment is active yet"));
+    }
+    const { address, info } = resolved;
+    if (request.expectedType && request.expectedType !== info.udfType) {
+      return Promise.resolve(failure(
+        `Trying to execute ${address.displayName} as ${article(request.expectedType)}, but it is defined as ${
+          article(info.udfType)
+        }.`,
+        info.udfType,
+      ));
+    }
+    const argsError = this.#validateArgs(info, request.args);
+    if (argsError) return Promise.resolve(failure(argsError, info.udfType));
+    const argsJson = JSON.stringify([request.args]);
+    if (info.udfType === "mutation") return this.#runMutation(deployment, address, info, argsJson, request);
+    return this.#runOnce(deployment, address, info, argsJson, request);
+  }
+
+  #validateArgs(info: FunctionInfo, args: JsonValue): string | null {
+    if (args === null || typeof args !== "object" || Array.isArray(args)) {
+      return "ArgumentValidationError: Expected to receive a single object as the function's argument.";
+    }
+    if (!info.argsValidator) return null;
+    let value;
+    try {
+      value = jsonToValue(args);
+    } catch (error) {
+      return `ArgumentValidationError: ${(error as Error).message}`;
+    }
+    const message = validateValue(info.argsValidator, value, (id, table) => this.#isIdOfTable(id, table));
+    return message === null ? null : `ArgumentValidationError: ${message}`;
+  }
+
+  #validateReturns(validator: ValidatorJson | null, valueJson: string): string | null {
+    if (!validator) return null;
+    const message = validateValue(
+      validator,
+      parseConvexJsonText(valueJson),
+      (id, table) => this.#isIdOfTable(id, table),
+    );
+    return message === null ? null : `ReturnsValidationError: ${message}`;
+  }
+
+  #isIdOfTable(id: string, tableName: string): boolean {
+    const decoded = decodeDocumentId(id);
+    if (!decoded) return false;
+    const table = this.#deps.database.catalogView.tableByName(tableName);
+    return table !== undefined && table.tableNumber === decoded.tableNumber;
+  }
+
+  async #execute(
+    deployment: ActiveDeployment,
+    address: FunctionAddress,
+    info: FunctionInfo,
+    argsJson: string,
+    request: CallRequest,
+    snapshotTs: bigint,
+  ): Promise<ExecutionResult> {
+    const database = this.#deps.database;
+    const startedAtMs = Date.now();
+    const requestId = request.requestId ?? crypto.randomUUID();
+    const result = await this.#deps.pool.execute({
+      udfType: info.udfType,
+      modulePath: address.modulePath,
+      exportName: address.exportName,
+      argsJson,
+      snapshotTs,
+      catalog: database.catalog,
+      identityJson: request.identityJson,
+      env: this.#deps.environment(),
+      requestId,
+      deploymentDir: deployment.dir,
+    });
+    this.#deps.onExecution?.({
+      udfType: info.udfType,
+      displayName: address.displayName,
+      modulePath: address.modulePath,
+      exportName: address.exportName,
+      ok: result.ok,
+      errorMessage: result.errorMessage,
+      logLines: result.logLines,
+      startedAtMs,
+      executionTimeMs: result.executionTimeMs,
+      requestId,
+    });
+    return result;
+  }
+
+  async #runOnce(
+    deployment: ActiveDeployment,
+    address: FunctionAddress,
+    info: FunctionInfo,
+    argsJson: string,
+    request: CallRequest,
+  ): Promise<CallResult> {
+    const snapshotTs = request.snapshotTs ?? this.#deps.database.latestTs;
+    const result = await this.#execute(deployment, address, info, argsJson, request, snapshotTs);
+    return this.#finish(info, result, snapshotTs);
+  }
+
+  #finish(info: FunctionInfo, result: ExecutionResult, ts: bigint): CallResult {
+    if (!result.ok) {
+      return {
+        ok: false,
+        udfType: info.udfType,
+        errorMessage: result.errorMessage ?? "Unknown error",
+        errorData: result.errorData,
+        logLines: result.logLines,
+      };
+    }
+    const valueJson = result.resultJson ?? "null";
+    const returnsError = this.#validateReturns(info.returnsValidator, valueJson);
+    if (returnsError) return failure(returnsError, info.udfType, result.logLines);
+    return { ok: true, udfType: info.udfType, valueJson, logLines: result.logLines, ts };
+  }
+
+  async #runMutation(
+    deployment: ActiveDeployment,
+    address: FunctionAddress,
+    info: FunctionInfo,
+    argsJson: string,
+    request: CallRequest,
+  ): Promise<CallResult> {
+    const database = this.#deps.database;
+    for (let attempt = 1;; attempt++) {
+      const snapshotTs = database.latestTs;
+      const result = await this.#execute(deployment, address, info, argsJson, request, snapshotTs);
+      const finished = this.#finish(info, result, snapshotTs);
+      if (!finished.ok || !result.outcome) return finished;
+      try {
+        const ts = await database.commit(result.outcome);
+        return { ...finished, ts };
+      } catch (error) {
+        const conflict = error instanceof SyscallError && error.code === "OptimisticConcurrencyControlFailure";
+        if (!conflict || attempt >= MAX_MUTATION_ATTEMPTS) {
+          const message = error instanceof Error ? error.message : String(error);
+          return failure(conflict ? `${message} and on every subsequent retry.` : message, info.udfType);
+        }
+      }
+    }
+  }
+}
+
+/** An error an action's `ctx.runQuery/runMutation/runAction` rejects with; `data` carries ConvexError data. */
+export class ActionCallError extends Error {
+  readonly data?: JsonValue;
+  constructor(message: string, data?: JsonValue) {
+    super(message);
+    this.data = data;
+  }
+}
+
+const ACTION_CALL_TYPES: Record<string, "query" | "mutation" | "action"> = {
+  "1.0/actions/query": "query",
+  "1.0/actions/mutation": "mutation",
+  "1.0/actions/action": "action",
+};
+
+/** The function path an action call names (`name`, or a `function://` handle). */
+function actionCallPath(args: Record<string, unknown>): string {
+  if (typeof args.name === "string") return args.name;
+  if (typeof args.functionHandle === "string" && args.functionHandle.startsWith("function://")) {
+    return args.functionHandle.slice("function://".length);
+  }
+  if (typeof args.reference === "string") throw new ActionCallError("Component function references are not supported");
+  throw new ActionCallError("The call names no function");
+}
+
+/**
+ * Serves the calls an action makes to the server (`ctx.runQuery/runMutation/runAction`): each is its own
+ * transaction, internal functions allowed, the caller's identity kept. Resolves with convex-JSON text.
+ */
+export async function serveActionCall(
+  executor: FunctionExecutor,
+  op: string,
+  argsJson: string,
+  identityJson: string | null,
+): Promise<string> {
+  const expectedType = ACTION_CALL_TYPES[op];
+  if (!expectedType) throw new ActionCallError(`Unknown async operation ${op}`);
+  const args = JSON.parse(argsJson) as Record<string, unknown>;
+  const result = await executor.call({
+    path: actionCallPath(args),
+    args: (args.args ?? {}) as JsonValue,
+    expectedType,
+    identityJson,
+    allowInternal: true,
+  });
+  if (!result.ok) throw new ActionCallError(result.errorMessage, result.errorData);
+  return result.valueJson;
+}
+
+function article(udfType: string): string {
+  return udfType === "action" ? "an action" : `a ${udfType}`;
+}

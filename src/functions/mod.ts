@@ -1,0 +1,15 @@
+/**
+ * The functions layer: path resolution, visibility, argument and return validation, and running queries, mutations
+ * and actions through the runtime with mutations committed (and retried) through the database.
+ */
+export { type FunctionAddress, parseFunctionPath } from "./paths.ts";
+export { type ActiveDeployment, type FunctionInfo, indexFunctions } from "./deployment.ts";
+export {
+  ActionCallError,
+  type CallRequest,
+  type CallResult,
+  type ExecutionRecord,
+  type ExecutorDependencies,
+  FunctionExecutor,
+  serveActionCall,
+} from "./executor.ts";

@@ -1,0 +1,22 @@
+/** The API origin (port 3210): Convex's HTTP API, admin API and sync, plus HTTP actions under `/http/`. */
+import { Hono } from "hono";
+import { handleError, handleNotFound } from "./errors.ts";
+import { limitRequestBody } from "./limits.ts";
+import { createSiteApp } from "./site_app.ts";
+import type { HttpDeps } from "./types.ts";
+import { resolveLimits } from "./types.ts";
+
+/**
+ * Builds the API app. It answers `GET /version` (the health check) and mounts the site app under `/http` so one
+ * origin can serve both. Routes for `/api/*` (queries, mutations, actions, deploy, admin) are added here by the
+ * subsystems that own them, each as a sub-app mounted with `app.route()`.
+ */
+export function createApiApp(deps: HttpDeps): Hono {
+  const app = new Hono();
+  app.onError(handleError);
+  app.notFound(handleNotFound);
+  app.use("*", limitRequestBody(resolveLimits(deps).apiMaxRequestBodyBytes));
+  app.get("/version", (c) => c.text(deps.version));
+  app.route("/http", createSiteApp(deps));
+  return app;
+}

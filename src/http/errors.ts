@@ -1,0 +1,84 @@
+/**
+ * Error shapes of the HTTP layer. Every failure leaves the server as JSON `{code, message}`, the shape the official
+ * Convex clients parse, and no thrown error ever takes the process down.
+ */
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+
+/** An error a route throws on purpose: its status, code and message reach the client unchanged. */
+export class HttpError extends Error {
+  /** The HTTP status, 4xx for the caller's mistakes, 5xx for ours. */
+  readonly status: ContentfulStatusCode;
+  /** A short machine-readable code, e.g. `BadJsonBody`, `Unauthorized`. */
+  readonly code: string;
+  constructor(status: ContentfulStatusCode, code: string, message: string) {
+    super(message);
+    this.name = "HttpError";
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** The body of every error response. */
+export interface ErrorBody {
+  code: string;
+  message: string;
+}
+
+/** The message of a 500: internals (paths, SQL, stack traces) stay in the server log. */
+const INTERNAL_MESSAGE = "Your request couldn't be completed. Try again later.";
+
+/** Maps a thrown value to a status and body. Unknown errors are 500s; bad input the runtime detected is a 400. */
+export function errorResponseFor(error: unknown): { status: ContentfulStatusCode; body: ErrorBody } {
+  if (error instanceof HttpError) return { status: error.status, body: { code: error.code, message: error.message } };
+  if (error instanceof HTTPException) {
+    const status = error.status as ContentfulStatusCode;
+    return { status, body: { code: codeForStatus(status), message: error.message || statusText(status) } };
+  }
+  // `c.req.json()` on a malformed body throws a SyntaxError: the caller's mistake, not ours.
+  if (error instanceof SyntaxError) return { status: 400, body: { code: "BadJsonBody", message: error.message } };
+  return { status: 500, body: { code: "InternalServerError", message: INTERNAL_MESSAGE } };
+}
+
+/** Hono `onError` handler: logs server faults, answers with the JSON shape. */
+export function handleError(error: Error, c: Context): Response {
+  const { status, body } = errorResponseFor(error);
+  if (status >= 500) console.error(`denvex: ${c.req.method} ${new URL(c.req.url).pathname} failed:`, error);
+  return c.json(body, status);
+}
+
+/** Hono `notFound` handler. */
+export function handleNotFound(c: Context): Response {
+  return c.json({ code: "NotFound", message: `No route for ${c.req.method} ${new URL(c.req.url).pathname}` }, 404);
+}
+
+/** The last line of defence, for `Deno.serve`'s `onError`: a plain 500 without touching the app. */
+export function fallbackErrorResponse(error: unknown): Response {
+  console.error("denvex: request failed outside the app:", error);
+  const body: ErrorBody = { code: "InternalServerError", message: INTERNAL_MESSAGE };
+  return Response.json(body, { status: 500 });
+}
+
+function codeForStatus(status: number): string {
+  switch (status) {
+    case 400:
+      return "BadRequest";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "NotFound";
+    case 405:
+      return "MethodNotAllowed";
+    case 413:
+      return "PayloadTooLarge";
+    default:
+      return status >= 500 ? "InternalServerError" : "BadRequest";
+  }
+}
+
+function statusText(status: number): string {
+  return status >= 500 ? INTERNAL_MESSAGE : `Request failed with status ${status}`;
+}

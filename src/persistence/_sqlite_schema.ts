@@ -1,0 +1,73 @@
+/**
+ * SQLite schema and connection settings. Private to `src/persistence/`.
+ */
+
+import { DatabaseSync } from "node:sqlite";
+import { SQLITE_BUSY_TIMEOUT_MS } from "./_shared.ts";
+
+/**
+ * `documents` is a rowid table because revisions can be up to 1 MiB, which WITHOUT ROWID handles badly; `indexes`
+ * rows are small, so WITHOUT ROWID keeps each entry in one b-tree. The `*_by_ts` indexes let `prune` walk the log
+ * in ts order from a durable cursor instead of sweeping whole tables, and make `maxTs` an index lookup.
+ */
+const SCHEMA_SQL = `
+CREATE TABLE IF NOT EXISTS documents (
+  id TEXT NOT NULL,
+  ts INTEGER NOT NULL,
+  table_number INTEGER NOT NULL,
+  json TEXT,
+  prev_ts INTEGER,
+  PRIMARY KEY (id, ts)
+);
+CREATE INDEX IF NOT EXISTS documents_by_ts ON documents (ts, id);
+CREATE TABLE IF NOT EXISTS indexes (
+  index_id INTEGER NOT NULL,
+  key BLOB NOT NULL,
+  ts INTEGER NOT NULL,
+  deleted INTEGER NOT NULL,
+  document_id TEXT NOT NULL,
+  PRIMARY KEY (index_id, key, ts)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS indexes_by_ts ON indexes (ts, index_id, key);
+CREATE TABLE IF NOT EXISTS globals (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+`;
+
+/** Page cache per connection, in KiB (negative `cache_size` means KiB in SQLite). */
+const CACHE_SIZE_KIB = 32 * 1024;
+/** Bound on the WAL file kept after a checkpoint, so it does not stay at its peak size. */
+const JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Opens the writer connection: WAL so readers in other processes never block it, `synchronous=FULL` so a commit is
+ * acknowledged only once the WAL is fsynced, and the schema created if missing.
+ */
+export function openSqliteWriterConnection(path: string): DatabaseSync {
+  const db = new DatabaseSync(path, { timeout: SQLITE_BUSY_TIMEOUT_MS });
+  try {
+    db.exec(`
+      PRAGMA journal_mode = WAL;
+      PRAGMA synchronous = FULL;
+      PRAGMA cache_size = -${CACHE_SIZE_KIB};
+      PRAGMA journal_size_limit = ${JOURNAL_SIZE_LIMIT_BYTES};
+      PRAGMA temp_store = MEMORY;
+    `);
+    db.exec(`BEGIN IMMEDIATE; ${SCHEMA_SQL} COMMIT;`);
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+  return db;
+}
+
+/** Opens a read-only connection on a database the writer has created (WAL mode is stored in the file). */
+export function openSqliteReaderConnection(path: string): DatabaseSync {
+  const db = new DatabaseSync(path, { readOnly: true, timeout: SQLITE_BUSY_TIMEOUT_MS });
+  try {
+    db.exec(`PRAGMA cache_size = -${CACHE_SIZE_KIB}; PRAGMA temp_store = MEMORY;`);
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+  return db;
+}

@@ -1,0 +1,34 @@
+/**
+ * Persistence: the append-only revision log of documents and index entries, on SQLite or PostgreSQL.
+ *
+ * The database layer opens the one writer with `openPersistence`; runner processes open readers on the same
+ * database with `openPersistenceReader(writer.location)`.
+ */
+
+import { openPostgresPersistence, openPostgresReader } from "./postgres.ts";
+import { openSqlitePersistence, openSqliteReader } from "./sqlite.ts";
+import type { Persistence, PersistenceLocation, PersistenceReader } from "./types.ts";
+
+export type {
+  CommitBatch,
+  DocumentRevision,
+  IndexEntry,
+  IndexScan,
+  IndexScanRow,
+  Persistence,
+  PersistenceLocation,
+  PersistenceReader,
+} from "./types.ts";
+export { PersistenceError } from "./_shared.ts";
+export { openPostgresPersistence, openPostgresReader } from "./postgres.ts";
+export { openSqlitePersistence, openSqliteReader } from "./sqlite.ts";
+
+/** Opens the writer of the database at `location`, creating its schema if missing. */
+export function openPersistence(location: PersistenceLocation): Promise<Persistence> {
+  return location.kind === "sqlite" ? openSqlitePersistence(location.path) : openPostgresPersistence(location.url);
+}
+
+/** Opens a reader of the database at `location`, which a writer (possibly in another process) has created. */
+export function openPersistenceReader(location: PersistenceLocation): Promise<PersistenceReader> {
+  return location.kind === "sqlite" ? openSqliteReader(location.path) : openPostgresReader(location.url);
+}

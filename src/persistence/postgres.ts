@@ -1,0 +1,180 @@
+/**
+ * PostgreSQL persistence on `npm:postgres`: the writer owns a small pool (a commit is one transaction, durable once
+ * PostgreSQL acknowledges COMMIT with the default `synchronous_commit=on`); readers open pools of their own.
+ */
+
+import { PostgresReader } from "./_postgres_reader.ts";
+import { prunePostgres } from "./_postgres_prune.ts";
+import { connectPostgres, createSchema, READER_POOL_SIZE, type Sql, WRITER_POOL_SIZE } from "./_postgres_schema.ts";
+import {
+  assert,
+  assertValidPrune,
+  bytesToHex,
+  MAX_LISTED_GLOBALS,
+  META_MAX_TS,
+  prefixUpperBound,
+  validateCommit,
+} from "./_shared.ts";
+import type { CommitBatch, Persistence, PersistenceLocation, PersistenceReader } from "./types.ts";
+
+/** A transaction-level advisory lock id that serializes prune calls. */
+const PRUNE_LOCK_ID = 0x64656e77;
+/** Rows per INSERT statement, so one statement's parameter text stays a few MiB at most. */
+const INSERT_CHUNK_ROWS = 5_000;
+
+/** Opens (creating the schema if missing) the PostgreSQL database at `url` as its one writer. */
+export async function openPostgresPersistence(url: string): Promise<Persistence> {
+  const sql = connectPostgres(url, WRITER_POOL_SIZE);
+  try {
+    await createSchema(sql);
+    return new PostgresPersistence(sql, url, await readMaxTs(sql));
+  } catch (error) {
+    await sql.end({ timeout: 1 });
+    throw error;
+  }
+}
+
+/** Opens a reader on a PostgreSQL database that a writer has created; fails at once if the server is unreachable. */
+export async function openPostgresReader(url: string): Promise<PersistenceReader> {
+  const sql = connectPostgres(url, READER_POOL_SIZE);
+  try {
+    await sql`SELECT 1 FROM documents LIMIT 0`;
+    return new PostgresReader(sql);
+  } catch (error) {
+    await sql.end({ timeout: 1 });
+    throw error;
+  }
+}
+
+/** The largest ts on disk: the `max_ts` meta row, or a row newer than it (found through the `*_by_ts` indexes). */
+async function readMaxTs(sql: Sql): Promise<bigint> {
+  const [row] = await sql<{ meta: string | null; documents: bigint | null; indexes: bigint | null }[]>`
+    SELECT (SELECT value FROM meta WHERE key = ${META_MAX_TS}) AS meta,
+           (SELECT max(ts) FROM documents) AS documents,
+           (SELECT max(ts) FROM indexes) AS indexes`;
+  let maxTs = row.meta === null ? 0n : BigInt(row.meta);
+  for (const ts of [row.documents, row.indexes]) {
+    if (ts !== null && ts > maxTs) maxTs = ts;
+  }
+  return maxTs;
+}
+
+class PostgresPersistence extends PostgresReader implements Persistence {
+  readonly location: PersistenceLocation;
+  readonly #url: string;
+  /** Cached: this is the database's only writer, so nothing else moves it. */
+  #maxTs: bigint;
+  /** Commits run one at a time, so the ts order check and the cached max ts hold. */
+  #commitChain: Promise<unknown> = Promise.resolve();
+
+  constructor(sql: Sql, url: string, maxTs: bigint) {
+    super(sql);
+    this.location = { kind: "postgres", url };
+    this.#url = url;
+    this.#maxTs = maxTs;
+  }
+
+  commit(batches: CommitBatch[]): Promise<void> {
+    const run = this.#commitChain.then(() => this.#commitNow(batches));
+    this.#commitChain = run.catch(() => {});
+    return run;
+  }
+
+  async #commitNow(batches: CommitBatch[]): Promise<void> {
+    this.assertOpen();
+    if (batches.length === 0) return;
+    const newMaxTs = validateCommit(batches, this.#maxTs);
+    const documents = batches.flatMap((batch) => batch.documents);
+    const entries = batches.flatMap((batch) => batch.indexEntries.map((entry) => ({ ts: batch.ts, entry })));
+    await this.sql.begin(async (tx) => {
+      for (let start = 0; start < documents.length; start += INSERT_CHUNK_ROWS) {
+        const chunk = documents.slice(start, start + INSERT_CHUNK_ROWS);
+        await tx`
+          INSERT INTO documents (id, ts, table_number, json, prev_ts)
+          SELECT * FROM unnest(${tx.array(chunk.map((d) => d.id), 25)}::text[],
+                               ${tx.array(chunk.map((d) => d.ts.toString()), 25)}::bigint[],
+                               ${tx.array(chunk.map((d) => d.tableNumber), 23)}::int[],
+                               ${tx.array(chunk.map((d) => d.json), 25)}::text[],
+                               ${tx.array(chunk.map((d) => d.prevTs?.toString() ?? null), 25)}::bigint[])`;
+      }
+      for (let start = 0; start < entries.length; start += INSERT_CHUNK_ROWS) {
+        const chunk = entries.slice(start, start + INSERT_CHUNK_ROWS);
+        await tx`
+          INSERT INTO indexes (index_id, key, ts, deleted, document_id)
+          SELECT index_id, decode(key_hex, 'hex'), ts, deleted, document_id
+          FROM unnest(${tx.array(chunk.map((e) => e.entry.indexId), 23)}::int[],
+                      ${tx.array(chunk.map((e) => bytesToHex(e.entry.key)), 25)}::text[],
+                      ${tx.array(chunk.map((e) => e.ts.toString()), 25)}::bigint[],
+                      ${tx.array(chunk.map((e) => e.entry.deleted), 16)}::bool[],
+                      ${tx.array(chunk.map((e) => e.entry.documentId), 25)}::text[])
+               AS v(index_id, key_hex, ts, deleted, document_id)`;
+      }
+      await tx`INSERT INTO meta (key, value) VALUES (${META_MAX_TS}, ${newMaxTs.toString()})
+               ON CONFLICT (key) DO UPDATE SET value = excluded.value`;
+    });
+    this.#maxTs = newMaxTs;
+  }
+
+  maxTs(): Promise<bigint> {
+    try {
+      this.assertOpen();
+      return Promise.resolve(this.#maxTs);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  async getGlobal(key: string): Promise<string | null> {
+    this.assertOpen();
+    const rows = await this.sql<{ value: string }[]>`SELECT value FROM globals WHERE key = ${key}`;
+    return rows.length === 0 ? null : rows[0].value;
+  }
+
+  async setGlobals(entries: Record<string, string | null>): Promise<void> {
+    this.assertOpen();
+    const pairs = Object.entries(entries);
+    if (pairs.length === 0) return;
+    const upserts = pairs.filter((pair): pair is [string, string] => pair[1] !== null);
+    const deletes = pairs.filter((pair) => pair[1] === null).map((pair) => pair[0]);
+    await this.sql.begin(async (tx) => {
+      if (upserts.length > 0) {
+        await tx`
+          INSERT INTO globals (key, value)
+          SELECT * FROM unnest(${tx.array(upserts.map((p) => p[0]), 25)}::text[],
+                               ${tx.array(upserts.map((p) => p[1]), 25)}::text[])
+          ON CONFLICT (key) DO UPDATE SET value = excluded.value`;
+      }
+      if (deletes.length > 0) {
+        await tx`DELETE FROM globals WHERE key = ANY(${tx.array(deletes, 25)}::text[])`;
+      }
+    });
+  }
+
+  async listGlobals(prefix: string): Promise<string[]> {
+    this.assertOpen();
+    const upperBound = prefixUpperBound(prefix);
+    const limit = MAX_LISTED_GLOBALS + 1;
+    const rows = upperBound === null
+      ? await this.sql<{ key: string }[]>`
+          SELECT key FROM globals WHERE key >= ${prefix} ORDER BY key LIMIT ${limit}`
+      : await this.sql<{ key: string }[]>`
+          SELECT key FROM globals WHERE key >= ${prefix} AND key < ${upperBound} ORDER BY key LIMIT ${limit}`;
+    assert(rows.length <= MAX_LISTED_GLOBALS, `more than ${MAX_LISTED_GLOBALS} globals start with "${prefix}"`);
+    return rows.map((row) => row.key);
+  }
+
+  async prune(retainTs: bigint, maxRows: number): Promise<{ removedRows: number; done: boolean }> {
+    this.assertOpen();
+    assertValidPrune(retainTs, maxRows);
+    // One transaction per call; commits proceed on other pool connections (prune only deletes rows below retainTs).
+    // The advisory lock keeps two concurrent calls from walking from the same cursor.
+    return await this.sql.begin(async (tx) => {
+      await tx`SELECT pg_advisory_xact_lock(${PRUNE_LOCK_ID})`;
+      return await prunePostgres(tx, retainTs, maxRows);
+    });
+  }
+
+  openReader(): Promise<PersistenceReader> {
+    return openPostgresReader(this.#url);
+  }
+}

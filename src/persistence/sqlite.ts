@@ -1,0 +1,206 @@
+/**
+ * SQLite persistence on `node:sqlite`: one writer connection (WAL, `synchronous=FULL`, group commit in one
+ * `BEGIN IMMEDIATE … COMMIT`) and read-only reader connections, which other processes open on the same file.
+ *
+ * node:sqlite is synchronous: every method does its work before returning, so calls on one connection never
+ * interleave and a transaction never spans an `await`.
+ */
+
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import {
+  assert,
+  assertValidPrune,
+  MAX_LISTED_GLOBALS,
+  META_MAX_TS,
+  prefixUpperBound,
+  validateCommit,
+} from "./_shared.ts";
+import { SqlitePruner } from "./_sqlite_prune.ts";
+import { type ArrayStatement, prepareArrays, settle, SqliteReader } from "./_sqlite_reader.ts";
+import { openSqliteReaderConnection, openSqliteWriterConnection } from "./_sqlite_schema.ts";
+import type { CommitBatch, Persistence, PersistenceLocation, PersistenceReader } from "./types.ts";
+
+/** Opens (creating if missing) the SQLite database at `path` as its one writer. */
+export function openSqlitePersistence(path: string): Promise<Persistence> {
+  return settle(() => {
+    const db = openSqliteWriterConnection(path);
+    try {
+      return new SqlitePersistence(db, path);
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+  });
+}
+
+/** Opens a read-only connection on a SQLite database that a writer has created (possibly in another process). */
+export function openSqliteReader(path: string): Promise<PersistenceReader> {
+  return settle(() => {
+    const db = openSqliteReaderConnection(path);
+    try {
+      return new SqliteReader(db);
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+  });
+}
+
+/** The statements of the write path, prepared once. */
+interface WriterStatements {
+  begin: StatementSync;
+  commit: StatementSync;
+  rollback: StatementSync;
+  insertDocument: StatementSync;
+  insertIndexEntry: StatementSync;
+  setMeta: StatementSync;
+  getGlobal: ArrayStatement;
+  setGlobal: StatementSync;
+  deleteGlobal: StatementSync;
+  listGlobalsBounded: ArrayStatement;
+  listGlobalsUnbounded: ArrayStatement;
+}
+
+function prepareWriterStatements(db: DatabaseSync): WriterStatements {
+  return {
+    begin: db.prepare("BEGIN IMMEDIATE"),
+    commit: db.prepare("COMMIT"),
+    rollback: db.prepare("ROLLBACK"),
+    insertDocument: db.prepare(
+      "INSERT INTO documents (id, ts, table_number, json, prev_ts) VALUES (?, ?, ?, ?, ?)",
+    ),
+    insertIndexEntry: db.prepare(
+      "INSERT INTO indexes (index_id, key, ts, deleted, document_id) VALUES (?, ?, ?, ?, ?)",
+    ),
+    setMeta: db.prepare(
+      "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    ),
+    getGlobal: prepareArrays(db, "SELECT value FROM globals WHERE key = ?"),
+    setGlobal: db.prepare(
+      "INSERT INTO globals (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    ),
+    deleteGlobal: db.prepare("DELETE FROM globals WHERE key = ?"),
+    listGlobalsBounded: prepareArrays(db, "SELECT key FROM globals WHERE key >= ? AND key < ? ORDER BY key LIMIT ?"),
+    listGlobalsUnbounded: prepareArrays(db, "SELECT key FROM globals WHERE key >= ? ORDER BY key LIMIT ?"),
+  };
+}
+
+/** The largest ts on disk: the `max_ts` meta row, or a row newer than it (found through the `*_by_ts` indexes). */
+function readMaxTs(db: DatabaseSync): bigint {
+  const row = prepareArrays(
+    db,
+    `SELECT (SELECT value FROM meta WHERE key = ?), (SELECT max(ts) FROM documents), (SELECT max(ts) FROM indexes)`,
+  ).get(META_MAX_TS)!;
+  let maxTs = row[0] === null ? 0n : BigInt(row[0] as string);
+  for (const value of [row[1], row[2]]) {
+    if (value !== null && (value as bigint) > maxTs) maxTs = value as bigint;
+  }
+  return maxTs;
+}
+
+class SqlitePersistence extends SqliteReader implements Persistence {
+  readonly location: PersistenceLocation;
+  readonly #path: string;
+  readonly #statements: WriterStatements;
+  readonly #pruner: SqlitePruner;
+  /** Cached: this is the database's only writer, so nothing else moves it. */
+  #maxTs: bigint;
+
+  constructor(db: DatabaseSync, path: string) {
+    super(db);
+    this.location = { kind: "sqlite", path };
+    this.#path = path;
+    this.#statements = prepareWriterStatements(db);
+    this.#pruner = new SqlitePruner(db);
+    this.#maxTs = readMaxTs(db);
+  }
+
+  commit(batches: CommitBatch[]): Promise<void> {
+    return settle(() => {
+      this.assertOpen();
+      if (batches.length === 0) return;
+      const newMaxTs = validateCommit(batches, this.#maxTs);
+      const { insertDocument, insertIndexEntry, setMeta } = this.#statements;
+      this.#inTransaction(() => {
+        for (const batch of batches) {
+          for (const document of batch.documents) {
+            insertDocument.run(document.id, batch.ts, document.tableNumber, document.json, document.prevTs);
+          }
+          for (const entry of batch.indexEntries) {
+            insertIndexEntry.run(entry.indexId, entry.key, batch.ts, entry.deleted ? 1 : 0, entry.documentId);
+          }
+        }
+        setMeta.run(META_MAX_TS, newMaxTs.toString());
+      });
+      this.#maxTs = newMaxTs;
+    });
+  }
+
+  maxTs(): Promise<bigint> {
+    return settle(() => {
+      this.assertOpen();
+      return this.#maxTs;
+    });
+  }
+
+  getGlobal(key: string): Promise<string | null> {
+    return settle(() => {
+      this.assertOpen();
+      const row = this.#statements.getGlobal.get(key);
+      return row === undefined ? null : row[0] as string;
+    });
+  }
+
+  setGlobals(entries: Record<string, string | null>): Promise<void> {
+    return settle(() => {
+      this.assertOpen();
+      const { setGlobal, deleteGlobal } = this.#statements;
+      this.#inTransaction(() => {
+        for (const [key, value] of Object.entries(entries)) {
+          if (value === null) deleteGlobal.run(key);
+          else setGlobal.run(key, value);
+        }
+      });
+    });
+  }
+
+  listGlobals(prefix: string): Promise<string[]> {
+    return settle(() => {
+      this.assertOpen();
+      const upperBound = prefixUpperBound(prefix);
+      const rows = upperBound === null
+        ? this.#statements.listGlobalsUnbounded.all(prefix, MAX_LISTED_GLOBALS + 1)
+        : this.#statements.listGlobalsBounded.all(prefix, upperBound, MAX_LISTED_GLOBALS + 1);
+      assert(rows.length <= MAX_LISTED_GLOBALS, `more than ${MAX_LISTED_GLOBALS} globals start with "${prefix}"`);
+      return rows.map((row) => row[0] as string);
+    });
+  }
+
+  prune(retainTs: bigint, maxRows: number): Promise<{ removedRows: number; done: boolean }> {
+    return settle(() => {
+      this.assertOpen();
+      assertValidPrune(retainTs, maxRows);
+      // One transaction per call: one fsync, and the work inside is bounded by maxRows.
+      return this.#inTransaction(() => this.#pruner.prune(retainTs, maxRows));
+    });
+  }
+
+  openReader(): Promise<PersistenceReader> {
+    return openSqliteReader(this.#path);
+  }
+
+  /** Runs `work` inside BEGIN IMMEDIATE … COMMIT, rolling back on any error. */
+  #inTransaction<T>(work: () => T): T {
+    const { begin, commit, rollback } = this.#statements;
+    begin.run();
+    try {
+      const result = work();
+      commit.run();
+      return result;
+    } catch (error) {
+      // SQLite rolls back by itself on some errors (e.g. a full disk); only roll back what is still open.
+      if (this.db.isTransaction) rollback.run();
+      throw error;
+    }
+  }
+}

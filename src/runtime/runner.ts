@@ -1,0 +1,330 @@
+/**
+ * A runner process's main thread: owns the database reader and the transaction of the execution in progress,
+ * answers the worker's syscalls through the synchronous channel, relays an action's calls to the server, and
+ * enforces the user-code time limit by failing the call and exiting (a busy worker cannot be stopped any other way).
+ */
+import { pathToFileURL } from "node:url";
+import { posix } from "node:path";
+import { type Catalog, SyscallError, type TransactionHost } from "../database/types.ts";
+import type { JsonValue, ValidatorJson } from "../values/types.ts";
+import {
+  CREATE_TABLE_OP,
+  EXIT_TIME_LIMIT,
+  type FromRunnerMessage,
+  type RunnerAnalyzeMessage,
+  type RunnerCallResultMessage,
+  type RunnerExecuteMessage,
+  type RunnerInitMessage,
+  type ToRunnerMessage,
+} from "./runner_protocol.ts";
+import { decodeRequest, errorResponse, okResponse } from "./sync_channel.ts";
+import { TransactionSource } from "./transaction_source.ts";
+import { UserWorker } from "./user_worker.ts";
+import { validateConvexJson } from "./validation.ts";
+import {
+  type FromWorkerMessage,
+  NESTED_BEGIN_OP,
+  NESTED_END_OP,
+  VALIDATE_OP,
+  type WorkerAnalysisMessage,
+  type WorkerResultMessage,
+} from "./worker/protocol.ts";
+
+/** Distinct deployments a worker may load before it is replaced (each keeps its modules in memory). */
+const MAX_DEPLOYMENTS_PER_WORKER = 4;
+/** How often the time limit is checked. */
+const WATCHDOG_INTERVAL_MS = 20;
+/** Most calls of the runner's own (table creation) in flight. */
+const MAX_OWN_CALLS = 64;
+
+/** The execution or analysis in progress. */
+interface CurrentRun {
+  executionId: string;
+  host: TransactionHost | null;
+  /** performance.now() when user code started. */
+  startedAt: number;
+  syscallMs: number;
+  syscallStartedAt: number | null;
+  timeLimitMs: number;
+  /** Queries and mutations are limited on user-code time (syscalls excluded); actions and analysis on wall time. */
+  excludesSyscalls: boolean;
+  finish(message: WorkerResultMessage | WorkerAnalysisMessage): void;
+  /** Builds the message that reports a breached limit. */
+  timeoutMessage(): FromRunnerMessage;
+}
+
+/** See the module comment. */
+export class Runner {
+  readonly #init: RunnerInitMessage;
+  readonly #send: (message: FromRunnerMessage) => Promise<void>;
+  readonly #transactions: TransactionSource | null;
+  #worker: UserWorker | null = null;
+  #current: CurrentRun | null = null;
+  readonly #deploymentDirs = new Set<string>();
+  readonly #ownCalls = new Map<number, { resolve(json: string): void; reject(error: Error): void }>();
+  #nextOwnCallId = -1;
+  #exiting = false;
+
+  constructor(init: RunnerInitMessage, send: (message: FromRunnerMessage) => Promise<void>) {
+    this.#init = init;
+    this.#send = send;
+    this.#transactions = init.location === null ? null : new TransactionSource(init.location);
+  }
+
+  /** Starts the worker and the watchdog. */
+  async start(): Promise<void> {
+    this.#worker = await this.#startWorker();
+    setInterval(() => this.#checkTimeLimit(), WATCHDOG_INTERVAL_MS);
+  }
+
+  /** Handles one message from the server. */
+  handle(message: ToRunnerMessage): void {
+    switch (message.type) {
+      case "execute":
+        void this.#execute(message);
+        return;
+      case "analyze":
+        void this.#analyze(message);
+        return;
+      case "callResult":
+        this.#callResult(message);
+        return;
+      case "init":
+        throw new Error("Runner initialized twice");
+    }
+  }
+
+  #startWorker(): Promise<UserWorker> {
+    return UserWorker.start({
+      modulesDir: this.#init.modulesDir,
+      allowNet: this.#init.allowNet,
+      onMessage: (message) => this.#workerMessage(message),
+      onFatalError: (message) => {
+        console.error(`denvex runner: ${message}`);
+        Deno.exit(1);
+      },
+      handleSyscall: (request) => this.#syscall(request),
+    });
+  }
+
+  #workerMessage(message: FromWorkerMessage): void {
+    const run = this.#current;
+    switch (message.type) {
+      case "result":
+      case "analysis":
+        if (run?.executionId === message.executionId) run.finish(message);
+        return;
+      case "call":
+        if (run?.executionId !== message.executionId) return;
+        void this.#send(message);
+        return;
+      case "ready":
+        return;
+    }
+  }
+
+  #callResult(message: RunnerCallResultMessage): void {
+    if (message.callId < 0) {
+      const pending = this.#ownCalls.get(message.callId);
+      if (pending === undefined) return;
+      this.#ownCalls.delete(message.callId);
+      if (message.ok) pending.resolve(message.resultJson ?? "null");
+      else pending.reject(new SyscallError("CallFailed", message.error?.message ?? "Call failed", message.error?.data));
+      return;
+    }
+    this.#worker?.post({ ...message, type: "callResult" });
+  }
+
+  /** A call of the runner itself to the server (negative ids keep them apart from the worker's). */
+  #ownCall(executionId: string, op: string, argsJson: string): Promise<string> {
+    if (this.#ownCalls.size >= MAX_OWN_CALLS) return Promise.reject(new Error("Too many pending calls"));
+    const callId = this.#nextOwnCallId--;
+    return new Promise((resolve, reject) => {
+      this.#ownCalls.set(callId, { resolve, reject });
+      this.#send({ type: "call", executionId, callId, op, argsJson }).catch(reject);
+    });
+  }
+
+  /** Answers one channel request from the worker with the current transaction. */
+  async #syscall(request: string): Promise<string> {
+    const { op, argsJson } = decodeRequest(request);
+    const run = this.#current;
+    const host = run?.host;
+    if (!run || !host) return errorResponse(`Syscall ${op} has no transaction`);
+    run.syscallStartedAt = performance.now();
+    try {
+      switch (op) {
+        case NESTED_BEGIN_OP:
+          host.beginNested();
+          return okResponse("null");
+        case NESTED_END_OP:
+          host.endNested(argsJson === "true");
+          return okResponse("null");
+        case VALIDATE_OP: {
+          const { validator, value } = JSON.parse(argsJson) as { validator: ValidatorJson; value: JsonValue };
+          return okResponse(JSON.stringify(validateConvexJson(validator, value, this.#transactions?.catalog ?? null)));
+        }
+        default:
+          return okResponse(await host.syscall(op, argsJson));
+      }
+    } catch (error) {
+      if (error instanceof SyscallError) return errorResponse(error.message, error.data);
+      return errorResponse(error instanceof Error ? error.message : String(error));
+    } finally {
+      run.syscallMs += performance.now() - run.syscallStartedAt;
+      run.syscallStartedAt = null;
+    }
+  }
+
+  /** Replaces the worker when it has loaded too many deployments. */
+  async #workerFor(deploymentDir: string): Promise<UserWorker> {
+    if (!this.#deploymentDirs.has(deploymentDir)) {
+      if (this.#deploymentDirs.size >= MAX_DEPLOYMENTS_PER_WORKER) {
+        this.#worker?.terminate();
+        this.#worker = null;
+        this.#deploymentDirs.clear();
+      }
+      this.#deploymentDirs.add(deploymentDir);
+    }
+    this.#worker ??= await this.#startWorker();
+    return this.#worker;
+  }
+
+  #deploymentUrl(deploymentDir: string): string {
+    const resolved = posix.resolve(deploymentDir);
+    if (!resolved.startsWith(posix.resolve(this.#init.modulesDir) + "/")) {
+      throw new Error(`Deployment folder ${deploymentDir} is outside the modules folder`);
+    }
+    return pathToFileURL(resolved).href + "/";
+  }
+
+  async #execute(message: RunnerExecuteMessage): Promise<void> {
+    const started = performance.now();
+    const { executionId, udfType } = message;
+    let host: TransactionHost | null = null;
+    try {
+      const deploymentUrl = this.#deploymentUrl(message.deploymentDir);
+      if (udfType !== "action") {
+        if (this.#transactions === null || message.snapshotTs === null) {
+          throw new Error(`A ${udfType} needs a transaction runner and a snapshot`);
+        }
+        host = await this.#transactions.open({
+          catalog: message.catalog,
+          catalogVersion: message.catalogVersion,
+          snapshotTs: BigInt(message.snapshotTs),
+          udfType,
+          identityJson: message.identityJson,
+          createTable: async (tableName) =>
+            JSON.parse(await this.#ownCall(executionId, CREATE_TABLE_OP, JSON.stringify({ tableName }))) as Catalog,
+        });
+      }
+      const worker = await this.#workerFor(message.deploymentDir);
+      const result = await new Promise<WorkerResultMessage | WorkerAnalysisMessage>((finish) => {
+        this.#current = {
+          executionId,
+          host,
+          startedAt: performance.now(),
+          syscallMs: 0,
+          syscallStartedAt: null,
+          timeLimitMs: message.timeLimitMs,
+          excludesSyscalls: udfType !== "action",
+          finish,
+          timeoutMessage: () => ({
+            type: "result",
+            executionId,
+            ok: false,
+            errorMessage: timeoutText(udfType, message.timeLimitMs),
+            logLines: [],
+            executionTimeMs: performance.now() - started,
+          }),
+        };
+        worker.post({
+          type: "execute",
+          executionId,
+          udfType,
+          deploymentUrl,
+          modulePath: message.modulePath,
+          exportName: message.exportName,
+          argsJson: message.argsJson,
+          requestId: message.requestId,
+          env: message.env,
+          nowMs: Date.now(),
+          randomSeed: crypto.getRandomValues(new Uint32Array(1))[0],
+        });
+      }) as WorkerResultMessage;
+      this.#current = null;
+      await this.#send({
+        type: "result",
+        executionId,
+        ok: result.ok,
+        ...(result.ok ? { resultJson: result.resultJson } : { errorMessage: result.errorMessage }),
+        ...(result.errorData === undefined ? {} : { errorData: result.errorData }),
+        logLines: result.logLines,
+        ...(udfType === "mutation" && host !== null ? { outcome: host.outcome() } : {}),
+        executionTimeMs: performance.now() - started,
+      });
+    } catch (error) {
+      this.#current = null;
+      await this.#send({
+        type: "result",
+        executionId,
+        ok: false,
+        errorMessage: `Internal error: ${error instanceof Error ? error.message : String(error)}`,
+        logLines: [],
+        executionTimeMs: performance.now() - started,
+      });
+    }
+  }
+
+  async #analyze(message: RunnerAnalyzeMessage): Promise<void> {
+    const { executionId } = message;
+    try {
+      const deploymentUrl = this.#deploymentUrl(message.deploymentDir);
+      const worker = await this.#workerFor(message.deploymentDir);
+      const result = await new Promise<WorkerResultMessage | WorkerAnalysisMessage>((finish) => {
+        this.#current = {
+          executionId,
+          host: null,
+          startedAt: performance.now(),
+          syscallMs: 0,
+          syscallStartedAt: null,
+          timeLimitMs: message.timeLimitMs,
+          excludesSyscalls: false,
+          finish,
+          timeoutMessage: () => ({
+            type: "analysis",
+            executionId,
+            ok: false,
+            errorMessage: `Analysis timed out: loading the modules took longer than ${message.timeLimitMs} ms`,
+          }),
+        };
+        worker.post({ type: "analyze", executionId, deploymentUrl, modulePaths: message.modulePaths, env: message.env });
+      }) as WorkerAnalysisMessage;
+      this.#current = null;
+      await this.#send({ ...result, type: "analysis" });
+    } catch (error) {
+      this.#current = null;
+      const text = error instanceof Error ? error.message : String(error);
+      await this.#send({ type: "analysis", executionId, ok: false, errorMessage: text });
+    }
+  }
+
+  #checkTimeLimit(): void {
+    const run = this.#current;
+    if (run === null || this.#exiting) return;
+    const now = performance.now();
+    const inSyscallMs = run.syscallStartedAt === null ? 0 : now - run.syscallStartedAt;
+    const userMs = now - run.startedAt - (run.excludesSyscalls ? run.syscallMs + inSyscallMs : 0);
+    if (userMs <= run.timeLimitMs) return;
+    // The worker may be spinning and cannot be stopped: answer, then end the process (and the worker with it).
+    this.#exiting = true;
+    const exit = () => Deno.exit(EXIT_TIME_LIMIT);
+    this.#send(run.timeoutMessage()).then(exit, exit);
+  }
+}
+
+function timeoutText(udfType: string, limitMs: number): string {
+  const limit = limitMs % 1000 === 0 ? `${limitMs / 1000} s` : `${limitMs} ms`;
+  const what = udfType === "action" ? "Action" : "Function";
+  return `${what} execution timed out: user code ran for more than ${limit}`;
+}

@@ -1,0 +1,171 @@
+/**
+ * The server's handle on one runner process: spawns it, frames messages to its stdin, reads its stdout, relays its
+ * calls, and reports how it ended. A runner runs one execution or analysis at a time.
+ */
+import { FrameWriter, readFrames } from "./framing.ts";
+import type { RunnerCommand } from "./runner_command.ts";
+import type {
+  FromRunnerMessage,
+  RunnerAnalysisMessage,
+  RunnerAnalyzeMessage,
+  RunnerCallMessage,
+  RunnerCallResultMessage,
+  RunnerExecuteMessage,
+  RunnerInitMessage,
+  RunnerKind,
+  RunnerResultMessage,
+} from "./runner_protocol.ts";
+
+/** How a runner process ended. */
+export interface RunnerExit {
+  code: number;
+  signal: string | null;
+  /** True when the pool killed it (deadline, close). */
+  killedByPool: boolean;
+}
+
+/** Raised for the work a runner was doing when it died. */
+export class RunnerExitError extends Error {
+  readonly exit: RunnerExit;
+  constructor(exit: RunnerExit) {
+    super(`Runner process exited (code ${exit.code}${exit.signal ? `, signal ${exit.signal}` : ""})`);
+    this.name = "RunnerExitError";
+    this.exit = exit;
+  }
+}
+
+/** Answers a runner's call (`RunnerCallMessage`) with a call result. */
+export type CallHandler = (call: RunnerCallMessage) => Promise<Omit<RunnerCallResultMessage, "type" | "callId">>;
+
+let nextRunnerId = 1;
+
+/** One runner process. */
+export class RunnerProcess {
+  readonly id = nextRunnerId++;
+  readonly kind: RunnerKind;
+  /** Resolves once the runner is initialized and its worker is up; rejects if it dies first. */
+  readonly ready: Promise<void>;
+  /** Resolves when the process has exited. */
+  readonly exited: Promise<RunnerExit>;
+  /** The catalog version this runner has cached (the pool then sends only the version). */
+  catalogVersion: number | null = null;
+  /** performance.now() of the last finished job, for retiring idle action runners. */
+  idleSince = performance.now();
+  readonly #child: Deno.ChildProcess;
+  readonly #writer: FrameWriter;
+  readonly #onCall: CallHandler;
+  #job: { executionId: string; resolve(message: FromRunnerMessage): void; reject(error: Error): void } | null = null;
+  #killedByPool = false;
+  #exit: RunnerExit | null = null;
+
+  constructor(command: RunnerCommand, init: RunnerInitMessage, onCall: CallHandler) {
+    this.kind = init.kind;
+    this.#onCall = onCall;
+    this.#child = new Deno.Command(command.command, {
+      args: command.args,
+      cwd: command.cwd,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    this.#writer = new FrameWriter(this.#child.stdin);
+    const ready = Promise.withResolvers<void>();
+    this.ready = ready.promise;
+    this.ready.catch(() => {}); // observed by whoever awaits it; never an unhandled rejection
+    const readLoop = this.#readLoop(ready.resolve);
+    // Wait for stdout to drain too: a runner that stops itself (time limit) sends its answer right before exiting.
+    this.exited = Promise.all([this.#child.status, readLoop]).then(([status]) => {
+      this.#exit = { code: status.code, signal: status.signal, killedByPool: this.#killedByPool };
+      const error = new RunnerExitError(this.#exit);
+      ready.reject(error);
+      this.#job?.reject(error);
+      this.#job = null;
+      this.#writer.close().catch(() => {});
+      return this.#exit;
+    });
+    this.#writer.send(init).catch(() => this.kill());
+  }
+
+  /** Whether a job is running. */
+  get busy(): boolean {
+    return this.#job !== null;
+  }
+
+  /** Whether the process has exited. */
+  get dead(): boolean {
+    return this.#exit !== null;
+  }
+
+  /** Runs one execution; rejects with RunnerExitError if the process dies first. */
+  execute(message: RunnerExecuteMessage): Promise<RunnerResultMessage> {
+    return this.#run(message) as Promise<RunnerResultMessage>;
+  }
+
+  /** Runs one analysis; rejects with RunnerExitError if the process dies first. */
+  analyze(message: RunnerAnalyzeMessage): Promise<RunnerAnalysisMessage> {
+    return this.#run(message) as Promise<RunnerAnalysisMessage>;
+  }
+
+  #run(message: RunnerExecuteMessage | RunnerAnalyzeMessage): Promise<FromRunnerMessage> {
+    if (this.#exit !== null) return Promise.reject(new RunnerExitError(this.#exit));
+    if (this.#job !== null) return Promise.reject(new Error(`Runner ${this.id} is busy`));
+    const job = Promise.withResolvers<FromRunnerMessage>();
+    this.#job = { executionId: message.executionId, resolve: job.resolve, reject: job.reject };
+    this.#writer.send(message).catch(() => this.kill());
+    return job.promise.finally(() => {
+      this.idleSince = performance.now();
+    });
+  }
+
+  /** SIGKILLs the process (the only reliable way to stop a spinning worker). */
+  kill(): void {
+    if (this.#exit !== null) return;
+    this.#killedByPool = true;
+    try {
+      this.#child.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+
+  /** Closes stdin so the runner exits by itself; kills it if it has not after `graceMs`. */
+  async close(graceMs = 1_000): Promise<void> {
+    await this.#writer.close().catch(() => {});
+    const timer = setTimeout(() => this.kill(), graceMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  async #readLoop(onReady: () => void): Promise<void> {
+    try {
+      for await (const raw of readFrames(this.#child.stdout)) {
+        const message = raw as FromRunnerMessage;
+        switch (message.type) {
+          case "ready":
+            onReady();
+            break;
+          case "result":
+          case "analysis":
+            if (this.#job?.executionId === message.executionId) {
+              const job = this.#job;
+              this.#job = null;
+              job.resolve(message);
+            }
+            break;
+          case "call":
+            void this.#answerCall(message);
+            break;
+        }
+      }
+    } catch (error) {
+      console.error(`denvex: runner ${this.id} sent a corrupted message: ${error}`);
+      this.kill();
+    }
+  }
+
+  async #answerCall(call: RunnerCallMessage): Promise<void> {
+    const answer = await this.#onCall(call);
+    await this.#writer.send({ type: "callResult", callId: call.callId, ...answer } satisfies RunnerCallResultMessage)
+      .catch(() => {});
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * Messages of the server ⇄ runner bridge (framed by framing.ts over the runner's stdin/stdout).
+ */
+import type { Catalog, TransactionOutcome } from "../database/types.ts";
+import type { PersistenceLocation } from "../persistence/types.ts";
+import type { JsonValue } from "../values/types.ts";
+import type { DeploymentAnalysis, UdfType } from "./types.ts";
+
+/** Runner kinds: transaction runners read the database; action runners may use the network instead. */
+export type RunnerKind = "transaction" | "action";
+
+/** Call op by which a mutation's first insert into a new table asks the server to create it. */
+export const CREATE_TABLE_OP = "$createTable";
+
+/** Server → runner, first message. */
+export interface RunnerInitMessage {
+  type: "init";
+  kind: RunnerKind;
+  /** Where the reader opens the database (transaction runners). */
+  location: PersistenceLocation | null;
+  /** The folder of all deployments; the worker may read it and nothing else. */
+  modulesDir: string;
+  /** Whether user code may use the network (actions). */
+  allowNet: boolean;
+}
+
+/** Server → runner: run one function. */
+export interface RunnerExecuteMessage {
+  type: "execute";
+  executionId: string;
+  udfType: UdfType;
+  modulePath: string;
+  exportName: string;
+  argsJson: string;
+  /** Decimal u64. */
+  snapshotTs: string | null;
+  /** Sent when the runner does not have `catalogVersion` cached. */
+  catalog: Catalog | null;
+  catalogVersion: number | null;
+  identityJson: string | null;
+  env: Record<string, string>;
+  requestId: string;
+  deploymentDir: string;
+  /** User-code time (queries/mutations: excluding syscalls) after which the runner fails the call and exits. */
+  timeLimitMs: number;
+}
+
+/** Server → runner: analyze a deployment. */
+export interface RunnerAnalyzeMessage {
+  type: "analyze";
+  executionId: string;
+  deploymentDir: string;
+  modulePaths: string[];
+  env: Record<string, string>;
+  timeLimitMs: number;
+}
+
+/** Server → runner: the answer to a `RunnerCallMessage`. */
+export interface RunnerCallResultMessage {
+  type: "callResult";
+  callId: number;
+  ok: boolean;
+  resultJson?: string;
+  error?: { message: string; data?: JsonValue };
+}
+
+/** Everything the server sends. */
+export type ToRunnerMessage =
+  | RunnerInitMessage
+  | RunnerExecuteMessage
+  | RunnerAnalyzeMessage
+  | RunnerCallResultMessage;
+
+/** Runner → server: initialized and warm. */
+export interface RunnerReadyMessage {
+  type: "ready";
+}
+
+/** Runner → server: an execution finished. */
+export interface RunnerResultMessage {
+  type: "result";
+  executionId: string;
+  ok: boolean;
+  resultJson?: string;
+  errorMessage?: string;
+  errorData?: JsonValue;
+  logLines: string[];
+  outcome?: TransactionOutcome;
+  executionTimeMs: number;
+}
+
+/** Runner → server: an analysis finished. */
+export interface RunnerAnalysisMessage {
+  type: "analysis";
+  executionId: string;
+  ok: boolean;
+  analysis?: DeploymentAnalysis;
+  errorMessage?: string;
+}
+
+/** Runner → server: run `op` for the execution (action syscalls, table creation). */
+export interface RunnerCallMessage {
+  type: "call";
+  executionId: string;
+  callId: number;
+  op: string;
+  argsJson: string;
+}
+
+/** Everything a runner sends. */
+export type FromRunnerMessage = RunnerReadyMessage | RunnerResultMessage | RunnerAnalysisMessage | RunnerCallMessage;
+
+/** Exit code of a runner that stopped itself because user code exceeded its time limit. */
+export const EXIT_TIME_LIMIT = 75;
+/** Exit code of a runner whose bridge failed (corrupted stream, unexpected message). */
+export const EXIT_PROTOCOL_ERROR = 76;
+/** Exit code of V8's fatal out-of-memory abort (SIGTRAP), see platform-notes.md. */
+export const EXIT_OUT_OF_MEMORY = 133;

@@ -1,0 +1,146 @@
+/**
+ * Public types of the function runtime: what the server asks a runner to do and what comes back.
+ */
+import type { Catalog, TransactionOutcome } from "../database/types.ts";
+import type { PersistenceLocation } from "../persistence/types.ts";
+import type { JsonValue } from "../values/types.ts";
+
+/** The kinds of function a runner executes (HTTP actions are not run yet). */
+export type UdfType = "query" | "mutation" | "action";
+
+/** One function call, as the functions layer hands it to the pool. */
+export interface ExecuteRequest {
+  udfType: UdfType;
+  /** Module path inside the deployment, with `.js`: `"messages.js"`, `"dir/file.js"`. */
+  modulePath: string;
+  /** The export to call: `"list"`, or `"default"` for the default export. */
+  exportName: string;
+  /** JSON of a 1-element array holding the convex-JSON args object (convex-compat.md §4.2). */
+  argsJson: string;
+  /** Snapshot the query/mutation reads at. Required for queries and mutations, ignored for actions. */
+  snapshotTs?: bigint;
+  /** The catalog at `snapshotTs`. Required for queries and mutations; runners cache it by `version`. */
+  catalog?: Catalog;
+  /** JSON of the caller's identity (convex-compat.md §4.4.2) or null when unauthenticated. */
+  identityJson: string | null;
+  /** The deployment's environment variables (CONVEX_CLOUD_URL / CONVEX_SITE_URL included by the caller). */
+  env: Record<string, string>;
+  /** Request ID given to actions (`invokeAction(requestId, …)`) and reported in metadata. */
+  requestId: string;
+  /** Absolute directory of the deployment's modules, as returned by `writeDeploymentModules`. */
+  deploymentDir: string;
+  /** Overrides the user-code time limit (default: 1 s for queries/mutations, 10 min for actions). */
+  timeLimitMs?: number;
+}
+
+/** The result of one function call. A failure of user code is `ok: false`, never a thrown error. */
+export interface ExecutionResult {
+  ok: boolean;
+  /** convex-JSON text of the return value (`"null"` for undefined), when ok. */
+  resultJson?: string;
+  /** `Uncaught ConvexError: …` / `Uncaught Error: …` + stack / a limit message, when not ok. */
+  errorMessage?: string;
+  /** convex-JSON data of a ConvexError, when the failure is one. */
+  errorData?: JsonValue;
+  /** Console output, `[LOG] 'hi' 1` style (convex-compat.md §2.10). */
+  logLines: string[];
+  /** Read set and write set of a mutation (also present for failed mutations, for diagnostics). */
+  outcome?: TransactionOutcome;
+  /** Wall time of the execution in the runner, syscalls included. */
+  executionTimeMs: number;
+}
+
+/** Context given to `onCall` for syscalls an action makes to the server (`1.0/actions/query`, …). */
+export interface CallContext {
+  executionId: string;
+  requestId: string;
+  identityJson: string | null;
+  /** `"messages.js:send"` style path of the calling action. */
+  functionPath: string;
+}
+
+/** Options of `RunnerPool`. */
+export interface RunnerPoolOptions {
+  /** The server's data directory; deployments live in `<dataDir>/modules/<hash>/`. */
+  dataDir: string;
+  /** Where runners open their own database reader. */
+  location: PersistenceLocation;
+  /** V8 old-space cap of each runner process; a worker exceeding it kills its runner (fails only its call). */
+  maxHeapMb?: number;
+  /**
+   * Runs an action's call to the server (`1.0/actions/query|mutation|action`, `1.0/getUserIdentity`, …) and returns
+   * the result JSON. Throw an error with `message` (and `data` = convex-JSON of a ConvexError) to reject.
+   */
+  onCall(op: string, argsJson: string, context: CallContext): Promise<string>;
+  /**
+   * Creates a table on a mutation's first insert into it and returns the new catalog. Without it, such inserts fail
+   * in runners.
+   */
+  createTable?(tableName: string): Promise<Catalog>;
+  /** Runners for queries and mutations (default 2 × cores). */
+  queryRunners?: number;
+  /** Queued query/mutation calls beyond which `execute` fails at once (default 1000). */
+  maxQueuedCalls?: number;
+  /** Action runners kept warm (default 1) and the most that may exist (default 4 × cores). */
+  minActionRunners?: number;
+  maxActionRunners?: number;
+  /** Default user-code limits. */
+  queryTimeLimitMs?: number;
+  actionTimeLimitMs?: number;
+  /**
+   * The runner enforces the user-code limit itself; the pool SIGKILLs a runner that has not answered by
+   * limit × 2 + this slack (it covers time spent in syscalls, which the limit excludes).
+   */
+  hardDeadlineSlackMs?: number;
+  /** Network that actions may reach: "all" (default) or `host[:port]` names; `[]` for none. */
+  actionNet?: "all" | string[];
+  /** Wall-time limit of an analysis (module top-level code). */
+  analyzeTimeLimitMs?: number;
+  /** The module run in runner mode and its arguments (default: `main.ts runner` of this checkout). */
+  runnerEntry?: { module: URL; args: string[] };
+}
+
+/** A function export found by analysis. */
+export interface AnalyzedFunction {
+  name: string;
+  udfType: "Query" | "Mutation" | "Action" | "HttpAction";
+  /** null for HTTP actions, which have no visibility of their own. */
+  visibility: { kind: "public" } | { kind: "internal" } | null;
+  /** `exportArgs()` JSON text; null for HTTP actions. */
+  args: string | null;
+  /** `exportReturns()` JSON text (`"null"` if none); null for HTTP actions. */
+  returns: string | null;
+}
+
+/** One route of `http.js`. */
+export interface HttpRoute {
+  path: string;
+  method: string;
+}
+
+/** What analysis found in one module. */
+export interface ModuleAnalysis {
+  path: string;
+  functions: AnalyzedFunction[];
+  /** Routes of the default export of `http.js`; null elsewhere. */
+  httpRoutes: HttpRoute[] | null;
+  /** `export()` JSON text of the default export of `crons.js`; null elsewhere. */
+  cronsJson: string | null;
+}
+
+/** The analysis of a whole deployment. */
+export interface DeploymentAnalysis {
+  modules: ModuleAnalysis[];
+  /** `export()` JSON text of the default export of `schema.js`, if that module was analyzed. */
+  schemaJson: string | null;
+  /** The default export of `auth.config.js` (a plain object, evaluated with the env vars), if analyzed. */
+  authConfig: JsonValue | null;
+}
+
+/** One module as the CLI pushes it (convex-compat.md §5.3). */
+export interface ModuleConfig {
+  path: string;
+  source: string;
+  sourceMap?: string;
+  environment: "isolate" | "node";
+}

@@ -1,0 +1,86 @@
+/**
+ * The runner's handle on its user-code worker: a Worker with no permissions but reading the modules folder (and the
+ * network for action runners), plus the synchronous syscall channel it calls into.
+ */
+import { createChannelBuffer, SyncChannelServer } from "./sync_channel.ts";
+import type { FromWorkerMessage, ToWorkerMessage } from "./worker/protocol.ts";
+
+/** How long a fresh worker may take to load its bootstrap before the runner gives up. */
+const WORKER_START_TIMEOUT_MS = 30_000;
+
+/** Options of a user-code worker. */
+export interface UserWorkerOptions {
+  /** The only folder user code may read (and import from). */
+  modulesDir: string;
+  /** Whether user code may use the network (actions). */
+  allowNet: boolean;
+  /** Messages other than `ready`. */
+  onMessage(message: FromWorkerMessage): void;
+  /** The worker failed outside user code's reach (bootstrap error): the runner cannot continue. */
+  onFatalError(message: string): void;
+  /** Answers one channel request (see SyncChannelServer.serve). */
+  handleSyscall(request: string): string | Promise<string>;
+}
+
+/** A started worker. */
+export class UserWorker {
+  readonly #worker: Worker;
+  readonly #channel: SyncChannelServer;
+
+  private constructor(worker: Worker, channel: SyncChannelServer) {
+    this.#worker = worker;
+    this.#channel = channel;
+  }
+
+  /** Creates the worker and resolves once its globals are set up. */
+  static async start(options: UserWorkerOptions): Promise<UserWorker> {
+    const worker = new Worker(new URL("./worker/worker_main.ts", import.meta.url), {
+      type: "module",
+      name: "denvex-user-code",
+      deno: {
+        permissions: {
+          read: [options.modulesDir],
+          net: options.allowNet,
+          env: false,
+          run: false,
+          write: false,
+          ffi: false,
+          sys: false,
+          import: false,
+        },
+      },
+    });
+    const buffer = createChannelBuffer();
+    const channel = new SyncChannelServer(buffer);
+    const ready = Promise.withResolvers<void>();
+    const timer = setTimeout(() => ready.reject(new Error("The user-code worker did not start in time")), WORKER_START_TIMEOUT_MS);
+    worker.onmessage = (event: MessageEvent<FromWorkerMessage>) => {
+      if (event.data.type === "ready") ready.resolve();
+      else options.onMessage(event.data);
+    };
+    worker.onerror = (event: ErrorEvent) => {
+      event.preventDefault();
+      const message = `User-code worker failed: ${event.message}`;
+      ready.reject(new Error(message));
+      options.onFatalError(message);
+    };
+    worker.postMessage({ type: "init", channel: buffer } satisfies ToWorkerMessage);
+    try {
+      await ready.promise;
+    } finally {
+      clearTimeout(timer);
+    }
+    void channel.serve(options.handleSyscall);
+    return new UserWorker(worker, channel);
+  }
+
+  post(message: ToWorkerMessage): void {
+    this.#worker.postMessage(message);
+  }
+
+  /** Ends an idle worker. (A busy one keeps spinning in Deno 2.9.6: the runner exits instead.) */
+  terminate(): void {
+    this.#channel.close();
+    this.#worker.terminate();
+  }
+}

@@ -1,0 +1,22 @@
+/**
+ * Validation of nested calls' args and return values, on the runner's main thread (the worker asks through the
+ * channel): `v.id("table")` needs the catalog, which only the main thread has.
+ */
+import type { Catalog } from "../database/types.ts";
+import { decodeDocumentId, jsonToValue, validateValue } from "../values/mod.ts";
+import type { JsonValue, ValidatorJson } from "../values/types.ts";
+
+/** Returns null if `valueJson` (convex-JSON) passes `validator`, else the validation message. */
+export function validateConvexJson(validator: ValidatorJson, valueJson: JsonValue, catalog: Catalog | null): string | null {
+  let value;
+  try {
+    value = jsonToValue(valueJson);
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
+  return validateValue(validator, value, (id, tableName) => {
+    const decoded = decodeDocumentId(id);
+    const table = catalog?.tables.find((t) => t.name === tableName);
+    return decoded !== null && table !== undefined && decoded.tableNumber === table.tableNumber;
+  });
+}

@@ -1,0 +1,84 @@
+/**
+ * Analysis of a pushed deployment: the functions each module exports and the special default exports of `http.js`,
+ * `crons.js`, `schema.js` and `auth.config.js` (convex-compat.md §4.2).
+ */
+import type { JsonValue } from "../../values/types.ts";
+import type { AnalyzedFunction, DeploymentAnalysis, HttpRoute, ModuleAnalysis } from "../types.ts";
+import { functionKind, loadModule, type RegisteredFunction } from "./functions.ts";
+
+/** Imports every module and describes it. Throws an Error naming the module at the first failure. */
+export async function analyzeDeployment(deploymentUrl: string, modulePaths: string[]): Promise<DeploymentAnalysis> {
+  const analysis: DeploymentAnalysis = { modules: [], schemaJson: null, authConfig: null };
+  for (const path of modulePaths) {
+    let module: Record<string, unknown>;
+    try {
+      module = await loadModule(deploymentUrl, path);
+    } catch (error) {
+      // loadModule's message already names the module.
+      throw error instanceof Error ? error : new Error(`Failed to load module ${path}: ${String(error)}`);
+    }
+    try {
+      const defaultExport = module.default as Record<string, unknown> | undefined;
+      if (path === "schema.js") {
+        analysis.schemaJson = callExport(defaultExport, "export", "a schema (defineSchema)");
+        continue;
+      }
+      if (path === "auth.config.js") {
+        analysis.authConfig = plainJson(defaultExport);
+        continue;
+      }
+      analysis.modules.push(analyzeModule(path, module));
+    } catch (error) {
+      throw new Error(`Failed to analyze ${path}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+  return analysis;
+}
+
+function analyzeModule(path: string, module: Record<string, unknown>): ModuleAnalysis {
+  const functions: AnalyzedFunction[] = [];
+  for (const [name, value] of Object.entries(module)) {
+    if (typeof value !== "function") continue;
+    const fn = value as RegisteredFunction;
+    const kind = functionKind(fn);
+    if (kind === null) continue;
+    if (kind === "HttpAction") {
+      functions.push({ name, udfType: kind, visibility: null, args: null, returns: null });
+      continue;
+    }
+    const visibility = fn.isInternal === true ? { kind: "internal" as const } : { kind: "public" as const };
+    let args: string;
+    let returns: string;
+    try {
+      args = fn.exportArgs?.() ?? '{"type":"any"}';
+      returns = fn.exportReturns?.() ?? "null";
+    } catch (error) {
+      throw new Error(`function ${name}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    functions.push({ name, udfType: kind, visibility, args, returns });
+  }
+  const defaultExport = module.default as Record<string, unknown> | undefined;
+  const httpRoutes = path === "http.js" ? routesOf(defaultExport) : null;
+  const cronsJson = path === "crons.js" ? callExport(defaultExport, "export", "a cron table (cronJobs)") : null;
+  return { path, functions, httpRoutes, cronsJson };
+}
+
+function routesOf(router: Record<string, unknown> | undefined): HttpRoute[] {
+  if (router?.isRouter !== true || typeof router.getRoutes !== "function") {
+    throw new Error("the default export is not an HttpRouter (httpRouter())");
+  }
+  const routes = (router.getRoutes as () => unknown[][])();
+  return routes.map(([path, method]) => ({ path: String(path), method: String(method) }));
+}
+
+function callExport(value: Record<string, unknown> | undefined, method: string, what: string): string {
+  if (typeof value?.[method] !== "function") throw new Error(`the default export is not ${what}`);
+  const result = (value[method] as () => unknown).call(value);
+  if (typeof result !== "string") throw new Error(`${method}() of the default export did not return a string`);
+  return result;
+}
+
+function plainJson(value: unknown): JsonValue {
+  if (typeof value !== "object" || value === null) throw new Error("the default export is not an object");
+  return JSON.parse(JSON.stringify(value)) as JsonValue;
+}

@@ -1,0 +1,67 @@
+/**
+ * Which syscalls go where (convex-compat.md §4.4). Lists rather than "forward everything" so an op nobody implements
+ * fails with the official `Unknown async operation` text instead of whatever the receiver happens to say.
+ */
+
+/** Synchronous syscalls answered by the transaction. */
+export const TRANSACTION_SYNC_OPS: ReadonlySet<string> = new Set([
+  "1.0/queryStream",
+  "1.0/queryCleanup",
+  "1.0/db/normalizeId",
+  "1.0/getSnapshotTs",
+]);
+
+/** Asynchronous syscalls answered by the transaction (queries and mutations). */
+export const TRANSACTION_ASYNC_OPS: ReadonlySet<string> = new Set([
+  "1.0/get",
+  "1.0/insert",
+  "1.0/shallowMerge",
+  "1.0/replace",
+  "1.0/remove",
+  "1.0/queryStreamNext",
+  "1.0/queryPage",
+  "1.0/count",
+  "1.0/getUserIdentity",
+  "1.0/getTransactionMetrics",
+]);
+
+/** Asynchronous syscalls of actions that the server answers (over postMessage, several may be in flight). */
+export const ACTION_SERVER_OPS: ReadonlySet<string> = new Set([
+  "1.0/actions/query",
+  "1.0/actions/mutation",
+  "1.0/actions/action",
+  "1.0/getUserIdentity",
+  "1.0/createFunctionHandle",
+  "1.0/getDeploymentMetadata",
+  "1.0/getRequestMetadata",
+  "1.0/createServiceToken",
+  "1.0/getServiceUrl",
+]);
+
+const UNSUPPORTED_OPS: ReadonlySet<string> = new Set([
+  "1.0/schedule",
+  "1.0/cancel_job",
+  "1.0/actions/schedule",
+  "1.0/actions/cancel_job",
+  "1.0/actions/vectorSearch",
+]);
+
+/** True for the scheduler, storage and search ops denvex does not implement yet: they fail at once. */
+export function isUnsupportedOp(op: string): boolean {
+  return UNSUPPORTED_OPS.has(op) || op.startsWith("1.0/storage") || op.startsWith("storage/");
+}
+
+/** The error text of an op denvex does not implement yet. */
+export function unsupportedMessage(op: string): string {
+  return `${op} is not supported yet by denvex`;
+}
+
+/** True when a `queryStream` / `queryPage` argument uses a full-text search source (not implemented yet). */
+export function isSearchQuery(argsJson: string): boolean {
+  if (!argsJson.includes('"Search"')) return false;
+  try {
+    return (JSON.parse(argsJson) as { query?: { source?: { type?: string } } }).query?.source?.type === "Search";
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * Messages between a runner's main thread and its worker (postMessage). Syscalls of queries and mutations do not
+ * appear here: they use the synchronous channel (sync_channel.ts), whose extra ops are named below.
+ */
+import type { DeploymentAnalysis, UdfType } from "../types.ts";
+import type { JsonValue } from "../../values/types.ts";
+
+/** Channel ops the worker sends besides database syscalls. */
+export const NESTED_BEGIN_OP = "$nested/begin";
+/** Args JSON: `true` to commit the nested call's writes, `false` to roll them back. */
+export const NESTED_END_OP = "$nested/end";
+/**
+ * Args JSON: `{validator: <validator JSON>, value: <convex-JSON>}`; answer: null, or the validation message. Runs on
+ * the main thread because `v.id(table)` needs the catalog.
+ */
+export const VALIDATE_OP = "$validate";
+
+/** Main → worker: the channel to use; answered by `ReadyMessage`. */
+export interface InitMessage {
+  type: "init";
+  channel: SharedArrayBuffer;
+}
+
+/** Main → worker: run one function. */
+export interface WorkerExecuteMessage {
+  type: "execute";
+  executionId: string;
+  udfType: UdfType;
+  /** `file:` URL of the deployment folder, with a trailing slash. */
+  deploymentUrl: string;
+  modulePath: string;
+  exportName: string;
+  argsJson: string;
+  requestId: string;
+  env: Record<string, string>;
+  /** Frozen `Date.now()` of a query/mutation. */
+  nowMs: number;
+  /** Seed of `Math.random()` in a query/mutation. */
+  randomSeed: number;
+}
+
+/** Main → worker: analyze modules of a deployment. */
+export interface WorkerAnalyzeMessage {
+  type: "analyze";
+  executionId: string;
+  deploymentUrl: string;
+  modulePaths: string[];
+  env: Record<string, string>;
+}
+
+/** Main → worker: the answer to an action's `CallMessage`. */
+export interface CallResultMessage {
+  type: "callResult";
+  callId: number;
+  ok: boolean;
+  resultJson?: string;
+  error?: { message: string; data?: JsonValue };
+}
+
+/** Everything the main thread sends. */
+export type ToWorkerMessage = InitMessage | WorkerExecuteMessage | WorkerAnalyzeMessage | CallResultMessage;
+
+/** Worker → main: the worker is set up. */
+export interface ReadyMessage {
+  type: "ready";
+}
+
+/** Worker → main: an execution finished. */
+export interface WorkerResultMessage {
+  type: "result";
+  executionId: string;
+  ok: boolean;
+  resultJson?: string;
+  errorMessage?: string;
+  errorData?: JsonValue;
+  logLines: string[];
+}
+
+/** Worker → main: an analysis finished. */
+export interface WorkerAnalysisMessage {
+  type: "analysis";
+  executionId: string;
+  ok: boolean;
+  analysis?: DeploymentAnalysis;
+  errorMessage?: string;
+}
+
+/** Worker → main: an action asks the server to run `op` (`1.0/actions/query`, …). */
+export interface CallMessage {
+  type: "call";
+  executionId: string;
+  callId: number;
+  op: string;
+  argsJson: string;
+}
+
+/** Everything the worker sends. */
+export type FromWorkerMessage = ReadyMessage | WorkerResultMessage | WorkerAnalysisMessage | CallMessage;

@@ -1,0 +1,105 @@
+/**
+ * The `Convex` global user code calls (convex-compat.md §4.1), routing each op to where it is answered:
+ * - queries/mutations: the transaction on the runner's main thread, through the synchronous channel;
+ * - actions: the server, through postMessage (several calls may be in flight);
+ * - locally: `getFunctionMetadata`, `runUdf`, and the ops denvex does not support yet.
+ */
+import type { JsonValue } from "../../values/types.ts";
+import { decodeResponse, encodeRequest, type SyncChannelClient } from "../sync_channel.ts";
+import { syscallFailure } from "./error_format.ts";
+import { currentExecution, currentFrame } from "./execution_state.ts";
+import {
+  ACTION_SERVER_OPS,
+  isSearchQuery,
+  isUnsupportedOp,
+  TRANSACTION_ASYNC_OPS,
+  TRANSACTION_SYNC_OPS,
+  unsupportedMessage,
+} from "./ops.ts";
+import { QueryStreams } from "./query_streams.ts";
+import { runNestedFunction } from "./run_udf.ts";
+
+/** Sends an action's syscall to the server and resolves with the result JSON. */
+export type ServerCall = (op: string, argsJson: string) => Promise<string>;
+
+/** The three entry points of the `Convex` global. */
+export interface ConvexGlobal {
+  syscall(op: string, argsJson: string): string;
+  asyncSyscall(op: string, argsJson: string): Promise<string>;
+  jsSyscall(op: string, args: Record<string, unknown>): unknown;
+}
+
+/** Routes syscalls of the execution in progress. */
+export class SyscallRouter implements ConvexGlobal {
+  readonly #channel: SyncChannelClient;
+  readonly #serverCall: ServerCall;
+  readonly streams = new QueryStreams();
+
+  constructor(channel: SyncChannelClient, serverCall: ServerCall) {
+    this.#channel = channel;
+    this.#serverCall = serverCall;
+  }
+
+  /** A synchronous call to the transaction; throws an Error (with `data` for a ConvexError) on failure. */
+  readonly transactionCall = (op: string, argsJson: string): string => {
+    const response = decodeResponse(this.#channel.call(encodeRequest(op, argsJson)));
+    if (response.ok) return response.resultJson;
+    throw syscallFailure(response.message, response.data as JsonValue | undefined);
+  };
+
+  syscall(op: string, argsJson: string): string {
+    const frame = currentFrame();
+    if (frame === null) throw new Error(`Syscall ${op} made outside of a running function`);
+    if (isUnsupportedOp(op)) throw new Error(unsupportedMessage(op));
+    if (frame.udfType === "action" || !TRANSACTION_SYNC_OPS.has(op)) throw new Error(`Unknown operation ${op}`);
+    if (op === "1.0/queryStream" && isSearchQuery(argsJson)) {
+      throw new Error("Full-text search queries (withSearchIndex) are not supported yet by denvex");
+    }
+    if (op === "1.0/queryCleanup") this.streams.cleanup(queryIdOf(argsJson));
+    return this.transactionCall(op, argsJson);
+  }
+
+  asyncSyscall(op: string, argsJson: string): Promise<string> {
+    try {
+      const result = this.#dispatchAsync(op, argsJson);
+      return typeof result === "string" ? Promise.resolve(result) : result;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  #dispatchAsync(op: string, argsJson: string): string | Promise<string> {
+    const frame = currentFrame();
+    if (frame === null) throw syscallFailure(`Syscall ${op} made outside of a running function`);
+    if (isUnsupportedOp(op)) throw syscallFailure(unsupportedMessage(op));
+    if (op === "1.0/getFunctionMetadata") {
+      return JSON.stringify({ name: frame.functionName, componentPath: "" });
+    }
+    if (frame.udfType === "action") {
+      if (ACTION_SERVER_OPS.has(op)) return this.#serverCall(op, argsJson);
+      throw syscallFailure(`Unknown async operation ${op}`);
+    }
+    if (op === "1.0/runUdf") return runNestedFunction(argsJson, this.transactionCall);
+    if (op === "1.0/queryStreamNext") {
+      return this.streams.next(queryIdOf(argsJson), (queryId, batchSize) => {
+        const answer = this.transactionCall(op, JSON.stringify({ queryId, batchSize }));
+        return JSON.parse(answer) as { values: unknown[]; done: boolean };
+      });
+    }
+    if (op === "1.0/queryPage" && isSearchQuery(argsJson)) {
+      throw syscallFailure("Full-text search queries (withSearchIndex) are not supported yet by denvex");
+    }
+    if (TRANSACTION_ASYNC_OPS.has(op)) return this.transactionCall(op, argsJson);
+    throw syscallFailure(`Unknown async operation ${op}`);
+  }
+
+  jsSyscall(op: string, _args: Record<string, unknown>): unknown {
+    if (currentExecution() === null) throw new Error(`Syscall ${op} made outside of a running function`);
+    if (isUnsupportedOp(op)) throw new Error(unsupportedMessage(op));
+    throw new Error(`Unknown operation ${op}`);
+  }
+}
+
+function queryIdOf(argsJson: string): number {
+  return Number((JSON.parse(argsJson) as { queryId?: unknown }).queryId);
+}

@@ -1,0 +1,194 @@
+/**
+ * The worker that runs user code, inside a runner process. It starts with no permissions but reading the modules
+ * folder, sets up the globals pushed bundles expect (convex-compat.md §4.9) before any user module loads, then runs
+ * one execution or analysis at a time on request of the runner's main thread (protocol.ts).
+ */
+import { AsyncLocalStorage, AsyncResource } from "node:async_hooks";
+import { SyncChannelClient } from "../sync_channel.ts";
+import { analyzeDeployment } from "./analyze.ts";
+import { installConsole, LogSink, setLogSink } from "./console_capture.ts";
+import { enterActionMode, enterDeterministicMode, installDeterminismShims } from "./determinism.ts";
+import { formatUncaught, syscallFailure } from "./error_format.ts";
+import { functionName, runInFrame, SerialQueue, setCurrentExecution } from "./execution_state.ts";
+import type { Frame } from "./execution_state.ts";
+import { checkKind, loadFunction, type RegisteredFunction } from "./functions.ts";
+import { inspect } from "./inspect.ts";
+import type {
+  CallResultMessage,
+  FromWorkerMessage,
+  ToWorkerMessage,
+  WorkerAnalysisMessage,
+  WorkerAnalyzeMessage,
+  WorkerExecuteMessage,
+  WorkerResultMessage,
+} from "./protocol.ts";
+import { type ConvexGlobal, SyscallRouter } from "./syscall_router.ts";
+import type { JsonValue } from "../../values/types.ts";
+
+/** Most action calls to the server in flight at once. */
+const MAX_PENDING_CALLS = 1_000;
+
+// Captured before user code can shadow them.
+const workerScope = globalThis as unknown as { postMessage(message: FromWorkerMessage): void };
+const post = workerScope.postMessage.bind(globalThis);
+const addListener = globalThis.addEventListener.bind(globalThis);
+
+const env: Record<string, string> = {};
+const pendingCalls = new Map<number, { resolve(json: string): void; reject(error: Error): void }>();
+let nextCallId = 1;
+let currentExecutionId = "";
+let router: SyscallRouter | null = null;
+let currentSink: LogSink | null = null;
+
+installGlobals();
+addListener("message", (event: Event) => void handle((event as MessageEvent<ToWorkerMessage>).data));
+
+function installGlobals(): void {
+  installConsole();
+  installDeterminismShims();
+  const define = (name: string, value: unknown) =>
+    Object.defineProperty(globalThis, name, { value, writable: true, configurable: true });
+  // Bundles read `process.env.X` (even at import time); only the deployment's variables exist.
+  define("process", { env });
+  define("AsyncLocalStorage", AsyncLocalStorage);
+  define("AsyncResource", AsyncResource);
+  const convex: ConvexGlobal = {
+    syscall: (op, argsJson) => requireRouter().syscall(op, argsJson),
+    asyncSyscall: (op, argsJson) => requireRouter().asyncSyscall(op, argsJson),
+    jsSyscall: (op, args) => requireRouter().jsSyscall(op, args),
+  };
+  Object.defineProperty(globalThis, "Convex", { value: Object.freeze(convex), writable: false, configurable: false });
+  // User code must not talk to the runner directly or end the worker.
+  for (const name of ["postMessage", "onmessage", "close"]) define(name, undefined);
+  // A stray rejection or timer error in user code must not kill the worker: log it on the running execution.
+  addListener("unhandledrejection", (event: Event) => {
+    event.preventDefault();
+    currentSink?.add("ERROR", `Unhandled promise rejection: ${inspect((event as PromiseRejectionEvent).reason)}`);
+  });
+  addListener("error", (event: Event) => {
+    event.preventDefault();
+    currentSink?.add("ERROR", `Uncaught exception: ${inspect((event as ErrorEvent).error ?? (event as ErrorEvent).message)}`);
+  });
+}
+
+function requireRouter(): SyscallRouter {
+  if (router === null) throw new Error("The Convex runtime is not initialized");
+  return router;
+}
+
+async function handle(message: ToWorkerMessage): Promise<void> {
+  switch (message.type) {
+    case "init":
+      router = new SyscallRouter(new SyncChannelClient(message.channel), serverCall);
+      post({ type: "ready" });
+      return;
+    case "execute":
+      post(await execute(message));
+      return;
+    case "analyze":
+      post(await analyze(message));
+      return;
+    case "callResult":
+      settleCall(message);
+      return;
+  }
+}
+
+/** Sends an action's syscall to the server (through the runner's main thread). */
+function serverCall(op: string, argsJson: string): Promise<string> {
+  if (pendingCalls.size >= MAX_PENDING_CALLS) {
+    return Promise.reject(syscallFailure(`Too many concurrent calls (at most ${MAX_PENDING_CALLS})`));
+  }
+  const callId = nextCallId++;
+  return new Promise((resolve, reject) => {
+    pendingCalls.set(callId, { resolve, reject });
+    post({ type: "call", executionId: currentExecutionId, callId, op, argsJson });
+  });
+}
+
+function settleCall(message: CallResultMessage): void {
+  const pending = pendingCalls.get(message.callId);
+  if (pending === undefined) return;
+  pendingCalls.delete(message.callId);
+  if (message.ok) pending.resolve(message.resultJson ?? "null");
+  else pending.reject(syscallFailure(message.error?.message ?? "Call failed", message.error?.data));
+}
+
+function beginRun(executionId: string, runEnv: Record<string, string>): LogSink {
+  currentExecutionId = executionId;
+  for (const key of Object.keys(env)) delete env[key];
+  Object.assign(env, runEnv);
+  router?.streams.clear();
+  currentSink = new LogSink();
+  setLogSink(currentSink);
+  return currentSink;
+}
+
+function endRun(): void {
+  setCurrentExecution(null);
+  setLogSink(null);
+  currentSink = null;
+  // Calls of a finished action are answered to nobody.
+  pendingCalls.clear();
+}
+
+async function execute(message: WorkerExecuteMessage): Promise<WorkerResultMessage> {
+  const { executionId, udfType, deploymentUrl, modulePath, exportName } = message;
+  const sink = beginRun(executionId, message.env);
+  if (udfType === "action") enterActionMode();
+  else enterDeterministicMode(message.nowMs, message.randomSeed);
+  const root: Frame = { udfType, functionName: functionName(modulePath, exportName), depth: 0, children: new SerialQueue() };
+  setCurrentExecution({ executionId, requestId: message.requestId, deploymentUrl, root });
+  const fail = (errorMessage: string, errorData?: JsonValue): WorkerResultMessage => ({
+    type: "result",
+    executionId,
+    ok: false,
+    errorMessage,
+    ...(errorData === undefined ? {} : { errorData }),
+    logLines: sink.lines,
+  });
+  let fn: RegisteredFunction;
+  try {
+    fn = await loadFunction(deploymentUrl, modulePath, exportName);
+    checkKind(fn, udfType, `${modulePath}:${exportName}`);
+  } catch (error) {
+    endRun();
+    return fail(error instanceof Error ? error.message : String(error));
+  }
+  try {
+    const resultJson = await runInFrame(root, () => invoke(fn, message));
+    return { type: "result", executionId, ok: true, resultJson, logLines: sink.lines };
+  } catch (error) {
+    const { errorMessage, errorData } = formatUncaught(error, deploymentUrl);
+    return fail(errorMessage, errorData);
+  } finally {
+    endRun();
+  }
+}
+
+function invoke(fn: RegisteredFunction, message: WorkerExecuteMessage): Promise<string> {
+  switch (message.udfType) {
+    case "query":
+      return fn.invokeQuery!(message.argsJson);
+    case "mutation":
+      return fn.invokeMutation!(message.argsJson);
+    case "action":
+      return fn.invokeAction!(message.requestId, message.argsJson);
+  }
+}
+
+async function analyze(message: WorkerAnalyzeMessage): Promise<WorkerAnalysisMessage> {
+  beginRun(message.executionId, message.env);
+  // Module top-level code runs like query code: no fetch, no timers.
+  enterDeterministicMode(Date.now(), Math.floor(Math.random() * 2 ** 32));
+  try {
+    const analysis = await analyzeDeployment(message.deploymentUrl, message.modulePaths);
+    return { type: "analysis", executionId: message.executionId, ok: true, analysis };
+  } catch (error) {
+    const text = error instanceof Error ? error.message : String(error);
+    return { type: "analysis", executionId: message.executionId, ok: false, errorMessage: text };
+  } finally {
+    endRun();
+    enterActionMode();
+  }
+}

@@ -1,0 +1,246 @@
+/**
+ * The command line: parsing and validation, with no I/O. Everything wrong with the flags is a {@link UsageError},
+ * raised before the server opens a file or a socket, so `main.ts` can print one line and exit with code 2.
+ */
+import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
+
+/** Default API port (Convex's `convex dev` local backend uses the same). */
+export const DEFAULT_API_PORT = 3210;
+/** Default HTTP-actions ("site") port. */
+export const DEFAULT_SITE_PORT = 3211;
+/** Default listen address: every interface, so the container image works unchanged. */
+export const DEFAULT_HOST = "0.0.0.0";
+/** Default data directory, relative to the working directory. The start task grants exactly this path. */
+export const DEFAULT_DATA_DIR = "./denvex-data";
+/** Default instance name: the part of the admin key before `|`. */
+export const DEFAULT_INSTANCE_NAME = "denvex";
+/** Environment variable that supplies the admin key when `--admin-key` is absent. */
+export const ADMIN_KEY_ENV = "DENVEX_ADMIN_KEY";
+
+/** Where the documents live. */
+export type DatabaseConfig = { kind: "sqlite" } | { kind: "postgres"; url: string };
+
+/** An admin key supplied from outside; when absent the server uses (or generates) the one in the data dir. */
+export interface SuppliedAdminKey {
+  key: string;
+  source: "flag" | "env";
+}
+
+/** Everything `serve` needs, validated. */
+export interface ServeConfig {
+  host: string;
+  /** 0 lets the OS choose a free port; the server prints the one it got. */
+  apiPort: number;
+  sitePort: number;
+  /** As given (relative paths are resolved against the working directory when the server starts). */
+  dataDir: string;
+  database: DatabaseConfig;
+  instanceName: string;
+  adminKey: SuppliedAdminKey | null;
+}
+
+/** One parsed invocation. */
+export type Command =
+  | { kind: "help" }
+  | { kind: "version" }
+  | { kind: "serve"; config: ServeConfig }
+  | { kind: "admin-key"; dataDir: string }
+  /** Internal: a function runner process. Its arguments belong to the runtime and are passed through untouched. */
+  | { kind: "runner"; args: string[] };
+
+/** A mistake in the command line or configuration. Its message is one line, meant for the user. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/** The text `--help` prints. */
+export const USAGE = `denvex: a Convex-compatible backend (reactive document database + TypeScript functions)
+
+Usage:
+  denvex [serve] [flags]        start the server (the default command)
+  denvex admin-key [--data DIR] print the admin key stored in the data directory
+  denvex --help | --version
+
+Flags of serve:
+  --port PORT            API port: HTTP API, sync, admin, dashboard (default ${DEFAULT_API_PORT}; 0 = any free port)
+  --site-port PORT       HTTP actions port (default ${DEFAULT_SITE_PORT}; 0 = any free port)
+  --host ADDRESS         address to listen on (default ${DEFAULT_HOST})
+  --data DIR             data directory: SQLite database, files, admin key (default ${DEFAULT_DATA_DIR})
+  --db sqlite|URL        sqlite (default, inside the data directory) or postgres://user:pass@host:port/db
+  --admin-key KEY        admin key, <instance-name>|<secret> (default: env ${ADMIN_KEY_ENV}, else the key stored
+                         in the data directory, generated and printed on first start)
+  --instance-name NAME   instance name used for a generated admin key (default ${DEFAULT_INSTANCE_NAME})
+
+From a checkout: deno task start [flags]. Deploy code with
+  CONVEX_SELF_HOSTED_URL=http://127.0.0.1:${DEFAULT_API_PORT} CONVEX_SELF_HOSTED_ADMIN_KEY=<key> npx convex deploy`;
+
+const SERVE_OPTIONS = {
+  port: { type: "string" },
+  "site-port": { type: "string" },
+  host: { type: "string" },
+  data: { type: "string" },
+  db: { type: "string" },
+  "admin-key": { type: "string" },
+  "instance-name": { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const satisfies ParseArgsOptionsConfig;
+
+const ADMIN_KEY_OPTIONS = {
+  data: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const satisfies ParseArgsOptionsConfig;
+
+const TOP_LEVEL_OPTIONS = {
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "V" },
+} as const satisfies ParseArgsOptionsConfig;
+
+/** Letters, digits, `-` and `_`: the name is the admin key's prefix and must never contain `|`. */
+const INSTANCE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+/** `<instance-name>|<secret>`, the shape the Convex CLI and dashboard expect; no whitespace anywhere. */
+const ADMIN_KEY_PATTERN = /^[A-Za-z0-9_-]+\|[\x21-\x7e]+$/;
+const ADMIN_KEY_MAX_LENGTH = 1024;
+
+/**
+ * Parses `args` (without the program name). `readEnv` is consulted only for `serve`, so other commands run
+ * without environment permissions. Throws {@link UsageError}.
+ */
+export function parseCommandLine(
+  args: readonly string[],
+  readEnv: (name: string) => string | undefined,
+): Command {
+  const [first, ...rest] = args;
+  switch (first) {
+    case "serve":
+      return parseServe(rest, readEnv);
+    case "admin-key":
+      return parseAdminKeyCommand(rest);
+    case "runner":
+      return { kind: "runner", args: rest };
+    case undefined:
+      return parseServe([], readEnv);
+  }
+  if (!first.startsWith("-")) throw new UsageError(`unknown command '${first}' (see --help)`);
+  // Top-level --help/--version; any other flag belongs to the default command, serve.
+  const topLevel = tryParse(args, TOP_LEVEL_OPTIONS);
+  if (topLevel?.help) return { kind: "help" };
+  if (topLevel?.version) return { kind: "version" };
+  return parseServe(args, readEnv);
+}
+
+function parseServe(args: readonly string[], readEnv: (name: string) => string | undefined): Command {
+  const values = parseOrThrow(args, SERVE_OPTIONS);
+  if (values.help) return { kind: "help" };
+  const apiPort = parsePort("--port", values.port, DEFAULT_API_PORT);
+  const sitePort = parsePort("--site-port", values["site-port"], DEFAULT_SITE_PORT);
+  if (apiPort !== 0 && apiPort === sitePort) throw new UsageError(`--port and --site-port must differ (${apiPort})`);
+  const instanceName = values["instance-name"] ?? DEFAULT_INSTANCE_NAME;
+  if (!INSTANCE_NAME_PATTERN.test(instanceName)) {
+    throw new UsageError("--instance-name must be 1-64 letters, digits, '-' or '_', starting with a letter or digit");
+  }
+  return {
+    kind: "serve",
+    config: {
+      host: parseHost(values.host),
+      apiPort,
+      sitePort,
+      dataDir: parseDataDir(values.data),
+      database: parseDatabase(values.db),
+      instanceName,
+      adminKey: suppliedAdminKey(values["admin-key"], readEnv),
+    },
+  };
+}
+
+function parseAdminKeyCommand(args: readonly string[]): Command {
+  const values = parseOrThrow(args, ADMIN_KEY_OPTIONS);
+  if (values.help) return { kind: "help" };
+  return { kind: "admin-key", dataDir: parseDataDir(values.data) };
+}
+
+function parsePort(flag: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  const port = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
+  if (!(port >= 0 && port <= 65535)) throw new UsageError(`${flag} must be a port number 0-65535, got '${text}'`);
+  return port;
+}
+
+function parseHost(text: string | undefined): string {
+  if (text === undefined) return DEFAULT_HOST;
+  if (!/^[A-Za-z0-9.:-]+$/.test(text) && !/^\[[0-9A-Fa-f:.]+\]$/.test(text)) {
+    throw new UsageError(`--host must be a host name or IP address, got '${text}'`);
+  }
+  return text.startsWith("[") ? text.slice(1, -1) : text;
+}
+
+function parseDataDir(text: string | undefined): string {
+  if (text === undefined) return DEFAULT_DATA_DIR;
+  // Deno permission flags are comma-separated lists, so a comma would make the directory impossible to grant.
+  if (text.trim() === "" || text.includes(",") || text.includes("\0")) {
+    throw new UsageError("--data must be a directory path without commas");
+  }
+  return text;
+}
+
+function parseDatabase(text: string | undefined): DatabaseConfig {
+  if (text === undefined || text === "sqlite") return { kind: "sqlite" };
+  const badDb = new UsageError(`--db must be 'sqlite' or postgres://user:password@host:port/database`);
+  if (!/^postgres(ql)?:\/\//.test(text)) throw badDb;
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw badDb;
+  }
+  if (url.hostname === "" || url.pathname.length <= 1) throw badDb;
+  return { kind: "postgres", url: text };
+}
+
+function suppliedAdminKey(
+  flag: string | undefined,
+  readEnv: (name: string) => string | undefined,
+): SuppliedAdminKey | null {
+  if (flag !== undefined) return { key: validAdminKey("--admin-key", flag), source: "flag" };
+  const fromEnv = readEnv(ADMIN_KEY_ENV);
+  // An empty variable counts as unset: `DENVEX_ADMIN_KEY= deno task start` should not be an error.
+  if (fromEnv === undefined || fromEnv === "") return null;
+  return { key: validAdminKey(ADMIN_KEY_ENV, fromEnv), source: "env" };
+}
+
+/** Checks the shape of an admin key; `what` names where it came from in the error. */
+export function validAdminKey(what: string, key: string): string {
+  if (key.length > ADMIN_KEY_MAX_LENGTH || !ADMIN_KEY_PATTERN.test(key)) {
+    throw new UsageError(`${what} must look like <instance-name>|<secret> (printable, no spaces)`);
+  }
+  return key;
+}
+
+type ParsedValues<T extends ParseArgsOptionsConfig> = ReturnType<
+  typeof parseArgs<{ options: T; strict: true; allowPositionals: false }>
+>["values"];
+
+function parseOrThrow<T extends ParseArgsOptionsConfig>(args: readonly string[], options: T): ParsedValues<T> {
+  try {
+    return parseArgs({ args: [...args], options, strict: true, allowPositionals: false }).values as ParsedValues<T>;
+  } catch (error) {
+    // node:util messages can span lines; keep the first, which names the flag.
+    const firstLine = error instanceof Error ? error.message.split("\n")[0] : String(error);
+    throw new UsageError(`${lowerFirst(firstLine)} (see --help)`);
+  }
+}
+
+/** Parses only to find top-level flags; null when `args` holds flags of a command instead. */
+function tryParse<T extends ParseArgsOptionsConfig>(args: readonly string[], options: T): ParsedValues<T> | null {
+  try {
+    return parseArgs({ args: [...args], options, strict: true, allowPositionals: false }).values as ParsedValues<T>;
+  } catch {
+    return null;
+  }
+}
+
+function lowerFirst(text: string): string {
+  return text.charAt(0).toLowerCase() + text.slice(1);
+}

@@ -1,0 +1,31 @@
+/**
+ * The data directory: resolving it, checking up front that the process may use it, and creating it. The start task
+ * grants read/write on `./denvex-data` only, so a `--data` elsewhere must fail with a clear message before anything
+ * is opened, not with a permission error from deep inside SQLite.
+ */
+import { resolve } from "node:path";
+import { UsageError } from "./config.ts";
+
+/** The absolute form of a `--data` value. */
+export function resolveDataDir(dataDir: string): string {
+  return resolve(Deno.cwd(), dataDir);
+}
+
+/**
+ * Throws a {@link UsageError} unless this process holds every kind of `access` to `dataDir`. Only queries: a
+ * missing grant never prompts.
+ */
+export function assertDataDirAccess(dataDir: string, access: readonly ("read" | "write")[]): void {
+  const missing = access.filter((name) => Deno.permissions.querySync({ name, path: dataDir }).state !== "granted");
+  if (missing.length === 0) return;
+  const flags = missing.map((name) => `--allow-${name}=${dataDir}`).join(" ");
+  throw new UsageError(
+    `no ${missing.join("/")} permission for data directory ${dataDir}: the start task grants ./denvex-data only; ` +
+      `run deno run with ${flags} in place of the task's grants (README, "Permissions")`,
+  );
+}
+
+/** Creates the data directory (owner-only: it holds the admin key) if it does not exist. */
+export async function ensureDataDir(dataDir: string): Promise<void> {
+  await Deno.mkdir(dataDir, { recursive: true, mode: 0o700 });
+}

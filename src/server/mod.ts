@@ -1,0 +1,132 @@
+/**
+ * The server: wires configuration, data directory, admin key, storage and the HTTP origins together, and shuts them
+ * down in order on SIGINT/SIGTERM. `main.ts` calls {@link runServer} and {@link printStoredAdminKey}.
+ */
+import { createApiApp, createSiteApp, type HttpDeps } from "../http/mod.ts";
+import { adminKeyPath, readStoredAdminKey, resolveAdminKey, type ResolvedAdminKey } from "./admin_key.ts";
+import type { ServeConfig } from "./config.ts";
+import { assertDataDirAccess, ensureDataDir, resolveDataDir } from "./data_dir.ts";
+import { listen, type Listener } from "./listen.ts";
+import { listenForStopSignals } from "./signals.ts";
+import { describeLocation, openStorage, persistenceLocation } from "./storage.ts";
+import { VERSION_TEXT } from "./version.ts";
+
+export { parseCommandLine, USAGE, UsageError } from "./config.ts";
+export type { Command, ServeConfig } from "./config.ts";
+export { DENVEX_VERSION, VERSION_TEXT } from "./version.ts";
+
+/**
+ * How long a shutdown waits for in-flight requests before closing the database anyway. Long-lived connections
+ * (sync WebSockets, streaming responses) would otherwise hold the process open forever.
+ */
+export const SHUTDOWN_GRACE_MS = 3_000;
+
+/**
+ * Runs the server until a stop signal, then shuts down gracefully and resolves with the exit code (0). Throws a
+ * `UsageError` for configuration problems found before anything is opened, other errors for failed startups.
+ */
+export async function runServer(config: ServeConfig): Promise<number> {
+  const stop = listenForStopSignals();
+  try {
+    const dataDir = resolveDataDir(config.dataDir);
+    assertDataDirAccess(dataDir, ["read", "write"]);
+    await ensureDataDir(dataDir);
+    const adminKey = await resolveAdminKey(config.adminKey, dataDir, config.instanceName);
+    const location = persistenceLocation(config.database, dataDir);
+    const database = await openStorage(location);
+
+    const listeners: Listener[] = [];
+    try {
+      const deps: HttpDeps = { version: VERSION_TEXT, instanceName: config.instanceName, adminKey: adminKey.key };
+      listeners.push(listen(createApiApp(deps), config.host, config.apiPort, "API"));
+      listeners.push(listen(createSiteApp(deps), config.host, config.sitePort, "HTTP actions"));
+    } catch (error) {
+      await Promise.all(listeners.map((listener) => listener.shutdown()));
+      await database.close();
+      throw error;
+    }
+    const [api, site] = listeners;
+    printBanner({
+      config,
+      dataDir,
+      storage: describeLocation(location),
+      adminKey,
+      apiPort: api.port,
+      sitePort: site.port,
+    });
+
+    const signal = await stop.received;
+    console.log(`denvex: ${signal} received, shutting down`);
+    const drained = await withinMs(Promise.all(listeners.map((listener) => listener.shutdown())), SHUTDOWN_GRACE_MS);
+    if (!drained) console.error(`denvex: requests still open after ${SHUTDOWN_GRACE_MS} ms; closing anyway`);
+    await database.close();
+    console.log("denvex: stopped");
+    return 0;
+  } finally {
+    stop.dispose();
+  }
+}
+
+/** `admin-key`: prints the key stored in `dataDir`; exit code 1 if there is none. */
+export async function printStoredAdminKey(dataDirFlag: string): Promise<number> {
+  const dataDir = resolveDataDir(dataDirFlag);
+  assertDataDirAccess(dataDir, ["read"]);
+  const key = await readStoredAdminKey(dataDir);
+  if (key === null) {
+    console.error(`denvex: no admin key stored at ${adminKeyPath(dataDir)}; start the server once to generate one`);
+    return 1;
+  }
+  console.log(key);
+  return 0;
+}
+
+interface BannerFacts {
+  config: ServeConfig;
+  dataDir: string;
+  storage: string;
+  adminKey: ResolvedAdminKey;
+  apiPort: number;
+  sitePort: number;
+}
+
+function printBanner({ config, dataDir, storage, adminKey, apiPort, sitePort }: BannerFacts): void {
+  // 0.0.0.0 / :: are not addresses a client can use; show loopback, which always reaches a wildcard listener.
+  const host = config.host === "0.0.0.0" ? "127.0.0.1" : config.host === "::" ? "[::1]" : urlHost(config.host);
+  const lines = [
+    `${VERSION_TEXT} (instance ${config.instanceName})`,
+    `  data:         ${dataDir}`,
+    `  database:     ${storage}`,
+    `  API:          http://${host}:${apiPort}`,
+    `  HTTP actions: http://${host}:${sitePort} (also http://${host}:${apiPort}/http/)`,
+  ];
+  switch (adminKey.source) {
+    case "generated":
+      lines.push(`  admin key:    generated and stored in ${adminKeyPath(dataDir)}:`, adminKey.key);
+      break;
+    case "stored":
+      lines.push(`  admin key:    stored in ${adminKeyPath(dataDir)} (print it with: deno task admin-key)`);
+      break;
+    case "flag":
+      lines.push("  admin key:    from --admin-key");
+      break;
+    case "env":
+      lines.push("  admin key:    from DENVEX_ADMIN_KEY");
+      break;
+  }
+  console.log(lines.join("\n"));
+}
+
+function urlHost(host: string): string {
+  return host.includes(":") ? `[${host}]` : host;
+}
+
+/** Resolves true if `promise` settles within `ms`, false otherwise (it keeps running either way). */
+async function withinMs(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), ms));
+  try {
+    return await Promise.race([promise.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

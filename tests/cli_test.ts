@@ -1,0 +1,389 @@
+/**
+ * The command line and the server's lifecycle, driven as a user drives them: as a child process started with exactly
+ * the permissions of `deno task start` (read from deno.json, only the granted data directory swapped for a temp
+ * dir), so a permission the server lacks fails here rather than on a user's machine.
+ */
+import { assert, assertEquals } from "./helpers/assert.ts";
+import { freshPostgres } from "./helpers/databases.ts";
+
+const ROOT = new URL("..", import.meta.url);
+const DENO = Deno.execPath();
+/** The task's way of naming the running deno binary; the test substitutes Deno.execPath(), as the task shell does. */
+const EXEC_PATH_SUBSTITUTION = `"$(deno eval -p 'Deno.execPath()')"`;
+const DEFAULT_DATA_DIR = "./denvex-data";
+const STARTUP_TIMEOUT_MS = 20_000;
+const SHUTDOWN_LIMIT_MS = 5_000;
+const PG_ENV_NAMES = [
+  "PGHOST",
+  "PGPORT",
+  "PGUSER",
+  "PGUSERNAME",
+  "PGPASSWORD",
+  "PGDATABASE",
+  "PGSSL",
+  "PGSSLNEGOTIATION",
+  "PGIDLE_TIMEOUT",
+  "PGCONNECT_TIMEOUT",
+  "PGMAX_LIFETIME",
+  "PGMAX_PIPELINE",
+  "PGBACKOFF",
+  "PGKEEP_ALIVE",
+  "PGPREPARE",
+  "PGDEBUG",
+  "PGFETCH_TYPES",
+  "PGPUBLICATIONS",
+  "PGTARGET_SESSION_ATTRS",
+  "PGAPPNAME",
+  "PGTARGETSESSIONATTRS",
+];
+/** Every child gets this environment on top of ours: no colours, and no admin key leaking in from the caller. */
+const BASE_ENV = { NO_COLOR: "1", DENVEX_ADMIN_KEY: "" };
+
+// ---------------------------------------------------------------------------------------------------------------
+// The start task, as deno.json defines it
+
+async function readTasks(): Promise<Record<string, string>> {
+  const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT)));
+  return config.tasks;
+}
+
+/** The tokens of a task's final `deno run ...` command; throws on shell syntax this parser does not understand. */
+function runCommandTokens(task: string): string[] {
+  const segments = task.split(" && ");
+  const command = segments[segments.length - 1].replaceAll(EXEC_PATH_SUBSTITUTION, "@DENO@");
+  assert(!/["'$`;|<>]/.test(command), `unexpected shell syntax in task command: ${command}`);
+  return command.split(/\s+/).filter((token) => token !== "");
+}
+
+/** The flags the start task passes to `deno run`, with the data-directory grants pointing at `dataDir`. */
+async function startTaskFlags(dataDir: string): Promise<string[]> {
+  const tokens = runCommandTokens((await readTasks()).start);
+  assertEquals(tokens.slice(0, 2), ["deno", "run"]);
+  assertEquals(tokens.slice(-2), ["main.ts", "serve"]);
+  return tokens.slice(2, -2).map((flag) => {
+    if (flag === "--allow-run=@DENO@") return `--allow-run=${DENO}`;
+    const grant = /^(--allow-(?:read|write))=(.*)$/.exec(flag);
+    if (!grant) return flag;
+    const paths = grant[2].split(",").map((path) => path === DEFAULT_DATA_DIR ? dataDir : path);
+    return `${grant[1]}=${paths.join(",")}`;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Child processes
+
+interface Finished {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `main.ts <args>` to completion under the start task's permissions for `dataDir`. */
+async function runCli(args: string[], dataDir: string, env: Record<string, string> = {}): Promise<Finished> {
+  const flags = await startTaskFlags(dataDir);
+  const output = await new Deno.Command(DENO, {
+    args: ["run", ...flags, "main.ts", ...args],
+    cwd: ROOT,
+    env: { ...BASE_ENV, ...env },
+    stdin: "null",
+  }).output();
+  const decoder = new TextDecoder();
+  return { code: output.code, stdout: decoder.decode(output.stdout), stderr: decoder.decode(output.stderr) };
+}
+
+/** A running `main.ts serve`, with its output collected as it arrives. */
+class ServerProcess {
+  readonly #child: Deno.ChildProcess;
+  readonly #pumps: Promise<void>[];
+  #output = "";
+  #exited = false;
+
+  constructor(child: Deno.ChildProcess) {
+    this.#child = child;
+    this.#pumps = [this.#pump(child.stdout), this.#pump(child.stderr)];
+    child.status.then(() => this.#exited = true);
+  }
+
+  /** Everything printed so far, stdout and stderr interleaved. */
+  get output(): string {
+    return this.#output;
+  }
+
+  async #pump(stream: ReadableStream<Uint8Array>): Promise<void> {
+    for await (const text of stream.pipeThrough(new TextDecoderStream())) this.#output += text;
+  }
+
+  /** Waits until the output matches `pattern`; fails with the output so far if the process exits or time runs out. */
+  async waitFor(pattern: RegExp, timeoutMs = STARTUP_TIMEOUT_MS): Promise<RegExpMatchArray> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const match = this.#output.match(pattern);
+      if (match) return match;
+      if (this.#exited || Date.now() > deadline) {
+        throw new Error(`server output never matched ${pattern}; output:\n${this.#output}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  }
+
+  /** Waits for the startup banner and returns the origins it names. */
+  async ready(): Promise<{ apiUrl: string; siteUrl: string }> {
+    const [, apiUrl] = await this.waitFor(/API: +(http:\/\/\S+)/);
+    const [, siteUrl] = await this.waitFor(/HTTP actions: +(http:\/\/\S+)/);
+    await this.waitFor(/admin key: .*\n/);
+    return { apiUrl, siteUrl };
+  }
+
+  /** Sends `signal` and waits for the exit; returns the exit code and how long the shutdown took. */
+  async stop(signal: Deno.Signal = "SIGTERM"): Promise<{ code: number; elapsedMs: number }> {
+    const started = performance.now();
+    if (!this.#exited) this.#child.kill(signal);
+    return await this.wait(started);
+  }
+
+  /** Waits for the process to exit by itself. */
+  async wait(started = performance.now()): Promise<{ code: number; elapsedMs: number }> {
+    const { code } = await this.#child.status;
+    await Promise.all(this.#pumps);
+    return { code, elapsedMs: performance.now() - started };
+  }
+}
+
+/** Starts `main.ts serve <args>` under the start task's permissions for `dataDir`. */
+async function spawnServer(dataDir: string, args: string[], env: Record<string, string> = {}): Promise<ServerProcess> {
+  const flags = await startTaskFlags(dataDir);
+  const child = new Deno.Command(DENO, {
+    args: ["run", ...flags, "main.ts", "serve", "--data", dataDir, ...args],
+    cwd: ROOT,
+    env: { ...BASE_ENV, ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  return new ServerProcess(child);
+}
+
+/** A temp data directory, removed after `body`. */
+async function withDataDir(body: (dataDir: string) => Promise<void>): Promise<void> {
+  const parent = await Deno.makeTempDir({ prefix: "denvex-cli-test-" });
+  try {
+    await body(`${parent}/data`);
+  } finally {
+    await Deno.remove(parent, { recursive: true });
+  }
+}
+
+/** A port nobody listens on right now. */
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "0.0.0.0", port: 0 });
+  const { port } = listener.addr;
+  listener.close();
+  return port;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+function assertOneLine(text: string, includes: string): void {
+  const lines = text.trimEnd().split("\n");
+  assertEquals(lines.length, 1, `expected one line, got:\n${text}`);
+  assert(lines[0].includes(includes), `expected '${includes}' in: ${lines[0]}`);
+}
+
+const ADMIN_KEY_PATTERN = /^denvex\|[0-9a-f]{64}$/;
+
+// ---------------------------------------------------------------------------------------------------------------
+// The tasks
+
+Deno.test("start task: scoped permissions, never -A", async () => {
+  const tasks = await readTasks();
+  for (const name of ["start", "dev"]) {
+    const tokens = runCommandTokens(tasks[name]);
+    assert(tasks[name].startsWith("deno install --frozen && "), `${name} installs npm packages first`);
+    for (const banned of ["-A", "--allow-all", "--allow-read", "--allow-write", "--allow-env", "--allow-run"]) {
+      assert(!tokens.includes(banned), `${name} grants unscoped ${banned}`);
+    }
+    for (const required of ["--cached-only", "--unstable-worker-options", "--no-prompt"]) {
+      assert(tokens.includes(required), `${name} lacks ${required}`);
+    }
+    assert(tokens.includes(`--allow-read=${DEFAULT_DATA_DIR}`), `${name} reads the data dir only`);
+    assert(tokens.includes(`--allow-write=${DEFAULT_DATA_DIR}`), `${name} writes the data dir only`);
+    assert(tokens.includes("--allow-run=@DENO@"), `${name} may run its own deno binary only`);
+    assert(tokens.includes(`--allow-env=${["DENVEX_ADMIN_KEY", ...PG_ENV_NAMES].join(",")}`), `${name} env list`);
+    assert(!tokens.some((token) => token.startsWith("--allow-sys")), `${name} needs no sys access`);
+  }
+  // dev is start with --watch, nothing else.
+  assertEquals(tasks.dev.replace(" --watch", ""), tasks.start);
+});
+
+Deno.test("start task: runs through deno's task shell and forwards flags", async () => {
+  const run = (args: string[]) =>
+    new Deno.Command(DENO, { args: ["task", "start", ...args], cwd: ROOT, env: BASE_ENV, stdin: "null" }).output();
+  const help = await run(["--help"]);
+  const stdout = new TextDecoder().decode(help.stdout);
+  assertEquals(help.code, 0, new TextDecoder().decode(help.stderr));
+  assert(stdout.includes("Usage:"), stdout);
+  const bad = await run(["--no-such-flag"]);
+  assertEquals(bad.code, 2);
+  assert(new TextDecoder().decode(bad.stderr).includes("--no-such-flag"));
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// Flags
+
+Deno.test("--help prints usage and exits 0", async () => {
+  for (const args of [["--help"], ["-h"], ["serve", "--help"], ["admin-key", "--help"]]) {
+    const result = await runCli(args, DEFAULT_DATA_DIR);
+    assertEquals(result.code, 0, `${args}: ${result.stderr}`);
+    for (const text of ["Usage:", "--port", "--site-port", "--data", "--db", "--admin-key", "--instance-name"]) {
+      assert(result.stdout.includes(text), `usage lacks ${text}`);
+    }
+  }
+});
+
+Deno.test("invalid flags: one line on stderr, exit 2, nothing created", async () => {
+  await withDataDir(async (dataDir) => {
+    const cases: [string[], string][] = [
+      [["serve", "--bogus"], "--bogus"],
+      [["--bogus"], "--bogus"],
+      [["frobnicate"], "frobnicate"],
+      [["serve", "--port", "70000"], "--port"],
+      [["serve", "--port", "abc"], "--port"],
+      [["serve", "--port"], "--port"],
+      [["serve", "--site-port", "-1"], "--site-port"],
+      [["serve", "--port", "4000", "--site-port", "4000"], "must differ"],
+      [["serve", "--db", "mysql://root@localhost/db"], "--db"],
+      [["serve", "--db", "postgres://"], "--db"],
+      [["serve", "--instance-name", "a|b"], "--instance-name"],
+      [["serve", "--admin-key", "no-separator"], "--admin-key"],
+      [["admin-key", "--port", "1"], "--port"],
+    ];
+    for (const [args, mention] of cases) {
+      const result = await runCli([...args, "--data", dataDir], dataDir);
+      assertEquals(result.code, 2, `${args.join(" ")}: ${result.stdout}${result.stderr}`);
+      assertOneLine(result.stderr, mention);
+      assertEquals(result.stdout, "");
+    }
+    assert(!(await exists(dataDir)), "a rejected command line must not create the data directory");
+  });
+});
+
+Deno.test("a malformed DENVEX_ADMIN_KEY is a configuration error", async () => {
+  await withDataDir(async (dataDir) => {
+    const result = await runCli(["serve", "--data", dataDir], dataDir, { DENVEX_ADMIN_KEY: "has space|x y" });
+    assertEquals(result.code, 2);
+    assertOneLine(result.stderr, "DENVEX_ADMIN_KEY");
+  });
+});
+
+Deno.test("a data directory outside the granted one fails early with a hint", async () => {
+  await withDataDir(async (granted) => {
+    const elsewhere = `${granted}-elsewhere`;
+    const result = await runCli(["serve", "--data", elsewhere, "--port", "0", "--site-port", "0"], granted);
+    assertEquals(result.code, 2);
+    assertOneLine(result.stderr, `--allow-write=${elsewhere}`);
+    assert(!(await exists(elsewhere)));
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// Serving
+
+Deno.test("serve: /version, admin key generated and stored, SIGTERM exits 0", async () => {
+  await withDataDir(async (dataDir) => {
+    const [apiPort, sitePort] = [freePort(), freePort()];
+    const server = await spawnServer(dataDir, ["--port", `${apiPort}`, "--site-port", `${sitePort}`]);
+    const { apiUrl, siteUrl } = await server.ready();
+    assertEquals(apiUrl, `http://127.0.0.1:${apiPort}`);
+    assertEquals(siteUrl, `http://127.0.0.1:${sitePort}`);
+
+    const version = await fetch(`${apiUrl}/version`);
+    assertEquals(version.status, 200);
+    assert(/^denvex \d+\.\d+\.\d+/.test(await version.text()));
+    const missing = await fetch(`${siteUrl}/no/such/route`);
+    assertEquals(missing.status, 404);
+    assertEquals((await missing.json()).code, "NotFound");
+
+    const [, printedKey] = await server.waitFor(/admin key: +generated and stored in .*:\n(\S+)/);
+    assert(ADMIN_KEY_PATTERN.test(printedKey), printedKey);
+    assertEquals((await Deno.readTextFile(`${dataDir}/admin-key`)).trim(), printedKey);
+    assertEquals((await Deno.stat(`${dataDir}/admin-key`)).mode! & 0o777, 0o600);
+
+    const { code, elapsedMs } = await server.stop("SIGTERM");
+    assertEquals(code, 0, server.output);
+    assert(elapsedMs < SHUTDOWN_LIMIT_MS, `shutdown took ${elapsedMs} ms`);
+
+    const adminKey = await runCli(["admin-key", "--data", dataDir], dataDir);
+    assertEquals(adminKey.code, 0, adminKey.stderr);
+    assertEquals(adminKey.stdout.trim(), printedKey);
+
+    // A second start reuses the stored key and does not print it again.
+    const again = await spawnServer(dataDir, ["--port", "0", "--site-port", "0", "--instance-name", "other"]);
+    await again.ready();
+    assert(again.output.includes("admin key:    stored in"), again.output);
+    assert(!again.output.includes(printedKey), "a stored key is not printed at every start");
+    assertEquals((await again.stop("SIGINT")).code, 0, again.output);
+    assertEquals((await Deno.readTextFile(`${dataDir}/admin-key`)).trim(), printedKey);
+  });
+});
+
+Deno.test("serve: --admin-key and DENVEX_ADMIN_KEY override the stored key and are never written", async () => {
+  await withDataDir(async (dataDir) => {
+    const flagKey = `denvex|${"ab".repeat(32)}`;
+    const fromFlag = await spawnServer(dataDir, ["--port", "0", "--site-port", "0", "--admin-key", flagKey], {
+      DENVEX_ADMIN_KEY: `denvex|${"cd".repeat(32)}`,
+    });
+    await fromFlag.ready();
+    assert(fromFlag.output.includes("admin key:    from --admin-key"), fromFlag.output);
+    assertEquals((await fromFlag.stop()).code, 0, fromFlag.output);
+
+    const fromEnv = await spawnServer(dataDir, ["--port", "0", "--site-port", "0"], {
+      DENVEX_ADMIN_KEY: `convex-self-hosted|${"ef".repeat(32)}`,
+    });
+    await fromEnv.ready();
+    assert(fromEnv.output.includes("admin key:    from DENVEX_ADMIN_KEY"), fromEnv.output);
+    assertEquals((await fromEnv.stop()).code, 0, fromEnv.output);
+
+    assert(!(await exists(`${dataDir}/admin-key`)), "a supplied key must not be stored");
+    const adminKey = await runCli(["admin-key", "--data", dataDir], dataDir);
+    assertEquals(adminKey.code, 1);
+    assertOneLine(adminKey.stderr, "no admin key");
+  });
+});
+
+Deno.test("serve: a port in use is a clean startup failure", async () => {
+  await withDataDir(async (dataDir) => {
+    const busy = Deno.listen({ hostname: "0.0.0.0", port: 0 });
+    try {
+      const server = await spawnServer(dataDir, ["--port", `${busy.addr.port}`, "--site-port", "0"]);
+      const { code } = await server.wait();
+      assertEquals(code, 1, server.output);
+      assert(server.output.includes(`port ${busy.addr.port} is already in use`), server.output);
+    } finally {
+      busy.close();
+    }
+  });
+});
+
+Deno.test("serve: --db postgres://", async () => {
+  const database = await freshPostgres();
+  assert(database.kind === "postgres");
+  try {
+    await withDataDir(async (dataDir) => {
+      const server = await spawnServer(dataDir, ["--port", "0", "--site-port", "0", "--db", database.url]);
+      const { apiUrl } = await server.ready();
+      assert(server.output.includes("database:     PostgreSQL"), server.output);
+      assertEquals((await fetch(`${apiUrl}/version`)).status, 200);
+      assertEquals((await server.stop()).code, 0, server.output);
+    });
+  } finally {
+    await database.cleanup();
+  }
+});
