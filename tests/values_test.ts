@@ -246,6 +246,7 @@ Deno.test("convex-JSON: agrees with the official client on random values", () =>
     const ours = valueToJson(value);
     deepStrictEqual(ours, officialConvexToJson(value as never));
     ok(valuesEqual(jsonToValue(ours), officialJsonToConvex(ours as never) as Value));
+    ok(valuesEqual(parseConvexJsonText(valueToJsonText(value)), value));
   }
 });
 
@@ -383,6 +384,29 @@ Deno.test("order: valuesEqual distinguishes what the total order distinguishes",
   ok(!valuesEqual({ a: 1 }, { a: 1, b: 2 }));
   ok(valuesEqual(undefined, undefined));
   ok(!valuesEqual(undefined, null));
+});
+
+Deno.test("index keys: the stored byte layout is pinned", () => {
+  // Keys persist in the database, so the layout is a file format; these bytes follow the table in index_key.ts.
+  const cases: [Value | undefined, number[]][] = [
+    [undefined, [0x01]],
+    [null, [0x02]],
+    [1n, [0x03, 0x80, 0, 0, 0, 0, 0, 0, 0x01]],
+    [-1n, [0x03, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]],
+    [1, [0x04, 0xbf, 0xf0, 0, 0, 0, 0, 0, 0]], // 0x3FF0… with the sign bit flipped
+    [-0, [0x04, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]], // 0x8000… with every bit flipped
+    [NaN, [0x04, 0xff, 0xf8, 0, 0, 0, 0, 0, 0]],
+    [false, [0x05, 0x00]],
+    [true, [0x05, 0x01]],
+    ["a\0", [0x06, 0x61, 0x00, 0xff, 0x00, 0x00]],
+    ["é", [0x06, 0xc3, 0xa9, 0x00, 0x00]],
+    [bytes(0, 7), [0x07, 0x00, 0xff, 0x07, 0x00, 0x00]],
+    [[], [0x08, 0x00]],
+    [[null], [0x08, 0x02, 0x00]],
+    [{ a: null }, [0x09, 0x06, 0x61, 0x00, 0x00, 0x02, 0x00]],
+  ];
+  for (const [value, expected] of cases) deepStrictEqual([...encodeIndexKey([value])], expected, Deno.inspect(value));
+  deepStrictEqual([...encodeIndexKey([null, true])], [0x02, 0x05, 0x01]);
 });
 
 Deno.test("index keys: layout details", () => {

@@ -44,7 +44,7 @@ function writeVInt(n: number, out: Uint8Array): number {
   let length = 0;
   while (n >= 0x80) {
     out[length++] = (n & 0x7f) | 0x80;
-    n = Math.floor(n / 128); // not `>>> 7`: n may need all 32 bits
+    n >>>= 7;
   }
   out[length++] = n;
   return length;

@@ -72,7 +72,17 @@ export function sortedFieldNames(object: { [field: string]: Value }): string[] {
       break;
     }
   }
-  if (names.length > 1) names.sort();
+  return sortKeys(names);
+}
+
+/**
+ * Sorts field names in place and returns them. Stored documents already have sorted keys, so a linear check first
+ * usually saves the sort.
+ */
+export function sortKeys(names: string[]): string[] {
+  for (let i = 1; i < names.length; i++) {
+    if (names[i - 1] > names[i]) return names.sort();
+  }
   return names;
 }
 
