@@ -15,8 +15,8 @@ RUN deno install --frozen
 
 COPY main.ts ./
 COPY src/ ./src/
-# Type-checks and caches every module (the server's and the runner's); at run time --cached-only keeps the server
-# from fetching anything.
+# Resolves and caches the module graph (the server's and, through `main.ts runner`, the runner's); at run time
+# --cached-only keeps the server from fetching anything.
 RUN deno cache --frozen main.ts
 
 # Build as root, run as the image's unprivileged `deno` user: the code and the cache are read-only to the server,

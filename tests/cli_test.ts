@@ -55,11 +55,14 @@ function runCommandTokens(task: string): string[] {
   return command.split(/\s+/).filter((token) => token !== "");
 }
 
-/** The flags the start task passes to `deno run`, with the data-directory grants pointing at `dataDir`. */
-async function startTaskFlags(dataDir: string): Promise<string[]> {
-  const tokens = runCommandTokens((await readTasks()).start);
+/**
+ * The flags a task (`start`, or `admin-key`) passes to `deno run`, with the data-directory grants pointing at
+ * `dataDir`.
+ */
+async function taskFlags(dataDir: string, task: "start" | "admin-key" = "start"): Promise<string[]> {
+  const tokens = runCommandTokens((await readTasks())[task]);
   assertEquals(tokens.slice(0, 2), ["deno", "run"]);
-  assertEquals(tokens.slice(-2), ["main.ts", "serve"]);
+  assertEquals(tokens.slice(-2), ["main.ts", task === "start" ? "serve" : "admin-key"]);
   return tokens.slice(2, -2).map((flag) => {
     if (flag === "--allow-run=@DENO@") return `--allow-run=${DENO}`;
     const grant = /^(--allow-(?:read|write))=(.*)$/.exec(flag);
@@ -78,9 +81,14 @@ interface Finished {
   stderr: string;
 }
 
-/** Runs `main.ts <args>` to completion under the start task's permissions for `dataDir`. */
-async function runCli(args: string[], dataDir: string, env: Record<string, string> = {}): Promise<Finished> {
-  const flags = await startTaskFlags(dataDir);
+/** Runs `main.ts <args>` to completion under a task's permissions (default: the start task's) for `dataDir`. */
+async function runCli(
+  args: string[],
+  dataDir: string,
+  env: Record<string, string> = {},
+  task: "start" | "admin-key" = "start",
+): Promise<Finished> {
+  const flags = await taskFlags(dataDir, task);
   const output = await new Deno.Command(DENO, {
     args: ["run", ...flags, "main.ts", ...args],
     cwd: ROOT,
@@ -134,6 +142,11 @@ class ServerProcess {
     return { apiUrl, siteUrl };
   }
 
+  /** Sends `signal` without waiting. */
+  signal(signal: Deno.Signal): void {
+    this.#child.kill(signal);
+  }
+
   /** Sends `signal` and waits for the exit; returns the exit code and how long the shutdown took. */
   async stop(signal: Deno.Signal = "SIGTERM"): Promise<{ code: number; elapsedMs: number }> {
     const started = performance.now();
@@ -151,7 +164,7 @@ class ServerProcess {
 
 /** Starts `main.ts serve <args>` under the start task's permissions for `dataDir`. */
 async function spawnServer(dataDir: string, args: string[], env: Record<string, string> = {}): Promise<ServerProcess> {
-  const flags = await startTaskFlags(dataDir);
+  const flags = await taskFlags(dataDir);
   const child = new Deno.Command(DENO, {
     args: ["run", ...flags, "main.ts", "serve", "--data", dataDir, ...args],
     cwd: ROOT,
@@ -221,6 +234,8 @@ Deno.test("start task: scoped permissions, never -A", async () => {
   }
   // dev is start with --watch, nothing else.
   assertEquals(tasks.dev.replace(" --watch", ""), tasks.start);
+  const adminKeyGrants = runCommandTokens(tasks["admin-key"]).filter((token) => token.startsWith("--allow"));
+  assertEquals(adminKeyGrants, [`--allow-read=${DEFAULT_DATA_DIR}`]);
 });
 
 Deno.test("start task: runs through deno's task shell and forwards flags", async () => {
@@ -320,7 +335,8 @@ Deno.test("serve: /version, admin key generated and stored, SIGTERM exits 0", as
     assertEquals(code, 0, server.output);
     assert(elapsedMs < SHUTDOWN_LIMIT_MS, `shutdown took ${elapsedMs} ms`);
 
-    const adminKey = await runCli(["admin-key", "--data", dataDir], dataDir);
+    // Under the admin-key task's permissions: read access to the data directory, nothing else.
+    const adminKey = await runCli(["admin-key", "--data", dataDir], dataDir, {}, "admin-key");
     assertEquals(adminKey.code, 0, adminKey.stderr);
     assertEquals(adminKey.stdout.trim(), printedKey);
 
@@ -358,6 +374,18 @@ Deno.test("serve: --admin-key and DENVEX_ADMIN_KEY override the stored key and a
   });
 });
 
+Deno.test("serve: SIGINT followed at once by SIGTERM (Ctrl-C under a task runner) still shuts down cleanly", async () => {
+  await withDataDir(async (dataDir) => {
+    const server = await spawnServer(dataDir, ["--port", "0", "--site-port", "0"]);
+    await server.ready();
+    server.signal("SIGINT");
+    const { code, elapsedMs } = await server.stop("SIGTERM");
+    assertEquals(code, 0, server.output);
+    assert(server.output.includes("denvex: stopped"), server.output);
+    assert(elapsedMs < SHUTDOWN_LIMIT_MS, `shutdown took ${elapsedMs} ms`);
+  });
+});
+
 Deno.test("serve: a port in use is a clean startup failure", async () => {
   await withDataDir(async (dataDir) => {
     const busy = Deno.listen({ hostname: "0.0.0.0", port: 0 });
@@ -386,4 +414,61 @@ Deno.test("serve: --db postgres://", async () => {
   } finally {
     await database.cleanup();
   }
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// The single executable
+
+/**
+ * Where `deno compile` finds its base binary offline: `DENORT_BIN`, or the zip in the cache. Deno's download host is
+ * unreachable on the project's machines, so there the compile test is skipped, with the reason in its name.
+ */
+async function findDenort(): Promise<string | null> {
+  const fromEnv = Deno.env.get("DENORT_BIN");
+  if (fromEnv) return fromEnv;
+  const info = await new Deno.Command(DENO, { args: ["info", "--json"], stdout: "piped", stderr: "null" }).output();
+  const { denoDir } = JSON.parse(new TextDecoder().decode(info.stdout));
+  const version = Deno.version.deno;
+  const zip = `${denoDir}/dl/release/v${version}/denort-${Deno.build.target}.zip`;
+  return await exists(zip) ? zip : null;
+}
+
+const denort = await findDenort();
+
+Deno.test({
+  name: `compile: the executable serves with its baked-in permissions${
+    denort ? "" : " (SKIPPED: no denort base binary; set DENORT_BIN or run where dl.deno.land is reachable)"
+  }`,
+  ignore: denort === null,
+  fn: async () => {
+    const workDir = await Deno.makeTempDir({ prefix: "denvex-compile-test-" });
+    try {
+      const tokens = runCommandTokens((await readTasks()).compile);
+      assertEquals(tokens.slice(0, 2), ["deno", "compile"]);
+      const outputAt = tokens.indexOf("--output");
+      assert(outputAt > 0, "the compile task names its --output");
+      tokens[outputAt + 1] = `${workDir}/denvex`;
+      const compiled = await new Deno.Command(DENO, { args: tokens.slice(1), cwd: ROOT, env: BASE_ENV }).output();
+      assertEquals(compiled.code, 0, new TextDecoder().decode(compiled.stderr));
+
+      const help = await new Deno.Command(`${workDir}/denvex`, { args: ["--help"], env: BASE_ENV }).output();
+      assertEquals(help.code, 0);
+      // Baked-in grants are relative to the working directory at run time: ./denvex-data there.
+      const child = new Deno.Command(`${workDir}/denvex`, {
+        args: ["serve", "--port", "0", "--site-port", "0"],
+        cwd: workDir,
+        env: BASE_ENV,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const server = new ServerProcess(child);
+      const { apiUrl } = await server.ready();
+      assertEquals((await fetch(`${apiUrl}/version`)).status, 200);
+      assertEquals((await server.stop()).code, 0, server.output);
+      assert(await exists(`${workDir}/denvex-data/admin-key`));
+    } finally {
+      await Deno.remove(workDir, { recursive: true });
+    }
+  },
 });

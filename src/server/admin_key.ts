@@ -4,7 +4,7 @@
  * servers starting at once agree on one key.
  */
 import { join } from "node:path";
-import { type SuppliedAdminKey, validAdminKey } from "./config.ts";
+import { isValidAdminKey, type SuppliedAdminKey } from "./config.ts";
 
 /** The file in the data directory that holds the generated admin key. */
 export const ADMIN_KEY_FILE_NAME = "admin-key";
@@ -41,11 +41,10 @@ export async function readStoredAdminKey(dataDir: string): Promise<string | null
     if (error instanceof Deno.errors.NotFound) return null;
     throw error;
   }
-  try {
-    return validAdminKey(`the admin key in ${path}`, text.trim());
-  } catch (error) {
-    throw new Error((error as Error).message);
-  }
+  const key = text.trim();
+  // A damaged key file is a startup failure (exit 1), not a usage error: no flag of this invocation caused it.
+  if (!isValidAdminKey(key)) throw new Error(`${path} does not hold an admin key of the form <instance-name>|<secret>`);
+  return key;
 }
 
 /**

@@ -210,9 +210,14 @@ function suppliedAdminKey(
   return { key: validAdminKey(ADMIN_KEY_ENV, fromEnv), source: "env" };
 }
 
-/** Checks the shape of an admin key; `what` names where it came from in the error. */
-export function validAdminKey(what: string, key: string): string {
-  if (key.length > ADMIN_KEY_MAX_LENGTH || !ADMIN_KEY_PATTERN.test(key)) {
+/** True if `key` has the shape of an admin key: `<instance-name>|<secret>`, printable, no whitespace. */
+export function isValidAdminKey(key: string): boolean {
+  return key.length <= ADMIN_KEY_MAX_LENGTH && ADMIN_KEY_PATTERN.test(key);
+}
+
+/** Returns `key` if it has the shape of an admin key; else a usage error naming `what` supplied it. */
+function validAdminKey(what: string, key: string): string {
+  if (!isValidAdminKey(key)) {
     throw new UsageError(`${what} must look like <instance-name>|<secret> (printable, no spaces)`);
   }
   return key;

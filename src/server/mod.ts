@@ -20,6 +20,8 @@ export { DENVEX_VERSION, VERSION_TEXT } from "./version.ts";
  * (sync WebSockets, streaming responses) would otherwise hold the process open forever.
  */
 export const SHUTDOWN_GRACE_MS = 3_000;
+/** How long closing the database may take (draining the committer) before the process gives up on it. */
+export const DATABASE_CLOSE_TIMEOUT_MS = 5_000;
 
 /**
  * Runs the server until a stop signal, then shuts down gracefully and resolves with the exit code (0). Throws a
@@ -27,6 +29,7 @@ export const SHUTDOWN_GRACE_MS = 3_000;
  */
 export async function runServer(config: ServeConfig): Promise<number> {
   const stop = listenForStopSignals();
+  const stopCrashing = keepRunningOnStrayErrors();
   try {
     const dataDir = resolveDataDir(config.dataDir);
     assertDataDirAccess(dataDir, ["read", "write"]);
@@ -59,12 +62,38 @@ export async function runServer(config: ServeConfig): Promise<number> {
     console.log(`denvex: ${signal} received, shutting down`);
     const drained = await withinMs(Promise.all(listeners.map((listener) => listener.shutdown())), SHUTDOWN_GRACE_MS);
     if (!drained) console.error(`denvex: requests still open after ${SHUTDOWN_GRACE_MS} ms; closing anyway`);
-    await database.close();
+    if (!await withinMs(database.close(), DATABASE_CLOSE_TIMEOUT_MS)) {
+      console.error(`denvex: the database did not close within ${DATABASE_CLOSE_TIMEOUT_MS} ms`);
+      return 1;
+    }
     console.log("denvex: stopped");
     return 0;
   } finally {
+    stopCrashing();
     stop.dispose();
   }
+}
+
+/**
+ * A rejected promise nobody awaited, or an exception thrown from a timer callback, would end the process by default:
+ * one bug in one request path would take every client's connection down. The server logs them and keeps serving.
+ * Returns the function that restores the default.
+ */
+function keepRunningOnStrayErrors(): () => void {
+  const onRejection = (event: PromiseRejectionEvent) => {
+    event.preventDefault();
+    console.error("denvex: unhandled promise rejection:", event.reason);
+  };
+  const onError = (event: ErrorEvent) => {
+    event.preventDefault();
+    console.error("denvex: uncaught exception:", event.error ?? event.message);
+  };
+  globalThis.addEventListener("unhandledrejection", onRejection);
+  globalThis.addEventListener("error", onError);
+  return () => {
+    globalThis.removeEventListener("unhandledrejection", onRejection);
+    globalThis.removeEventListener("error", onError);
+  };
 }
 
 /** `admin-key`: prints the key stored in `dataDir`; exit code 1 if there is none. */

@@ -1,7 +1,12 @@
-/** Stop signals: the first SIGINT/SIGTERM asks for a graceful shutdown, a second one exits at once. */
+/** Stop signals: the first SIGINT/SIGTERM asks for a graceful shutdown, a later one exits at once. */
 
 /** Exit code after a second stop signal: 128 + SIGINT, as shells report an interrupted program. */
 const FORCED_EXIT_CODE = 130;
+/**
+ * Signals this soon after the first are the same stop request delivered twice, not a user insisting: Ctrl-C reaches
+ * both `deno task` and the server through the process group, and `deno run --watch` follows SIGINT with SIGTERM.
+ */
+const DUPLICATE_WINDOW_MS = 1_000;
 const STOP_SIGNALS: readonly Deno.Signal[] = ["SIGINT", "SIGTERM"];
 
 /** A subscription to stop signals. */
@@ -19,14 +24,15 @@ export interface StopSignals {
 export function listenForStopSignals(): StopSignals {
   let resolveReceived: (signal: Deno.Signal) => void = () => {};
   const received = new Promise<Deno.Signal>((resolve) => resolveReceived = resolve);
-  let count = 0;
+  let firstAtMs: number | null = null;
   const handlers = STOP_SIGNALS.map((signal) => {
     const handler = () => {
-      count += 1;
-      if (count === 1) {
+      if (firstAtMs === null) {
+        firstAtMs = performance.now();
         resolveReceived(signal);
         return;
       }
+      if (performance.now() - firstAtMs < DUPLICATE_WINDOW_MS) return;
       console.error(`denvex: second ${signal}, exiting without a clean shutdown`);
       Deno.exit(FORCED_EXIT_CODE);
     };

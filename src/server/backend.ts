@@ -1,0 +1,88 @@
+/**
+ * The backend: every long-lived subsystem of a running deployment, opened in dependency order and closed in reverse.
+ * The HTTP and sync layers get it as one object.
+ */
+import type { Database } from "../database/mod.ts";
+import type { PersistenceLocation } from "../persistence/types.ts";
+import { RunnerPool } from "../runtime/mod.ts";
+import { ExecutionLog, FunctionExecutor, serveActionCall } from "../functions/mod.ts";
+import { DeploymentStore } from "../deploy/store.ts";
+
+/** The origins clients reach this deployment at. */
+export interface DeploymentUrls {
+  /** The API origin, e.g. `http://127.0.0.1:3210` (CONVEX_CLOUD_URL). */
+  cloudUrl: string;
+  /** The HTTP actions origin, e.g. `http://127.0.0.1:3211` (CONVEX_SITE_URL). */
+  siteUrl: string;
+}
+
+/** Everything a request handler needs. */
+export interface Backend {
+  database: Database;
+  pool: RunnerPool;
+  deployments: DeploymentStore;
+  executor: FunctionExecutor;
+  executionLog: ExecutionLog;
+  adminKey: string;
+  instanceName: string;
+  urls: DeploymentUrls;
+  dataDir: string;
+  close(): Promise<void>;
+}
+
+/** What `openBackend` needs. */
+export interface BackendOptions {
+  database: Database;
+  location: PersistenceLocation;
+  dataDir: string;
+  adminKey: string;
+  instanceName: string;
+  urls: DeploymentUrls;
+}
+
+/** Opens the runtime pool, the deployment store and the executor on an open database. */
+export async function openBackend(options: BackendOptions): Promise<Backend> {
+  const executionLog = new ExecutionLog();
+  let executor: FunctionExecutor | null = null;
+  const pool = new RunnerPool({
+    dataDir: options.dataDir,
+    location: options.location,
+    onCall: (op, argsJson, context) => {
+      if (op === "denvex/createTable") {
+        const { tableName } = JSON.parse(argsJson) as { tableName: string };
+        return options.database.createTable(tableName).then((catalog) => JSON.stringify(catalog));
+      }
+      if (!executor) return Promise.reject(new Error("The backend is starting"));
+      return serveActionCall(executor, op, argsJson, context.identityJson);
+    },
+  });
+  try {
+    const deployments = await DeploymentStore.open(options.database, pool, options.dataDir);
+    executor = new FunctionExecutor({
+      database: options.database,
+      pool,
+      deployment: () => deployments.active,
+      environment: () => ({
+        ...deployments.environmentVariables,
+        CONVEX_CLOUD_URL: options.urls.cloudUrl,
+        CONVEX_SITE_URL: options.urls.siteUrl,
+      }),
+      onExecution: (record) => executionLog.append(record),
+    });
+    return {
+      database: options.database,
+      pool,
+      deployments,
+      executor,
+      executionLog,
+      adminKey: options.adminKey,
+      instanceName: options.instanceName,
+      urls: options.urls,
+      dataDir: options.dataDir,
+      close: () => pool.close(),
+    };
+  } catch (error) {
+    await pool.close();
+    throw error;
+  }
+}
