@@ -57,7 +57,15 @@ export interface ExecutorDependencies {
   environment(): Record<string, string>;
   /** Called after every execution (log streams). */
   onExecution?(record: ExecutionRecord): void;
+  /** Built-in functions under `_system/` (admin only), implemented in TypeScript on the server. */
+  systemFunction?(displayName: string): SystemFunction | undefined;
 }
+
+/** A built-in `_system/...` query, run on the server at one snapshot. Returns convex-JSON. */
+export type SystemFunction = (
+  args: Record<string, JsonValue>,
+  context: { database: Database; snapshotTs: bigint; identityJson: string | null },
+) => Promise<JsonValue>;
 
 function failure(errorMessage: string, udfType?: FunctionInfo["udfType"], logLines: string[] = []): CallResult {
   return { ok: false, udfType, errorMessage, logLines };
@@ -88,6 +96,7 @@ export class FunctionExecutor {
 
   /** Runs one call to completion. */
   call(request: CallRequest): Promise<CallResult> {
+    if (request.path.startsWith("_system/")) return this.#callSystem(request);
     const deployment = this.#deps.deployment();
     const resolved = this.resolve(request.path, request.allowInternal);
     if (typeof resolved === "string" || !deployment) {
@@ -107,6 +116,28 @@ export class FunctionExecutor {
     const argsJson = JSON.stringify([request.args]);
     if (info.udfType === "mutation") return this.#runMutation(deployment, address, info, argsJson, request);
     return this.#runOnce(deployment, address, info, argsJson, request);
+  }
+
+  async #callSystem(request: CallRequest): Promise<CallResult> {
+    let address: FunctionAddress;
+    try {
+      address = parseFunctionPath(request.path);
+    } catch (error) {
+      return failure((error as Error).message);
+    }
+    const fn = request.allowInternal ? this.#deps.systemFunction?.(address.displayName) : undefined;
+    if (!fn) return failure(`Could not find public function for '${address.displayName}'.`);
+    const args = request.args;
+    if (args === null || typeof args !== "object" || Array.isArray(args)) {
+      return failure("ArgumentValidationError: Expected to receive a single object as the function's argument.");
+    }
+    const snapshotTs = request.snapshotTs ?? this.#deps.database.latestTs;
+    try {
+      const value = await fn(args, { database: this.#deps.database, snapshotTs, identityJson: request.identityJson });
+      return { ok: true, udfType: "query", valueJson: JSON.stringify(value), logLines: [], ts: snapshotTs };
+    } catch (error) {
+      return failure(error instanceof Error ? error.message : String(error), "query");
+    }
   }
 
   #validateArgs(info: FunctionInfo, args: JsonValue): string | null {

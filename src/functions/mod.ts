@@ -12,4 +12,6 @@ export {
   type ExecutorDependencies,
   FunctionExecutor,
   serveActionCall,
+  type SystemFunction,
 } from "./executor.ts";
+export { ExecutionLog, type LoggedExecution, MAX_LOGGED_EXECUTIONS } from "./execution_log.ts";

@@ -1,5 +1,6 @@
 /** What the HTTP layer needs from the rest of the server. */
 import { DEFAULT_HTTP_LIMITS, type HttpLimits } from "./limits.ts";
+import type { Backend } from "../server/backend.ts";
 
 /**
  * The dependencies of the HTTP apps, handed in by `src/server`. Subsystems that add routes add the fields they need
@@ -12,6 +13,8 @@ export interface HttpDeps {
   instanceName: string;
   /** The deployment's admin key; admin routes compare it with the `Authorization: Convex <key>` header. */
   adminKey: string;
+  /** The running deployment (database, executor, deployments); absent in HTTP-only tests. */
+  backend?: Backend;
   /** Request body limits; unset fields take {@link DEFAULT_HTTP_LIMITS}. */
   limits?: Partial<HttpLimits>;
 }

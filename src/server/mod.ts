@@ -10,6 +10,7 @@ import { listen, type Listener } from "./listen.ts";
 import { listenForStopSignals } from "./signals.ts";
 import { describeLocation, openStorage, persistenceLocation } from "./storage.ts";
 import { VERSION_TEXT } from "./version.ts";
+import { type Backend, openBackend } from "./backend.ts";
 
 export { parseCommandLine, USAGE, UsageError } from "./config.ts";
 export type { Command, ServeConfig } from "./config.ts";
@@ -37,18 +38,43 @@ export async function runServer(config: ServeConfig): Promise<number> {
     const adminKey = await resolveAdminKey(config.adminKey, dataDir, config.instanceName);
     const location = persistenceLocation(config.database, dataDir);
     const database = await openStorage(location);
+    // The URLs functions see (CONVEX_CLOUD_URL / CONVEX_SITE_URL); with --port 0 the real ports are filled in once
+    // the listeners are up, before any request can reach a function.
+    const urls = { cloudUrl: originFor(config.host, config.apiPort), siteUrl: originFor(config.host, config.sitePort) };
+    let backend: Backend;
+    try {
+      backend = await openBackend({
+        database,
+        location,
+        dataDir,
+        adminKey: adminKey.key,
+        instanceName: config.instanceName,
+        urls,
+      });
+    } catch (error) {
+      await database.close();
+      throw error;
+    }
 
     const listeners: Listener[] = [];
     try {
-      const deps: HttpDeps = { version: VERSION_TEXT, instanceName: config.instanceName, adminKey: adminKey.key };
+      const deps: HttpDeps = {
+        version: VERSION_TEXT,
+        instanceName: config.instanceName,
+        adminKey: adminKey.key,
+        backend,
+      };
       listeners.push(listen(createApiApp(deps), config.host, config.apiPort, "API"));
       listeners.push(listen(createSiteApp(deps), config.host, config.sitePort, "HTTP actions"));
     } catch (error) {
       await Promise.all(listeners.map((listener) => listener.shutdown()));
+      await backend.close();
       await database.close();
       throw error;
     }
     const [api, site] = listeners;
+    urls.cloudUrl = originFor(config.host, api.port);
+    urls.siteUrl = originFor(config.host, site.port);
     printBanner({
       config,
       dataDir,
@@ -143,6 +169,12 @@ function printBanner({ config, dataDir, storage, adminKey, apiPort, sitePort }: 
       break;
   }
   console.log(lines.join("\n"));
+}
+
+/** The origin clients use for a listener (wildcard addresses become loopback). */
+function originFor(host: string, port: number): string {
+  const clientHost = host === "0.0.0.0" ? "127.0.0.1" : host === "::" ? "[::1]" : urlHost(host);
+  return `http://${clientHost}:${port}`;
 }
 
 function urlHost(host: string): string {
