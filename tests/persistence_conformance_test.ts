@@ -187,10 +187,29 @@ function defineConformanceTests(backend: Backend): void {
   test("documents keep table number, large ts and large json", async (p) => {
     const ts = (1n << 62n) + 12345n;
     const big = "x".repeat(300_000);
-    const document: DocumentRevision = { id: "big", tableNumber: 70000, ts, json: JSON.stringify({ big }), prevTs: null };
-    await p.commit([batch(ts, [document])]);
+    const document: DocumentRevision = {
+      id: "big",
+      tableNumber: 70000,
+      ts,
+      json: JSON.stringify({ big }),
+      prevTs: null,
+    };
+    const tricky = 'quote " backslash \\ comma, braces {} NULL tab\t newline\n emoji 🎉 é \u2028';
+    const odd: DocumentRevision = {
+      id: 'odd "id", {x}',
+      tableNumber: 2,
+      ts,
+      json: JSON.stringify({ tricky }),
+      prevTs: null,
+    };
+    await p.commit([batch(ts, [document, odd])]);
     assertEquals(await p.getDocument("big", ts), document);
+    assertEquals(await p.getDocument(odd.id, ts), odd);
+    assertEquals(JSON.parse((await p.getDocument(odd.id, ts))!.json!).tricky, tricky);
     assertEquals(await p.maxTs(), ts);
+    await p.setGlobals({ [tricky]: tricky, "NULL": "NULL" });
+    assertEquals(await p.getGlobal(tricky), tricky);
+    assertEquals(await p.getGlobal("NULL"), "NULL");
   });
 
   test("scanIndex: ranges, asc/desc, limits and byte order", async (p) => {
@@ -248,7 +267,9 @@ function defineConformanceTests(backend: Backend): void {
       batch(10n, [revision("A", 10n, 1), revision("B", 10n, 1)], [entry(1, key("a"), "A"), entry(1, key("b"), "B")]),
     ]);
     // A's indexed field changes: its old key is deleted and a new one appears, at the same ts.
-    await p.commit([batch(20n, [revision("A", 20n, 2, 10n)], [entry(1, key("a"), "A", true), entry(1, key("z"), "A")])]);
+    await p.commit([
+      batch(20n, [revision("A", 20n, 2, 10n)], [entry(1, key("a"), "A", true), entry(1, key("z"), "A")]),
+    ]);
     await p.commit([batch(30n, [revision("B", 30n, null, 10n)], [entry(1, key("b"), "B", true)])]);
     assertEquals(await scanKeys(p, 1, 15n), ["a", "b"]);
     assertEquals(await scanKeys(p, 1, 25n), ["b", "z"]);
@@ -403,6 +424,14 @@ function defineConformanceTests(backend: Backend): void {
     }
   });
 
+  test("a reader in another process sees commits while the writer stays open", async (p) => {
+    await p.commit([batch(10n, [revision("a", 10n, 1)], [entry(1, key("a"), "a")])]);
+    assertEquals(await readInChildProcess(p, "a", 10n), { value: 1, keys: ["a"] });
+    await p.commit([batch(20n, [revision("a", 20n, 2, 10n)], [entry(1, key("b"), "a")])]);
+    assertEquals(await readInChildProcess(p, "a", 20n), { value: 2, keys: ["a", "b"] });
+    assertEquals(await readInChildProcess(p, "a", 15n), { value: 1, keys: ["a"] });
+  });
+
   test("a 1,000-row scan returns every row in order", async (p) => {
     const ids = Array.from({ length: 1500 }, (_, i) => `doc${String(i).padStart(5, "0")}`);
     await p.commit([batch(10n, ids.map((id) => revision(id, 10n, id)), ids.map((id) => entry(1, key(id), id)))]);
@@ -414,7 +443,9 @@ function defineConformanceTests(backend: Backend): void {
 
   test("prune removes superseded revisions and tombstones with their history", async (p) => {
     await p.commit([batch(10n, [revision("a", 10n, 1), revision("d", 10n, 1)], [entry(1, key("a1"), "a")])]);
-    await p.commit([batch(20n, [revision("a", 20n, 2, 10n)], [entry(1, key("a1"), "a", true), entry(1, key("a2"), "a")])]);
+    await p.commit([
+      batch(20n, [revision("a", 20n, 2, 10n)], [entry(1, key("a1"), "a", true), entry(1, key("a2"), "a")]),
+    ]);
     await p.commit([batch(30n, [revision("a", 30n, 3, 20n), revision("d", 30n, null, 10n)])]);
     // At 25: a@10 is superseded by a@20 (a@20 stays), index a1@10 by its tombstone a1@20, which goes too.
     let result = await p.prune(25n, 100);
@@ -428,6 +459,24 @@ function defineConformanceTests(backend: Backend): void {
     assertEquals(await p.getDocument("d", 30n), null);
     assertEquals(await p.prune(30n, 100), { removedRows: 0, done: true });
     assertEquals(await p.maxTs(), 30n);
+  });
+
+  test("prune with maxRows 1 stops part-way without exposing history, then finishes", async (p, fixture) => {
+    await p.commit([batch(10n, [revision("a", 10n, 1)], [entry(1, key("a"), "a")])]);
+    await p.commit([batch(20n, [revision("a", 20n, 2, 10n)], [entry(1, key("a"), "a")])]); // same key again
+    await p.commit([batch(30n, [revision("a", 30n, null, 20n)], [entry(1, key("a"), "a", true)])]);
+    let removed = 0;
+    for (let call = 0;; call++) {
+      assert(call < 100, "prune must finish");
+      const result = await p.prune(35n, 1);
+      assert(result.removedRows <= 1, `removed ${result.removedRows} rows with maxRows 1`);
+      removed += result.removedRows;
+      assertEquals(valueOf(await p.getDocument("a", 35n)), null);
+      assertEquals(await scanKeys(p, 1, 35n), []);
+      if (result.done) break;
+    }
+    assertEquals(removed, 6);
+    assertEquals(await fixture.countRows(), { documents: 0, indexEntries: 0 });
   });
 
   test("prune never changes a read at or after retainTs, in small steps and across reopen", async (p, fixture) => {
@@ -463,6 +512,33 @@ function defineConformanceTests(backend: Backend): void {
     for (const indexId of history.indexIds) liveEntries += (await scanKeys(p, indexId, maxTs)).length;
     assertEquals(await fixture.countRows(), { documents: liveDocuments, indexEntries: liveEntries });
   });
+}
+
+/** Reads one document and index 1 through `openPersistenceReader(location)` in a separate Deno process. */
+async function readInChildProcess(p: Persistence, id: string, snapshotTs: bigint): Promise<unknown> {
+  const modUrl = new URL("../src/persistence/mod.ts", import.meta.url).href;
+  const code = `
+    import { openPersistenceReader } from ${JSON.stringify(modUrl)};
+    const [location, id, snapshotTs] = [JSON.parse(Deno.args[0]), Deno.args[1], BigInt(Deno.args[2])];
+    const reader = await openPersistenceReader(location);
+    const document = await reader.getDocument(id, snapshotTs);
+    const rows = await reader.scanIndex({
+      indexId: 1, lowKey: new Uint8Array(0), highKey: null, order: "asc", snapshotTs, limit: 100,
+    });
+    await reader.close();
+    console.log(JSON.stringify({
+      value: document?.json ? JSON.parse(document.json).value : null,
+      keys: rows.map((row) => new TextDecoder().decode(row.key)),
+    }));`;
+  const config = new URL("../deno.json", import.meta.url).pathname;
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--config", config, "--ext=ts", code, JSON.stringify(p.location), id, snapshotTs.toString()],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(output.stderr);
+  assert(output.success, `child reader failed: ${stderr}`);
+  return JSON.parse(new TextDecoder().decode(output.stdout));
 }
 
 // ---- prune fixtures -------------------------------------------------------------------------------------------

@@ -20,7 +20,10 @@ const MAX_GROUP_SIZE = 512;
 const MAX_COMMIT_QUEUE = 10_000;
 /** How often old revisions are pruned, and how many rows per pass. */
 const RETENTION_INTERVAL_MS = 10_000;
-const RETENTION_ROWS_PER_PASS = 20_000;
+/** Rows one prune call may examine: small, because a SQLite call blocks the event loop (~110 rows/ms). */
+const RETENTION_ROWS_PER_CALL = 2_000;
+/** Prune calls per retention pass, so one pass is bounded even when far behind. */
+const RETENTION_CALLS_PER_PASS = 200;
 
 /** What every commit listener (reactivity) learns. */
 export interface CommitEvent {
@@ -62,6 +65,7 @@ export class Database {
   readonly #retentionTimer: ReturnType<typeof setInterval>;
   #drainDone: Promise<void> = Promise.resolve();
   #closing: Promise<void> | undefined;
+  #pruning = false;
 
   constructor(persistence: Persistence, catalog: Catalog, maxTs: bigint, options: DatabaseOptions) {
     this.persistence = persistence;
@@ -345,19 +349,33 @@ export class Database {
   // ---- lifecycle ----
 
   async #prune(): Promise<void> {
-    if (this.#closed) return;
+    if (this.#closed || this.#pruning) return;
+    this.#pruning = true;
+    try {
+      await this.#prunePass();
+    } finally {
+      this.#pruning = false;
+    }
+  }
+
+  async #prunePass(): Promise<void> {
     const retainTs = this.#latestTs - BigInt(this.#retentionMs) * 1_000_000n;
     if (retainTs <= 0n) return;
     try {
-      await this.persistence.prune(retainTs, RETENTION_ROWS_PER_PASS);
+      for (let call = 0; call < RETENTION_CALLS_PER_PASS && !this.#closed; call++) {
+        const { done } = await this.persistence.prune(retainTs, RETENTION_ROWS_PER_CALL);
+        if (done) break;
+        // Let requests run between calls.
+        await new Promise((resolve) => setTimeout(resolve, 0));
+      }
     } catch (error) {
       console.error("retention pass failed:", error);
     }
   }
 
   /** Runs one retention pass now (tests, benchmarks). */
-  pruneNow(retainTs: bigint): Promise<{ removedRows: number }> {
-    return this.persistence.prune(retainTs, RETENTION_ROWS_PER_PASS);
+  pruneNow(retainTs: bigint): Promise<{ removedRows: number; done?: boolean }> {
+    return this.persistence.prune(retainTs, RETENTION_ROWS_PER_CALL);
   }
 
   /** Finishes queued commits, then closes persistence. */
@@ -370,6 +388,7 @@ export class Database {
     this.#closed = true;
     clearInterval(this.#retentionTimer);
     while (this.#draining) await this.#drainDone;
+    while (this.#pruning) await new Promise((resolve) => setTimeout(resolve, 5));
     await this.persistence.close();
   }
 }

@@ -80,7 +80,7 @@ async function pruneDocuments(tx: Tx, retainTs: bigint, budget: Budget): Promise
     const chunkSize = Math.min(PRUNE_CHUNK_CANDIDATES, budget.examineRows);
     const candidates = await tx<{ id: string; ts: bigint; tombstone: boolean }[]>`
       SELECT id, ts, json IS NULL AS tombstone FROM documents
-      WHERE ts <= ${retainTs} AND (ts, id) > (${cursor.ts}, ${cursor.id})
+      WHERE (prev_ts IS NOT NULL OR json IS NULL) AND ts <= ${retainTs} AND (ts, id) > (${cursor.ts}, ${cursor.id})
       ORDER BY ts, id LIMIT ${chunkSize}`;
     if (candidates.length === 0) {
       done = true;

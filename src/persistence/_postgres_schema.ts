@@ -38,8 +38,8 @@ export function connectPostgres(url: string, poolSize: number): Sql {
 
 /**
  * Text keys use COLLATE "C" so they compare bytewise, as SQLite's BINARY does (listGlobals' ranges and prune's
- * cursors depend on one order); bytea always compares bytewise. The `*_by_ts` indexes serve prune's cursor walk and
- * `maxTs`.
+ * cursors depend on one order); bytea always compares bytewise. The `*_by_ts` indexes serve prune's cursor walk
+ * (partial on documents, as in `_sqlite_schema.ts`) and `maxTs`.
  */
 export const SCHEMA_STATEMENTS = [
   `CREATE TABLE IF NOT EXISTS documents (
@@ -50,7 +50,8 @@ export const SCHEMA_STATEMENTS = [
     prev_ts BIGINT,
     PRIMARY KEY (id, ts)
   )`,
-  `CREATE INDEX IF NOT EXISTS documents_by_ts ON documents (ts, id)`,
+  `CREATE INDEX IF NOT EXISTS documents_superseding_by_ts ON documents (ts, id)
+     WHERE prev_ts IS NOT NULL OR json IS NULL`,
   `CREATE TABLE IF NOT EXISTS indexes (
     index_id INTEGER NOT NULL,
     key BYTEA NOT NULL,

@@ -3,7 +3,9 @@
  * before `retainTs` removes the older revisions of its document / key, which no snapshot at or after `retainTs` can
  * read, and a tombstone removes itself too: a snapshot at or after `retainTs` sees either a newer row or the
  * tombstone, and "no row" reads the same as a tombstone. Deleting oldest first means a call that stops part-way
- * never exposes an older revision. Private to `src/persistence/`.
+ * never exposes an older revision. A document revision with a null `prevTs` is taken at its word: it has no older
+ * revision to remove (a document re-created after a delete is still covered: the tombstone removed its history).
+ * Private to `src/persistence/`.
  */
 
 import type { DatabaseSync, StatementSync } from "node:sqlite";
@@ -41,21 +43,21 @@ export class SqlitePruner {
     this.#documentCandidates = prepareArrays(
       db,
       `SELECT id, ts, json IS NULL FROM documents
-       WHERE ts <= ?1 AND (ts, id) > (?2, ?3) ORDER BY ts, id LIMIT ?4`,
+       WHERE (prev_ts IS NOT NULL OR json IS NULL) AND ts <= ?1 AND (ts, id) > (?2, ?3) ORDER BY ts, id LIMIT +?4`,
     );
-    // ?3 is 1 when the candidate itself goes too (a tombstone).
+    // ?3 is 1 when the candidate itself goes too (a tombstone): ts are integers, so `ts < ?2 + 1` is `ts <= ?2`.
     this.#deleteDocuments = db.prepare(
       `DELETE FROM documents WHERE rowid IN (
-         SELECT rowid FROM documents WHERE id = ?1 AND (ts < ?2 OR (?3 AND ts = ?2)) ORDER BY ts LIMIT ?4)`,
+         SELECT rowid FROM documents WHERE id = ?1 AND ts < ?2 + ?3 ORDER BY ts LIMIT +?4)`,
     );
     this.#entryCandidates = prepareArrays(
       db,
       `SELECT index_id, key, ts, deleted FROM indexes
-       WHERE ts <= ?1 AND (ts, index_id, key) > (?2, ?3, ?4) ORDER BY ts, index_id, key LIMIT ?5`,
+       WHERE ts <= ?1 AND (ts, index_id, key) > (?2, ?3, ?4) ORDER BY ts, index_id, key LIMIT +?5`,
     );
     this.#deleteEntries = db.prepare(
       `DELETE FROM indexes WHERE index_id = ?1 AND key = ?2 AND ts IN (
-         SELECT ts FROM indexes WHERE index_id = ?1 AND key = ?2 AND (ts < ?3 OR (?4 AND ts = ?3)) ORDER BY ts LIMIT ?5)`,
+         SELECT ts FROM indexes WHERE index_id = ?1 AND key = ?2 AND ts < ?3 + ?4 ORDER BY ts LIMIT +?5)`,
     );
   }
 
@@ -83,7 +85,6 @@ export class SqlitePruner {
           break;
         }
         budget.examineRows--;
-        // Every row is probed, not only those with a prevTs, so a document re-created after a delete is pruned too.
         const limit = budget.removeRows;
         const removed = Number(this.#deleteDocuments.run(id, ts, isTombstone, limit).changes);
         budget.removeRows -= removed;

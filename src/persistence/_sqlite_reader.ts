@@ -29,6 +29,9 @@ export function prepareArrays(db: DatabaseSync, sql: string): ArrayStatement {
  * (`max(ts)` makes SQLite take the bare columns from that row), live ones only, each joined with its document's
  * revision at the same snapshot. The inner ORDER BY lets SQLite stream the range in index order and stop at the
  * LIMIT instead of sorting the whole range. Parameters: ?1 index id, ?2 low key, ?3 high key, ?4 snapshot ts, ?5 limit.
+ *
+ * `LIMIT +?5`, not `LIMIT ?5`: SQLite 3.53 treats a bare bound LIMIT as a planner input and re-prepares the statement
+ * whenever it is rebound (measured: ~3 µs per call); the unary plus makes it a plain expression. Same elsewhere.
  */
 function scanSql(order: "asc" | "desc", bounded: boolean): string {
   const direction = order === "asc" ? "ASC" : "DESC";
@@ -43,7 +46,7 @@ function scanSql(order: "asc" | "desc", bounded: boolean): string {
     )
     WHERE i.deleted = 0
     ORDER BY i.key ${direction}
-    LIMIT ?5`;
+    LIMIT +?5`;
 }
 
 /** Runs synchronous `work` and reports its result or error through a promise, as an async function would. */

@@ -19,7 +19,7 @@ export type {
   PersistenceLocation,
   PersistenceReader,
 } from "./types.ts";
-export { PersistenceError } from "./_shared.ts";
+export { MAX_SCAN_LIMIT, MAX_TS, PersistenceError } from "./_shared.ts";
 export { openPostgresPersistence, openPostgresReader } from "./postgres.ts";
 export { openSqlitePersistence, openSqliteReader } from "./sqlite.ts";
 

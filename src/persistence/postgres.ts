@@ -15,12 +15,33 @@ import {
   prefixUpperBound,
   validateCommit,
 } from "./_shared.ts";
-import type { CommitBatch, Persistence, PersistenceLocation, PersistenceReader } from "./types.ts";
+import type { CommitBatch, DocumentRevision, Persistence, PersistenceLocation, PersistenceReader } from "./types.ts";
 
 /** A transaction-level advisory lock id that serializes prune calls. */
 const PRUNE_LOCK_ID = 0x64656e77;
-/** Rows per INSERT statement, so one statement's parameter text stays a few MiB at most. */
+/** Rows per INSERT statement: bounds the arrays one statement sends. */
 const INSERT_CHUNK_ROWS = 5_000;
+/** Document JSON characters per INSERT statement (documents are up to 1 MiB each), bounding one message's size. */
+const INSERT_CHUNK_JSON_CHARS = 16 * 1024 * 1024;
+
+/** Splits revisions into runs of at most INSERT_CHUNK_ROWS rows and about INSERT_CHUNK_JSON_CHARS of JSON. */
+function chunkDocuments(documents: DocumentRevision[]): DocumentRevision[][] {
+  const chunks: DocumentRevision[][] = [];
+  let chunk: DocumentRevision[] = [];
+  let chunkChars = 0;
+  for (const document of documents) {
+    const chars = document.json?.length ?? 0;
+    if (chunk.length > 0 && (chunk.length >= INSERT_CHUNK_ROWS || chunkChars + chars > INSERT_CHUNK_JSON_CHARS)) {
+      chunks.push(chunk);
+      chunk = [];
+      chunkChars = 0;
+    }
+    chunk.push(document);
+    chunkChars += chars;
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
+}
 
 /** Opens (creating the schema if missing) the PostgreSQL database at `url` as its one writer. */
 export async function openPostgresPersistence(url: string): Promise<Persistence> {
@@ -46,17 +67,16 @@ export async function openPostgresReader(url: string): Promise<PersistenceReader
   }
 }
 
-/** The largest ts on disk: the `max_ts` meta row, or a row newer than it (found through the `*_by_ts` indexes). */
+/**
+ * The largest ts on disk: the `max_ts` meta row, which every commit updates in its own transaction, or an index entry
+ * newer than it (an index lookup through `indexes_by_ts`; documents have no full ts index to ask).
+ */
 async function readMaxTs(sql: Sql): Promise<bigint> {
-  const [row] = await sql<{ meta: string | null; documents: bigint | null; indexes: bigint | null }[]>`
-    SELECT (SELECT value FROM meta WHERE key = ${META_MAX_TS}) AS meta,
-           (SELECT max(ts) FROM documents) AS documents,
-           (SELECT max(ts) FROM indexes) AS indexes`;
-  let maxTs = row.meta === null ? 0n : BigInt(row.meta);
-  for (const ts of [row.documents, row.indexes]) {
-    if (ts !== null && ts > maxTs) maxTs = ts;
-  }
-  return maxTs;
+  const [row] = await sql<{ meta: string | null; indexes: bigint | null }[]>`
+    SELECT (SELECT value FROM meta WHERE key = ${META_MAX_TS}) AS meta, (SELECT max(ts) FROM indexes) AS indexes`;
+  const metaTs = row.meta === null ? 0n : BigInt(row.meta);
+  const indexTs = row.indexes ?? 0n;
+  return metaTs > indexTs ? metaTs : indexTs;
 }
 
 class PostgresPersistence extends PostgresReader implements Persistence {
@@ -87,8 +107,7 @@ class PostgresPersistence extends PostgresReader implements Persistence {
     const documents = batches.flatMap((batch) => batch.documents);
     const entries = batches.flatMap((batch) => batch.indexEntries.map((entry) => ({ ts: batch.ts, entry })));
     await this.sql.begin(async (tx) => {
-      for (let start = 0; start < documents.length; start += INSERT_CHUNK_ROWS) {
-        const chunk = documents.slice(start, start + INSERT_CHUNK_ROWS);
+      for (const chunk of chunkDocuments(documents)) {
         await tx`
           INSERT INTO documents (id, ts, table_number, json, prev_ts)
           SELECT * FROM unnest(${tx.array(chunk.map((d) => d.id), 25)}::text[],

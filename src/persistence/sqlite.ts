@@ -80,22 +80,21 @@ function prepareWriterStatements(db: DatabaseSync): WriterStatements {
       "INSERT INTO globals (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
     ),
     deleteGlobal: db.prepare("DELETE FROM globals WHERE key = ?"),
-    listGlobalsBounded: prepareArrays(db, "SELECT key FROM globals WHERE key >= ? AND key < ? ORDER BY key LIMIT ?"),
-    listGlobalsUnbounded: prepareArrays(db, "SELECT key FROM globals WHERE key >= ? ORDER BY key LIMIT ?"),
+    listGlobalsBounded: prepareArrays(db, "SELECT key FROM globals WHERE key >= ? AND key < ? ORDER BY key LIMIT +?"),
+    listGlobalsUnbounded: prepareArrays(db, "SELECT key FROM globals WHERE key >= ? ORDER BY key LIMIT +?"),
   };
 }
 
-/** The largest ts on disk: the `max_ts` meta row, or a row newer than it (found through the `*_by_ts` indexes). */
+/**
+ * The largest ts on disk: the `max_ts` meta row, which every commit updates in its own transaction, or an index entry
+ * newer than it (an index lookup through `indexes_by_ts`; documents have no full ts index to ask).
+ */
 function readMaxTs(db: DatabaseSync): bigint {
-  const row = prepareArrays(
-    db,
-    `SELECT (SELECT value FROM meta WHERE key = ?), (SELECT max(ts) FROM documents), (SELECT max(ts) FROM indexes)`,
-  ).get(META_MAX_TS)!;
-  let maxTs = row[0] === null ? 0n : BigInt(row[0] as string);
-  for (const value of [row[1], row[2]]) {
-    if (value !== null && (value as bigint) > maxTs) maxTs = value as bigint;
-  }
-  return maxTs;
+  const row = prepareArrays(db, `SELECT (SELECT value FROM meta WHERE key = ?), (SELECT max(ts) FROM indexes)`)
+    .get(META_MAX_TS)!;
+  const metaTs = row[0] === null ? 0n : BigInt(row[0] as string);
+  const indexTs = row[1] === null ? 0n : row[1] as bigint;
+  return metaTs > indexTs ? metaTs : indexTs;
 }
 
 class SqlitePersistence extends SqliteReader implements Persistence {
