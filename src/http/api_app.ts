@@ -5,6 +5,7 @@ import { limitRequestBody } from "./limits.ts";
 import { createSiteApp } from "./site_app.ts";
 import type { HttpDeps } from "./types.ts";
 import { resolveLimits } from "./types.ts";
+import { deployRoutes } from "../deploy/routes.ts";
 
 /**
  * Builds the API app. It answers `GET /version` (the health check) and mounts the site app under `/http` so one
@@ -17,6 +18,7 @@ export function createApiApp(deps: HttpDeps): Hono {
   app.notFound(handleNotFound);
   app.use("*", limitRequestBody(resolveLimits(deps).apiMaxRequestBodyBytes));
   app.get("/version", (c) => c.text(deps.version));
+  if (deps.backend) app.route("/api", deployRoutes(deps.backend));
   app.route("/http", createSiteApp(deps));
   return app;
 }

@@ -11,10 +11,12 @@ import {
   CREATE_TABLE_OP,
   EXIT_TIME_LIMIT,
   type FromRunnerMessage,
+  type RunnerAnalysisMessage,
   type RunnerAnalyzeMessage,
   type RunnerCallResultMessage,
   type RunnerExecuteMessage,
   type RunnerInitMessage,
+  type RunnerResultMessage,
   type ToRunnerMessage,
 } from "./runner_protocol.ts";
 import { decodeRequest, errorResponse, okResponse } from "./sync_channel.ts";
@@ -41,6 +43,9 @@ const MAX_OWN_CALLS = 64;
 interface CurrentRun {
   executionId: string;
   host: TransactionHost | null;
+  /** The caller's identity, which an action's `getUserIdentity` gets without asking the server. */
+  identityJson: string | null;
+  isAction: boolean;
   /** performance.now() when user code started. */
   startedAt: number;
   syscallMs: number;
@@ -61,9 +66,12 @@ export class Runner {
   #worker: UserWorker | null = null;
   #current: CurrentRun | null = null;
   readonly #deploymentDirs = new Set<string>();
+  readonly #deploymentUrls = new Map<string, string>();
   readonly #ownCalls = new Map<number, { resolve(json: string): void; reject(error: Error): void }>();
   #nextOwnCallId = -1;
   #exiting = false;
+  /** True from receiving an execute/analyze until its answer is sent. */
+  #busy = false;
 
   constructor(init: RunnerInitMessage, send: (message: FromRunnerMessage) => Promise<void>) {
     this.#init = init;
@@ -79,6 +87,10 @@ export class Runner {
 
   /** Handles one message from the server. */
   handle(message: ToRunnerMessage): void {
+    if ((message.type === "execute" || message.type === "analyze") && this.#busy) {
+      // The pool never does this; refuse rather than mix two executions' syscalls.
+      throw new Error(`Runner received ${message.type} ${message.executionId} while busy`);
+    }
     switch (message.type) {
       case "execute":
         void this.#execute(message);
@@ -115,7 +127,17 @@ export class Runner {
         if (run?.executionId === message.executionId) run.finish(message);
         return;
       case "call":
-        if (run?.executionId !== message.executionId) return;
+        // Only actions talk to the server; user code can reach postMessage, so check rather than trust.
+        if (run?.executionId !== message.executionId || !run.isAction) return;
+        if (message.op === "1.0/getUserIdentity") {
+          this.#worker?.post({
+            type: "callResult",
+            callId: message.callId,
+            ok: true,
+            resultJson: run.identityJson ?? "null",
+          });
+          return;
+        }
         void this.#send(message);
         return;
       case "ready":
@@ -191,14 +213,29 @@ export class Runner {
   }
 
   #deploymentUrl(deploymentDir: string): string {
-    const resolved = posix.resolve(deploymentDir);
-    if (!resolved.startsWith(posix.resolve(this.#init.modulesDir) + "/")) {
-      throw new Error(`Deployment folder ${deploymentDir} is outside the modules folder`);
+    let url = this.#deploymentUrls.get(deploymentDir);
+    if (url === undefined) {
+      const resolved = posix.resolve(deploymentDir);
+      if (!resolved.startsWith(posix.resolve(this.#init.modulesDir) + "/")) {
+        throw new Error(`Deployment folder ${deploymentDir} is outside the modules folder`);
+      }
+      url = pathToFileURL(resolved).href + "/";
+      if (this.#deploymentUrls.size >= MAX_DEPLOYMENTS_PER_WORKER * 4) this.#deploymentUrls.clear();
+      this.#deploymentUrls.set(deploymentDir, url);
     }
-    return pathToFileURL(resolved).href + "/";
+    return url;
   }
 
   async #execute(message: RunnerExecuteMessage): Promise<void> {
+    this.#busy = true;
+    const answer = await this.#executeNow(message);
+    // Idle before answering: the server may send the next job as soon as it reads the answer.
+    this.#current = null;
+    this.#busy = false;
+    await this.#send(answer);
+  }
+
+  async #executeNow(message: RunnerExecuteMessage): Promise<RunnerResultMessage> {
     const started = performance.now();
     const { executionId, udfType } = message;
     let host: TransactionHost | null = null;
@@ -223,6 +260,8 @@ export class Runner {
         this.#current = {
           executionId,
           host,
+          identityJson: message.identityJson,
+          isAction: udfType === "action",
           startedAt: performance.now(),
           syscallMs: 0,
           syscallStartedAt: null,
@@ -253,7 +292,7 @@ export class Runner {
         });
       }) as WorkerResultMessage;
       this.#current = null;
-      await this.#send({
+      return {
         type: "result",
         executionId,
         ok: result.ok,
@@ -262,21 +301,28 @@ export class Runner {
         logLines: result.logLines,
         ...(udfType === "mutation" && host !== null ? { outcome: host.outcome() } : {}),
         executionTimeMs: performance.now() - started,
-      });
+      };
     } catch (error) {
-      this.#current = null;
-      await this.#send({
+      return {
         type: "result",
         executionId,
         ok: false,
         errorMessage: `Internal error: ${error instanceof Error ? error.message : String(error)}`,
         logLines: [],
         executionTimeMs: performance.now() - started,
-      });
+      };
     }
   }
 
   async #analyze(message: RunnerAnalyzeMessage): Promise<void> {
+    this.#busy = true;
+    const answer = await this.#analyzeNow(message);
+    this.#current = null;
+    this.#busy = false;
+    await this.#send(answer);
+  }
+
+  async #analyzeNow(message: RunnerAnalyzeMessage): Promise<RunnerAnalysisMessage> {
     const { executionId } = message;
     try {
       const deploymentUrl = this.#deploymentUrl(message.deploymentDir);
@@ -285,6 +331,8 @@ export class Runner {
         this.#current = {
           executionId,
           host: null,
+          identityJson: null,
+          isAction: false,
           startedAt: performance.now(),
           syscallMs: 0,
           syscallStartedAt: null,
@@ -298,14 +346,18 @@ export class Runner {
             errorMessage: `Analysis timed out: loading the modules took longer than ${message.timeLimitMs} ms`,
           }),
         };
-        worker.post({ type: "analyze", executionId, deploymentUrl, modulePaths: message.modulePaths, env: message.env });
+        worker.post({
+          type: "analyze",
+          executionId,
+          deploymentUrl,
+          modulePaths: message.modulePaths,
+          env: message.env,
+        });
       }) as WorkerAnalysisMessage;
-      this.#current = null;
-      await this.#send({ ...result, type: "analysis" });
+      return { ...result, type: "analysis" };
     } catch (error) {
-      this.#current = null;
       const text = error instanceof Error ? error.message : String(error);
-      await this.#send({ type: "analysis", executionId, ok: false, errorMessage: text });
+      return { type: "analysis", executionId, ok: false, errorMessage: text };
     }
   }
 

@@ -3,8 +3,8 @@
  * runner needs. Built from `Deno.execPath()` and `import.meta.url` so it works from a checkout (`deno run … main.ts
  * runner`) and from a compiled binary (`denvex runner`, whose permissions and flags were fixed at compile time).
  */
-import { fromFileUrl } from "node:path";
 import { posix } from "node:path";
+import { fileURLToPath as fromFileUrl } from "node:url";
 import type { PersistenceLocation } from "../persistence/types.ts";
 import type { RunnerKind } from "./runner_protocol.ts";
 
@@ -50,6 +50,8 @@ export interface RunnerCommand {
   command: string;
   args: string[];
   cwd?: string;
+  /** Extra environment variables (added to the inherited ones). */
+  env?: Record<string, string>;
 }
 
 /** The default entry: the server's `main.ts` in runner mode. */
@@ -66,7 +68,14 @@ export function isCompiledBinary(): boolean {
 /** Builds the runner command for `options`. */
 export function runnerCommand(options: RunnerCommandOptions): RunnerCommand {
   const entry = options.entry ?? defaultRunnerEntry();
-  if (isCompiledBinary()) return { command: Deno.execPath(), args: [...entry.args] };
+  if (isCompiledBinary()) {
+    // Permissions were fixed at compile time; the heap cap still applies through the environment.
+    return {
+      command: Deno.execPath(),
+      args: [...entry.args],
+      env: { DENO_V8_FLAGS: `--max-old-space-size=${options.maxHeapMb}` },
+    };
+  }
 
   const projectRoot = new URL("../../", import.meta.url);
   // The runner loads the worker bootstrap (src/runtime/**) with its own read permission; user code reads only the
@@ -78,10 +87,9 @@ export function runnerCommand(options: RunnerCommandOptions): RunnerCommand {
   if (options.kind === "transaction") {
     if (options.location.kind === "sqlite") {
       const path = posix.resolve(options.location.path);
-      // node:sqlite opens the file read-write and WAL readers write the -shm index.
-      const files = [path, `${path}-wal`, `${path}-shm`, `${path}-journal`];
-      read.push(...files);
-      flags.push(`--allow-write=${files.join(",")}`);
+      // The reader opens the database read-only: read access to the file and its WAL companions is enough. Only
+      // these files, not the data folder, which also holds the admin key.
+      read.push(path, `${path}-wal`, `${path}-shm`, `${path}-journal`);
     } else {
       const url = new URL(options.location.url);
       flags.push(`--allow-net=${url.hostname}:${url.port || "5432"}`);

@@ -64,6 +64,7 @@ export class RunnerProcess {
     this.#child = new Deno.Command(command.command, {
       args: command.args,
       cwd: command.cwd,
+      env: command.env,
       stdin: "piped",
       stdout: "piped",
       stderr: "inherit",
@@ -84,6 +85,11 @@ export class RunnerProcess {
       return this.#exit;
     });
     this.#writer.send(init).catch(() => this.kill());
+  }
+
+  /** The OS process ID. */
+  get pid(): number {
+    return this.#child.pid;
   }
 
   /** Whether a job is running. */

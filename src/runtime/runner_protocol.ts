@@ -9,8 +9,11 @@ import type { DeploymentAnalysis, UdfType } from "./types.ts";
 /** Runner kinds: transaction runners read the database; action runners may use the network instead. */
 export type RunnerKind = "transaction" | "action";
 
-/** Call op by which a mutation's first insert into a new table asks the server to create it. */
-export const CREATE_TABLE_OP = "$createTable";
+/**
+ * Call op by which a mutation's first insert into a new table asks the server to create it. Args `{tableName}`,
+ * result: the new Catalog JSON. Answered by `RunnerPoolOptions.createTable`, else passed to `onCall`.
+ */
+export const CREATE_TABLE_OP = "denvex/createTable";
 
 /** Server → runner, first message. */
 export interface RunnerInitMessage {

@@ -68,13 +68,14 @@ export interface RunnerPoolOptions {
   /** V8 old-space cap of each runner process; a worker exceeding it kills its runner (fails only its call). */
   maxHeapMb?: number;
   /**
-   * Runs an action's call to the server (`1.0/actions/query|mutation|action`, `1.0/getUserIdentity`, …) and returns
-   * the result JSON. Throw an error with `message` (and `data` = convex-JSON of a ConvexError) to reject.
+   * Runs an action's call to the server (`1.0/actions/query|mutation|action`, `1.0/createFunctionHandle`, the
+   * metadata ops of worker/ops.ts) and returns the result JSON. Throw an error with `message` (and `data` =
+   * convex-JSON of a ConvexError) to reject. (`1.0/getUserIdentity` is answered in the runner from `identityJson`.)
    */
   onCall(op: string, argsJson: string, context: CallContext): Promise<string>;
   /**
-   * Creates a table on a mutation's first insert into it and returns the new catalog. Without it, such inserts fail
-   * in runners.
+   * Creates a table on a mutation's first insert into it and returns the new catalog. Without it, the request reaches
+   * `onCall` as op `denvex/createTable` with args `{tableName}` and must return the new catalog's JSON.
    */
   createTable?(tableName: string): Promise<Catalog>;
   /** Runners for queries and mutations (default 2 × cores). */

@@ -53,7 +53,10 @@ export class UserWorker {
     const buffer = createChannelBuffer();
     const channel = new SyncChannelServer(buffer);
     const ready = Promise.withResolvers<void>();
-    const timer = setTimeout(() => ready.reject(new Error("The user-code worker did not start in time")), WORKER_START_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => ready.reject(new Error("The user-code worker did not start in time")),
+      WORKER_START_TIMEOUT_MS,
+    );
     worker.onmessage = (event: MessageEvent<FromWorkerMessage>) => {
       if (event.data.type === "ready") ready.resolve();
       else options.onMessage(event.data);

@@ -7,7 +7,11 @@ import { decodeDocumentId, jsonToValue, validateValue } from "../values/mod.ts";
 import type { JsonValue, ValidatorJson } from "../values/types.ts";
 
 /** Returns null if `valueJson` (convex-JSON) passes `validator`, else the validation message. */
-export function validateConvexJson(validator: ValidatorJson, valueJson: JsonValue, catalog: Catalog | null): string | null {
+export function validateConvexJson(
+  validator: ValidatorJson,
+  valueJson: JsonValue,
+  catalog: Catalog | null,
+): string | null {
   let value;
   try {
     value = jsonToValue(valueJson);

@@ -7,6 +7,7 @@ import type { PersistenceLocation } from "../persistence/types.ts";
 import { RunnerPool } from "../runtime/mod.ts";
 import { ExecutionLog, FunctionExecutor, serveActionCall } from "../functions/mod.ts";
 import { DeploymentStore } from "../deploy/store.ts";
+import { systemFunctions } from "../deploy/system_functions.ts";
 
 /** The origins clients reach this deployment at. */
 export interface DeploymentUrls {
@@ -58,6 +59,8 @@ export async function openBackend(options: BackendOptions): Promise<Backend> {
   });
   try {
     const deployments = await DeploymentStore.open(options.database, pool, options.dataDir);
+    // System functions read the backend when they run, so a late-bound reference is enough.
+    let backend: Backend | null = null;
     executor = new FunctionExecutor({
       database: options.database,
       pool,
@@ -68,8 +71,9 @@ export async function openBackend(options: BackendOptions): Promise<Backend> {
         CONVEX_SITE_URL: options.urls.siteUrl,
       }),
       onExecution: (record) => executionLog.append(record),
+      systemFunction: (name) => backend ? systemFunctions(backend)(name) : undefined,
     });
-    return {
+    backend = {
       database: options.database,
       pool,
       deployments,
@@ -81,6 +85,7 @@ export async function openBackend(options: BackendOptions): Promise<Backend> {
       dataDir: options.dataDir,
       close: () => pool.close(),
     };
+    return backend;
   } catch (error) {
     await pool.close();
     throw error;

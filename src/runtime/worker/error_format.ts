@@ -4,8 +4,11 @@
 import type { JsonValue } from "../../values/types.ts";
 import { stripDeploymentUrl } from "./functions.ts";
 import { inspect } from "./inspect.ts";
+import { originalPosition } from "./source_maps.ts";
 
 const CONVEX_ERROR = Symbol.for("ConvexError");
+/** `file:///…/x.js:12:5` inside a stack line. */
+const POSITION = /(file:\/\/[^\s()]+?):(\d+):(\d+)/g;
 /** Most stack frames kept in a message. */
 const MAX_STACK_FRAMES = 20;
 
@@ -47,12 +50,25 @@ export function formatUncaught(error: unknown, deploymentUrl: string): Formatted
   return { errorMessage: `Uncaught ${inspect(error)}` };
 }
 
-/** Stack lines that point into the deployment's modules, with the folder URL removed. */
+/**
+ * Stack lines that point into the deployment's modules, mapped to the developer's sources when the push carried
+ * source maps. Frames of bundled libraries (`node_modules`, e.g. convex/server's own invoke wrappers) are dropped.
+ */
 function userStackFrames(stack: string, deploymentUrl: string): string[] {
-  return stack.split("\n")
-    .filter((line) => /^\s+at /.test(line) && line.includes(deploymentUrl))
-    .slice(0, MAX_STACK_FRAMES)
-    .map((line) => "    " + stripDeploymentUrl(line.trim(), deploymentUrl));
+  const frames: string[] = [];
+  for (const line of stack.split("\n")) {
+    if (frames.length >= MAX_STACK_FRAMES) break;
+    if (!/^\s+at /.test(line) || !line.includes(deploymentUrl)) continue;
+    let library = false;
+    const mapped = line.trim().replace(POSITION, (position, url: string, row: string, column: string) => {
+      if (!url.startsWith(deploymentUrl)) return position;
+      const original = originalPosition(url, Number(row), Number(column));
+      if (original?.includes("node_modules/")) library = true;
+      return original ?? `${url.slice(deploymentUrl.length)}:${row}:${column}`;
+    });
+    if (!library) frames.push("    " + mapped);
+  }
+  return frames;
 }
 
 /**

@@ -76,7 +76,9 @@ function renderError(error: Error, depth: number, seen: object[]): string {
   const label = `[${error.name}: ${error.message}]`;
   const extra = Object.keys(error).filter((k) => k !== "stack" && k !== "message");
   if (extra.length === 0 || depth >= MAX_DEPTH) return label;
-  const fields = extra.map((k) => `${key(k)}: ${render((error as unknown as Record<string, unknown>)[k], depth + 1, seen)}`);
+  const fields = extra.map((k) =>
+    `${key(k)}: ${render((error as unknown as Record<string, unknown>)[k], depth + 1, seen)}`
+  );
   return `{ ${label} ${fields.join(", ")} }`;
 }
 

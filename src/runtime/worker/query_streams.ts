@@ -1,13 +1,15 @@
 /**
  * Worker-side read-ahead for `1.0/queryStreamNext`. The runtime asks for one document at a time; crossing to the
  * runner's main thread for each would make `collect()` of 1,000 documents cost 1,000 crossings. Instead the shim asks
- * the transaction for a growing batch (8, 16, … 256: small first so `first()`-style reads do not over-read) and
+ * the transaction for a growing batch (8, 32, 128, 256: small first so `first()`-style reads do not over-read) and
  * serves the runtime from that buffer.
  */
 
 /** First batch size and largest batch size of a stream. */
 export const FIRST_BATCH = 8;
 export const MAX_BATCH = 256;
+/** Factor by which each next batch grows: 8, 32, 128, 256, … */
+export const BATCH_GROWTH = 4;
 
 interface StreamBuffer {
   documents: unknown[];
@@ -35,7 +37,7 @@ export class QueryStreams {
       stream.documents = batch.values;
       stream.position = 0;
       stream.done = batch.done;
-      stream.nextBatch = Math.min(MAX_BATCH, stream.nextBatch * 2);
+      stream.nextBatch = Math.min(MAX_BATCH, stream.nextBatch * BATCH_GROWTH);
     }
     if (stream.position < stream.documents.length) {
       const value = stream.documents[stream.position];

@@ -6,7 +6,14 @@
 import type { JsonValue } from "../../values/types.ts";
 import { NESTED_BEGIN_OP, NESTED_END_OP, VALIDATE_OP } from "./protocol.ts";
 import { convexErrorData, isConvexError, syscallFailure } from "./error_format.ts";
-import { currentExecution, currentFrame, type Frame, functionName, runInFrame, SerialQueue } from "./execution_state.ts";
+import {
+  currentExecution,
+  currentFrame,
+  type Frame,
+  functionName,
+  runInFrame,
+  SerialQueue,
+} from "./execution_state.ts";
 import { checkKind, loadFunction, resolveFunctionPath } from "./functions.ts";
 
 /** Deepest chain of nested calls. */

@@ -67,7 +67,10 @@ function installGlobals(): void {
   });
   addListener("error", (event: Event) => {
     event.preventDefault();
-    currentSink?.add("ERROR", `Uncaught exception: ${inspect((event as ErrorEvent).error ?? (event as ErrorEvent).message)}`);
+    currentSink?.add(
+      "ERROR",
+      `Uncaught exception: ${inspect((event as ErrorEvent).error ?? (event as ErrorEvent).message)}`,
+    );
   });
 }
 
@@ -137,7 +140,12 @@ async function execute(message: WorkerExecuteMessage): Promise<WorkerResultMessa
   const sink = beginRun(executionId, message.env);
   if (udfType === "action") enterActionMode();
   else enterDeterministicMode(message.nowMs, message.randomSeed);
-  const root: Frame = { udfType, functionName: functionName(modulePath, exportName), depth: 0, children: new SerialQueue() };
+  const root: Frame = {
+    udfType,
+    functionName: functionName(modulePath, exportName),
+    depth: 0,
+    children: new SerialQueue(),
+  };
   setCurrentExecution({ executionId, requestId: message.requestId, deploymentUrl, root });
   const fail = (errorMessage: string, errorData?: JsonValue): WorkerResultMessage => ({
     type: "result",

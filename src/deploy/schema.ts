@@ -1,0 +1,267 @@
+/**
+ * The pushed schema (`schema.js` `export()`, convex-compat.md §4.2): parsing, validation with readable errors, and the
+ * index diff against the current catalog.
+ */
+import type { Catalog, IndexInfo, TableInfo } from "../database/types.ts";
+import { FIRST_USER_TABLE_NUMBER, MAX_INDEXES_PER_TABLE } from "../database/catalog.ts";
+import type { ValidatorJson } from "../values/types.ts";
+import { DeployError } from "./store.ts";
+
+/** Most fields of one database index (Convex's limit). */
+export const MAX_INDEX_FIELDS = 16;
+/** Index names reserved for the built-in indexes. */
+const RESERVED_INDEX_NAMES = new Set(["by_id", "by_creation_time"]);
+const IDENTIFIER = /^[a-zA-Z][a-zA-Z0-9_]{0,63}$/;
+/** Suffix of the catalog name of an index whose fields changed, while the old one still serves the old code. */
+export const PENDING_INDEX_MARKER = "@pending";
+
+/** One database index the schema declares. */
+export interface SchemaIndex {
+  /** `table.index`. */
+  name: string;
+  fields: string[];
+}
+
+/** One table of the schema. */
+export interface SchemaTable {
+  tableName: string;
+  indexes: SchemaIndex[];
+  documentType: ValidatorJson | null;
+}
+
+/** A validated schema. `raw` is what `export()` returned, parsed (reported back to the CLI as is). */
+export interface ParsedSchema {
+  tables: SchemaTable[];
+  schemaValidation: boolean;
+  raw: Record<string, unknown>;
+}
+
+function invalid(message: string): DeployError {
+  return new DeployError("InvalidSchema", `Hit an error while evaluating your schema:\n${message}`);
+}
+
+/** Parses and checks `schemaJson`; throws DeployError(`InvalidSchema`) naming the table and index at fault. */
+export function parseSchema(schemaJson: string): ParsedSchema {
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(schemaJson);
+  } catch {
+    throw invalid("schema.export() did not return JSON");
+  }
+  if (!raw || typeof raw !== "object" || !Array.isArray(raw.tables)) throw invalid("The schema has no tables list");
+  const tables: SchemaTable[] = [];
+  const seen = new Set<string>();
+  for (const entry of raw.tables as Record<string, unknown>[]) {
+    const tableName = entry?.tableName;
+    if (typeof tableName !== "string" || !IDENTIFIER.test(tableName)) {
+      throw invalid(
+        `Invalid table name ${JSON.stringify(tableName)}: table names start with a letter and hold only letters, ` +
+          `digits and underscores (at most 64 characters)`,
+      );
+    }
+    if (seen.has(tableName)) throw invalid(`Table ${tableName} is defined twice`);
+    seen.add(tableName);
+    const documentType = (entry.documentType ?? null) as ValidatorJson | null;
+    const indexes = parseIndexes(tableName, entry.indexes, documentType);
+    tables.push({ tableName, indexes, documentType });
+  }
+  return { tables, schemaValidation: raw.schemaValidation !== false, raw };
+}
+
+function parseIndexes(tableName: string, value: unknown, documentType: ValidatorJson | null): SchemaIndex[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) throw invalid(`Table ${tableName}: indexes must be a list`);
+  if (value.length > MAX_INDEXES_PER_TABLE - 2) {
+    throw invalid(`Table ${tableName} has ${value.length} indexes; at most ${MAX_INDEXES_PER_TABLE - 2} are allowed`);
+  }
+  const indexes: SchemaIndex[] = [];
+  const names = new Set<string>();
+  for (const index of value as Record<string, unknown>[]) {
+    const descriptor = index?.indexDescriptor;
+    const where = `Index ${tableName}.${String(descriptor)}`;
+    if (typeof descriptor !== "string" || !IDENTIFIER.test(descriptor)) {
+      throw invalid(`${where}: invalid index name (letters, digits and underscores, starting with a letter)`);
+    }
+    if (RESERVED_INDEX_NAMES.has(descriptor)) throw invalid(`${where}: the name ${descriptor} is reserved`);
+    if (names.has(descriptor)) throw invalid(`${where} is defined twice`);
+    names.add(descriptor);
+    const fields = index.fields;
+    if (!Array.isArray(fields) || fields.length === 0 || !fields.every((f) => typeof f === "string" && f !== "")) {
+      throw invalid(`${where}: an index needs at least one field`);
+    }
+    if (fields.length > MAX_INDEX_FIELDS) throw invalid(`${where} has more than ${MAX_INDEX_FIELDS} fields`);
+    if (new Set(fields).size !== fields.length) throw invalid(`${where} lists a field twice`);
+    for (const field of fields as string[]) {
+      if (field === "_id") throw invalid(`${where}: _id cannot be an index field (every index ends with it)`);
+      if (field === "_creationTime") {
+        throw invalid(`${where}: _creationTime cannot be an index field (every index ends with it)`);
+      }
+      if (documentType && !validatorHasField(documentType, field.split("."))) {
+        throw invalid(
+          `${where} is on the field "${field}", which is not in the table's validator. Add the field to the ` +
+            `defineTable({...}) validator or remove it from the index.`,
+        );
+      }
+    }
+    indexes.push({ name: `${tableName}.${descriptor}`, fields: fields as string[] });
+  }
+  return indexes;
+}
+
+/** True when some document matching `validator` may have a value at `path`. */
+function validatorHasField(validator: ValidatorJson, path: string[]): boolean {
+  if (path.length === 0) return true;
+  const v = validator as unknown as Record<string, unknown>;
+  switch (v.type) {
+    case "any":
+      return true;
+    case "union":
+      return (v.value as ValidatorJson[]).some((member) => validatorHasField(member, path));
+    case "object": {
+      const field = (v.value as Record<string, { fieldType: ValidatorJson }>)[path[0]];
+      return field !== undefined && validatorHasField(field.fieldType, path.slice(1));
+    }
+    case "record":
+      return true;
+    default:
+      return false;
+  }
+}
+
+/** An index this push adds: its catalog entry (not ready until backfilled) and what it becomes at finish. */
+export interface AddedIndex {
+  table: string;
+  /** `table.index`: the final name. */
+  name: string;
+  fields: string[];
+  /** The name in the catalog during the push (the final name, or a pending name while an old index holds it). */
+  catalogName: string;
+  indexId: number;
+  /** True when the catalog already holds it (from an earlier push that did not finish); no backfill to start. */
+  reused: boolean;
+}
+
+/** What a push changes in the indexes. */
+export interface IndexPlan {
+  added: AddedIndex[];
+  /** Indexes dropped at finish (old definitions of changed indexes included). */
+  removed: IndexInfo[];
+  /** Tables the schema names that do not exist yet. */
+  newTables: string[];
+}
+
+function isBuiltin(index: IndexInfo): boolean {
+  return index.name.endsWith(".by_id") || index.name.endsWith(".by_creation_time");
+}
+
+function sameFields(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((field, i) => field === b[i]);
+}
+
+/** The user-defined indexes of a table, keyed by final name (pending names mapped back). */
+function finalName(index: IndexInfo): string {
+  const marker = index.name.indexOf(PENDING_INDEX_MARKER);
+  return marker === -1 ? index.name : index.name.slice(0, marker);
+}
+
+/**
+ * Diffs the schema's indexes against the catalog. `allocateId` hands out index IDs for new ones. A schema of null
+ * (no schema.js) removes every user-defined index, as on Convex.
+ */
+export function planIndexes(catalog: Catalog, schema: ParsedSchema | null, allocateId: () => number): IndexPlan {
+  const plan: IndexPlan = { added: [], removed: [], newTables: [] };
+  const wanted = new Map<string, SchemaTable>();
+  for (const table of schema?.tables ?? []) wanted.set(table.tableName, table);
+  const tablesByName = new Map<string, TableInfo>(catalog.tables.map((table) => [table.name, table]));
+
+  for (const table of catalog.tables) {
+    const schemaTable = wanted.get(table.name);
+    for (const index of table.indexes) {
+      if (isBuiltin(index)) continue;
+      // An index survives when the schema still wants its name with the same fields: a live one as it is, a pending
+      // leftover of an earlier unfinished push by being reused below. Everything else is dropped at finish.
+      const want = schemaTable?.indexes.find((candidate) => candidate.name === finalName(index));
+      if (!(want && sameFields(want.fields, index.fields))) plan.removed.push(index);
+    }
+  }
+  for (const schemaTable of wanted.values()) {
+    const table = tablesByName.get(schemaTable.tableName);
+    if (!table) plan.newTables.push(schemaTable.tableName);
+    for (const index of schemaTable.indexes) {
+      const existing = table?.indexes.filter((candidate) => finalName(candidate) === index.name) ?? [];
+      const live = existing.find((candidate) => candidate.name === index.name);
+      if (live && sameFields(live.fields, index.fields)) continue;
+      const pending = existing.find((candidate) => candidate !== live && sameFields(candidate.fields, index.fields));
+      if (pending) {
+        plan.added.push({
+          table: schemaTable.tableName,
+          name: index.name,
+          fields: index.fields,
+          catalogName: pending.name,
+          indexId: pending.indexId,
+          reused: true,
+        });
+        continue;
+      }
+      const indexId = allocateId();
+      plan.added.push({
+        table: schemaTable.tableName,
+        name: index.name,
+        fields: index.fields,
+        // The old definition keeps its name (and keeps serving the old code) until finish_push.
+        catalogName: live ? `${index.name}${PENDING_INDEX_MARKER}${indexId}` : index.name,
+        indexId,
+        reused: false,
+      });
+    }
+  }
+  return plan;
+}
+
+/** The catalog with the plan's new indexes present but not ready (and the schema not yet applied). */
+export function withPendingIndexes(catalog: Catalog, plan: IndexPlan): Catalog {
+  return {
+    ...catalog,
+    tables: catalog.tables.map((table) => {
+      const additions = plan.added.filter((added) => added.table === table.name && !added.reused);
+      if (additions.length === 0) return table;
+      const indexes = [...table.indexes];
+      for (const added of additions) {
+        if (indexes.some((index) => index.indexId === added.indexId)) continue;
+        indexes.push({ indexId: added.indexId, name: added.catalogName, fields: added.fields, ready: false });
+      }
+      return { ...table, indexes };
+    }),
+  };
+}
+
+/**
+ * The catalog of the finished push: removed indexes dropped, pending ones under their final names, every table's
+ * document validator from the schema (null for tables it does not name) and the schema's validation flag.
+ */
+export function finalCatalog(catalog: Catalog, plan: IndexPlan, schema: ParsedSchema | null): Catalog {
+  const removedIds = new Set(plan.removed.map((index) => index.indexId));
+  const addedById = new Map(plan.added.map((added) => [added.indexId, added]));
+  const documentTypes = new Map((schema?.tables ?? []).map((table) => [table.tableName, table.documentType]));
+  return {
+    ...catalog,
+    schemaValidation: schema?.schemaValidation ?? false,
+    tables: catalog.tables.map((table) => ({
+      ...table,
+      documentType: table.tableNumber < FIRST_USER_TABLE_NUMBER
+        ? table.documentType
+        : documentTypes.get(table.name) ?? null,
+      indexes: table.indexes
+        .filter((index) => !removedIds.has(index.indexId))
+        .map((index) => {
+          const added = addedById.get(index.indexId);
+          return added ? { ...index, name: added.name, ready: true } : index;
+        }),
+    })),
+  };
+}
+
+/** An index in the CLI's `IndexConfig` shape (convex-compat.md §5.4). */
+export function indexConfig(name: string, fields: string[]): { name: string; type: "database"; fields: string[] } {
+  return { name, type: "database", fields };
+}

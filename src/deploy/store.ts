@@ -1,0 +1,237 @@
+/**
+ * The deployment store: the pushed modules (content-addressed by SHA-256, kept as database globals so they survive
+ * with the data), the active deployment (its module list and analysis), and the deployment's environment variables.
+ * Activating a deployment is one atomic write of the globals, then an in-memory switch.
+ */
+import type { Database } from "../database/mod.ts";
+import { type ActiveDeployment, indexFunctions } from "../functions/mod.ts";
+import { type DeploymentAnalysis, type ModuleConfig, type RunnerPool, writeDeploymentModules } from "../runtime/mod.ts";
+
+const DEPLOYMENT_GLOBAL = "deployment";
+const ENVIRONMENT_GLOBAL = "environment";
+const MODULE_GLOBAL_PREFIX = "module:";
+/** Convex's limits on environment variables. */
+export const MAX_ENVIRONMENT_VARIABLES = 1_000;
+export const MAX_ENVIRONMENT_NAME_LENGTH = 40;
+export const MAX_ENVIRONMENT_VALUE_BYTES = 8 * 1024;
+
+/** A module as the store records it in a deployment. */
+export interface ModuleRecord {
+  path: string;
+  environment: "isolate" | "node";
+  /** Hex SHA-256 of source followed by source map (the CLI's change-detection hash, convex-compat.md §5.3). */
+  sha256: string;
+}
+
+/** The persisted description of a deployment. */
+interface DeploymentRecord {
+  modules: ModuleRecord[];
+  analysis: DeploymentAnalysis;
+  deploymentHash: string;
+  activatedAtMs: number;
+}
+
+/** A deployment written and analyzed but not yet serving. */
+export interface PreparedDeployment {
+  modules: ModuleConfig[];
+  records: ModuleRecord[];
+  deploymentDir: string;
+  deploymentHash: string;
+  analysis: DeploymentAnalysis;
+}
+
+/** The CLI's module hash: hex SHA-256 of `source` followed by `sourceMap` (empty when absent). */
+export async function moduleSha256(module: ModuleConfig): Promise<string> {
+  const bytes = new TextEncoder().encode(module.source + (module.sourceMap ?? ""));
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+/** An error in what a push sent, shown to the developer as it is. */
+export class DeployError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+/** See the module comment. */
+export class DeploymentStore {
+  readonly #database: Database;
+  readonly #pool: RunnerPool;
+  readonly #dataDir: string;
+  #active: ActiveDeployment | null = null;
+  #record: DeploymentRecord | null = null;
+  #environment: Record<string, string> = {};
+
+  private constructor(database: Database, pool: RunnerPool, dataDir: string) {
+    this.#database = database;
+    this.#pool = pool;
+    this.#dataDir = dataDir;
+  }
+
+  /** Loads the active deployment and environment from the database (rewriting module files if they are gone). */
+  static async open(database: Database, pool: RunnerPool, dataDir: string): Promise<DeploymentStore> {
+    const store = new DeploymentStore(database, pool, dataDir);
+    const environmentJson = await database.persistence.getGlobal(ENVIRONMENT_GLOBAL);
+    if (environmentJson) store.#environment = JSON.parse(environmentJson);
+    const recordJson = await database.persistence.getGlobal(DEPLOYMENT_GLOBAL);
+    if (recordJson) {
+      const record = JSON.parse(recordJson) as DeploymentRecord;
+      const modules = await store.#loadModules(record.modules);
+      const written = await writeDeploymentModules(dataDir, modules);
+      store.#install(record, written.deploymentDir);
+    }
+    return store;
+  }
+
+  /** The deployment serving calls, or null before the first push. */
+  get active(): ActiveDeployment | null {
+    return this.#active;
+  }
+
+  /** The active deployment's module list (for `get_config_hashes`). */
+  get moduleRecords(): ModuleRecord[] {
+    return this.#record?.modules ?? [];
+  }
+
+  /** The deployment's environment variables (a copy). */
+  get environmentVariables(): Record<string, string> {
+    return { ...this.#environment };
+  }
+
+  /**
+   * Applies environment variable changes (a null value deletes), atomically and durably. Throws DeployError for
+   * invalid names or values, changing nothing.
+   */
+  async updateEnvironment(changes: { name: string; value: string | null }[]): Promise<void> {
+    const next = { ...this.#environment };
+    for (const change of changes) {
+      checkEnvironmentName(change.name);
+      if (change.value === null) delete next[change.name];
+      else {
+        if (typeof change.value !== "string") {
+          throw new DeployError("InvalidEnvironmentVariable", `The value of ${change.name} must be a string`);
+        }
+        if (new TextEncoder().encode(change.value).length > MAX_ENVIRONMENT_VALUE_BYTES) {
+          throw new DeployError(
+            "InvalidEnvironmentVariable",
+            `The value of ${change.name} is longer than ${MAX_ENVIRONMENT_VALUE_BYTES} bytes`,
+          );
+        }
+        next[change.name] = change.value;
+      }
+    }
+    if (Object.keys(next).length > MAX_ENVIRONMENT_VARIABLES) {
+      throw new DeployError("InvalidEnvironmentVariable", `At most ${MAX_ENVIRONMENT_VARIABLES} variables`);
+    }
+    await this.#database.persistence.setGlobals({ [ENVIRONMENT_GLOBAL]: JSON.stringify(next) });
+    this.#environment = next;
+  }
+
+  /** Full module configs for a push: the changed ones as sent, the unchanged ones from the store by hash. */
+  async resolveModules(
+    changed: ModuleConfig[],
+    unchanged: { path: string; environment: "isolate" | "node"; sha256: string }[],
+  ): Promise<ModuleConfig[]> {
+    const loaded = await this.#loadModules(unchanged);
+    return [...changed, ...loaded];
+  }
+
+  /** Writes and analyzes a set of modules without making them live. Throws for modules that fail to load. */
+  async prepare(modules: ModuleConfig[], environment: Record<string, string>): Promise<PreparedDeployment> {
+    const isolateModules = modules.filter((module) => module.environment !== "node");
+    const nodeModules = modules.filter((module) => module.environment === "node");
+    if (nodeModules.length > 0) {
+      throw new DeployError(
+        "NodeActionsUnsupported",
+        `"use node" modules are not supported by denvex (found ${nodeModules.map((m) => m.path).join(", ")})`,
+      );
+    }
+    const written = await writeDeploymentModules(this.#dataDir, isolateModules);
+    const analysis = await this.#pool.analyze(
+      written.deploymentDir,
+      isolateModules.map((module) => module.path),
+      environment,
+    );
+    const records = await Promise.all(isolateModules.map(async (module) => ({
+      path: module.path,
+      environment: module.environment,
+      sha256: await moduleSha256(module),
+    })));
+    return {
+      modules: isolateModules,
+      records,
+      deploymentDir: written.deploymentDir,
+      deploymentHash: written.deploymentHash,
+      analysis,
+    };
+  }
+
+  /**
+   * Makes a prepared deployment the live one: one atomic write, then the switch. `beforeSwitch` runs between the two
+   * (the push applies the new catalog there), so the in-memory switch follows the catalog change immediately.
+   */
+  async activate(prepared: PreparedDeployment, beforeSwitch?: () => Promise<void>): Promise<void> {
+    const record: DeploymentRecord = {
+      modules: prepared.records,
+      analysis: prepared.analysis,
+      deploymentHash: prepared.deploymentHash,
+      activatedAtMs: Date.now(),
+    };
+    const globals: Record<string, string | null> = { [DEPLOYMENT_GLOBAL]: JSON.stringify(record) };
+    for (let i = 0; i < prepared.modules.length; i++) {
+      globals[MODULE_GLOBAL_PREFIX + prepared.records[i].sha256] = JSON.stringify(prepared.modules[i]);
+    }
+    await this.#database.persistence.setGlobals(globals);
+    if (beforeSwitch) {
+      try {
+        await beforeSwitch();
+      } catch (error) {
+        // Put the previous deployment back on disk, so a restart serves what is still serving now.
+        const previous = this.#record ? JSON.stringify(this.#record) : null;
+        await this.#database.persistence.setGlobals({ [DEPLOYMENT_GLOBAL]: previous });
+        throw error;
+      }
+    }
+    this.#install(record, prepared.deploymentDir);
+  }
+
+  #install(record: DeploymentRecord, deploymentDir: string): void {
+    this.#record = record;
+    this.#active = { dir: deploymentDir, analysis: record.analysis, functions: indexFunctions(record.analysis) };
+  }
+
+  async #loadModules(records: { path: string; environment: "isolate" | "node"; sha256: string }[]) {
+    const modules: ModuleConfig[] = [];
+    for (const record of records) {
+      const json = await this.#database.persistence.getGlobal(MODULE_GLOBAL_PREFIX + record.sha256);
+      if (!json) {
+        throw new DeployError(
+          "ModuleNotFound",
+          `The server does not have module ${record.path} (hash ${record.sha256}); push all modules`,
+        );
+      }
+      const module = JSON.parse(json) as ModuleConfig;
+      modules.push({ ...module, path: record.path });
+    }
+    return modules;
+  }
+}
+
+function checkEnvironmentName(name: unknown): asserts name is string {
+  if (typeof name !== "string" || !/^[a-zA-Z][a-zA-Z0-9_]*$/.test(name)) {
+    throw new DeployError(
+      "InvalidEnvironmentVariable",
+      `Invalid environment variable name ${JSON.stringify(name)}: it must start with a letter and hold only ` +
+        `letters, digits and underscores`,
+    );
+  }
+  if (name.length > MAX_ENVIRONMENT_NAME_LENGTH) {
+    throw new DeployError(
+      "InvalidEnvironmentVariable",
+      `Environment variable name ${name} is longer than ${MAX_ENVIRONMENT_NAME_LENGTH} characters`,
+    );
+  }
+}

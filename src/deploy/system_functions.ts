@@ -1,0 +1,145 @@
+/**
+ * Built-in `_system/cli/...` queries the CLI calls (convex-compat.md §5.6), implemented on the server. The executor
+ * runs them for admin callers only, at one snapshot.
+ */
+import type { SystemFunction } from "../functions/mod.ts";
+import type { Database } from "../database/mod.ts";
+import type { TableInfo } from "../database/types.ts";
+import { FIRST_USER_TABLE_NUMBER } from "../database/catalog.ts";
+import type { Backend } from "../server/backend.ts";
+import { keyFromBase64, keyToBase64 } from "../values/mod.ts";
+import type { JsonValue } from "../values/types.ts";
+
+/** Largest page `tableData` returns, whatever the caller asks. */
+const MAX_PAGE_DOCUMENTS = 1_000;
+/** Documents `tableSize` counts before giving up (it reports the count so far). */
+const MAX_COUNTED_DOCUMENTS = 10_000_000;
+const COUNT_PAGE_ROWS = 5_000;
+
+/** Returns the lookup the executor's `systemFunction` hook expects (`displayName` without `:default`). */
+export function systemFunctions(backend: Backend): (displayName: string) => SystemFunction | undefined {
+  const functions: Record<string, SystemFunction> = {
+    "_system/cli/queryEnvironmentVariables": () => {
+      const variables = backend.deployments.environmentVariables;
+      return Promise.resolve(
+        Object.keys(variables).sort().map((name) => ({ name, value: variables[name] })),
+      );
+    },
+    "_system/cli/queryEnvironmentVariables:get": (args) => {
+      const name = stringArg(args, "name");
+      const value = backend.deployments.environmentVariables[name];
+      return Promise.resolve(value === undefined ? null : { name, value });
+    },
+    "_system/cli/tables": (_args, { database }) => {
+      const page = userTables(database).map((table) => ({ name: table.name }));
+      return Promise.resolve({ page, isDone: true, continueCursor: "end" });
+    },
+    "_system/cli/tableSize": async (args, { database, snapshotTs }) => {
+      const table = database.catalogView.tableByName(stringArg(args, "tableName"));
+      return table ? await countDocuments(database, table, snapshotTs) : 0;
+    },
+    "_system/cli/tableData": (args, { database, snapshotTs }) => tableData(database, args, snapshotTs),
+    "_system/cli/modules:apiSpec": () => Promise.resolve(apiSpec(backend)),
+    "_system/cli/convexUrl:cloudUrl": () => Promise.resolve(backend.urls.cloudUrl),
+  };
+  return (displayName) => Object.hasOwn(functions, displayName) ? functions[displayName] : undefined;
+}
+
+function stringArg(args: Record<string, JsonValue>, name: string): string {
+  const value = args[name];
+  if (typeof value !== "string") throw new Error(`ArgumentValidationError: \`${name}\` must be a string`);
+  return value;
+}
+
+function userTables(database: Database): TableInfo[] {
+  return database.catalog.tables
+    .filter((table) => table.tableNumber >= FIRST_USER_TABLE_NUMBER)
+    .sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+}
+
+function builtinIndex(table: TableInfo, suffix: "by_id" | "by_creation_time") {
+  const index = table.indexes.find((candidate) => candidate.name === `${table.name}.${suffix}`);
+  if (!index) throw new Error(`Table ${table.name} has no ${suffix} index`);
+  return index;
+}
+
+async function countDocuments(database: Database, table: TableInfo, snapshotTs: bigint): Promise<number> {
+  const byId = builtinIndex(table, "by_id");
+  let count = 0;
+  let lowKey: Uint8Array = new Uint8Array();
+  while (count < MAX_COUNTED_DOCUMENTS) {
+    const rows = await database.persistence.scanIndex({
+      indexId: byId.indexId,
+      lowKey,
+      highKey: null,
+      order: "asc",
+      snapshotTs,
+      limit: COUNT_PAGE_ROWS,
+    });
+    count += rows.length;
+    if (rows.length < COUNT_PAGE_ROWS) break;
+    lowKey = successor(rows[rows.length - 1].key);
+  }
+  return count;
+}
+
+/** The smallest key after `key`. */
+function successor(key: Uint8Array): Uint8Array {
+  const next = new Uint8Array(key.length + 1);
+  next.set(key);
+  return next;
+}
+
+/** `{table, order, paginationOpts}` → a page of documents in `_creationTime` order; the cursor is the last key. */
+async function tableData(database: Database, args: Record<string, JsonValue>, snapshotTs: bigint): Promise<JsonValue> {
+  const table = database.catalogView.tableByName(stringArg(args, "table"));
+  const options = (args.paginationOpts ?? {}) as { numItems?: JsonValue; cursor?: JsonValue };
+  const order = args.order === "asc" ? "asc" : "desc";
+  if (!table) return { page: [], isDone: true, continueCursor: "end" };
+  const requested = typeof options.numItems === "number" ? Math.floor(options.numItems) : 100;
+  const numItems = Math.max(1, Math.min(requested, MAX_PAGE_DOCUMENTS));
+  let cursorKey: Uint8Array | null = null;
+  if (typeof options.cursor === "string" && options.cursor !== "" && options.cursor !== "end") {
+    try {
+      cursorKey = keyFromBase64(options.cursor);
+    } catch {
+      throw new Error("InvalidCursor: the cursor does not belong to this table");
+    }
+  }
+  if (options.cursor === "end") return { page: [], isDone: true, continueCursor: "end" };
+  const rows = await database.persistence.scanIndex({
+    indexId: builtinIndex(table, "by_creation_time").indexId,
+    lowKey: order === "asc" && cursorKey ? successor(cursorKey) : new Uint8Array(),
+    highKey: order === "desc" && cursorKey ? cursorKey : null,
+    order,
+    snapshotTs,
+    limit: numItems,
+  });
+  const page = rows.filter((row) => row.document.json !== null).map((row) => JSON.parse(row.document.json!));
+  const isDone = rows.length < numItems;
+  const continueCursor = rows.length > 0 ? keyToBase64(rows[rows.length - 1].key) : "end";
+  return { page, isDone, continueCursor: isDone ? "end" : continueCursor };
+}
+
+/** `_system/cli/modules:apiSpec`: every function of the active deployment with its validators (§5.6). */
+function apiSpec(backend: Backend): JsonValue {
+  const analysis = backend.deployments.active?.analysis;
+  if (!analysis) return [];
+  const spec: JsonValue[] = [];
+  for (const module of analysis.modules) {
+    for (const fn of module.functions) {
+      if (fn.udfType === "HttpAction") continue;
+      spec.push({
+        identifier: `${module.path}:${fn.name}`,
+        functionType: fn.udfType,
+        visibility: fn.visibility,
+        args: fn.args === null ? null : JSON.parse(fn.args),
+        returns: fn.returns === null ? null : JSON.parse(fn.returns),
+      });
+    }
+    for (const route of module.httpRoutes ?? []) {
+      spec.push({ functionType: "HttpAction", method: route.method, path: route.path });
+    }
+  }
+  return spec;
+}

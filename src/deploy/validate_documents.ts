@@ -1,0 +1,102 @@
+/**
+ * Checks that existing documents satisfy a new schema before it goes live (convex-compat.md §5.4 `wait_for_schema`
+ * `failed`): every document of every table the schema names, and no documents in tables it leaves out.
+ */
+import type { Database } from "../database/mod.ts";
+import type { TableInfo } from "../database/types.ts";
+import { FIRST_USER_TABLE_NUMBER } from "../database/catalog.ts";
+import { decodeDocumentId, parseConvexJsonText, validateValue } from "../values/mod.ts";
+import type { Value } from "../values/types.ts";
+import type { ParsedSchema } from "./schema.ts";
+
+/** Documents read per page of the scan. */
+const PAGE_ROWS = 1_000;
+/** Longest rendering of an offending document in the error. */
+const MAX_DOCUMENT_TEXT = 2_000;
+
+/** Why existing data does not fit the schema. */
+export interface SchemaViolation {
+  tableName: string;
+  message: string;
+}
+
+/**
+ * Scans the tables at `snapshotTs`. Returns the first violation or null. Tables the schema omits may not hold documents
+ * when validation is on (writes to them would fail afterwards).
+ */
+export async function findSchemaViolation(
+  database: Database,
+  schema: ParsedSchema,
+  snapshotTs: bigint,
+): Promise<SchemaViolation | null> {
+  if (!schema.schemaValidation) return null;
+  const catalog = database.catalog;
+  const byName = new Map(catalog.tables.map((table) => [table.name, table]));
+  const isIdOfTable = (id: string, tableName: string) => {
+    const decoded = decodeDocumentId(id);
+    const table = byName.get(tableName);
+    return decoded !== null && table !== undefined && decoded.tableNumber === table.tableNumber;
+  };
+  const named = new Set(schema.tables.map((table) => table.tableName));
+  for (const table of catalog.tables) {
+    if (table.tableNumber < FIRST_USER_TABLE_NUMBER || named.has(table.name)) continue;
+    const first = await firstPage(database, table, snapshotTs, 1);
+    if (first.length > 0) {
+      return {
+        tableName: table.name,
+        message: `Table "${table.name}" has documents but is not in the schema. Add it to schema.ts ` +
+          `(defineTable) or delete its documents first.`,
+      };
+    }
+  }
+  for (const schemaTable of schema.tables) {
+    const table = byName.get(schemaTable.tableName);
+    if (!table || !schemaTable.documentType) continue;
+    let afterKey: Uint8Array | null = null;
+    for (;;) {
+      const rows = await firstPage(database, table, snapshotTs, PAGE_ROWS, afterKey);
+      for (const row of rows) {
+        if (row.document.json === null) continue;
+        const document = parseConvexJsonText(row.document.json) as Record<string, Value>;
+        const { _id: _ignoredId, _creationTime: _ignoredTime, ...userFields } = document;
+        const problem = validateValue(schemaTable.documentType, userFields, isIdOfTable);
+        if (problem !== null) {
+          let text = row.document.json;
+          if (text.length > MAX_DOCUMENT_TEXT) text = text.slice(0, MAX_DOCUMENT_TEXT) + "…";
+          return {
+            tableName: table.name,
+            message: `Document with ID "${row.document.id}" in table "${table.name}" does not match the schema: ` +
+              `${problem}\nDocument: ${text}`,
+          };
+        }
+      }
+      if (rows.length < PAGE_ROWS) break;
+      afterKey = rows[rows.length - 1].key;
+    }
+  }
+  return null;
+}
+
+function firstPage(
+  database: Database,
+  table: TableInfo,
+  snapshotTs: bigint,
+  limit: number,
+  afterKey?: Uint8Array | null,
+) {
+  const byId = table.indexes.find((index) => index.name === `${table.name}.by_id`) ?? table.indexes[0];
+  let lowKey = new Uint8Array();
+  if (afterKey) {
+    // The smallest key after `afterKey`: the key with a zero byte appended.
+    lowKey = new Uint8Array(afterKey.length + 1);
+    lowKey.set(afterKey);
+  }
+  return database.persistence.scanIndex({
+    indexId: byId.indexId,
+    lowKey,
+    highKey: null,
+    order: "asc",
+    snapshotTs,
+    limit,
+  });
+}

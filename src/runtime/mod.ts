@@ -1,0 +1,29 @@
+/**
+ * The function runtime: runs pushed Convex bundles in sandboxed runner processes (a permission-less worker per
+ * runner, killed and replaced when it exceeds its time or memory), with syscalls answered by a transaction in the
+ * runner (queries, mutations) or by the server (actions).
+ *
+ * @module
+ */
+export { RunnerPool } from "./pool.ts";
+export { runnerMain } from "./runner_main.ts";
+export {
+  checkModulePath,
+  modulesRoot,
+  validateModules,
+  writeDeploymentModules,
+  type WrittenDeployment,
+} from "./module_writer.ts";
+export { AnalyzeError, ModuleLoadError, RunnerPoolFullError } from "./errors.ts";
+export type {
+  AnalyzedFunction,
+  CallContext,
+  DeploymentAnalysis,
+  ExecuteRequest,
+  ExecutionResult,
+  HttpRoute,
+  ModuleAnalysis,
+  ModuleConfig,
+  RunnerPoolOptions,
+  UdfType,
+} from "./types.ts";

@@ -1,0 +1,420 @@
+/**
+ * The server's pool of runner processes. Queries and mutations go to a fixed set of warm "transaction" runners sized
+ * to the machine; actions (long, I/O bound) go to a separate set that grows on demand up to a bound and shrinks when
+ * idle. Each runner runs one call at a time; calls wait in a bounded queue per set.
+ *
+ * A runner that dies (out of memory, crash, killed at its hard deadline) fails only the call it was running and is
+ * replaced in the background.
+ */
+import { AnalyzeError, RunnerPoolFullError } from "./errors.ts";
+import { modulesRoot } from "./module_writer.ts";
+import { type RunnerCommand, runnerCommand } from "./runner_command.ts";
+import { RunnerExitError, RunnerProcess } from "./runner_process.ts";
+import {
+  CREATE_TABLE_OP,
+  EXIT_OUT_OF_MEMORY,
+  EXIT_TIME_LIMIT,
+  type RunnerCallMessage,
+  type RunnerCallResultMessage,
+  type RunnerKind,
+  type RunnerResultMessage,
+} from "./runner_protocol.ts";
+import type { CallContext, DeploymentAnalysis, ExecuteRequest, ExecutionResult, RunnerPoolOptions } from "./types.ts";
+import type { JsonValue } from "../values/types.ts";
+
+const DEFAULT_MAX_HEAP_MB = 256;
+const DEFAULT_QUERY_TIME_LIMIT_MS = 1_000;
+const DEFAULT_ACTION_TIME_LIMIT_MS = 10 * 60 * 1_000;
+const DEFAULT_ANALYZE_TIME_LIMIT_MS = 30_000;
+const DEFAULT_HARD_DEADLINE_SLACK_MS = 5_000;
+const DEFAULT_MAX_QUEUED_CALLS = 1_000;
+/** An action runner idle this long, beyond the warm minimum, is stopped. */
+const ACTION_RUNNER_IDLE_MS = 60_000;
+/** Runners that die before becoming ready this many times in a row fail the queued calls (broken setup). */
+const MAX_START_FAILURES = 5;
+
+/** One queued or running call. */
+interface Job {
+  /** Runs on `runner`; never rejects. `timedOut()` tells whether the pool killed the runner at its deadline. */
+  run(runner: RunnerProcess, timedOut: () => boolean): Promise<void>;
+  /** Fails a call that never started. */
+  fail(error: Error): void;
+  hardDeadlineMs: number;
+}
+
+/** Runners of one kind. */
+interface RunnerSet {
+  kind: RunnerKind;
+  min: number;
+  max: number;
+  maxQueued: number;
+  all: Set<RunnerProcess>;
+  idle: RunnerProcess[];
+  starting: number;
+  queue: Job[];
+  startFailures: number;
+  /** performance.now() before which no runner is spawned (after runners failed to start). */
+  backoffUntil: number;
+}
+
+/** See the module comment. */
+export class RunnerPool {
+  readonly #options: RunnerPoolOptions;
+  readonly #sets: Record<RunnerKind, RunnerSet>;
+  readonly #commands: Record<RunnerKind, RunnerCommand>;
+  readonly #contexts = new Map<string, CallContext>();
+  readonly #maxHeapMb: number;
+  readonly #modulesDir: string;
+  readonly #retireTimer: ReturnType<typeof setInterval>;
+  #nextExecutionId = 1;
+  #closed = false;
+
+  constructor(options: RunnerPoolOptions) {
+    this.#options = options;
+    this.#maxHeapMb = options.maxHeapMb ?? DEFAULT_MAX_HEAP_MB;
+    this.#modulesDir = modulesRoot(options.dataDir);
+    const cores = navigator.hardwareConcurrency || 1;
+    const queryRunners = options.queryRunners ?? Math.max(2, 2 * cores);
+    const maxQueued = options.maxQueuedCalls ?? DEFAULT_MAX_QUEUED_CALLS;
+    const minActions = options.minActionRunners ?? 1;
+    this.#sets = {
+      transaction: newSet("transaction", queryRunners, queryRunners, maxQueued),
+      action: newSet("action", minActions, Math.max(minActions, options.maxActionRunners ?? 4 * cores), maxQueued),
+    };
+    const common = {
+      modulesDir: this.#modulesDir,
+      location: options.location,
+      maxHeapMb: this.#maxHeapMb,
+      entry: options.runnerEntry,
+      actionNet: options.actionNet ?? "all",
+    };
+    this.#commands = {
+      transaction: runnerCommand({ ...common, kind: "transaction" }),
+      action: runnerCommand({ ...common, kind: "action" }),
+    };
+    Deno.mkdirSync(this.#modulesDir, { recursive: true });
+    for (const set of Object.values(this.#sets)) {
+      for (let i = 0; i < set.min; i++) this.#spawn(set);
+    }
+    this.#retireTimer = setInterval(() => this.#retireIdleActionRunners(), ACTION_RUNNER_IDLE_MS / 4);
+    Deno.unrefTimer(this.#retireTimer);
+  }
+
+  /** Resolves once the warm runners have started (useful before measuring, or in tests). */
+  async ready(): Promise<void> {
+    const deadline = performance.now() + 60_000;
+    while (!this.#closed && performance.now() < deadline) {
+      const sets = Object.values(this.#sets);
+      const broken = sets.find((set) => set.startFailures >= MAX_START_FAILURES);
+      if (broken) throw new Error(`${broken.kind} runners fail to start; see the server's stderr`);
+      if (!sets.some((set) => set.idle.length + busyCount(set) < set.min)) return;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
+  /** Runs one function call. User-code failures, limits and runner deaths come back as `ok: false`. */
+  execute(request: ExecuteRequest): Promise<ExecutionResult> {
+    const isAction = request.udfType === "action";
+    if (!isAction && (request.snapshotTs === undefined || request.catalog === undefined)) {
+      return Promise.reject(new Error(`A ${request.udfType} needs snapshotTs and catalog`));
+    }
+    const set = this.#sets[isAction ? "action" : "transaction"];
+    const timeLimitMs = request.timeLimitMs ??
+      (isAction
+        ? this.#options.actionTimeLimitMs ?? DEFAULT_ACTION_TIME_LIMIT_MS
+        : this.#options.queryTimeLimitMs ?? DEFAULT_QUERY_TIME_LIMIT_MS);
+    const executionId = `e${this.#nextExecutionId++}`;
+    const result = Promise.withResolvers<ExecutionResult>();
+    const queuedAt = performance.now();
+    const job: Job = {
+      hardDeadlineMs: this.#hardDeadlineMs(timeLimitMs),
+      fail: (error) => result.reject(error),
+      run: async (runner, timedOut) => {
+        this.#contexts.set(executionId, {
+          executionId,
+          requestId: request.requestId,
+          identityJson: request.identityJson,
+          functionPath: `${request.modulePath}:${request.exportName}`,
+        });
+        const catalog = request.catalog ?? null;
+        const sendCatalog = catalog !== null && runner.catalogVersion !== catalog.version;
+        try {
+          const message = await runner.execute({
+            type: "execute",
+            executionId,
+            udfType: request.udfType,
+            modulePath: request.modulePath,
+            exportName: request.exportName,
+            argsJson: request.argsJson,
+            snapshotTs: request.snapshotTs === undefined ? null : request.snapshotTs.toString(),
+            catalog: sendCatalog ? catalog : null,
+            catalogVersion: catalog?.version ?? null,
+            identityJson: request.identityJson,
+            env: request.env,
+            requestId: request.requestId,
+            deploymentDir: request.deploymentDir,
+            timeLimitMs,
+          });
+          if (catalog !== null) runner.catalogVersion = catalog.version;
+          result.resolve(toExecutionResult(message));
+        } catch (error) {
+          runner.catalogVersion = null;
+          const text = this.#failureText(error, timedOut(), timeLimitMs, job.hardDeadlineMs);
+          result.resolve({
+            ok: false,
+            errorMessage: text,
+            logLines: [],
+            executionTimeMs: performance.now() - queuedAt,
+          });
+        } finally {
+          this.#contexts.delete(executionId);
+        }
+      },
+    };
+    this.#submit(set, job);
+    return result.promise;
+  }
+
+  /**
+   * Imports the modules of a written deployment in a runner and describes them. `_deps/` chunks are skipped. Throws
+   * `AnalyzeError` naming the module when one fails to load or its special export is malformed.
+   */
+  analyze(deploymentDir: string, modulePaths: string[], env: Record<string, string> = {}): Promise<DeploymentAnalysis> {
+    const timeLimitMs = this.#options.analyzeTimeLimitMs ?? DEFAULT_ANALYZE_TIME_LIMIT_MS;
+    const executionId = `a${this.#nextExecutionId++}`;
+    const result = Promise.withResolvers<DeploymentAnalysis>();
+    const job: Job = {
+      hardDeadlineMs: timeLimitMs + (this.#options.hardDeadlineSlackMs ?? DEFAULT_HARD_DEADLINE_SLACK_MS),
+      fail: (error) => result.reject(error),
+      run: async (runner, timedOut) => {
+        try {
+          const message = await runner.analyze({
+            type: "analyze",
+            executionId,
+            deploymentDir,
+            modulePaths: modulePaths.filter((path) => !path.startsWith("_deps/")),
+            env,
+            timeLimitMs,
+          });
+          if (message.ok && message.analysis) result.resolve(message.analysis);
+          else result.reject(new AnalyzeError(message.errorMessage ?? "Analysis failed"));
+        } catch (error) {
+          result.reject(new AnalyzeError(this.#failureText(error, timedOut(), timeLimitMs, job.hardDeadlineMs)));
+        }
+      },
+    };
+    this.#submit(this.#sets.transaction, job);
+    return result.promise;
+  }
+
+  /** Numbers for monitoring and tests. */
+  stats(): Record<RunnerKind, { runners: number; idle: number; starting: number; queued: number }> {
+    const of = (set: RunnerSet) => ({
+      runners: set.all.size,
+      idle: set.idle.length,
+      starting: set.starting,
+      queued: set.queue.length,
+    });
+    return { transaction: of(this.#sets.transaction), action: of(this.#sets.action) };
+  }
+
+  /** Process IDs of the live runners (tests use them to check that killed runners are gone). */
+  runnerPids(): number[] {
+    return Object.values(this.#sets).flatMap((set) => [...set.all].map((runner) => runner.pid));
+  }
+
+  /** Kills every runner and fails queued calls. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#retireTimer);
+    const runners: RunnerProcess[] = [];
+    for (const set of Object.values(this.#sets)) {
+      for (const job of set.queue.splice(0)) job.fail(new RunnerPoolFullError("The runner pool is closed"));
+      runners.push(...set.all);
+    }
+    for (const runner of runners) runner.kill();
+    await Promise.all(runners.map((runner) => runner.exited));
+  }
+
+  #actionNetAllowed(): boolean {
+    const net = this.#options.actionNet ?? "all";
+    return net === "all" || net.length > 0;
+  }
+
+  #hardDeadlineMs(timeLimitMs: number): number {
+    return timeLimitMs * 2 + (this.#options.hardDeadlineSlackMs ?? DEFAULT_HARD_DEADLINE_SLACK_MS);
+  }
+
+  #submit(set: RunnerSet, job: Job): void {
+    if (this.#closed) return job.fail(new RunnerPoolFullError("The runner pool is closed"));
+    if (set.startFailures >= MAX_START_FAILURES) {
+      return job.fail(new Error(`${set.kind} runners fail to start; see the server's stderr`));
+    }
+    if (set.queue.length >= set.maxQueued) {
+      return job.fail(
+        new RunnerPoolFullError(`Too many calls waiting for a ${set.kind} runner (at most ${set.maxQueued} queued)`),
+      );
+    }
+    set.queue.push(job);
+    this.#dispatch(set);
+  }
+
+  #dispatch(set: RunnerSet): void {
+    while (set.queue.length > 0 && set.idle.length > 0) {
+      const runner = set.idle.pop()!;
+      if (runner.dead) continue;
+      void this.#start(set, runner, set.queue.shift()!);
+    }
+    // Grow (actions) while calls wait and no runner is on its way for them.
+    const growable = () => set.queue.length > set.starting && set.all.size < set.max;
+    while (!this.#closed && performance.now() >= set.backoffUntil && growable()) this.#spawn(set);
+  }
+
+  async #start(set: RunnerSet, runner: RunnerProcess, job: Job): Promise<void> {
+    let killed = false;
+    const timer = setTimeout(() => {
+      killed = true;
+      runner.kill();
+    }, job.hardDeadlineMs);
+    try {
+      await job.run(runner, () => killed);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (!runner.dead && !this.#closed) {
+      set.idle.push(runner);
+      this.#dispatch(set);
+    }
+  }
+
+  #spawn(set: RunnerSet): void {
+    const runner = new RunnerProcess(
+      this.#commands[set.kind],
+      {
+        type: "init",
+        kind: set.kind,
+        location: set.kind === "transaction" ? this.#options.location : null,
+        modulesDir: this.#modulesDir,
+        allowNet: set.kind === "action" && this.#actionNetAllowed(),
+      },
+      (call) => this.#answerCall(call),
+    );
+    set.all.add(runner);
+    set.starting++;
+    let becameReady = false;
+    runner.ready.then(
+      () => {
+        becameReady = true;
+        set.starting--;
+        set.startFailures = 0;
+        if (this.#closed) return runner.kill();
+        set.idle.push(runner);
+        this.#dispatch(set);
+      },
+      () => {
+        set.starting--;
+      },
+    );
+    void runner.exited.then(() => {
+      set.all.delete(runner);
+      const idleIndex = set.idle.indexOf(runner);
+      if (idleIndex !== -1) set.idle.splice(idleIndex, 1);
+      if (this.#closed) return;
+      if (!becameReady) set.startFailures++;
+      if (set.startFailures >= MAX_START_FAILURES) {
+        // Runners cannot start at all (bad command, missing permission): fail fast instead of spinning.
+        for (const job of set.queue.splice(0)) {
+          job.fail(new Error(`${set.kind} runners fail to start; see the server's stderr`));
+        }
+      }
+      const backoffMs = set.startFailures === 0 ? 0 : Math.min(10_000, 100 * 2 ** set.startFailures);
+      set.backoffUntil = performance.now() + backoffMs;
+      setTimeout(() => this.#replenish(set), backoffMs);
+    });
+  }
+
+  #replenish(set: RunnerSet): void {
+    if (this.#closed || set.backoffUntil - performance.now() > 1) return;
+    while (set.all.size < set.min) this.#spawn(set);
+    this.#dispatch(set);
+  }
+
+  #retireIdleActionRunners(): void {
+    const set = this.#sets.action;
+    const now = performance.now();
+    for (const runner of [...set.idle]) {
+      if (set.all.size <= set.min) return;
+      if (now - runner.idleSince < ACTION_RUNNER_IDLE_MS) continue;
+      set.idle.splice(set.idle.indexOf(runner), 1);
+      set.all.delete(runner);
+      void runner.close();
+    }
+  }
+
+  async #answerCall(call: RunnerCallMessage): Promise<Omit<RunnerCallResultMessage, "type" | "callId">> {
+    try {
+      if (call.op === CREATE_TABLE_OP && this.#options.createTable) {
+        const { tableName } = JSON.parse(call.argsJson) as { tableName: string };
+        return { ok: true, resultJson: JSON.stringify(await this.#options.createTable(tableName)) };
+      }
+      const context = this.#contexts.get(call.executionId);
+      if (context === undefined) throw new Error(`Call ${call.op} from an execution that is not running`);
+      return { ok: true, resultJson: await this.#options.onCall(call.op, call.argsJson, context) };
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      const data = (error as { data?: JsonValue } | null)?.data;
+      return { ok: false, error: data === undefined ? { message } : { message, data } };
+    }
+  }
+
+  #failureText(error: unknown, killedAtDeadline: boolean, timeLimitMs: number, deadlineMs: number): string {
+    if (killedAtDeadline) {
+      return `Function execution timed out: its runner did not answer within ${deadlineMs} ms and was stopped`;
+    }
+    if (error instanceof RunnerExitError) {
+      const { code, signal, killedByPool } = error.exit;
+      if (killedByPool && this.#closed) return "The runner pool was closed during the call";
+      if (code === EXIT_OUT_OF_MEMORY || signal === "SIGTRAP") {
+        return `JavaScript execution ran out of memory (maximum heap: ${this.#maxHeapMb} MB)`;
+      }
+      if (code === EXIT_TIME_LIMIT) {
+        return `Function execution timed out: user code ran for more than ${timeLimitMs} ms`;
+      }
+      return `The function's runner process crashed (exit code ${code}${signal ? `, signal ${signal}` : ""})`;
+    }
+    return `Internal error: ${error instanceof Error ? error.message : String(error)}`;
+  }
+}
+
+function newSet(kind: RunnerKind, min: number, max: number, maxQueued: number): RunnerSet {
+  return {
+    kind,
+    min,
+    max,
+    maxQueued,
+    all: new Set(),
+    idle: [],
+    starting: 0,
+    queue: [],
+    startFailures: 0,
+    backoffUntil: 0,
+  };
+}
+
+function busyCount(set: RunnerSet): number {
+  return [...set.all].filter((runner) => runner.busy).length;
+}
+
+function toExecutionResult(message: RunnerResultMessage): ExecutionResult {
+  const result: ExecutionResult = {
+    ok: message.ok,
+    logLines: message.logLines,
+    executionTimeMs: message.executionTimeMs,
+  };
+  if (message.resultJson !== undefined) result.resultJson = message.resultJson;
+  if (message.errorMessage !== undefined) result.errorMessage = message.errorMessage;
+  if (message.errorData !== undefined) result.errorData = message.errorData;
+  if (message.outcome !== undefined) result.outcome = message.outcome;
+  return result;
+}

@@ -1,0 +1,200 @@
+/**
+ * Test helper: a Convex app folder in a temporary directory (package.json, `node_modules/convex` linked to this
+ * checkout's copy, a `convex/` folder), the official CLI run against a denvex deployment, and a denvex backend served
+ * in-process (deploy routes mounted the way the server mounts them).
+ */
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createApiApp } from "../../src/http/mod.ts";
+import { deployRoutes } from "../../src/deploy/routes.ts";
+import { type Backend, openBackend } from "../../src/server/backend.ts";
+import { openStorage } from "../../src/server/storage.ts";
+
+const REPO = fileURLToPath(new URL("../../", import.meta.url));
+/** How long one CLI command may run before the test fails. */
+const CLI_TIMEOUT_MS = 120_000;
+
+/** A Convex app on disk. */
+export interface ConvexApp {
+  dir: string;
+  /** Writes files under `convex/` (path → source). */
+  write(files: Record<string, string>): Promise<void>;
+  /** Deletes a file under `convex/`. */
+  remove(path: string): Promise<void>;
+  /** Deletes the folder. */
+  dispose(): Promise<void>;
+}
+
+/** Creates an app folder with `files` under `convex/`. */
+export async function createConvexApp(files: Record<string, string>): Promise<ConvexApp> {
+  const dir = await Deno.makeTempDir({ prefix: "denvex-app-" });
+  await Deno.writeTextFile(
+    join(dir, "package.json"),
+    JSON.stringify({ name: "denvex-test-app", private: true, type: "module", dependencies: { convex: "1.48.0" } }),
+  );
+  await Deno.mkdir(join(dir, "node_modules"), { recursive: true });
+  // The real path, so node resolves the CLI's own dependencies (esbuild, ws, …) next to it.
+  await Deno.symlink(await Deno.realPath(join(REPO, "node_modules/convex")), join(dir, "node_modules/convex"));
+  const app: ConvexApp = {
+    dir,
+    async write(more) {
+      for (const [path, source] of Object.entries(more)) {
+        const file = join(dir, "convex", path);
+        await Deno.mkdir(dirname(file), { recursive: true });
+        await Deno.writeTextFile(file, source);
+      }
+    },
+    remove: (path) => Deno.remove(join(dir, "convex", path)),
+    dispose: () => Deno.remove(dir, { recursive: true }),
+  };
+  await app.write(files);
+  return app;
+}
+
+/** The outcome of one CLI command. */
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `npx convex <args>` (the CLI of node_modules) in the app against a self-hosted deployment. */
+export async function runConvexCli(
+  app: ConvexApp,
+  args: string[],
+  deployment: { url: string; adminKey: string },
+): Promise<CliResult> {
+  const command = new Deno.Command("node", {
+    args: [join(app.dir, "node_modules/convex/bin/main.js"), ...args],
+    cwd: app.dir,
+    clearEnv: true,
+    env: {
+      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+      HOME: app.dir,
+      CONVEX_SELF_HOSTED_URL: deployment.url,
+      CONVEX_SELF_HOSTED_ADMIN_KEY: deployment.adminKey,
+      CI: "1",
+      NO_COLOR: "1",
+    },
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(CLI_TIMEOUT_MS),
+  });
+  const output = await command.output();
+  const decoder = new TextDecoder();
+  return { code: output.code, stdout: decoder.decode(output.stdout), stderr: decoder.decode(output.stderr) };
+}
+
+/** A denvex backend served on a random port in this process. */
+export interface TestDeployment {
+  url: string;
+  adminKey: string;
+  backend: Backend;
+  close(): Promise<void>;
+}
+
+/** Opens a backend on a fresh data directory and serves the API app with the deploy routes on a free port. */
+export async function startTestDeployment(
+  options: { onRequest?: (method: string, path: string, durationMs: number) => void } = {},
+): Promise<TestDeployment> {
+  const dataDir = await Deno.makeTempDir({ prefix: "denvex-data-" });
+  const adminKey = `denvex-test|${crypto.randomUUID().replaceAll("-", "")}`;
+  const location = { kind: "sqlite" as const, path: join(dataDir, "denvex.sqlite3") };
+  const database = await openStorage(location);
+  const urls = { cloudUrl: "", siteUrl: "" };
+  const backend = await openBackend({ database, location, dataDir, adminKey, instanceName: "denvex-test", urls });
+  const app = createApiApp({ version: "denvex test", instanceName: "denvex-test", adminKey });
+  const onRequest = options.onRequest;
+  if (onRequest) {
+    app.use("*", async (c, next) => {
+      const started = performance.now();
+      await next();
+      onRequest(c.req.method, new URL(c.req.url).pathname, performance.now() - started);
+    });
+  }
+  app.route("/api", deployRoutes(backend));
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, app.fetch);
+  const url = `http://127.0.0.1:${server.addr.port}`;
+  urls.cloudUrl = url;
+  urls.siteUrl = url + "/http";
+  return {
+    url,
+    adminKey,
+    backend,
+    async close() {
+      await server.shutdown();
+      await backend.close();
+      await database.close();
+      await Deno.remove(dataDir, { recursive: true });
+    },
+  };
+}
+
+/** The `--allow-env` list of the `start` task in deno.json. */
+const SERVER_ENV = "DENVEX_ADMIN_KEY,PGHOST,PGPORT,PGUSER,PGUSERNAME,PGPASSWORD,PGDATABASE,PGSSL,PGSSLNEGOTIATION," +
+  "PGIDLE_TIMEOUT,PGCONNECT_TIMEOUT,PGMAX_LIFETIME,PGMAX_PIPELINE,PGBACKOFF,PGKEEP_ALIVE,PGPREPARE,PGDEBUG," +
+  "PGFETCH_TYPES,PGPUBLICATIONS,PGTARGET_SESSION_ATTRS,PGAPPNAME,PGTARGETSESSIONATTRS";
+/** How long the spawned server may take to print its banner. */
+const SERVER_START_TIMEOUT_MS = 30_000;
+
+/** A `main.ts serve` process on free ports and a temporary data directory. */
+export interface ServerProcess {
+  url: string;
+  siteUrl: string;
+  adminKey: string;
+  close(): Promise<void>;
+}
+
+/** Spawns the real server with the permission flags of the `start` task (data directory swapped for a temp one). */
+export async function spawnServer(): Promise<ServerProcess> {
+  const dataDir = await Deno.makeTempDir({ prefix: "denvex-server-" });
+  const adminKey = `denvex-test|${crypto.randomUUID().replaceAll("-", "")}`;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--cached-only",
+      "--unstable-worker-options",
+      "--no-prompt",
+      "--allow-net",
+      `--allow-read=${dataDir}`,
+      `--allow-write=${dataDir}`,
+      `--allow-env=${SERVER_ENV}`,
+      `--allow-run=${Deno.execPath()}`,
+      join(REPO, "main.ts"),
+      "serve",
+      "--port=0",
+      "--site-port=0",
+      "--host=127.0.0.1",
+      `--data=${dataDir}`,
+      `--admin-key=${adminKey}`,
+    ],
+    cwd: REPO,
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let banner = "";
+  const deadline = Date.now() + SERVER_START_TIMEOUT_MS;
+  while (!/HTTP actions: +http:\/\/\S+/.test(banner)) {
+    if (Date.now() > deadline) throw new Error(`the server did not start:\n${banner}`);
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the server exited:\n${banner}`);
+    banner += value;
+  }
+  // Keep draining stdout so the server never blocks on a full pipe.
+  (async () => {
+    while (!(await reader.read()).done) { /* discard */ }
+  })().catch(() => {});
+  const url = /API: +(http:\/\/\S+)/.exec(banner)![1];
+  const siteUrl = /HTTP actions: +(http:\/\/\S+)/.exec(banner)![1];
+  return {
+    url,
+    siteUrl,
+    adminKey,
+    async close() {
+      child.kill("SIGTERM");
+      await child.status;
+      await Deno.remove(dataDir, { recursive: true });
+    },
+  };
+}
