@@ -64,6 +64,7 @@ export class DeploymentStore {
   #active: ActiveDeployment | null = null;
   #record: DeploymentRecord | null = null;
   #environment: Record<string, string> = {};
+  readonly #changeListeners = new Set<() => void>();
 
   private constructor(database: Database, pool: RunnerPool, dataDir: string) {
     this.#database = database;
@@ -128,6 +129,7 @@ export class DeploymentStore {
     }
     await this.#database.persistence.setGlobals({ [ENVIRONMENT_GLOBAL]: JSON.stringify(next) });
     this.#environment = next;
+    this.#notifyChange();
   }
 
   /** Full module configs for a push: the changed ones as sent, the unchanged ones from the store by hash. */
@@ -196,6 +198,26 @@ export class DeploymentStore {
       }
     }
     this.#install(record, prepared.deploymentDir);
+    this.#notifyChange();
+  }
+
+  /**
+   * Calls `listener` after every change that can change function results without a commit: a new deployment or
+   * new environment variables (cached and subscribed query results must be recomputed). Returns the unsubscribe.
+   */
+  onChange(listener: () => void): () => void {
+    this.#changeListeners.add(listener);
+    return () => this.#changeListeners.delete(listener);
+  }
+
+  #notifyChange(): void {
+    for (const listener of this.#changeListeners) {
+      try {
+        listener();
+      } catch (error) {
+        console.error("deployment change listener failed:", error);
+      }
+    }
   }
 
   #install(record: DeploymentRecord, deploymentDir: string): void {

@@ -5,7 +5,7 @@
  */
 import { decodeDocumentId, jsonToValue, parseConvexJsonText, validateValue } from "../values/mod.ts";
 import type { JsonValue, ValidatorJson } from "../values/types.ts";
-import { type Database, SyscallError } from "../database/mod.ts";
+import { type Database, type ReadRange, SyscallError } from "../database/mod.ts";
 import type { ExecutionResult, RunnerPool } from "../runtime/mod.ts";
 import type { ActiveDeployment, FunctionInfo } from "./deployment.ts";
 import { type FunctionAddress, parseFunctionPath } from "./paths.ts";
@@ -30,8 +30,23 @@ export interface CallRequest {
 
 /** The outcome of a call; failures of user code are `ok: false`, not exceptions. */
 export type CallResult =
-  | { ok: true; udfType: FunctionInfo["udfType"]; valueJson: string; logLines: string[]; ts: bigint }
-  | { ok: false; udfType?: FunctionInfo["udfType"]; errorMessage: string; errorData?: JsonValue; logLines: string[] };
+  | {
+    ok: true;
+    udfType: FunctionInfo["udfType"];
+    valueJson: string;
+    logLines: string[];
+    ts: bigint;
+    /** What a query read: its subscription for reactivity. */
+    readSet?: ReadRange[];
+  }
+  | {
+    ok: false;
+    udfType?: FunctionInfo["udfType"];
+    errorMessage: string;
+    errorData?: JsonValue;
+    logLines: string[];
+    readSet?: ReadRange[];
+  };
 
 /** A finished execution, for log streams. */
 export interface ExecutionRecord {
@@ -230,12 +245,22 @@ export class FunctionExecutor {
         errorMessage: result.errorMessage ?? "Unknown error",
         errorData: result.errorData,
         logLines: result.logLines,
+        readSet: result.outcome?.readSet,
       };
     }
     const valueJson = result.resultJson ?? "null";
     const returnsError = this.#validateReturns(info.returnsValidator, valueJson);
-    if (returnsError) return failure(returnsError, info.udfType, result.logLines);
-    return { ok: true, udfType: info.udfType, valueJson, logLines: result.logLines, ts };
+    if (returnsError) {
+      return { ...failure(returnsError, info.udfType, result.logLines), readSet: result.outcome?.readSet };
+    }
+    return {
+      ok: true,
+      udfType: info.udfType,
+      valueJson,
+      logLines: result.logLines,
+      ts,
+      readSet: result.outcome?.readSet,
+    };
   }
 
   async #runMutation(

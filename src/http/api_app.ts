@@ -6,6 +6,7 @@ import { createSiteApp } from "./site_app.ts";
 import type { HttpDeps } from "./types.ts";
 import { resolveLimits } from "./types.ts";
 import { deployRoutes } from "../deploy/routes.ts";
+import { functionRoutes } from "./function_routes.ts";
 
 /**
  * Builds the API app. It answers `GET /version` (the health check) and mounts the site app under `/http` so one
@@ -18,7 +19,15 @@ export function createApiApp(deps: HttpDeps): Hono {
   app.notFound(handleNotFound);
   app.use("*", limitRequestBody(resolveLimits(deps).apiMaxRequestBodyBytes));
   app.get("/version", (c) => c.text(deps.version));
-  if (deps.backend) app.route("/api", deployRoutes(deps.backend));
+  if (deps.sync) {
+    const sync = deps.sync;
+    app.get("/api/sync", (c) => sync.handle(c.req.raw));
+    app.get("/api/:version/sync", (c) => sync.handle(c.req.raw));
+  }
+  if (deps.backend) {
+    app.route("/api", deployRoutes(deps.backend));
+    app.route("/api", functionRoutes(deps.backend));
+  }
   app.route("/http", createSiteApp(deps));
   return app;
 }

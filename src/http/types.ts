@@ -1,6 +1,7 @@
 /** What the HTTP layer needs from the rest of the server. */
 import { DEFAULT_HTTP_LIMITS, type HttpLimits } from "./limits.ts";
 import type { Backend } from "../server/backend.ts";
+import type { SyncHub } from "../sync/mod.ts";
 
 /**
  * The dependencies of the HTTP apps, handed in by `src/server`. Subsystems that add routes add the fields they need
@@ -15,6 +16,8 @@ export interface HttpDeps {
   adminKey: string;
   /** The running deployment (database, executor, deployments); absent in HTTP-only tests. */
   backend?: Backend;
+  /** The WebSocket sync hub serving `/api/<version>/sync`; absent in HTTP-only tests. */
+  sync?: SyncHub;
   /** Request body limits; unset fields take {@link DEFAULT_HTTP_LIMITS}. */
   limits?: Partial<HttpLimits>;
 }

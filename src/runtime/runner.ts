@@ -299,7 +299,7 @@ export class Runner {
         ...(result.ok ? { resultJson: result.resultJson } : { errorMessage: result.errorMessage }),
         ...(result.errorData === undefined ? {} : { errorData: result.errorData }),
         logLines: result.logLines,
-        ...(udfType === "mutation" && host !== null ? { outcome: host.outcome() } : {}),
+        ...(host !== null ? { outcome: host.outcome() } : {}),
         executionTimeMs: performance.now() - started,
       };
     } catch (error) {

@@ -11,6 +11,7 @@ import { listenForStopSignals } from "./signals.ts";
 import { describeLocation, openStorage, persistenceLocation } from "./storage.ts";
 import { VERSION_TEXT } from "./version.ts";
 import { type Backend, openBackend } from "./backend.ts";
+import { SyncHub } from "../sync/mod.ts";
 
 export { parseCommandLine, USAGE, UsageError } from "./config.ts";
 export type { Command, ServeConfig } from "./config.ts";
@@ -56,6 +57,9 @@ export async function runServer(config: ServeConfig): Promise<number> {
       throw error;
     }
 
+    const sync = new SyncHub(backend);
+    // New code or environment variables change query results without a commit.
+    backend.deployments.onChange(() => sync.invalidateAll());
     const listeners: Listener[] = [];
     try {
       const deps: HttpDeps = {
@@ -63,11 +67,13 @@ export async function runServer(config: ServeConfig): Promise<number> {
         instanceName: config.instanceName,
         adminKey: adminKey.key,
         backend,
+        sync,
       };
       listeners.push(listen(createApiApp(deps), config.host, config.apiPort, "API"));
       listeners.push(listen(createSiteApp(deps), config.host, config.sitePort, "HTTP actions"));
     } catch (error) {
       await Promise.all(listeners.map((listener) => listener.shutdown()));
+      await sync.close();
       await backend.close();
       await database.close();
       throw error;
@@ -86,6 +92,8 @@ export async function runServer(config: ServeConfig): Promise<number> {
 
     const signal = await stop.received;
     console.log(`denvex: ${signal} received, shutting down`);
+    // Open WebSockets would otherwise hold the listeners' shutdown open.
+    await sync.close();
     const drained = await withinMs(Promise.all(listeners.map((listener) => listener.shutdown())), SHUTDOWN_GRACE_MS);
     if (!drained) console.error(`denvex: requests still open after ${SHUTDOWN_GRACE_MS} ms; closing anyway`);
     if (!await withinMs(database.close(), DATABASE_CLOSE_TIMEOUT_MS)) {

@@ -1,0 +1,176 @@
+/**
+ * Sync fan-out and scale, each figure against a baseline measured in the same run:
+ * 1. 500 sockets subscribed to one query; p99 write→update latency (goal < 100 ms) vs 1 socket.
+ * 2. 10,000 live subscriptions to distinct queries, a write touching one: commit→update latency vs 1 subscription
+ *    (goal within 1.5×). Needs read sets from the executor (see src/sync/services.ts `readSetOf`).
+ * 3. 10,000 idle sockets: heap + RSS per connection (client ends included, so an upper bound; goal < 50 KB).
+ */
+import { ConvexHttpClient } from "convex/browser";
+import { anyApi } from "convex/server";
+import { startTestServer, type TestServer } from "../../tests/helpers/sync_app.ts";
+import { stopBundler } from "../../tests/runtime_app.ts";
+
+const api = anyApi;
+
+/** A raw sync socket that records when each value of query 0.. arrives. */
+class Watcher {
+  readonly socket: WebSocket;
+  readonly opened: Promise<void>;
+  onValue: (queryId: number, value: unknown) => void = () => {};
+  constructor(url: string) {
+    this.socket = new WebSocket(url.replace("http", "ws") + "/api/1.48.0/sync");
+    this.opened = new Promise((resolve) => this.socket.onopen = () => resolve());
+    this.socket.onmessage = (event) => {
+      const message = JSON.parse(event.data);
+      if (message.type !== "Transition") return;
+      for (const m of message.modifications) if (m.type === "QueryUpdated") this.onValue(m.queryId, m.value);
+    };
+  }
+  subscribe(queries: { udfPath: string; args: Record<string, unknown> }[]): void {
+    this.socket.send(
+      JSON.stringify({ type: "Connect", sessionId: crypto.randomUUID(), connectionCount: 0, clientTs: 0 }),
+    );
+    this.socket.send(JSON.stringify({
+      type: "ModifyQuerySet",
+      baseVersion: 0,
+      newVersion: 1,
+      modifications: queries.map((q, queryId) => ({ type: "Add", queryId, udfPath: q.udfPath, args: [q.args] })),
+    }));
+  }
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
+}
+
+/** Opens `n` watchers on `messages:count`, then measures write→update latency over `writes` writes. */
+async function fanOut(server: TestServer, n: number, writes: number): Promise<number[]> {
+  const watchers = Array.from({ length: n }, () => new Watcher(server.url));
+  await Promise.all(watchers.map((w) => w.opened));
+  let target = -1;
+  let pending = 0;
+  let startedMs = 0;
+  let resolveRound: () => void = () => {};
+  const latencies: number[] = [];
+  const initial = Promise.all(watchers.map((w) =>
+    new Promise<void>((resolve) => {
+      w.onValue = (_id, value) => {
+        if (target < 0) return resolve();
+        if (value === target) {
+          latencies.push(performance.now() - startedMs);
+          if (--pending === 0) resolveRound();
+        }
+      };
+    })
+  ));
+  for (const w of watchers) w.subscribe([{ udfPath: "messages:count", args: {} }]);
+  await initial;
+  const client = new ConvexHttpClient(server.url);
+  let count = await client.query(api.messages.count, {}) as number;
+  for (let i = 0; i < writes; i++) {
+    target = ++count;
+    pending = n;
+    const round = new Promise<void>((resolve) => resolveRound = resolve);
+    startedMs = performance.now();
+    await client.mutation(api.messages.send, { channel: "fan", body: String(i) });
+    await round;
+  }
+  for (const w of watchers) w.socket.close();
+  return latencies;
+}
+
+/** `n` distinct subscriptions (channels c0..) on 10 sockets; latency of one write to c0 reaching its subscriber. */
+async function distinct(server: TestServer, n: number, writes: number): Promise<number[]> {
+  const sockets = Math.min(10, n);
+  const perSocket = Math.ceil(n / sockets);
+  const watchers = Array.from({ length: sockets }, () => new Watcher(server.url));
+  await Promise.all(watchers.map((w) => w.opened));
+  let ready = 0;
+  const allReady = new Promise<void>((resolve) => {
+    watchers.forEach((w, s) => {
+      const seen = new Set<number>();
+      w.onValue = (id) => {
+        if (seen.has(id)) return;
+        seen.add(id);
+        if (seen.size === Math.min(perSocket, n - s * perSocket) && ++ready === sockets) resolve();
+      };
+    });
+  });
+  const channelPrefix = `d${n}-`;
+  watchers.forEach((w, s) =>
+    w.subscribe(
+      Array.from({ length: Math.min(perSocket, n - s * perSocket) }, (_, i) => ({
+        udfPath: "messages:list",
+        args: { channel: `${channelPrefix}${s * perSocket + i}` },
+      })),
+    )
+  );
+  await allReady;
+  const client = new ConvexHttpClient(server.url);
+  const latencies: number[] = [];
+  for (let i = 0; i < writes; i++) {
+    const got = new Promise<void>((resolve) => watchers[0].onValue = (id) => id === 0 && resolve());
+    const startedMs = performance.now();
+    await client.mutation(api.messages.send, { channel: `${channelPrefix}0`, body: String(i) });
+    await got;
+    latencies.push(performance.now() - startedMs);
+  }
+  for (const w of watchers) w.socket.close();
+  return latencies;
+}
+
+async function idleMemory(server: TestServer, n: number): Promise<{ heapKb: number; rssKb: number }> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
+  const before = Deno.memoryUsage();
+  const sockets: WebSocket[] = [];
+  for (let i = 0; i < n; i += 500) {
+    const batch = Array.from({ length: Math.min(500, n - i) }, () => new Watcher(server.url));
+    await Promise.all(batch.map((w) => w.opened));
+    for (const w of batch) {
+      w.socket.send(
+        JSON.stringify({ type: "Connect", sessionId: crypto.randomUUID(), connectionCount: 0, clientTs: 0 }),
+      );
+      sockets.push(w.socket);
+    }
+  }
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  gc?.();
+  const after = Deno.memoryUsage();
+  for (const socket of sockets) socket.close();
+  return { heapKb: (after.heapUsed - before.heapUsed) / n / 1024, rssKb: (after.rss - before.rss) / n / 1024 };
+}
+
+const server = await startTestServer();
+try {
+  const single = await fanOut(server, 1, 20);
+  const many = await fanOut(server, 500, 20);
+  console.log(
+    `sync_bench: 1 subscriber p99 write→update ${percentile(single, 0.99).toFixed(1)} ms; 500 subscribers p99 ` +
+      `${percentile(many, 0.99).toFixed(1)} ms = ${(percentile(many, 0.99) / percentile(single, 0.99)).toFixed(2)}× ` +
+      `(goal < 100 ms)`,
+  );
+  const one = await distinct(server, 1, 10);
+  const distinctCount = Number(Deno.env.get("DISTINCT_SUBSCRIPTIONS") ?? 10_000);
+  const lots = await distinct(server, distinctCount, 10);
+  console.log(
+    `sync_bench: 1 subscription median commit→update ${
+      percentile(one, 0.5).toFixed(1)
+    } ms; ${distinctCount} distinct ` +
+      `subscriptions ${percentile(lots, 0.5).toFixed(1)} ms = ${
+        (percentile(lots, 0.5) / percentile(one, 0.5)).toFixed(2)
+      }× ` +
+      `(goal ≤ 1.5×)`,
+  );
+  // Each socket costs two descriptors here (both ends run in this process): IDLE_SOCKETS bounds it below `ulimit -n`.
+  const idle = Number(Deno.env.get("IDLE_SOCKETS") ?? 10_000);
+  const memory = await idleMemory(server, idle);
+  console.log(
+    `sync_bench: ${idle} idle sockets: ${memory.heapKb.toFixed(1)} KB heap and ${memory.rssKb.toFixed(1)} KB RSS per ` +
+      `connection, client ends included (goal < 50 KB)`,
+  );
+} finally {
+  await server.close();
+  await stopBundler();
+}

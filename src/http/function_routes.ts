@@ -1,0 +1,246 @@
+/**
+ * The function API used by `ConvexHttpClient` and `npx convex run` (convex-compat.md §3): `POST /query`,
+ * `/mutation`, `/action`, `/function`, `/query_ts`, `/query_at_ts`, `/run/<module path>/<function>`, mounted by the
+ * server under `/api`. A function that ran answers 200 with `{status: "success" | "error", ...}`; everything else
+ * (bad JSON, wrong shapes, bad credentials, oversized bodies) is a 4xx `{code, message}`.
+ */
+import { type Context, Hono } from "hono";
+import { AuthenticationError, type Caller } from "../auth/mod.ts";
+import type { CallResult } from "../functions/mod.ts";
+import type { Backend } from "../server/backend.ts";
+import type { QuerySpec } from "../subscriptions/mod.ts";
+import { servicesFor, toQueryRun } from "../sync/services.ts";
+import { timestampFromBase64, timestampToBase64 } from "../values/mod.ts";
+import type { JsonValue } from "../values/types.ts";
+import { functionCors } from "./cors.ts";
+import { handleError, handleNotFound, HttpError } from "./errors.ts";
+import { parseFormat, toCleanJson, type ValueFormat } from "./function_format.ts";
+import { limitRequestBody } from "./limits.ts";
+
+/** Convex's limit on a function call's arguments, with room for the JSON around them. */
+export const MAX_FUNCTION_REQUEST_BYTES = 16 * 1024 * 1024 + 64 * 1024;
+/** The longest function path accepted. */
+const MAX_PATH_LENGTH = 1024;
+
+type UdfType = "query" | "mutation" | "action";
+
+/** The fields of a call request body after validation. */
+interface CallBody {
+  path: string;
+  args: JsonValue;
+  format: ValueFormat;
+}
+
+/** Reads and parses the JSON body; the caller's mistakes are 400s. */
+async function readJsonBody(c: Context): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await c.req.text();
+  } catch (error) {
+    if (error instanceof HttpError) throw error;
+    throw new HttpError(400, "BadRequest", "Could not read the request body");
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch (error) {
+    throw new HttpError(400, "BadJsonBody", `The request body is not valid JSON: ${(error as Error).message}`);
+  }
+  if (body === null || typeof body !== "object" || Array.isArray(body)) {
+    throw new HttpError(400, "BadJsonBody", "The request body must be a JSON object");
+  }
+  return body as Record<string, unknown>;
+}
+
+/** `args` may be an object or a one-element array holding it (convex-compat.md §3.1). */
+function parseArgs(args: unknown): JsonValue {
+  if (args === undefined || args === null) return {};
+  if (Array.isArray(args)) {
+    if (args.length !== 1) {
+      throw new HttpError(
+        400,
+        "BadJsonBody",
+        `\`args\` must be an object or an array of one object, not ${args.length}`,
+      );
+    }
+    args = args[0];
+  }
+  if (args === null || typeof args !== "object" || Array.isArray(args)) {
+    throw new HttpError(400, "BadJsonBody", "`args` must be an object or an array of one object");
+  }
+  return args as JsonValue;
+}
+
+function parsePath(path: unknown): string {
+  if (typeof path !== "string" || path.length === 0) {
+    throw new HttpError(400, "BadJsonBody", "`path` must be a non-empty string naming a function");
+  }
+  if (path.length > MAX_PATH_LENGTH) throw new HttpError(400, "BadJsonBody", "`path` is too long");
+  return path;
+}
+
+function parseCallBody(body: Record<string, unknown>, defaultFormat: ValueFormat): CallBody {
+  return { path: parsePath(body.path), args: parseArgs(body.args), format: parseFormat(body.format, defaultFormat) };
+}
+
+function parseTs(ts: unknown): bigint {
+  try {
+    return timestampFromBase64(ts as string);
+  } catch {
+    throw new HttpError(400, "BadJsonBody", "`ts` must be a base64 timestamp as returned by /api/query_ts");
+  }
+}
+
+/** The response body of a call that reached the function. */
+function udfResponse(result: CallResult, format: ValueFormat): Record<string, JsonValue> {
+  const convert = (value: JsonValue) => format === "clean" ? toCleanJson(value) : value;
+  if (result.ok) {
+    return { status: "success", value: convert(JSON.parse(result.valueJson)), logLines: result.logLines };
+  }
+  const body: Record<string, JsonValue> = {
+    status: "error",
+    errorMessage: result.errorMessage,
+    logLines: result.logLines,
+  };
+  if (result.errorData !== undefined) body.errorData = convert(result.errorData);
+  return body;
+}
+
+/** Builds the function API app; mount it at `/api`. */
+export function functionRoutes(backend: Backend): Hono {
+  const services = servicesFor(backend);
+  const app = new Hono();
+  app.onError(handleError);
+  app.notFound(handleNotFound);
+  app.use("*", functionCors());
+  app.use("*", limitRequestBody(MAX_FUNCTION_REQUEST_BYTES));
+
+  const callerOf = async (c: Context): Promise<Caller> => {
+    try {
+      return await services.authenticator.fromAuthorizationHeader(c.req.header("Authorization"));
+    } catch (error) {
+      if (error instanceof AuthenticationError) throw new HttpError(error.status, error.code, error.message);
+      throw error;
+    }
+  };
+
+  /** Runs a query, from the live cache when a result valid at the latest timestamp is there. */
+  const query = async (caller: Caller, call: CallBody): Promise<CallResult> => {
+    const spec: QuerySpec = {
+      path: call.path,
+      args: call.args,
+      identityJson: caller.identityJson,
+      allowInternal: caller.isAdmin,
+    };
+    const cached = services.subscriptions.lookup(spec);
+    if (cached) {
+      const run = cached.result;
+      const ts = services.subscriptions.watermark;
+      return run.ok ? { ok: true, udfType: "query", valueJson: run.valueJson!, logLines: run.logLines, ts } : {
+        ok: false,
+        udfType: "query",
+        errorMessage: run.errorMessage!,
+        errorData: run.errorData,
+        logLines: run.logLines,
+      };
+    }
+    const snapshotTs = backend.database.latestTs;
+    const result = await backend.executor.call({
+      path: call.path,
+      args: call.args,
+      expectedType: "query",
+      identityJson: caller.identityJson,
+      allowInternal: caller.isAdmin,
+      snapshotTs,
+    });
+    // Failures that never ran (unknown function, wrong type) carry no udfType: not worth caching.
+    if (result.udfType === "query") services.subscriptions.offer(spec, snapshotTs, toQueryRun(result));
+    return result;
+  };
+
+  const call = async (c: Context, caller: Caller, body: CallBody, expectedType?: UdfType) => {
+    const result = expectedType === "query" ? await query(caller, body) : await backend.executor.call({
+      path: body.path,
+      args: body.args,
+      expectedType,
+      identityJson: caller.identityJson,
+      allowInternal: caller.isAdmin,
+    });
+    return c.json(udfResponse(result, body.format), 200);
+  };
+
+  for (const udfType of ["query", "mutation", "action"] as const) {
+    app.post(`/${udfType}`, async (c) => {
+      const body = parseCallBody(await readJsonBody(c), "encoded");
+      return call(c, await callerOf(c), body, udfType);
+    });
+  }
+
+  app.get("/query", async (c) => {
+    let args: unknown = {};
+    const argsText = c.req.query("args");
+    if (argsText !== undefined) {
+      try {
+        args = JSON.parse(argsText);
+      } catch {
+        throw new HttpError(400, "BadQueryArgs", "The `args` query parameter is not valid JSON");
+      }
+    }
+    const body = parseCallBody({ path: c.req.query("path"), args, format: c.req.query("format") }, "encoded");
+    return call(c, await callerOf(c), body, "query");
+  });
+
+  app.post("/function", async (c) => {
+    const raw = await readJsonBody(c);
+    if (raw.componentPath !== undefined && raw.componentPath !== null && raw.componentPath !== "") {
+      throw new HttpError(400, "ComponentsUnsupported", "Components are not supported by this deployment");
+    }
+    const body = parseCallBody(raw, "encoded");
+    const caller = await callerOf(c);
+    // The type is found by lookup; queries go through the cache like `/api/query`.
+    const resolved = backend.executor.resolve(body.path, caller.isAdmin);
+    const udfType = typeof resolved === "string" || body.path.startsWith("_system/")
+      ? undefined
+      : resolved.info.udfType;
+    return call(c, caller, body, udfType === "query" ? "query" : undefined);
+  });
+
+  const queryTs = (c: Context) => c.json({ ts: timestampToBase64(backend.database.latestTs) }, 200);
+  app.post("/query_ts", queryTs);
+  app.get("/query_ts", queryTs);
+
+  app.post("/query_at_ts", async (c) => {
+    const raw = await readJsonBody(c);
+    const body = parseCallBody(raw, "encoded");
+    const ts = parseTs(raw.ts);
+    if (ts > backend.database.latestTs) {
+      throw new HttpError(400, "TimestampInFuture", "`ts` is later than the deployment's latest timestamp");
+    }
+    const caller = await callerOf(c);
+    const result = await backend.executor.call({
+      path: body.path,
+      args: body.args,
+      expectedType: "query",
+      identityJson: caller.identityJson,
+      allowInternal: caller.isAdmin,
+      snapshotTs: ts,
+    });
+    return c.json(udfResponse(result, body.format), 200);
+  });
+
+  // `/api/run/messages/list` runs `messages:list`; the default format is clean JSON (Convex's public HTTP API).
+  app.post("/run/*", async (c) => {
+    const segments = new URL(c.req.url).pathname.split("/").filter((s) => s.length > 0);
+    const runAt = segments.indexOf("run");
+    const parts = segments.slice(runAt + 1).map(decodeURIComponent);
+    if (parts.length < 2) {
+      throw new HttpError(404, "NotFound", "Use /api/run/<module path>/<function name>, e.g. /api/run/messages/list");
+    }
+    const path = `${parts.slice(0, -1).join("/")}:${parts[parts.length - 1]}`;
+    const raw = await readJsonBody(c);
+    const body = parseCallBody({ ...raw, path }, "clean");
+    return call(c, await callerOf(c), body, undefined);
+  });
+
+  return app;
+}

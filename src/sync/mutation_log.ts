@@ -1,0 +1,39 @@
+/**
+ * Idempotent mutations (convex-compat.md §2.6): a client re-sends in-flight mutations after a reconnect with the same
+ * `(sessionId, requestId)`; the first execution's response is replayed instead of running it twice.
+ *
+ * Limitation: the record lives in memory (bounded, least recently used dropped), not in the committing transaction
+ * as the official backend does, so a repeat after a server restart or after eviction runs again. Writing the record
+ * in the same commit needs a database hook (a system table written with the mutation's outcome).
+ */
+
+/** Responses remembered; a session re-sends only its few in-flight requests, so this covers many sessions. */
+export const MAX_REMEMBERED_MUTATIONS = 100_000;
+
+/** The remembered responses, or the execution still under way. */
+export class MutationLog<T> {
+  readonly #entries = new Map<string, Promise<T>>();
+  readonly #max: number;
+
+  constructor(max = MAX_REMEMBERED_MUTATIONS) {
+    this.#max = max;
+  }
+
+  /** The response of `(sessionId, requestId)`: the remembered one, or `execute()`'s (then remembered). */
+  run(sessionId: string, requestId: number, execute: () => Promise<T>): Promise<T> {
+    const key = `${sessionId}\u0000${requestId}`;
+    const existing = this.#entries.get(key);
+    if (existing) return existing;
+    const pending = execute();
+    this.#entries.set(key, pending);
+    // A failure of our own (not of the mutation) is not remembered, so a retry runs again.
+    pending.catch(() => this.#entries.delete(key));
+    while (this.#entries.size > this.#max) this.#entries.delete(this.#entries.keys().next().value!);
+    return pending;
+  }
+
+  /** Forgets a response (a mutation that failed before running, e.g. a full queue). */
+  forget(sessionId: string, requestId: number): void {
+    this.#entries.delete(`${sessionId}\u0000${requestId}`);
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * What the HTTP function routes and the sync hub share for one backend: the authenticator and the query cache /
+ * subscription manager. Both are created on first use and kept per backend, so `functionRoutes(backend)` and
+ * `new SyncHub(backend)` serve from one cache whichever is built first.
+ */
+import { Authenticator } from "../auth/mod.ts";
+import type { CallResult } from "../functions/mod.ts";
+import type { ReadRange } from "../database/mod.ts";
+import type { Backend } from "../server/backend.ts";
+import { type QueryEntry, type QueryRun, type QuerySpec, SubscriptionManager } from "../subscriptions/mod.ts";
+
+/** A watcher of one cached query (one per socket and query ID). */
+export interface QuerySubscriber {
+  /** The entry's result changed; called during an advance, before the advance listeners. */
+  markChanged(): void;
+}
+
+/** Listener of watermark advances (the sync hub flushes sockets there). */
+export type AdvanceListener = (ts: bigint, changed: QueryEntry<QuerySubscriber>[]) => void;
+
+/** The shared services. */
+export interface FunctionServices {
+  authenticator: Authenticator;
+  subscriptions: SubscriptionManager<QuerySubscriber>;
+  advanceListeners: Set<AdvanceListener>;
+  /** Runs a query at `snapshotTs` (default: latest) without touching the cache. */
+  runQuery(spec: QuerySpec, snapshotTs?: bigint): Promise<{ run: QueryRun; ts: bigint | null }>;
+  close(): Promise<void>;
+}
+
+const services = new WeakMap<Backend, FunctionServices>();
+
+/**
+ * The read set of a query call. Until `CallResult` carries it (`readSet` from the runner's outcome), null: the
+ * subscription layer then treats the query as reading everything, which is correct but re-runs it on every commit.
+ */
+export function readSetOf(result: CallResult): ReadRange[] | null {
+  const readSet = (result as { readSet?: unknown }).readSet;
+  return Array.isArray(readSet) ? readSet as ReadRange[] : null;
+}
+
+/** Converts an executor result into a query run. */
+export function toQueryRun(result: CallResult): QueryRun {
+  if (result.ok) {
+    return { ok: true, valueJson: result.valueJson, logLines: result.logLines, readSet: readSetOf(result) };
+  }
+  return {
+    ok: false,
+    errorMessage: result.errorMessage,
+    errorData: result.errorData,
+    logLines: result.logLines,
+    readSet: readSetOf(result),
+  };
+}
+
+/** The services of `backend`, created on first use. */
+export function servicesFor(backend: Backend): FunctionServices {
+  let existing = services.get(backend);
+  if (existing) return existing;
+  const advanceListeners = new Set<AdvanceListener>();
+  const runQuery = async (spec: QuerySpec, snapshotTs?: bigint) => {
+    const result = await backend.executor.call({
+      path: spec.path,
+      args: spec.args,
+      expectedType: "query",
+      identityJson: spec.identityJson,
+      allowInternal: spec.allowInternal,
+      snapshotTs,
+    });
+    return { run: toQueryRun(result), ts: result.ok ? result.ts : null };
+  };
+  const subscriptions = new SubscriptionManager<QuerySubscriber>({
+    database: backend.database,
+    run: async (spec, snapshotTs) => (await runQuery(spec, snapshotTs)).run,
+    onAdvance: (ts, changed) => {
+      for (const entry of changed) for (const subscriber of entry.subscribers) subscriber.markChanged();
+      for (const listener of advanceListeners) listener(ts, changed);
+    },
+  });
+  existing = {
+    authenticator: new Authenticator({
+      adminKey: backend.adminKey,
+      authConfig: () => backend.deployments.active?.analysis.authConfig ?? null,
+    }),
+    subscriptions,
+    advanceListeners,
+    runQuery,
+    close: () => subscriptions.close(),
+  };
+  services.set(backend, existing);
+  return existing;
+}

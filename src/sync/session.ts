@@ -1,0 +1,525 @@
+/**
+ * One sync socket: the per-socket state machine of convex-compat.md §2.4. The socket's version
+ * `(querySet, identity, ts)` starts at `(0, 0, 0)`; every Transition starts exactly where the previous one ended.
+ *
+ * Three lanes keep ordering without head-of-line blocking: query-set and auth changes run one at a time in arrival
+ * order (the control lane), mutations run one at a time in arrival order (the mutation lane, after any earlier
+ * `Authenticate`), actions run concurrently. Each lane is bounded.
+ */
+import { ANONYMOUS, AuthenticationError, type Caller } from "../auth/mod.ts";
+import type { Backend } from "../server/backend.ts";
+import type { QueryEntry, QuerySpec } from "../subscriptions/mod.ts";
+import { timestampFromBase64, timestampToBase64 } from "../values/mod.ts";
+import type { JsonValue } from "../values/types.ts";
+import type { MutationLog } from "./mutation_log.ts";
+import { type ClientMessage, parseClientMessage, ProtocolError, type QuerySetModification } from "./protocol.ts";
+import type { FunctionServices, QuerySubscriber } from "./services.ts";
+
+/** Largest client message accepted (Convex's argument limit plus framing). */
+export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024 + 64 * 1024;
+/** Control messages (query-set and auth changes) waiting per socket. */
+export const MAX_PENDING_CONTROL = 1_000;
+/** Mutations queued per socket (`OPERATION_QUEUE_BUFFER_SIZE` of the official server). */
+export const MAX_PENDING_MUTATIONS = 1_000;
+/** Actions running at once per socket. */
+export const MAX_PENDING_ACTIONS = 1_000;
+/** Live queries per socket. */
+export const MAX_QUERIES_PER_SOCKET = 10_000;
+/** Bytes queued towards a client that stopped reading, beyond which the socket is dropped. */
+export const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
+
+/** What a session needs from the hub. */
+export interface SessionDeps {
+  backend: Backend;
+  services: FunctionServices;
+  mutationLog: MutationLog<string>;
+  /** The session has query results to send at the next advance. */
+  onDirty(session: SyncSession): void;
+  /** The session waits for the watermark to reach a mutation's commit (flush it on advances), or no longer does. */
+  onWaiting(session: SyncSession, waiting: boolean): void;
+  onClosed(session: SyncSession): void;
+}
+
+/** One query the client subscribed to. */
+class LiveQuery implements QuerySubscriber {
+  readonly queryId: number;
+  readonly session: SyncSession;
+  spec: QuerySpec;
+  entry: QueryEntry<QuerySubscriber> | null = null;
+  /** Why subscribing failed (sent as QueryFailed). */
+  failure: string | null = null;
+  /** Hash of the last result sent; null = nothing sent yet. */
+  sentHash: string | null = null;
+  removed = false;
+
+  constructor(session: SyncSession, queryId: number, spec: QuerySpec) {
+    this.session = session;
+    this.queryId = queryId;
+    this.spec = spec;
+  }
+
+  markChanged(): void {
+    this.session.markChanged(this.queryId);
+  }
+}
+
+function versionJson(querySet: number, identity: number, ts: bigint): string {
+  return `{"querySet":${querySet},"identity":${identity},"ts":"${timestampToBase64(ts)}"}`;
+}
+
+/** See the module comment. */
+export class SyncSession {
+  readonly #socket: WebSocket;
+  readonly #deps: SessionDeps;
+  #sessionId: string | null = null;
+  #closed = false;
+  #caller: Caller = ANONYMOUS;
+  /** Versions received from the client (validated on arrival) and applied (reflected in the next Transition). */
+  #receivedQuerySet = 0;
+  #appliedQuerySet = 0;
+  #receivedIdentity = 0;
+  #appliedIdentity = 0;
+  /** The endVersion of the last Transition sent. */
+  #sentQuerySet = 0;
+  #sentIdentity = 0;
+  #sentTs = 0n;
+  #clockSkewMs: number | null = null;
+  readonly #queries = new Map<number, LiveQuery>();
+  readonly #dirty = new Set<number>();
+  #removals: number[] = [];
+  /** A Transition at or past this ts is owed (a mutation committed at it). */
+  #waitTs: bigint | null = null;
+  #control: Promise<void> = Promise.resolve();
+  #pendingControl = 0;
+  #authDone: Promise<void> = Promise.resolve();
+  #mutations: Promise<void> = Promise.resolve();
+  #pendingMutations = 0;
+  #pendingActions = 0;
+  /** When the server last sent anything (ms), for the 15 s Ping. */
+  lastSentMs = Date.now();
+
+  constructor(socket: WebSocket, deps: SessionDeps) {
+    this.#socket = socket;
+    this.#deps = deps;
+    socket.onmessage = (event) => this.#onMessage(event);
+    socket.onclose = () => this.#teardown();
+    socket.onerror = () => this.#teardown();
+  }
+
+  /** When the accepted user token expires (ms since epoch), if one does. */
+  get tokenExpiresAtMs(): number | null {
+    return this.#caller.expiresAtMs;
+  }
+
+  /** Live queries on this socket. */
+  get queryCount(): number {
+    return this.#queries.size;
+  }
+
+  /** A query's cached result changed (called during an advance). */
+  markChanged(queryId: number): void {
+    if (this.#dirty.size === 0) this.#deps.onDirty(this);
+    this.#dirty.add(queryId);
+  }
+
+  /** Sends `{"type":"Ping"}` (keeps the client's 60 s inactivity timer from firing). */
+  ping(): void {
+    this.#send('{"type":"Ping"}');
+  }
+
+  /** The accepted token expired: tell the client (it refreshes and re-authenticates). */
+  tokenExpired(): void {
+    this.#send(JSON.stringify({
+      type: "AuthError",
+      error: "Token expired",
+      baseVersion: this.#appliedIdentity,
+      authUpdateAttempted: false,
+    }));
+    this.close(1011, "AuthError: Token expired");
+  }
+
+  /** Closes the socket (server shutdown or an error). */
+  close(code = 1000, reason = ""): void {
+    if (this.#closed) return;
+    try {
+      this.#socket.close(code, reason.slice(0, 120));
+    } catch {
+      // Already closing.
+    }
+    this.#teardown();
+  }
+
+  #teardown(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const query of this.#queries.values()) this.#release(query);
+    this.#queries.clear();
+    this.#deps.onWaiting(this, false);
+    this.#deps.onClosed(this);
+  }
+
+  #release(query: LiveQuery): void {
+    query.removed = true;
+    if (query.entry) this.#deps.services.subscriptions.unsubscribe(query.entry, query);
+  }
+
+  #send(text: string): void {
+    if (this.#closed || this.#socket.readyState !== WebSocket.OPEN) return;
+    if (this.#socket.bufferedAmount > MAX_BUFFERED_BYTES) {
+      this.close(1011, "InternalServerError: the client is not reading messages");
+      return;
+    }
+    try {
+      this.#socket.send(text);
+      this.lastSentMs = Date.now();
+    } catch {
+      this.#teardown();
+    }
+  }
+
+  /** A client bug: FatalError (the client stops for good) and close. */
+  #fatal(message: string): void {
+    this.#send(JSON.stringify({ type: "FatalError", error: message }));
+    this.close(1011, `BadRequest: ${message}`);
+  }
+
+  #onMessage(event: MessageEvent): void {
+    if (this.#closed) return;
+    if (typeof event.data !== "string") return this.#fatal("Binary messages are not part of the sync protocol");
+    if (event.data.length > MAX_MESSAGE_BYTES) {
+      return this.#fatal(`Message of ${event.data.length} bytes is larger than the limit of ${MAX_MESSAGE_BYTES}`);
+    }
+    let message: ClientMessage;
+    try {
+      message = parseClientMessage(event.data);
+    } catch (error) {
+      return this.#fatal(error instanceof ProtocolError ? error.message : "Malformed message");
+    }
+    try {
+      this.#dispatch(message);
+    } catch (error) {
+      if (error instanceof ProtocolError) this.#fatal(error.message);
+      else {
+        console.error("denvex: sync message failed:", error);
+        this.close(1011, "InternalServerError: the server failed to process a message");
+      }
+    }
+  }
+
+  #dispatch(message: ClientMessage): void {
+    if (message.type === "Connect") return this.#connect(message);
+    if (this.#sessionId === null) throw new ProtocolError("The first message must be Connect");
+    switch (message.type) {
+      case "ModifyQuerySet":
+        return this.#modifyQuerySet(message.baseVersion, message.newVersion, message.modifications);
+      case "Authenticate":
+        return this.#authenticate(message);
+      case "Mutation":
+        return this.#mutation(message.requestId, message.udfPath, message.args);
+      case "Action":
+        return this.#action(message.requestId, message.udfPath, message.args);
+      case "Event":
+        return;
+    }
+  }
+
+  #connect(message: Extract<ClientMessage, { type: "Connect" }>): void {
+    if (this.#sessionId !== null) throw new ProtocolError("Connect was sent twice");
+    this.#sessionId = message.sessionId;
+    if (message.clientTs !== null) this.#clockSkewMs = message.clientTs - Date.now();
+    if (message.maxObservedTimestamp !== null) {
+      let observed: bigint;
+      try {
+        observed = timestampFromBase64(message.maxObservedTimestamp);
+      } catch {
+        throw new ProtocolError("Connect.maxObservedTimestamp is not a base64 timestamp");
+      }
+      const latest = this.#deps.backend.database.latestTs;
+      if (observed > latest) {
+        // The client saw a state newer than ours (a restored backup?): serving it older data would break
+        // linearizability, so refuse and let it retry.
+        this.close(
+          1011,
+          `InternalServerError: client has observed timestamp ${observed}, ahead of the server's ${latest}`,
+        );
+      }
+    }
+  }
+
+  /** Runs `work` in the control lane. */
+  #enqueueControl(work: () => Promise<void>): Promise<void> {
+    if (this.#pendingControl >= MAX_PENDING_CONTROL) {
+      this.close(1011, "TooManyConcurrentRequests: too many query set changes are waiting");
+      return Promise.resolve();
+    }
+    this.#pendingControl++;
+    const run = this.#control.then(() => this.#closed ? undefined : work()).catch((error) => {
+      if (error instanceof ProtocolError) this.#fatal(error.message);
+      else {
+        console.error("denvex: sync session failed:", error);
+        this.close(1011, "InternalServerError: the server failed to process a message");
+      }
+    }).finally(() => this.#pendingControl--);
+    this.#control = run;
+    return run;
+  }
+
+  #spec(udfPath: string, args: JsonValue): QuerySpec {
+    return { path: udfPath, args, identityJson: this.#caller.identityJson, allowInternal: this.#caller.isAdmin };
+  }
+
+  #modifyQuerySet(baseVersion: number, newVersion: number, modifications: QuerySetModification[]): void {
+    if (baseVersion !== this.#receivedQuerySet) {
+      throw new ProtocolError(
+        `BaseVersionMismatch: query set base version ${baseVersion}, expected ${this.#receivedQuerySet}`,
+      );
+    }
+    if (newVersion <= baseVersion) throw new ProtocolError("ModifyQuerySet.newVersion must exceed baseVersion");
+    this.#receivedQuerySet = newVersion;
+    void this.#enqueueControl(async () => {
+      const added: LiveQuery[] = [];
+      const removed: number[] = [];
+      for (const modification of modifications) {
+        const previous = this.#queries.get(modification.queryId);
+        if (previous) {
+          this.#queries.delete(modification.queryId);
+          this.#release(previous);
+        }
+        if (modification.type === "Remove") {
+          removed.push(modification.queryId);
+          continue;
+        }
+        if (this.#queries.size >= MAX_QUERIES_PER_SOCKET) {
+          throw new ProtocolError(`More than ${MAX_QUERIES_PER_SOCKET} queries on one connection`);
+        }
+        const query = new LiveQuery(this, modification.queryId, this.#spec(modification.udfPath, modification.args));
+        this.#queries.set(query.queryId, query);
+        added.push(query);
+      }
+      await Promise.all(added.map((query) => this.#subscribe(query)));
+      this.#appliedQuerySet = newVersion;
+      for (const queryId of removed) if (!this.#queries.has(queryId)) this.#removals.push(queryId);
+      for (const query of added) if (!query.removed) this.#dirty.add(query.queryId);
+      this.flush();
+    });
+  }
+
+  /** Subscribes `query` with its current spec; on failure the query reports the error. */
+  async #subscribe(query: LiveQuery): Promise<void> {
+    try {
+      const entry = await this.#deps.services.subscriptions.subscribe(query.spec, query);
+      if (query.removed || this.#closed) this.#deps.services.subscriptions.unsubscribe(entry, query);
+      else {
+        query.entry = entry;
+        query.failure = null;
+      }
+    } catch (error) {
+      query.failure = error instanceof Error ? error.message : String(error);
+    }
+  }
+
+  #authenticate(message: Extract<ClientMessage, { type: "Authenticate" }>): void {
+    if (message.baseVersion !== this.#receivedIdentity) {
+      throw new ProtocolError(
+        `BaseVersionMismatch: identity base version ${message.baseVersion}, expected ${this.#receivedIdentity}`,
+      );
+    }
+    this.#receivedIdentity++;
+    const newIdentity = this.#receivedIdentity;
+    this.#authDone = this.#enqueueControl(async () => {
+      let caller: Caller;
+      try {
+        const authenticator = this.#deps.services.authenticator;
+        if (message.tokenType === "None") caller = ANONYMOUS;
+        else if (message.tokenType === "Admin") {
+          caller = authenticator.fromAdminKey(message.value!, message.impersonating);
+        } else caller = await authenticator.fromUserToken(message.value!);
+      } catch (error) {
+        const text = error instanceof AuthenticationError ? error.message : "Could not verify the token";
+        this.#send(JSON.stringify({
+          type: "AuthError",
+          error: text,
+          baseVersion: message.baseVersion,
+          authUpdateAttempted: true,
+        }));
+        this.close(1011, `AuthError: ${text}`);
+        return;
+      }
+      const identityChanged = caller.identityJson !== this.#caller.identityJson ||
+        caller.isAdmin !== this.#caller.isAdmin;
+      this.#caller = caller;
+      if (identityChanged) {
+        // Every query re-runs under the new identity (its cache key changes).
+        const queries = [...this.#queries.values()];
+        const old = queries.map((query) => query.entry);
+        for (const query of queries) {
+          query.spec = { ...query.spec, identityJson: caller.identityJson, allowInternal: caller.isAdmin };
+        }
+        await Promise.all(queries.map((query) => this.#subscribe(query)));
+        queries.forEach((query, i) => {
+          if (old[i] && old[i] !== query.entry) this.#deps.services.subscriptions.unsubscribe(old[i]!, query);
+          if (!query.removed) this.#dirty.add(query.queryId);
+        });
+      }
+      this.#appliedIdentity = newIdentity;
+      this.flush();
+    });
+  }
+
+  #mutation(requestId: number, udfPath: string, args: JsonValue): void {
+    if (this.#pendingMutations >= MAX_PENDING_MUTATIONS) {
+      this.close(1011, `TooManyConcurrentRequests: more than ${MAX_PENDING_MUTATIONS} mutations are queued`);
+      return;
+    }
+    this.#pendingMutations++;
+    const authDone = this.#authDone;
+    const sessionId = this.#sessionId!;
+    this.#mutations = this.#mutations.then(async () => {
+      await authDone;
+      if (this.#closed) return;
+      const caller = this.#caller;
+      const response = await this.#deps.mutationLog.run(sessionId, requestId, async () => {
+        const result = await this.#deps.backend.executor.call({
+          path: udfPath,
+          args,
+          expectedType: "mutation",
+          identityJson: caller.identityJson,
+          allowInternal: caller.isAdmin,
+        });
+        if (result.ok) {
+          return `{"type":"MutationResponse","requestId":${requestId},"success":true,"result":${result.valueJson},` +
+            `"ts":"${timestampToBase64(result.ts)}","logLines":${JSON.stringify(result.logLines)}}`;
+        }
+        return JSON.stringify({
+          type: "MutationResponse",
+          requestId,
+          success: false,
+          result: result.errorMessage,
+          ts: null,
+          logLines: result.logLines,
+          ...(result.errorData === undefined ? {} : { errorData: result.errorData }),
+        });
+      });
+      this.#send(response);
+      const ts = /"ts":"([^"]+)"/.exec(response);
+      if (ts && response.includes('"success":true')) {
+        const commitTs = timestampFromBase64(ts[1]);
+        if (this.#waitTs === null || commitTs > this.#waitTs) this.#waitTs = commitTs;
+        this.flush();
+      }
+    }).catch((error) => {
+      console.error("denvex: mutation failed:", error);
+      this.close(1011, "InternalServerError: the server failed to run a mutation");
+    }).finally(() => this.#pendingMutations--);
+  }
+
+  #action(requestId: number, udfPath: string, args: JsonValue): void {
+    if (this.#pendingActions >= MAX_PENDING_ACTIONS) {
+      this.close(1011, `TooManyConcurrentRequests: more than ${MAX_PENDING_ACTIONS} actions are running`);
+      return;
+    }
+    this.#pendingActions++;
+    const authDone = this.#authDone;
+    void (async () => {
+      await authDone;
+      if (this.#closed) return;
+      const result = await this.#deps.backend.executor.call({
+        path: udfPath,
+        args,
+        expectedType: "action",
+        identityJson: this.#caller.identityJson,
+        allowInternal: this.#caller.isAdmin,
+      });
+      if (result.ok) {
+        this.#send(
+          `{"type":"ActionResponse","requestId":${requestId},"success":true,"result":${result.valueJson},` +
+            `"logLines":${JSON.stringify(result.logLines)}}`,
+        );
+      } else {
+        this.#send(JSON.stringify({
+          type: "ActionResponse",
+          requestId,
+          success: false,
+          result: result.errorMessage,
+          logLines: result.logLines,
+          ...(result.errorData === undefined ? {} : { errorData: result.errorData }),
+        }));
+      }
+    })().catch((error) => {
+      console.error("denvex: action failed:", error);
+      this.close(1011, "InternalServerError: the server failed to run an action");
+    }).finally(() => this.#pendingActions--);
+  }
+
+  /**
+   * Sends a Transition if anything is owed: changed results, applied query-set or identity versions, or a mutation
+   * waiting for a Transition at or past its commit. All results in it are valid at the subscription watermark.
+   */
+  flush(): void {
+    if (this.#closed) return;
+    const watermark = this.#deps.services.subscriptions.watermark;
+    const endTs = watermark > this.#sentTs ? watermark : this.#sentTs;
+    const modifications: string[] = [];
+    for (const queryId of this.#removals) modifications.push(`{"type":"QueryRemoved","queryId":${queryId}}`);
+    this.#removals = [];
+    for (const queryId of this.#dirty) {
+      const query = this.#queries.get(queryId);
+      if (!query) continue;
+      const modification = this.#modificationOf(query);
+      if (modification !== null) modifications.push(modification);
+    }
+    this.#dirty.clear();
+    const waitMet = this.#waitTs !== null && this.#waitTs <= endTs;
+    if (waitMet) this.#waitTs = null;
+    this.#deps.onWaiting(this, this.#waitTs !== null);
+    if (
+      modifications.length === 0 && !waitMet && this.#appliedQuerySet === this.#sentQuerySet &&
+      this.#appliedIdentity === this.#sentIdentity
+    ) return;
+    const start = versionJson(this.#sentQuerySet, this.#sentIdentity, this.#sentTs);
+    const end = versionJson(this.#appliedQuerySet, this.#appliedIdentity, endTs);
+    this.#sentQuerySet = this.#appliedQuerySet;
+    this.#sentIdentity = this.#appliedIdentity;
+    this.#sentTs = endTs;
+    const skew = this.#clockSkewMs === null ? "" : `,"clientClockSkew":${this.#clockSkewMs}`;
+    this.#send(
+      `{"type":"Transition","startVersion":${start},"endVersion":${end},"modifications":[${
+        modifications.join(",")
+      }]${skew},"serverTs":${Date.now() * 1_000_000}}`,
+    );
+  }
+
+  /** The modification for one query, or null if the client already has its current result. */
+  #modificationOf(query: LiveQuery): string | null {
+    if (query.entry === null) {
+      if (query.failure === null) return null;
+      const hash = `failure:${query.failure}`;
+      if (query.sentHash === hash) return null;
+      query.sentHash = hash;
+      return JSON.stringify({
+        type: "QueryFailed",
+        queryId: query.queryId,
+        errorMessage: query.failure,
+        logLines: [],
+        journal: null,
+      });
+    }
+    const entry = query.entry;
+    if (query.sentHash === entry.hash) return null;
+    query.sentHash = entry.hash;
+    const run = entry.result;
+    const logLines = JSON.stringify(run.logLines);
+    if (run.ok) {
+      return `{"type":"QueryUpdated","queryId":${query.queryId},"value":${run.valueJson},"logLines":${logLines},` +
+        `"journal":null}`;
+    }
+    return JSON.stringify({
+      type: "QueryFailed",
+      queryId: query.queryId,
+      errorMessage: run.errorMessage,
+      logLines: run.logLines,
+      journal: null,
+      ...(run.errorData === undefined ? {} : { errorData: run.errorData }),
+    });
+  }
+}

@@ -1,0 +1,188 @@
+/**
+ * Unit tests of the runtime's building blocks: the syscall channel, message framing, import specifier checks,
+ * console formatting and function path resolution.
+ */
+import { assert, assertEquals, assertMatch, assertRejects } from "./runtime_asserts.ts";
+import { createChannelBuffer, decodeRequest, SyncChannelServer } from "../src/runtime/sync_channel.ts";
+import { encodeFrame, FrameWriter, readFrames } from "../src/runtime/framing.ts";
+import { checkSpecifier, scanSpecifiers } from "../src/runtime/specifiers.ts";
+import { validateModules } from "../src/runtime/module_writer.ts";
+import { ModuleLoadError } from "../src/runtime/errors.ts";
+import { inspect } from "../src/runtime/worker/inspect.ts";
+import { resolveFunctionPath } from "../src/runtime/worker/functions.ts";
+import { QueryStreams } from "../src/runtime/worker/query_streams.ts";
+
+Deno.test("sync channel: round trips, and chunks messages larger than its buffer both ways", async () => {
+  const buffer = createChannelBuffer(64); // tiny, so most messages span many chunks
+  const server = new SyncChannelServer(buffer, { spinUs: 0 });
+  const served: string[] = [];
+  const serving = server.serve((request) => {
+    const { op, argsJson } = decodeRequest(request);
+    served.push(op);
+    return op === "echo" ? "O" + argsJson : op === "grow" ? "O" + "y".repeat(Number(argsJson)) : 'E{"message":"no"}';
+  });
+  const clientUrl = new URL("../src/runtime/sync_channel.ts", import.meta.url).href;
+  const source = `
+    import { SyncChannelClient, decodeResponse, encodeRequest } from "${clientUrl}";
+    self.onmessage = (event) => {
+      const client = new SyncChannelClient(event.data);
+      const big = "x".repeat(10_000) + "é✓";
+      const echoed = decodeResponse(client.call(encodeRequest("echo", big)));
+      const grown = decodeResponse(client.call(encodeRequest("grow", "5000")));
+      const failed = decodeResponse(client.call(encodeRequest("other", "{}")));
+      const small = decodeResponse(client.call(encodeRequest("echo", "1")));
+      self.postMessage({
+        echoed: echoed.ok && echoed.resultJson === big,
+        grown: grown.ok && grown.resultJson.length === 5000,
+        failed,
+        small,
+      });
+    };
+  `;
+  const worker = new Worker(URL.createObjectURL(new Blob([source], { type: "text/javascript" })), { type: "module" });
+  const answer = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    worker.onmessage = (event) => resolve(event.data);
+    worker.onerror = (event) => reject(new Error(event.message));
+    worker.postMessage(buffer);
+  });
+  worker.terminate();
+  server.close();
+  await serving;
+  assertEquals(answer, {
+    echoed: true,
+    grown: true,
+    failed: { ok: false, message: "no" },
+    small: { ok: true, resultJson: "1" },
+  });
+  assertEquals(served, ["echo", "grow", "other", "echo"]);
+});
+
+Deno.test("framing: messages survive arbitrary stream chunking", async () => {
+  const messages = [{ a: 1 }, { text: "x".repeat(200_000) }, { unicode: "é✓" }, []];
+  const bytes = new Uint8Array(messages.flatMap((m) => [...encodeFrame(m)]));
+  // Split into odd-sized pieces, including splits inside length prefixes.
+  const pieces: Uint8Array[] = [];
+  for (let offset = 0, size = 1; offset < bytes.length; offset += size, size = (size * 7) % 65_537 + 1) {
+    pieces.push(bytes.subarray(offset, offset + size));
+  }
+  const stream = ReadableStream.from(pieces);
+  const received: unknown[] = [];
+  for await (const message of readFrames(stream)) received.push(message);
+  assertEquals(received, messages);
+
+  const chunks: Uint8Array[] = [];
+  const writer = new FrameWriter(new WritableStream({ write: (chunk) => void chunks.push(chunk) }));
+  await Promise.all([writer.send({ n: 1 }), writer.send({ n: 2 })]);
+  await writer.close();
+  const again: unknown[] = [];
+  for await (const message of readFrames(ReadableStream.from(chunks))) again.push(message);
+  assertEquals(again, [{ n: 1 }, { n: 2 }]);
+});
+
+Deno.test("framing: a corrupted length ends the stream with an error", async () => {
+  const bogus = new Uint8Array([0xff, 0xff, 0xff, 0xff, 1, 2, 3]);
+  await assertRejects(async () => {
+    for await (const _ of readFrames(ReadableStream.from([bogus]))) {
+      // unreachable
+    }
+  });
+});
+
+Deno.test("specifiers: finds every esbuild import form and checks them", () => {
+  const source = [
+    'import {a as n} from "./_deps/ABC.js";',
+    "import {",
+    "  b,",
+    "  c",
+    '} from "../_deps/DEF.js";',
+    'export * from "./other.js";',
+    'import "./side.js";',
+    'const lazy = await import("./lazy.js");',
+    'const text = "import nothing here";',
+  ].join("\n");
+  assertEquals(scanSpecifiers(source).map((s) => s.specifier).sort(), [
+    "../_deps/DEF.js",
+    "./_deps/ABC.js",
+    "./lazy.js",
+    "./other.js",
+    "./side.js",
+  ]);
+  const known = new Set(["dir/a.js", "_deps/DEF.js", "b.js"]);
+  assertEquals(checkSpecifier("dir/a.js", "../_deps/DEF.js", known), null);
+  assertEquals(checkSpecifier("dir/a.js", "../b.js", known), null);
+  assertMatch(checkSpecifier("dir/a.js", "../../x.js", known)!, /outside the module tree/);
+  assertMatch(checkSpecifier("dir/a.js", "./missing.js", known)!, /not part of the push/);
+  assertMatch(checkSpecifier("a.js", "jsr:@std/path", known)!, /jsr: imports are not allowed/);
+  assertMatch(checkSpecifier("a.js", "blob:abc", known)!, /blob: imports are not allowed/);
+  assertMatch(checkSpecifier("a.js", "/etc/x.js", known)!, /absolute paths/);
+  assertMatch(checkSpecifier("a.js", "convex/server", known)!, /bare specifiers/);
+});
+
+Deno.test("module writer: rejects bad paths, duplicates and node modules", () => {
+  const module = (path: string, environment: "isolate" | "node" = "isolate") => ({ path, source: "", environment });
+  const failure = (modules: ReturnType<typeof module>[]): unknown => {
+    try {
+      validateModules(modules);
+    } catch (error) {
+      return error;
+    }
+    return null;
+  };
+  for (const path of ["../x.js", "/abs.js", "a/./b.js", "noext", "a b.js"]) {
+    assert(failure([module(path)]) instanceof ModuleLoadError, `expected ${path} to be rejected`);
+  }
+  assert(failure([module("a.js"), module("a.js")]) instanceof ModuleLoadError);
+  assertMatch((failure([module("n.js", "node")]) as Error).message, /use node/);
+  validateModules([module("a.js"), module("_deps/X1.js"), module("dir/b-c.js")]);
+});
+
+Deno.test("inspect: renders console arguments like the official runtime", () => {
+  assertEquals(inspect("hi"), "'hi'");
+  assertEquals(inspect("it's\n"), "'it\\'s\\n'");
+  assertEquals(inspect(1), "1");
+  assertEquals(inspect(-0), "-0");
+  assertEquals(inspect(3n), "3n");
+  assertEquals(inspect(null), "null");
+  assertEquals(inspect(undefined), "undefined");
+  assertEquals(inspect([]), "[]");
+  assertEquals(inspect({}), "{}");
+  assertEquals(inspect([1, "a", [2]]), "[ 1, 'a', [ 2 ] ]");
+  assertEquals(inspect({ a: 1, "b-c": { d: [true] } }), "{\n  a: 1,\n  'b-c': {\n    d: [ true ]\n  }\n}");
+  assertEquals(inspect([{ a: 1 }]), "[\n  {\n    a: 1\n  }\n]");
+  assertEquals(inspect(new Error("boom")), "[Error: boom]");
+  assertEquals(inspect(function named() {}), "[Function: named]");
+  assertEquals(inspect(new Map([["k", 1]])), "Map (1) {'k' => 1}");
+  const circular: Record<string, unknown> = {};
+  circular.self = circular;
+  assertEquals(inspect(circular), "{\n  self: [Circular]\n}");
+  assertEquals(inspect({ a: { b: { c: { d: { e: { f: 1 } } } } } }).includes("[Object]"), true);
+});
+
+Deno.test("function paths: last colon, default export, .js appended", () => {
+  assertEquals(resolveFunctionPath("messages:list"), { modulePath: "messages.js", exportName: "list" });
+  assertEquals(resolveFunctionPath("dir/file"), { modulePath: "dir/file.js", exportName: "default" });
+  assertEquals(resolveFunctionPath("dir/file.js:default"), { modulePath: "dir/file.js", exportName: "default" });
+  assertEquals(resolveFunctionPath("a:b:c"), { modulePath: "a:b.js", exportName: "c" });
+});
+
+Deno.test("query streams: growing read-ahead batches served one document at a time", () => {
+  const streams = new QueryStreams();
+  const documents = Array.from({ length: 50 }, (_, i) => ({ i }));
+  const batches: number[] = [];
+  let position = 0;
+  const fetch = (_queryId: number, batchSize: number) => {
+    batches.push(batchSize);
+    const values = documents.slice(position, position + batchSize);
+    position += values.length;
+    return { values, done: position >= documents.length };
+  };
+  const seen: unknown[] = [];
+  for (;;) {
+    const next = JSON.parse(streams.next(7, fetch));
+    if (next.done) break;
+    seen.push(next.value);
+  }
+  assertEquals(seen, documents);
+  assertEquals(batches, [8, 32, 128]);
+  streams.cleanup(7);
+});
