@@ -11,7 +11,10 @@ export const FIRST_USER_TABLE_NUMBER = 10_001;
 export const SYSTEM_TABLE_NUMBERS: Readonly<Record<string, number>> = {
   _scheduled_functions: 1,
   _storage: 2,
+  _mutation_results: 3,
 };
+/** System tables only the server reads: invisible to user code, even through `ctx.db.system`. */
+export const INTERNAL_TABLE_NAMES: ReadonlySet<string> = new Set(["_mutation_results"]);
 export const MAX_TABLES = 10_000;
 export const MAX_INDEXES_PER_TABLE = 64;
 
@@ -82,11 +85,18 @@ export class CatalogView {
 
 /** An empty catalog with the system tables registered. */
 export function emptyCatalog(): Catalog {
-  const tables: TableInfo[] = [];
+  return withSystemTables({ version: 1, tables: [], schemaValidation: false });
+}
+
+/** `catalog` with every system table registered (databases created by older versions lack newer ones). */
+export function withSystemTables(catalog: Catalog): Catalog {
   let nextIndexId = 1;
+  for (const table of catalog.tables) for (const index of table.indexes) nextIndexId = Math.max(nextIndexId, index.indexId + 1);
+  const tables = [...catalog.tables];
   for (const [name, tableNumber] of Object.entries(SYSTEM_TABLE_NUMBERS)) {
+    if (tables.some((table) => table.name === name)) continue;
     tables.push({ name, tableNumber, indexes: builtinIndexes(name, nextIndexId), documentType: null });
     nextIndexId += 2;
   }
-  return { version: 1, tables, schemaValidation: false };
+  return tables.length === catalog.tables.length ? catalog : { ...catalog, tables };
 }

@@ -5,7 +5,14 @@
  */
 import { parseConvexJsonText } from "../values/mod.ts";
 import type { CommitBatch, DocumentRevision, IndexEntry, Persistence } from "../persistence/types.ts";
-import { builtinIndexes, CatalogView, emptyCatalog, FIRST_USER_TABLE_NUMBER, MAX_TABLES } from "./catalog.ts";
+import {
+  builtinIndexes,
+  CatalogView,
+  emptyCatalog,
+  FIRST_USER_TABLE_NUMBER,
+  MAX_TABLES,
+  withSystemTables,
+} from "./catalog.ts";
 import { TimestampClock } from "./clock.ts";
 import { type CommitKeys, ConflictHistory } from "./conflicts.ts";
 import { documentIndexKey } from "./index_range.ts";
@@ -45,7 +52,7 @@ type QueueItem =
 /** Opens the database on a persistence. */
 export async function openDatabase(persistence: Persistence, options: DatabaseOptions = {}): Promise<Database> {
   const catalogJson = await persistence.getGlobal(CATALOG_GLOBAL);
-  const catalog: Catalog = catalogJson ? JSON.parse(catalogJson) : emptyCatalog();
+  const catalog: Catalog = catalogJson ? withSystemTables(JSON.parse(catalogJson)) : emptyCatalog();
   const maxTs = await persistence.maxTs();
   return new Database(persistence, catalog, maxTs, options);
 }

@@ -4,6 +4,7 @@
  */
 import { compareKeys, jsonToValue, parseConvexJsonText, type Value } from "../values/mod.ts";
 import { compileExpression } from "./filter.ts";
+import { INTERNAL_TABLE_NAMES } from "./catalog.ts";
 import { compileIndexRange, keyAfter, type KeyRange, type RangeExpression } from "./index_range.ts";
 import { MAX_PAGE_SIZE, MAX_STREAM_BATCH, TRANSACTION_LIMITS } from "./limits.ts";
 import { type QueryOperator, QueryStream } from "./query_stream.ts";
@@ -120,7 +121,8 @@ export class DatabaseSyscalls implements TransactionHost {
 
   /** Resolves the table of `id`, honouring the optional explicit `table` argument and system-table rules. */
   #tableFor(id: string, explicitTable: unknown, isSystem: boolean, op: string): TableInfo | undefined {
-    const table = this.transaction.tableOfId(id);
+    const found = this.transaction.tableOfId(id);
+    const table = found && INTERNAL_TABLE_NAMES.has(found.name) ? undefined : found;
     if (typeof explicitTable === "string") {
       if (!table || table.name !== explicitTable) {
         const expectedTable = this.transaction.catalog.tableByName(explicitTable);
@@ -241,6 +243,7 @@ export class DatabaseSyscalls implements TransactionHost {
       throw badArgument(`query: unknown source type ${JSON.stringify(source.type)}`);
     }
     const tableName = indexName.slice(0, indexName.indexOf("."));
+    if (INTERNAL_TABLE_NAMES.has(tableName)) return null;
     const found = this.transaction.catalog.index(indexName);
     if (!found) {
       if (!this.transaction.catalog.tableByName(tableName) && !indexName.endsWith(".by_id")) {

@@ -9,6 +9,7 @@ import { type Database, type ReadRange, SyscallError } from "../database/mod.ts"
 import type { ExecutionResult, RunnerPool } from "../runtime/mod.ts";
 import type { ActiveDeployment, FunctionInfo } from "./deployment.ts";
 import { type FunctionAddress, parseFunctionPath } from "./paths.ts";
+import { findResult, recordResult, resultRecordId } from "./idempotency.ts";
 
 /** How often a mutation is retried after optimistic-concurrency conflicts before the caller gets the error. */
 const MAX_MUTATION_ATTEMPTS = 24;
@@ -26,6 +27,8 @@ export interface CallRequest {
   requestId?: string;
   /** Read at this snapshot instead of the latest (`/api/query_at_ts`). Queries only. */
   snapshotTs?: bigint;
+  /** Makes a mutation idempotent: a repeat of the key returns the first result (see idempotency.ts). */
+  idempotencyKey?: string;
 }
 
 /** The outcome of a call; failures of user code are `ok: false`, not exceptions. */
@@ -271,13 +274,26 @@ export class FunctionExecutor {
     request: CallRequest,
   ): Promise<CallResult> {
     const database = this.#deps.database;
+    const recordId = request.idempotencyKey === undefined ? null : await resultRecordId(request.idempotencyKey);
     for (let attempt = 1;; attempt++) {
+      if (recordId !== null) {
+        const remembered = await findResult(database, recordId);
+        if (remembered) {
+          return { ok: true, udfType: "mutation", valueJson: remembered.valueJson, logLines: [], ts: remembered.ts };
+        }
+      }
       const snapshotTs = database.latestTs;
       const result = await this.#execute(deployment, address, info, argsJson, request, snapshotTs);
       const finished = this.#finish(info, result, snapshotTs);
       if (!finished.ok || !result.outcome) return finished;
+      const outcome = result.outcome;
+      if (recordId !== null) {
+        const { write, read } = recordResult(database, recordId, finished.valueJson);
+        outcome.writes.push(write);
+        outcome.readSet.push(read);
+      }
       try {
-        const ts = await database.commit(result.outcome);
+        const ts = await database.commit(outcome);
         return { ...finished, ts };
       } catch (error) {
         const conflict = error instanceof SyscallError && error.code === "OptimisticConcurrencyControlFailure";

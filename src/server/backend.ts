@@ -5,7 +5,10 @@
 import type { Database } from "../database/mod.ts";
 import type { PersistenceLocation } from "../persistence/types.ts";
 import { RunnerPool } from "../runtime/mod.ts";
-import { ExecutionLog, FunctionExecutor, serveActionCall } from "../functions/mod.ts";
+import { ExecutionLog, FunctionExecutor, serveActionCall, sweepResults } from "../functions/mod.ts";
+
+/** How often old mutation results (idempotency records) are swept. */
+const RESULT_SWEEP_INTERVAL_MS = 10 * 60 * 1000;
 import { DeploymentStore } from "../deploy/store.ts";
 import { systemFunctions } from "../deploy/system_functions.ts";
 
@@ -83,8 +86,15 @@ export async function openBackend(options: BackendOptions): Promise<Backend> {
       instanceName: options.instanceName,
       urls: options.urls,
       dataDir: options.dataDir,
-      close: () => pool.close(),
+      close: () => {
+        clearInterval(sweepTimer);
+        return pool.close();
+      },
     };
+    const sweepTimer = setInterval(() => {
+      sweepResults(options.database).catch((error) => console.error("denvex: sweeping mutation results:", error));
+    }, RESULT_SWEEP_INTERVAL_MS);
+    Deno.unrefTimer(sweepTimer);
     return backend;
   } catch (error) {
     await pool.close();

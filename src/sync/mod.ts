@@ -3,7 +3,7 @@
  * them when query results advance, pings idle ones every 15 s, and tells clients when their token expires.
  */
 import type { Backend } from "../server/backend.ts";
-import { MutationLog } from "./mutation_log.ts";
+import { MutationLog, type MutationReply } from "./mutation_log.ts";
 import { type FunctionServices, servicesFor } from "./services.ts";
 import { SyncSession } from "./session.ts";
 
@@ -26,7 +26,7 @@ export class SyncHub {
   readonly #sessions = new Set<SyncSession>();
   readonly #dirty = new Set<SyncSession>();
   readonly #waiting = new Set<SyncSession>();
-  readonly #mutationLog = new MutationLog<string>();
+  readonly #mutationLog = new MutationLog<MutationReply>();
   readonly #timer: ReturnType<typeof setInterval>;
   readonly #onAdvance: () => void;
   #closed = false;

@@ -2,10 +2,16 @@
  * Idempotent mutations (convex-compat.md §2.6): a client re-sends in-flight mutations after a reconnect with the same
  * `(sessionId, requestId)`; the first execution's response is replayed instead of running it twice.
  *
- * Limitation: the record lives in memory (bounded, least recently used dropped), not in the committing transaction
- * as the official backend does, so a repeat after a server restart or after eviction runs again. Writing the record
- * in the same commit needs a database hook (a system table written with the mutation's outcome).
+ * This in-memory map only joins a repeat that arrives while the first execution is still running or shortly after;
+ * the durable guarantee comes from the executor, which records each result in the mutation's own commit
+ * (src/functions/idempotency.ts), so a repeat after a restart or after eviction is answered from the database.
  */
+
+/** A mutation's reply on the socket, and its commit ts when it succeeded. */
+export interface MutationReply {
+  text: string;
+  commitTs: bigint | null;
+}
 
 /** Responses remembered; a session re-sends only its few in-flight requests, so this covers many sessions. */
 export const MAX_REMEMBERED_MUTATIONS = 100_000;

@@ -11,7 +11,7 @@ import type { Backend } from "../server/backend.ts";
 import type { QueryEntry, QuerySpec } from "../subscriptions/mod.ts";
 import { timestampFromBase64, timestampToBase64 } from "../values/mod.ts";
 import type { JsonValue } from "../values/types.ts";
-import type { MutationLog } from "./mutation_log.ts";
+import type { MutationLog, MutationReply } from "./mutation_log.ts";
 import { type ClientMessage, parseClientMessage, ProtocolError, type QuerySetModification } from "./protocol.ts";
 import type { FunctionServices, QuerySubscriber } from "./services.ts";
 
@@ -32,7 +32,7 @@ export const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
 export interface SessionDeps {
   backend: Backend;
   services: FunctionServices;
-  mutationLog: MutationLog<string>;
+  mutationLog: MutationLog<MutationReply>;
   /** The session has query results to send at the next advance. */
   onDirty(session: SyncSession): void;
   /** The session waits for the watermark to reach a mutation's commit (flush it on advances), or no longer does. */
@@ -385,26 +385,32 @@ export class SyncSession {
           expectedType: "mutation",
           identityJson: caller.identityJson,
           allowInternal: caller.isAdmin,
+          // Recorded in the mutation's own commit, so a re-send after a reconnect or a restart is not run twice.
+          idempotencyKey: `${sessionId}\u0000${requestId}`,
         });
         if (result.ok) {
-          return `{"type":"MutationResponse","requestId":${requestId},"success":true,"result":${result.valueJson},` +
-            `"ts":"${timestampToBase64(result.ts)}","logLines":${JSON.stringify(result.logLines)}}`;
+          return {
+            text: `{"type":"MutationResponse","requestId":${requestId},"success":true,"result":${result.valueJson},` +
+              `"ts":"${timestampToBase64(result.ts)}","logLines":${JSON.stringify(result.logLines)}}`,
+            commitTs: result.ts,
+          };
         }
-        return JSON.stringify({
-          type: "MutationResponse",
-          requestId,
-          success: false,
-          result: result.errorMessage,
-          ts: null,
-          logLines: result.logLines,
-          ...(result.errorData === undefined ? {} : { errorData: result.errorData }),
-        });
+        return {
+          text: JSON.stringify({
+            type: "MutationResponse",
+            requestId,
+            success: false,
+            result: result.errorMessage,
+            ts: null,
+            logLines: result.logLines,
+            ...(result.errorData === undefined ? {} : { errorData: result.errorData }),
+          }),
+          commitTs: null,
+        };
       });
-      this.#send(response);
-      const ts = /"ts":"([^"]+)"/.exec(response);
-      if (ts && response.includes('"success":true')) {
-        const commitTs = timestampFromBase64(ts[1]);
-        if (this.#waitTs === null || commitTs > this.#waitTs) this.#waitTs = commitTs;
+      this.#send(response.text);
+      if (response.commitTs !== null) {
+        if (this.#waitTs === null || response.commitTs > this.#waitTs) this.#waitTs = response.commitTs;
         this.flush();
       }
     }).catch((error) => {
