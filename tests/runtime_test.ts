@@ -14,6 +14,7 @@ import {
 } from "../src/runtime/mod.ts";
 import { openPersistence } from "../src/persistence/mod.ts";
 import { openDatabase } from "../src/database/mod.ts";
+import { freshPostgres } from "./helpers/databases.ts";
 
 const SERVER_SECRET_ENV = "DENVEX_RUNTIME_TEST_SECRET";
 
@@ -275,4 +276,47 @@ Deno.test("runtime: runs a bundled Convex app in sandboxed runners", async (t) =
     Deno.env.delete(SERVER_SECRET_ENV);
   }
   await assertRejects(() => pool.execute({ udfType: "action" } as ExecuteRequest), RunnerPoolFullError);
+});
+
+Deno.test("runtime: runners read and write through PostgreSQL", async () => {
+  const location = await freshPostgres();
+  const dir = await Deno.makeTempDir({ prefix: "denvex-runtime-pg-test-" });
+  const modules = await bundleApp(await writeApp(dir));
+  await stopBundler();
+  const persistence = await openPersistence(location);
+  const database = await openDatabase(persistence);
+  const { deploymentDir } = await writeDeploymentModules(dir, modules);
+  const pool = new RunnerPool({
+    dataDir: dir,
+    location,
+    queryRunners: 1,
+    minActionRunners: 0,
+    createTable: (name) => database.createTable(name),
+    onCall: () => Promise.reject(new Error("no calls expected")),
+  });
+  const run = (udfType: "query" | "mutation", exportName: string, args: Record<string, unknown>) =>
+    pool.execute({
+      udfType,
+      modulePath: "messages.js",
+      exportName,
+      argsJson: JSON.stringify([args]),
+      snapshotTs: database.latestTs,
+      catalog: database.catalog,
+      identityJson: null,
+      env: {},
+      requestId: "pg",
+      deploymentDir,
+    });
+  try {
+    const sent = await run("mutation", "sendMany", { count: 300 });
+    assertEquals(sent.ok, true, sent.errorMessage);
+    await database.commit(sent.outcome!);
+    const counted = await run("query", "count", {});
+    assertEquals(counted.resultJson, "300", counted.errorMessage);
+  } finally {
+    await pool.close();
+    await persistence.close();
+    await location.cleanup();
+    await Deno.remove(dir, { recursive: true });
+  }
 });

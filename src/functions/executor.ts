@@ -5,7 +5,7 @@
  */
 import { decodeDocumentId, jsonToValue, parseConvexJsonText, validateValue } from "../values/mod.ts";
 import type { JsonValue, ValidatorJson } from "../values/types.ts";
-import { type Database, type ReadRange, SyscallError } from "../database/mod.ts";
+import { type Database, type DocumentWrite, type ReadRange, SyscallError } from "../database/mod.ts";
 import type { ExecutionResult, RunnerPool } from "../runtime/mod.ts";
 import type { ActiveDeployment, FunctionInfo } from "./deployment.ts";
 import { type FunctionAddress, parseFunctionPath } from "./paths.ts";
@@ -29,6 +29,11 @@ export interface CallRequest {
   snapshotTs?: bigint;
   /** Makes a mutation idempotent: a repeat of the key returns the first result (see idempotency.ts). */
   idempotencyKey?: string;
+  /**
+   * Extra writes (and the reads that guard them) committed atomically with a successful mutation, e.g. a scheduled
+   * job's state change to `success`. Called once per attempt, with the mutation's result, right before the commit.
+   */
+  withCommit?: (valueJson: string) => { writes: DocumentWrite[]; readSet: ReadRange[] };
 }
 
 /** The outcome of a call; failures of user code are `ok: false`, not exceptions. */
@@ -291,6 +296,11 @@ export class FunctionExecutor {
         const { write, read } = recordResult(database, recordId, finished.valueJson);
         outcome.writes.push(write);
         outcome.readSet.push(read);
+      }
+      if (request.withCommit) {
+        const extra = request.withCommit(finished.valueJson);
+        outcome.writes.push(...extra.writes);
+        outcome.readSet.push(...extra.readSet);
       }
       try {
         const ts = await database.commit(outcome);
