@@ -150,6 +150,14 @@ export const APP_FILES: Record<string, string> = {
       args: {},
       handler: async (ctx) => await ctx.scheduler.runAfter(0, anyApi.messages.send, { body: "later" }),
     });
+    export const exits = query({
+      args: { how: v.string() },
+      handler: async (_ctx, { how }) => {
+        if (how === "exit") Deno.exit(3);
+        else (globalThis as any).close();
+        return "still running";
+      },
+    });
     export const importOutside = query({
       args: {},
       handler: async () => {

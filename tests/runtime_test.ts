@@ -200,6 +200,10 @@ Deno.test("runtime: runs a bundled Convex app in sandboxed runners", async (t) =
         CONVEX_SITE_URL: "http://127.0.0.1:3211",
       });
       assertEquals(env.denoEnv, "NotCapable");
+      const exited = await query("exits", { how: "exit" });
+      assertStringIncludes(exited.errorMessage!, "Deno.exit() is not allowed");
+      const closed = await query("exits", { how: "close" });
+      assertStringIncludes(closed.errorMessage!, "TypeError");
       const imported = await query("importOutside");
       assertEquals(imported.ok, false);
       assertStringIncludes(imported.errorMessage!, "Requires read access");

@@ -24,7 +24,7 @@ const RESPONSE_ACK = 3; // the worker consumed a non-final response chunk
 /** Default data capacity: large enough that a typical batch of documents travels in one chunk. */
 export const DEFAULT_CHANNEL_BYTES = 1024 * 1024;
 /** Default poll time of the parent before it parks (see `SyncChannelServer`). */
-export const DEFAULT_SPIN_US = 0;
+export const DEFAULT_SPIN_US = 50;
 /** Hard cap on one message (request or response), so a runaway payload fails instead of exhausting memory. */
 export const MAX_CHANNEL_MESSAGE_BYTES = 64 * 1024 * 1024;
 

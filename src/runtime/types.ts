@@ -44,7 +44,10 @@ export interface ExecutionResult {
   errorData?: JsonValue;
   /** Console output, `[LOG] 'hi' 1` style (convex-compat.md §2.10). */
   logLines: string[];
-  /** Read set and write set of a mutation (also present for failed mutations, for diagnostics). */
+  /**
+   * Read set and write set of a query or mutation (a query's read set drives reactivity); present for failed calls
+   * too. Absent for actions and when the runner died.
+   */
   outcome?: TransactionOutcome;
   /** Wall time of the execution in the runner, syscalls included. */
   executionTimeMs: number;

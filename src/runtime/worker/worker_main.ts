@@ -58,8 +58,14 @@ function installGlobals(): void {
     jsSyscall: (op, args) => requireRouter().jsSyscall(op, args),
   };
   Object.defineProperty(globalThis, "Convex", { value: Object.freeze(convex), writable: false, configurable: false });
-  // User code must not talk to the runner directly or end the worker.
+  // User code must not talk to the runner directly or end the worker: a worker that ends itself (close(),
+  // Deno.exit()) leaves no trace the runner could notice, and its call would hang until the time limit.
   for (const name of ["postMessage", "onmessage", "close"]) define(name, undefined);
+  Object.defineProperty(Deno, "exit", {
+    value: () => {
+      throw new Error("Deno.exit() is not allowed in Convex functions");
+    },
+  });
   // A stray rejection or timer error in user code must not kill the worker: log it on the running execution.
   addListener("unhandledrejection", (event: Event) => {
     event.preventDefault();
