@@ -95,10 +95,14 @@ export function runnerCommand(options: RunnerCommandOptions): RunnerCommand {
       flags.push(`--allow-net=${url.hostname}:${url.port || "5432"}`);
       flags.push(`--allow-env=${POSTGRES_ENV_NAMES.join(",")}`);
     }
-  } else if (options.actionNet === "all") {
-    flags.push("--allow-net");
-  } else if (options.actionNet.length > 0) {
-    flags.push(`--allow-net=${options.actionNet.join(",")}`);
+  } else {
+    if (options.actionNet === "all") flags.push("--allow-net");
+    else if (options.actionNet.length > 0) flags.push(`--allow-net=${options.actionNet.join(",")}`);
+    if (options.location.kind === "postgres") {
+      // Actions may fetch, but never talk to the deployment's own database behind the engine's back.
+      const url = new URL(options.location.url);
+      flags.push(`--deny-net=${url.hostname}:${url.port || "5432"}`);
+    }
   }
   flags.push(`--allow-read=${read.join(",")}`);
   flags.push(`--v8-flags=--max-old-space-size=${options.maxHeapMb}`);
