@@ -34,13 +34,11 @@ const PAGE_ENTRY = fileURLToPath(new URL("./browser/app.ts", import.meta.url));
 const NODE_MODULES = fileURLToPath(new URL("../node_modules", import.meta.url));
 const WAIT_MS = 10_000;
 
-/** The sync suite's app plus a paginated query over a channel. */
+/** The sync suite's app plus a paginated query over a channel, `messages:page`. */
 const FILES: Record<string, string> = {
   ...SYNC_APP_FILES,
-  "pages.ts": `
-    import { query } from "./_generated/server";
+  "messages.ts": SYNC_APP_FILES["messages.ts"] + `
     import { paginationOptsValidator } from "convex/server";
-    import { v } from "convex/values";
 
     export const page = query({
       args: { channel: v.string(), paginationOpts: paginationOptsValidator },
@@ -64,7 +62,7 @@ const HTML = `<!doctype html>
     body { font-family: sans-serif; margin: 2rem; color: #222; }
     section { border: 1px solid #ccc; border-radius: 6px; padding: 0.5rem 1rem; margin-bottom: 1rem; max-width: 32rem; }
     li { padding: 0.1rem 0; }
-    button { margin-left: 0.5rem; }
+    form button { margin-left: 0.5rem; }
   </style>
 </head>
 <body>
@@ -95,6 +93,7 @@ function servePage(script: string): { url: string; server: Deno.HttpServer } {
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
     const { pathname } = new URL(request.url);
     if (pathname === "/") return new Response(HTML, { headers: { "content-type": "text/html; charset=utf-8" } });
+    if (pathname === "/favicon.ico") return new Response(null, { status: 204 });
     if (pathname === "/app.js") {
       return new Response(script, { headers: { "content-type": "text/javascript; charset=utf-8" } });
     }
@@ -209,6 +208,8 @@ Deno.test({
       });
 
       await page.screenshot({ path: SCREENSHOT, fullPage: true });
+      const errors = log.lines.filter((line) => line.startsWith("pageerror") || line.startsWith("console.error"));
+      assertEquals(errors, [], "the page logged errors");
     } finally {
       await browser?.close();
       await pageServer?.shutdown();

@@ -91,7 +91,9 @@ export function emptyCatalog(): Catalog {
 /** `catalog` with every system table registered (databases created by older versions lack newer ones). */
 export function withSystemTables(catalog: Catalog): Catalog {
   let nextIndexId = 1;
-  for (const table of catalog.tables) for (const index of table.indexes) nextIndexId = Math.max(nextIndexId, index.indexId + 1);
+  for (const table of catalog.tables) {
+    for (const index of table.indexes) nextIndexId = Math.max(nextIndexId, index.indexId + 1);
+  }
   const tables = [...catalog.tables];
   for (const [name, tableNumber] of Object.entries(SYSTEM_TABLE_NUMBERS)) {
     if (tables.some((table) => table.name === name)) continue;

@@ -32,3 +32,22 @@ export function decodeCursor(cursor: string, indexId: number): CursorPosition {
     throw new SyscallError("InvalidCursor", `InvalidCursor: the cursor ${JSON.stringify(cursor)} is malformed`);
   }
 }
+
+/** True when `cursor` is a well-formed cursor of index `indexId`. */
+export function isCursorOf(cursor: string, indexId: number): boolean {
+  const parts = cursor.split(".");
+  return parts.length === 3 && parts[0] === CURSOR_PREFIX && Number(parts[1]) === indexId;
+}
+
+const JOURNAL_PREFIX = "dvxj1:";
+
+/** A journal (convex-compat.md §2.9) holding the end cursor of a query's page. Opaque to clients. */
+export function encodeJournal(endCursor: string): string {
+  return JOURNAL_PREFIX + endCursor;
+}
+
+/** The end cursor inside a journal; null for no journal or one that is not ours (it is then ignored). */
+export function decodeJournal(journal: string | null): string | null {
+  if (typeof journal !== "string" || !journal.startsWith(JOURNAL_PREFIX)) return null;
+  return journal.slice(JOURNAL_PREFIX.length);
+}

@@ -17,6 +17,7 @@ export function openTransaction(options: {
   snapshotTs: bigint;
   udfType: "query" | "mutation";
   identityJson: string | null;
+  journal?: string | null;
   createTable?: (tableName: string) => Promise<Catalog>;
 }): TransactionHost {
   return new DatabaseSyscalls(options);

@@ -8,7 +8,7 @@ import { INTERNAL_TABLE_NAMES } from "./catalog.ts";
 import { compileIndexRange, keyAfter, type KeyRange, type RangeExpression } from "./index_range.ts";
 import { MAX_PAGE_SIZE, MAX_STREAM_BATCH, TRANSACTION_LIMITS } from "./limits.ts";
 import { type QueryOperator, QueryStream } from "./query_stream.ts";
-import { decodeCursor, encodeCursor } from "./cursor.ts";
+import { decodeCursor, decodeJournal, encodeCursor, encodeJournal, isCursorOf } from "./cursor.ts";
 import { Transaction, type TransactionOptions } from "./transaction.ts";
 import { SyscallError, type TableInfo, type TransactionHost, type TransactionOutcome } from "./types.ts";
 
@@ -53,9 +53,14 @@ export class DatabaseSyscalls implements TransactionHost {
   #nextQueryId = 0;
   #paginated = false;
   #lastCreationTimeMs = 0;
+  /** The end cursor the previous run's page ended at, from its journal. */
+  readonly #journalEndCursor: string | null;
+  /** The end cursor this run's page ended at: the journal of this run. */
+  #producedJournal: string | null = null;
 
   constructor(options: TransactionOptions) {
     this.transaction = new Transaction(options);
+    this.#journalEndCursor = decodeJournal(options.journal ?? null);
   }
 
   get snapshotTs(): bigint {
@@ -71,7 +76,9 @@ export class DatabaseSyscalls implements TransactionHost {
   }
 
   outcome(): TransactionOutcome {
-    return this.transaction.outcome();
+    const outcome = this.transaction.outcome();
+    if (this.#producedJournal !== null) outcome.journal = encodeJournal(this.#producedJournal);
+    return outcome;
   }
 
   syscall(op: string, argsJson: string): Promise<string> {
@@ -328,7 +335,13 @@ export class DatabaseSyscalls implements TransactionHost {
     }
     const indexId = stream.index.indexId;
     const start = args.cursor === null || args.cursor === undefined ? null : decodeCursor(args.cursor, indexId);
-    const end = args.endCursor === null || args.endCursor === undefined ? null : decodeCursor(args.endCursor, indexId);
+    // Without an explicit end, a re-run ends where the previous run's page ended (its journal), so a subscribed page
+    // keeps its boundary as documents come and go. A journal of another query is ignored rather than an error.
+    let endCursor: string | null = typeof args.endCursor === "string" ? args.endCursor : null;
+    if (endCursor === null && this.#journalEndCursor !== null && isCursorOf(this.#journalEndCursor, indexId)) {
+      endCursor = this.#journalEndCursor;
+    }
+    const end = endCursor === null ? null : decodeCursor(endCursor, indexId);
     const bounded = boundStream(stream, start, end, this.#streamContext(), this.transaction);
     if (!bounded) {
       return JSON.stringify({
@@ -359,7 +372,7 @@ export class DatabaseSyscalls implements TransactionHost {
     if (end) {
       // An explicit end cursor fixes the page's boundary: everything up to it, whatever the page size.
       isDone = end.kind === "end" && reachedEnd;
-      continueCursor = args.endCursor;
+      continueCursor = endCursor!;
     } else if (reachedEnd) {
       isDone = true;
       continueCursor = encodeCursor(indexId, { kind: "end" });
@@ -367,6 +380,7 @@ export class DatabaseSyscalls implements TransactionHost {
       isDone = false;
       continueCursor = lastKey ? encodeCursor(indexId, { kind: "key", key: lastKey }) : args.cursor;
     }
+    this.#producedJournal = continueCursor;
     return `{"page":[${page.join(",")}],"isDone":${isDone},"continueCursor":${JSON.stringify(continueCursor)},` +
       `"splitCursor":null,"pageStatus":null}`;
   }

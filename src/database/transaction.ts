@@ -34,6 +34,8 @@ export interface TransactionOptions {
   snapshotTs: bigint;
   udfType: "query" | "mutation";
   identityJson: string | null;
+  /** The journal of the previous run of this query (its page's end cursor), or null. */
+  journal?: string | null;
   /** Creates a table on first insert; returns the new catalog. Without it, inserts into new tables fail. */
   createTable?: (tableName: string) => Promise<Catalog>;
 }

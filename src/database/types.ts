@@ -72,6 +72,11 @@ export interface TransactionOutcome {
   writes: DocumentWrite[];
   /** Counters for limits and `getTransactionMetrics`. */
   metrics: { bytesRead: number; bytesWritten: number; documentsRead: number; documentsWritten: number };
+  /**
+   * A query's journal: the end cursor of its `paginate()` call, so the next run keeps the same page boundary
+   * (convex-compat.md §2.9). Absent when the function did not paginate.
+   */
+  journal?: string | null;
 }
 
 /** A transaction as the runtime drives it. Queries and mutations each get one; actions get none. */

@@ -27,6 +27,8 @@ export interface CallRequest {
   requestId?: string;
   /** Read at this snapshot instead of the latest (`/api/query_at_ts`). Queries only. */
   snapshotTs?: bigint;
+  /** A query's journal from its previous run (stable pagination). */
+  journal?: string | null;
   /** Makes a mutation idempotent: a repeat of the key returns the first result (see idempotency.ts). */
   idempotencyKey?: string;
   /**
@@ -46,6 +48,8 @@ export type CallResult =
     ts: bigint;
     /** What a query read: its subscription for reactivity. */
     readSet?: ReadRange[];
+    /** A query's journal for its next run (null when it did not paginate). */
+    journal?: string | null;
   }
   | {
     ok: false;
@@ -214,6 +218,7 @@ export class FunctionExecutor {
       snapshotTs,
       catalog: database.catalog,
       identityJson: request.identityJson,
+      journal: request.journal ?? null,
       env: this.#deps.environment(),
       requestId,
       deploymentDir: deployment.dir,
@@ -268,6 +273,7 @@ export class FunctionExecutor {
       logLines: result.logLines,
       ts,
       readSet: result.outcome?.readSet,
+      journal: result.outcome?.journal ?? null,
     };
   }
 

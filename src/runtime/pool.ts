@@ -150,6 +150,7 @@ export class RunnerPool {
             catalog: sendCatalog ? catalog : null,
             catalogVersion: catalog?.version ?? null,
             identityJson: request.identityJson,
+            journal: request.journal ?? null,
             env: request.env,
             requestId: request.requestId,
             deploymentDir: request.deploymentDir,

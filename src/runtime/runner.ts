@@ -251,6 +251,7 @@ export class Runner {
           snapshotTs: BigInt(message.snapshotTs),
           udfType,
           identityJson: message.identityJson,
+          journal: message.journal ?? null,
           createTable: async (tableName) =>
             JSON.parse(await this.#ownCall(executionId, CREATE_TABLE_OP, JSON.stringify({ tableName }))) as Catalog,
         });

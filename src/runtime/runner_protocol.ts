@@ -41,6 +41,8 @@ export interface RunnerExecuteMessage {
   catalog: Catalog | null;
   catalogVersion: number | null;
   identityJson: string | null;
+  /** The query's journal (stable pagination), or null. */
+  journal?: string | null;
   env: Record<string, string>;
   requestId: string;
   deploymentDir: string;

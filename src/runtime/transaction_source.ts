@@ -32,6 +32,7 @@ export class TransactionSource {
     snapshotTs: bigint;
     udfType: "query" | "mutation";
     identityJson: string | null;
+    journal?: string | null;
     createTable: (tableName: string) => Promise<Catalog>;
   }): Promise<TransactionHost> {
     if (options.catalog !== null) this.#catalog = options.catalog;
@@ -53,6 +54,7 @@ export class TransactionSource {
       snapshotTs: options.snapshotTs,
       udfType: options.udfType,
       identityJson: options.identityJson,
+      journal: options.journal ?? null,
       createTable: options.createTable,
     });
   }

@@ -23,6 +23,8 @@ export interface ExecuteRequest {
   catalog?: Catalog;
   /** JSON of the caller's identity (convex-compat.md §4.4.2) or null when unauthenticated. */
   identityJson: string | null;
+  /** A query's journal from its previous run (stable reactive pagination, convex-compat.md §2.9). */
+  journal?: string | null;
   /** The deployment's environment variables (CONVEX_CLOUD_URL / CONVEX_SITE_URL included by the caller). */
   env: Record<string, string>;
   /** Request ID given to actions (`invokeAction(requestId, …)`) and reported in metadata. */

@@ -21,6 +21,8 @@ export interface QueryRun {
   logLines: string[];
   /** The ranges it read; null when unknown (then every commit re-runs it). */
   readSet: ReadRange[] | null;
+  /** The journal for the next run (the end of its page), when the query paginated. */
+  journal?: string | null;
 }
 
 /** A cached query result and its watchers. */
@@ -237,7 +239,11 @@ export class SubscriptionManager<S> {
       if (entry.subscribers.size === 0) this.#drop(entry);
       else rerun.push(entry);
     }
-    const runs = await this.#runAll(rerun.map((entry) => entry.spec), ts);
+    // A re-run keeps the page boundary of the previous run: it runs with the journal that run produced.
+    const runs = await this.#runAll(
+      rerun.map((entry) => ({ ...entry.spec, journal: entry.result.journal ?? entry.spec.journal ?? null })),
+      ts,
+    );
     const changed: QueryEntry<S>[] = [];
     for (let i = 0; i < rerun.length; i++) {
       const entry = rerun[i];

@@ -10,6 +10,8 @@ export interface QuerySpec {
   identityJson: string | null;
   /** Admin callers may run internal functions; their results are cached apart. */
   allowInternal: boolean;
+  /** The journal the client sent (stable pagination, convex-compat.md §2.9); queries with another journal differ. */
+  journal?: string | null;
 }
 
 /** JSON with object keys sorted, so `{a, b}` and `{b, a}` are one key. */
@@ -30,5 +32,6 @@ export function queryKey(spec: QuerySpec): string {
   } catch {
     // An invalid path fails when run; it still needs a key.
   }
-  return `${path}\u0000${canonicalJson(spec.args)}\u0000${spec.identityJson ?? ""}\u0000${spec.allowInternal ? 1 : 0}`;
+  return `${path}\u0000${canonicalJson(spec.args)}\u0000${spec.identityJson ?? ""}\u0000${spec.allowInternal ? 1 : 0}` +
+    `\u0000${spec.journal ?? ""}`;
 }

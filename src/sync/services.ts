@@ -42,7 +42,13 @@ export function readSetOf(result: CallResult): ReadRange[] | null {
 /** Converts an executor result into a query run. */
 export function toQueryRun(result: CallResult): QueryRun {
   if (result.ok) {
-    return { ok: true, valueJson: result.valueJson, logLines: result.logLines, readSet: readSetOf(result) };
+    return {
+      ok: true,
+      valueJson: result.valueJson,
+      logLines: result.logLines,
+      readSet: readSetOf(result),
+      journal: result.journal ?? null,
+    };
   }
   return {
     ok: false,
@@ -66,6 +72,7 @@ export function servicesFor(backend: Backend): FunctionServices {
       identityJson: spec.identityJson,
       allowInternal: spec.allowInternal,
       snapshotTs,
+      journal: spec.journal ?? null,
     });
     return { run: toQueryRun(result), ts: result.ok ? result.ts : null };
   };

@@ -264,8 +264,14 @@ export class SyncSession {
     return run;
   }
 
-  #spec(udfPath: string, args: JsonValue): QuerySpec {
-    return { path: udfPath, args, identityJson: this.#caller.identityJson, allowInternal: this.#caller.isAdmin };
+  #spec(udfPath: string, args: JsonValue, journal: string | null): QuerySpec {
+    return {
+      path: udfPath,
+      args,
+      identityJson: this.#caller.identityJson,
+      allowInternal: this.#caller.isAdmin,
+      journal,
+    };
   }
 
   #modifyQuerySet(baseVersion: number, newVersion: number, modifications: QuerySetModification[]): void {
@@ -292,7 +298,11 @@ export class SyncSession {
         if (this.#queries.size >= MAX_QUERIES_PER_SOCKET) {
           throw new ProtocolError(`More than ${MAX_QUERIES_PER_SOCKET} queries on one connection`);
         }
-        const query = new LiveQuery(this, modification.queryId, this.#spec(modification.udfPath, modification.args));
+        const query = new LiveQuery(
+          this,
+          modification.queryId,
+          this.#spec(modification.udfPath, modification.args, modification.journal),
+        );
         this.#queries.set(query.queryId, query);
         added.push(query);
       }
@@ -517,7 +527,7 @@ export class SyncSession {
     const logLines = JSON.stringify(run.logLines);
     if (run.ok) {
       return `{"type":"QueryUpdated","queryId":${query.queryId},"value":${run.valueJson},"logLines":${logLines},` +
-        `"journal":null}`;
+        `"journal":${JSON.stringify(run.journal ?? query.spec.journal ?? null)}}`;
     }
     return JSON.stringify({
       type: "QueryFailed",
