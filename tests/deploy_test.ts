@@ -310,40 +310,66 @@ Deno.test({
 });
 
 Deno.test({
-  name: "npx convex deploy against the real server process (main.ts serve)",
+  name: "the official CLI against the real server process: deploy, run, env, data, function-spec, logs, dev --once",
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
     const server = await spawnServer();
     const app = await createConvexApp(APP);
+    const cli = async (args: string[]) => {
+      const result = await runConvexCli(app, args, server);
+      assertEquals(result.code, 0, `convex ${args.join(" ")}:\n${result.stdout}\n${result.stderr}`);
+      return result.stdout + result.stderr;
+    };
     try {
-      const probe = await fetch(`${server.url}/api/get_config_hashes`, {
-        method: "POST",
-        headers: { Authorization: `Convex ${server.adminKey}` },
-        body: "{}",
-      });
-      await probe.body?.cancel();
-      if (probe.status === 404) {
-        console.log("the server does not mount the deploy routes yet; skipped");
-        return;
-      }
-      const result = await runConvexCli(app, DEPLOY, server);
-      assertEquals(result.code, 0, result.stdout + result.stderr);
+      await cli(DEPLOY);
       const query = await fetch(`${server.url}/api/query`, {
         method: "POST",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ path: "messages:version", args: {}, format: "json" }),
       });
-      if (query.status === 404) {
-        await query.body?.cancel();
-        console.log("POST /api/query is not there yet; function calls checked in-process only");
-      } else {
-        assertEquals(await query.json(), { status: "success", value: 2, logLines: [] });
-      }
-      const env = await runConvexCli(app, ["env", "set", "GREETING", "hi"], server);
-      assertEquals(env.code, 0, env.stderr);
-      const dev = await runConvexCli(app, ["dev", "--once", "--typecheck=disable"], server);
-      assertEquals(dev.code, 0, dev.stdout + dev.stderr);
+      assertEquals(await query.json(), { status: "success", value: 1, logLines: [] });
+
+      // run: a mutation, a query, an internal function (admin), and an action calling an internal query.
+      assertMatch(await cli(["run", "messages:send", JSON.stringify({ body: "hi", author: "ann" })]), /"?[a-z0-9]{31,32}"?/);
+      assertStringIncludes(await cli(["run", "messages:byAuthor", JSON.stringify({ author: "ann" })]), "hi");
+      assertStringIncludes(await cli(["run", "messages:secret"]), "internal");
+      assertStringIncludes(await cli(["run", "messages:viaAction"]), "internal");
+
+      // env: set, get, list, remove.
+      await cli(["env", "set", "GREETING", "hello there"]);
+      assertStringIncludes(await cli(["env", "get", "GREETING"]), "hello there");
+      assertMatch(await cli(["env", "list"]), /GREETING=hello there/);
+      await cli(["env", "remove", "GREETING"]);
+      assert(!(await cli(["env", "list"])).includes("GREETING"), "the variable is gone");
+
+      // data: the tables, then one table's documents.
+      const tables = await cli(["data"]);
+      assertStringIncludes(tables, "messages");
+      assertStringIncludes(await cli(["data", "messages"]), "ann");
+
+      // function-spec: the functions and the HTTP route.
+      const spec = await cli(["function-spec"]);
+      assertStringIncludes(spec, "messages.js:byAuthor");
+      assertStringIncludes(spec, "/hello");
+
+      // logs: the execution log stream shows a function run after it starts.
+      const logs = new Deno.Command("node", {
+        args: [`${app.dir}/node_modules/convex/bin/main.js`, "logs", "--success"],
+        cwd: app.dir,
+        env: { CONVEX_SELF_HOSTED_URL: server.url, CONVEX_SELF_HOSTED_ADMIN_KEY: server.adminKey },
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      await cli(["run", "messages:send", JSON.stringify({ body: "logged", author: "bob" })]);
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      logs.kill("SIGTERM");
+      const output = await logs.output();
+      const logged = new TextDecoder().decode(output.stdout) + new TextDecoder().decode(output.stderr);
+      assertMatch(logged, /messages(\.js)?:send.*Function executed in \d+ ms/);
+
+      await cli(["dev", "--once", "--typecheck=disable"]);
     } finally {
       await app.dispose();
       await server.close();

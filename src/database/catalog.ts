@@ -15,6 +15,10 @@ export const SYSTEM_TABLE_NUMBERS: Readonly<Record<string, number>> = {
 };
 /** System tables only the server reads: invisible to user code, even through `ctx.db.system`. */
 export const INTERNAL_TABLE_NAMES: ReadonlySet<string> = new Set(["_mutation_results"]);
+/** Indexes of system tables beyond the built-in ones. The scheduler finds due jobs by `state.kind`, then time. */
+export const SYSTEM_INDEXES: Readonly<Record<string, string[]>> = {
+  "_scheduled_functions.by_next": ["state.kind", "scheduledTime"],
+};
 export const MAX_TABLES = 10_000;
 export const MAX_INDEXES_PER_TABLE = 64;
 
@@ -100,5 +104,15 @@ export function withSystemTables(catalog: Catalog): Catalog {
     tables.push({ name, tableNumber, indexes: builtinIndexes(name, nextIndexId), documentType: null });
     nextIndexId += 2;
   }
-  return tables.length === catalog.tables.length ? catalog : { ...catalog, tables };
+  let changed = tables.length !== catalog.tables.length;
+  for (const [indexName, fields] of Object.entries(SYSTEM_INDEXES)) {
+    const tableName = indexName.slice(0, indexName.indexOf("."));
+    const at = tables.findIndex((table) => table.name === tableName);
+    if (at === -1 || tables[at].indexes.some((index) => index.name === indexName)) continue;
+    // Ready at once: databases from before the index never wrote its table (the scheduler came with the index).
+    const index: IndexInfo = { indexId: nextIndexId++, name: indexName, fields, ready: true };
+    tables[at] = { ...tables[at], indexes: [...tables[at].indexes, index] };
+    changed = true;
+  }
+  return changed ? { ...catalog, tables } : catalog;
 }

@@ -6,6 +6,12 @@ export { type CommitEvent, Database, type DatabaseOptions, openDatabase } from "
 export { CatalogView, indexKeyFields, SYSTEM_TABLE_NUMBERS } from "./catalog.ts";
 export { DatabaseSyscalls, int64ToBase64 } from "./syscalls.ts";
 export { TRANSACTION_LIMITS } from "./limits.ts";
+export {
+  type JobStateKind,
+  MAX_FUNCTIONS_SCHEDULED,
+  MAX_SCHEDULED_ARGS_BYTES,
+  SCHEDULED_FUNCTIONS_TABLE,
+} from "./scheduler_syscalls.ts";
 import type { PersistenceReader } from "../persistence/types.ts";
 import { DatabaseSyscalls } from "./syscalls.ts";
 import type { Catalog, TransactionHost } from "./types.ts";

@@ -10,6 +10,7 @@ import { MAX_PAGE_SIZE, MAX_STREAM_BATCH, TRANSACTION_LIMITS } from "./limits.ts
 import { type QueryOperator, QueryStream } from "./query_stream.ts";
 import { decodeCursor, decodeJournal, encodeCursor, encodeJournal, isCursorOf } from "./cursor.ts";
 import { Transaction, type TransactionOptions } from "./transaction.ts";
+import { MAX_FUNCTIONS_SCHEDULED, MAX_SCHEDULED_ARGS_BYTES, SchedulerSyscalls } from "./scheduler_syscalls.ts";
 import { SyscallError, type TableInfo, type TransactionHost, type TransactionOutcome } from "./types.ts";
 
 const MAX_QUERY_OPERATORS = 256;
@@ -57,9 +58,11 @@ export class DatabaseSyscalls implements TransactionHost {
   readonly #journalEndCursor: string | null;
   /** The end cursor this run's page ended at: the journal of this run. */
   #producedJournal: string | null = null;
+  readonly #scheduler: SchedulerSyscalls;
 
   constructor(options: TransactionOptions) {
     this.transaction = new Transaction(options);
+    this.#scheduler = new SchedulerSyscalls(this.transaction, () => this.#nextCreationTimeMs());
     this.#journalEndCursor = decodeJournal(options.journal ?? null);
   }
 
@@ -119,6 +122,10 @@ export class DatabaseSyscalls implements TransactionHost {
         return Promise.resolve(this.transaction.identityJson ?? "null");
       case "1.0/getTransactionMetrics":
         return Promise.resolve(JSON.stringify(this.#metrics()));
+      case "1.0/schedule":
+        return this.#scheduler.schedule(args);
+      case "1.0/cancel_job":
+        return this.#scheduler.cancel(args);
       default:
         return Promise.reject(new SyscallError("UnknownAsyncOperation", `Unknown async operation ${op}`));
     }
@@ -407,8 +414,8 @@ export class DatabaseSyscalls implements TransactionHost {
       databaseQueries: entry(this.#nextQueryId, TRANSACTION_LIMITS.indexRanges),
       documentsRead: entry(metrics.documentsRead, TRANSACTION_LIMITS.documentsRead),
       documentsWritten: entry(metrics.documentsWritten, TRANSACTION_LIMITS.documentsWritten),
-      functionsScheduled: entry(0, 1000),
-      scheduledFunctionArgsBytes: entry(0, 16 * 1024 * 1024),
+      functionsScheduled: entry(this.#scheduler.functionsScheduled, MAX_FUNCTIONS_SCHEDULED),
+      scheduledFunctionArgsBytes: entry(this.#scheduler.scheduledArgsBytes, MAX_SCHEDULED_ARGS_BYTES),
       filesRead: entry(0, 0),
       fileReadBytes: entry(0, 0),
       filesWritten: entry(0, 0),

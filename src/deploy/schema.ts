@@ -177,7 +177,8 @@ export function planIndexes(catalog: Catalog, schema: ParsedSchema | null, alloc
   for (const table of catalog.tables) {
     const schemaTable = wanted.get(table.name);
     for (const index of table.indexes) {
-      if (isBuiltin(index)) continue;
+      // System tables' indexes belong to the server (e.g. the scheduler's), never to the schema.
+      if (isBuiltin(index) || table.tableNumber < FIRST_USER_TABLE_NUMBER) continue;
       // An index survives when the schema still wants its name with the same fields: a live one as it is, a pending
       // leftover of an earlier unfinished push by being reused below. Everything else is dropped at finish.
       const want = schemaTable?.indexes.find((candidate) => candidate.name === finalName(index));

@@ -33,9 +33,17 @@ export interface CallRequest {
   idempotencyKey?: string;
   /**
    * Extra writes (and the reads that guard them) committed atomically with a successful mutation, e.g. a scheduled
-   * job's state change to `success`. Called once per attempt, with the mutation's result, right before the commit.
+   * job's state change to `success`. Called once per attempt, with the mutation's result and the attempt's snapshot,
+   * right before the commit. Returning null abandons the attempt uncommitted (the call then fails), e.g. when the
+   * scheduled job was canceled at that snapshot.
    */
-  withCommit?: (valueJson: string) => { writes: DocumentWrite[]; readSet: ReadRange[] };
+  withCommit?: (
+    valueJson: string,
+    snapshotTs: bigint,
+  ) =>
+    | { writes: DocumentWrite[]; readSet: ReadRange[] }
+    | null
+    | Promise<{ writes: DocumentWrite[]; readSet: ReadRange[] } | null>;
 }
 
 /** The outcome of a call; failures of user code are `ok: false`, not exceptions. */
@@ -304,7 +312,8 @@ export class FunctionExecutor {
         outcome.readSet.push(read);
       }
       if (request.withCommit) {
-        const extra = request.withCommit(finished.valueJson);
+        const extra = await request.withCommit(finished.valueJson, snapshotTs);
+        if (extra === null) return failure("The mutation was not committed: its commit hook declined", info.udfType);
         outcome.writes.push(...extra.writes);
         outcome.readSet.push(...extra.readSet);
       }

@@ -7,6 +7,7 @@ import type { HttpDeps } from "./types.ts";
 import { resolveLimits } from "./types.ts";
 import { deployRoutes } from "../deploy/routes.ts";
 import { functionRoutes } from "./function_routes.ts";
+import { storageRoutes } from "./storage_routes.ts";
 
 /**
  * Builds the API app. It answers `GET /version` (the health check) and mounts the site app under `/http` so one
@@ -17,6 +18,8 @@ export function createApiApp(deps: HttpDeps): Hono {
   const app = new Hono();
   app.onError(handleError);
   app.notFound(handleNotFound);
+  // Uploads have their own, larger limit: registered before the global body limit, which then never runs for them.
+  if (deps.backend) app.route("/api", storageRoutes(deps.backend.storage));
   app.use("*", limitRequestBody(resolveLimits(deps).apiMaxRequestBodyBytes));
   app.get("/version", (c) => c.text(deps.version));
   if (deps.sync) {
@@ -28,6 +31,6 @@ export function createApiApp(deps: HttpDeps): Hono {
     app.route("/api", deployRoutes(deps.backend));
     app.route("/api", functionRoutes(deps.backend));
   }
-  app.route("/http", createSiteApp(deps));
+  app.route("/http", createSiteApp(deps, "/http"));
   return app;
 }

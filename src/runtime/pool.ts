@@ -155,7 +155,8 @@ export class RunnerPool {
             requestId: request.requestId,
             deploymentDir: request.deploymentDir,
             timeLimitMs,
-          });
+            ...(request.http === undefined ? {} : { http: request.http.head }),
+          }, request.http?.exchange);
           if (catalog !== null) runner.catalogVersion = catalog.version;
           result.resolve(toExecutionResult(message));
         } catch (error) {

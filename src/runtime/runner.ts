@@ -21,6 +21,8 @@ import {
 } from "./runner_protocol.ts";
 import { decodeRequest, errorResponse, okResponse } from "./sync_channel.ts";
 import { TransactionSource } from "./transaction_source.ts";
+import { DatabaseSyscalls } from "../database/syscalls.ts";
+import { isStorageSyscall, storageSyscall } from "../database/storage_syscalls.ts";
 import { UserWorker } from "./user_worker.ts";
 import { validateConvexJson } from "./validation.ts";
 import {
@@ -51,6 +53,8 @@ interface CurrentRun {
   syscallMs: number;
   syscallStartedAt: number | null;
   timeLimitMs: number;
+  /** CONVEX_CLOUD_URL of the execution (file URLs of `ctx.storage.getUrl`). */
+  cloudUrl: string;
   /** Queries and mutations are limited on user-code time (syscalls excluded); actions and analysis on wall time. */
   excludesSyscalls: boolean;
   finish(message: WorkerResultMessage | WorkerAnalysisMessage): void;
@@ -101,6 +105,18 @@ export class Runner {
       case "callResult":
         this.#callResult(message);
         return;
+      case "httpBodyChunk":
+        // Bytes cross to the worker raw (transferred); only the process boundary needs base64.
+        this.#worker?.post({
+          type: "httpBodyChunk",
+          executionId: message.executionId,
+          data: message.dataBase64 === null ? null : Uint8Array.fromBase64(message.dataBase64),
+          ...(message.error === undefined ? {} : { error: message.error }),
+        });
+        return;
+      case "httpResponseAck":
+        this.#worker?.post(message);
+        return;
       case "init":
         throw new Error("Runner initialized twice");
     }
@@ -139,6 +155,18 @@ export class Runner {
           return;
         }
         void this.#send(message);
+        return;
+      case "httpBodyPull":
+      case "httpResponseHead":
+        if (run?.executionId === message.executionId && run.isAction) void this.#send(message);
+        return;
+      case "httpResponseChunk":
+        if (run?.executionId !== message.executionId || !run.isAction) return;
+        void this.#send({
+          type: "httpResponseChunk",
+          executionId: run.executionId,
+          dataBase64: message.data.toBase64(),
+        });
         return;
       case "ready":
         return;
@@ -187,6 +215,10 @@ export class Runner {
           return okResponse(JSON.stringify(validateConvexJson(validator, value, this.#transactions?.catalog ?? null)));
         }
         default:
+          if (isStorageSyscall(op) && host instanceof DatabaseSyscalls) {
+            const call = (callOp: string, callArgs: string) => this.#ownCall(run.executionId, callOp, callArgs);
+            return okResponse(await storageSyscall(host, op, argsJson, { call, cloudUrl: run.cloudUrl }));
+          }
           return okResponse(await host.syscall(op, argsJson));
       }
     } catch (error) {
@@ -267,6 +299,7 @@ export class Runner {
           syscallMs: 0,
           syscallStartedAt: null,
           timeLimitMs: message.timeLimitMs,
+          cloudUrl: message.env.CONVEX_CLOUD_URL ?? "",
           excludesSyscalls: udfType !== "action",
           finish,
           timeoutMessage: () => ({
@@ -290,6 +323,7 @@ export class Runner {
           env: message.env,
           nowMs: Date.now(),
           randomSeed: crypto.getRandomValues(new Uint32Array(1))[0],
+          ...(message.http === undefined ? {} : { http: message.http }),
         });
       }) as WorkerResultMessage;
       this.#current = null;
@@ -338,6 +372,7 @@ export class Runner {
           syscallMs: 0,
           syscallStartedAt: null,
           timeLimitMs: message.timeLimitMs,
+          cloudUrl: "",
           excludesSyscalls: false,
           finish,
           timeoutMessage: () => ({

@@ -15,6 +15,8 @@ import type {
   RunnerKind,
   RunnerResultMessage,
 } from "./runner_protocol.ts";
+import type { HttpExchange } from "./http_action_protocol.ts";
+import { relayHttpMessage } from "./http_action_relay.ts";
 
 /** How a runner process ended. */
 export interface RunnerExit {
@@ -54,7 +56,12 @@ export class RunnerProcess {
   readonly #child: Deno.ChildProcess;
   readonly #writer: FrameWriter;
   readonly #onCall: CallHandler;
-  #job: { executionId: string; resolve(message: FromRunnerMessage): void; reject(error: Error): void } | null = null;
+  #job: {
+    executionId: string;
+    resolve(message: FromRunnerMessage): void;
+    reject(error: Error): void;
+    http?: HttpExchange;
+  } | null = null;
   #killedByPool = false;
   #exit: RunnerExit | null = null;
 
@@ -103,8 +110,8 @@ export class RunnerProcess {
   }
 
   /** Runs one execution; rejects with RunnerExitError if the process dies first. */
-  execute(message: RunnerExecuteMessage): Promise<RunnerResultMessage> {
-    return this.#run(message) as Promise<RunnerResultMessage>;
+  execute(message: RunnerExecuteMessage, http?: HttpExchange): Promise<RunnerResultMessage> {
+    return this.#run(message, http) as Promise<RunnerResultMessage>;
   }
 
   /** Runs one analysis; rejects with RunnerExitError if the process dies first. */
@@ -112,11 +119,11 @@ export class RunnerProcess {
     return this.#run(message) as Promise<RunnerAnalysisMessage>;
   }
 
-  #run(message: RunnerExecuteMessage | RunnerAnalyzeMessage): Promise<FromRunnerMessage> {
+  #run(message: RunnerExecuteMessage | RunnerAnalyzeMessage, http?: HttpExchange): Promise<FromRunnerMessage> {
     if (this.#exit !== null) return Promise.reject(new RunnerExitError(this.#exit));
     if (this.#job !== null) return Promise.reject(new Error(`Runner ${this.id} is busy`));
     const job = Promise.withResolvers<FromRunnerMessage>();
-    this.#job = { executionId: message.executionId, resolve: job.resolve, reject: job.reject };
+    this.#job = { executionId: message.executionId, resolve: job.resolve, reject: job.reject, http };
     this.#writer.send(message).catch(() => this.kill());
     return job.promise.finally(() => {
       this.idleSince = performance.now();
@@ -161,6 +168,13 @@ export class RunnerProcess {
           case "call":
             void this.#answerCall(message);
             break;
+          case "httpBodyPull":
+          case "httpResponseHead":
+          case "httpResponseChunk": {
+            const http = this.#job?.executionId === message.executionId ? this.#job.http : undefined;
+            if (http) relayHttpMessage(http, message, (reply) => this.#writer.send(reply).catch(() => {}));
+            break;
+          }
         }
       }
     } catch (error) {

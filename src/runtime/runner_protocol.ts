@@ -5,6 +5,14 @@ import type { Catalog, TransactionOutcome } from "../database/types.ts";
 import type { PersistenceLocation } from "../persistence/types.ts";
 import type { JsonValue } from "../values/types.ts";
 import type { DeploymentAnalysis, UdfType } from "./types.ts";
+import type {
+  HttpBodyChunkMessage,
+  HttpBodyPullMessage,
+  HttpRequestHead,
+  HttpResponseAckMessage,
+  HttpResponseChunkMessage,
+  HttpResponseHeadMessage,
+} from "./http_action_protocol.ts";
 
 /** Runner kinds: transaction runners read the database; action runners may use the network instead. */
 export type RunnerKind = "transaction" | "action";
@@ -48,6 +56,8 @@ export interface RunnerExecuteMessage {
   deploymentDir: string;
   /** User-code time (queries/mutations: excluding syscalls) after which the runner fails the call and exits. */
   timeLimitMs: number;
+  /** Set for an HTTP action (udfType "action"): the request to route through `http.js`. */
+  http?: HttpRequestHead;
 }
 
 /** Server → runner: analyze a deployment. */
@@ -74,7 +84,9 @@ export type ToRunnerMessage =
   | RunnerInitMessage
   | RunnerExecuteMessage
   | RunnerAnalyzeMessage
-  | RunnerCallResultMessage;
+  | RunnerCallResultMessage
+  | HttpBodyChunkMessage
+  | HttpResponseAckMessage;
 
 /** Runner → server: initialized and warm. */
 export interface RunnerReadyMessage {
@@ -113,7 +125,14 @@ export interface RunnerCallMessage {
 }
 
 /** Everything a runner sends. */
-export type FromRunnerMessage = RunnerReadyMessage | RunnerResultMessage | RunnerAnalysisMessage | RunnerCallMessage;
+export type FromRunnerMessage =
+  | RunnerReadyMessage
+  | RunnerResultMessage
+  | RunnerAnalysisMessage
+  | RunnerCallMessage
+  | HttpBodyPullMessage
+  | HttpResponseHeadMessage
+  | HttpResponseChunkMessage;
 
 /** Exit code of a runner that stopped itself because user code exceeded its time limit. */
 export const EXIT_TIME_LIMIT = 75;

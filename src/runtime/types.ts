@@ -4,6 +4,7 @@
 import type { Catalog, TransactionOutcome } from "../database/types.ts";
 import type { PersistenceLocation } from "../persistence/types.ts";
 import type { JsonValue } from "../values/types.ts";
+import type { HttpExchange, HttpRequestHead } from "./http_action_protocol.ts";
 
 /** The kinds of function a runner executes (HTTP actions are not run yet). */
 export type UdfType = "query" | "mutation" | "action";
@@ -33,6 +34,11 @@ export interface ExecuteRequest {
   deploymentDir: string;
   /** Overrides the user-code time limit (default: 1 s for queries/mutations, 10 min for actions). */
   timeLimitMs?: number;
+  /**
+   * Makes an action call an HTTP action: the runner routes `head` through `http.js` (modulePath/exportName are only
+   * labels then) and streams the bodies through `exchange`.
+   */
+  http?: { head: HttpRequestHead; exchange: HttpExchange };
 }
 
 /** The result of one function call. A failure of user code is `ok: false`, never a thrown error. */

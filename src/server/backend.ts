@@ -11,6 +11,13 @@ import { ExecutionLog, FunctionExecutor, serveActionCall, sweepResults } from ".
 const RESULT_SWEEP_INTERVAL_MS = 10 * 60 * 1000;
 import { DeploymentStore } from "../deploy/store.ts";
 import { systemFunctions } from "../deploy/system_functions.ts";
+import { isStorageCall, serveStorageCall, StorageService } from "../storage/mod.ts";
+import {
+  SCHEDULER_ACTION_OPS,
+  type SchedulerService,
+  serveSchedulerActionOp,
+  startSchedulerService,
+} from "../scheduler/mod.ts";
 
 /** The origins clients reach this deployment at. */
 export interface DeploymentUrls {
@@ -27,6 +34,10 @@ export interface Backend {
   deployments: DeploymentStore;
   executor: FunctionExecutor;
   executionLog: ExecutionLog;
+  /** Scheduled functions and cron jobs. */
+  scheduler: SchedulerService;
+  /** File storage (`_storage` documents and their blobs). */
+  storage: StorageService;
   adminKey: string;
   instanceName: string;
   urls: DeploymentUrls;
@@ -48,6 +59,12 @@ export interface BackendOptions {
 export async function openBackend(options: BackendOptions): Promise<Backend> {
   const executionLog = new ExecutionLog();
   let executor: FunctionExecutor | null = null;
+  const storage = await StorageService.open({
+    database: options.database,
+    dataDir: options.dataDir,
+    adminKey: options.adminKey,
+    cloudUrl: () => options.urls.cloudUrl,
+  });
   const pool = new RunnerPool({
     dataDir: options.dataDir,
     location: options.location,
@@ -56,6 +73,8 @@ export async function openBackend(options: BackendOptions): Promise<Backend> {
         const { tableName } = JSON.parse(argsJson) as { tableName: string };
         return options.database.createTable(tableName).then((catalog) => JSON.stringify(catalog));
       }
+      if (SCHEDULER_ACTION_OPS.has(op)) return serveSchedulerActionOp(options.database, op, argsJson);
+      if (isStorageCall(op)) return serveStorageCall(storage, op, argsJson);
       if (!executor) return Promise.reject(new Error("The backend is starting"));
       return serveActionCall(executor, op, argsJson, context.identityJson);
     },
@@ -76,23 +95,34 @@ export async function openBackend(options: BackendOptions): Promise<Backend> {
       onExecution: (record) => executionLog.append(record),
       systemFunction: (name) => backend ? systemFunctions(backend)(name) : undefined,
     });
+    const scheduler = await startSchedulerService({
+      database: options.database,
+      executor,
+      deployment: () => deployments.active,
+    });
+    // A push replaces the cron jobs (an environment change keeps unchanged ones as they are).
+    deployments.onChange(() => scheduler.reloadCrons());
     backend = {
       database: options.database,
       pool,
       deployments,
       executor,
       executionLog,
+      scheduler,
+      storage,
       adminKey: options.adminKey,
       instanceName: options.instanceName,
       urls: options.urls,
       dataDir: options.dataDir,
       close: () => {
         clearInterval(sweepTimer);
+        scheduler.stop();
         return pool.close();
       },
     };
     const sweepTimer = setInterval(() => {
       sweepResults(options.database).catch((error) => console.error("denvex: sweeping mutation results:", error));
+      storage.sweepOrphans().catch((error) => console.error("denvex: sweeping orphaned file blobs:", error));
     }, RESULT_SWEEP_INTERVAL_MS);
     Deno.unrefTimer(sweepTimer);
     return backend;

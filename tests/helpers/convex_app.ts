@@ -142,13 +142,20 @@ export interface ServerProcess {
   url: string;
   siteUrl: string;
   adminKey: string;
+  dataDir: string;
+  /** Stops the server (SIGTERM) and deletes its data directory unless the caller passed one. */
   close(): Promise<void>;
+  /** kill -9: no shutdown at all; the data directory stays (restart with `spawnServer({dataDir, adminKey})`). */
+  kill(): Promise<void>;
 }
 
-/** Spawns the real server with the permission flags of the `start` task (data directory swapped for a temp one). */
-export async function spawnServer(): Promise<ServerProcess> {
-  const dataDir = await Deno.makeTempDir({ prefix: "denvex-server-" });
-  const adminKey = `denvex-test|${crypto.randomUUID().replaceAll("-", "")}`;
+/**
+ * Spawns the real server with the permission flags of the `start` task (data directory swapped for a temp one, or
+ * `options.dataDir` to restart on existing data).
+ */
+export async function spawnServer(options: { dataDir?: string; adminKey?: string } = {}): Promise<ServerProcess> {
+  const dataDir = options.dataDir ?? await Deno.makeTempDir({ prefix: "denvex-server-" });
+  const adminKey = options.adminKey ?? `denvex-test|${crypto.randomUUID().replaceAll("-", "")}`;
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -191,10 +198,15 @@ export async function spawnServer(): Promise<ServerProcess> {
     url,
     siteUrl,
     adminKey,
+    dataDir,
     async close() {
       child.kill("SIGTERM");
       await child.status;
-      await Deno.remove(dataDir, { recursive: true });
+      if (!options.dataDir) await Deno.remove(dataDir, { recursive: true });
+    },
+    async kill() {
+      child.kill("SIGKILL");
+      await child.status;
     },
   };
 }

@@ -3,6 +3,8 @@
  * fails with the official `Unknown async operation` text instead of whatever the receiver happens to say.
  */
 
+import { STORAGE_ACTION_OPS, STORAGE_TRANSACTION_OPS } from "./storage_js.ts";
+
 /** Synchronous syscalls answered by the transaction. */
 export const TRANSACTION_SYNC_OPS: ReadonlySet<string> = new Set([
   "1.0/queryStream",
@@ -23,6 +25,9 @@ export const TRANSACTION_ASYNC_OPS: ReadonlySet<string> = new Set([
   "1.0/count",
   "1.0/getUserIdentity",
   "1.0/getTransactionMetrics",
+  "1.0/schedule",
+  "1.0/cancel_job",
+  ...STORAGE_TRANSACTION_OPS,
 ]);
 
 /** Asynchronous syscalls of actions that the server answers (over postMessage, several may be in flight). */
@@ -36,19 +41,18 @@ export const ACTION_SERVER_OPS: ReadonlySet<string> = new Set([
   "1.0/getRequestMetadata",
   "1.0/createServiceToken",
   "1.0/getServiceUrl",
+  "1.0/actions/schedule",
+  "1.0/actions/cancel_job",
+  ...STORAGE_ACTION_OPS,
 ]);
 
 const UNSUPPORTED_OPS: ReadonlySet<string> = new Set([
-  "1.0/schedule",
-  "1.0/cancel_job",
-  "1.0/actions/schedule",
-  "1.0/actions/cancel_job",
   "1.0/actions/vectorSearch",
 ]);
 
-/** True for the scheduler, storage and search ops denvex does not implement yet: they fail at once. */
+/** True for the search ops denvex does not implement yet: they fail at once. */
 export function isUnsupportedOp(op: string): boolean {
-  return UNSUPPORTED_OPS.has(op) || op.startsWith("1.0/storage") || op.startsWith("storage/");
+  return UNSUPPORTED_OPS.has(op);
 }
 
 /** The error text of an op denvex does not implement yet. */

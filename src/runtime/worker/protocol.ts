@@ -4,6 +4,14 @@
  */
 import type { DeploymentAnalysis, UdfType } from "../types.ts";
 import type { JsonValue } from "../../values/types.ts";
+import type {
+  HttpBodyPullMessage,
+  HttpRequestHead,
+  HttpResponseAckMessage,
+  HttpResponseHeadMessage,
+  WorkerHttpBodyChunkMessage,
+  WorkerHttpResponseChunkMessage,
+} from "../http_action_protocol.ts";
 
 /** Channel ops the worker sends besides database syscalls. */
 export const NESTED_BEGIN_OP = "$nested/begin";
@@ -37,6 +45,8 @@ export interface WorkerExecuteMessage {
   nowMs: number;
   /** Seed of `Math.random()` in a query/mutation. */
   randomSeed: number;
+  /** Set for an HTTP action: the request to route through the deployment's `http.js`. */
+  http?: HttpRequestHead;
 }
 
 /** Main → worker: analyze modules of a deployment. */
@@ -58,7 +68,13 @@ export interface CallResultMessage {
 }
 
 /** Everything the main thread sends. */
-export type ToWorkerMessage = InitMessage | WorkerExecuteMessage | WorkerAnalyzeMessage | CallResultMessage;
+export type ToWorkerMessage =
+  | InitMessage
+  | WorkerExecuteMessage
+  | WorkerAnalyzeMessage
+  | CallResultMessage
+  | WorkerHttpBodyChunkMessage
+  | HttpResponseAckMessage;
 
 /** Worker → main: the worker is set up. */
 export interface ReadyMessage {
@@ -95,4 +111,11 @@ export interface CallMessage {
 }
 
 /** Everything the worker sends. */
-export type FromWorkerMessage = ReadyMessage | WorkerResultMessage | WorkerAnalysisMessage | CallMessage;
+export type FromWorkerMessage =
+  | ReadyMessage
+  | WorkerResultMessage
+  | WorkerAnalysisMessage
+  | CallMessage
+  | HttpBodyPullMessage
+  | HttpResponseHeadMessage
+  | WorkerHttpResponseChunkMessage;

@@ -18,6 +18,7 @@ import {
 } from "./ops.ts";
 import { QueryStreams } from "./query_streams.ts";
 import { runNestedFunction } from "./run_udf.ts";
+import { isStorageJsOp, storageJsSyscall } from "./storage_js.ts";
 
 /** Sends an action's syscall to the server and resolves with the result JSON. */
 export type ServerCall = (op: string, argsJson: string) => Promise<string>;
@@ -93,8 +94,9 @@ export class SyscallRouter implements ConvexGlobal {
     throw syscallFailure(`Unknown async operation ${op}`);
   }
 
-  jsSyscall(op: string, _args: Record<string, unknown>): unknown {
+  jsSyscall(op: string, args: Record<string, unknown>): unknown {
     if (currentExecution() === null) throw new Error(`Syscall ${op} made outside of a running function`);
+    if (isStorageJsOp(op) && currentFrame()?.udfType === "action") return storageJsSyscall(op, args, this.#serverCall);
     if (isUnsupportedOp(op)) throw new Error(unsupportedMessage(op));
     throw new Error(`Unknown operation ${op}`);
   }

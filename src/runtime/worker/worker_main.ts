@@ -13,6 +13,7 @@ import { functionName, runInFrame, SerialQueue, setCurrentExecution } from "./ex
 import type { Frame } from "./execution_state.ts";
 import { checkKind, loadFunction, type RegisteredFunction } from "./functions.ts";
 import { inspect } from "./inspect.ts";
+import { receiveHttpMessage, runHttpAction } from "./http_action.ts";
 import type {
   CallResultMessage,
   FromWorkerMessage,
@@ -29,7 +30,9 @@ import type { JsonValue } from "../../values/types.ts";
 const MAX_PENDING_CALLS = 1_000;
 
 // Captured before user code can shadow them.
-const workerScope = globalThis as unknown as { postMessage(message: FromWorkerMessage): void };
+const workerScope = globalThis as unknown as {
+  postMessage(message: FromWorkerMessage, transfer?: Transferable[]): void;
+};
 const post = workerScope.postMessage.bind(globalThis);
 const addListener = globalThis.addEventListener.bind(globalThis);
 
@@ -100,6 +103,10 @@ async function handle(message: ToWorkerMessage): Promise<void> {
     case "callResult":
       settleCall(message);
       return;
+    case "httpBodyChunk":
+    case "httpResponseAck":
+      receiveHttpMessage(message);
+      return;
   }
 }
 
@@ -161,6 +168,18 @@ async function execute(message: WorkerExecuteMessage): Promise<WorkerResultMessa
     ...(errorData === undefined ? {} : { errorData }),
     logLines: sink.lines,
   });
+  if (message.http !== undefined) {
+    const head = message.http;
+    try {
+      const resultJson = await runInFrame(root, () => runHttpAction(executionId, deploymentUrl, head, post));
+      return { type: "result", executionId, ok: true, resultJson, logLines: sink.lines };
+    } catch (error) {
+      const { errorMessage, errorData } = formatUncaught(error, deploymentUrl);
+      return fail(errorMessage, errorData);
+    } finally {
+      endRun();
+    }
+  }
   let fn: RegisteredFunction;
   try {
     fn = await loadFunction(deploymentUrl, modulePath, exportName);

@@ -1,0 +1,102 @@
+/**
+ * Serves HTTP actions (convex-compat.md §4.2): a request to the site origin runs the deployment's `http.js` router in
+ * an action runner, with the action context (`ctx.runQuery` & co. route like an action's). Unrouted paths get the
+ * official 404 text; a handler that throws gets a 500 and its error in the execution log; the server never falls over.
+ */
+import type { Backend } from "../server/backend.ts";
+import type { DeploymentAnalysis, ExecutionResult } from "../runtime/mod.ts";
+import type { HttpRequestHead } from "../runtime/http_action_protocol.ts";
+import { ResponseRelay } from "./http_action_exchange.ts";
+
+/** Methods an `http.js` route may have; HEAD is routed as GET. */
+const ROUTABLE_METHODS = new Set(["GET", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]);
+/** What a failed HTTP action answers (details go to the execution log, not to whoever sent the request). */
+const FAILURE_TEXT = "Internal Server Error: the HTTP action failed";
+
+/** Runs the HTTP action for `request`, whose path (without any mount prefix) is `path`. */
+export async function handleHttpAction(backend: Backend, request: Request, path: string): Promise<Response> {
+  const deployment = backend.deployments.active;
+  const method = request.method === "HEAD" ? "GET" : request.method;
+  if (deployment === null || !ROUTABLE_METHODS.has(method) || !hasRoute(deployment.analysis, path, method)) {
+    return notRouted(path);
+  }
+  const url = new URL(request.url);
+  url.pathname = path;
+  const head: HttpRequestHead = {
+    method: request.method,
+    url: url.href,
+    headers: [...request.headers.entries()],
+    hasBody: request.body !== null,
+  };
+  const relay = new ResponseRelay(request);
+  const requestId = crypto.randomUUID().replaceAll("-", "").slice(0, 16);
+  const startedAtMs = Date.now();
+  const execution = backend.pool.execute({
+    udfType: "action",
+    modulePath: "http.js",
+    exportName: "default",
+    argsJson: "[{}]",
+    identityJson: null,
+    env: {
+      ...backend.deployments.environmentVariables,
+      CONVEX_CLOUD_URL: backend.urls.cloudUrl,
+      CONVEX_SITE_URL: backend.urls.siteUrl,
+    },
+    requestId,
+    deploymentDir: deployment.dir,
+    http: { head, exchange: relay },
+  }).catch((error): ExecutionResult => ({
+    ok: false,
+    errorMessage: error instanceof Error ? error.message : String(error),
+    logLines: [],
+    executionTimeMs: Date.now() - startedAtMs,
+  }));
+  void execution.then((result) => {
+    relay.finish(result.ok ? undefined : new Error(result.errorMessage));
+    backend.executionLog.append({
+      udfType: "action",
+      displayName: `${method} ${path}`,
+      modulePath: "http.js",
+      exportName: "default",
+      ok: result.ok,
+      ...(result.errorMessage === undefined ? {} : { errorMessage: result.errorMessage }),
+      logLines: result.logLines,
+      startedAtMs,
+      executionTimeMs: result.executionTimeMs,
+      requestId,
+    });
+  });
+  const first = await Promise.race([relay.head.promise, execution]);
+  if ("status" in first) {
+    const bodyless = request.method === "HEAD" || first.status === 204 || first.status === 304;
+    // Nobody reads a dropped body: cancel it so the runner's chunks are acknowledged instead of piling up.
+    if (bodyless) relay.body.cancel().catch(() => {});
+    return new Response(bodyless ? null : relay.body, {
+      status: first.status,
+      statusText: first.statusText,
+      headers: first.headers,
+    });
+  }
+  return new Response(FAILURE_TEXT, { status: 500, headers: { "content-type": "text/plain; charset=utf-8" } });
+}
+
+/** The official answer for a path no route matches. */
+function notRouted(path: string): Response {
+  return new Response(`No HttpAction routed for ${path}`, {
+    status: 404,
+    headers: { "content-type": "text/plain; charset=utf-8" },
+  });
+}
+
+/**
+ * Whether the analyzed routes of `http.js` match, so unrouted requests never occupy a runner. The router's own
+ * `lookup` in the worker stays the authority for which handler runs.
+ */
+function hasRoute(analysis: DeploymentAnalysis, path: string, method: string): boolean {
+  const routes = analysis.modules.find((module) => module.path === "http.js")?.httpRoutes;
+  if (!routes) return false;
+  return routes.some((route) =>
+    route.method === method &&
+    (route.path.endsWith("*") ? path.startsWith(route.path.slice(0, -1)) : route.path === path)
+  );
+}

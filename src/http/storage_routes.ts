@@ -1,0 +1,47 @@
+/**
+ * File storage over HTTP (convex-compat.md §3.3): `POST /api/storage/upload?token=…` takes the raw bytes with their
+ * `Content-Type` and answers `{"storageId"}`; `GET /api/storage/<storageId>` serves them (with ranges). Uploads are
+ * streamed to disk and limited by `MAX_UPLOAD_BYTES` here, not by the API origin's smaller global body limit, so
+ * these routes are mounted before that middleware.
+ */
+import { Hono } from "hono";
+import type { ErrorBody } from "./errors.ts";
+import { BlobTooLargeError, MAX_UPLOAD_BYTES, serveFile, type StorageService } from "../storage/mod.ts";
+
+const CORS_HEADERS = {
+  "Access-Control-Allow-Origin": "*",
+  "Access-Control-Allow-Methods": "GET, HEAD, POST, OPTIONS",
+  "Access-Control-Allow-Headers": "Content-Type, Content-Length, Range",
+  "Access-Control-Max-Age": "86400",
+};
+
+function error(code: string, message: string, status: number): Response {
+  const body: ErrorBody = { code, message };
+  return Response.json(body, { status, headers: { "Access-Control-Allow-Origin": "*" } });
+}
+
+/** The storage routes, relative to `/api`. `maxUploadBytes` defaults to `MAX_UPLOAD_BYTES`. */
+export function storageRoutes(storage: StorageService, maxUploadBytes = MAX_UPLOAD_BYTES): Hono {
+  const app = new Hono();
+  app.options("/storage/*", () => new Response(null, { status: 204, headers: CORS_HEADERS }));
+  app.post("/storage/upload", async (c) => {
+    const problem = await storage.checkUploadToken(c.req.query("token"));
+    if (problem !== null) return error("BadUploadToken", `Cannot upload: ${problem}`, 401);
+    const declared = Number(c.req.header("Content-Length") ?? "NaN");
+    if (declared > maxUploadBytes) {
+      return error("PayloadTooLarge", `The file is larger than the upload limit of ${maxUploadBytes} bytes`, 413);
+    }
+    const contentType = c.req.header("Content-Type") || null;
+    try {
+      const storageId = await storage.store(c.req.raw.body ?? new Uint8Array(), contentType, maxUploadBytes);
+      return Response.json({ storageId }, { headers: { "Access-Control-Allow-Origin": "*" } });
+    } catch (caught) {
+      if (caught instanceof BlobTooLargeError) {
+        return error("PayloadTooLarge", `The file is larger than the upload limit of ${maxUploadBytes} bytes`, 413);
+      }
+      throw caught;
+    }
+  });
+  app.on(["GET", "HEAD"], "/storage/:storageId", (c) => serveFile(storage, c.req.param("storageId"), c.req.raw));
+  return app;
+}

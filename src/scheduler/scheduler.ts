@@ -1,0 +1,222 @@
+/**
+ * The scheduler loop: runs due `_scheduled_functions` jobs through the executor with bounded concurrency. It wakes
+ * at the next due time and whenever a commit touches the `by_next` index (a new, canceled or finished job).
+ *
+ * Guarantees, which rest on the database rather than on this loop's memory:
+ * - a scheduled mutation runs exactly once: its change to `success` rides in the mutation's own commit, together with
+ *   a read of the job document, so a cancel or a second run conflicts; after a crash the job is still `pending` and
+ *   runs again from scratch (nothing of the first attempt was committed);
+ * - a scheduled action runs at most once: it is claimed (`inProgress`) in a commit before it runs; jobs found
+ *   `inProgress` at startup were interrupted by a crash and become `failed`.
+ */
+import type { CommitEvent, Database } from "../database/mod.ts";
+import type { FunctionExecutor } from "../functions/mod.ts";
+import {
+  byNextIndex,
+  deleteWrite,
+  type Job,
+  jobRead,
+  type JobState,
+  readJob,
+  scanJobs,
+  stateWrite,
+  transitionJob,
+} from "./jobs.ts";
+
+/** Jobs running at once. */
+export const MAX_CONCURRENT_JOBS = 16;
+/** Pending jobs read per pass (running mutations stay pending, so read past them). */
+const SCAN_LIMIT = MAX_CONCURRENT_JOBS * 4;
+/** The longest sleep between passes, so a lost wake-up costs at most this long. */
+const MAX_SLEEP_MS = 30_000;
+/** How long finished jobs are kept (Convex keeps them 7 days). */
+export const FINISHED_JOB_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
+/** How often old finished jobs are deleted, and how many per state and commit. */
+const CLEANUP_INTERVAL_MS = 10 * 60 * 1000;
+const CLEANUP_BATCH = 1_000;
+/** Jobs recovered (interrupted actions marked failed) per startup batch. */
+const RECOVERY_BATCH = 256;
+
+const INTERRUPTED_ACTION_ERROR = "The action was interrupted (the server stopped while it ran); actions run at most " +
+  "once, so it was not retried";
+
+/** See the module comment. */
+export class Scheduler {
+  readonly #database: Database;
+  readonly #executor: FunctionExecutor;
+  readonly #running = new Set<string>();
+  #timer: ReturnType<typeof setTimeout> | null = null;
+  #cleanupTimer: ReturnType<typeof setInterval> | null = null;
+  #unsubscribe: (() => void) | null = null;
+  #passing = false;
+  #passRequested = false;
+  #stopped = false;
+
+  constructor(database: Database, executor: FunctionExecutor) {
+    this.#database = database;
+    this.#executor = executor;
+  }
+
+  /** Marks interrupted actions failed, then starts the loop. */
+  async start(): Promise<void> {
+    await this.#recoverInterruptedActions();
+    this.#unsubscribe = this.#database.onCommit((event) => this.#onCommit(event));
+    this.#cleanupTimer = setInterval(() => {
+      this.#cleanup().catch((error) => console.error("denvex: cleaning up scheduled functions:", error));
+    }, CLEANUP_INTERVAL_MS);
+    Deno.unrefTimer(this.#cleanupTimer);
+    this.wake();
+  }
+
+  /** Stops starting jobs. Running ones finish on their own (or fail with the database closing, staying pending). */
+  stop(): void {
+    this.#stopped = true;
+    this.#unsubscribe?.();
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    if (this.#cleanupTimer !== null) clearInterval(this.#cleanupTimer);
+  }
+
+  /** Jobs running right now (tests, metrics). */
+  get runningCount(): number {
+    return this.#running.size;
+  }
+
+  /** Requests a pass over due jobs; passes never overlap, a request during one runs another after it. */
+  wake(): void {
+    if (this.#stopped) return;
+    if (this.#passing) {
+      this.#passRequested = true;
+      return;
+    }
+    this.#passing = true;
+    this.#pass()
+      .catch((error) => {
+        console.error("denvex: scheduler pass failed:", error);
+        this.#sleep(1_000);
+      })
+      .finally(() => {
+        this.#passing = false;
+        if (this.#passRequested) {
+          this.#passRequested = false;
+          this.wake();
+        }
+      });
+  }
+
+  #onCommit(event: CommitEvent): void {
+    const keys = event.keysByIndex.get(byNextIndex(this.#database).indexId);
+    if (keys && keys.length > 0) this.wake();
+  }
+
+  #sleep(delayMs: number): void {
+    if (this.#stopped) return;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.wake();
+    }, Math.max(0, Math.min(delayMs, MAX_SLEEP_MS)));
+    Deno.unrefTimer(this.#timer);
+  }
+
+  async #pass(): Promise<void> {
+    const jobs = await scanJobs(this.#database, "pending", SCAN_LIMIT);
+    const nowMs = Date.now();
+    let nextDueMs = nowMs + MAX_SLEEP_MS;
+    for (const job of jobs) {
+      if (this.#stopped) return;
+      if (this.#running.has(job.id)) continue;
+      if (job.scheduledTimeMs > nowMs) {
+        nextDueMs = job.scheduledTimeMs;
+        break;
+      }
+      // Full: a finishing job wakes the loop again.
+      if (this.#running.size >= MAX_CONCURRENT_JOBS) return;
+      this.#running.add(job.id);
+      this.#run(job)
+        .catch((error) => console.error(`denvex: scheduled function ${job.name} (${job.id}):`, error))
+        .finally(() => {
+          this.#running.delete(job.id);
+          this.wake();
+        });
+    }
+    this.#sleep(nextDueMs - nowMs);
+  }
+
+  async #run(job: Job): Promise<void> {
+    const resolved = this.#executor.resolve(job.name, true);
+    if (typeof resolved === "string") {
+      await transitionJob(this.#database, job.id, "pending", { kind: "failed", error: resolved });
+      return;
+    }
+    const udfType = resolved.info.udfType;
+    if (udfType === "mutation") await this.#runMutation(job);
+    else if (udfType === "action") await this.#runAction(job);
+    else {
+      const error = `${resolved.address.displayName} is a query; only mutations and actions can be scheduled`;
+      await transitionJob(this.#database, job.id, "pending", { kind: "failed", error });
+    }
+  }
+
+  async #runMutation(job: Job): Promise<void> {
+    let declined = false;
+    const result = await this.#executor.call({
+      path: job.name,
+      args: job.args,
+      allowInternal: true,
+      identityJson: null,
+      withCommit: async (_valueJson, snapshotTs) => {
+        // Read at the mutation's own snapshot: the read range then catches any change after it, and a job already
+        // canceled (or run) before it is seen here.
+        const current = await readJob(this.#database, job.id, snapshotTs);
+        declined = !current || current.state.kind !== "pending";
+        if (declined) return null;
+        return {
+          writes: [stateWrite(this.#database, current!, { kind: "success" })],
+          readSet: [jobRead(this.#database, job.id)],
+        };
+      },
+    });
+    if (result.ok || declined || this.#stopped) return;
+    await transitionJob(this.#database, job.id, "pending", { kind: "failed", error: result.errorMessage });
+  }
+
+  async #runAction(job: Job): Promise<void> {
+    if (!await transitionJob(this.#database, job.id, "pending", { kind: "inProgress" })) return;
+    const result = await this.#executor.call({
+      path: job.name,
+      args: job.args,
+      allowInternal: true,
+      identityJson: null,
+    });
+    const state: JobState = result.ok ? { kind: "success" } : { kind: "failed", error: result.errorMessage };
+    // A cancel while it ran wins: the job stays canceled.
+    await transitionJob(this.#database, job.id, "inProgress", state);
+  }
+
+  async #recoverInterruptedActions(): Promise<void> {
+    for (;;) {
+      const jobs = await scanJobs(this.#database, "inProgress", RECOVERY_BATCH);
+      for (const job of jobs) {
+        await transitionJob(this.#database, job.id, "inProgress", { kind: "failed", error: INTERRUPTED_ACTION_ERROR });
+      }
+      if (jobs.length < RECOVERY_BATCH) return;
+    }
+  }
+
+  /** Deletes finished jobs scheduled before the retention window, a bounded batch per state. */
+  async #cleanup(): Promise<void> {
+    const cutoffMs = Date.now() - FINISHED_JOB_RETENTION_MS;
+    for (const kind of ["success", "failed", "canceled"] as const) {
+      if (this.#stopped) return;
+      const snapshotTs = this.#database.latestTs;
+      const jobs = await scanJobs(this.#database, kind, CLEANUP_BATCH, cutoffMs);
+      if (jobs.length === 0) continue;
+      await this.#database.commit({
+        snapshotTs: snapshotTs.toString(),
+        readSet: jobs.map((job) => jobRead(this.#database, job.id)),
+        writes: jobs.map((job) => deleteWrite(this.#database, job)),
+        metrics: { bytesRead: 0, bytesWritten: 0, documentsRead: jobs.length, documentsWritten: jobs.length },
+      }).catch(() => {/* a conflict: the next round deletes them */});
+    }
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * Serving a stored file: streamed from disk with its content type, whole (200) or one byte range (206 with
+ * `Content-Range`; 416 for a range outside the file). Multi-range requests get the whole file, which RFC 9110 allows.
+ */
+import type { StorageService } from "./storage_service.ts";
+
+/** Bytes read from disk per chunk. */
+const READ_CHUNK_BYTES = 256 * 1024;
+
+/** A single range `start..end` (inclusive), "whole" for no/ignored Range, or "unsatisfiable". */
+export type ByteRange = { start: number; end: number } | "whole" | "unsatisfiable";
+
+/** Parses a `Range` header against a file of `sizeBytes`. */
+export function parseRange(header: string | null, sizeBytes: number): ByteRange {
+  if (header === null) return "whole";
+  const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!match || (match[1] === "" && match[2] === "")) return "whole";
+  if (match[1] === "") {
+    // Suffix range: the last N bytes.
+    const suffix = Number(match[2]);
+    if (suffix === 0) return "unsatisfiable";
+    return sizeBytes === 0 ? "unsatisfiable" : { start: Math.max(0, sizeBytes - suffix), end: sizeBytes - 1 };
+  }
+  const start = Number(match[1]);
+  const end = match[2] === "" ? sizeBytes - 1 : Math.min(Number(match[2]), sizeBytes - 1);
+  if (start >= sizeBytes || end < start) return "unsatisfiable";
+  return { start, end };
+}
+
+/** The response for `GET`/`HEAD /api/storage/<storageId>`. */
+export async function serveFile(storage: StorageService, storageId: string, request: Request): Promise<Response> {
+  const entry = await storage.entry(storageId);
+  const opened = entry === null ? null : await storage.blobs.open(storageId);
+  if (entry === null || opened === null) {
+    return Response.json({ code: "FileNotFound", message: `File ${storageId} not found` }, { status: 404 });
+  }
+  const { file, sizeBytes } = opened;
+  const headers = new Headers({
+    "Content-Type": entry.contentType ?? "application/octet-stream",
+    "Accept-Ranges": "bytes",
+    "Cache-Control": "private, max-age=2592000, immutable",
+    "ETag": `"${entry.sha256Base64}"`,
+    "Access-Control-Allow-Origin": "*",
+  });
+  const range = parseRange(request.headers.get("Range"), sizeBytes);
+  if (range === "unsatisfiable") {
+    file.close();
+    headers.set("Content-Range", `bytes */${sizeBytes}`);
+    return new Response(null, { status: 416, headers });
+  }
+  const { start, end } = range === "whole" ? { start: 0, end: sizeBytes - 1 } : range;
+  const lengthBytes = Math.max(0, end - start + 1);
+  headers.set("Content-Length", String(lengthBytes));
+  if (range !== "whole") headers.set("Content-Range", `bytes ${start}-${end}/${sizeBytes}`);
+  const status = range === "whole" ? 200 : 206;
+  if (request.method === "HEAD" || lengthBytes === 0) {
+    file.close();
+    return new Response(null, { status, headers });
+  }
+  return new Response(fileSlice(file, start, lengthBytes), { status, headers });
+}
+
+/** `lengthBytes` of `file` from `start`, read on demand and closed at the end or on cancel. */
+function fileSlice(file: Deno.FsFile, start: number, lengthBytes: number): ReadableStream<Uint8Array> {
+  let remaining = lengthBytes;
+  let positioned = false;
+  const close = () => {
+    try {
+      file.close();
+    } catch { /* closed already */ }
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        if (!positioned) {
+          await file.seek(start, Deno.SeekMode.Start);
+          positioned = true;
+        }
+        const buffer = new Uint8Array(Math.min(READ_CHUNK_BYTES, remaining));
+        const read = await file.read(buffer);
+        if (read === null || read === 0) {
+          close();
+          controller.error(new Error("The stored file is shorter than its metadata says"));
+          return;
+        }
+        remaining -= read;
+        controller.enqueue(read === buffer.length ? buffer : buffer.subarray(0, read));
+        if (remaining === 0) {
+          close();
+          controller.close();
+        }
+      } catch (error) {
+        close();
+        controller.error(error);
+      }
+    },
+    cancel: close,
+  });
+}

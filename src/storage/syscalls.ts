@@ -1,0 +1,95 @@
+/**
+ * Storage ops the server answers: every storage syscall of actions and HTTP actions, and the blob reads/writes that a
+ * mutation's `ctx.storage.store/get` asks for (its `_storage` document is written in the mutation's own transaction).
+ * Blobs cross the runner bridge as base64, bounded by `MAX_SYSCALL_BLOB_BYTES`.
+ */
+import { isStorageId, MAX_SYSCALL_BLOB_BYTES, metadataOf, type StorageService } from "./storage_service.ts";
+import { BlobTooLargeError } from "./blob_store.ts";
+import { READ_BLOB_OP, WRITE_BLOB_OP } from "../database/storage_syscalls.ts";
+
+export { READ_BLOB_OP, WRITE_BLOB_OP };
+
+const STORAGE_OPS: ReadonlySet<string> = new Set([
+  "1.0/storageGenerateUploadUrl",
+  "1.0/storageGetUrl",
+  "1.0/storageGetMetadata",
+  "1.0/storageDelete",
+  "storage/storeBlob",
+  "storage/getBlob",
+  WRITE_BLOB_OP,
+  READ_BLOB_OP,
+]);
+
+/** True for the ops `serveStorageCall` answers. */
+export function isStorageCall(op: string): boolean {
+  return STORAGE_OPS.has(op);
+}
+
+/** Answers one storage op with its result JSON. */
+export async function serveStorageCall(storage: StorageService, op: string, argsJson: string): Promise<string> {
+  const args = JSON.parse(argsJson) as Record<string, unknown>;
+  switch (op) {
+    case "1.0/storageGenerateUploadUrl":
+      return JSON.stringify(await storage.generateUploadUrl());
+    case "1.0/storageGetUrl": {
+      const entry = await storage.entry(storageIdArg(args));
+      return JSON.stringify(entry === null ? null : storage.fileUrl(entry.storageId));
+    }
+    case "1.0/storageGetMetadata": {
+      const entry = await storage.entry(storageIdArg(args));
+      return JSON.stringify(entry === null ? null : metadataOf(entry));
+    }
+    case "1.0/storageDelete":
+      // Deleting a missing file is not an error (the file may be gone already).
+      await storage.delete(storageIdArg(args));
+      return "null";
+    case "storage/storeBlob": {
+      const bytes = blobArg(args);
+      const contentType = typeof args.contentType === "string" && args.contentType !== "" ? args.contentType : null;
+      return JSON.stringify(await storage.store(bytes, contentType, MAX_SYSCALL_BLOB_BYTES));
+    }
+    case WRITE_BLOB_OP: {
+      const written = await storage.writeBlob(blobArg(args), MAX_SYSCALL_BLOB_BYTES);
+      return JSON.stringify({ storageId: written.storageId, sha256: written.sha256Base64, size: written.sizeBytes });
+    }
+    case "storage/getBlob": {
+      const entry = await storage.entry(storageIdArg(args));
+      if (entry === null) return "null";
+      const bytes = await readLimited(storage, entry.storageId, entry.sizeBytes);
+      return JSON.stringify(bytes === null ? null : { blob: bytes.toBase64(), contentType: entry.contentType });
+    }
+    case READ_BLOB_OP: {
+      const bytes = await readLimited(storage, storageIdArg(args), null);
+      return JSON.stringify(bytes === null ? null : { blob: bytes.toBase64() });
+    }
+    default:
+      throw new Error(`Unknown async operation ${op}`);
+  }
+}
+
+function storageIdArg(args: Record<string, unknown>): string {
+  const storageId = args.storageId;
+  if (typeof storageId !== "string") throw new Error("storageId must be a string");
+  // Legacy UUID storage IDs never existed here: anything but an `_storage` ID is simply not found.
+  return isStorageId(storageId) ? storageId : "";
+}
+
+function blobArg(args: Record<string, unknown>): Uint8Array {
+  if (typeof args.blob !== "string") throw new Error("blob must be a base64 string");
+  // base64 is 4/3 of the bytes: reject an oversized blob before decoding it.
+  if (args.blob.length > Math.ceil(MAX_SYSCALL_BLOB_BYTES / 3) * 4) throw new BlobTooLargeError(MAX_SYSCALL_BLOB_BYTES);
+  return Uint8Array.fromBase64(args.blob);
+}
+
+async function readLimited(storage: StorageService, storageId: string, sizeBytes: number | null) {
+  if (storageId === "") return null;
+  if (sizeBytes !== null && sizeBytes > MAX_SYSCALL_BLOB_BYTES) {
+    throw new Error(
+      `File ${storageId} is ${sizeBytes} bytes; ctx.storage.get() reads at most ${MAX_SYSCALL_BLOB_BYTES} bytes ` +
+        "(serve larger files with ctx.storage.getUrl())",
+    );
+  }
+  const bytes = await storage.blobs.read(storageId);
+  if (bytes !== null && bytes.length > MAX_SYSCALL_BLOB_BYTES) throw new BlobTooLargeError(MAX_SYSCALL_BLOB_BYTES);
+  return bytes;
+}
