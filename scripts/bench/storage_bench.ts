@@ -1,7 +1,8 @@
 /**
  * File storage throughput: a 256 MiB upload (`POST /api/storage/upload`) and download (`GET /api/storage/<id>`)
  * through the real HTTP routes, against a plain file copy (`Deno.copyFile`) of the same size on the same disk,
- * measured in the same run and printed as ratios.
+ * measured in the same run and printed as ratios; plus a bare `Deno.serve` handler that streams the same body to a file
+ * (and a file back), to show which part of the cost is the HTTP stack itself.
  */
 import { join } from "node:path";
 import { Hono } from "hono";
@@ -64,6 +65,24 @@ try {
   const downloadMs = performance.now() - started;
   if (received !== SIZE_BYTES) throw new Error(`downloaded ${received} bytes`);
 
+  // The HTTP stack's own ceiling: a bare handler streaming the body to a file (no hashing, no fsync, no routing).
+  const bare = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
+    if (request.method === "GET") return new Response((await Deno.open(source)).readable);
+    const out = await Deno.open(join(dir, "bare.bin"), { write: true, create: true, truncate: true });
+    for await (const part of request.body!) await out.write(part);
+    out.close();
+    return new Response("ok");
+  });
+  started = performance.now();
+  await (await fetch(`http://127.0.0.1:${bare.addr.port}/`, { method: "POST", body: payload })).text();
+  const bareUploadMs = performance.now() - started;
+  started = performance.now();
+  let bareReceived = 0;
+  for await (const part of (await fetch(`http://127.0.0.1:${bare.addr.port}/`)).body!) bareReceived += part.length;
+  const bareDownloadMs = performance.now() - started;
+  await bare.shutdown();
+  if (bareReceived !== SIZE_BYTES) throw new Error(`bare download got ${bareReceived} bytes`);
+
   const mibPerS = (ms: number) => (SIZE_BYTES / 1024 / 1024 / (ms / 1000)).toFixed(0);
   console.log(`storage (${SIZE_BYTES / 1024 / 1024} MiB):`);
   console.log(`  plain file copy + fsync: ${copyMs.toFixed(0)} ms (${mibPerS(copyMs)} MiB/s)`);
@@ -74,6 +93,14 @@ try {
   console.log(
     `  download (HTTP): ${downloadMs.toFixed(0)} ms (${mibPerS(downloadMs)} MiB/s), ` +
       `${(copyMs / downloadMs).toFixed(2)}x the copy's throughput`,
+  );
+  console.log(
+    `  bare Deno.serve upload to a file: ${bareUploadMs.toFixed(0)} ms (${mibPerS(bareUploadMs)} MiB/s); ` +
+      `denvex upload ${(bareUploadMs / uploadMs).toFixed(2)}x its throughput`,
+  );
+  console.log(
+    `  bare Deno.serve download of a file: ${bareDownloadMs.toFixed(0)} ms (${mibPerS(bareDownloadMs)} MiB/s); ` +
+      `denvex download ${(bareDownloadMs / downloadMs).toFixed(2)}x its throughput`,
   );
 } finally {
   await server.shutdown();
