@@ -117,7 +117,7 @@ class ServerProcess {
     return this.#output;
   }
 
-  async #pump(stream: ReadableStream<Uint8Array>): Promise<void> {
+  async #pump(stream: ReadableStream<Uint8Array<ArrayBuffer>>): Promise<void> {
     for await (const text of stream.pipeThrough(new TextDecoderStream())) this.#output += text;
   }
 

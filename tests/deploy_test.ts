@@ -78,6 +78,9 @@ export const tick = internalMutation({ args: {}, handler: async () => null });
 `,
 };
 
+/** The app as first written: a step below edits APP in place for the rest of its test. */
+const PRISTINE_APP: Record<string, string> = { ...APP };
+
 const DEPLOY = ["deploy", "--typecheck=disable", "-y"];
 
 function assertMatch(text: string, pattern: RegExp): void {
@@ -315,7 +318,7 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     const server = await spawnServer();
-    const app = await createConvexApp(APP);
+    const app = await createConvexApp(PRISTINE_APP);
     const cli = async (args: string[]) => {
       const result = await runConvexCli(app, args, server);
       assertEquals(result.code, 0, `convex ${args.join(" ")}:\n${result.stdout}\n${result.stderr}`);

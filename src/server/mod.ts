@@ -96,6 +96,10 @@ export async function runServer(config: ServeConfig): Promise<number> {
     await sync.close();
     const drained = await withinMs(Promise.all(listeners.map((listener) => listener.shutdown())), SHUTDOWN_GRACE_MS);
     if (!drained) console.error(`denvex: requests still open after ${SHUTDOWN_GRACE_MS} ms; closing anyway`);
+    // The scheduler and the runner processes stop before the database they write to closes.
+    if (!await withinMs(backend.close(), DATABASE_CLOSE_TIMEOUT_MS)) {
+      console.error(`denvex: the function runtime did not stop within ${DATABASE_CLOSE_TIMEOUT_MS} ms`);
+    }
     if (!await withinMs(database.close(), DATABASE_CLOSE_TIMEOUT_MS)) {
       console.error(`denvex: the database did not close within ${DATABASE_CLOSE_TIMEOUT_MS} ms`);
       return 1;
