@@ -334,7 +334,10 @@ Deno.test({
       assertEquals(await query.json(), { status: "success", value: 1, logLines: [] });
 
       // run: a mutation, a query, an internal function (admin), and an action calling an internal query.
-      assertMatch(await cli(["run", "messages:send", JSON.stringify({ body: "hi", author: "ann" })]), /"?[a-z0-9]{31,32}"?/);
+      assertMatch(
+        await cli(["run", "messages:send", JSON.stringify({ body: "hi", author: "ann" })]),
+        /"?[a-z0-9]{31,32}"?/,
+      );
       assertStringIncludes(await cli(["run", "messages:byAuthor", JSON.stringify({ author: "ann" })]), "hi");
       assertStringIncludes(await cli(["run", "messages:secret"]), "internal");
       assertStringIncludes(await cli(["run", "messages:viaAction"]), "internal");

@@ -15,7 +15,7 @@ import {
 } from "./catalog.ts";
 import { TimestampClock } from "./clock.ts";
 import { type CommitKeys, ConflictHistory } from "./conflicts.ts";
-import { documentIndexKey } from "./index_range.ts";
+import { documentIndexKey, keyAfter } from "./index_range.ts";
 import { DatabaseSyscalls } from "./syscalls.ts";
 import { type Catalog, type DocumentWrite, SyscallError, type TableInfo, type TransactionOutcome } from "./types.ts";
 import { keysEqual } from "./keys.ts";
@@ -320,7 +320,7 @@ export class Database {
         const byId = found.table.indexes[0];
         const rows = await this.persistence.scanIndex({
           indexId: byId.indexId,
-          lowKey: afterKey ? appendZero(afterKey) : new Uint8Array(),
+          lowKey: afterKey ? keyAfter(afterKey) : new Uint8Array(),
           highKey: null,
           order: "asc",
           snapshotTs: this.#latestTs,
@@ -398,12 +398,6 @@ export class Database {
     while (this.#pruning) await new Promise((resolve) => setTimeout(resolve, 5));
     await this.persistence.close();
   }
-}
-
-function appendZero(key: Uint8Array): Uint8Array {
-  const next = new Uint8Array(key.length + 1);
-  next.set(key);
-  return next;
 }
 
 /** A catalog with one more user table. */

@@ -4,8 +4,14 @@
  * table, under an ID derived from the key. A repeat of the key — after a reconnect, even after a server restart —
  * finds the record and returns the first result and commit ts instead of running the mutation again.
  */
-import { encodeDocumentId, encodeIndexKey, keyToBase64 } from "../values/mod.ts";
-import { type Database, type DocumentWrite, type ReadRange, SYSTEM_TABLE_NUMBERS } from "../database/mod.ts";
+import { encodeDocumentId, encodeIndexKey } from "../values/mod.ts";
+import {
+  type Database,
+  documentReadRange,
+  type DocumentWrite,
+  type ReadRange,
+  SYSTEM_TABLE_NUMBERS,
+} from "../database/mod.ts";
 
 const RESULTS_TABLE = "_mutation_results";
 /** How long results are kept; a client re-sends only what was in flight when its socket dropped. */
@@ -40,9 +46,6 @@ export function recordResult(database: Database, recordId: string, valueJson: st
   read: ReadRange;
 } {
   const table = database.catalogView.tableByName(RESULTS_TABLE)!;
-  const key = encodeIndexKey([recordId]);
-  const afterKey = new Uint8Array(key.length + 1);
-  afterKey.set(key);
   const document = { _id: recordId, _creationTime: Date.now(), result: valueJson };
   return {
     write: {
@@ -52,7 +55,7 @@ export function recordResult(database: Database, recordId: string, valueJson: st
       previousTs: null,
       json: JSON.stringify(document),
     },
-    read: { indexId: table.indexes[0].indexId, lowKey: keyToBase64(key), highKey: keyToBase64(afterKey) },
+    read: documentReadRange(table, recordId),
   };
 }
 
@@ -86,10 +89,7 @@ export async function sweepResults(database: Database, retentionMs = MUTATION_RE
       previousTs: row.document.ts.toString(),
       json: null,
     });
-    const key = encodeIndexKey([row.document.id]);
-    const afterKey = new Uint8Array(key.length + 1);
-    afterKey.set(key);
-    readSet.push({ indexId: table.indexes[0].indexId, lowKey: keyToBase64(key), highKey: keyToBase64(afterKey) });
+    readSet.push(documentReadRange(table, row.document.id));
   }
   if (writes.length === 0) return 0;
   const metrics = { bytesRead: 0, bytesWritten: 0, documentsRead: writes.length, documentsWritten: writes.length };

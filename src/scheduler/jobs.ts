@@ -3,10 +3,11 @@
  * the `by_next` index (`state.kind`, then `scheduledTime`), and state changes built as hand-made commits that read
  * the job document, so a concurrent change (a cancel, another server's claim) makes one of them conflict.
  */
-import { encodeIndexKey, keyToBase64, prefixSuccessor } from "../values/mod.ts";
+import { encodeIndexKey, prefixSuccessor } from "../values/mod.ts";
 import type { JsonValue } from "../values/types.ts";
 import {
   type Database,
+  documentReadRange,
   type DocumentWrite,
   type IndexInfo,
   type JobStateKind,
@@ -101,10 +102,7 @@ export async function scanJobs(
 
 /** The read of one job document by ID: a commit carrying it conflicts with any other change to that job. */
 export function jobRead(database: Database, id: string): ReadRange {
-  const key = encodeIndexKey([id]);
-  const afterKey = new Uint8Array(key.length + 1);
-  afterKey.set(key);
-  return { indexId: jobsTable(database).indexes[0].indexId, lowKey: keyToBase64(key), highKey: keyToBase64(afterKey) };
+  return documentReadRange(jobsTable(database), id);
 }
 
 /** The write moving `job` (as read) to `state`; terminal states get `completedTime`. */

@@ -5,8 +5,8 @@
  * whose document never committed (a rolled-back mutation) or was deleted in a mutation are removed by a periodic
  * sweep once they are older than any transaction could be.
  */
-import { decodeDocumentId, encodeDocumentId, encodeIndexKey, keyToBase64 } from "../values/mod.ts";
-import { type Database, type DocumentWrite, SYSTEM_TABLE_NUMBERS } from "../database/mod.ts";
+import { decodeDocumentId, encodeDocumentId } from "../values/mod.ts";
+import { type Database, documentReadRange, type DocumentWrite, SYSTEM_TABLE_NUMBERS } from "../database/mod.ts";
 import { BlobStore, type WrittenBlob } from "./blob_store.ts";
 import { UploadTokens } from "./upload_token.ts";
 
@@ -149,13 +149,8 @@ export class StorageService {
   /** Commits hand-built writes to `_storage` (user writes to system tables are refused; this is the internal path). */
   async #commit(writes: DocumentWrite[], readIds: string[], snapshotTs = this.#database.latestTs): Promise<void> {
     const table = this.#database.catalogView.tableByName(STORAGE_TABLE)!;
-    const readSet = readIds.map((id) => {
-      // A point read of the document, so a concurrent delete of the same file conflicts instead of both winning.
-      const key = encodeIndexKey([id]);
-      const afterKey = new Uint8Array(key.length + 1);
-      afterKey.set(key);
-      return { indexId: table.indexes[0].indexId, lowKey: keyToBase64(key), highKey: keyToBase64(afterKey) };
-    });
+    // A point read of each document, so a concurrent delete of the same file conflicts instead of both winning.
+    const readSet = readIds.map((id) => documentReadRange(table, id));
     const bytesWritten = writes.reduce((sum, write) => sum + (write.json?.length ?? 0), 0);
     const metrics = { bytesRead: 0, bytesWritten, documentsRead: readIds.length, documentsWritten: writes.length };
     await this.#database.commit({ snapshotTs: snapshotTs.toString(), readSet, writes, metrics });
