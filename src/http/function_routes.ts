@@ -106,6 +106,16 @@ function udfResponse(result: CallResult, format: ValueFormat): Record<string, Js
   return body;
 }
 
+/**
+ * Sends a call's response. The encoded format splices the result's convex-JSON text in as it is (no parse and
+ * re-serialize of the value on the hot path); the clean format converts the value.
+ */
+function sendResult(c: Context, result: CallResult, format: ValueFormat): Response {
+  if (format !== "encoded" || !result.ok) return c.json(udfResponse(result, format), 200);
+  const text = `{"status":"success","value":${result.valueJson},"logLines":${JSON.stringify(result.logLines)}}`;
+  return c.body(text, 200, { "Content-Type": "application/json" });
+}
+
 /** Builds the function API app; mount it at `/api`. */
 export function functionRoutes(backend: Backend): Hono {
   const services = servicesFor(backend);
@@ -166,7 +176,7 @@ export function functionRoutes(backend: Backend): Hono {
       identityJson: caller.identityJson,
       allowInternal: caller.isAdmin,
     });
-    return c.json(udfResponse(result, body.format), 200);
+    return sendResult(c, result, body.format);
   };
 
   for (const udfType of ["query", "mutation", "action"] as const) {
@@ -225,7 +235,7 @@ export function functionRoutes(backend: Backend): Hono {
       allowInternal: caller.isAdmin,
       snapshotTs: ts,
     });
-    return c.json(udfResponse(result, body.format), 200);
+    return sendResult(c, result, body.format);
   });
 
   // `/api/run/messages/list` runs `messages:list`; the default format is clean JSON (Convex's public HTTP API).
