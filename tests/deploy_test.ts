@@ -168,6 +168,10 @@ Deno.test({
         assertMatch(result.stdout + result.stderr, /unchangedModuleHashes|Uploading functions/);
         assertEquals(await call(deployment, "messages:version"), 2);
         assertEquals((await call(deployment, "messages:list")).length, 2);
+        // The replaced module's source is forgotten: the store keeps the active deployment's modules only.
+        const stored = await deployment.backend.database.persistence.listGlobals("module:");
+        const active = deployment.backend.deployments.moduleRecords.map((m) => `module:${m.sha256}`);
+        assertEquals([...stored].sort(), [...new Set(active)].sort());
       });
 
       await t.step("a module that throws at import time", async () => {

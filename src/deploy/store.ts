@@ -5,11 +5,19 @@
  */
 import type { Database } from "../database/mod.ts";
 import { type ActiveDeployment, indexFunctions } from "../functions/mod.ts";
-import { type DeploymentAnalysis, type ModuleConfig, type RunnerPool, writeDeploymentModules } from "../runtime/mod.ts";
+import {
+  type DeploymentAnalysis,
+  type ModuleConfig,
+  modulesRoot,
+  type RunnerPool,
+  writeDeploymentModules,
+} from "../runtime/mod.ts";
 
 const DEPLOYMENT_GLOBAL = "deployment";
 const ENVIRONMENT_GLOBAL = "environment";
 const MODULE_GLOBAL_PREFIX = "module:";
+/** Module folders of earlier deployments kept on disk besides the active one. */
+const KEPT_OLD_MODULE_FOLDERS = 4;
 /** Convex's limits on environment variables. */
 export const MAX_ENVIRONMENT_VARIABLES = 1_000;
 export const MAX_ENVIRONMENT_NAME_LENGTH = 40;
@@ -199,6 +207,33 @@ export class DeploymentStore {
     }
     this.#install(record, prepared.deploymentDir);
     this.#notifyChange();
+    await this.#forgetOldDeployments(record).catch((error) => {
+      console.error("denvex: removing old deployments failed:", error);
+    });
+  }
+
+  /**
+   * Removes what earlier pushes left behind, so the data grows with the app, not with the number of pushes: module
+   * sources no longer in the active deployment (the CLI compares against the active one only), and module folders
+   * beyond the newest few (a runner may still lazily import from a just-replaced one, so a few stay).
+   */
+  async #forgetOldDeployments(active: DeploymentRecord): Promise<void> {
+    const keep = new Set(active.modules.map((module) => MODULE_GLOBAL_PREFIX + module.sha256));
+    const stale: Record<string, null> = {};
+    for (const key of await this.#database.persistence.listGlobals(MODULE_GLOBAL_PREFIX)) {
+      if (!keep.has(key)) stale[key] = null;
+    }
+    if (Object.keys(stale).length > 0) await this.#database.persistence.setGlobals(stale);
+    const root = modulesRoot(this.#dataDir);
+    const folders: { path: string; modifiedMs: number }[] = [];
+    for await (const entry of Deno.readDir(root)) {
+      if (!entry.isDirectory || entry.name.startsWith(".")) continue;
+      const path = `${root}/${entry.name}`;
+      if (entry.name === active.deploymentHash) continue;
+      folders.push({ path, modifiedMs: (await Deno.stat(path)).mtime?.getTime() ?? 0 });
+    }
+    folders.sort((a, b) => b.modifiedMs - a.modifiedMs);
+    for (const folder of folders.slice(KEPT_OLD_MODULE_FOLDERS)) await Deno.remove(folder.path, { recursive: true });
   }
 
   /**
