@@ -229,7 +229,8 @@ Deno.test("start task: scoped permissions, never -A", async () => {
     assert(tokens.includes(`--allow-read=${DEFAULT_DATA_DIR}`), `${name} reads the data dir only`);
     assert(tokens.includes(`--allow-write=${DEFAULT_DATA_DIR}`), `${name} writes the data dir only`);
     assert(tokens.includes("--allow-run=@DENO@"), `${name} may run its own deno binary only`);
-    assert(tokens.includes(`--allow-env=${["DENVEX_ADMIN_KEY", ...PG_ENV_NAMES].join(",")}`), `${name} env list`);
+    const envNames = ["DENVEX_ADMIN_KEY", "DENVEX_S3_ACCESS_KEY_ID", "DENVEX_S3_SECRET_ACCESS_KEY", ...PG_ENV_NAMES];
+    assert(tokens.includes(`--allow-env=${envNames.join(",")}`), `${name} env list`);
     assert(!tokens.some((token) => token.startsWith("--allow-sys")), `${name} needs no sys access`);
   }
   // dev is start with --watch, nothing else.

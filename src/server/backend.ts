@@ -11,7 +11,7 @@ import { ExecutionLog, FunctionExecutor, serveActionCall, sweepResults } from ".
 const RESULT_SWEEP_INTERVAL_MS = 10 * 60 * 1000;
 import { DeploymentStore } from "../deploy/store.ts";
 import { systemFunctions } from "../deploy/system_functions.ts";
-import { isStorageCall, serveStorageCall, StorageService } from "../storage/mod.ts";
+import { isStorageCall, type S3Options, serveStorageCall, StorageService } from "../storage/mod.ts";
 import {
   SCHEDULER_ACTION_OPS,
   type SchedulerService,
@@ -53,6 +53,8 @@ export interface BackendOptions {
   adminKey: string;
   instanceName: string;
   urls: DeploymentUrls;
+  /** File storage blobs in this S3 bucket instead of the data directory. */
+  s3?: S3Options | null;
 }
 
 /** Opens the runtime pool, the deployment store and the executor on an open database. */
@@ -62,6 +64,7 @@ export async function openBackend(options: BackendOptions): Promise<Backend> {
   const storage = await StorageService.open({
     database: options.database,
     dataDir: options.dataDir,
+    s3: options.s3,
     adminKey: options.adminKey,
     cloudUrl: () => options.urls.cloudUrl,
   });

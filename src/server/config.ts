@@ -3,6 +3,7 @@
  * raised before the server opens a file or a socket, so `main.ts` can print one line and exit with code 2.
  */
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
+import type { S3Options } from "../storage/s3_blob_store.ts";
 
 /** Default API port (Convex's `convex dev` local backend uses the same). */
 export const DEFAULT_API_PORT = 3210;
@@ -16,6 +17,11 @@ export const DEFAULT_DATA_DIR = "./denvex-data";
 export const DEFAULT_INSTANCE_NAME = "denvex";
 /** Environment variable that supplies the admin key when `--admin-key` is absent. */
 export const ADMIN_KEY_ENV = "DENVEX_ADMIN_KEY";
+/** Environment variables holding the S3 credentials (never flags: flags show up in `ps`). */
+export const S3_ACCESS_KEY_ID_ENV = "DENVEX_S3_ACCESS_KEY_ID";
+export const S3_SECRET_ACCESS_KEY_ENV = "DENVEX_S3_SECRET_ACCESS_KEY";
+/** Default S3 region (what most S3-compatible servers expect when they ignore regions). */
+export const DEFAULT_S3_REGION = "us-east-1";
 
 /** Where the documents live. */
 export type DatabaseConfig = { kind: "sqlite" } | { kind: "postgres"; url: string };
@@ -37,6 +43,8 @@ export interface ServeConfig {
   database: DatabaseConfig;
   instanceName: string;
   adminKey: SuppliedAdminKey | null;
+  /** Where file storage blobs go: null for the data directory, else an S3 bucket. */
+  s3: S3Options | null;
 }
 
 /** One parsed invocation. */
@@ -73,6 +81,11 @@ Flags of serve:
   --admin-key KEY        admin key, <instance-name>|<secret> (default: env ${ADMIN_KEY_ENV}, else the key stored
                          in the data directory, generated and printed on first start)
   --instance-name NAME   instance name used for a generated admin key (default ${DEFAULT_INSTANCE_NAME})
+  --s3-endpoint URL      keep file storage blobs in an S3-compatible bucket at this endpoint (path-style
+                         URLs, <endpoint>/<bucket>/<key>) instead of the data directory; needs --s3-bucket
+                         and env ${S3_ACCESS_KEY_ID_ENV}, ${S3_SECRET_ACCESS_KEY_ENV}
+  --s3-bucket NAME       the bucket (dedicate it to this deployment)
+  --s3-region REGION     region used for signing (default ${DEFAULT_S3_REGION})
 
 From a checkout: deno task start [flags]. Deploy code with
   CONVEX_SELF_HOSTED_URL=http://127.0.0.1:${DEFAULT_API_PORT} CONVEX_SELF_HOSTED_ADMIN_KEY=<key> npx convex deploy`;
@@ -85,6 +98,9 @@ const SERVE_OPTIONS = {
   db: { type: "string" },
   "admin-key": { type: "string" },
   "instance-name": { type: "string" },
+  "s3-endpoint": { type: "string" },
+  "s3-bucket": { type: "string" },
+  "s3-region": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const satisfies ParseArgsOptionsConfig;
 
@@ -151,6 +167,7 @@ function parseServe(args: readonly string[], readEnv: (name: string) => string |
       database: parseDatabase(values.db),
       instanceName,
       adminKey: suppliedAdminKey(values["admin-key"], readEnv),
+      s3: parseS3(values["s3-endpoint"], values["s3-bucket"], values["s3-region"], readEnv),
     },
   };
 }
@@ -197,6 +214,61 @@ function parseDatabase(text: string | undefined): DatabaseConfig {
   }
   if (url.hostname === "" || url.pathname.length <= 1) throw badDb;
   return { kind: "postgres", url: text };
+}
+
+/** S3 bucket names: 3-63 lowercase letters, digits, `.` and `-`, starting and ending with a letter or digit. */
+const S3_BUCKET_PATTERN = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+const S3_REGION_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+/** The S3 flags: all absent (blobs in the data directory), or endpoint and bucket with credentials in env. */
+function parseS3(
+  endpoint: string | undefined,
+  bucket: string | undefined,
+  region: string | undefined,
+  readEnv: (name: string) => string | undefined,
+): S3Options | null {
+  if (endpoint === undefined && bucket === undefined) {
+    if (region !== undefined) throw new UsageError("--s3-region needs --s3-endpoint and --s3-bucket");
+    return null;
+  }
+  if (endpoint === undefined) throw new UsageError("--s3-bucket needs --s3-endpoint");
+  if (bucket === undefined) throw new UsageError("--s3-endpoint needs --s3-bucket");
+  let url: URL | null = null;
+  try {
+    url = new URL(endpoint);
+  } catch { /* reported below */ }
+  if (
+    url === null || (url.protocol !== "http:" && url.protocol !== "https:") || url.username !== "" ||
+    url.password !== "" || url.search !== "" || url.hash !== ""
+  ) {
+    throw new UsageError(`--s3-endpoint must be an http(s) URL without credentials or query, got '${endpoint}'`);
+  }
+  if (!S3_BUCKET_PATTERN.test(bucket)) {
+    throw new UsageError("--s3-bucket must be 3-63 lowercase letters, digits, '.' or '-'");
+  }
+  const s3Region = region ?? DEFAULT_S3_REGION;
+  if (!S3_REGION_PATTERN.test(s3Region)) throw new UsageError(`--s3-region must look like us-east-1, got '${region}'`);
+  // Read only when S3 is configured, so a server started without S3 needs no grant for these variables.
+  const accessKeyId = readGrantedEnv(S3_ACCESS_KEY_ID_ENV, readEnv) ?? "";
+  const secretAccessKey = readGrantedEnv(S3_SECRET_ACCESS_KEY_ENV, readEnv) ?? "";
+  if (accessKeyId === "" || secretAccessKey === "") {
+    throw new UsageError(
+      `--s3-endpoint needs the credentials in env ${S3_ACCESS_KEY_ID_ENV} and ${S3_SECRET_ACCESS_KEY_ENV}`,
+    );
+  }
+  return { endpoint: url.href.replace(/\/+$/, ""), bucket, region: s3Region, accessKeyId, secretAccessKey };
+}
+
+/** `readEnv(name)`, with a missing `--allow-env` grant reported as a usage error rather than a crash. */
+function readGrantedEnv(name: string, readEnv: (name: string) => string | undefined): string | undefined {
+  try {
+    return readEnv(name);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
+      throw new UsageError(`cannot read env ${name}: add it to --allow-env`);
+    }
+    throw error;
+  }
 }
 
 function suppliedAdminKey(

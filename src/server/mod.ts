@@ -51,6 +51,7 @@ export async function runServer(config: ServeConfig): Promise<number> {
         adminKey: adminKey.key,
         instanceName: config.instanceName,
         urls,
+        s3: config.s3,
       });
     } catch (error) {
       await database.close();
@@ -85,6 +86,7 @@ export async function runServer(config: ServeConfig): Promise<number> {
       config,
       dataDir,
       storage: describeLocation(location),
+      files: backend.storage.blobs.description,
       adminKey,
       apiPort: api.port,
       sitePort: site.port,
@@ -151,18 +153,21 @@ interface BannerFacts {
   config: ServeConfig;
   dataDir: string;
   storage: string;
+  /** Where file storage blobs live. */
+  files: string;
   adminKey: ResolvedAdminKey;
   apiPort: number;
   sitePort: number;
 }
 
-function printBanner({ config, dataDir, storage, adminKey, apiPort, sitePort }: BannerFacts): void {
+function printBanner({ config, dataDir, storage, files, adminKey, apiPort, sitePort }: BannerFacts): void {
   // 0.0.0.0 / :: are not addresses a client can use; show loopback, which always reaches a wildcard listener.
   const host = config.host === "0.0.0.0" ? "127.0.0.1" : config.host === "::" ? "[::1]" : urlHost(config.host);
   const lines = [
     `${VERSION_TEXT} (instance ${config.instanceName})`,
     `  data:         ${dataDir}`,
     `  database:     ${storage}`,
+    `  files:        ${files}`,
     `  API:          http://${host}:${apiPort}`,
     `  HTTP actions: http://${host}:${sitePort} (also http://${host}:${apiPort}/http/)`,
   ];

@@ -1,10 +1,19 @@
 /**
- * File storage: blobs on local disk plus `_storage` documents, upload URLs, file serving with ranges, and the
+ * File storage: blobs on local disk or in an S3 bucket, plus `_storage` documents, upload URLs, file serving with ranges, and the
  * storage syscalls the server answers.
  *
  * @module
  */
-export { BlobStore, BlobTooLargeError, STORAGE_DIR_NAME, type WrittenBlob } from "./blob_store.ts";
+export {
+  type BlobStore,
+  BlobTooLargeError,
+  isBlobKey,
+  LocalBlobStore,
+  STORAGE_DIR_NAME,
+  type WrittenBlob,
+} from "./blob_store.ts";
+export { S3_PART_BYTES, S3BlobStore, type S3Options, S3RequestError } from "./s3_blob_store.ts";
+export { amzDateOf, signRequest, type SigV4Credentials, type SigV4Request } from "./sigv4.ts";
 export { parseRange, serveFile } from "./serve.ts";
 export {
   isStorageId,

@@ -1,11 +1,8 @@
 /**
- * Serving a stored file: streamed from disk with its content type, whole (200) or one byte range (206 with
+ * Serving a stored file: streamed from the blob store with its content type, whole (200) or one byte range (206 with
  * `Content-Range`; 416 for a range outside the file). Multi-range requests get the whole file, which RFC 9110 allows.
  */
 import type { StorageService } from "./storage_service.ts";
-
-/** Bytes read from disk per chunk. */
-const READ_CHUNK_BYTES = 256 * 1024;
 
 /** A single range `start..end` (inclusive), "whole" for no/ignored Range, or "unsatisfiable". */
 export type ByteRange = { start: number; end: number } | "whole" | "unsatisfiable";
@@ -30,11 +27,12 @@ export function parseRange(header: string | null, sizeBytes: number): ByteRange 
 /** The response for `GET`/`HEAD /api/storage/<storageId>`. */
 export async function serveFile(storage: StorageService, storageId: string, request: Request): Promise<Response> {
   const entry = await storage.entry(storageId);
-  const opened = entry === null ? null : await storage.blobs.open(storageId);
-  if (entry === null || opened === null) {
-    return Response.json({ code: "FileNotFound", message: `File ${storageId} not found` }, { status: 404 });
-  }
-  const { file, sizeBytes } = opened;
+  const notFound = () =>
+    Response.json({ code: "FileNotFound", message: `File ${storageId} not found` }, { status: 404 });
+  if (entry === null) return notFound();
+  // The document's size is the blob's (the blob is written before its document commits), so a remote blob store
+  // needs one request per download, not a size lookup first.
+  const sizeBytes = entry.sizeBytes;
   const headers = new Headers({
     "Content-Type": entry.contentType ?? "application/octet-stream",
     "Accept-Ranges": "bytes",
@@ -44,7 +42,6 @@ export async function serveFile(storage: StorageService, storageId: string, requ
   });
   const range = parseRange(request.headers.get("Range"), sizeBytes);
   if (range === "unsatisfiable") {
-    file.close();
     headers.set("Content-Range", `bytes */${sizeBytes}`);
     return new Response(null, { status: 416, headers });
   }
@@ -54,46 +51,10 @@ export async function serveFile(storage: StorageService, storageId: string, requ
   if (range !== "whole") headers.set("Content-Range", `bytes ${start}-${end}/${sizeBytes}`);
   const status = range === "whole" ? 200 : 206;
   if (request.method === "HEAD" || lengthBytes === 0) {
-    file.close();
+    if (await storage.blobs.size(storageId) === null) return notFound();
     return new Response(null, { status, headers });
   }
-  return new Response(fileSlice(file, start, lengthBytes), { status, headers });
-}
-
-/** `lengthBytes` of `file` from `start`, read on demand and closed at the end or on cancel. */
-function fileSlice(file: Deno.FsFile, start: number, lengthBytes: number): ReadableStream<Uint8Array> {
-  let remaining = lengthBytes;
-  let positioned = false;
-  const close = () => {
-    try {
-      file.close();
-    } catch { /* closed already */ }
-  };
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        if (!positioned) {
-          await file.seek(start, Deno.SeekMode.Start);
-          positioned = true;
-        }
-        const buffer = new Uint8Array(Math.min(READ_CHUNK_BYTES, remaining));
-        const read = await file.read(buffer);
-        if (read === null || read === 0) {
-          close();
-          controller.error(new Error("The stored file is shorter than its metadata says"));
-          return;
-        }
-        remaining -= read;
-        controller.enqueue(read === buffer.length ? buffer : buffer.subarray(0, read));
-        if (remaining === 0) {
-          close();
-          controller.close();
-        }
-      } catch (error) {
-        close();
-        controller.error(error);
-      }
-    },
-    cancel: close,
-  });
+  const body = await storage.blobs.stream(storageId, start, lengthBytes);
+  if (body === null) return notFound();
+  return new Response(body, { status, headers });
 }

@@ -1,5 +1,5 @@
 /**
- * File storage on the server: blobs on disk (blob_store.ts) described by documents of the `_storage` system table
+ * File storage on the server: blobs on disk (blob_store.ts) or in an S3 bucket (s3_blob_store.ts) described by documents of the `_storage` system table
  * (`{sha256, size, contentType?}`, sha256 in base64 as Convex keeps it). A blob is written (and synced) before its
  * document commits, and a document is deleted before its blob, so a committed document always has its bytes. Blobs
  * whose document never committed (a rolled-back mutation) or was deleted in a mutation are removed by a periodic
@@ -7,7 +7,8 @@
  */
 import { decodeDocumentId, encodeDocumentId } from "../values/mod.ts";
 import { type Database, documentReadRange, type DocumentWrite, SYSTEM_TABLE_NUMBERS } from "../database/mod.ts";
-import { BlobStore, type WrittenBlob } from "./blob_store.ts";
+import { type BlobStore, LocalBlobStore, type WrittenBlob } from "./blob_store.ts";
+import { S3BlobStore, type S3Options } from "./s3_blob_store.ts";
 import { UploadTokens } from "./upload_token.ts";
 
 const STORAGE_TABLE = "_storage";
@@ -46,14 +47,18 @@ export class StorageService {
     this.#cloudUrl = cloudUrl;
   }
 
-  /** Opens the blob folder of `dataDir`. `cloudUrl` is read per call (tests learn their port late). */
+  /**
+   * Opens the blob store: the S3 bucket of `s3` if given, else the blob folder of `dataDir`. `cloudUrl` is read per
+   * call (tests learn their port late).
+   */
   static async open(options: {
     database: Database;
     dataDir: string;
+    s3?: S3Options | null;
     adminKey: string;
     cloudUrl: () => string;
   }): Promise<StorageService> {
-    const blobs = await BlobStore.open(options.dataDir);
+    const blobs = options.s3 ? await S3BlobStore.open(options.s3) : await LocalBlobStore.open(options.dataDir);
     return new StorageService(options.database, blobs, options.adminKey, options.cloudUrl);
   }
 
@@ -138,7 +143,8 @@ export class StorageService {
   async sweepOrphans(nowMs = Date.now()): Promise<number> {
     let removed = 0;
     for (const key of await this.blobs.listOlderThan(nowMs - ORPHAN_MIN_AGE_MS, SWEEP_BATCH)) {
-      if (await this.entry(key) === null) {
+      // Only storage IDs: anything else in the folder or bucket is not ours to delete.
+      if (isStorageId(key) && await this.entry(key) === null) {
         await this.blobs.remove(key);
         removed++;
       }
