@@ -254,6 +254,14 @@ for (const backend of BACKENDS) {
     );
     assertEquals(await query(db, (tx) => sys(tx, "1.0/count", { table: "p" })), 26);
     assertEquals(await query(db, (tx) => sys(tx, "1.0/count", { table: "nothing_here" })), 0);
+    // A table that was never created reads as empty, through streams and pages alike.
+    assertEquals(await query(db, (tx) => collect(tx, scan("nothing_here"))), []);
+    const emptyPage: { page: Doc[]; isDone: boolean } = await query(
+      db,
+      (tx) => sys(tx, "1.0/queryPage", { query: scan("nothing_here"), cursor: null, pageSize: 5 }),
+    );
+    assertEquals(emptyPage.page, []);
+    assertEquals(emptyPage.isDone, true);
   });
 
   t("optimistic concurrency: a write into a range another transaction read rejects that transaction", async (db) => {

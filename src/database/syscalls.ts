@@ -425,7 +425,7 @@ export class DatabaseSyscalls implements TransactionHost {
 }
 
 /** Stands for a query over a table that does not exist: always empty. */
-const EMPTY_STREAM = null as unknown as QueryStream;
+const EMPTY_STREAM = Object.freeze({}) as unknown as QueryStream;
 
 function isUndefinedMarker(json: unknown): boolean {
   return json !== null && typeof json === "object" && !Array.isArray(json) && Object.keys(json).length === 1 &&

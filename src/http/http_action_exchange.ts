@@ -7,7 +7,8 @@ import type { HttpExchange, HttpResponseHead } from "../runtime/http_action_prot
 
 /** See the module comment. */
 export class ResponseRelay implements HttpExchange {
-  readonly head = Promise.withResolvers<HttpResponseHead>();
+  /** The response head; `whole` is set when the runner sent the complete body with it (then `body` is unused). */
+  readonly head = Promise.withResolvers<HttpResponseHead & { whole?: Uint8Array<ArrayBuffer> | null }>();
   readonly body: ReadableStream<Uint8Array>;
   readonly #reader: ReadableStreamDefaultReader<Uint8Array> | null;
   #leftover: Uint8Array | null = null;
@@ -49,6 +50,10 @@ export class ResponseRelay implements HttpExchange {
 
   onHead(head: HttpResponseHead): void {
     this.head.resolve(head);
+  }
+
+  onWhole(head: HttpResponseHead, body: Uint8Array<ArrayBuffer> | null): void {
+    this.head.resolve({ ...head, whole: body });
   }
 
   onChunk(data: Uint8Array): Promise<void> {

@@ -69,6 +69,14 @@ export async function handleHttpAction(backend: Backend, request: Request, path:
   const first = await Promise.race([relay.head.promise, execution]);
   if ("status" in first) {
     const bodyless = request.method === "HEAD" || first.status === 204 || first.status === 304;
+    if (first.whole !== undefined) {
+      // The complete body came with the head: answer with plain bytes, no stream to wait on.
+      return new Response(bodyless ? null : first.whole, {
+        status: first.status,
+        statusText: first.statusText,
+        headers: first.headers,
+      });
+    }
     // Nobody reads a dropped body: cancel it so the runner's chunks are acknowledged instead of piling up.
     if (bodyless) relay.body.cancel().catch(() => {});
     return new Response(bodyless ? null : relay.body, {

@@ -1,102 +1,185 @@
 /**
  * Message framing of the server ⇄ runner bridge: a 4-byte big-endian length, then that many bytes of UTF-8 JSON.
  * Length prefixes (rather than newline-delimited JSON) let a reader take a whole message with one allocation.
+ *
+ * Both ends sit on the latency path of every call, so reading is push-style (`FrameDecoder` hands each message to a
+ * callback in the same task that read the bytes, no async generator hops) and writing starts at once when no earlier
+ * write is pending.
  */
 
 /** Largest message either side accepts; a bigger length means a corrupted stream and ends it. */
 export const MAX_FRAME_BYTES = 256 * 1024 * 1024;
+/** Size of the reusable buffer a `pumpFrames` reader reads into. */
+const READ_BUFFER_BYTES = 64 * 1024;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /** Encodes one message as a frame. */
 export function encodeFrame(message: unknown): Uint8Array {
-  const body = encoder.encode(JSON.stringify(message));
-  if (body.length > MAX_FRAME_BYTES) throw new Error(`Message of ${body.length} bytes exceeds ${MAX_FRAME_BYTES}`);
-  const frame = new Uint8Array(4 + body.length);
-  new DataView(frame.buffer).setUint32(0, body.length);
-  frame.set(body, 4);
-  return frame;
+  const text = JSON.stringify(message);
+  // Encode straight after the length prefix: at most 3 bytes per UTF-16 unit, so one allocation, no copy.
+  const frame = new Uint8Array(4 + text.length * 3);
+  const { written } = encoder.encodeInto(text, frame.subarray(4));
+  if (written > MAX_FRAME_BYTES) throw new Error(`Message of ${written} bytes exceeds ${MAX_FRAME_BYTES}`);
+  new DataView(frame.buffer).setUint32(0, written);
+  return frame.subarray(0, 4 + written);
+}
+
+/**
+ * Splits a byte stream into messages. `push` may be given any chunking of the stream and calls `onMessage` for every
+ * message it completes; it keeps (copies of) only the bytes of an incomplete frame, so callers may reuse their buffer.
+ * Throws on a corrupted length.
+ */
+export class FrameDecoder {
+  readonly #onMessage: (message: unknown) => void;
+  /** Bytes of the incomplete frame (length prefix included) and how many of them are filled. */
+  #pending: Uint8Array | null = null;
+  #pendingFilled = 0;
+
+  constructor(onMessage: (message: unknown) => void) {
+    this.#onMessage = onMessage;
+  }
+
+  push(chunk: Uint8Array): void {
+    let offset = 0;
+    if (this.#pending !== null) {
+      offset = this.#fillPending(chunk);
+      if (this.#pending !== null) return;
+    }
+    while (chunk.length - offset >= 4) {
+      const length = frameLength(chunk, offset);
+      if (chunk.length - offset - 4 < length) break;
+      this.#onMessage(JSON.parse(decoder.decode(chunk.subarray(offset + 4, offset + 4 + length))));
+      offset += 4 + length;
+    }
+    if (offset < chunk.length) {
+      // Start an incomplete frame: sized to the whole frame once its length is known.
+      const rest = chunk.subarray(offset);
+      this.#pending = new Uint8Array(rest.length >= 4 ? 4 + frameLength(rest, 0) : 4);
+      this.#pending.set(rest);
+      this.#pendingFilled = rest.length;
+    }
+  }
+
+  /** Whether bytes of an incomplete frame are waiting (a stream that ends now was cut). */
+  get incomplete(): boolean {
+    return this.#pending !== null;
+  }
+
+  /** Adds the head of `chunk` to the incomplete frame; returns how many bytes of `chunk` it took. */
+  #fillPending(chunk: Uint8Array): number {
+    let taken = 0;
+    let pending = this.#pending!;
+    if (this.#pendingFilled < 4) {
+      taken = Math.min(4 - this.#pendingFilled, chunk.length);
+      pending.set(chunk.subarray(0, taken), this.#pendingFilled);
+      this.#pendingFilled += taken;
+      if (this.#pendingFilled < 4) return taken;
+      const whole = new Uint8Array(4 + frameLength(pending, 0));
+      whole.set(pending);
+      pending = this.#pending = whole;
+    }
+    const part = Math.min(pending.length - this.#pendingFilled, chunk.length - taken);
+    pending.set(chunk.subarray(taken, taken + part), this.#pendingFilled);
+    this.#pendingFilled += part;
+    taken += part;
+    if (this.#pendingFilled === pending.length) {
+      this.#pending = null;
+      this.#pendingFilled = 0;
+      this.#onMessage(JSON.parse(decoder.decode(pending.subarray(4))));
+    }
+    return taken;
+  }
+}
+
+function frameLength(bytes: Uint8Array, offset: number): number {
+  const length = new DataView(bytes.buffer, bytes.byteOffset + offset, 4).getUint32(0);
+  if (length > MAX_FRAME_BYTES) throw new Error(`Frame of ${length} bytes exceeds ${MAX_FRAME_BYTES}`);
+  return length;
+}
+
+/**
+ * Reads frames from `source` until it ends, calling `onMessage` for each. Resolves at the end of the stream, rejects
+ * on a corrupted or cut-off stream (or when `onMessage` throws).
+ */
+export async function pumpFrames(
+  source: ReadableStream<Uint8Array> | { read(buffer: Uint8Array): Promise<number | null> },
+  onMessage: (message: unknown) => void,
+): Promise<void> {
+  const frames = new FrameDecoder(onMessage);
+  if (source instanceof ReadableStream) {
+    const reader = source.getReader();
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        frames.push(value);
+      }
+    } finally {
+      reader.releaseLock();
+    }
+  } else {
+    const buffer = new Uint8Array(READ_BUFFER_BYTES);
+    for (;;) {
+      const count = await source.read(buffer);
+      if (count === null) break;
+      frames.push(buffer.subarray(0, count));
+    }
+  }
+  if (frames.incomplete) throw new Error("The stream ended inside a frame");
 }
 
 /** Yields the messages of a byte stream of frames; ends with the stream. Throws on a corrupted length. */
 export async function* readFrames(stream: ReadableStream<Uint8Array>): AsyncGenerator<unknown> {
-  const queue = new ByteQueue();
-  let needed = 4;
-  let readingLength = true;
+  const ready: unknown[] = [];
+  const frames = new FrameDecoder((message) => ready.push(message));
   for await (const chunk of stream) {
-    queue.push(chunk);
-    while (queue.size >= needed) {
-      const bytes = queue.take(needed);
-      if (readingLength) {
-        needed = new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0);
-        if (needed > MAX_FRAME_BYTES) throw new Error(`Frame of ${needed} bytes exceeds ${MAX_FRAME_BYTES}`);
-        readingLength = false;
-      } else {
-        yield JSON.parse(decoder.decode(bytes));
-        needed = 4;
-        readingLength = true;
-      }
-    }
+    frames.push(chunk);
+    yield* ready.splice(0);
   }
+  if (frames.incomplete) throw new Error("The stream ended inside a frame");
 }
 
-/** Chunks received but not consumed yet; every byte is copied at most once. */
-class ByteQueue {
-  #chunks: Uint8Array[] = [];
-  size = 0;
+/** Where a `FrameWriter` writes: a stream, or a raw writer that may write part of a buffer (`Deno.stdout`). */
+export type FrameSink = WritableStream<Uint8Array> | { write(bytes: Uint8Array): Promise<number> };
 
-  push(chunk: Uint8Array): void {
-    if (chunk.length === 0) return;
-    this.#chunks.push(chunk);
-    this.size += chunk.length;
-  }
-
-  /** Removes and returns the first `count` bytes (`count <= size`). */
-  take(count: number): Uint8Array {
-    this.size -= count;
-    const first = this.#chunks[0];
-    if (count === 0) return new Uint8Array(0);
-    if (first.length >= count) {
-      if (first.length === count) this.#chunks.shift();
-      else this.#chunks[0] = first.subarray(count);
-      return first.subarray(0, count);
-    }
-    const out = new Uint8Array(count);
-    let filled = 0;
-    while (filled < count) {
-      const chunk = this.#chunks[0];
-      const part = Math.min(chunk.length, count - filled);
-      out.set(chunk.subarray(0, part), filled);
-      filled += part;
-      if (part === chunk.length) this.#chunks.shift();
-      else this.#chunks[0] = chunk.subarray(part);
-    }
-    return out;
-  }
-}
-
-/** Serializes writes of frames to one writer so concurrent senders never interleave bytes. */
+/** Serializes writes of frames to one sink so concurrent senders never interleave bytes. */
 export class FrameWriter {
-  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
-  #tail: Promise<void> = Promise.resolve();
+  readonly #write: (frame: Uint8Array) => Promise<void>;
+  readonly #close: () => Promise<void>;
+  /** The last write in progress, or null when none is (then a new one starts at once). */
+  #tail: Promise<void> | null = null;
 
-  constructor(stream: WritableStream<Uint8Array>) {
-    this.#writer = stream.getWriter();
+  constructor(sink: FrameSink) {
+    if (sink instanceof WritableStream) {
+      const writer = sink.getWriter();
+      this.#write = (frame) => writer.write(frame);
+      this.#close = () => writer.close();
+    } else {
+      this.#write = async (frame) => {
+        for (let offset = 0; offset < frame.length;) offset += await sink.write(frame.subarray(offset));
+      };
+      this.#close = () => Promise.resolve();
+    }
   }
 
-  /** Queues `message`; resolves once written. Rejects if the stream is closed. */
+  /** Queues `message`; resolves once written. Rejects if the sink is closed. */
   send(message: unknown): Promise<void> {
     const frame = encodeFrame(message);
-    const write = this.#tail.then(() => this.#writer.write(frame));
+    const previous = this.#tail;
+    const write = previous === null ? this.#write(frame) : previous.then(() => this.#write(frame));
     // Keep the chain alive after a failed write; the caller of that write sees the error.
-    this.#tail = write.catch(() => {});
+    const tail = write.then(() => {}, () => {}).then(() => {
+      if (this.#tail === tail) this.#tail = null;
+    });
+    this.#tail = tail;
     return write;
   }
 
-  /** Closes the stream after pending writes. */
+  /** Closes the sink after pending writes. */
   async close(): Promise<void> {
     await this.#tail;
-    await this.#writer.close().catch(() => {});
+    await this.#close().catch(() => {});
   }
 }

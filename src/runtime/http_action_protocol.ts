@@ -25,6 +25,15 @@ export interface HttpResponseHead {
   headers: [string, string][];
 }
 
+/**
+ * A complete response whose body fits in one chunk, sent with the execution's result instead of as head and chunk
+ * messages: the common small answer then costs no extra message (and no acknowledgement).
+ */
+export interface HttpInlineResponse extends HttpResponseHead {
+  /** The whole body; null when the response has none. */
+  bodyBase64: string | null;
+}
+
 /** Runner/worker → server: send the next chunk of the request body. */
 export interface HttpBodyPullMessage {
   type: "httpBodyPull";
@@ -80,4 +89,6 @@ export interface HttpExchange {
   onHead(head: HttpResponseHead): void;
   /** Queues a response chunk; resolves when another may be sent (the acknowledgement). */
   onChunk(data: Uint8Array): Promise<void>;
+  /** The whole response at once (`HttpInlineResponse`), instead of `onHead` and `onChunk`. */
+  onWhole(head: HttpResponseHead, body: Uint8Array<ArrayBuffer> | null): void;
 }

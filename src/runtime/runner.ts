@@ -29,6 +29,7 @@ import {
   type FromWorkerMessage,
   NESTED_BEGIN_OP,
   NESTED_END_OP,
+  RESULT_OP,
   VALIDATE_OP,
   type WorkerAnalysisMessage,
   type WorkerResultMessage,
@@ -198,6 +199,12 @@ export class Runner {
   /** Answers one channel request from the worker with the current transaction. */
   async #syscall(request: string): Promise<string> {
     const { op, argsJson } = decodeRequest(request);
+    if (op === RESULT_OP) {
+      // The execution is over: no syscall follows soon, so the channel should not poll for one.
+      this.#worker?.parkChannel();
+      this.#workerMessage(JSON.parse(argsJson) as WorkerResultMessage);
+      return okResponse("null");
+    }
     const run = this.#current;
     const host = run?.host;
     if (!run || !host) return errorResponse(`Syscall ${op} has no transaction`);
@@ -230,8 +237,8 @@ export class Runner {
     }
   }
 
-  /** Replaces the worker when it has loaded too many deployments. */
-  async #workerFor(deploymentDir: string): Promise<UserWorker> {
+  /** Replaces the worker when it has loaded too many deployments. Synchronous while the worker stays. */
+  #workerFor(deploymentDir: string): UserWorker | Promise<UserWorker> {
     if (!this.#deploymentDirs.has(deploymentDir)) {
       if (this.#deploymentDirs.size >= MAX_DEPLOYMENTS_PER_WORKER) {
         this.#worker?.terminate();
@@ -240,8 +247,8 @@ export class Runner {
       }
       this.#deploymentDirs.add(deploymentDir);
     }
-    this.#worker ??= await this.#startWorker();
-    return this.#worker;
+    if (this.#worker !== null) return this.#worker;
+    return this.#startWorker().then((worker) => (this.#worker = worker));
   }
 
   #deploymentUrl(deploymentDir: string): string {
@@ -277,7 +284,7 @@ export class Runner {
         if (this.#transactions === null || message.snapshotTs === null) {
           throw new Error(`A ${udfType} needs a transaction runner and a snapshot`);
         }
-        host = await this.#transactions.open({
+        const opened = this.#transactions.open({
           catalog: message.catalog,
           catalogVersion: message.catalogVersion,
           snapshotTs: BigInt(message.snapshotTs),
@@ -287,8 +294,10 @@ export class Runner {
           createTable: async (tableName) =>
             JSON.parse(await this.#ownCall(executionId, CREATE_TABLE_OP, JSON.stringify({ tableName }))) as Catalog,
         });
+        host = opened instanceof Promise ? await opened : opened;
       }
-      const worker = await this.#workerFor(message.deploymentDir);
+      const workerOrStart = this.#workerFor(message.deploymentDir);
+      const worker = workerOrStart instanceof Promise ? await workerOrStart : workerOrStart;
       const result = await new Promise<WorkerResultMessage | WorkerAnalysisMessage>((finish) => {
         this.#current = {
           executionId,
@@ -334,6 +343,7 @@ export class Runner {
         ...(result.ok ? { resultJson: result.resultJson } : { errorMessage: result.errorMessage }),
         ...(result.errorData === undefined ? {} : { errorData: result.errorData }),
         logLines: result.logLines,
+        ...(result.httpResponse === undefined ? {} : { httpResponse: result.httpResponse }),
         ...(host !== null ? { outcome: host.outcome() } : {}),
         executionTimeMs: performance.now() - started,
       };

@@ -2,9 +2,12 @@
  * Entry of a runner process (`denvex runner`): speaks the framed protocol on stdin/stdout until the server closes
  * stdin. stdout carries only frames, so console output of the runner's own code is sent to stderr.
  */
-import { FrameWriter, readFrames } from "./framing.ts";
+import { FrameWriter, pumpFrames } from "./framing.ts";
 import { Runner } from "./runner.ts";
 import { EXIT_PROTOCOL_ERROR, type FromRunnerMessage, type ToRunnerMessage } from "./runner_protocol.ts";
+
+/** Messages accepted between `init` and the end of start-up (the server sends none before `ready`). */
+const MAX_EARLY_MESSAGES = 64;
 
 /** Runs the runner mode of the server's executable. Never returns: the process exits when the server goes away. */
 export async function runnerMain(): Promise<never> {
@@ -13,19 +16,37 @@ export async function runnerMain(): Promise<never> {
   console.info = console.error;
   console.debug = console.error;
   console.warn = console.error;
-  const writer = new FrameWriter(Deno.stdout.writable);
-  const frames = readFrames(Deno.stdin.readable);
-  try {
-    const first = await frames.next();
-    const init = first.value as ToRunnerMessage | undefined;
-    if (first.done || init?.type !== "init") throw new Error("the first message is not init");
-    const runner = new Runner(init, (message: FromRunnerMessage) => writer.send(message));
-    await runner.start();
-    await writer.send({ type: "ready" } satisfies FromRunnerMessage);
-    for await (const message of frames) runner.handle(message as ToRunnerMessage);
-  } catch (error) {
+  const fail = (error: unknown): never => {
     console.error(`denvex runner: ${error instanceof Error ? error.stack : String(error)}`);
     Deno.exit(EXIT_PROTOCOL_ERROR);
+  };
+  // Raw reads and writes of the standard streams: no stream machinery on the path of every call.
+  const writer = new FrameWriter(Deno.stdout);
+  let runner: Runner | null = null;
+  let initialized = false;
+  const early: ToRunnerMessage[] = [];
+  const start = async (init: ToRunnerMessage) => {
+    if (init.type !== "init") throw new Error("the first message is not init");
+    const started = new Runner(init, (message: FromRunnerMessage) => writer.send(message));
+    await started.start();
+    await writer.send({ type: "ready" } satisfies FromRunnerMessage);
+    runner = started;
+    for (const message of early.splice(0)) started.handle(message);
+  };
+  try {
+    await pumpFrames(Deno.stdin, (raw) => {
+      const message = raw as ToRunnerMessage;
+      if (runner !== null) return runner.handle(message);
+      if (!initialized) {
+        initialized = true;
+        start(message).catch(fail);
+        return;
+      }
+      if (early.length >= MAX_EARLY_MESSAGES) throw new Error("too many messages before the runner is ready");
+      early.push(message);
+    });
+  } catch (error) {
+    fail(error);
   }
   // stdin closed: the server is gone or closed the pool.
   Deno.exit(0);

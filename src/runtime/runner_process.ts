@@ -2,7 +2,7 @@
  * The server's handle on one runner process: spawns it, frames messages to its stdin, reads its stdout, relays its
  * calls, and reports how it ended. A runner runs one execution or analysis at a time.
  */
-import { FrameWriter, readFrames } from "./framing.ts";
+import { FrameWriter, pumpFrames } from "./framing.ts";
 import type { RunnerCommand } from "./runner_command.ts";
 import type {
   FromRunnerMessage,
@@ -15,7 +15,7 @@ import type {
   RunnerKind,
   RunnerResultMessage,
 } from "./runner_protocol.ts";
-import type { HttpExchange } from "./http_action_protocol.ts";
+import type { HttpExchange, HttpInlineResponse } from "./http_action_protocol.ts";
 import { relayHttpMessage } from "./http_action_relay.ts";
 
 /** How a runner process ended. */
@@ -151,35 +151,38 @@ export class RunnerProcess {
 
   async #readLoop(onReady: () => void): Promise<void> {
     try {
-      for await (const raw of readFrames(this.#child.stdout)) {
-        const message = raw as FromRunnerMessage;
-        switch (message.type) {
-          case "ready":
-            onReady();
-            break;
-          case "result":
-          case "analysis":
-            if (this.#job?.executionId === message.executionId) {
-              const job = this.#job;
-              this.#job = null;
-              job.resolve(message);
-            }
-            break;
-          case "call":
-            void this.#answerCall(message);
-            break;
-          case "httpBodyPull":
-          case "httpResponseHead":
-          case "httpResponseChunk": {
-            const http = this.#job?.executionId === message.executionId ? this.#job.http : undefined;
-            if (http) relayHttpMessage(http, message, (reply) => this.#writer.send(reply).catch(() => {}));
-            break;
-          }
-        }
-      }
+      await pumpFrames(this.#child.stdout, (raw) => this.#receive(raw as FromRunnerMessage, onReady));
     } catch (error) {
       console.error(`denvex: runner ${this.id} sent a corrupted message: ${error}`);
       this.kill();
+    }
+  }
+
+  #receive(message: FromRunnerMessage, onReady: () => void): void {
+    switch (message.type) {
+      case "ready":
+        onReady();
+        return;
+      case "result":
+      case "analysis":
+        if (this.#job?.executionId === message.executionId) {
+          const job = this.#job;
+          this.#job = null;
+          const inline = message.type === "result" ? message.httpResponse : undefined;
+          if (inline !== undefined && job.http !== undefined) deliverInline(job.http, inline);
+          job.resolve(message);
+        }
+        return;
+      case "call":
+        void this.#answerCall(message);
+        return;
+      case "httpBodyPull":
+      case "httpResponseHead":
+      case "httpResponseChunk": {
+        const http = this.#job?.executionId === message.executionId ? this.#job.http : undefined;
+        if (http) relayHttpMessage(http, message, (reply) => this.#writer.send(reply).catch(() => {}));
+        return;
+      }
     }
   }
 
@@ -188,4 +191,10 @@ export class RunnerProcess {
     await this.#writer.send({ type: "callResult", callId: call.callId, ...answer } satisfies RunnerCallResultMessage)
       .catch(() => {});
   }
+}
+
+/** Hands an inline HTTP response to the exchange. */
+function deliverInline(http: HttpExchange, response: HttpInlineResponse): void {
+  const head = { status: response.status, statusText: response.statusText, headers: response.headers };
+  http.onWhole(head, response.bodyBase64 === null ? null : Uint8Array.fromBase64(response.bodyBase64));
 }

@@ -8,6 +8,7 @@ import type { DeploymentAnalysis, UdfType } from "./types.ts";
 import type {
   HttpBodyChunkMessage,
   HttpBodyPullMessage,
+  HttpInlineResponse,
   HttpRequestHead,
   HttpResponseAckMessage,
   HttpResponseChunkMessage,
@@ -102,6 +103,8 @@ export interface RunnerResultMessage {
   errorMessage?: string;
   errorData?: JsonValue;
   logLines: string[];
+  /** An HTTP action's whole response, when small (see `HttpInlineResponse`). */
+  httpResponse?: HttpInlineResponse;
   outcome?: TransactionOutcome;
   executionTimeMs: number;
 }

@@ -99,6 +99,8 @@ export class SyncChannelServer {
   readonly #data: Uint8Array;
   readonly #spinMs: number;
   #closed = false;
+  /** Skip the spin of the next wait (nothing will follow the request just served soon). */
+  #parkNext = false;
 
   /**
    * `spinUs`: how long to poll before parking in `Atomics.waitAsync`. Waking from waitAsync costs ~35 µs on the
@@ -124,6 +126,14 @@ export class SyncChannelServer {
     }
   }
 
+  /**
+   * Makes the next wait park at once instead of spinning: call it while handling a request that no other request
+   * follows soon (the end of an execution), so the thread's event loop is free right away.
+   */
+  parkNextWait(): void {
+    this.#parkNext = true;
+  }
+
   /** Stops serving after the current request (wakes a pending wait). */
   close(): void {
     this.#closed = true;
@@ -132,7 +142,9 @@ export class SyncChannelServer {
   }
 
   async #waitFor(wanted: number): Promise<boolean> {
-    if (this.#spinMs > 0 && Atomics.load(this.#state, STATE) !== wanted) {
+    const spin = !this.#parkNext;
+    this.#parkNext = false;
+    if (spin && this.#spinMs > 0 && Atomics.load(this.#state, STATE) !== wanted) {
       const spinStart = performance.now();
       while (Atomics.load(this.#state, STATE) !== wanted && performance.now() - spinStart < this.#spinMs) {
         // busy-poll: see the constructor

@@ -12,6 +12,8 @@ import type { PersistenceLocation, PersistenceReader } from "../persistence/type
 export class TransactionSource {
   readonly #location: PersistenceLocation;
   #reader: Promise<PersistenceReader> | null = null;
+  /** The reader once open: transactions then open without waiting (every await is a hop on the call's path). */
+  #openReader: PersistenceReader | null = null;
   #catalog: Catalog | null = null;
 
   constructor(location: PersistenceLocation) {
@@ -25,8 +27,9 @@ export class TransactionSource {
 
   /**
    * Opens a transaction. `catalog` is null when the server knows this runner already has `catalogVersion` cached.
+   * Synchronous once the reader is open.
    */
-  async open(options: {
+  open(options: {
     catalog: Catalog | null;
     catalogVersion: number | null;
     snapshotTs: bigint;
@@ -34,20 +37,33 @@ export class TransactionSource {
     identityJson: string | null;
     journal?: string | null;
     createTable: (tableName: string) => Promise<Catalog>;
-  }): Promise<TransactionHost> {
+  }): TransactionHost | Promise<TransactionHost> {
     if (options.catalog !== null) this.#catalog = options.catalog;
     const catalog = this.#catalog;
     if (catalog === null || (options.catalogVersion !== null && catalog.version !== options.catalogVersion)) {
       throw new Error(`Runner has no catalog of version ${options.catalogVersion}`);
     }
+    if (this.#openReader !== null) return this.#begin(this.#openReader, catalog, options);
     this.#reader ??= openPersistenceReader(this.#location);
-    let reader: PersistenceReader;
-    try {
-      reader = await this.#reader;
-    } catch (error) {
-      this.#reader = null; // try again on the next call
-      throw error;
-    }
+    return this.#reader.then(
+      (reader) => {
+        this.#openReader = reader;
+        return this.#begin(reader, catalog, options);
+      },
+      (error) => {
+        this.#reader = null; // try again on the next call
+        throw error;
+      },
+    );
+  }
+
+  #begin(reader: PersistenceReader, catalog: Catalog, options: {
+    snapshotTs: bigint;
+    udfType: "query" | "mutation";
+    identityJson: string | null;
+    journal?: string | null;
+    createTable: (tableName: string) => Promise<Catalog>;
+  }): TransactionHost {
     return openTransaction({
       reader,
       catalog,
@@ -62,6 +78,7 @@ export class TransactionSource {
   async close(): Promise<void> {
     const reader = this.#reader;
     this.#reader = null;
+    this.#openReader = null;
     if (reader) await (await reader.catch(() => null))?.close();
   }
 }

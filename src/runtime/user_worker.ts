@@ -81,6 +81,11 @@ export class UserWorker {
     this.#worker.postMessage(message);
   }
 
+  /** See `SyncChannelServer.parkNextWait`. */
+  parkChannel(): void {
+    this.#channel.parkNextWait();
+  }
+
   /** Ends an idle worker. (A busy one keeps spinning in Deno 2.9.6: the runner exits instead.) */
   terminate(): void {
     this.#channel.close();

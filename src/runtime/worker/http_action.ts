@@ -7,6 +7,7 @@
 import {
   HTTP_CHUNK_BYTES,
   HTTP_RESPONSE_WINDOW_CHUNKS,
+  type HttpInlineResponse,
   type HttpRequestHead,
   type HttpResponseAckMessage,
   type WorkerHttpBodyChunkMessage,
@@ -25,6 +26,17 @@ interface HttpHandler {
 }
 
 const BODYLESS_METHODS = new Set(["GET", "HEAD"]);
+/**
+ * Microtask turns a response body read may take and still count as ready at once: a body built from a string or
+ * bytes (or piped through a transform) is complete in a few; one that waits for I/O or a timer never is.
+ */
+const IMMEDIATE_READ_TICKS = 32;
+const NOT_READY = Symbol("not ready");
+
+async function afterImmediateTicks(): Promise<typeof NOT_READY> {
+  for (let i = 0; i < IMMEDIATE_READ_TICKS; i++) await null;
+  return NOT_READY;
+}
 
 /** The HTTP action in progress: the pending body pull and the response window. */
 class HttpSession {
@@ -66,27 +78,48 @@ class HttpSession {
     }, { highWaterMark: 0 });
   }
 
-  async sendResponse(response: Response): Promise<void> {
-    const headers = [...response.headers.entries()];
-    this.#post({
-      type: "httpResponseHead",
-      executionId: this.#executionId,
-      status: response.status,
-      statusText: response.statusText,
-      headers,
-    });
-    if (response.body === null) return;
-    for await (const chunk of response.body) {
-      for (let offset = 0; offset < chunk.length; offset += HTTP_CHUNK_BYTES) {
-        while (this.#unacked >= HTTP_RESPONSE_WINDOW_CHUNKS) {
-          this.#windowOpen = Promise.withResolvers();
-          await this.#windowOpen.promise;
-        }
-        // A copy we own, so it can be transferred (user code may reuse its buffer).
-        const data = chunk.slice(offset, offset + HTTP_CHUNK_BYTES);
-        this.#unacked++;
-        this.#post({ type: "httpResponseChunk", executionId: this.#executionId, data }, [data.buffer]);
+  /**
+   * Sends `response`, or returns it whole when its body is small and complete at once (then it travels with the
+   * result, see `HttpInlineResponse`). A body still being produced is streamed as it comes.
+   */
+  async sendResponse(response: Response): Promise<HttpInlineResponse | null> {
+    const head = { status: response.status, statusText: response.statusText, headers: [...response.headers.entries()] };
+    if (response.body === null) return { ...head, bodyBase64: null };
+    const reader = response.body.getReader();
+    const early: Uint8Array[] = [];
+    let earlyBytes = 0;
+    let pending: Promise<ReadableStreamReadResult<Uint8Array>> | null = null;
+    while (earlyBytes <= HTTP_CHUNK_BYTES) {
+      const read = reader.read();
+      const next = await Promise.race([read, afterImmediateTicks()]);
+      if (next === NOT_READY) {
+        pending = read;
+        break;
       }
+      if (next.done) return { ...head, bodyBase64: concatBytes(early, earlyBytes).toBase64() };
+      early.push(next.value);
+      earlyBytes += next.value.length;
+    }
+    this.#post({ type: "httpResponseHead", executionId: this.#executionId, ...head });
+    for (const chunk of early) await this.#sendChunk(chunk);
+    for (;;) {
+      const next = await (pending ?? reader.read());
+      pending = null;
+      if (next.done) return null;
+      await this.#sendChunk(next.value);
+    }
+  }
+
+  async #sendChunk(chunk: Uint8Array): Promise<void> {
+    for (let offset = 0; offset < chunk.length; offset += HTTP_CHUNK_BYTES) {
+      while (this.#unacked >= HTTP_RESPONSE_WINDOW_CHUNKS) {
+        this.#windowOpen = Promise.withResolvers();
+        await this.#windowOpen.promise;
+      }
+      // A copy we own, so it can be transferred (user code may reuse its buffer).
+      const data = chunk.slice(offset, offset + HTTP_CHUNK_BYTES);
+      this.#unacked++;
+      this.#post({ type: "httpResponseChunk", executionId: this.#executionId, data }, [data.buffer]);
     }
   }
 }
@@ -99,7 +132,8 @@ export function receiveHttpMessage(message: WorkerHttpBodyChunkMessage | HttpRes
 }
 
 /**
- * Runs the HTTP action for `head` and streams its response; resolves with `"null"` once the last chunk is sent.
+ * Runs the HTTP action for `head` and streams its response; resolves once the last chunk is sent, with the whole
+ * response when it is small enough to travel with the result instead.
  * Throws what the handler throws (the runner reports it; the server answers 500).
  */
 export async function runHttpAction(
@@ -107,7 +141,7 @@ export async function runHttpAction(
   deploymentUrl: string,
   head: HttpRequestHead,
   post: (message: FromWorkerMessage, transfer?: Transferable[]) => void,
-): Promise<string> {
+): Promise<HttpInlineResponse | null> {
   const current = new HttpSession(executionId, post);
   session = current;
   try {
@@ -128,9 +162,19 @@ export async function runHttpAction(
       ? new Response(`No HttpAction routed for ${url.pathname}`, { status: 404 })
       : await match[0].invokeHttpAction(request);
     if (!(response instanceof Response)) throw new Error("The HTTP action did not return a Response");
-    await current.sendResponse(response);
-    return "null";
+    return await current.sendResponse(response);
   } finally {
     if (session === current) session = null;
   }
+}
+
+function concatBytes(parts: Uint8Array[], total: number): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
 }

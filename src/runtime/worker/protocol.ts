@@ -6,6 +6,7 @@ import type { DeploymentAnalysis, UdfType } from "../types.ts";
 import type { JsonValue } from "../../values/types.ts";
 import type {
   HttpBodyPullMessage,
+  HttpInlineResponse,
   HttpRequestHead,
   HttpResponseAckMessage,
   HttpResponseHeadMessage,
@@ -22,6 +23,12 @@ export const NESTED_END_OP = "$nested/end";
  * the main thread because `v.id(table)` needs the catalog.
  */
 export const VALIDATE_OP = "$validate";
+/**
+ * Args: a `WorkerResultMessage` as JSON; answer: null. The end of an execution travels over the channel rather than
+ * postMessage: the main thread is usually polling it already (after the last syscall), and even parked it wakes
+ * sooner than for a message.
+ */
+export const RESULT_OP = "$result";
 
 /** Main → worker: the channel to use; answered by `ReadyMessage`. */
 export interface InitMessage {
@@ -90,6 +97,8 @@ export interface WorkerResultMessage {
   errorMessage?: string;
   errorData?: JsonValue;
   logLines: string[];
+  /** An HTTP action's whole response, when small and complete before the result (see `HttpInlineResponse`). */
+  httpResponse?: HttpInlineResponse;
 }
 
 /** Worker → main: an analysis finished. */

@@ -4,7 +4,7 @@
  * one execution or analysis at a time on request of the runner's main thread (protocol.ts).
  */
 import { AsyncLocalStorage, AsyncResource } from "node:async_hooks";
-import { SyncChannelClient } from "../sync_channel.ts";
+import { decodeResponse, encodeRequest, SyncChannelClient } from "../sync_channel.ts";
 import { analyzeDeployment } from "./analyze.ts";
 import { installConsole, LogSink, setLogSink } from "./console_capture.ts";
 import { enterActionMode, enterDeterministicMode, installDeterminismShims } from "./determinism.ts";
@@ -14,26 +14,35 @@ import type { Frame } from "./execution_state.ts";
 import { checkKind, loadFunction, type RegisteredFunction } from "./functions.ts";
 import { inspect } from "./inspect.ts";
 import { receiveHttpMessage, runHttpAction } from "./http_action.ts";
-import type {
-  CallResultMessage,
-  FromWorkerMessage,
-  ToWorkerMessage,
-  WorkerAnalysisMessage,
-  WorkerAnalyzeMessage,
-  WorkerExecuteMessage,
-  WorkerResultMessage,
+import {
+  type CallResultMessage,
+  type FromWorkerMessage,
+  RESULT_OP,
+  type ToWorkerMessage,
+  type WorkerAnalysisMessage,
+  type WorkerAnalyzeMessage,
+  type WorkerExecuteMessage,
+  type WorkerResultMessage,
 } from "./protocol.ts";
 import { type ConvexGlobal, SyscallRouter } from "./syscall_router.ts";
 import type { JsonValue } from "../../values/types.ts";
 
 /** Most action calls to the server in flight at once. */
 const MAX_PENDING_CALLS = 1_000;
+/** Results up to this size (UTF-16 units of JSON) go back over the channel; bigger ones by postMessage. */
+const MAX_CHANNEL_RESULT_CHARS = 4 * 1024 * 1024;
 
 // Captured before user code can shadow them.
 const workerScope = globalThis as unknown as {
   postMessage(message: FromWorkerMessage, transfer?: Transferable[]): void;
 };
-const post = workerScope.postMessage.bind(globalThis);
+const postMessage = workerScope.postMessage.bind(globalThis);
+/** Whether the execution in progress has posted a message (its result must then follow them, see `deliver`). */
+let postedDuringRun = false;
+const post = (message: FromWorkerMessage, transfer?: Transferable[]): void => {
+  postedDuringRun = true;
+  postMessage(message, transfer);
+};
 const addListener = globalThis.addEventListener.bind(globalThis);
 
 const env: Record<string, string> = {};
@@ -41,6 +50,7 @@ const pendingCalls = new Map<number, { resolve(json: string): void; reject(error
 let nextCallId = 1;
 let currentExecutionId = "";
 let router: SyscallRouter | null = null;
+let channel: SyncChannelClient | null = null;
 let currentSink: LogSink | null = null;
 
 installGlobals();
@@ -91,11 +101,12 @@ function requireRouter(): SyscallRouter {
 async function handle(message: ToWorkerMessage): Promise<void> {
   switch (message.type) {
     case "init":
-      router = new SyscallRouter(new SyncChannelClient(message.channel), serverCall);
+      channel = new SyncChannelClient(message.channel);
+      router = new SyscallRouter(channel, serverCall);
       post({ type: "ready" });
       return;
     case "execute":
-      post(await execute(message));
+      deliver(await execute(message));
       return;
     case "analyze":
       post(await analyze(message));
@@ -108,6 +119,18 @@ async function handle(message: ToWorkerMessage): Promise<void> {
       receiveHttpMessage(message);
       return;
   }
+}
+
+/**
+ * Hands a finished execution's result to the main thread: over the channel, unless the execution posted messages
+ * (action calls, HTTP streams), which the result must not overtake.
+ */
+function deliver(result: WorkerResultMessage): void {
+  const json = postedDuringRun ? "" : JSON.stringify(result);
+  if (!postedDuringRun && channel !== null && json.length <= MAX_CHANNEL_RESULT_CHARS) {
+    if (decodeResponse(channel.call(encodeRequest(RESULT_OP, json))).ok) return;
+  }
+  post(result);
 }
 
 /** Sends an action's syscall to the server (through the runner's main thread). */
@@ -132,6 +155,7 @@ function settleCall(message: CallResultMessage): void {
 
 function beginRun(executionId: string, runEnv: Record<string, string>): LogSink {
   currentExecutionId = executionId;
+  postedDuringRun = false;
   for (const key of Object.keys(env)) delete env[key];
   Object.assign(env, runEnv);
   router?.streams.clear();
@@ -171,8 +195,15 @@ async function execute(message: WorkerExecuteMessage): Promise<WorkerResultMessa
   if (message.http !== undefined) {
     const head = message.http;
     try {
-      const resultJson = await runInFrame(root, () => runHttpAction(executionId, deploymentUrl, head, post));
-      return { type: "result", executionId, ok: true, resultJson, logLines: sink.lines };
+      const httpResponse = await runInFrame(root, () => runHttpAction(executionId, deploymentUrl, head, post));
+      return {
+        type: "result",
+        executionId,
+        ok: true,
+        resultJson: "null",
+        logLines: sink.lines,
+        ...(httpResponse === null ? {} : { httpResponse }),
+      };
     } catch (error) {
       const { errorMessage, errorData } = formatUncaught(error, deploymentUrl);
       return fail(errorMessage, errorData);
