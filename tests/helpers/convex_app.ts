@@ -131,7 +131,8 @@ export async function startTestDeployment(
 }
 
 /** The `--allow-env` list of the `start` task in deno.json. */
-const SERVER_ENV = "DENVEX_ADMIN_KEY,PGHOST,PGPORT,PGUSER,PGUSERNAME,PGPASSWORD,PGDATABASE,PGSSL,PGSSLNEGOTIATION," +
+const SERVER_ENV = "DENVEX_ADMIN_KEY,DENVEX_S3_ACCESS_KEY_ID,DENVEX_S3_SECRET_ACCESS_KEY," +
+  "PGHOST,PGPORT,PGUSER,PGUSERNAME,PGPASSWORD,PGDATABASE,PGSSL,PGSSLNEGOTIATION," +
   "PGIDLE_TIMEOUT,PGCONNECT_TIMEOUT,PGMAX_LIFETIME,PGMAX_PIPELINE,PGBACKOFF,PGKEEP_ALIVE,PGPREPARE,PGDEBUG," +
   "PGFETCH_TYPES,PGPUBLICATIONS,PGTARGET_SESSION_ATTRS,PGAPPNAME,PGTARGETSESSIONATTRS";
 /** How long the spawned server may take to print its banner. */
@@ -149,11 +150,33 @@ export interface ServerProcess {
   kill(): Promise<void>;
 }
 
+/** How {@link spawnServer} starts the server. Every field is optional. */
+export interface SpawnServerOptions {
+  /** An existing data directory (to restart on the same data); it is never deleted. Default: a fresh temp dir. */
+  dataDir?: string;
+  /** Default: a fresh random key. */
+  adminKey?: string;
+  /** `--db`: a `postgres://` URL (default: SQLite in the data directory). */
+  db?: string;
+  /** API port (default 0: any free port). Pass the previous server's port to restart on the same URL. */
+  port?: number;
+  /** HTTP-actions port (default 0: any free port). */
+  sitePort?: number;
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1 (listen on 0, note the port, close). */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
 /**
  * Spawns the real server with the permission flags of the `start` task (data directory swapped for a temp one, or
- * `options.dataDir` to restart on existing data).
+ * `options.dataDir` to restart on existing data; `db`, `port`, `sitePort` become `--db`, `--port`, `--site-port`).
  */
-export async function spawnServer(options: { dataDir?: string; adminKey?: string } = {}): Promise<ServerProcess> {
+export async function spawnServer(options: SpawnServerOptions = {}): Promise<ServerProcess> {
   const dataDir = options.dataDir ?? await Deno.makeTempDir({ prefix: "denvex-server-" });
   const adminKey = options.adminKey ?? `denvex-test|${crypto.randomUUID().replaceAll("-", "")}`;
   const child = new Deno.Command(Deno.execPath(), {
@@ -169,11 +192,12 @@ export async function spawnServer(options: { dataDir?: string; adminKey?: string
       `--allow-run=${Deno.execPath()}`,
       join(REPO, "main.ts"),
       "serve",
-      "--port=0",
-      "--site-port=0",
+      `--port=${options.port ?? 0}`,
+      `--site-port=${options.sitePort ?? 0}`,
       "--host=127.0.0.1",
       `--data=${dataDir}`,
       `--admin-key=${adminKey}`,
+      ...(options.db === undefined ? [] : [`--db=${options.db}`]),
     ],
     cwd: REPO,
     stdout: "piped",
@@ -181,17 +205,37 @@ export async function spawnServer(options: { dataDir?: string; adminKey?: string
   }).spawn();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let banner = "";
-  const deadline = Date.now() + SERVER_START_TIMEOUT_MS;
-  while (!/HTTP actions: +http:\/\/\S+/.test(banner)) {
-    if (Date.now() > deadline) throw new Error(`the server did not start:\n${banner}`);
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`the server exited:\n${banner}`);
-    banner += value;
+  // A server that prints nothing never ends a read: the timer cancels it (and the process) instead.
+  const timer = setTimeout(() => {
+    banner += "\n(no banner after " + SERVER_START_TIMEOUT_MS + " ms)";
+    reader.cancel().catch(() => {});
+  }, SERVER_START_TIMEOUT_MS);
+  try {
+    while (!/HTTP actions: +http:\/\/\S+/.test(banner)) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`the server did not start:\n${banner}`);
+      banner += value;
+    }
+  } catch (error) {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already gone */ }
+    await child.status;
+    if (!options.dataDir) await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+    throw error;
+  } finally {
+    clearTimeout(timer);
   }
   // Keep draining stdout so the server never blocks on a full pipe.
   (async () => {
     while (!(await reader.read()).done) { /* discard */ }
   })().catch(() => {});
+  /** Sends `name` unless the process has already exited (then `close()`/`kill()` only wait). */
+  const signal = (name: Deno.Signal) => {
+    try {
+      child.kill(name);
+    } catch { /* already exited */ }
+  };
   const url = /API: +(http:\/\/\S+)/.exec(banner)![1];
   const siteUrl = /HTTP actions: +(http:\/\/\S+)/.exec(banner)![1];
   return {
@@ -200,12 +244,12 @@ export async function spawnServer(options: { dataDir?: string; adminKey?: string
     adminKey,
     dataDir,
     async close() {
-      child.kill("SIGTERM");
+      signal("SIGTERM");
       await child.status;
       if (!options.dataDir) await Deno.remove(dataDir, { recursive: true });
     },
     async kill() {
-      child.kill("SIGKILL");
+      signal("SIGKILL");
       await child.status;
     },
   };
