@@ -293,6 +293,20 @@ for (const backend of BACKENDS) {
     assertEquals((await query(db, (tx) => collect(tx, scan("c")))).map((x) => x.v), [1, 200, 1, 2]);
   });
 
+  t("reading a table that does not exist yet conflicts with creating it, and its creation is a commit", async (db) => {
+    const events: { ts: bigint; indexIds: number[] }[] = [];
+    db.onCommit((event) => events.push({ ts: event.ts, indexIds: [...event.keysByIndex.keys()] }));
+    const reader = db.begin("mutation");
+    assertEquals(await collect(reader, scan("ghosts")), []);
+    await sys(reader, "1.0/insert", { table: "other", value: { saw: 0 } });
+    const before = db.latestTs;
+    await insertMany(db, "ghosts", [{ boo: true }]);
+    assert(events.some((e) => e.ts > before && e.indexIds.includes(0)), "creating the table announced it");
+    await rejects(db.commit(reader.outcome()), /changed/);
+    // A transaction that started after the creation sees the table and commits.
+    await mutate(db, async (tx) => assertEquals((await collect(tx, scan("ghosts"))).length, 1));
+  });
+
   t("serializability: concurrent appends to shared lists form one history", async (db) => {
     const lists = ["l0", "l1", "l2"];
     const ids = await insertMany(db, "lists", lists.map((name) => ({ name, items: [] })));

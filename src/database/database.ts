@@ -15,7 +15,7 @@ import {
 } from "./catalog.ts";
 import { TimestampClock } from "./clock.ts";
 import { type CommitKeys, ConflictHistory } from "./conflicts.ts";
-import { documentIndexKey, keyAfter } from "./index_range.ts";
+import { documentIndexKey, keyAfter, TABLE_EXISTENCE_INDEX_ID, tableExistenceKey } from "./index_range.ts";
 import { DatabaseSyscalls } from "./syscalls.ts";
 import { type Catalog, type DocumentWrite, SyscallError, type TableInfo, type TransactionOutcome } from "./types.ts";
 import { keysEqual } from "./keys.ts";
@@ -284,8 +284,24 @@ export class Database {
   /** Persists and installs a new catalog version. Call only inside `exclusive`. */
   async #saveCatalog(next: Catalog): Promise<void> {
     const versioned = { ...next, version: this.catalog.version + 1 };
+    const created = versioned.tables.filter((table) => !this.#catalog.tableByName(table.name)).map((t) => t.name);
     await this.persistence.setGlobals({ [CATALOG_GLOBAL]: JSON.stringify(versioned) });
     this.#catalog = new CatalogView(versioned);
+    if (created.length > 0) await this.#commitTableCreation(created);
+  }
+
+  /**
+   * Reads of a table that does not exist yet record its name in the table-existence pseudo-index; creating the
+   * table is a commit writing those keys, so cached and subscribed queries that saw "no table" re-run and
+   * transactions that read it conflict. The commit has no documents; it only takes a timestamp.
+   */
+  async #commitTableCreation(tableNames: string[]): Promise<void> {
+    const ts = this.#clock.next();
+    await this.persistence.commit([{ ts, documents: [], indexEntries: [] }]);
+    this.#latestTs = ts;
+    const keysByIndex = new Map([[TABLE_EXISTENCE_INDEX_ID, tableNames.map(tableExistenceKey)]]);
+    this.#history.record({ ts, keysByIndex });
+    this.#notify({ ts, keysByIndex });
   }
 
   /**

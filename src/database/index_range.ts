@@ -129,3 +129,14 @@ export function documentReadRange(table: TableInfo, id: string): ReadRange {
   const key = encodeIndexKey([id]);
   return { indexId: table.indexes[0].indexId, lowKey: keyToBase64(key), highKey: keyToBase64(keyAfter(key)) };
 }
+
+/**
+ * The pseudo-index whose keys are table names: a read of a table that does not exist records its name here, and
+ * creating the table writes it (no real index has ID 0).
+ */
+export const TABLE_EXISTENCE_INDEX_ID = 0;
+
+/** The key of `tableName` in the table-existence pseudo-index. */
+export function tableExistenceKey(tableName: string): Uint8Array {
+  return encodeIndexKey([tableName]);
+}

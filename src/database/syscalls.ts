@@ -264,7 +264,8 @@ export class DatabaseSyscalls implements TransactionHost {
         const isBuiltin = indexName.endsWith(".by_creation_time");
         if (isBuiltin || source.type === "IndexRange") {
           // Reading a table that does not exist yet returns nothing, as on Convex (the index name is validated by
-          // the schema at push time).
+          // the schema at push time); the read of "no such table" is recorded, so creating it invalidates this.
+          this.transaction.recordMissingTable(tableName);
           return null;
         }
       }

@@ -15,7 +15,7 @@ import {
 } from "../values/mod.ts";
 import type { PersistenceReader } from "../persistence/types.ts";
 import { CatalogView } from "./catalog.ts";
-import { type KeyRange, pointRange } from "./index_range.ts";
+import { type KeyRange, pointRange, TABLE_EXISTENCE_INDEX_ID, tableExistenceKey } from "./index_range.ts";
 import { TRANSACTION_LIMITS } from "./limits.ts";
 import type { OverlayDocument, QueryStream } from "./query_stream.ts";
 import { type Catalog, type DocumentWrite, type ReadRange, SyscallError, type TableInfo } from "./types.ts";
@@ -136,6 +136,11 @@ export class Transaction {
     this.chargeRead(revision.json.length);
     // Parsing waits until someone needs the value: a plain `db.get` returns the stored text as it is.
     return { json: revision.json, value: null, ts: revision.ts };
+  }
+
+  /** Records that the transaction saw `tableName` missing (creating the table conflicts with and invalidates it). */
+  recordMissingTable(tableName: string): void {
+    this.#recordPointRead(TABLE_EXISTENCE_INDEX_ID, tableExistenceKey(tableName));
   }
 
   #recordPointRead(indexId: number, key: Uint8Array): void {
