@@ -17,6 +17,8 @@ export async function runnerMain(): Promise<never> {
   console.debug = console.error;
   console.warn = console.error;
   const fail = (error: unknown): never => {
+    // The server went away (killed, or exited): nothing left to answer, and nothing worth a stack trace.
+    if (error instanceof Deno.errors.BrokenPipe) Deno.exit(0);
     console.error(`denvex runner: ${error instanceof Error ? error.stack : String(error)}`);
     Deno.exit(EXIT_PROTOCOL_ERROR);
   };
