@@ -5,10 +5,22 @@ import { assert, assertEquals } from "./helpers/assert.ts";
 import { startTestServer, SYNC_APP_FILES } from "./helpers/sync_app.ts";
 import { stopBundler } from "./runtime_app.ts";
 import { base64UrlEncode } from "../src/auth/mod.ts";
+import { handleHttpAction } from "../src/http/http_action_handler.ts";
 
 const api = anyApi;
 const AUTH_FILES = {
   ...SYNC_APP_FILES,
+  "http.ts": `
+    import { httpRouter } from "convex/server";
+    import { httpAction } from "./_generated/server";
+    const http = httpRouter();
+    http.route({
+      path: "/whoami",
+      method: "GET",
+      handler: httpAction(async (ctx) => Response.json(await ctx.auth.getUserIdentity())),
+    });
+    export default http;
+  `,
   "auth.config.ts": `
     export default {
       providers: [
@@ -78,6 +90,21 @@ Deno.test({
       http.setAuth(oidcToken);
       const whoOidc = await http.query(api.messages.whoami, {}) as Record<string, unknown>;
       assertEquals([whoOidc.tokenIdentifier, whoOidc.givenName, whoOidc.team], [`${origin}|user-1`, "Ann", "x"]);
+
+      // HTTP actions see the identity of a Bearer token; a token that does not check out is no identity.
+      const httpWhoami = async (authorization?: string) => {
+        const headers = authorization ? { Authorization: authorization } : undefined;
+        const response = await handleHttpAction(
+          server.backend,
+          new Request("http://site/whoami", { headers }),
+          "/whoami",
+        );
+        assertEquals(response.status, 200);
+        return await response.json();
+      };
+      assertEquals((await httpWhoami(`Bearer ${customToken}`)).tokenIdentifier, "https://custom.example|user-1");
+      assertEquals(await httpWhoami(), null);
+      assertEquals(await httpWhoami("Bearer not-a-jwt"), null);
 
       const rejected = async (token: string, expected: string) => {
         const response = await fetch(server.url + "/api/query", {

@@ -7,6 +7,7 @@ import type { Backend } from "../server/backend.ts";
 import type { DeploymentAnalysis, ExecutionResult } from "../runtime/mod.ts";
 import type { HttpRequestHead } from "../runtime/http_action_protocol.ts";
 import { ResponseRelay } from "./http_action_exchange.ts";
+import { servicesFor } from "../sync/services.ts";
 
 /** Methods an `http.js` route may have; HEAD is routed as GET. */
 const ROUTABLE_METHODS = new Set(["GET", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]);
@@ -28,6 +29,7 @@ export async function handleHttpAction(backend: Backend, request: Request, path:
     headers: [...request.headers.entries()],
     hasBody: request.body !== null,
   };
+  const identityJson = await identityOf(backend, request.headers.get("Authorization"));
   const relay = new ResponseRelay(request);
   const requestId = crypto.randomUUID().replaceAll("-", "").slice(0, 16);
   const startedAtMs = Date.now();
@@ -36,7 +38,7 @@ export async function handleHttpAction(backend: Backend, request: Request, path:
     modulePath: "http.js",
     exportName: "default",
     argsJson: "[{}]",
-    identityJson: null,
+    identityJson,
     env: {
       ...backend.deployments.environmentVariables,
       CONVEX_CLOUD_URL: backend.urls.cloudUrl,
@@ -107,4 +109,19 @@ function hasRoute(analysis: DeploymentAnalysis, path: string, method: string): b
     route.method === method &&
     (route.path.endsWith("*") ? path.startsWith(route.path.slice(0, -1)) : route.path === path)
   );
+}
+
+/**
+ * The identity `ctx.auth.getUserIdentity()` returns in the action: from a `Bearer` JWT checked against
+ * `auth.config.ts`. Anything else — no header, an admin key, a token that does not check out (a webhook's own secret,
+ * say) — means no identity rather than a refused request, since the route may authenticate callers its own way.
+ */
+async function identityOf(backend: Backend, header: string | null): Promise<string | null> {
+  if (header === null || !/^Bearer\s/i.test(header)) return null;
+  try {
+    const caller = await servicesFor(backend).authenticator.fromAuthorizationHeader(header);
+    return caller.isAdmin ? null : caller.identityJson;
+  } catch {
+    return null;
+  }
 }
