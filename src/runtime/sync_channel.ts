@@ -9,6 +9,7 @@
  * Messages of any size travel in chunks of at most the buffer's data capacity; the receiver acknowledges every chunk
  * but the last. The channel is half-duplex and carries one call at a time, which matches one execution per worker.
  */
+import { concatBytes } from "./bytes.ts";
 
 const STATE = 0;
 const CHUNK_BYTES = 1;
@@ -89,7 +90,7 @@ export class SyncChannelClient {
       Atomics.store(this.#state, STATE, RESPONSE_ACK);
       Atomics.notify(this.#state, STATE);
     }
-    return decoder.decode(parts.length === 1 ? parts[0] : concat(parts, total));
+    return decoder.decode(parts.length === 1 ? parts[0] : concatBytes(parts, total));
   }
 }
 
@@ -172,7 +173,7 @@ export class SyncChannelServer {
       Atomics.store(this.#state, STATE, IDLE);
       Atomics.notify(this.#state, STATE);
     }
-    return decoder.decode(parts.length === 1 ? parts[0] : concat(parts, total));
+    return decoder.decode(parts.length === 1 ? parts[0] : concatBytes(parts, total));
   }
 
   async #send(response: string): Promise<void> {
@@ -227,14 +228,4 @@ export function encodeRequest(op: string, argsJson: string): string {
 export function decodeRequest(request: string): { op: string; argsJson: string } {
   const newline = request.indexOf("\n");
   return { op: request.slice(0, newline), argsJson: request.slice(newline + 1) };
-}
-
-function concat(parts: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }

@@ -14,6 +14,7 @@ import {
 } from "../http_action_protocol.ts";
 import type { FromWorkerMessage } from "./protocol.ts";
 import { loadModule } from "./functions.ts";
+import { concatBytes } from "../bytes.ts";
 
 /** The `http.js` default export, as `convex/server`'s HttpRouter builds it (convex-compat.md §4.2). */
 interface HttpRouter {
@@ -166,15 +167,4 @@ export async function runHttpAction(
   } finally {
     if (session === current) session = null;
   }
-}
-
-function concatBytes(parts: Uint8Array[], total: number): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
