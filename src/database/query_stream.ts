@@ -151,27 +151,12 @@ export class QueryStream {
     return { document, verdict };
   }
 
-  /** A document reaches the output only through every limit, so one used-up limit ends the stream. */
   #limitReached(): boolean {
-    for (let i = 0; i < this.#operators.length; i++) {
-      const operator = this.#operators[i];
-      if ("limit" in operator && this.#limitCounts[i] >= operator.limit) return true;
-    }
-    return false;
+    return limitReached(this.#operators, this.#limitCounts);
   }
 
-  /** Applies the operators to one scanned document. */
   #apply(value: Value | null): "pass" | "skip" | "stop" {
-    for (let i = 0; i < this.#operators.length; i++) {
-      const operator = this.#operators[i];
-      if ("filter" in operator) {
-        if (operator.filter(value!) !== true) return "skip";
-      } else {
-        if (this.#limitCounts[i] >= operator.limit) return "stop";
-        this.#limitCounts[i]++;
-      }
-    }
-    return "pass";
+    return applyOperators(this.#operators, this.#limitCounts, value);
   }
 
   async #fetchChunk(): Promise<void> {
@@ -235,4 +220,31 @@ export class QueryStream {
     all.sort((a, b) => asc ? compareKeys(a.key, b.key) : compareKeys(b.key, a.key));
     return all;
   }
+}
+
+/** A document reaches the output only through every limit, so one used-up limit ends the stream. */
+export function limitReached(operators: QueryOperator[], limitCounts: number[]): boolean {
+  for (let i = 0; i < operators.length; i++) {
+    const operator = operators[i];
+    if ("limit" in operator && limitCounts[i] >= operator.limit) return true;
+  }
+  return false;
+}
+
+/** Applies the operators, in order, to one scanned document (`limitCounts` holds each limit's count so far). */
+export function applyOperators(
+  operators: QueryOperator[],
+  limitCounts: number[],
+  value: Value | null,
+): "pass" | "skip" | "stop" {
+  for (let i = 0; i < operators.length; i++) {
+    const operator = operators[i];
+    if ("filter" in operator) {
+      if (operator.filter(value!) !== true) return "skip";
+    } else {
+      if (limitCounts[i] >= operator.limit) return "stop";
+      limitCounts[i]++;
+    }
+  }
+  return "pass";
 }

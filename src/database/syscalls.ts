@@ -8,6 +8,13 @@ import { INTERNAL_TABLE_NAMES } from "./catalog.ts";
 import { compileIndexRange, keyAfter, type KeyRange, type RangeExpression } from "./index_range.ts";
 import { MAX_PAGE_SIZE, MAX_STREAM_BATCH, TRANSACTION_LIMITS } from "./limits.ts";
 import { type QueryOperator, QueryStream } from "./query_stream.ts";
+import {
+  decodeSearchCursor,
+  encodeSearchCursor,
+  isSearchCursorOf,
+  parseSearchFilters,
+  SearchStream,
+} from "./search.ts";
 import { decodeCursor, decodeJournal, encodeCursor, encodeJournal, isCursorOf } from "./cursor.ts";
 import { Transaction, type TransactionOptions } from "./transaction.ts";
 import { MAX_FUNCTIONS_SCHEDULED, MAX_SCHEDULED_ARGS_BYTES, SchedulerSyscalls } from "./scheduler_syscalls.ts";
@@ -50,7 +57,7 @@ function creationTimeMs(): number {
 /** The TransactionHost the runtime drives: syscalls plus nested-call savepoints. */
 export class DatabaseSyscalls implements TransactionHost {
   readonly transaction: Transaction;
-  readonly #streams = new Map<number, QueryStream>();
+  readonly #streams = new Map<number, QueryStream | SearchStream>();
   #nextQueryId = 0;
   #paginated = false;
   #lastCreationTimeMs = 0;
@@ -237,7 +244,7 @@ export class DatabaseSyscalls implements TransactionHost {
   // ---- queries ----
 
   /** Compiles a serialized query (convex-compat.md §4.5) into a stream; null when its table does not exist. */
-  #openStream(query: Args): QueryStream | null {
+  #openStream(query: Args): QueryStream | SearchStream | null {
     const source = query?.source;
     if (!source || typeof source !== "object") throw badArgument("query: missing `source`");
     const operators = compileOperators(query.operators);
@@ -252,7 +259,7 @@ export class DatabaseSyscalls implements TransactionHost {
       indexName = source.indexName;
       rangeExpressions = source.range;
     } else if (source.type === "Search") {
-      throw new SyscallError("NotSupported", "Full-text search queries are not supported yet by denvex");
+      return this.#openSearch(source, operators);
     } else {
       throw badArgument(`query: unknown source type ${JSON.stringify(source.type)}`);
     }
@@ -285,6 +292,31 @@ export class DatabaseSyscalls implements TransactionHost {
     );
     this.transaction.addStream(stream);
     return stream;
+  }
+
+  /** A full-text search (convex-compat.md §4.5): a ranked stream over a full scan of the table. */
+  #openSearch(source: Args, operators: QueryOperator[]): SearchStream {
+    const indexName = source.indexName;
+    if (typeof indexName !== "string") throw badArgument("query: Search needs an indexName");
+    const tableName = indexName.slice(0, Math.max(0, indexName.indexOf(".")));
+    const catalog = this.transaction.catalog;
+    const table = INTERNAL_TABLE_NAMES.has(tableName) ? undefined : catalog.tableByName(tableName);
+    const searchIndex = table?.searchIndexes?.find((candidate) => candidate.name === indexName);
+    const byCreationTime = catalog.index(`${tableName}.by_creation_time`);
+    if (!table || !searchIndex || !byCreationTime) {
+      throw badArgument(`Search index ${indexName} not found. Declare it in the schema with .searchIndex(...)`);
+    }
+    const filters = parseSearchFilters(searchIndex, source.filters);
+    const scan = new QueryStream(
+      this.#streamContext(),
+      byCreationTime.index,
+      table.tableNumber,
+      compileIndexRange(byCreationTime.index, []),
+      "asc",
+      [],
+    );
+    this.transaction.addStream(scan);
+    return new SearchStream(searchIndex, scan, filters, operators);
   }
 
   #streamContext() {
@@ -332,6 +364,7 @@ export class DatabaseSyscalls implements TransactionHost {
     }
     const maximumRowsRead = typeof args.maximumRowsRead === "number" ? args.maximumRowsRead : Infinity;
     const stream = this.#openStream(args.query);
+    if (stream instanceof SearchStream) return await this.#searchPage(stream, args, pageSize, maximumRowsRead);
     if (!stream) {
       return JSON.stringify({
         page: [],
@@ -387,6 +420,51 @@ export class DatabaseSyscalls implements TransactionHost {
     } else {
       isDone = false;
       continueCursor = lastKey ? encodeCursor(indexId, { kind: "key", key: lastKey }) : args.cursor;
+    }
+    this.#producedJournal = continueCursor;
+    return `{"page":[${page.join(",")}],"isDone":${isDone},"continueCursor":${JSON.stringify(continueCursor)},` +
+      `"splitCursor":null,"pageStatus":null}`;
+  }
+
+  /** `paginate()` over a search: the ranked list is the sequence, a cursor is a position in it. */
+  async #searchPage(stream: SearchStream, args: Args, pageSize: number, maximumRowsRead: number): Promise<string> {
+    const indexName = stream.index.name;
+    const start = args.cursor === null || args.cursor === undefined ? 0 : decodeSearchCursor(args.cursor, indexName);
+    let endCursor: string | null = typeof args.endCursor === "string" ? args.endCursor : null;
+    if (endCursor === null && this.#journalEndCursor !== null && isSearchCursorOf(this.#journalEndCursor, indexName)) {
+      endCursor = this.#journalEndCursor;
+    }
+    const end = endCursor === null ? null : decodeSearchCursor(endCursor, indexName);
+    const page: string[] = [];
+    let reachedEnd = false;
+    if (start !== "end") {
+      stream.skip(start);
+      const limit = end !== null ? Infinity : Math.min(Math.floor(pageSize), MAX_PAGE_SIZE);
+      let rowsRead = 0;
+      while (page.length < limit && rowsRead < maximumRowsRead && (typeof end !== "number" || stream.position < end)) {
+        const scanned = await stream.nextScanned();
+        if (scanned === null) {
+          reachedEnd = true;
+          break;
+        }
+        rowsRead++;
+        if (scanned.verdict === "pass") page.push(scanned.document.json);
+      }
+      if (!reachedEnd && end === null) reachedEnd = await stream.exhausted();
+    } else {
+      reachedEnd = true;
+    }
+    let isDone: boolean;
+    let continueCursor: string;
+    if (end !== null) {
+      isDone = end === "end" && reachedEnd;
+      continueCursor = endCursor!;
+    } else if (reachedEnd) {
+      isDone = true;
+      continueCursor = encodeSearchCursor(indexName, "end");
+    } else {
+      isDone = false;
+      continueCursor = encodeSearchCursor(indexName, stream.position);
     }
     this.#producedJournal = continueCursor;
     return `{"page":[${page.join(",")}],"isDone":${isDone},"continueCursor":${JSON.stringify(continueCursor)},` +

@@ -29,11 +29,23 @@ export interface IndexInfo {
   ready: boolean;
 }
 
+/** A full-text search index of the schema (convex-compat.md §4.2, §4.5). Served by a scan, so no index data. */
+export interface SearchIndexInfo {
+  /** `<table>.<index>`, e.g. `messages.search_body`. */
+  name: string;
+  /** The string field searched. */
+  searchField: string;
+  /** Fields a search may filter on with `eq`. */
+  filterFields: string[];
+}
+
 /** One table of the catalog. */
 export interface TableInfo {
   name: string;
   tableNumber: number;
   indexes: IndexInfo[];
+  /** The schema's search indexes (absent in catalogs from before search). */
+  searchIndexes?: SearchIndexInfo[];
   /** The schema's document validator when schema validation is active for this table. */
   documentType: ValidatorJson | null;
 }

@@ -2,7 +2,7 @@
  * The pushed schema (`schema.js` `export()`, convex-compat.md §4.2): parsing, validation with readable errors, and the
  * index diff against the current catalog.
  */
-import type { Catalog, IndexInfo, TableInfo } from "../database/types.ts";
+import type { Catalog, IndexInfo, SearchIndexInfo, TableInfo } from "../database/types.ts";
 import { FIRST_USER_TABLE_NUMBER, MAX_INDEXES_PER_TABLE } from "../database/catalog.ts";
 import type { ValidatorJson } from "../values/types.ts";
 import { DeployError } from "./store.ts";
@@ -22,10 +22,15 @@ export interface SchemaIndex {
   fields: string[];
 }
 
+/** Most filter fields of one search index (Convex's limit). */
+export const MAX_SEARCH_FILTER_FIELDS = 16;
+
 /** One table of the schema. */
 export interface SchemaTable {
   tableName: string;
   indexes: SchemaIndex[];
+  /** Full-text search indexes (vector indexes are ignored). */
+  searchIndexes: SearchIndexInfo[];
   documentType: ValidatorJson | null;
 }
 
@@ -63,7 +68,8 @@ export function parseSchema(schemaJson: string): ParsedSchema {
     seen.add(tableName);
     const documentType = (entry.documentType ?? null) as ValidatorJson | null;
     const indexes = parseIndexes(tableName, entry.indexes, documentType);
-    tables.push({ tableName, indexes, documentType });
+    const searchIndexes = parseSearchIndexes(tableName, entry.searchIndexes, documentType, indexes);
+    tables.push({ tableName, indexes, searchIndexes, documentType });
   }
   return { tables, schemaValidation: raw.schemaValidation !== false, raw };
 }
@@ -106,6 +112,56 @@ function parseIndexes(tableName: string, value: unknown, documentType: Validator
     indexes.push({ name: `${tableName}.${descriptor}`, fields: fields as string[] });
   }
   return indexes;
+}
+
+function parseSearchIndexes(
+  tableName: string,
+  value: unknown,
+  documentType: ValidatorJson | null,
+  indexes: SchemaIndex[],
+): SearchIndexInfo[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) throw invalid(`Table ${tableName}: searchIndexes must be a list`);
+  const searchIndexes: SearchIndexInfo[] = [];
+  const names = new Set(indexes.map((index) => index.name));
+  for (const index of value as Record<string, unknown>[]) {
+    const descriptor = index?.indexDescriptor;
+    const where = `Search index ${tableName}.${String(descriptor)}`;
+    if (typeof descriptor !== "string" || !IDENTIFIER.test(descriptor)) {
+      throw invalid(`${where}: invalid index name (letters, digits and underscores, starting with a letter)`);
+    }
+    if (RESERVED_INDEX_NAMES.has(descriptor)) throw invalid(`${where}: the name ${descriptor} is reserved`);
+    const name = `${tableName}.${descriptor}`;
+    if (names.has(name)) throw invalid(`${where}: the name is used by another index of the table`);
+    names.add(name);
+    const searchField = index.searchField;
+    if (typeof searchField !== "string" || searchField === "") {
+      throw invalid(`${where}: searchField must be a field name`);
+    }
+    const filterFields = index.filterFields ?? [];
+    if (!Array.isArray(filterFields) || !filterFields.every((f) => typeof f === "string" && f !== "")) {
+      throw invalid(`${where}: filterFields must be a list of field names`);
+    }
+    if (filterFields.length > MAX_SEARCH_FILTER_FIELDS) {
+      throw invalid(`${where} has more than ${MAX_SEARCH_FILTER_FIELDS} filter fields`);
+    }
+    if (new Set(filterFields).size !== filterFields.length) throw invalid(`${where} lists a filter field twice`);
+    for (const field of [searchField, ...filterFields as string[]]) {
+      const role = field === searchField ? "search field" : "filter field";
+      if (field.startsWith("_")) throw invalid(`${where}: the ${role} "${field}" is a system field name`);
+      if (documentType && !validatorHasField(documentType, field.split("."))) {
+        throw invalid(
+          `${where} is on the field "${field}", which is not in the table's validator. Add the field to the ` +
+            `defineTable({...}) validator or remove it from the search index.`,
+        );
+      }
+    }
+    if ((filterFields as string[]).includes(searchField)) {
+      throw invalid(`${where}: the search field "${searchField}" cannot also be a filter field`);
+    }
+    searchIndexes.push({ name, searchField, filterFields: filterFields as string[] });
+  }
+  return searchIndexes;
 }
 
 /** True when some document matching `validator` may have a value at `path`. */
@@ -244,6 +300,7 @@ export function finalCatalog(catalog: Catalog, plan: IndexPlan, schema: ParsedSc
   const removedIds = new Set(plan.removed.map((index) => index.indexId));
   const addedById = new Map(plan.added.map((added) => [added.indexId, added]));
   const documentTypes = new Map((schema?.tables ?? []).map((table) => [table.tableName, table.documentType]));
+  const searchIndexes = new Map((schema?.tables ?? []).map((table) => [table.tableName, table.searchIndexes]));
   return {
     ...catalog,
     schemaValidation: schema?.schemaValidation ?? false,
@@ -252,6 +309,9 @@ export function finalCatalog(catalog: Catalog, plan: IndexPlan, schema: ParsedSc
       documentType: table.tableNumber < FIRST_USER_TABLE_NUMBER
         ? table.documentType
         : documentTypes.get(table.name) ?? null,
+      searchIndexes: table.tableNumber < FIRST_USER_TABLE_NUMBER
+        ? table.searchIndexes
+        : searchIndexes.get(table.name) ?? [],
       indexes: table.indexes
         .filter((index) => !removedIds.has(index.indexId))
         .map((index) => {

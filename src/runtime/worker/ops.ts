@@ -59,13 +59,3 @@ export function isUnsupportedOp(op: string): boolean {
 export function unsupportedMessage(op: string): string {
   return `${op} is not supported yet by denvex`;
 }
-
-/** True when a `queryStream` / `queryPage` argument uses a full-text search source (not implemented yet). */
-export function isSearchQuery(argsJson: string): boolean {
-  if (!argsJson.includes('"Search"')) return false;
-  try {
-    return (JSON.parse(argsJson) as { query?: { source?: { type?: string } } }).query?.source?.type === "Search";
-  } catch {
-    return false;
-  }
-}

@@ -10,7 +10,6 @@ import { syscallFailure } from "./error_format.ts";
 import { currentExecution, currentFrame } from "./execution_state.ts";
 import {
   ACTION_SERVER_OPS,
-  isSearchQuery,
   isUnsupportedOp,
   TRANSACTION_ASYNC_OPS,
   TRANSACTION_SYNC_OPS,
@@ -53,9 +52,6 @@ export class SyscallRouter implements ConvexGlobal {
     if (frame === null) throw new Error(`Syscall ${op} made outside of a running function`);
     if (isUnsupportedOp(op)) throw new Error(unsupportedMessage(op));
     if (frame.udfType === "action" || !TRANSACTION_SYNC_OPS.has(op)) throw new Error(`Unknown operation ${op}`);
-    if (op === "1.0/queryStream" && isSearchQuery(argsJson)) {
-      throw new Error("Full-text search queries (withSearchIndex) are not supported yet by denvex");
-    }
     if (op === "1.0/queryCleanup") this.streams.cleanup(queryIdOf(argsJson));
     return this.transactionCall(op, argsJson);
   }
@@ -86,9 +82,6 @@ export class SyscallRouter implements ConvexGlobal {
         const answer = this.transactionCall(op, JSON.stringify({ queryId, batchSize }));
         return JSON.parse(answer) as { values: unknown[]; done: boolean };
       });
-    }
-    if (op === "1.0/queryPage" && isSearchQuery(argsJson)) {
-      throw syscallFailure("Full-text search queries (withSearchIndex) are not supported yet by denvex");
     }
     if (TRANSACTION_ASYNC_OPS.has(op)) return this.transactionCall(op, argsJson);
     throw syscallFailure(`Unknown async operation ${op}`);
