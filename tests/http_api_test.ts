@@ -3,7 +3,7 @@ import { ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import { ConvexError } from "convex/values";
 import { assert, assertEquals } from "./helpers/assert.ts";
-import { ADMIN_KEY, startTestServer, type TestServer } from "./helpers/sync_app.ts";
+import { ADMIN_KEY, withServer } from "./helpers/sync_app.ts";
 import { stopBundler } from "./runtime_app.ts";
 
 const api = anyApi;
@@ -31,15 +31,6 @@ export async function assertRejects(
     return error;
   }
   throw new Error("expected a rejection");
-}
-
-async function withServer(fn: (server: TestServer) => Promise<void>): Promise<void> {
-  const server = await startTestServer();
-  try {
-    await fn(server);
-  } finally {
-    await server.close();
-  }
 }
 
 async function post(url: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {

@@ -2,7 +2,7 @@
 import { ConvexClient, ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import { assert, assertEquals } from "./helpers/assert.ts";
-import { startTestServer, type TestServer } from "./helpers/sync_app.ts";
+import { withServer } from "./helpers/sync_app.ts";
 import { stopBundler } from "./runtime_app.ts";
 import { encodeBase64, timestampToBase64 } from "../src/values/mod.ts";
 import { ReadRangeIndex } from "../src/subscriptions/mod.ts";
@@ -10,15 +10,6 @@ import { RawSocket } from "./helpers/raw_socket.ts";
 
 const api = anyApi;
 const opts = { sanitizeResources: false, sanitizeOps: false };
-
-async function withServer(fn: (server: TestServer) => Promise<void>): Promise<void> {
-  const server = await startTestServer();
-  try {
-    await fn(server);
-  } finally {
-    await server.close();
-  }
-}
 
 /** Resolves with the first value `predicate` accepts from a subscription. */
 function nextMatching<T>(

@@ -124,7 +124,7 @@ export async function openBackend(options: BackendOptions): Promise<Backend> {
       },
     };
     const sweepTimer = setInterval(() => {
-      sweepResults(options.database).catch((error) => console.error("denvex: sweeping mutation results:", error));
+      sweepAllResults(options.database).catch((error) => console.error("denvex: sweeping mutation results:", error));
       storage.sweepOrphans().catch((error) => console.error("denvex: sweeping orphaned file blobs:", error));
     }, RESULT_SWEEP_INTERVAL_MS);
     Deno.unrefTimer(sweepTimer);
@@ -132,5 +132,15 @@ export async function openBackend(options: BackendOptions): Promise<Backend> {
   } catch (error) {
     await pool.close();
     throw error;
+  }
+}
+
+/** Sweep commits per pass: one commit deletes at most 1,000 results, so a busy day needs more than one per pass. */
+const MAX_RESULT_SWEEPS_PER_PASS = 100;
+
+/** Deletes expired mutation results until none are left, bounded per pass. */
+async function sweepAllResults(database: Database): Promise<void> {
+  for (let sweep = 0; sweep < MAX_RESULT_SWEEPS_PER_PASS; sweep++) {
+    if (await sweepResults(database) === 0) return;
   }
 }

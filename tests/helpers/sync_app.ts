@@ -9,20 +9,14 @@ import { openStorage } from "../../src/server/storage.ts";
 import { createApiApp } from "../../src/http/mod.ts";
 import { functionRoutes } from "../../src/http/function_routes.ts";
 import { SyncHub } from "../../src/sync/mod.ts";
-import { bundleApp, writeApp } from "../runtime_app.ts";
+import { APP_FILES, bundleApp, writeApp } from "../runtime_app.ts";
 import { addIndex } from "./engine.ts";
 
 export const ADMIN_KEY = "test-instance|" + "ab".repeat(32);
 
 /** The app's `convex/` folder. */
 export const SYNC_APP_FILES: Record<string, string> = {
-  "_generated/server.ts": `
-    export {
-      queryGeneric as query, mutationGeneric as mutation, actionGeneric as action,
-      internalQueryGeneric as internalQuery, internalMutationGeneric as internalMutation,
-      internalActionGeneric as internalAction, httpActionGeneric as httpAction,
-    } from "convex/server";
-  `,
+  "_generated/server.ts": APP_FILES["_generated/server.ts"],
   "messages.ts": `
     import { query, mutation, action, internalQuery } from "./_generated/server";
     import { anyApi } from "convex/server";
@@ -139,4 +133,14 @@ export async function startTestServer(
       await Deno.remove(dataDir, { recursive: true });
     },
   };
+}
+
+/** Runs `fn` against a fresh test server and closes it afterwards. */
+export async function withServer(fn: (server: TestServer) => Promise<void>): Promise<void> {
+  const server = await startTestServer();
+  try {
+    await fn(server);
+  } finally {
+    await server.close();
+  }
 }
