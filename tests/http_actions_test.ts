@@ -150,7 +150,7 @@ Deno.test({
         await t.step(`${origin}: unrouted path and method are 404`, async () => {
           let response = await fetch(`${base}/nowhere`);
           assertEquals(response.status, 404);
-          assertEquals(await response.text(), "No HttpAction routed for /nowhere");
+          assertEquals(await response.json(), { code: "NotFound", message: "No HttpAction routed for /nowhere" });
           response = await fetch(`${base}/hello`, { method: "POST" });
           assertEquals(response.status, 404);
           await response.body?.cancel();
@@ -158,7 +158,7 @@ Deno.test({
         await t.step(`${origin}: a throwing handler is a 500, and the server keeps serving`, async () => {
           const response = await fetch(`${base}/throw`);
           assertEquals(response.status, 500);
-          await response.body?.cancel();
+          assertEquals((await response.json()).code, "InternalServerError");
           assertEquals(await (await fetch(`${base}/hello?who=bob`)).text(), "hello bob");
         });
       }

@@ -71,6 +71,8 @@ Deno.test("runtime: runs a bundled Convex app in sandboxed runners", async (t) =
     queryRunners: 2,
     maxActionRunners: 2,
     maxHeapMb: 128,
+    // The action below fetches a local test server, which the default network policy keeps out of reach.
+    actionNet: { allowHosts: ["127.0.0.1"] },
     createTable: (name) => database.createTable(name),
     onCall: async (op, argsJson, context) => {
       calls.push(`${op} from ${context.functionPath}`);

@@ -15,9 +15,11 @@ export class ResponseRelay implements HttpExchange {
   #controller!: ReadableStreamDefaultController<Uint8Array>;
   #waitingForRoom: (() => void) | null = null;
   #cancelled = false;
+  #droppedByServer = false;
   #closed = false;
 
-  constructor(request: Request) {
+  /** `onClientGone` runs when the client stops reading a streamed response (it disconnected). */
+  constructor(request: Request, onClientGone: () => void = () => {}) {
     this.#reader = request.body?.getReader() ?? null;
     this.body = new ReadableStream<Uint8Array>({
       start: (controller) => {
@@ -28,18 +30,30 @@ export class ResponseRelay implements HttpExchange {
         this.#waitingForRoom = null;
       },
       cancel: () => {
-        // The client went away: let the runner finish (its chunks are dropped) rather than block it.
+        // Unblock the runner (its chunks are dropped from now on). If the client went away, nobody wants the rest:
+        // the action is stopped (its runner recycled) and the call fails.
         this.#cancelled = true;
         this.#waitingForRoom?.();
         this.#waitingForRoom = null;
+        if (!this.#droppedByServer && !this.#closed) onClientGone();
       },
     }, new CountQueuingStrategy({ highWaterMark: HTTP_RESPONSE_WINDOW_CHUNKS }));
   }
 
+  /** Reading the client's request body failed (it ended before its declared length): the client's fault. */
+  requestBodyFailed = false;
+
   async pullBody(): Promise<Uint8Array | null> {
     if (this.#leftover === null) {
       if (this.#reader === null) return null;
-      const { value, done } = await this.#reader.read();
+      let result: ReadableStreamReadResult<Uint8Array>;
+      try {
+        result = await this.#reader.read();
+      } catch (error) {
+        this.requestBodyFailed = true;
+        throw error;
+      }
+      const { value, done } = result;
       if (done) return null;
       this.#leftover = value;
     }
@@ -63,6 +77,12 @@ export class ResponseRelay implements HttpExchange {
     return new Promise((resolve) => {
       this.#waitingForRoom = resolve;
     });
+  }
+
+  /** Discards the response body because the response has none (HEAD, 204, 304); the action keeps running. */
+  dropBody(): void {
+    this.#droppedByServer = true;
+    this.body.cancel().catch(() => {});
   }
 
   /** Ends the response body: cleanly after a successful run, with an error (a cut-off body) after a failed one. */

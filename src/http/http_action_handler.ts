@@ -1,12 +1,14 @@
 /**
  * Serves HTTP actions (convex-compat.md §4.2): a request to the site origin runs the deployment's `http.js` router in
- * an action runner, with the action context (`ctx.runQuery` & co. route like an action's). Unrouted paths get the
- * official 404 text; a handler that throws gets a 500 and its error in the execution log; the server never falls over.
+ * an action runner, with the action context (`ctx.runQuery` & co. route like an action's). Unrouted paths get a 404
+ * and a handler that throws a 500, both as JSON `{code, message}` like every other error of the server (the 404
+ * message is the official router's text); the error goes to the execution log; the server never falls over.
  */
 import type { Backend } from "../server/backend.ts";
 import type { DeploymentAnalysis, ExecutionResult } from "../runtime/mod.ts";
 import type { HttpRequestHead } from "../runtime/http_action_protocol.ts";
 import { ResponseRelay } from "./http_action_exchange.ts";
+import { badRequestBody } from "./request_body.ts";
 import { servicesFor } from "../sync/services.ts";
 
 /** Methods an `http.js` route may have; HEAD is routed as GET. */
@@ -30,7 +32,15 @@ export async function handleHttpAction(backend: Backend, request: Request, path:
     hasBody: request.body !== null,
   };
   const identityJson = await identityOf(backend, request.headers.get("Authorization"));
-  const relay = new ResponseRelay(request);
+  // A client that goes away stops the action (its runner is recycled) and the call fails. Before the response is
+  // returned, that is the request's abort signal (which, in Deno 2.9.6, also fires after a successful response, hence
+  // `responded`); while a body streams, it is the body being cancelled.
+  const disconnect = new AbortController();
+  let responded = false;
+  request.signal.addEventListener("abort", () => {
+    if (!responded) disconnect.abort();
+  }, { once: true });
+  const relay = new ResponseRelay(request, () => disconnect.abort());
   const requestId = crypto.randomUUID().replaceAll("-", "").slice(0, 16);
   const startedAtMs = Date.now();
   const execution = backend.pool.execute({
@@ -47,6 +57,7 @@ export async function handleHttpAction(backend: Backend, request: Request, path:
     requestId,
     deploymentDir: deployment.dir,
     http: { head, exchange: relay },
+    signal: disconnect.signal,
   }).catch((error): ExecutionResult => ({
     ok: false,
     errorMessage: error instanceof Error ? error.message : String(error),
@@ -69,6 +80,7 @@ export async function handleHttpAction(backend: Backend, request: Request, path:
     });
   });
   const first = await Promise.race([relay.head.promise, execution]);
+  responded = true;
   if ("status" in first) {
     const bodyless = request.method === "HEAD" || first.status === 204 || first.status === 304;
     if (first.whole !== undefined) {
@@ -80,22 +92,25 @@ export async function handleHttpAction(backend: Backend, request: Request, path:
       });
     }
     // Nobody reads a dropped body: cancel it so the runner's chunks are acknowledged instead of piling up.
-    if (bodyless) relay.body.cancel().catch(() => {});
+    if (bodyless) relay.dropBody();
     return new Response(bodyless ? null : relay.body, {
       status: first.status,
       statusText: first.statusText,
       headers: first.headers,
     });
   }
-  return new Response(FAILURE_TEXT, { status: 500, headers: { "content-type": "text/plain; charset=utf-8" } });
+  if (relay.requestBodyFailed) {
+    // The handler failed because the client's body ended early: a 400, not the action's fault.
+    const error = badRequestBody();
+    return Response.json({ code: error.code, message: error.message }, { status: error.status });
+  }
+  return Response.json({ code: "InternalServerError", message: FAILURE_TEXT }, { status: 500 });
 }
 
 /** The official answer for a path no route matches. */
 function notRouted(path: string): Response {
-  return new Response(`No HttpAction routed for ${path}`, {
-    status: 404,
-    headers: { "content-type": "text/plain; charset=utf-8" },
-  });
+  // The official router's text, in the JSON error shape every other error of the server has.
+  return Response.json({ code: "NotFound", message: `No HttpAction routed for ${path}` }, { status: 404 });
 }
 
 /**

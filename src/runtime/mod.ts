@@ -15,7 +15,9 @@ export {
   type WrittenDeployment,
 } from "./module_writer.ts";
 export { AnalyzeError, ModuleLoadError, RunnerPoolFullError } from "./errors.ts";
+export { parseIp } from "./net_policy/mod.ts";
 export type {
+  ActionNetOptions,
   AnalyzedFunction,
   CallContext,
   DeploymentAnalysis,

@@ -5,10 +5,14 @@
  *
  * A runner that dies (out of memory, crash, killed at its hard deadline) fails only the call it was running and is
  * replaced in the background.
+ *
+ * Runner states (`RunnerState`): starting → idle ⇄ busy → retiring → dead. A runner goes back to idle only after it
+ * reported `idle` (its worker answered the post-call probe, runner.ts); one that answered with a time-limit failure,
+ * left work behind, or is being stopped is retiring and never gets another call. Dispatch asserts the state.
  */
 import { AnalyzeError, RunnerPoolFullError } from "./errors.ts";
 import { modulesRoot } from "./module_writer.ts";
-import { type RunnerCommand, runnerCommand } from "./runner_command.ts";
+import { actionRunnerCommand, type RunnerCommand, runnerCommand } from "./runner_command.ts";
 import { RunnerExitError, RunnerProcess } from "./runner_process.ts";
 import {
   CREATE_TABLE_OP,
@@ -33,13 +37,24 @@ const ACTION_RUNNER_IDLE_MS = 60_000;
 /** Runners that die before becoming ready this many times in a row fail the queued calls (broken setup). */
 const MAX_START_FAILURES = 5;
 
+/** Failure of a call whose caller went away (an HTTP action's client disconnected). */
+const CANCELLED_TEXT = "The call was stopped because its client disconnected";
+
+/** Where a runner is in its life; see the module comment. */
+export type RunnerState = "starting" | "idle" | "busy" | "retiring" | "dead";
+
+/** Why the pool killed a runner during a call, if it did. */
+type StopReason = "deadline" | "cancelled" | null;
+
 /** One queued or running call. */
 interface Job {
-  /** Runs on `runner`; never rejects. `timedOut()` tells whether the pool killed the runner at its deadline. */
-  run(runner: RunnerProcess, timedOut: () => boolean): Promise<void>;
+  /** Runs on `runner`; never rejects. `stopReason()` tells whether (and why) the pool killed the runner. */
+  run(runner: RunnerProcess, stopReason: () => StopReason): Promise<void>;
   /** Fails a call that never started. */
   fail(error: Error): void;
   hardDeadlineMs: number;
+  /** Aborted when the caller no longer wants the result: the call is dropped or its runner killed. */
+  signal?: AbortSignal;
 }
 
 /** Runners of one kind. */
@@ -48,7 +63,9 @@ interface RunnerSet {
   min: number;
   max: number;
   maxQueued: number;
-  all: Set<RunnerProcess>;
+  /** Every runner not yet dead, with its state. */
+  all: Map<RunnerProcess, RunnerState>;
+  /** The runners in state idle (and only those), most recently used last. */
   idle: RunnerProcess[];
   starting: number;
   queue: Job[];
@@ -61,7 +78,9 @@ interface RunnerSet {
 export class RunnerPool {
   readonly #options: RunnerPoolOptions;
   readonly #sets: Record<RunnerKind, RunnerSet>;
-  readonly #commands: Record<RunnerKind, RunnerCommand>;
+  /** The action command is null until its network policy is resolved (no action runner starts before). */
+  readonly #commands: Record<RunnerKind, RunnerCommand | null>;
+  readonly #actionCommandReady: Promise<void>;
   readonly #contexts = new Map<string, CallContext>();
   readonly #maxHeapMb: number;
   readonly #modulesDir: string;
@@ -86,22 +105,18 @@ export class RunnerPool {
       location: options.location,
       maxHeapMb: this.#maxHeapMb,
       entry: options.runnerEntry,
-      actionNet: options.actionNet ?? "all",
     };
-    this.#commands = {
-      transaction: runnerCommand({ ...common, kind: "transaction" }),
-      action: runnerCommand({ ...common, kind: "action" }),
-    };
+    this.#commands = { transaction: runnerCommand({ ...common, kind: "transaction", actionNet: null }), action: null };
+    this.#actionCommandReady = this.#resolveActionCommand(actionRunnerCommand(common, options.actionNet ?? {}));
     Deno.mkdirSync(this.#modulesDir, { recursive: true });
-    for (const set of Object.values(this.#sets)) {
-      for (let i = 0; i < set.min; i++) this.#spawn(set);
-    }
+    for (let i = 0; i < this.#sets.transaction.min; i++) this.#spawn(this.#sets.transaction);
     this.#retireTimer = setInterval(() => this.#retireIdleActionRunners(), ACTION_RUNNER_IDLE_MS / 4);
     Deno.unrefTimer(this.#retireTimer);
   }
 
   /** Resolves once the warm runners have started (useful before measuring, or in tests). */
   async ready(): Promise<void> {
+    await this.#actionCommandReady;
     const deadline = performance.now() + 60_000;
     while (!this.#closed && performance.now() < deadline) {
       const sets = Object.values(this.#sets);
@@ -118,6 +133,9 @@ export class RunnerPool {
     if (!isAction && (request.snapshotTs === undefined || request.catalog === undefined)) {
       return Promise.reject(new Error(`A ${request.udfType} needs snapshotTs and catalog`));
     }
+    if (request.signal?.aborted) {
+      return Promise.resolve({ ok: false, errorMessage: CANCELLED_TEXT, logLines: [], executionTimeMs: 0 });
+    }
     const set = this.#sets[isAction ? "action" : "transaction"];
     const timeLimitMs = request.timeLimitMs ??
       (isAction
@@ -129,7 +147,8 @@ export class RunnerPool {
     const job: Job = {
       hardDeadlineMs: this.#hardDeadlineMs(timeLimitMs),
       fail: (error) => result.reject(error),
-      run: async (runner, timedOut) => {
+      ...(request.signal === undefined ? {} : { signal: request.signal }),
+      run: async (runner, stopReason) => {
         this.#contexts.set(executionId, {
           executionId,
           requestId: request.requestId,
@@ -161,12 +180,13 @@ export class RunnerPool {
           result.resolve(toExecutionResult(message));
         } catch (error) {
           runner.catalogVersion = null;
-          const text = this.#failureText(error, timedOut(), timeLimitMs, job.hardDeadlineMs);
+          const text = this.#failureText(error, stopReason(), timeLimitMs, job.hardDeadlineMs);
           result.resolve({
             ok: false,
             errorMessage: text,
             logLines: [],
             executionTimeMs: performance.now() - queuedAt,
+            ...(isInfrastructureFailure(error, stopReason()) ? { infrastructure: true } : {}),
           });
         } finally {
           this.#contexts.delete(executionId);
@@ -174,6 +194,13 @@ export class RunnerPool {
       },
     };
     this.#submit(set, job);
+    request.signal?.addEventListener("abort", () => {
+      // Still queued: drop it (a running one is stopped by #start).
+      const queuedIndex = set.queue.indexOf(job);
+      if (queuedIndex === -1) return;
+      set.queue.splice(queuedIndex, 1);
+      result.resolve({ ok: false, errorMessage: CANCELLED_TEXT, logLines: [], executionTimeMs: 0 });
+    }, { once: true });
     return result.promise;
   }
 
@@ -188,7 +215,7 @@ export class RunnerPool {
     const job: Job = {
       hardDeadlineMs: timeLimitMs + (this.#options.hardDeadlineSlackMs ?? DEFAULT_HARD_DEADLINE_SLACK_MS),
       fail: (error) => result.reject(error),
-      run: async (runner, timedOut) => {
+      run: async (runner, stopReason) => {
         try {
           const message = await runner.analyze({
             type: "analyze",
@@ -201,7 +228,7 @@ export class RunnerPool {
           if (message.ok && message.analysis) result.resolve(message.analysis);
           else result.reject(new AnalyzeError(message.errorMessage ?? "Analysis failed"));
         } catch (error) {
-          result.reject(new AnalyzeError(this.#failureText(error, timedOut(), timeLimitMs, job.hardDeadlineMs)));
+          result.reject(new AnalyzeError(this.#failureText(error, stopReason(), timeLimitMs, job.hardDeadlineMs)));
         }
       },
     };
@@ -222,7 +249,14 @@ export class RunnerPool {
 
   /** Process IDs of the live runners (tests use them to check that killed runners are gone). */
   runnerPids(): number[] {
-    return Object.values(this.#sets).flatMap((set) => [...set.all].map((runner) => runner.pid));
+    return Object.values(this.#sets).flatMap((set) => [...set.all.keys()].map((runner) => runner.pid));
+  }
+
+  /** Each live runner's process ID and state (monitoring and tests). */
+  runnerStates(): { kind: RunnerKind; pid: number; state: RunnerState }[] {
+    return Object.values(this.#sets).flatMap((set) =>
+      [...set.all].map(([runner, state]) => ({ kind: set.kind, pid: runner.pid, state }))
+    );
   }
 
   /** Kills every runner and fails queued calls. */
@@ -233,15 +267,30 @@ export class RunnerPool {
     const runners: RunnerProcess[] = [];
     for (const set of Object.values(this.#sets)) {
       for (const job of set.queue.splice(0)) job.fail(new RunnerPoolFullError("The runner pool is closed"));
-      runners.push(...set.all);
+      for (const runner of set.all.keys()) {
+        set.all.set(runner, "retiring");
+        runners.push(runner);
+      }
+      set.idle.length = 0;
     }
     for (const runner of runners) runner.kill();
     await Promise.all(runners.map((runner) => runner.exited));
   }
 
-  #actionNetAllowed(): boolean {
-    const net = this.#options.actionNet ?? "all";
-    return net === "all" || net.length > 0;
+  /** Starts the action runners once their command exists; a policy that cannot be built fails action calls. */
+  async #resolveActionCommand(command: Promise<RunnerCommand>): Promise<void> {
+    const set = this.#sets.action;
+    try {
+      this.#commands.action = await command;
+    } catch (error) {
+      console.error(`denvex: action network policy: ${error instanceof Error ? error.message : String(error)}`);
+      set.startFailures = MAX_START_FAILURES;
+      for (const job of set.queue.splice(0)) {
+        job.fail(new Error("action runners fail to start; see the server's stderr"));
+      }
+      return;
+    }
+    this.#replenish(set);
   }
 
   #hardDeadlineMs(timeLimitMs: number): number {
@@ -265,44 +314,75 @@ export class RunnerPool {
   #dispatch(set: RunnerSet): void {
     while (set.queue.length > 0 && set.idle.length > 0) {
       const runner = set.idle.pop()!;
-      if (runner.dead) continue;
+      if (runner.dead) continue; // exited while idle; its exit handler is on its way
+      assertState(set, runner, "idle");
+      if (runner.busy || runner.retiring) throw new Error(`Runner ${runner.id} is idle but busy or retiring`);
+      set.all.set(runner, "busy");
       void this.#start(set, runner, set.queue.shift()!);
     }
     // Grow (actions) while calls wait and no runner is on its way for them.
     const growable = () => set.queue.length > set.starting && set.all.size < set.max;
-    while (!this.#closed && performance.now() >= set.backoffUntil && growable()) this.#spawn(set);
+    const canSpawn = () => !this.#closed && this.#commands[set.kind] !== null && performance.now() >= set.backoffUntil;
+    while (canSpawn() && growable()) this.#spawn(set);
   }
 
   async #start(set: RunnerSet, runner: RunnerProcess, job: Job): Promise<void> {
-    let killed = false;
-    const timer = setTimeout(() => {
-      killed = true;
+    let stopReason: StopReason = null;
+    const stop = (reason: StopReason) => {
+      stopReason ??= reason;
       runner.kill();
-    }, job.hardDeadlineMs);
+    };
+    // The deadline also covers the wait for `idle` after the answer (bounded by the runner's probe timeout).
+    const timer = setTimeout(() => stop("deadline"), job.hardDeadlineMs);
+    const onAbort = () => stop("cancelled");
+    if (job.signal?.aborted) onAbort();
+    job.signal?.addEventListener("abort", onAbort, { once: true });
+    let idle = false;
     try {
-      await job.run(runner, () => killed);
+      await job.run(runner, () => stopReason);
+      // The answer is in: a disconnect from here on no longer concerns this call.
+      job.signal?.removeEventListener("abort", onAbort);
+      // A runner that answered with a time-limit failure is on its way out: never wait for it, never reuse it.
+      if (!runner.retiring && !runner.dead && !this.#closed) {
+        idle = await runner.whenIdle().then(() => true, () => false);
+      }
     } finally {
       clearTimeout(timer);
+      job.signal?.removeEventListener("abort", onAbort);
     }
-    if (!runner.dead && !this.#closed) {
-      set.idle.push(runner);
-      this.#dispatch(set);
-    }
+    if (!idle || runner.dead || this.#closed || set.all.get(runner) !== "busy") return this.#retire(set, runner);
+    set.all.set(runner, "idle");
+    set.idle.push(runner);
+    this.#dispatch(set);
+  }
+
+  /**
+   * Marks a runner that must get no further call and makes sure it goes: killed, or (`graceful`, an idle runner)
+   * asked to exit. Its exit handler removes it and spawns a replacement.
+   */
+  #retire(set: RunnerSet, runner: RunnerProcess, graceful = false): void {
+    if (set.all.has(runner)) set.all.set(runner, "retiring");
+    const idleIndex = set.idle.indexOf(runner);
+    if (idleIndex !== -1) set.idle.splice(idleIndex, 1);
+    if (graceful) void runner.close();
+    else runner.kill();
   }
 
   #spawn(set: RunnerSet): void {
+    const command = this.#commands[set.kind];
+    if (command === null) throw new Error(`Spawning a ${set.kind} runner before its command is known`);
     const runner = new RunnerProcess(
-      this.#commands[set.kind],
+      command,
       {
         type: "init",
         kind: set.kind,
         location: set.kind === "transaction" ? this.#options.location : null,
         modulesDir: this.#modulesDir,
-        allowNet: set.kind === "action" && this.#actionNetAllowed(),
+        allowNet: set.kind === "action",
       },
       (call) => this.#answerCall(call),
     );
-    set.all.add(runner);
+    set.all.set(runner, "starting");
     set.starting++;
     let becameReady = false;
     runner.ready.then(
@@ -311,6 +391,8 @@ export class RunnerPool {
         set.starting--;
         set.startFailures = 0;
         if (this.#closed) return runner.kill();
+        assertState(set, runner, "starting");
+        set.all.set(runner, "idle");
         set.idle.push(runner);
         this.#dispatch(set);
       },
@@ -337,7 +419,7 @@ export class RunnerPool {
   }
 
   #replenish(set: RunnerSet): void {
-    if (this.#closed || set.backoffUntil - performance.now() > 1) return;
+    if (this.#closed || this.#commands[set.kind] === null || set.backoffUntil - performance.now() > 1) return;
     while (set.all.size < set.min) this.#spawn(set);
     this.#dispatch(set);
   }
@@ -346,11 +428,9 @@ export class RunnerPool {
     const set = this.#sets.action;
     const now = performance.now();
     for (const runner of [...set.idle]) {
-      if (set.all.size <= set.min) return;
+      if (set.all.size - countState(set, "retiring") <= set.min) return;
       if (now - runner.idleSince < ACTION_RUNNER_IDLE_MS) continue;
-      set.idle.splice(set.idle.indexOf(runner), 1);
-      set.all.delete(runner);
-      void runner.close();
+      this.#retire(set, runner, true);
     }
   }
 
@@ -370,8 +450,9 @@ export class RunnerPool {
     }
   }
 
-  #failureText(error: unknown, killedAtDeadline: boolean, timeLimitMs: number, deadlineMs: number): string {
-    if (killedAtDeadline) {
+  #failureText(error: unknown, stopReason: StopReason, timeLimitMs: number, deadlineMs: number): string {
+    if (stopReason === "cancelled") return CANCELLED_TEXT;
+    if (stopReason === "deadline") {
       return `Function execution timed out: its runner did not answer within ${deadlineMs} ms and was stopped`;
     }
     if (error instanceof RunnerExitError) {
@@ -389,13 +470,25 @@ export class RunnerPool {
   }
 }
 
+/**
+ * Whether a call that ended without a result failed for reasons outside its user code (the scheduler retries those):
+ * a runner that crashed, stopped answering or was closed with the pool. Running out of memory or time is the code's.
+ */
+function isInfrastructureFailure(error: unknown, stopReason: StopReason): boolean {
+  if (stopReason === "cancelled") return false;
+  if (stopReason === "deadline") return true;
+  if (!(error instanceof RunnerExitError)) return true;
+  const { code, signal } = error.exit;
+  return !(code === EXIT_OUT_OF_MEMORY || signal === "SIGTRAP" || code === EXIT_TIME_LIMIT);
+}
+
 function newSet(kind: RunnerKind, min: number, max: number, maxQueued: number): RunnerSet {
   return {
     kind,
     min,
     max,
     maxQueued,
-    all: new Set(),
+    all: new Map(),
     idle: [],
     starting: 0,
     queue: [],
@@ -405,7 +498,17 @@ function newSet(kind: RunnerKind, min: number, max: number, maxQueued: number): 
 }
 
 function busyCount(set: RunnerSet): number {
-  return [...set.all].filter((runner) => runner.busy).length;
+  return countState(set, "busy");
+}
+
+function countState(set: RunnerSet, state: RunnerState): number {
+  return [...set.all.values()].filter((each) => each === state).length;
+}
+
+/** The pool's bookkeeping invariant: `runner` is in `expected` state (a bug otherwise, never user input). */
+function assertState(set: RunnerSet, runner: RunnerProcess, expected: RunnerState): void {
+  const state = set.all.get(runner) ?? "dead";
+  if (state !== expected) throw new Error(`${set.kind} runner ${runner.id} is ${state}, expected ${expected}`);
 }
 
 function toExecutionResult(message: RunnerResultMessage): ExecutionResult {

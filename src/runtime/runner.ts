@@ -9,6 +9,7 @@ import { type Catalog, SyscallError, type TransactionHost } from "../database/ty
 import type { JsonValue, ValidatorJson } from "../values/types.ts";
 import {
   CREATE_TABLE_OP,
+  EXIT_LEFTOVER_WORK,
   EXIT_TIME_LIMIT,
   type FromRunnerMessage,
   type RunnerAnalysisMessage,
@@ -35,8 +36,14 @@ import {
   type WorkerResultMessage,
 } from "./worker/protocol.ts";
 
-/** Distinct deployments a worker may load before it is replaced (each keeps its modules in memory). */
-const MAX_DEPLOYMENTS_PER_WORKER = 4;
+/** Deployment folder URLs remembered (resolving one checks it is inside the modules folder). */
+const MAX_CACHED_DEPLOYMENT_URLS = 16;
+/**
+ * How long the worker may take to answer the probe after a call (a message round trip, normally well under 1 ms)
+ * before the runner assumes leftover work starves its event loop and retires. Generous: a false alarm costs a runner
+ * restart, not a failed call.
+ */
+const PROBE_TIMEOUT_MS = 500;
 /** How often the time limit is checked. */
 const WATCHDOG_INTERVAL_MS = 20;
 /** Most calls of the runner's own (table creation) in flight. */
@@ -69,13 +76,14 @@ export class Runner {
   readonly #send: (message: FromRunnerMessage) => Promise<void>;
   readonly #transactions: TransactionSource | null;
   #worker: UserWorker | null = null;
+  /** The one deployment folder `#worker` has loaded modules of (a worker never serves two deployments). */
+  #workerDeployment: string | null = null;
   #current: CurrentRun | null = null;
-  readonly #deploymentDirs = new Set<string>();
   readonly #deploymentUrls = new Map<string, string>();
   readonly #ownCalls = new Map<number, { resolve(json: string): void; reject(error: Error): void }>();
   #nextOwnCallId = -1;
   #exiting = false;
-  /** True from receiving an execute/analyze until its answer is sent. */
+  /** True from receiving an execute/analyze until the runner has told the server it is idle again. */
   #busy = false;
 
   constructor(init: RunnerInitMessage, send: (message: FromRunnerMessage) => Promise<void>) {
@@ -237,18 +245,53 @@ export class Runner {
     }
   }
 
-  /** Replaces the worker when it has loaded too many deployments. Synchronous while the worker stays. */
+  /**
+   * The worker for `deploymentDir`: a worker serves one deployment only, so module state of one deployment never
+   * meets another's. The old worker is idle here (its probe answered), so terminate() does stop it. Synchronous while
+   * the worker stays.
+   */
   #workerFor(deploymentDir: string): UserWorker | Promise<UserWorker> {
-    if (!this.#deploymentDirs.has(deploymentDir)) {
-      if (this.#deploymentDirs.size >= MAX_DEPLOYMENTS_PER_WORKER) {
-        this.#worker?.terminate();
-        this.#worker = null;
-        this.#deploymentDirs.clear();
-      }
-      this.#deploymentDirs.add(deploymentDir);
-    }
-    if (this.#worker !== null) return this.#worker;
+    if (this.#worker !== null && this.#workerDeployment === deploymentDir) return this.#worker;
+    this.#dropWorker();
+    this.#workerDeployment = deploymentDir;
     return this.#startWorker().then((worker) => (this.#worker = worker));
+  }
+
+  /**
+   * Runs `attempt` on the deployment's worker; if that worker refuses because its globals could not be restored after
+   * an earlier call (`workerPoisoned`), replaces it and runs `attempt` once more on the fresh one.
+   */
+  async #onCleanWorker(
+    deploymentDir: string,
+    attempt: (worker: UserWorker) => Promise<WorkerResultMessage | WorkerAnalysisMessage>,
+  ): Promise<WorkerResultMessage | WorkerAnalysisMessage> {
+    const first = this.#workerFor(deploymentDir);
+    const result = await attempt(first instanceof Promise ? await first : first);
+    if (result.workerPoisoned !== true) return result;
+    this.#dropWorker();
+    return await attempt(await this.#workerFor(deploymentDir));
+  }
+
+  #dropWorker(): void {
+    this.#worker?.terminate();
+    this.#worker = null;
+    this.#workerDeployment = null;
+  }
+
+  /**
+   * Between the answer and the next call: probe the worker (it answers, then restores its globals before handling
+   * anything else). A worker that does not answer is kept busy by work the call left behind, and cannot be stopped:
+   * the runner exits, and the server, which waits for `idle` before sending another call, replaces it.
+   */
+  async #becomeIdle(): Promise<void> {
+    const worker = this.#worker;
+    if (worker !== null && !this.#exiting && (await worker.probe(PROBE_TIMEOUT_MS)) === "stalled") {
+      this.#exiting = true;
+      Deno.exit(EXIT_LEFTOVER_WORK);
+    }
+    if (this.#exiting) return;
+    this.#busy = false;
+    await this.#send({ type: "idle" });
   }
 
   #deploymentUrl(deploymentDir: string): string {
@@ -259,7 +302,7 @@ export class Runner {
         throw new Error(`Deployment folder ${deploymentDir} is outside the modules folder`);
       }
       url = pathToFileURL(resolved).href + "/";
-      if (this.#deploymentUrls.size >= MAX_DEPLOYMENTS_PER_WORKER * 4) this.#deploymentUrls.clear();
+      if (this.#deploymentUrls.size >= MAX_CACHED_DEPLOYMENT_URLS) this.#deploymentUrls.clear();
       this.#deploymentUrls.set(deploymentDir, url);
     }
     return url;
@@ -268,10 +311,10 @@ export class Runner {
   async #execute(message: RunnerExecuteMessage): Promise<void> {
     this.#busy = true;
     const answer = await this.#executeNow(message);
-    // Idle before answering: the server may send the next job as soon as it reads the answer.
+    // Late messages of the finished execution are dropped from here on.
     this.#current = null;
-    this.#busy = false;
     await this.#send(answer);
+    await this.#becomeIdle();
   }
 
   async #executeNow(message: RunnerExecuteMessage): Promise<RunnerResultMessage> {
@@ -296,45 +339,48 @@ export class Runner {
         });
         host = opened instanceof Promise ? await opened : opened;
       }
-      const workerOrStart = this.#workerFor(message.deploymentDir);
-      const worker = workerOrStart instanceof Promise ? await workerOrStart : workerOrStart;
-      const result = await new Promise<WorkerResultMessage | WorkerAnalysisMessage>((finish) => {
-        this.#current = {
-          executionId,
-          host,
-          identityJson: message.identityJson,
-          isAction: udfType === "action",
-          startedAt: performance.now(),
-          syscallMs: 0,
-          syscallStartedAt: null,
-          timeLimitMs: message.timeLimitMs,
-          cloudUrl: message.env.CONVEX_CLOUD_URL ?? "",
-          excludesSyscalls: udfType !== "action",
-          finish,
-          timeoutMessage: () => ({
-            type: "result",
-            executionId,
-            ok: false,
-            errorMessage: timeoutText(udfType, message.timeLimitMs),
-            logLines: [],
-            executionTimeMs: performance.now() - started,
+      const result = await this.#onCleanWorker(
+        message.deploymentDir,
+        (worker) =>
+          new Promise<WorkerResultMessage | WorkerAnalysisMessage>((finish) => {
+            this.#current = {
+              executionId,
+              host,
+              identityJson: message.identityJson,
+              isAction: udfType === "action",
+              startedAt: performance.now(),
+              syscallMs: 0,
+              syscallStartedAt: null,
+              timeLimitMs: message.timeLimitMs,
+              cloudUrl: message.env.CONVEX_CLOUD_URL ?? "",
+              excludesSyscalls: udfType !== "action",
+              finish,
+              timeoutMessage: () => ({
+                type: "result",
+                executionId,
+                ok: false,
+                errorMessage: timeoutText(udfType, message.timeLimitMs),
+                logLines: [],
+                executionTimeMs: performance.now() - started,
+                retiring: true,
+              }),
+            };
+            worker.post({
+              type: "execute",
+              executionId,
+              udfType,
+              deploymentUrl,
+              modulePath: message.modulePath,
+              exportName: message.exportName,
+              argsJson: message.argsJson,
+              requestId: message.requestId,
+              env: message.env,
+              nowMs: Date.now(),
+              randomSeed: crypto.getRandomValues(new Uint32Array(1))[0],
+              ...(message.http === undefined ? {} : { http: message.http }),
+            });
           }),
-        };
-        worker.post({
-          type: "execute",
-          executionId,
-          udfType,
-          deploymentUrl,
-          modulePath: message.modulePath,
-          exportName: message.exportName,
-          argsJson: message.argsJson,
-          requestId: message.requestId,
-          env: message.env,
-          nowMs: Date.now(),
-          randomSeed: crypto.getRandomValues(new Uint32Array(1))[0],
-          ...(message.http === undefined ? {} : { http: message.http }),
-        });
-      }) as WorkerResultMessage;
+      ) as WorkerResultMessage;
       this.#current = null;
       return {
         type: "result",
@@ -363,43 +409,47 @@ export class Runner {
     this.#busy = true;
     const answer = await this.#analyzeNow(message);
     this.#current = null;
-    this.#busy = false;
     await this.#send(answer);
+    await this.#becomeIdle();
   }
 
   async #analyzeNow(message: RunnerAnalyzeMessage): Promise<RunnerAnalysisMessage> {
     const { executionId } = message;
     try {
       const deploymentUrl = this.#deploymentUrl(message.deploymentDir);
-      const worker = await this.#workerFor(message.deploymentDir);
-      const result = await new Promise<WorkerResultMessage | WorkerAnalysisMessage>((finish) => {
-        this.#current = {
-          executionId,
-          host: null,
-          identityJson: null,
-          isAction: false,
-          startedAt: performance.now(),
-          syscallMs: 0,
-          syscallStartedAt: null,
-          timeLimitMs: message.timeLimitMs,
-          cloudUrl: "",
-          excludesSyscalls: false,
-          finish,
-          timeoutMessage: () => ({
-            type: "analysis",
-            executionId,
-            ok: false,
-            errorMessage: `Analysis timed out: loading the modules took longer than ${message.timeLimitMs} ms`,
+      const result = await this.#onCleanWorker(
+        message.deploymentDir,
+        (worker) =>
+          new Promise<WorkerResultMessage | WorkerAnalysisMessage>((finish) => {
+            this.#current = {
+              executionId,
+              host: null,
+              identityJson: null,
+              isAction: false,
+              startedAt: performance.now(),
+              syscallMs: 0,
+              syscallStartedAt: null,
+              timeLimitMs: message.timeLimitMs,
+              cloudUrl: "",
+              excludesSyscalls: false,
+              finish,
+              timeoutMessage: () => ({
+                type: "analysis",
+                executionId,
+                ok: false,
+                errorMessage: `Analysis timed out: loading the modules took longer than ${message.timeLimitMs} ms`,
+                retiring: true,
+              }),
+            };
+            worker.post({
+              type: "analyze",
+              executionId,
+              deploymentUrl,
+              modulePaths: message.modulePaths,
+              env: message.env,
+            });
           }),
-        };
-        worker.post({
-          type: "analyze",
-          executionId,
-          deploymentUrl,
-          modulePaths: message.modulePaths,
-          env: message.env,
-        });
-      }) as WorkerAnalysisMessage;
+      ) as WorkerAnalysisMessage;
       return { ...result, type: "analysis" };
     } catch (error) {
       const text = error instanceof Error ? error.message : String(error);

@@ -6,7 +6,12 @@
 import { posix } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import type { PersistenceLocation } from "../persistence/types.ts";
+import { type ActionNetPolicy, encodePolicyArg, resolveActionNetPolicy } from "./net_policy/mod.ts";
 import type { RunnerKind } from "./runner_protocol.ts";
+import type { ActionNetOptions } from "./types.ts";
+
+/** Default PostgreSQL port, when the database URL names none. */
+const POSTGRES_DEFAULT_PORT = 5432;
 
 /** The `PG*` variables postgres.js reads (platform-notes.md). */
 export const POSTGRES_ENV_NAMES = [
@@ -41,8 +46,8 @@ export interface RunnerCommandOptions {
   maxHeapMb: number;
   /** The module to run and its arguments; default `main.ts runner` of this checkout. */
   entry?: { module: URL; args: string[] };
-  /** Network the action runner may reach: "all", or host[:port] names. Ignored for transaction runners. */
-  actionNet: "all" | string[];
+  /** What an action runner may reach (net_policy/); null for transaction runners, whose workers have no network. */
+  actionNet: ActionNetPolicy | null;
 }
 
 /** The command, arguments and working directory of a runner process. */
@@ -68,11 +73,16 @@ export function isCompiledBinary(): boolean {
 /** Builds the runner command for `options`. */
 export function runnerCommand(options: RunnerCommandOptions): RunnerCommand {
   const entry = options.entry ?? defaultRunnerEntry();
+  // The worker's guard reads the policy from the process arguments (net_policy/runner_arg.ts).
+  const policyArgs = options.kind === "action" && options.actionNet !== null
+    ? [encodePolicyArg(options.actionNet)]
+    : [];
   if (isCompiledBinary()) {
-    // Permissions were fixed at compile time; the heap cap still applies through the environment.
+    // Permissions were fixed at compile time (no --deny-net): the worker's guard enforces the whole policy then.
+    // The heap cap still applies through the environment.
     return {
       command: Deno.execPath(),
-      args: [...entry.args],
+      args: [...entry.args, ...policyArgs],
       env: { DENO_V8_FLAGS: `--max-old-space-size=${options.maxHeapMb}` },
     };
   }
@@ -92,23 +102,38 @@ export function runnerCommand(options: RunnerCommandOptions): RunnerCommand {
       read.push(path, `${path}-wal`, `${path}-shm`, `${path}-journal`);
     } else {
       const url = new URL(options.location.url);
-      flags.push(`--allow-net=${url.hostname}:${url.port || "5432"}`);
+      flags.push(`--allow-net=${url.hostname}:${url.port || POSTGRES_DEFAULT_PORT}`);
       flags.push(`--allow-env=${POSTGRES_ENV_NAMES.join(",")}`);
     }
-  } else {
-    if (options.actionNet === "all") flags.push("--allow-net");
-    else if (options.actionNet.length > 0) flags.push(`--allow-net=${options.actionNet.join(",")}`);
-    if (options.location.kind === "postgres") {
-      // Actions may fetch, but never talk to the deployment's own database behind the engine's back.
-      const url = new URL(options.location.url);
-      flags.push(`--deny-net=${url.hostname}:${url.port || "5432"}`);
-    }
+  } else if (options.actionNet !== null) {
+    // The public internet, minus the policy's addresses: Deno checks the resolved address of every connect, fetch
+    // and listen against --deny-net, and a deny wins over the allow.
+    flags.push("--allow-net");
+    if (options.actionNet.denyNet.length > 0) flags.push(`--deny-net=${options.actionNet.denyNet.join(",")}`);
   }
   flags.push(`--allow-read=${read.join(",")}`);
   flags.push(`--v8-flags=--max-old-space-size=${options.maxHeapMb}`);
   return {
     command: Deno.execPath(),
-    args: ["run", ...flags, fromFileUrl(entry.module), ...entry.args],
+    args: ["run", ...flags, fromFileUrl(entry.module), ...entry.args, ...policyArgs],
     cwd: fromFileUrl(projectRoot),
   };
+}
+
+/**
+ * The action runner's command, once its network policy is resolved: names (allowed hosts, the database host) are
+ * resolved now, and the server's ports awaited when they are a promise.
+ */
+export async function actionRunnerCommand(
+  options: Omit<RunnerCommandOptions, "kind" | "actionNet">,
+  net: ActionNetOptions,
+): Promise<RunnerCommand> {
+  const location = options.location;
+  const url = location.kind === "postgres" ? new URL(location.url) : null;
+  const policy = await resolveActionNetPolicy({
+    allowHosts: net.allowHosts ?? [],
+    database: url === null ? null : { host: url.hostname, port: Number(url.port || POSTGRES_DEFAULT_PORT) },
+    serverPorts: await (net.serverPorts ?? []),
+  });
+  return runnerCommand({ ...options, kind: "action", actionNet: policy });
 }

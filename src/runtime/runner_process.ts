@@ -62,6 +62,11 @@ export class RunnerProcess {
     reject(error: Error): void;
     http?: HttpExchange;
   } | null = null;
+  /** Settles when the runner reports `idle` after its last job (rejects if it exits first); kept once settled. */
+  #idle: PromiseWithResolvers<void> | null = null;
+  /** True from sending a job until the runner reports `idle` after it. */
+  #awaitingIdle = false;
+  #retiring = false;
   #killedByPool = false;
   #exit: RunnerExit | null = null;
 
@@ -88,6 +93,7 @@ export class RunnerProcess {
       ready.reject(error);
       this.#job?.reject(error);
       this.#job = null;
+      if (this.#awaitingIdle) this.#idle?.reject(error);
       this.#writer.close().catch(() => {});
       return this.#exit;
     });
@@ -109,6 +115,20 @@ export class RunnerProcess {
     return this.#exit !== null;
   }
 
+  /** Whether the runner said it exits after its last answer (time limit): it must get no further call. */
+  get retiring(): boolean {
+    return this.#retiring;
+  }
+
+  /**
+   * Resolves when the runner is ready for another call after its last job: it has probed its worker and restored its
+   * globals (runner.ts). Rejects with RunnerExitError if it exits instead (leftover work, time limit).
+   */
+  whenIdle(): Promise<void> {
+    if (this.#idle === null) return Promise.reject(new Error(`Runner ${this.id} has no job to become idle after`));
+    return this.#idle.promise;
+  }
+
   /** Runs one execution; rejects with RunnerExitError if the process dies first. */
   execute(message: RunnerExecuteMessage, http?: HttpExchange): Promise<RunnerResultMessage> {
     return this.#run(message, http) as Promise<RunnerResultMessage>;
@@ -122,8 +142,12 @@ export class RunnerProcess {
   #run(message: RunnerExecuteMessage | RunnerAnalyzeMessage, http?: HttpExchange): Promise<FromRunnerMessage> {
     if (this.#exit !== null) return Promise.reject(new RunnerExitError(this.#exit));
     if (this.#job !== null) return Promise.reject(new Error(`Runner ${this.id} is busy`));
+    if (this.#awaitingIdle) return Promise.reject(new Error(`Runner ${this.id} has not become idle yet`));
     const job = Promise.withResolvers<FromRunnerMessage>();
     this.#job = { executionId: message.executionId, resolve: job.resolve, reject: job.reject, http };
+    this.#awaitingIdle = true;
+    this.#idle = Promise.withResolvers<void>();
+    this.#idle.promise.catch(() => {}); // observed by whoever awaits it
     this.#writer.send(message).catch(() => this.kill());
     return job.promise.finally(() => {
       this.idleSince = performance.now();
@@ -163,11 +187,17 @@ export class RunnerProcess {
       case "ready":
         onReady();
         return;
+      case "idle":
+        // Often in the same read as the result, before the pool asks: the settled promise is kept for it.
+        this.#awaitingIdle = false;
+        this.#idle?.resolve();
+        return;
       case "result":
       case "analysis":
         if (this.#job?.executionId === message.executionId) {
           const job = this.#job;
           this.#job = null;
+          if (message.retiring === true) this.#retiring = true;
           const inline = message.type === "result" ? message.httpResponse : undefined;
           if (inline !== undefined && job.http !== undefined) deliverInline(job.http, inline);
           job.resolve(message);

@@ -107,6 +107,8 @@ export interface RunnerResultMessage {
   httpResponse?: HttpInlineResponse;
   outcome?: TransactionOutcome;
   executionTimeMs: number;
+  /** Set when the runner exits right after this answer (time limit): the server must not send it another call. */
+  retiring?: boolean;
 }
 
 /** Runner → server: an analysis finished. */
@@ -116,6 +118,16 @@ export interface RunnerAnalysisMessage {
   ok: boolean;
   analysis?: DeploymentAnalysis;
   errorMessage?: string;
+  /** See `RunnerResultMessage.retiring`. */
+  retiring?: boolean;
+}
+
+/**
+ * Runner → server, after each result or analysis: the worker answered its probe (nothing the call left behind keeps
+ * it busy) and its globals are restored, so the runner may take another call. A runner that cannot say this exits.
+ */
+export interface RunnerIdleMessage {
+  type: "idle";
 }
 
 /** Runner → server: run `op` for the execution (action syscalls, table creation). */
@@ -130,6 +142,7 @@ export interface RunnerCallMessage {
 /** Everything a runner sends. */
 export type FromRunnerMessage =
   | RunnerReadyMessage
+  | RunnerIdleMessage
   | RunnerResultMessage
   | RunnerAnalysisMessage
   | RunnerCallMessage
@@ -141,5 +154,7 @@ export type FromRunnerMessage =
 export const EXIT_TIME_LIMIT = 75;
 /** Exit code of a runner whose bridge failed (corrupted stream, unexpected message). */
 export const EXIT_PROTOCOL_ERROR = 76;
+/** Exit code of a runner whose worker did not answer its probe after a call (work left behind keeps it busy). */
+export const EXIT_LEFTOVER_WORK = 77;
 /** Exit code of V8's fatal out-of-memory abort (SIGTRAP), see platform-notes.md. */
 export const EXIT_OUT_OF_MEMORY = 133;

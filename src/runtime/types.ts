@@ -39,6 +39,11 @@ export interface ExecuteRequest {
    * labels then) and streams the bodies through `exchange`.
    */
   http?: { head: HttpRequestHead; exchange: HttpExchange };
+  /**
+   * Aborted when the caller no longer wants the result (an HTTP action's client disconnected): a queued call is
+   * dropped, a running one is stopped by killing its runner, and the call fails.
+   */
+  signal?: AbortSignal;
 }
 
 /** The result of one function call. A failure of user code is `ok: false`, never a thrown error. */
@@ -59,6 +64,11 @@ export interface ExecutionResult {
   outcome?: TransactionOutcome;
   /** Wall time of the execution in the runner, syscalls included. */
   executionTimeMs: number;
+  /**
+   * True when the call failed for a reason outside its user code (its runner crashed or stopped answering, the pool
+   * closed, an internal error): running it again may succeed. Absent for user-code failures and their limits.
+   */
+  infrastructure?: boolean;
 }
 
 /** Context given to `onCall` for syscalls an action makes to the server (`1.0/actions/query`, …). */
@@ -104,12 +114,26 @@ export interface RunnerPoolOptions {
    * limit × 2 + this slack (it covers time spent in syscalls, which the limit excludes).
    */
   hardDeadlineSlackMs?: number;
-  /** Network that actions may reach: "all" (default) or `host[:port]` names; `[]` for none. */
-  actionNet?: "all" | string[];
+  /**
+   * What actions may reach beyond the public internet (net_policy/). Default: nothing more; loopback, private and
+   * link-local addresses, the machine's own addresses and the database stay closed.
+   */
+  actionNet?: ActionNetOptions;
   /** Wall-time limit of an analysis (module top-level code). */
   analyzeTimeLimitMs?: number;
   /** The module run in runner mode and its arguments (default: `main.ts runner` of this checkout). */
   runnerEntry?: { module: URL; args: string[] };
+}
+
+/** Options of the action network policy (net_policy/policy.ts). */
+export interface ActionNetOptions {
+  /** Hosts (names or IP literals) actions may reach although their addresses are private (`--action-allow-host`). */
+  allowHosts?: string[];
+  /**
+   * The server's own ports, closed to actions even on allowed hosts. A promise when they are known only once the
+   * server listens (`--port 0`): action runners start after it resolves.
+   */
+  serverPorts?: number[] | Promise<number[]>;
 }
 
 /** A function export found by analysis. */

@@ -22,10 +22,15 @@ export interface UserWorkerOptions {
   handleSyscall(request: string): string | Promise<string>;
 }
 
+/** What a probe found: a worker that answered, or one that did not in time. */
+export type ProbeOutcome = "answered" | "stalled";
+
 /** A started worker. */
 export class UserWorker {
   readonly #worker: Worker;
   readonly #channel: SyncChannelServer;
+  #nextProbeId = 1;
+  #probe: { probeId: number; settle(outcome: ProbeOutcome): void } | null = null;
 
   private constructor(worker: Worker, channel: SyncChannelServer) {
     this.#worker = worker;
@@ -57,9 +62,12 @@ export class UserWorker {
       () => ready.reject(new Error("The user-code worker did not start in time")),
       WORKER_START_TIMEOUT_MS,
     );
+    let started: UserWorker | null = null;
     worker.onmessage = (event: MessageEvent<FromWorkerMessage>) => {
       if (event.data.type === "ready") ready.resolve();
-      else options.onMessage(event.data);
+      else if (event.data.type === "probeAck") {
+        if (started !== null) started.#probeAnswered(event.data.probeId);
+      } else options.onMessage(event.data);
     };
     worker.onerror = (event: ErrorEvent) => {
       event.preventDefault();
@@ -74,7 +82,38 @@ export class UserWorker {
       clearTimeout(timer);
     }
     void channel.serve(options.handleSyscall);
-    return new UserWorker(worker, channel);
+    started = new UserWorker(worker, channel);
+    return started;
+  }
+
+  /**
+   * Asks the worker to answer and then restore its global snapshot (see ProbeMessage). Resolves "stalled" when it has
+   * not answered within `timeoutMs`: something user code left behind keeps its event loop busy.
+   */
+  probe(timeoutMs: number): Promise<ProbeOutcome> {
+    if (this.#probe !== null) throw new Error("A probe is already in flight");
+    const probeId = this.#nextProbeId++;
+    const outcome = Promise.withResolvers<ProbeOutcome>();
+    const timer = setTimeout(() => this.#settleProbe("stalled"), timeoutMs);
+    this.#probe = {
+      probeId,
+      settle: (result) => {
+        clearTimeout(timer);
+        outcome.resolve(result);
+      },
+    };
+    this.#worker.postMessage({ type: "probe", probeId } satisfies ToWorkerMessage);
+    return outcome.promise;
+  }
+
+  #probeAnswered(probeId: number): void {
+    if (this.#probe?.probeId === probeId) this.#settleProbe("answered");
+  }
+
+  #settleProbe(outcome: ProbeOutcome): void {
+    const probe = this.#probe;
+    this.#probe = null;
+    probe?.settle(outcome);
   }
 
   post(message: ToWorkerMessage): void {
@@ -88,6 +127,7 @@ export class UserWorker {
 
   /** Ends an idle worker. (A busy one keeps spinning in Deno 2.9.6: the runner exits instead.) */
   terminate(): void {
+    this.#settleProbe("stalled");
     this.#channel.close();
     this.#worker.terminate();
   }

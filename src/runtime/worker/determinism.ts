@@ -4,12 +4,15 @@
  * swapped per execution, which is safe because a worker runs one execution at a time.
  */
 
+import { trackedFetch, trackedSetInterval, trackedSetTimeout } from "./call_resources.ts";
+
 const RealDate = Date;
 const realRandom = Math.random;
+/** What actions get: the real ones, tracked so that the end of the execution drops what is left (call_resources.ts). */
 const realGlobals = {
-  fetch: globalThis.fetch,
-  setTimeout: globalThis.setTimeout,
-  setInterval: globalThis.setInterval,
+  fetch: trackedFetch,
+  setTimeout: trackedSetTimeout,
+  setInterval: trackedSetInterval,
 } as const;
 type GuardedGlobal = keyof typeof realGlobals;
 
@@ -51,6 +54,21 @@ export function enterActionMode(): void {
   frozenNowMs = null;
   seededRandom = null;
   for (const name of Object.keys(realGlobals) as GuardedGlobal[]) setGlobal(name, realGlobals[name]);
+}
+
+/**
+ * Enters action mode until the returned function is called, which re-enters the mode that was active (same frozen
+ * time, same random sequence). For taking the global snapshot, which must see the idle globals, mid-execution.
+ */
+export function suspendDeterminism(): () => void {
+  const savedNowMs = frozenNowMs;
+  const savedRandom = seededRandom;
+  enterActionMode();
+  return () => {
+    if (savedNowMs === null || savedRandom === null) return;
+    enterDeterministicMode(savedNowMs, 0);
+    seededRandom = savedRandom;
+  };
 }
 
 function setGlobal(name: string, value: unknown): void {

@@ -29,6 +29,13 @@ const SAFE_MODULE_PATH = /^(?:[A-Za-z0-9_.\-]+\/)*[A-Za-z0-9_.\-]+\.js$/;
  */
 const loaded = new Map<string, Record<string, unknown>>();
 const MAX_LOADED_MODULES = 16_384;
+/** Imports that ran a module's top-level code (or tried to), for retaking the global snapshot after them. */
+let freshImports = 0;
+
+/** How many imports have evaluated modules so far (it changes when a call loaded a module for the first time). */
+export function freshImportCount(): number {
+  return freshImports;
+}
 
 /** Imports a module of the deployment (cached after the first time). */
 export function loadModule(deploymentUrl: string, modulePath: string): Promise<Record<string, unknown>> {
@@ -40,6 +47,7 @@ async function importModule(deploymentUrl: string, modulePath: string): Promise<
   if (!SAFE_MODULE_PATH.test(modulePath) || modulePath.split("/").some((part) => part === "..")) {
     throw new Error(`Invalid module path "${modulePath}"`);
   }
+  freshImports++;
   try {
     const module = await import(new URL(modulePath, deploymentUrl).href);
     if (loaded.size >= MAX_LOADED_MODULES) loaded.clear();

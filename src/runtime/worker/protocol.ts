@@ -74,9 +74,20 @@ export interface CallResultMessage {
   error?: { message: string; data?: JsonValue };
 }
 
+/**
+ * Main → worker, after each execution or analysis: answer, then restore the global snapshot (before any later message
+ * is handled, so before the next call). A worker whose event loop is starved (a detached microtask loop, a blocked
+ * timer) never answers, and its runner is then retired.
+ */
+export interface ProbeMessage {
+  type: "probe";
+  probeId: number;
+}
+
 /** Everything the main thread sends. */
 export type ToWorkerMessage =
   | InitMessage
+  | ProbeMessage
   | WorkerExecuteMessage
   | WorkerAnalyzeMessage
   | CallResultMessage
@@ -99,6 +110,8 @@ export interface WorkerResultMessage {
   logLines: string[];
   /** An HTTP action's whole response, when small and complete before the result (see `HttpInlineResponse`). */
   httpResponse?: HttpInlineResponse;
+  /** See `WorkerAnalysisMessage.workerPoisoned`. */
+  workerPoisoned?: boolean;
 }
 
 /** Worker → main: an analysis finished. */
@@ -108,6 +121,11 @@ export interface WorkerAnalysisMessage {
   ok: boolean;
   analysis?: DeploymentAnalysis;
   errorMessage?: string;
+  /**
+   * Set when the worker refused to run anything: its globals could not be restored after an earlier call (a frozen
+   * or locked built-in). The runner replaces the worker and runs the call again there.
+   */
+  workerPoisoned?: boolean;
 }
 
 /** Worker → main: an action asks the server to run `op` (`1.0/actions/query`, …). */
@@ -119,9 +137,16 @@ export interface CallMessage {
   argsJson: string;
 }
 
+/** Worker → main: the answer to a probe. */
+export interface ProbeAckMessage {
+  type: "probeAck";
+  probeId: number;
+}
+
 /** Everything the worker sends. */
 export type FromWorkerMessage =
   | ReadyMessage
+  | ProbeAckMessage
   | WorkerResultMessage
   | WorkerAnalysisMessage
   | CallMessage

@@ -3,15 +3,19 @@
  * folder, sets up the globals pushed bundles expect (convex-compat.md §4.9) before any user module loads, then runs
  * one execution or analysis at a time on request of the runner's main thread (protocol.ts).
  */
+import "./net_guard.ts"; // First: installs the network guard before any other module captures fetch & co.
 import { AsyncLocalStorage, AsyncResource } from "node:async_hooks";
 import { decodeResponse, encodeRequest, SyncChannelClient } from "../sync_channel.ts";
 import { analyzeDeployment } from "./analyze.ts";
 import { installConsole, LogSink, setLogSink } from "./console_capture.ts";
-import { enterActionMode, enterDeterministicMode, installDeterminismShims } from "./determinism.ts";
+import { enterActionMode, enterDeterministicMode, installDeterminismShims, suspendDeterminism } from "./determinism.ts";
+import { dropCallResources, installCallResources } from "./call_resources.ts";
+import { restoreGlobalSnapshot, takeGlobalSnapshot } from "./global_snapshot.ts";
+import { disableWorkers } from "./no_workers.ts";
 import { formatUncaught, syscallFailure } from "./error_format.ts";
 import { functionName, runInFrame, SerialQueue, setCurrentExecution } from "./execution_state.ts";
 import type { Frame } from "./execution_state.ts";
-import { checkKind, loadFunction, type RegisteredFunction } from "./functions.ts";
+import { checkKind, freshImportCount, loadFunction, loadModule, type RegisteredFunction } from "./functions.ts";
 import { inspect } from "./inspect.ts";
 import { receiveHttpMessage, runHttpAction } from "./http_action.ts";
 import {
@@ -52,13 +56,20 @@ let currentExecutionId = "";
 let router: SyscallRouter | null = null;
 let channel: SyncChannelClient | null = null;
 let currentSink: LogSink | null = null;
+/** Set when the globals could not be restored after a call: no user code runs here again (see `workerPoisoned`). */
+let poisoned = false;
+const POISONED = { ok: false, errorMessage: "The worker's globals could not be restored", workerPoisoned: true };
 
 installGlobals();
 addListener("message", (event: Event) => void handle((event as MessageEvent<ToWorkerMessage>).data));
+// Last, once everything of ours is in place: what user code changes from here on is undone after each call.
+takeGlobalSnapshot();
 
 function installGlobals(): void {
   installConsole();
+  installCallResources();
   installDeterminismShims();
+  disableWorkers();
   const define = (name: string, value: unknown) =>
     Object.defineProperty(globalThis, name, { value, writable: true, configurable: true });
   // Bundles read `process.env.X` (even at import time); only the deployment's variables exist.
@@ -106,9 +117,17 @@ async function handle(message: ToWorkerMessage): Promise<void> {
       post({ type: "ready" });
       return;
     case "execute":
+      if (poisoned) return post({ ...POISONED, type: "result", executionId: message.executionId, logLines: [] });
       deliver(await execute(message));
       return;
+    case "probe":
+      // Answered from the event loop: a worker that leftover work keeps busy does not get here (see ProbeMessage).
+      // The restore follows the answer, off the caller's path, and still before the next message is handled.
+      postMessage({ type: "probeAck", probeId: message.probeId });
+      if (!restoreGlobalSnapshot()) poisoned = true;
+      return;
     case "analyze":
+      if (poisoned) return post({ ...POISONED, type: "analysis", executionId: message.executionId });
       post(await analyze(message));
       return;
     case "callResult":
@@ -165,6 +184,8 @@ function beginRun(executionId: string, runEnv: Record<string, string>): LogSink 
 }
 
 function endRun(): void {
+  dropCallResources();
+  enterActionMode();
   setCurrentExecution(null);
   setLogSink(null);
   currentSink = null;
@@ -195,6 +216,10 @@ async function execute(message: WorkerExecuteMessage): Promise<WorkerResultMessa
   if (message.http !== undefined) {
     const head = message.http;
     try {
+      // Load the router (and the modules it imports) first, so their top-level globals become part of the snapshot.
+      const importsBefore = freshImportCount();
+      await loadModule(deploymentUrl, "http.js").catch(() => {}); // runHttpAction reports a failure itself
+      if (freshImportCount() !== importsBefore) retakeSnapshot();
       const httpResponse = await runInFrame(root, () => runHttpAction(executionId, deploymentUrl, head, post));
       return {
         type: "result",
@@ -213,7 +238,9 @@ async function execute(message: WorkerExecuteMessage): Promise<WorkerResultMessa
   }
   let fn: RegisteredFunction;
   try {
+    const importsBefore = freshImportCount();
     fn = await loadFunction(deploymentUrl, modulePath, exportName);
+    if (freshImportCount() !== importsBefore) retakeSnapshot();
     checkKind(fn, udfType, `${modulePath}:${exportName}`);
   } catch (error) {
     endRun();
@@ -253,6 +280,17 @@ async function analyze(message: WorkerAnalyzeMessage): Promise<WorkerAnalysisMes
     return { type: "analysis", executionId: message.executionId, ok: false, errorMessage: text };
   } finally {
     endRun();
-    enterActionMode();
+    // Only module top-level code ran: what it set up globally (polyfills) stays, like in a warm isolate.
+    takeGlobalSnapshot();
   }
+}
+
+/**
+ * Retakes the global snapshot after a call's first import of a module, before the function itself runs: globals a
+ * module sets up at load time (polyfills) are kept, as in a warm isolate, since the module is not evaluated again.
+ */
+function retakeSnapshot(): void {
+  const resume = suspendDeterminism();
+  takeGlobalSnapshot();
+  resume();
 }
