@@ -6,7 +6,7 @@ import { Hono } from "hono";
 import type { Context } from "hono";
 import { handleError, HttpError } from "../http/errors.ts";
 import type { Backend } from "../server/backend.ts";
-import { ADMIN_LIMITS, PUSH_LIMITS, readJsonBody, requireAdmin } from "./admin_request.ts";
+import { ADMIN_LIMITS, PUSH_LIMITS, readAdminJsonBody, requireAdmin } from "./admin_request.ts";
 import { functionExecution, MAX_LOG_ENTRIES, MAX_LOG_POLL_MS } from "./function_logs.ts";
 import { PushCoordinator } from "./push.ts";
 import { DeployError } from "./store.ts";
@@ -32,12 +32,9 @@ export function deployRoutes(backend: Backend): Hono {
   const app = new Hono();
   app.onError(handleError);
 
-  /** Reads a body and checks the admin key (header or body field). */
-  const adminBody = async (c: Context, push: boolean) => {
-    const body = await readJsonBody(c, push ? PUSH_LIMITS : ADMIN_LIMITS);
-    await requireAdmin(c, backend.adminKey, body);
-    return body;
-  };
+  /** Checks the admin key (header, or a small body's field), then reads the body: no work for a wrong key. */
+  const adminBody = (c: Context, push: boolean) =>
+    readAdminJsonBody(c, backend.adminKey, push ? PUSH_LIMITS : ADMIN_LIMITS);
 
   app.post("/get_config_hashes", async (c) => {
     await adminBody(c, false);

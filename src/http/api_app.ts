@@ -1,7 +1,7 @@
 /** The API origin (port 3210): Convex's HTTP API, admin API and sync, plus HTTP actions under `/http/`. */
 import { Hono } from "hono";
 import { handleError, handleNotFound } from "./errors.ts";
-import { limitRequestBody } from "./limits.ts";
+import { limitStreamedRequestBody } from "./limits.ts";
 import { createSiteApp } from "./site_app.ts";
 import type { HttpDeps } from "./types.ts";
 import { resolveLimits } from "./types.ts";
@@ -20,7 +20,8 @@ export function createApiApp(deps: HttpDeps): Hono {
   app.notFound(handleNotFound);
   // Uploads have their own, larger limit: registered before the global body limit, which then never runs for them.
   if (deps.backend) app.route("/api", storageRoutes(deps.backend.storage));
-  app.use("*", limitRequestBody(resolveLimits(deps).apiMaxRequestBodyBytes));
+  // Not buffered: a chunked body is counted as a route reads it (the function routes hold it in a byte budget).
+  app.use("*", limitStreamedRequestBody(resolveLimits(deps).apiMaxRequestBodyBytes));
   app.get("/version", (c) => c.text(deps.version));
   if (deps.sync) {
     const sync = deps.sync;

@@ -44,7 +44,10 @@ export function errorResponseFor(error: unknown): { status: ContentfulStatusCode
 /** Hono `onError` handler: logs server faults, answers with the JSON shape. */
 export function handleError(error: Error, c: Context): Response {
   const { status, body } = errorResponseFor(error);
-  if (status >= 500) console.error(`denvex: ${c.req.method} ${new URL(c.req.url).pathname} failed:`, error);
+  // A deliberate 5xx (an HttpError such as 503 overload) says all there is to say; log only the unexpected ones.
+  if (status >= 500 && !(error instanceof HttpError)) {
+    console.error(`denvex: ${c.req.method} ${new URL(c.req.url).pathname} failed:`, error);
+  }
   return c.json(body, status);
 }
 

@@ -6,21 +6,35 @@
  */
 import { type Context, Hono } from "hono";
 import { AuthenticationError, type Caller } from "../auth/mod.ts";
+import { SyscallError } from "../database/mod.ts";
 import type { CallResult } from "../functions/mod.ts";
 import type { Backend } from "../server/backend.ts";
 import type { QuerySpec } from "../subscriptions/mod.ts";
 import { servicesFor, toQueryRun } from "../sync/services.ts";
-import { timestampFromBase64, timestampToBase64 } from "../values/mod.ts";
+import { ByteBudget } from "../sync/byte_budget.ts";
+import {
+  jsonNestingExceeds,
+  MAX_JSON_ARGS_NESTING,
+  MAX_VALUE_NESTING,
+  timestampFromBase64,
+  timestampToBase64,
+} from "../values/mod.ts";
 import type { JsonValue } from "../values/types.ts";
 import { functionCors } from "./cors.ts";
 import { handleError, handleNotFound, HttpError } from "./errors.ts";
 import { parseFormat, toCleanJson, type ValueFormat } from "./function_format.ts";
-import { limitRequestBody } from "./limits.ts";
+import { limitStreamedRequestBody } from "./limits.ts";
 
 /** Convex's limit on a function call's arguments, with room for the JSON around them. */
 export const MAX_FUNCTION_REQUEST_BYTES = 16 * 1024 * 1024 + 64 * 1024;
 /** The longest function path accepted. */
 const MAX_PATH_LENGTH = 1024;
+/**
+ * Bytes of call request bodies being handled at once, per deployment. A call retains a small multiple of its body
+ * (text, parsed args, cache key) until it answers, so this caps what concurrent calls can pin; a body that does not
+ * fit is refused with 503 while it streams in, before it is parsed.
+ */
+export const MAX_FUNCTION_BODY_BYTES_IN_FLIGHT = 128 * 1024 * 1024;
 
 type UdfType = "query" | "mutation" | "action";
 
@@ -31,15 +45,47 @@ interface CallBody {
   format: ValueFormat;
 }
 
-/** Reads and parses the JSON body; the caller's mistakes are 400s. */
-async function readJsonBody(c: Context): Promise<Record<string, unknown>> {
-  let text: string;
+/** The request bodies being handled and the bytes each holds in the in-flight budget (given back when it answers). */
+interface BodyHolds {
+  budget: ByteBudget;
+  held: WeakMap<Context, number>;
+}
+
+/** Reads the body, holding its bytes in the in-flight budget chunk by chunk (503 once the budget is spent). */
+async function readBodyText(c: Context, holds: BodyHolds): Promise<string> {
+  const body = c.req.raw.body;
+  if (body === null) return "";
+  const chunks: Uint8Array[] = [];
+  let total = 0;
   try {
-    text = await c.req.text();
+    for await (const chunk of body) {
+      if (!holds.budget.tryTake(chunk.length)) {
+        throw new HttpError(
+          503,
+          "TooManyConcurrentRequests",
+          "The server is handling too many large requests at once; try again later",
+        );
+      }
+      holds.held.set(c, (holds.held.get(c) ?? 0) + chunk.length);
+      chunks.push(chunk);
+      total += chunk.length;
+    }
   } catch (error) {
     if (error instanceof HttpError) throw error;
     throw new HttpError(400, "BadRequest", "Could not read the request body");
   }
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return new TextDecoder().decode(bytes);
+}
+
+/** Reads and parses the JSON body; the caller's mistakes are 400s. */
+async function readJsonBody(c: Context, holds: BodyHolds): Promise<Record<string, unknown>> {
+  const text = await readBodyText(c, holds);
   let body: unknown;
   try {
     body = JSON.parse(text);
@@ -67,6 +113,14 @@ function parseArgs(args: unknown): JsonValue {
   }
   if (args === null || typeof args !== "object" || Array.isArray(args)) {
     throw new HttpError(400, "BadJsonBody", "`args` must be an object or an array of one object");
+  }
+  // Checked without recursion before anything recursive (cache keys, convex-JSON, validators) walks the args.
+  if (jsonNestingExceeds(args, MAX_JSON_ARGS_NESTING)) {
+    throw new HttpError(
+      400,
+      "ArgsTooDeeplyNested",
+      `\`args\` is nested more than ${MAX_VALUE_NESTING} levels deep, the limit of Convex values`,
+    );
   }
   return args as JsonValue;
 }
@@ -116,6 +170,29 @@ function sendResult(c: Context, result: CallResult, format: ValueFormat): Respon
   return c.body(text, 200, { "Content-Type": "application/json" });
 }
 
+/** A 400 `SnapshotTooOld` when retention has pruned history a read at `ts` needs (src/database/retention.ts). */
+function assertRetained(backend: Backend, ts: bigint): void {
+  try {
+    backend.database.assertRetained(ts);
+  } catch (error) {
+    if (error instanceof SyscallError) throw new HttpError(400, error.code, error.message);
+    throw error;
+  }
+}
+
+/** A percent-decoded path segment; a malformed escape (`%ff`, `%zz`) is the caller's mistake, a 400. */
+function decodePathSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new HttpError(
+      400,
+      "BadPath",
+      `The path segment ${JSON.stringify(segment)} is not valid percent-encoded UTF-8`,
+    );
+  }
+}
+
 /** Builds the function API app; mount it at `/api`. */
 export function functionRoutes(backend: Backend): Hono {
   const services = servicesFor(backend);
@@ -123,7 +200,16 @@ export function functionRoutes(backend: Backend): Hono {
   app.onError(handleError);
   app.notFound(handleNotFound);
   app.use("*", functionCors());
-  app.use("*", limitRequestBody(MAX_FUNCTION_REQUEST_BYTES));
+  app.use("*", limitStreamedRequestBody(MAX_FUNCTION_REQUEST_BYTES));
+  const holds: BodyHolds = { budget: new ByteBudget(MAX_FUNCTION_BODY_BYTES_IN_FLIGHT), held: new WeakMap() };
+  app.use("*", async (c, next) => {
+    try {
+      await next();
+    } finally {
+      holds.budget.give(holds.held.get(c) ?? 0);
+      holds.held.delete(c);
+    }
+  });
 
   const callerOf = async (c: Context): Promise<Caller> => {
     try {
@@ -181,8 +267,10 @@ export function functionRoutes(backend: Backend): Hono {
 
   for (const udfType of ["query", "mutation", "action"] as const) {
     app.post(`/${udfType}`, async (c) => {
-      const body = parseCallBody(await readJsonBody(c), "encoded");
-      return call(c, await callerOf(c), body, udfType);
+      // Credentials first: a bad admin key or token is refused before the body is read.
+      const caller = await callerOf(c);
+      const body = parseCallBody(await readJsonBody(c, holds), "encoded");
+      return call(c, caller, body, udfType);
     });
   }
 
@@ -201,12 +289,12 @@ export function functionRoutes(backend: Backend): Hono {
   });
 
   app.post("/function", async (c) => {
-    const raw = await readJsonBody(c);
+    const caller = await callerOf(c);
+    const raw = await readJsonBody(c, holds);
     if (raw.componentPath !== undefined && raw.componentPath !== null && raw.componentPath !== "") {
       throw new HttpError(400, "ComponentsUnsupported", "Components are not supported by this deployment");
     }
     const body = parseCallBody(raw, "encoded");
-    const caller = await callerOf(c);
     // The type is found by lookup; queries go through the cache like `/api/query`.
     const resolved = backend.executor.resolve(body.path, caller.isAdmin);
     const udfType = typeof resolved === "string" || body.path.startsWith("_system/")
@@ -220,12 +308,13 @@ export function functionRoutes(backend: Backend): Hono {
   app.get("/query_ts", queryTs);
 
   app.post("/query_at_ts", async (c) => {
-    const raw = await readJsonBody(c);
+    const raw = await readJsonBody(c, holds);
     const body = parseCallBody(raw, "encoded");
     const ts = parseTs(raw.ts);
     if (ts > backend.database.latestTs) {
       throw new HttpError(400, "TimestampInFuture", "`ts` is later than the deployment's latest timestamp");
     }
+    assertRetained(backend, ts);
     const caller = await callerOf(c);
     const result = await backend.executor.call({
       path: body.path,
@@ -235,6 +324,8 @@ export function functionRoutes(backend: Backend): Hono {
       allowInternal: caller.isAdmin,
       snapshotTs: ts,
     });
+    // Retention may have pruned below `ts` while the query ran: then its result may be wrong, never send it.
+    assertRetained(backend, ts);
     return sendResult(c, result, body.format);
   });
 
@@ -242,12 +333,12 @@ export function functionRoutes(backend: Backend): Hono {
   app.post("/run/*", async (c) => {
     const segments = new URL(c.req.url).pathname.split("/").filter((s) => s.length > 0);
     const runAt = segments.indexOf("run");
-    const parts = segments.slice(runAt + 1).map(decodeURIComponent);
+    const parts = segments.slice(runAt + 1).map(decodePathSegment);
     if (parts.length < 2) {
       throw new HttpError(404, "NotFound", "Use /api/run/<module path>/<function name>, e.g. /api/run/messages/list");
     }
     const path = `${parts.slice(0, -1).join("/")}:${parts[parts.length - 1]}`;
-    const raw = await readJsonBody(c);
+    const raw = await readJsonBody(c, holds);
     const body = parseCallBody({ ...raw, path }, "clean");
     return call(c, await callerOf(c), body, undefined);
   });

@@ -5,5 +5,5 @@
 export { createApiApp } from "./api_app.ts";
 export { createSiteApp } from "./site_app.ts";
 export { type ErrorBody, errorResponseFor, fallbackErrorResponse, HttpError } from "./errors.ts";
-export { DEFAULT_HTTP_LIMITS, type HttpLimits, limitRequestBody } from "./limits.ts";
+export { DEFAULT_HTTP_LIMITS, type HttpLimits, limitRequestBody, limitStreamedRequestBody } from "./limits.ts";
 export type { HttpDeps } from "./types.ts";

@@ -5,8 +5,15 @@
  * these routes are mounted before that middleware.
  */
 import { Hono } from "hono";
-import type { ErrorBody } from "./errors.ts";
-import { BlobTooLargeError, MAX_UPLOAD_BYTES, serveFile, type StorageService } from "../storage/mod.ts";
+import { type ErrorBody, HttpError } from "./errors.ts";
+import { clientBody } from "./request_body.ts";
+import {
+  BlobTooLargeError,
+  MAX_UPLOAD_BYTES,
+  serveFile,
+  StorageFullError,
+  type StorageService,
+} from "../storage/mod.ts";
 
 const CORS_HEADERS = {
   "Access-Control-Allow-Origin": "*",
@@ -33,12 +40,17 @@ export function storageRoutes(storage: StorageService, maxUploadBytes = MAX_UPLO
     }
     const contentType = c.req.header("Content-Type") || null;
     try {
-      const storageId = await storage.store(c.req.raw.body ?? new Uint8Array(), contentType, maxUploadBytes);
+      const body = c.req.raw.body === null ? new Uint8Array() : clientBody(c.req.raw.body);
+      const storageId = await storage.store(body, contentType, maxUploadBytes);
       return Response.json({ storageId }, { headers: { "Access-Control-Allow-Origin": "*" } });
     } catch (caught) {
       if (caught instanceof BlobTooLargeError) {
         return error("PayloadTooLarge", `The file is larger than the upload limit of ${maxUploadBytes} bytes`, 413);
       }
+      // 507 Insufficient Storage: the disk is full; nothing was kept, and the same upload works once space is freed.
+      if (caught instanceof StorageFullError) return error("StorageFull", caught.message, 507);
+      // The upload stopped short of its declared length: the client's fault, and nothing was kept.
+      if (caught instanceof HttpError) return error(caught.code, caught.message, caught.status);
       throw caught;
     }
   });

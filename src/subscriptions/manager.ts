@@ -6,11 +6,45 @@
  * Every cached result is valid at {@link SubscriptionManager.watermark}: commits up to it have been applied. Work is
  * serialized in one loop (commit cycles, then batches of new subscriptions), and a cycle swaps in all new results and
  * advances the watermark in one synchronous step, so observers never see a mix of timestamps.
+ *
+ * Memory is bounded by byte budgets, not by entry counts alone: every entry accounts for what it retains (its cache
+ * key, args, result and read ranges; see {@link QueryEntry.retainedBytes}). Results nobody subscribes to (served to
+ * HTTP callers) are dropped least recently used first beyond {@link MAX_UNSUBSCRIBED_CACHE_BYTES}; a new subscription
+ * that would take the whole cache past {@link MAX_QUERY_CACHE_BYTES} fails (the client sees QueryFailed) instead of
+ * growing the heap until the process dies.
  */
+import { createHash } from "node:crypto";
 import type { CommitEvent, Database, ReadRange } from "../database/mod.ts";
 import type { JsonValue } from "../values/types.ts";
-import { queryKey, type QuerySpec } from "./query_key.ts";
+import { type QueryKey, queryKey, queryKeyOf, type QuerySpec } from "./query_key.ts";
 import { ReadRangeIndex } from "./range_index.ts";
+
+const MIB = 1024 * 1024;
+/** Budget of all cached results, subscribed or not (what they retain, see {@link QueryEntry.retainedBytes}). */
+export const MAX_QUERY_CACHE_BYTES = 128 * MIB;
+/** Budget of results without subscribers (kept for HTTP callers), least recently used dropped first. */
+export const MAX_UNSUBSCRIBED_CACHE_BYTES = 32 * MIB;
+/** A result without subscribers larger than this is not kept at all (one call must not flush the whole cache). */
+export const MAX_UNSUBSCRIBED_ENTRY_BYTES = 8 * MIB;
+/** Memory of an entry besides its strings (objects, maps, sets), an estimate. */
+const ENTRY_OVERHEAD_BYTES = 512;
+
+/** A subscription refused because the cache budget is spent; the client sees it as the query's error. */
+export class QueryCacheFullError extends Error {
+  constructor(budgetBytes: number) {
+    super(
+      `TooManyConcurrentRequests: the server's live query results use their whole memory budget ` +
+        `(${Math.round(budgetBytes / MIB)} MiB); try again later`,
+    );
+    this.name = "QueryCacheFullError";
+  }
+}
+
+/** Memory of a string: V8 keeps Latin-1 text at one byte per character, anything else at two. */
+export function stringBytes(text: string | null | undefined): number {
+  if (!text) return 0;
+  return /[\u0100-\uffff]/.test(text) ? 2 * text.length : text.length;
+}
 
 /** The outcome of one query run. */
 export interface QueryRun {
@@ -25,26 +59,56 @@ export interface QueryRun {
   journal?: string | null;
 }
 
+/** A query result as cached: the run without its read set (that lives, compactly, in the read-range index). */
+export type CachedRun = Omit<QueryRun, "readSet">;
+
 /** A cached query result and its watchers. */
 export class QueryEntry<S> {
   readonly key: string;
   readonly spec: QuerySpec;
-  result: QueryRun;
-  /** Compared to decide whether watchers need the new result (value, error and log lines). */
+  result: CachedRun;
+  /** Compared to decide whether watchers need the new result (a digest of value, error and log lines). */
   hash: string;
   readonly subscribers = new Set<S>();
+  /** Memory this entry retains (key, args, result, read ranges), an estimate kept current by the manager. */
+  retainedBytes = 0;
+  /** Memory of the spec (args, key, objects), an estimate. */
+  readonly specBytes: number;
 
-  constructor(key: string, spec: QuerySpec, result: QueryRun) {
-    this.key = key;
+  constructor(key: QueryKey, spec: QuerySpec, result: QueryRun) {
+    this.key = key.key;
+    this.specBytes = specBytes(key);
     this.spec = spec;
-    this.result = result;
+    this.result = withoutReadSet(result);
     this.hash = resultHash(result);
   }
 }
 
+function withoutReadSet(run: QueryRun): CachedRun {
+  const { readSet: _readSet, ...rest } = run;
+  return rest;
+}
+
+/** A digest, not the text: the text of a large result would otherwise be retained twice. */
 function resultHash(run: QueryRun): string {
-  const body = run.ok ? `v${run.valueJson}` : `e${run.errorMessage}\u0000${JSON.stringify(run.errorData ?? null)}`;
-  return `${body}\u0000${run.logLines.join("\u0000")}`;
+  const hash = createHash("sha256");
+  if (run.ok) hash.update(`v${run.valueJson}`);
+  else hash.update(`e${run.errorMessage}\u0000${JSON.stringify(run.errorData ?? null)}`);
+  for (const line of run.logLines) hash.update(`\u0000${line}`);
+  return hash.digest("base64");
+}
+
+/** Memory of a spec: its args (about as large as their canonical JSON), its key digest and the objects around. */
+function specBytes(key: QueryKey): number {
+  return key.argsBytes + key.key.length + ENTRY_OVERHEAD_BYTES;
+}
+
+/** Memory of a cached run's strings. */
+function runBytes(run: CachedRun): number {
+  let bytes = stringBytes(run.valueJson) + stringBytes(run.errorMessage) + stringBytes(run.journal);
+  if (run.errorData !== undefined) bytes += stringBytes(JSON.stringify(run.errorData));
+  for (const line of run.logLines) bytes += stringBytes(line);
+  return bytes;
 }
 
 /** What the manager needs. */
@@ -58,6 +122,10 @@ export interface SubscriptionManagerOptions<S> {
   maxConcurrentRuns?: number;
   /** Results kept without subscribers (served to HTTP callers), least recently used dropped first. */
   maxUnsubscribedEntries?: number;
+  /** Default {@link MAX_QUERY_CACHE_BYTES}. */
+  maxCacheBytes?: number;
+  /** Default {@link MAX_UNSUBSCRIBED_CACHE_BYTES}. */
+  maxUnsubscribedBytes?: number;
 }
 
 /** Commit events queued beyond this are folded into "re-run everything" so memory stays bounded under bursts. */
@@ -66,8 +134,10 @@ const MAX_PENDING_COMMITS = 10_000;
 const MAX_PENDING_SUBSCRIBES = 100_000;
 
 interface PendingSubscribe<S> {
-  key: string;
+  key: QueryKey;
   spec: QuerySpec;
+  /** Bytes reserved in the budget until the batch runs (0 when the entry existed). */
+  reservedBytes: number;
   subscriber: S;
   resolve(entry: QueryEntry<S>): void;
   reject(error: unknown): void;
@@ -83,6 +153,14 @@ export class SubscriptionManager<S> {
   #pendingCommits: CommitEvent[] = [];
   #invalidateEverything = false;
   #pendingSubscribes: PendingSubscribe<S>[] = [];
+  /** Σ retainedBytes of all entries. */
+  #cacheBytes = 0;
+  /** Σ retainedBytes of the entries in `#unsubscribed`. */
+  #unsubscribedBytes = 0;
+  /** Bytes set aside for queued subscriptions whose entries do not exist yet. */
+  #reservedBytes = 0;
+  readonly #maxCacheBytes: number;
+  readonly #maxUnsubscribedBytes: number;
   #watermark: bigint;
   #running = false;
   #idle: Promise<void> = Promise.resolve();
@@ -91,6 +169,8 @@ export class SubscriptionManager<S> {
 
   constructor(options: SubscriptionManagerOptions<S>) {
     this.#options = options;
+    this.#maxCacheBytes = options.maxCacheBytes ?? MAX_QUERY_CACHE_BYTES;
+    this.#maxUnsubscribedBytes = options.maxUnsubscribedBytes ?? MAX_UNSUBSCRIBED_CACHE_BYTES;
     this.#watermark = options.database.latestTs;
     this.#stopListening = options.database.onCommit((event) => this.#onCommit(event));
   }
@@ -105,6 +185,11 @@ export class SubscriptionManager<S> {
     return this.#entries.size;
   }
 
+  /** Memory retained by all cached results (an estimate, bounded by the cache budget), and by the unsubscribed. */
+  get retainedBytes(): { total: number; unsubscribed: number } {
+    return { total: this.#cacheBytes, unsubscribed: this.#unsubscribedBytes };
+  }
+
   /** True when nothing is queued: cached results are valid at the database's latest timestamp. */
   get current(): boolean {
     return !this.#running && this.#watermark === this.#options.database.latestTs;
@@ -113,7 +198,8 @@ export class SubscriptionManager<S> {
   /** Adds `subscriber` to the query's entry, running it if needed; resolves with the entry, valid at the watermark. */
   subscribe(spec: QuerySpec, subscriber: S): Promise<QueryEntry<S>> {
     if (this.#closed) return Promise.reject(new Error("The server is shutting down"));
-    const key = queryKey(spec);
+    const keyOf = queryKeyOf(spec);
+    const key = keyOf.key;
     const existing = this.#entries.get(key);
     if (existing && !this.#running && this.#pendingCommits.length === 0 && !this.#invalidateEverything) {
       this.#attach(existing, subscriber);
@@ -122,8 +208,14 @@ export class SubscriptionManager<S> {
     if (this.#pendingSubscribes.length >= MAX_PENDING_SUBSCRIBES) {
       return Promise.reject(new Error("TooManyConcurrentRequests: too many queries are waiting to run"));
     }
+    // Admission: the spec alone must fit before the query runs; its result and read set are checked after the run.
+    const reservedBytes = existing ? 0 : specBytes(keyOf);
+    if (reservedBytes > 0 && !this.#makeRoom(reservedBytes)) {
+      return Promise.reject(new QueryCacheFullError(this.#maxCacheBytes));
+    }
+    this.#reservedBytes += reservedBytes;
     return new Promise((resolve, reject) => {
-      this.#pendingSubscribes.push({ key, spec, subscriber, resolve, reject });
+      this.#pendingSubscribes.push({ key: keyOf, spec, reservedBytes, subscriber, resolve, reject });
       this.#kick();
     });
   }
@@ -132,7 +224,9 @@ export class SubscriptionManager<S> {
   unsubscribe(entry: QueryEntry<S>, subscriber: S): void {
     if (!entry.subscribers.delete(subscriber) || entry.subscribers.size > 0) return;
     if (this.#entries.get(entry.key) !== entry) return;
+    if (entry.retainedBytes > MAX_UNSUBSCRIBED_ENTRY_BYTES) return this.#drop(entry);
     this.#unsubscribed.set(entry.key, entry);
+    this.#unsubscribedBytes += entry.retainedBytes;
     this.#trimUnsubscribed();
   }
 
@@ -148,12 +242,16 @@ export class SubscriptionManager<S> {
   /** Offers a result run elsewhere (an HTTP query) at `snapshotTs`; kept only if nothing was committed since. */
   offer(spec: QuerySpec, snapshotTs: bigint, run: QueryRun): void {
     if (!this.current || snapshotTs !== this.#watermark || this.#closed) return;
-    const key = queryKey(spec);
-    if (this.#entries.has(key)) return;
-    const entry = new QueryEntry<S>(key, spec, run);
-    this.#entries.set(key, entry);
-    this.#index.add(entry, run.readSet);
-    this.#unsubscribed.set(key, entry);
+    const keyOf = queryKeyOf(spec);
+    if (this.#entries.has(keyOf.key)) return;
+    const entry = new QueryEntry<S>(keyOf, spec, run);
+    // Measured before anything is kept: the read ranges cost about what their keys cost as text.
+    const bytes = entry.specBytes + runBytes(entry.result) + readSetBytes(run.readSet);
+    if (bytes > MAX_UNSUBSCRIBED_ENTRY_BYTES || !this.#makeRoom(bytes)) return;
+    this.#entries.set(entry.key, entry);
+    this.#setRetained(entry, entry.specBytes + runBytes(entry.result) + this.#index.add(entry, run.readSet));
+    this.#unsubscribed.set(entry.key, entry);
+    this.#unsubscribedBytes += entry.retainedBytes;
     this.#trimUnsubscribed();
   }
 
@@ -173,21 +271,50 @@ export class SubscriptionManager<S> {
 
   #attach(entry: QueryEntry<S>, subscriber: S): void {
     entry.subscribers.add(subscriber);
-    this.#unsubscribed.delete(entry.key);
+    if (this.#unsubscribed.get(entry.key) === entry) {
+      this.#unsubscribed.delete(entry.key);
+      this.#unsubscribedBytes -= entry.retainedBytes;
+    }
   }
 
   #trimUnsubscribed(): void {
     const max = this.#options.maxUnsubscribedEntries ?? 1_000;
-    while (this.#unsubscribed.size > max) {
+    while (this.#unsubscribed.size > max || this.#unsubscribedBytes > this.#maxUnsubscribedBytes) {
       const oldest = this.#unsubscribed.values().next().value!;
       this.#drop(oldest);
     }
   }
 
+  /**
+   * Whether `bytes` more fit in the cache budget, after dropping unsubscribed results (oldest first) if that makes
+   * room. Subscribed results are never dropped to make room: new work is refused instead.
+   */
+  #makeRoom(bytes: number): boolean {
+    const fits = () => this.#cacheBytes + this.#reservedBytes + bytes <= this.#maxCacheBytes;
+    while (!fits() && this.#unsubscribed.size > 0) this.#drop(this.#unsubscribed.values().next().value!);
+    return fits();
+  }
+
+  /** Sets what `entry` retains, keeping the budget totals in step. */
+  #setRetained(entry: QueryEntry<S>, bytes: number): void {
+    const delta = bytes - entry.retainedBytes;
+    entry.retainedBytes = bytes;
+    this.#cacheBytes += delta;
+    if (this.#unsubscribed.get(entry.key) === entry) this.#unsubscribedBytes += delta;
+  }
+
   #drop(entry: QueryEntry<S>): void {
-    this.#unsubscribed.delete(entry.key);
-    if (this.#entries.get(entry.key) === entry) this.#entries.delete(entry.key);
+    if (this.#unsubscribed.get(entry.key) === entry) {
+      this.#unsubscribed.delete(entry.key);
+      this.#unsubscribedBytes -= entry.retainedBytes;
+    }
+    if (this.#entries.get(entry.key) === entry) {
+      this.#entries.delete(entry.key);
+      this.#cacheBytes -= entry.retainedBytes;
+    }
+    entry.retainedBytes = 0;
     this.#index.remove(entry);
+    console.assert(this.#cacheBytes >= 0 && this.#unsubscribedBytes >= 0, "cache byte accounting went negative");
   }
 
   #onCommit(event: CommitEvent): void {
@@ -248,9 +375,11 @@ export class SubscriptionManager<S> {
     for (let i = 0; i < rerun.length; i++) {
       const entry = rerun[i];
       const run = runs[i];
+      // Dropped while it ran (its last subscriber left and the cache was trimmed): registering it would leak it.
+      if (this.#entries.get(entry.key) !== entry) continue;
       const hash = resultHash(run);
-      this.#index.add(entry, run.readSet);
-      entry.result = run;
+      entry.result = withoutReadSet(run);
+      this.#setRetained(entry, entry.specBytes + runBytes(entry.result) + this.#index.add(entry, run.readSet));
       if (hash !== entry.hash) {
         entry.hash = hash;
         changed.push(entry);
@@ -265,20 +394,28 @@ export class SubscriptionManager<S> {
     const batch = this.#pendingSubscribes;
     this.#pendingSubscribes = [];
     const ts = this.#watermark;
-    const toRun = new Map<string, QuerySpec>();
+    const toRun = new Map<string, { key: QueryKey; spec: QuerySpec }>();
     for (const pending of batch) {
-      if (!this.#entries.has(pending.key)) toRun.set(pending.key, pending.spec);
+      if (!this.#entries.has(pending.key.key)) toRun.set(pending.key.key, { key: pending.key, spec: pending.spec });
     }
-    const keys = [...toRun.keys()];
-    const runs = await this.#runAll([...toRun.values()], ts);
-    for (let i = 0; i < keys.length; i++) {
-      const entry = new QueryEntry<S>(keys[i], toRun.get(keys[i])!, runs[i]);
+    const queued = [...toRun.values()];
+    const runs = await this.#runAll(queued.map((item) => item.spec), ts);
+    for (const pending of batch) this.#reservedBytes -= pending.reservedBytes;
+    const refused = new Set<string>();
+    for (let i = 0; i < queued.length; i++) {
+      const entry = new QueryEntry<S>(queued[i].key, queued[i].spec, runs[i]);
+      const bytes = entry.specBytes + runBytes(entry.result) + readSetBytes(runs[i].readSet);
+      if (!this.#makeRoom(bytes)) {
+        refused.add(entry.key);
+        continue;
+      }
       this.#entries.set(entry.key, entry);
-      this.#index.add(entry, runs[i].readSet);
+      this.#setRetained(entry, entry.specBytes + runBytes(entry.result) + this.#index.add(entry, runs[i].readSet));
     }
     for (const pending of batch) {
-      const entry = this.#entries.get(pending.key);
-      if (!entry) pending.reject(new Error("The query result was dropped"));
+      const entry = this.#entries.get(pending.key.key);
+      if (refused.has(pending.key.key)) pending.reject(new QueryCacheFullError(this.#maxCacheBytes));
+      else if (!entry) pending.reject(new Error("The query result was dropped"));
       else {
         this.#attach(entry, pending.subscriber);
         pending.resolve(entry);
@@ -311,4 +448,12 @@ export class SubscriptionManager<S> {
       console.error("denvex: delivering query updates failed:", error);
     }
   }
+}
+
+/** What a read set will retain once registered (its keys as byte text, about ¾ of their base64 length). */
+function readSetBytes(readSet: ReadRange[] | null): number {
+  if (readSet === null) return 0;
+  let bytes = 0;
+  for (const range of readSet) bytes += ((range.lowKey.length + (range.highKey?.length ?? 0)) * 3) / 4 + 96;
+  return Math.ceil(bytes);
 }

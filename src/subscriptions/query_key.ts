@@ -1,4 +1,9 @@
-/** Cache keys of query results: (function, args, identity, admin), canonical so equal calls share one entry. */
+/**
+ * Cache keys of query results: (function, args, identity, admin, journal), canonical so equal calls share one entry,
+ * and a digest, so a key costs 44 bytes however large the args (the entry keeps the args themselves once, in its
+ * spec; a key holding their JSON kept them twice).
+ */
+import { createHash } from "node:crypto";
 import { parseFunctionPath } from "../functions/mod.ts";
 import type { JsonValue } from "../values/types.ts";
 
@@ -14,24 +19,47 @@ export interface QuerySpec {
   journal?: string | null;
 }
 
-/** JSON with object keys sorted, so `{a, b}` and `{b, a}` are one key. */
-export function canonicalJson(value: unknown): string {
+/**
+ * Deepest nesting {@link canonicalJson} walks. Callers refuse deeper args at decoding (`MAX_JSON_ARGS_NESTING`);
+ * this bound only keeps the recursion from ever overflowing the stack if one did not.
+ */
+const MAX_CANONICAL_NESTING = 256;
+
+/** JSON with object keys sorted, so `{a, b}` and `{b, a}` are one key. Throws a RangeError past its nesting bound. */
+export function canonicalJson(value: unknown, depth = 0): string {
   if (value === null || typeof value !== "object") return JSON.stringify(value);
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (depth >= MAX_CANONICAL_NESTING) throw new RangeError(`Value nested deeper than ${MAX_CANONICAL_NESTING} levels`);
+  if (Array.isArray(value)) return `[${value.map((item) => canonicalJson(item, depth + 1)).join(",")}]`;
   const entries = Object.keys(value as Record<string, unknown>).sort()
     .filter((key) => (value as Record<string, unknown>)[key] !== undefined)
-    .map((key) => `${JSON.stringify(key)}:${canonicalJson((value as Record<string, unknown>)[key])}`);
+    .map((key) => `${JSON.stringify(key)}:${canonicalJson((value as Record<string, unknown>)[key], depth + 1)}`);
   return `{${entries.join(",")}}`;
 }
 
+/** A query call's cache key and the size of its args' canonical JSON (what the args retain, about). */
+export interface QueryKey {
+  key: string;
+  argsBytes: number;
+}
+
 /** The cache key of a query call (`messages`, `messages:default` and `messages.js:default` are one function). */
-export function queryKey(spec: QuerySpec): string {
+export function queryKeyOf(spec: QuerySpec): QueryKey {
   let path = spec.path;
   try {
     path = parseFunctionPath(spec.path).key;
   } catch {
     // An invalid path fails when run; it still needs a key.
   }
-  return `${path}\u0000${canonicalJson(spec.args)}\u0000${spec.identityJson ?? ""}\u0000${spec.allowInternal ? 1 : 0}` +
-    `\u0000${spec.journal ?? ""}`;
+  const args = canonicalJson(spec.args);
+  const key = createHash("sha256")
+    .update(`${path}\u0000${spec.identityJson ?? ""}\u0000${spec.allowInternal ? 1 : 0}\u0000${spec.journal ?? ""}`)
+    .update("\u0000")
+    .update(args)
+    .digest("base64");
+  return { key, argsBytes: args.length };
+}
+
+/** The cache key alone, see {@link queryKeyOf}. */
+export function queryKey(spec: QuerySpec): string {
+  return queryKeyOf(spec).key;
 }

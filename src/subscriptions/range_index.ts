@@ -2,19 +2,52 @@
  * An index of read ranges for reactivity: which live queries does a written index key invalidate? Ranges are kept
  * per index ID; each index's ranges form a static interval tree (ranges sorted by low key, a balanced tree over them
  * holding the largest high key of each subtree), rebuilt lazily after changes. A probe costs O((1 + hits) · log n)
- * and never looks at ranges of other indexes. Keys are compared as lowercase hex, which orders like the bytes.
+ * and never looks at ranges of other indexes.
+ *
+ * Keys are held as "byte text" (one UTF-16 unit per key byte, built flat): it compares like the bytes and costs one
+ * byte of memory per key byte. (Hex built by `+=` made a rope of one heap object per byte: about 60 bytes of memory
+ * per key byte, 120 MB for the two ends of one range over a 1 MB string argument.)
  */
 import type { ReadRange } from "../database/types.ts";
 import { decodeBase64 } from "../values/mod.ts";
 
-/** Sorts after every hex key: stands for an unbounded high end. */
+/** Sorts after every byte text: stands for an unbounded high end. */
 const UNBOUNDED = "\uffff";
+/** Bytes converted per `String.fromCharCode` call (stays far below the engine's argument count limit). */
+const TEXT_CHUNK_BYTES = 8192;
+/** Memory of one registered range besides its key text (interval object, array slots, tree node), an estimate. */
+const INTERVAL_OVERHEAD_BYTES = 96;
 
-/** Hex of a key, order-preserving. */
+/** A key as flat byte text: one character per byte, ordered like the bytes. */
+export function keyToByteText(key: Uint8Array): string {
+  if (key.length <= TEXT_CHUNK_BYTES) return String.fromCharCode(...key);
+  const parts: string[] = [];
+  for (let offset = 0; offset < key.length; offset += TEXT_CHUNK_BYTES) {
+    parts.push(String.fromCharCode(...key.subarray(offset, offset + TEXT_CHUNK_BYTES)));
+  }
+  // `join` builds one flat string (a chain of `+=` would keep every part alive as a rope).
+  return parts.join("");
+}
+
+/**
+ * A read range's base64 key as byte text; null (unbounded) as {@link UNBOUNDED}. `atob` yields exactly one
+ * Latin-1 character per decoded byte, as one flat string, with no intermediate byte array.
+ */
+function base64ToByteText(key: string | null): string {
+  if (key === null) return UNBOUNDED;
+  try {
+    return atob(key);
+  } catch {
+    // Not standard base64 (never produced by the database): decode leniently like every other key reader.
+    return keyToByteText(decodeBase64(key));
+  }
+}
+
+/** Hex of a key, order-preserving (for logs and tests; the index itself uses {@link keyToByteText}). */
 export function keyToHex(key: Uint8Array): string {
-  let hex = "";
-  for (const byte of key) hex += (byte < 16 ? "0" : "") + byte.toString(16);
-  return hex;
+  const parts = new Array<string>(key.length);
+  for (let i = 0; i < key.length; i++) parts[i] = (key[i] < 16 ? "0" : "") + key[i].toString(16);
+  return parts.join("");
 }
 
 interface Interval<T> {
@@ -91,55 +124,75 @@ class IndexTree<T> {
   }
 }
 
+/** One registered range of an owner, as held in its index's tree. */
+interface OwnedRange<T> {
+  indexId: number;
+  interval: Interval<T>;
+}
+
 /** Read ranges of many owners (cached query results), probed with written keys. */
 export class ReadRangeIndex<T> {
   readonly #trees = new Map<number, IndexTree<T>>();
-  /** Which indexes each owner has ranges in, for removal. */
-  readonly #indexesOf = new Map<T, Set<number>>();
+  /** Each owner's ranges in registration order: for removal, and so re-registering the same ranges changes nothing. */
+  readonly #rangesOf = new Map<T, OwnedRange<T>[]>();
   /** Owners whose read set is unknown: every commit hits them. */
   readonly #everything = new Set<T>();
-  /** Each owner's read set as registered, so re-registering the same ranges (the common re-run) changes nothing. */
-  readonly #signatures = new Map<T, string>();
+  /** Memory held for each owner's ranges (key text and overhead), an estimate. */
+  readonly #bytesOf = new Map<T, number>();
+  #totalBytes = 0;
 
   /** Owners registered. */
   get size(): number {
-    return this.#indexesOf.size + this.#everything.size;
+    return this.#rangesOf.size + this.#everything.size;
   }
 
-  /** Registers `owner`'s read set; null means "unknown", matched by every commit. */
-  add(owner: T, readSet: ReadRange[] | null): void {
+  /** Memory held by all registered ranges, an estimate in bytes. */
+  get retainedBytes(): number {
+    return this.#totalBytes;
+  }
+
+  /** Memory held by `owner`'s ranges, an estimate in bytes (0 when unregistered). */
+  bytesOf(owner: T): number {
+    return this.#bytesOf.get(owner) ?? 0;
+  }
+
+  /** Registers `owner`'s read set (null means "unknown", matched by every commit); returns the bytes it holds. */
+  add(owner: T, readSet: ReadRange[] | null): number {
+    if (readSet === null) {
+      this.remove(owner);
+      this.#everything.add(owner);
+      return 0;
+    }
+    const ranges = readSet.map((range): OwnedRange<T> => ({
+      indexId: range.indexId,
+      interval: { low: base64ToByteText(range.lowKey), high: base64ToByteText(range.highKey), owner },
+    }));
     // A re-run usually reads exactly what the previous run read; keeping the trees as they are then avoids an
     // O(n log n) rebuild of every tree the owner is in on the next probe.
-    const signature = readSet === null ? null : signatureOf(readSet);
-    if (signature !== null && this.#signatures.get(owner) === signature) return;
+    if (sameRanges(this.#rangesOf.get(owner), ranges)) return this.bytesOf(owner);
     this.remove(owner);
-    if (signature !== null) this.#signatures.set(owner, signature);
-    if (readSet === null) {
-      this.#everything.add(owner);
-      return;
+    let bytes = 0;
+    for (const { indexId, interval } of ranges) {
+      let tree = this.#trees.get(indexId);
+      if (!tree) this.#trees.set(indexId, tree = new IndexTree());
+      tree.add(owner, interval);
+      bytes += interval.low.length + interval.high.length + INTERVAL_OVERHEAD_BYTES;
     }
-    const indexes = new Set<number>();
-    for (const range of readSet) {
-      let tree = this.#trees.get(range.indexId);
-      if (!tree) this.#trees.set(range.indexId, tree = new IndexTree());
-      tree.add(owner, {
-        low: keyToHex(decodeBase64(range.lowKey)),
-        high: range.highKey === null ? UNBOUNDED : keyToHex(decodeBase64(range.highKey)),
-        owner,
-      });
-      indexes.add(range.indexId);
-    }
-    this.#indexesOf.set(owner, indexes);
+    this.#rangesOf.set(owner, ranges);
+    this.#bytesOf.set(owner, bytes);
+    this.#totalBytes += bytes;
+    return bytes;
   }
 
   /** Forgets `owner`. */
   remove(owner: T): void {
     this.#everything.delete(owner);
-    this.#signatures.delete(owner);
-    const indexes = this.#indexesOf.get(owner);
-    if (!indexes) return;
-    this.#indexesOf.delete(owner);
-    for (const indexId of indexes) {
+    const ranges = this.#rangesOf.get(owner);
+    if (!ranges) return;
+    this.#rangesOf.delete(owner);
+    this.#totalBytes -= this.#bytesOf.get(owner) ?? 0;
+    this.#bytesOf.delete(owner);
+    for (const indexId of new Set(ranges.map((range) => range.indexId))) {
       const tree = this.#trees.get(indexId)!;
       tree.remove(owner);
       if (tree.ranges.size === 0) this.#trees.delete(indexId);
@@ -152,14 +205,20 @@ export class ReadRangeIndex<T> {
     for (const [indexId, keys] of keysByIndex) {
       const tree = this.#trees.get(indexId);
       if (!tree) continue;
-      for (const key of keys) tree.probe(keyToHex(key), hits);
+      for (const key of keys) tree.probe(keyToByteText(key), hits);
     }
     return hits;
   }
 }
 
-function signatureOf(readSet: ReadRange[]): string {
-  let signature = "";
-  for (const range of readSet) signature += `${range.indexId}:${range.lowKey}:${range.highKey ?? ""};`;
-  return signature;
+function sameRanges<T>(previous: OwnedRange<T>[] | undefined, next: OwnedRange<T>[]): boolean {
+  if (previous === undefined || previous.length !== next.length) return false;
+  for (let i = 0; i < next.length; i++) {
+    const a = previous[i];
+    const b = next[i];
+    if (a.indexId !== b.indexId || a.interval.low !== b.interval.low || a.interval.high !== b.interval.high) {
+      return false;
+    }
+  }
+  return true;
 }

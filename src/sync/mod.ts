@@ -3,12 +3,14 @@
  * them when query results advance, pings idle ones every 15 s, and tells clients when their token expires.
  */
 import type { Backend } from "../server/backend.ts";
+import { ByteBudget } from "./byte_budget.ts";
 import { MutationLog, type MutationReply } from "./mutation_log.ts";
 import { type FunctionServices, servicesFor } from "./services.ts";
 import { SyncSession } from "./session.ts";
 
 export { MutationLog } from "./mutation_log.ts";
 export { parseClientMessage, ProtocolError } from "./protocol.ts";
+export { ByteBudget } from "./byte_budget.ts";
 export { type FunctionServices, servicesFor } from "./services.ts";
 export { MAX_MESSAGE_BYTES, SyncSession } from "./session.ts";
 
@@ -18,6 +20,11 @@ export const PING_AFTER_SILENCE_MS = 15_000;
 const TICK_MS = 5_000;
 /** Sockets accepted at once; beyond it upgrades are refused with 503. */
 export const MAX_SOCKETS = 100_000;
+/**
+ * Bytes of received sync messages not yet done (queued or running) across all sockets: a socket whose message
+ * does not fit is closed (its client reconnects), so a crowd of senders cannot queue more than this in total.
+ */
+export const MAX_PENDING_INBOUND_BYTES = 256 * 1024 * 1024;
 
 /** See the module comment. */
 export class SyncHub {
@@ -27,6 +34,7 @@ export class SyncHub {
   readonly #dirty = new Set<SyncSession>();
   readonly #waiting = new Set<SyncSession>();
   readonly #mutationLog = new MutationLog<MutationReply>();
+  readonly #inboundBudget = new ByteBudget(MAX_PENDING_INBOUND_BYTES);
   readonly #timer: ReturnType<typeof setInterval>;
   readonly #onAdvance: () => void;
   #closed = false;
@@ -58,11 +66,21 @@ export class SyncHub {
     if (this.#sessions.size >= MAX_SOCKETS) {
       return Response.json({ code: "TooManyConnections", message: "Too many open sync connections" }, { status: 503 });
     }
-    const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout: 30 });
+    let upgraded: { socket: WebSocket; response: Response };
+    try {
+      upgraded = Deno.upgradeWebSocket(request, { idleTimeout: 30 });
+    } catch (error) {
+      // A malformed handshake (no Sec-WebSocket-Key, no `Connection: Upgrade`, another version) is the client's
+      // mistake: Deno throws a TypeError naming the header at fault.
+      const message = error instanceof Error ? error.message : "Malformed WebSocket handshake";
+      return Response.json({ code: "BadWebSocketHandshake", message }, { status: 400 });
+    }
+    const { socket, response } = upgraded;
     const session = new SyncSession(socket, {
       backend: this.#backend,
       services: this.#services,
       mutationLog: this.#mutationLog,
+      inboundBudget: this.#inboundBudget,
       onDirty: (s) => this.#dirty.add(s),
       onWaiting: (s, waiting) => waiting ? this.#waiting.add(s) : this.#waiting.delete(s),
       onClosed: (s) => {

@@ -15,14 +15,32 @@ export interface MutationReply {
 
 /** Responses remembered; a session re-sends only its few in-flight requests, so this covers many sessions. */
 export const MAX_REMEMBERED_MUTATIONS = 100_000;
+/** Bytes of remembered responses (a mutation may return up to 16 MiB); the oldest are forgotten beyond it. */
+export const MAX_REMEMBERED_MUTATION_BYTES = 64 * 1024 * 1024;
 
 /** The remembered responses, or the execution still under way. */
 export class MutationLog<T> {
   readonly #entries = new Map<string, Promise<T>>();
+  /** Sizes of the finished responses still remembered. */
+  readonly #sizes = new Map<string, number>();
+  #bytes = 0;
   readonly #max: number;
+  readonly #maxBytes: number;
+  readonly #sizeOf: (value: T) => number;
 
-  constructor(max = MAX_REMEMBERED_MUTATIONS) {
+  constructor(
+    max = MAX_REMEMBERED_MUTATIONS,
+    maxBytes = MAX_REMEMBERED_MUTATION_BYTES,
+    sizeOf: (value: T) => number = (value) => (value as { text?: string }).text?.length ?? 0,
+  ) {
     this.#max = max;
+    this.#maxBytes = maxBytes;
+    this.#sizeOf = sizeOf;
+  }
+
+  /** Bytes of the remembered responses. */
+  get retainedBytes(): number {
+    return this.#bytes;
   }
 
   /** The response of `(sessionId, requestId)`: the remembered one, or `execute()`'s (then remembered). */
@@ -32,14 +50,32 @@ export class MutationLog<T> {
     if (existing) return existing;
     const pending = execute();
     this.#entries.set(key, pending);
-    // A failure of our own (not of the mutation) is not remembered, so a retry runs again.
-    pending.catch(() => this.#entries.delete(key));
-    while (this.#entries.size > this.#max) this.#entries.delete(this.#entries.keys().next().value!);
+    pending.then((value) => {
+      if (this.#entries.get(key) !== pending) return;
+      const size = this.#sizeOf(value);
+      this.#sizes.set(key, size);
+      this.#bytes += size;
+      this.#trim();
+      // A failure of our own (not of the mutation) is not remembered, so a retry runs again.
+    }, () => this.#delete(key));
+    this.#trim();
     return pending;
   }
 
   /** Forgets a response (a mutation that failed before running, e.g. a full queue). */
   forget(sessionId: string, requestId: number): void {
-    this.#entries.delete(`${sessionId}\u0000${requestId}`);
+    this.#delete(`${sessionId}\u0000${requestId}`);
+  }
+
+  #trim(): void {
+    while (this.#entries.size > this.#max || this.#bytes > this.#maxBytes) {
+      this.#delete(this.#entries.keys().next().value!);
+    }
+  }
+
+  #delete(key: string): void {
+    this.#entries.delete(key);
+    this.#bytes -= this.#sizes.get(key) ?? 0;
+    this.#sizes.delete(key);
   }
 }

@@ -2,6 +2,7 @@
  * Messages of the sync protocol (convex-compat.md §2.2, §2.3): parsing and validation of what clients send, and the
  * shapes of what the server sends. A message that fails validation is a protocol violation (`ProtocolError`).
  */
+import { jsonNestingExceeds, MAX_JSON_ARGS_NESTING, MAX_VALUE_NESTING } from "../values/mod.ts";
 import type { JsonValue } from "../values/types.ts";
 
 /** A client bug: answered with `FatalError` and a closed socket. */
@@ -73,6 +74,10 @@ function args(value: unknown): JsonValue {
     ? (value.length === 1 ? value[0] : fail("args must hold exactly one object"))
     : value;
   if (inner === null || typeof inner !== "object" || Array.isArray(inner)) fail("args must be [<object>]");
+  // Checked without recursion before anything recursive (cache keys, convex-JSON, validators) walks the args.
+  if (jsonNestingExceeds(inner, MAX_JSON_ARGS_NESTING)) {
+    fail(`args are nested more than ${MAX_VALUE_NESTING} levels deep, the limit of Convex values`);
+  }
   return inner as JsonValue;
 }
 

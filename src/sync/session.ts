@@ -4,13 +4,18 @@
  *
  * Three lanes keep ordering without head-of-line blocking: query-set and auth changes run one at a time in arrival
  * order (the control lane), mutations run one at a time in arrival order (the mutation lane, after any earlier
- * `Authenticate`), actions run concurrently. Each lane is bounded.
+ * `Authenticate`), actions run concurrently. Each lane is bounded, by count and by bytes: a received message holds its
+ * size against this socket's {@link MAX_PENDING_INBOUND_BYTES_PER_SOCKET} and against the hub-wide inbound budget
+ * until it is done, the args of live queries hold theirs against {@link MAX_QUERY_SET_BYTES_PER_SOCKET}, and bytes
+ * queued towards the client are capped by {@link MAX_BUFFERED_BYTES}.
  */
 import { ANONYMOUS, AuthenticationError, type Caller } from "../auth/mod.ts";
+import { idempotencyOwner } from "../functions/mod.ts";
 import type { Backend } from "../server/backend.ts";
 import type { QueryEntry, QuerySpec } from "../subscriptions/mod.ts";
 import { timestampFromBase64, timestampToBase64 } from "../values/mod.ts";
 import type { JsonValue } from "../values/types.ts";
+import type { ByteBudget } from "./byte_budget.ts";
 import type { MutationLog, MutationReply } from "./mutation_log.ts";
 import { type ClientMessage, parseClientMessage, ProtocolError, type QuerySetModification } from "./protocol.ts";
 import type { FunctionServices, QuerySubscriber } from "./services.ts";
@@ -27,12 +32,21 @@ export const MAX_PENDING_ACTIONS = 1_000;
 export const MAX_QUERIES_PER_SOCKET = 10_000;
 /** Bytes queued towards a client that stopped reading, beyond which the socket is dropped. */
 export const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
+/** Bytes of received messages not yet done (queued or running) per socket; beyond it the socket is dropped. */
+export const MAX_PENDING_INBOUND_BYTES_PER_SOCKET = 3 * MAX_MESSAGE_BYTES;
+/**
+ * Bytes of the args of one socket's live queries. A query past it fails (QueryFailed) and keeps nothing: one
+ * connection cannot take the whole query cache budget.
+ */
+export const MAX_QUERY_SET_BYTES_PER_SOCKET = 64 * 1024 * 1024;
 
 /** What a session needs from the hub. */
 export interface SessionDeps {
   backend: Backend;
   services: FunctionServices;
   mutationLog: MutationLog<MutationReply>;
+  /** Bytes of received messages not yet done, across all sockets of the hub. */
+  inboundBudget: ByteBudget;
   /** The session has query results to send at the next advance. */
   onDirty(session: SyncSession): void;
   /** The session waits for the watermark to reach a mutation's commit (flush it on advances), or no longer does. */
@@ -48,6 +62,8 @@ class LiveQuery implements QuerySubscriber {
   entry: QueryEntry<QuerySubscriber> | null = null;
   /** Why subscribing failed (sent as QueryFailed). */
   failure: string | null = null;
+  /** Size of the args, held against the socket's query-set budget while the query is live (0 once released). */
+  argsBytes = 0;
   /** Hash of the last result sent; null = nothing sent yet. */
   sentHash: string | null = null;
   removed = false;
@@ -95,6 +111,10 @@ export class SyncSession {
   #mutations: Promise<void> = Promise.resolve();
   #pendingMutations = 0;
   #pendingActions = 0;
+  /** Bytes of received messages not yet done (also held in the hub's inbound budget). */
+  #pendingInboundBytes = 0;
+  /** Σ argsBytes of the live queries. */
+  #querySetBytes = 0;
   /** When the server last sent anything (ms), for the 15 s Ping. */
   lastSentMs = Date.now();
 
@@ -160,7 +180,28 @@ export class SyncSession {
 
   #release(query: LiveQuery): void {
     query.removed = true;
+    this.#querySetBytes -= query.argsBytes;
+    query.argsBytes = 0;
     if (query.entry) this.#deps.services.subscriptions.unsubscribe(query.entry, query);
+  }
+
+  /** Holds `bytes` of a received message until `done` settles; false (socket closed) when a budget is spent. */
+  #holdInbound(bytes: number, done: Promise<unknown>): boolean {
+    if (this.#pendingInboundBytes + bytes > MAX_PENDING_INBOUND_BYTES_PER_SOCKET) {
+      this.close(1011, "TooManyConcurrentRequests: too many bytes of messages are waiting on this connection");
+      return false;
+    }
+    if (!this.#deps.inboundBudget.tryTake(bytes)) {
+      this.close(1011, "TooManyConcurrentRequests: the server has too many messages waiting; reconnect later");
+      return false;
+    }
+    this.#pendingInboundBytes += bytes;
+    const give = () => {
+      this.#pendingInboundBytes -= bytes;
+      this.#deps.inboundBudget.give(bytes);
+    };
+    done.then(give, give);
+    return true;
   }
 
   #send(text: string): void {
@@ -196,7 +237,7 @@ export class SyncSession {
       return this.#fatal(error instanceof ProtocolError ? error.message : "Malformed message");
     }
     try {
-      this.#dispatch(message);
+      this.#dispatch(message, event.data.length);
     } catch (error) {
       if (error instanceof ProtocolError) this.#fatal(error.message);
       else {
@@ -206,18 +247,19 @@ export class SyncSession {
     }
   }
 
-  #dispatch(message: ClientMessage): void {
+  /** Acts on one message of `sizeBytes` (held against the inbound budgets until its work is done). */
+  #dispatch(message: ClientMessage, sizeBytes: number): void {
     if (message.type === "Connect") return this.#connect(message);
     if (this.#sessionId === null) throw new ProtocolError("The first message must be Connect");
     switch (message.type) {
       case "ModifyQuerySet":
-        return this.#modifyQuerySet(message.baseVersion, message.newVersion, message.modifications);
+        return this.#modifyQuerySet(message.baseVersion, message.newVersion, message.modifications, sizeBytes);
       case "Authenticate":
         return this.#authenticate(message);
       case "Mutation":
-        return this.#mutation(message.requestId, message.udfPath, message.args);
+        return this.#mutation(message.requestId, message.udfPath, message.args, sizeBytes);
       case "Action":
-        return this.#action(message.requestId, message.udfPath, message.args);
+        return this.#action(message.requestId, message.udfPath, message.args, sizeBytes);
       case "Event":
         return;
     }
@@ -274,7 +316,12 @@ export class SyncSession {
     };
   }
 
-  #modifyQuerySet(baseVersion: number, newVersion: number, modifications: QuerySetModification[]): void {
+  #modifyQuerySet(
+    baseVersion: number,
+    newVersion: number,
+    modifications: QuerySetModification[],
+    sizeBytes: number,
+  ): void {
     if (baseVersion !== this.#receivedQuerySet) {
       throw new ProtocolError(
         `BaseVersionMismatch: query set base version ${baseVersion}, expected ${this.#receivedQuerySet}`,
@@ -282,6 +329,8 @@ export class SyncSession {
     }
     if (newVersion <= baseVersion) throw new ProtocolError("ModifyQuerySet.newVersion must exceed baseVersion");
     this.#receivedQuerySet = newVersion;
+    const { promise: done, resolve: markDone } = Promise.withResolvers<void>();
+    if (!this.#holdInbound(sizeBytes, done)) return;
     void this.#enqueueControl(async () => {
       const added: LiveQuery[] = [];
       const removed: number[] = [];
@@ -305,26 +354,54 @@ export class SyncSession {
         );
         this.#queries.set(query.queryId, query);
         added.push(query);
+        // One modification: its args are about the message's size (no need to serialize them again to know).
+        this.#admit(query, modifications.length === 1 ? sizeBytes : null);
       }
       await Promise.all(added.map((query) => this.#subscribe(query)));
       this.#appliedQuerySet = newVersion;
       for (const queryId of removed) if (!this.#queries.has(queryId)) this.#removals.push(queryId);
       for (const query of added) if (!query.removed) this.#dirty.add(query.queryId);
       this.flush();
-    });
+    }).finally(markDone);
+  }
+
+  /** Holds a new query's args against the socket's query-set budget, or fails it (keeping nothing) past it. */
+  #admit(query: LiveQuery, knownBytes: number | null): void {
+    const argsBytes = knownBytes ?? JSON.stringify(query.spec.args).length;
+    if (this.#querySetBytes + argsBytes > MAX_QUERY_SET_BYTES_PER_SOCKET) {
+      this.#refuse(
+        query,
+        `TooManyConcurrentRequests: the live queries of this connection would hold more than ` +
+          `${MAX_QUERY_SET_BYTES_PER_SOCKET / (1024 * 1024)} MiB of arguments`,
+      );
+      return;
+    }
+    query.argsBytes = argsBytes;
+    this.#querySetBytes += argsBytes;
+  }
+
+  /** Fails `query` for good and lets go of its args (a refused query must not keep what the budget refused). */
+  #refuse(query: LiveQuery, message: string): void {
+    query.failure = message;
+    query.spec = { ...query.spec, args: {} };
+    this.#querySetBytes -= query.argsBytes;
+    query.argsBytes = 0;
   }
 
   /** Subscribes `query` with its current spec; on failure the query reports the error. */
   async #subscribe(query: LiveQuery): Promise<void> {
+    if (query.failure !== null && query.entry === null) return;
     try {
       const entry = await this.#deps.services.subscriptions.subscribe(query.spec, query);
       if (query.removed || this.#closed) this.#deps.services.subscriptions.unsubscribe(entry, query);
       else {
         query.entry = entry;
         query.failure = null;
+        // The entry's spec has the same cache key: share it, so the args are kept once however many sockets watch.
+        query.spec = entry.spec;
       }
     } catch (error) {
-      query.failure = error instanceof Error ? error.message : String(error);
+      this.#refuse(query, error instanceof Error ? error.message : String(error));
     }
   }
 
@@ -376,11 +453,13 @@ export class SyncSession {
     });
   }
 
-  #mutation(requestId: number, udfPath: string, args: JsonValue): void {
+  #mutation(requestId: number, udfPath: string, args: JsonValue, sizeBytes: number): void {
     if (this.#pendingMutations >= MAX_PENDING_MUTATIONS) {
       this.close(1011, `TooManyConcurrentRequests: more than ${MAX_PENDING_MUTATIONS} mutations are queued`);
       return;
     }
+    const { promise: done, resolve: markDone } = Promise.withResolvers<void>();
+    if (!this.#holdInbound(sizeBytes, done)) return;
     this.#pendingMutations++;
     const authDone = this.#authDone;
     const sessionId = this.#sessionId!;
@@ -388,7 +467,9 @@ export class SyncSession {
       await authDone;
       if (this.#closed) return;
       const caller = this.#caller;
-      const response = await this.#deps.mutationLog.run(sessionId, requestId, async () => {
+      // Replies are remembered per identity too: another client reusing this sessionId never gets this one's reply.
+      const replayScope = `${idempotencyOwner(caller.identityJson, caller.isAdmin)}\u0000${sessionId}`;
+      const response = await this.#deps.mutationLog.run(replayScope, requestId, async () => {
         const result = await this.#deps.backend.executor.call({
           path: udfPath,
           args,
@@ -426,14 +507,19 @@ export class SyncSession {
     }).catch((error) => {
       console.error("denvex: mutation failed:", error);
       this.close(1011, "InternalServerError: the server failed to run a mutation");
-    }).finally(() => this.#pendingMutations--);
+    }).finally(() => {
+      this.#pendingMutations--;
+      markDone();
+    });
   }
 
-  #action(requestId: number, udfPath: string, args: JsonValue): void {
+  #action(requestId: number, udfPath: string, args: JsonValue, sizeBytes: number): void {
     if (this.#pendingActions >= MAX_PENDING_ACTIONS) {
       this.close(1011, `TooManyConcurrentRequests: more than ${MAX_PENDING_ACTIONS} actions are running`);
       return;
     }
+    const { promise: done, resolve: markDone } = Promise.withResolvers<void>();
+    if (!this.#holdInbound(sizeBytes, done)) return;
     this.#pendingActions++;
     const authDone = this.#authDone;
     void (async () => {
@@ -464,7 +550,10 @@ export class SyncSession {
     })().catch((error) => {
       console.error("denvex: action failed:", error);
       this.close(1011, "InternalServerError: the server failed to run an action");
-    }).finally(() => this.#pendingActions--);
+    }).finally(() => {
+      this.#pendingActions--;
+      markDone();
+    });
   }
 
   /**

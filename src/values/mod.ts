@@ -45,4 +45,5 @@ export {
   valueSizeBytes,
 } from "./limits.ts";
 export { formatFloat, formatValue } from "./format.ts";
+export { jsonNestingExceeds, MAX_JSON_ARGS_NESTING } from "./json_nesting.ts";
 export { formatValidator, type IsIdOfTable, parseValidatorJson, validateValue } from "./validators.ts";
