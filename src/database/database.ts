@@ -1,7 +1,9 @@
 /**
  * The database: the catalog, the snapshot handed to new transactions, and the one committer. Commits queue up and
  * are written in groups (one persistence transaction, one fsync) after optimistic-concurrency checks; a commit is
- * acknowledged only once its group is durable.
+ * acknowledged only once its group is durable. A transaction that keeps losing conflicts can take an exclusive commit
+ * turn (commit_queue.ts). Retention prunes old revisions behind a durable watermark; snapshots below it are refused
+ * (retention.ts).
  */
 import { parseConvexJsonText } from "../values/mod.ts";
 import type { CommitBatch, DocumentRevision, IndexEntry, Persistence } from "../persistence/types.ts";
@@ -16,21 +18,21 @@ import {
 import { TimestampClock } from "./clock.ts";
 import { type CommitKeys, ConflictHistory } from "./conflicts.ts";
 import { documentIndexKey, keyAfter, TABLE_EXISTENCE_INDEX_ID, tableExistenceKey } from "./index_range.ts";
+import { CommitQueue, type QueuedCommit, type TurnCommit } from "./commit_queue.ts";
+import { RetentionWatermark } from "./retention.ts";
 import { DatabaseSyscalls } from "./syscalls.ts";
 import { type Catalog, type DocumentWrite, SyscallError, type TableInfo, type TransactionOutcome } from "./types.ts";
 import { keysEqual } from "./keys.ts";
 
 const CATALOG_GLOBAL = "catalog";
-/** The most transactions written in one group commit. */
-const MAX_GROUP_SIZE = 512;
-/** The most commits waiting for the committer; beyond it new commits fail fast with a retryable error. */
-const MAX_COMMIT_QUEUE = 10_000;
 /** How often old revisions are pruned, and how many rows per pass. */
 const RETENTION_INTERVAL_MS = 10_000;
 /** Rows one prune call may examine: small, because a SQLite call blocks the event loop (~110 rows/ms). */
 const RETENTION_ROWS_PER_CALL = 2_000;
 /** Prune calls per retention pass, so one pass is bounded even when far behind. */
 const RETENTION_CALLS_PER_PASS = 200;
+/** How long superseded revisions stay readable by default. */
+const DEFAULT_RETENTION_MS = 60_000;
 
 /** What every commit listener (reactivity) learns. */
 export interface CommitEvent {
@@ -45,16 +47,13 @@ export interface DatabaseOptions {
   retentionMs?: number;
 }
 
-type QueueItem =
-  | { kind: "commit"; outcome: TransactionOutcome; resolve: (ts: bigint) => void; reject: (error: unknown) => void }
-  | { kind: "task"; run: () => Promise<void>; resolve: () => void; reject: (error: unknown) => void };
-
 /** Opens the database on a persistence. */
 export async function openDatabase(persistence: Persistence, options: DatabaseOptions = {}): Promise<Database> {
   const catalogJson = await persistence.getGlobal(CATALOG_GLOBAL);
   const catalog: Catalog = catalogJson ? withSystemTables(JSON.parse(catalogJson)) : emptyCatalog();
   const maxTs = await persistence.maxTs();
-  return new Database(persistence, catalog, maxTs, options);
+  const watermark = await RetentionWatermark.load(persistence, maxTs, options.retentionMs ?? DEFAULT_RETENTION_MS);
+  return new Database(persistence, catalog, maxTs, watermark, options);
 }
 
 /** The database; see the module comment. */
@@ -64,23 +63,33 @@ export class Database {
   #latestTs: bigint;
   readonly #clock: TimestampClock;
   readonly #history: ConflictHistory;
-  readonly #queue: QueueItem[] = [];
-  #draining = false;
   #closed = false;
   readonly #listeners = new Set<(event: CommitEvent) => void>();
   readonly #retentionMs: number;
   readonly #retentionTimer: ReturnType<typeof setInterval>;
-  #drainDone: Promise<void> = Promise.resolve();
   #closing: Promise<void> | undefined;
   #pruning = false;
+  readonly #watermark: RetentionWatermark;
+  readonly #queue: CommitQueue;
 
-  constructor(persistence: Persistence, catalog: Catalog, maxTs: bigint, options: DatabaseOptions) {
+  constructor(
+    persistence: Persistence,
+    catalog: Catalog,
+    maxTs: bigint,
+    watermark: RetentionWatermark,
+    options: DatabaseOptions,
+  ) {
     this.persistence = persistence;
+    this.#watermark = watermark;
+    this.#queue = new CommitQueue({
+      commitGroup: (group) => this.#commitGroup(group),
+      latestTs: () => this.#latestTs,
+    });
     this.#catalog = new CatalogView(catalog);
     this.#clock = new TimestampClock(maxTs);
     this.#latestTs = maxTs;
     this.#history = new ConflictHistory(maxTs);
-    this.#retentionMs = options.retentionMs ?? 60_000;
+    this.#retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS;
     this.#retentionTimer = setInterval(() => this.#prune(), RETENTION_INTERVAL_MS);
     Deno.unrefTimer(this.#retentionTimer);
   }
@@ -99,9 +108,23 @@ export class Database {
     return this.#latestTs;
   }
 
+  /**
+   * The retention watermark: snapshots below it have lost history to pruning and are refused. A reader at an older
+   * snapshot checks `assertRetained` before and after its reads (the watermark rises before pruning starts).
+   */
+  get retainedSinceTs(): bigint {
+    return this.#watermark.ts;
+  }
+
+  /** Throws a `SnapshotTooOld` SyscallError when reads at `snapshotTs` may have lost history to retention. */
+  assertRetained(snapshotTs: bigint): void {
+    this.#watermark.assertReadable(snapshotTs);
+  }
+
   /** Starts a transaction at the latest snapshot (or an older retained one). */
   begin(udfType: "query" | "mutation", identityJson: string | null = null, snapshotTs = this.#latestTs) {
     if (snapshotTs > this.#latestTs) throw new SyscallError("BadTimestamp", "snapshot is in the future");
+    this.assertRetained(snapshotTs);
     return new DatabaseSyscalls({
       reader: this.persistence,
       catalog: this.#catalog,
@@ -123,60 +146,39 @@ export class Database {
    * `OptimisticConcurrencyControlFailure` SyscallError when something it read changed since its snapshot.
    */
   commit(outcome: TransactionOutcome): Promise<bigint> {
-    if (outcome.writes.length === 0) return Promise.resolve(this.#latestTs);
-    return new Promise((resolve, reject) => {
-      this.#enqueue({ kind: "commit", outcome, resolve, reject });
-    });
+    return this.#queue.commit(outcome);
+  }
+
+  /**
+   * Runs `run` in an exclusive commit turn, for a transaction that keeps losing optimistic conflicts. The turn is
+   * queued behind the commits already waiting; once it starts, no other transaction commits until `run` settles, so a
+   * transaction that takes its snapshot (`latestTs`) inside `run` and commits with the given `commit` cannot conflict
+   * with another transaction's commit. Catalog tasks (`exclusive`) still run during a turn: the turn's own code may
+   * create a table. Other commits wait in the queue and are written after the turn, in order.
+   */
+  withCommitTurn<T>(run: (commit: TurnCommit) => Promise<T>): Promise<T> {
+    return this.#queue.withCommitTurn(run);
+  }
+
+  /**
+   * Resolves once no commit turn is queued or running. Optimistic attempts wait here first: during a turn nothing
+   * else commits, and an attempt run then would only keep a runner from the turn and likely conflict afterwards.
+   */
+  turnsSettled(): Promise<void> {
+    return this.#queue.turnsSettled();
+  }
+
+  /** Whether a commit turn is queued or running. */
+  get hasPendingTurns(): boolean {
+    return this.#queue.hasPendingTurns;
   }
 
   /** Runs `run` with no commit in progress (catalog changes, backfills). */
   exclusive(run: () => Promise<void>): Promise<void> {
-    return new Promise((resolve, reject) => this.#enqueue({ kind: "task", run, resolve, reject }));
+    return this.#queue.exclusive(run);
   }
 
-  #enqueue(item: QueueItem): void {
-    if (this.#closed) {
-      item.reject(new SyscallError("DatabaseClosed", "The database is shutting down"));
-      return;
-    }
-    if (this.#queue.length >= MAX_COMMIT_QUEUE) {
-      item.reject(new SyscallError("CommitterFullError", "Too many commits are waiting; retry shortly"));
-      return;
-    }
-    this.#queue.push(item);
-    if (!this.#draining) this.#drainDone = this.#drain();
-  }
-
-  async #drain(): Promise<void> {
-    this.#draining = true;
-    try {
-      while (this.#queue.length > 0) {
-        const first = this.#queue[0];
-        if (first.kind === "task") {
-          this.#queue.shift();
-          try {
-            await first.run();
-            first.resolve();
-          } catch (error) {
-            first.reject(error);
-          }
-          continue;
-        }
-        let groupSize = 0;
-        while (
-          groupSize < this.#queue.length && groupSize < MAX_GROUP_SIZE && this.#queue[groupSize].kind === "commit"
-        ) {
-          groupSize++;
-        }
-        const group = this.#queue.splice(0, groupSize) as Extract<QueueItem, { kind: "commit" }>[];
-        await this.#commitGroup(group);
-      }
-    } finally {
-      this.#draining = false;
-    }
-  }
-
-  async #commitGroup(group: Extract<QueueItem, { kind: "commit" }>[]): Promise<void> {
+  async #commitGroup(group: QueuedCommit[]): Promise<void> {
     const batches: CommitBatch[] = [];
     const accepted: { item: (typeof group)[number]; keys: CommitKeys }[] = [];
     for (const item of group) {
@@ -385,6 +387,7 @@ export class Database {
     const retainTs = this.#latestTs - BigInt(this.#retentionMs) * 1_000_000n;
     if (retainTs <= 0n) return;
     try {
+      await this.#watermark.raise(retainTs);
       for (let call = 0; call < RETENTION_CALLS_PER_PASS && !this.#closed; call++) {
         const { done } = await this.persistence.prune(retainTs, RETENTION_ROWS_PER_CALL);
         if (done) break;
@@ -396,9 +399,11 @@ export class Database {
     }
   }
 
-  /** Runs one retention pass now (tests, benchmarks). */
-  pruneNow(retainTs: bigint): Promise<{ removedRows: number; done?: boolean }> {
-    return this.persistence.prune(retainTs, RETENTION_ROWS_PER_CALL);
+  /** Runs one bounded retention call now (tests, benchmarks), raising the watermark to `retainTs` first. */
+  async pruneNow(retainTs: bigint): Promise<{ removedRows: number; done?: boolean }> {
+    if (retainTs > this.#latestTs) throw new Error("invariant: retention cannot reach past the latest commit");
+    await this.#watermark.raise(retainTs);
+    return await this.persistence.prune(retainTs, RETENTION_ROWS_PER_CALL);
   }
 
   /** Finishes queued commits, then closes persistence. */
@@ -410,7 +415,7 @@ export class Database {
   async #close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#retentionTimer);
-    while (this.#draining) await this.#drainDone;
+    await this.#queue.close();
     while (this.#pruning) await new Promise((resolve) => setTimeout(resolve, 5));
     await this.persistence.close();
   }

@@ -3,6 +3,7 @@
  */
 export * from "./types.ts";
 export { type CommitEvent, Database, type DatabaseOptions, openDatabase } from "./database.ts";
+export type { TurnCommit } from "./commit_queue.ts";
 export { CatalogView, indexKeyFields, SYSTEM_TABLE_NUMBERS } from "./catalog.ts";
 export { DatabaseSyscalls, int64ToBase64 } from "./syscalls.ts";
 export { documentReadRange, keyAfter } from "./index_range.ts";

@@ -5,14 +5,33 @@
  */
 import { decodeDocumentId, jsonToValue, parseConvexJsonText, validateValue } from "../values/mod.ts";
 import type { JsonValue, ValidatorJson } from "../values/types.ts";
-import { type Database, type DocumentWrite, type ReadRange, SyscallError } from "../database/mod.ts";
+import {
+  type Database,
+  type DocumentWrite,
+  type ReadRange,
+  SyscallError,
+  type TransactionOutcome,
+} from "../database/mod.ts";
 import type { ExecutionResult, RunnerPool } from "../runtime/mod.ts";
 import type { ActiveDeployment, FunctionInfo } from "./deployment.ts";
 import { type FunctionAddress, parseFunctionPath } from "./paths.ts";
-import { findResult, recordResult, resultRecordId } from "./idempotency.ts";
+import { findResult, idempotencyOwner, recordResult, resultRecordId } from "./idempotency.ts";
 
-/** How often a mutation is retried after optimistic-concurrency conflicts before the caller gets the error. */
-const MAX_MUTATION_ATTEMPTS = 24;
+/** Optimistic attempts of a mutation before it waits for an exclusive commit turn instead. */
+const OPTIMISTIC_MUTATION_ATTEMPTS = 3;
+/**
+ * Exclusive commit turns before the caller gets the conflict. In a turn only a catalog change can conflict with the
+ * mutation (e.g. creating the table it inserts into), and the next turn runs against the changed catalog.
+ */
+const EXCLUSIVE_MUTATION_TURNS = 4;
+/**
+ * More mutations than this retrying after conflicts at once means hot contention: a conflicting mutation then takes a
+ * turn at once instead of retrying optimistically (most of those retries would conflict again).
+ */
+const HOT_CONTENTION_RETRYING_MUTATIONS = 4;
+/** The backoff ceiling of the first optimistic retry; it doubles per retry up to `MAX_RETRY_BACKOFF_MS`. */
+const FIRST_RETRY_BACKOFF_MS = 4;
+const MAX_RETRY_BACKOFF_MS = 50;
 
 /** One call of a function. */
 export interface CallRequest {
@@ -66,6 +85,8 @@ export type CallResult =
     errorData?: JsonValue;
     logLines: string[];
     readSet?: ReadRange[];
+    /** The failure was not the user code's (runner crash, database unavailable, commit queue full): retryable. */
+    infrastructure?: boolean;
   };
 
 /** A finished execution, for log streams. */
@@ -109,6 +130,8 @@ function failure(errorMessage: string, udfType?: FunctionInfo["udfType"], logLin
 /** See the module comment. */
 export class FunctionExecutor {
   readonly #deps: ExecutorDependencies;
+  /** Mutations between their first conflict and the end of their optimistic attempts (a contention gauge). */
+  #retryingMutations = 0;
 
   constructor(deps: ExecutorDependencies) {
     this.#deps = deps;
@@ -167,8 +190,12 @@ export class FunctionExecutor {
       return failure("ArgumentValidationError: Expected to receive a single object as the function's argument.");
     }
     const snapshotTs = request.snapshotTs ?? this.#deps.database.latestTs;
+    const tooOld = this.#unretainedSnapshot(snapshotTs, "query");
+    if (tooOld) return tooOld;
     try {
       const value = await fn(args, { database: this.#deps.database, snapshotTs, identityJson: request.identityJson });
+      const prunedMeanwhile = this.#unretainedSnapshot(snapshotTs, "query");
+      if (prunedMeanwhile) return prunedMeanwhile;
       return { ok: true, udfType: "query", valueJson: JSON.stringify(value), logLines: [], ts: snapshotTs };
     } catch (error) {
       return failure(error instanceof Error ? error.message : String(error), "query");
@@ -254,8 +281,22 @@ export class FunctionExecutor {
     request: CallRequest,
   ): Promise<CallResult> {
     const snapshotTs = request.snapshotTs ?? this.#deps.database.latestTs;
+    const tooOld = this.#unretainedSnapshot(snapshotTs, info.udfType);
+    if (tooOld) return tooOld;
     const result = await this.#execute(deployment, address, info, argsJson, request, snapshotTs);
-    return this.#finish(info, result, snapshotTs);
+    // Retention raises its watermark before pruning: still at or above it now means nothing read was pruned.
+    return this.#unretainedSnapshot(snapshotTs, info.udfType) ?? this.#finish(info, result, snapshotTs);
+  }
+
+  /** The failure of a read at a snapshot whose history retention has pruned, or null when it is readable. */
+  #unretainedSnapshot(snapshotTs: bigint, udfType?: FunctionInfo["udfType"]): CallResult | null {
+    try {
+      this.#deps.database.assertRetained(snapshotTs);
+      return null;
+    } catch (error) {
+      if (!(error instanceof SyscallError)) throw error;
+      return failure(`${error.code}: ${error.message}`, udfType);
+    }
   }
 
   #finish(info: FunctionInfo, result: ExecutionResult, ts: bigint): CallResult {
@@ -267,6 +308,7 @@ export class FunctionExecutor {
         errorData: result.errorData,
         logLines: result.logLines,
         readSet: result.outcome?.readSet,
+        ...(result.infrastructure ? { infrastructure: true } : {}),
       };
     }
     const valueJson = result.resultJson ?? "null";
@@ -285,6 +327,12 @@ export class FunctionExecutor {
     };
   }
 
+  /**
+   * Runs a mutation to a commit. Contention costs latency, not errors: a few optimistic attempts with jittered
+   * backoff, then exclusive commit turns, in which no other transaction commits between the attempt's snapshot and
+   * its commit, so it cannot lose to another mutation again (only a catalog change, such as the table the mutation
+   * itself creates, can still conflict with it, and the next turn sees that change).
+   */
   async #runMutation(
     deployment: ActiveDeployment,
     address: FunctionAddress,
@@ -293,42 +341,132 @@ export class FunctionExecutor {
     request: CallRequest,
   ): Promise<CallResult> {
     const database = this.#deps.database;
-    const recordId = request.idempotencyKey === undefined ? null : await resultRecordId(request.idempotencyKey);
-    for (let attempt = 1;; attempt++) {
-      if (recordId !== null) {
-        const remembered = await findResult(database, recordId);
-        if (remembered) {
-          return { ok: true, udfType: "mutation", valueJson: remembered.valueJson, logLines: [], ts: remembered.ts };
+    const recordId = request.idempotencyKey === undefined
+      ? null
+      : await resultRecordId(request.idempotencyKey, idempotencyOwner(request.identityJson, request.allowInternal));
+    const attempt: MutationAttempt = (commit) =>
+      this.#attemptMutation({ deployment, address, info, argsJson, request, recordId }, database.latestTs, commit);
+    const optimistic = await this.#runOptimistically(attempt);
+    if (!("conflict" in optimistic)) return optimistic;
+    return await this.#runInTurns(attempt, info.udfType, optimistic.conflict);
+  }
+
+  /**
+   * Optimistic attempts with jittered backoff. Returns the last conflict once they are used up, or at once when
+   * contention is hot (others queue for turns, or many mutations are retrying): another optimistic run would then
+   * most likely conflict again and only cost a runner.
+   */
+  async #runOptimistically(attempt: MutationAttempt): Promise<AttemptOutcome> {
+    const database = this.#deps.database;
+    let retrying = false;
+    try {
+      for (let optimistic = 1;; optimistic++) {
+        await database.turnsSettled();
+        const outcome = await attempt((transaction) => database.commit(transaction));
+        if (!("conflict" in outcome)) return outcome;
+        if (!retrying) {
+          retrying = true;
+          this.#retryingMutations++;
         }
+        const hot = database.hasPendingTurns || this.#retryingMutations > HOT_CONTENTION_RETRYING_MUTATIONS;
+        if (hot || optimistic >= OPTIMISTIC_MUTATION_ATTEMPTS) return outcome;
+        await delay(retryBackoffMs(optimistic));
       }
-      const snapshotTs = database.latestTs;
-      const result = await this.#execute(deployment, address, info, argsJson, request, snapshotTs);
-      const finished = this.#finish(info, result, snapshotTs);
-      if (!finished.ok || !result.outcome) return finished;
-      const outcome = result.outcome;
-      if (recordId !== null) {
-        const { write, read } = recordResult(database, recordId, finished.valueJson);
-        outcome.writes.push(write);
-        outcome.readSet.push(read);
-      }
-      if (request.withCommit) {
-        const extra = await request.withCommit(finished.valueJson, snapshotTs);
-        if (extra === null) return failure("The mutation was not committed: its commit hook declined", info.udfType);
-        outcome.writes.push(...extra.writes);
-        outcome.readSet.push(...extra.readSet);
-      }
-      try {
-        const ts = await database.commit(outcome);
-        return { ...finished, ts };
-      } catch (error) {
-        const conflict = error instanceof SyscallError && error.code === "OptimisticConcurrencyControlFailure";
-        if (!conflict || attempt >= MAX_MUTATION_ATTEMPTS) {
-          const message = error instanceof Error ? error.message : String(error);
-          return failure(conflict ? `${message} and on every subsequent retry.` : message, info.udfType);
-        }
-      }
+    } finally {
+      if (retrying) this.#retryingMutations--;
     }
   }
+
+  /** Exclusive commit turns until the mutation commits, fails, or conflicts in every turn (catalog changes only). */
+  async #runInTurns(
+    attempt: MutationAttempt,
+    udfType: FunctionInfo["udfType"],
+    firstConflict: SyscallError,
+  ): Promise<CallResult> {
+    let conflict = firstConflict;
+    for (let turn = 1; turn <= EXCLUSIVE_MUTATION_TURNS; turn++) {
+      let outcome: AttemptOutcome;
+      try {
+        outcome = await this.#deps.database.withCommitTurn(attempt);
+      } catch (error) {
+        // The turn never started (committer full, database closing): retryable, like a failed commit.
+        const errorMessage = error instanceof Error ? error.message : String(error);
+        return { ok: false, udfType, errorMessage, logLines: [], infrastructure: true };
+      }
+      if (!("conflict" in outcome)) return outcome;
+      conflict = outcome.conflict;
+    }
+    return failure(`${conflict.message} and on every subsequent retry.`, udfType);
+  }
+
+  /** One execution and commit of a mutation at `snapshotTs`; an optimistic-concurrency conflict is returned. */
+  async #attemptMutation(
+    call: MutationCall,
+    snapshotTs: bigint,
+    commit: (outcome: TransactionOutcome) => Promise<bigint>,
+  ): Promise<AttemptOutcome> {
+    const { info, request, recordId } = call;
+    const database = this.#deps.database;
+    if (recordId !== null) {
+      const remembered = await findResult(database, recordId);
+      if (remembered) {
+        return { ok: true, udfType: "mutation", valueJson: remembered.valueJson, logLines: [], ts: remembered.ts };
+      }
+    }
+    const result = await this.#execute(call.deployment, call.address, info, call.argsJson, request, snapshotTs);
+    const finished = this.#finish(info, result, snapshotTs);
+    if (!finished.ok || !result.outcome) return finished;
+    const outcome = result.outcome;
+    if (recordId !== null) {
+      const { write, read } = recordResult(database, recordId, finished.valueJson);
+      outcome.writes.push(write);
+      outcome.readSet.push(read);
+    }
+    if (request.withCommit) {
+      const extra = await request.withCommit(finished.valueJson, snapshotTs);
+      if (extra === null) return failure("The mutation was not committed: its commit hook declined", info.udfType);
+      outcome.writes.push(...extra.writes);
+      outcome.readSet.push(...extra.readSet);
+    }
+    try {
+      const ts = await commit(outcome);
+      return { ...finished, ts };
+    } catch (error) {
+      if (error instanceof SyscallError && error.code === "OptimisticConcurrencyControlFailure") {
+        return { conflict: error };
+      }
+      // The code ran; its commit did not happen (committer full, database closed or unavailable): retryable.
+      const errorMessage = error instanceof Error ? error.message : String(error);
+      return { ok: false, udfType: info.udfType, errorMessage, logLines: [], infrastructure: true };
+    }
+  }
+}
+
+/** How one attempt of a mutation ended: a result (success or failure), or an optimistic-concurrency conflict. */
+type AttemptOutcome = CallResult | { conflict: SyscallError };
+
+/** Runs one attempt of a mutation at the latest snapshot, committing through `commit`. */
+type MutationAttempt = (commit: (outcome: TransactionOutcome) => Promise<bigint>) => Promise<AttemptOutcome>;
+
+/** What every attempt of one mutation call shares. */
+interface MutationCall {
+  deployment: ActiveDeployment;
+  address: FunctionAddress;
+  info: FunctionInfo;
+  argsJson: string;
+  request: CallRequest;
+  /** The idempotency record's document ID, or null without a key. */
+  recordId: string | null;
+}
+
+/** A jittered exponential backoff before optimistic retry `retry` (1-based): spreads out colliding retries. */
+function retryBackoffMs(retry: number): number {
+  const ceilingMs = Math.min(MAX_RETRY_BACKOFF_MS, FIRST_RETRY_BACKOFF_MS * 2 ** (retry - 1));
+  return Math.random() * ceilingMs;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** An error an action's `ctx.runQuery/runMutation/runAction` rejects with; `data` carries ConvexError data. */

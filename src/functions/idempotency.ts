@@ -1,8 +1,9 @@
 /**
  * Durable mutation idempotency (convex-compat.md §2.6): the result of a mutation sent with a key (a sync client's
  * `(sessionId, requestId)`) is written in the same commit as the mutation, into the internal `_mutation_results`
- * table, under an ID derived from the key. A repeat of the key — after a reconnect, even after a server restart —
- * finds the record and returns the first result and commit ts instead of running the mutation again.
+ * table, under an ID derived from the key and the caller's identity. A repeat of the key by the same identity — after
+ * a reconnect, even after a server restart — finds the record and returns the first result and commit ts instead of
+ * running the mutation again. The same key from another identity is another request: it runs its own mutation.
  */
 import { encodeDocumentId, encodeIndexKey } from "../values/mod.ts";
 import {
@@ -23,9 +24,29 @@ export interface RememberedResult {
   ts: bigint;
 }
 
-/** The document ID a key's record lives under: the key's SHA-256, so every server finds it without an index. */
-export async function resultRecordId(key: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key)));
+/**
+ * Who a key belongs to. A key is chosen by the client (a random `sessionId` plus a counter), so on its own it proves
+ * nothing: two callers that send the same key are two different requests unless they are the same principal. The
+ * owner is the caller's kind (admin or not) and its `tokenIdentifier`, which stays the same across token refreshes,
+ * so a genuine re-send after a reconnect still finds its record.
+ */
+export function idempotencyOwner(identityJson: string | null, isAdmin: boolean): string {
+  return JSON.stringify([isAdmin ? "admin" : "user", identityJson === null ? null : tokenIdentifierOf(identityJson)]);
+}
+
+function tokenIdentifierOf(identityJson: string): string {
+  const identity = JSON.parse(identityJson) as { tokenIdentifier?: unknown };
+  // Identities always carry one (src/auth/identity.ts); the whole identity is the fallback, never a shared value.
+  return typeof identity.tokenIdentifier === "string" ? identity.tokenIdentifier : identityJson;
+}
+
+/**
+ * The document ID the record of `key` sent by `owner` lives under: the SHA-256 of both, so every server finds it
+ * without an index, and another owner's record is a different document (it runs its own mutation).
+ */
+export async function resultRecordId(key: string, owner: string): Promise<string> {
+  const input = new TextEncoder().encode(JSON.stringify([owner, key]));
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", input));
   return encodeDocumentId(SYSTEM_TABLE_NUMBERS[RESULTS_TABLE], digest.subarray(0, 16));
 }
 

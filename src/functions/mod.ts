@@ -15,4 +15,4 @@ export {
   type SystemFunction,
 } from "./executor.ts";
 export { ExecutionLog, type LoggedExecution, MAX_LOGGED_EXECUTIONS } from "./execution_log.ts";
-export { MUTATION_RESULT_RETENTION_MS, sweepResults } from "./idempotency.ts";
+export { idempotencyOwner, MUTATION_RESULT_RETENTION_MS, sweepResults } from "./idempotency.ts";
