@@ -1,8 +1,10 @@
 # denvex server image.
 #   docker build -t denvex .
 #   docker run -p 3210:3210 -p 3211:3211 -v denvex-data:/data denvex
-# Flags after the image name reach the server, e.g. `docker run ... denvex --db postgres://user:pass@db:5432/denvex`.
-# The first start prints the generated admin key; it stays in the volume: `docker exec <container> cat /data/admin-key`.
+# Flags after the image name reach the server, e.g. `docker run -e PGPASSWORD=... ... denvex --db postgres://user@db:5432/denvex`.
+# Secrets go in the environment (DENVEX_ADMIN_KEY, PGPASSWORD or DENVEX_DB_URL, DENVEX_S3_*), never in flags: the server
+# refuses --admin-key and a password inside --db.
+# The first start generates an admin key and keeps it in the volume (never printed): `docker exec <container> cat /data/admin-key`.
 FROM denoland/deno:debian-2.9.6
 
 WORKDIR /app
@@ -33,5 +35,5 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=10s \
 # The permissions of `deno task start`, with the data directory at /data. `--allow-run` names the deno binary by
 # its real path, Deno.execPath(), which is what runner processes are spawned with. `exec` makes deno the process
 # that receives `docker stop`'s SIGTERM, so it shuts down cleanly.
-ENTRYPOINT ["/bin/sh", "-c", "exec deno run --frozen --cached-only --unstable-worker-options --no-prompt --allow-net --allow-read=/data --allow-write=/data --allow-env=DENVEX_ADMIN_KEY,DENVEX_S3_ACCESS_KEY_ID,DENVEX_S3_SECRET_ACCESS_KEY,PGHOST,PGPORT,PGUSER,PGUSERNAME,PGPASSWORD,PGDATABASE,PGSSL,PGSSLNEGOTIATION,PGIDLE_TIMEOUT,PGCONNECT_TIMEOUT,PGMAX_LIFETIME,PGMAX_PIPELINE,PGBACKOFF,PGKEEP_ALIVE,PGPREPARE,PGDEBUG,PGFETCH_TYPES,PGPUBLICATIONS,PGTARGET_SESSION_ATTRS,PGAPPNAME,PGTARGETSESSIONATTRS --allow-run=\"$(deno eval -p 'Deno.execPath()')\" main.ts serve --data /data \"$@\"", "denvex"]
+ENTRYPOINT ["/bin/sh", "-c", "exec deno run --frozen --cached-only --unstable-worker-options --no-prompt --allow-net --allow-sys=networkInterfaces --allow-read=/data --allow-write=/data --allow-env=DENVEX_ADMIN_KEY,DENVEX_DB_URL,DENVEX_S3_ACCESS_KEY_ID,DENVEX_S3_SECRET_ACCESS_KEY,PGHOST,PGPORT,PGUSER,PGUSERNAME,PGPASSWORD,PGDATABASE,PGSSL,PGSSLNEGOTIATION,PGIDLE_TIMEOUT,PGCONNECT_TIMEOUT,PGMAX_LIFETIME,PGMAX_PIPELINE,PGBACKOFF,PGKEEP_ALIVE,PGPREPARE,PGDEBUG,PGFETCH_TYPES,PGPUBLICATIONS,PGTARGET_SESSION_ATTRS,PGAPPNAME,PGTARGETSESSIONATTRS --allow-run=\"$(deno eval -p 'Deno.execPath()')\" main.ts serve --data /data \"$@\"", "denvex"]
 CMD []

@@ -203,6 +203,7 @@ async function serverCommand(dataDir: string, args: string[], env: Record<string
       "--unstable-worker-options",
       "--no-prompt",
       "--allow-net",
+      "--allow-sys=networkInterfaces",
       `--allow-read=${dataDir}`,
       `--allow-write=${dataDir}`,
       `--allow-env=${await startTaskEnvList()}`,
@@ -548,8 +549,12 @@ Deno.test({
     const adminKey = `denvex-test|${crypto.randomUUID().replaceAll("-", "")}`;
     const command = await serverCommand(
       dataDir,
-      [`--admin-key=${adminKey}`, `--s3-endpoint=${s3.endpoint}`, `--s3-bucket=${BUCKET}`],
-      { DENVEX_S3_ACCESS_KEY_ID: ACCESS_KEY_ID, DENVEX_S3_SECRET_ACCESS_KEY: SECRET_ACCESS_KEY },
+      [`--s3-endpoint=${s3.endpoint}`, `--s3-bucket=${BUCKET}`],
+      {
+        DENVEX_ADMIN_KEY: adminKey,
+        DENVEX_S3_ACCESS_KEY_ID: ACCESS_KEY_ID,
+        DENVEX_S3_SECRET_ACCESS_KEY: SECRET_ACCESS_KEY,
+      },
       false,
     );
     const child = command.spawn();

@@ -53,17 +53,11 @@ export const uploadUrlInAction = action({ args: {}, handler: async (ctx) => awai
 `,
 };
 
-/** The server process's resident set size in bytes, found by its unique admin key on the command line (Linux). */
-async function serverRssBytes(adminKey: string): Promise<number | null> {
-  for await (const entry of Deno.readDir("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    const cmdline = await Deno.readTextFile(`/proc/${entry.name}/cmdline`).catch(() => "");
-    if (!cmdline.includes(`--admin-key=${adminKey}`) || !cmdline.includes("serve")) continue;
-    const status = await Deno.readTextFile(`/proc/${entry.name}/status`).catch(() => "");
-    const kb = /VmRSS:\s+(\d+) kB/.exec(status)?.[1];
-    if (kb) return Number(kb) * 1024;
-  }
-  return null;
+/** The server process's resident set size in bytes (Linux). */
+async function serverRssBytes(pid: number): Promise<number | null> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`).catch(() => "");
+  const kb = /VmRSS:\s+(\d+) kB/.exec(status)?.[1];
+  return kb ? Number(kb) * 1024 : null;
 }
 
 function sha256Hex(bytes: Uint8Array): string {
@@ -176,9 +170,9 @@ Deno.test({
         const sizeBytes = 50 * 1024 * 1024;
         const body = new Uint8Array(sizeBytes);
         for (let i = 0; i < sizeBytes; i += 65_536) crypto.getRandomValues(body.subarray(i, i + 65_536));
-        const rssBefore = await serverRssBytes(server.adminKey);
+        const rssBefore = await serverRssBytes(server.pid);
         const id = await upload(body, "application/octet-stream");
-        const rssAfterUpload = await serverRssBytes(server.adminKey);
+        const rssAfterUpload = await serverRssBytes(server.pid);
         const response = await fetch(`${server.url}/api/storage/${id}`);
         assertEquals(response.headers.get("content-length"), String(sizeBytes));
         const hash = createHash("sha256");
@@ -187,7 +181,7 @@ Deno.test({
           hash.update(chunk);
           received += chunk.length;
         }
-        const rssAfterDownload = await serverRssBytes(server.adminKey);
+        const rssAfterDownload = await serverRssBytes(server.pid);
         assertEquals(received, sizeBytes);
         assertEquals(hash.digest("hex"), sha256Hex(body));
         assertEquals((await client.query(api.files.doc, { id })).size, sizeBytes);

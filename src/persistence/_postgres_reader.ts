@@ -5,6 +5,12 @@
 
 import { assert, assertTs, assertValidScan, PersistenceError } from "./_shared.ts";
 import type { Sql } from "./_postgres_schema.ts";
+import { withDeadline } from "./_postgres_errors.ts";
+
+/** How long `close` lets in-flight statements finish before it destroys the connections, in seconds. */
+const CLOSE_TIMEOUT_S = 1;
+/** How long a read may wait for PostgreSQL before its pool counts as broken and is replaced. */
+export const READ_DEADLINE_MS = 5_000;
 import type { DocumentRevision, IndexScan, IndexScanRow, PersistenceReader } from "./types.ts";
 
 interface DocumentRow {
@@ -57,15 +63,42 @@ const SCAN_SQL = {
 /** Reads through one postgres.js pool. The writer extends it to share its pool. */
 export class PostgresReader implements PersistenceReader {
   #closed = false;
+  #sql: Sql;
+  readonly #reconnect: (() => Sql) | null;
 
-  constructor(protected readonly sql: Sql) {}
+  /** `reconnect` opens a fresh pool to replace one that stopped answering (null: keep the one pool). */
+  constructor(sql: Sql, reconnect: (() => Sql) | null = null) {
+    this.#sql = sql;
+    this.#reconnect = reconnect;
+  }
+
+  /** The current pool (replaced after it stops answering). */
+  protected get sql(): Sql {
+    return this.#sql;
+  }
+
+  /**
+   * Awaits a statement started on `this.sql` for at most `deadlineMs`, with driver errors made clean
+   * (_postgres_errors.ts); a pool that misses the deadline is replaced.
+   */
+  protected guarded<T>(operation: PromiseLike<T>, deadlineMs = READ_DEADLINE_MS): Promise<T> {
+    const pool = this.#sql;
+    return withDeadline(operation, deadlineMs, () => this.#replacePool(pool));
+  }
+
+  #replacePool(stale: Sql): void {
+    if (this.#reconnect === null || this.#closed || this.#sql !== stale) return;
+    this.#sql = this.#reconnect();
+    // Destroys its connections: a transaction left open on one can no longer commit late.
+    stale.end({ timeout: 0 }).catch(() => {});
+  }
 
   async getDocument(id: string, snapshotTs: bigint): Promise<DocumentRevision | null> {
     this.assertOpen();
     assertTs(snapshotTs, "snapshotTs");
-    const rows = await this.sql<DocumentRow[]>`
+    const rows = await this.guarded(this.sql<DocumentRow[]>`
       SELECT ts, table_number, json, prev_ts FROM documents
-      WHERE id = ${id} AND ts <= ${snapshotTs} ORDER BY ts DESC LIMIT 1`;
+      WHERE id = ${id} AND ts <= ${snapshotTs} ORDER BY ts DESC LIMIT 1`);
     if (rows.length === 0) return null;
     const row = rows[0];
     return { id, ts: row.ts, tableNumber: row.table_number, json: row.json, prevTs: row.prev_ts };
@@ -76,11 +109,11 @@ export class PostgresReader implements PersistenceReader {
     assertValidScan(scan);
     if (scan.limit === 0) return [];
     const sqlText = scan.highKey === null ? SCAN_SQL[scan.order].unbounded : SCAN_SQL[scan.order].bounded;
-    const rows = await this.sql.unsafe<ScanRow[]>(
+    const rows = await this.guarded(this.sql.unsafe<ScanRow[]>(
       sqlText,
       [scan.indexId, scan.lowKey, scan.highKey, scan.snapshotTs, scan.limit],
       { prepare: true },
-    );
+    ));
     return rows.map((row) => {
       if (row.id === null) {
         throw new PersistenceError(`index ${scan.indexId} has a live entry without a document at ${scan.snapshotTs}`);
@@ -95,7 +128,8 @@ export class PostgresReader implements PersistenceReader {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.sql.end({ timeout: 5 });
+    // In-flight statements get a moment; a connection stuck connecting must not hold the shutdown.
+    await this.sql.end({ timeout: CLOSE_TIMEOUT_S });
   }
 
   /** Fails fast on use after close, with a clearer message than postgres.js's. */

@@ -20,6 +20,7 @@ export type {
   PersistenceReader,
 } from "./types.ts";
 export { MAX_SCAN_LIMIT, MAX_TS, PersistenceError } from "./_shared.ts";
+export { DATABASE_UNAVAILABLE_MESSAGE, DatabaseUnavailableError } from "./_postgres_errors.ts";
 export { openPostgresPersistence, openPostgresReader } from "./postgres.ts";
 export { openSqlitePersistence, openSqliteReader } from "./sqlite.ts";
 

@@ -6,6 +6,7 @@
 import { PostgresReader } from "./_postgres_reader.ts";
 import { prunePostgres } from "./_postgres_prune.ts";
 import { connectPostgres, createSchema, READER_POOL_SIZE, type Sql, WRITER_POOL_SIZE } from "./_postgres_schema.ts";
+import { isConnectionError, neverConnected, toPersistenceError } from "./_postgres_errors.ts";
 import {
   assert,
   assertValidPrune,
@@ -23,6 +24,17 @@ const PRUNE_LOCK_ID = 0x64656e77;
 const INSERT_CHUNK_ROWS = 5_000;
 /** Document JSON characters per INSERT statement (documents are up to 1 MiB each), bounding one message's size. */
 const INSERT_CHUNK_JSON_CHARS = 16 * 1024 * 1024;
+
+/**
+ * How long a commit whose connection broke keeps asking whether its COMMIT landed (the database may be restarting),
+ * and how often.
+ */
+const COMMIT_OUTCOME_CHECK_MS = 1_500;
+const COMMIT_OUTCOME_POLL_MS = 100;
+/** How long a commit may wait for PostgreSQL before its pool counts as broken and is replaced. */
+const COMMIT_DEADLINE_MS = 5_000;
+/** Prune and schema work may scan more; their deadline is longer. */
+const MAINTENANCE_DEADLINE_MS = 30_000;
 
 /** Splits revisions into runs of at most INSERT_CHUNK_ROWS rows and about INSERT_CHUNK_JSON_CHARS of JSON. */
 function chunkDocuments(documents: DocumentRevision[]): DocumentRevision[][] {
@@ -48,7 +60,7 @@ export async function openPostgresPersistence(url: string): Promise<Persistence>
   const sql = connectPostgres(url, WRITER_POOL_SIZE);
   try {
     await createSchema(sql);
-    return new PostgresPersistence(sql, url, await readMaxTs(sql));
+    return new PostgresPersistence(sql, url, await readMaxTs(sql), () => connectPostgres(url, WRITER_POOL_SIZE));
   } catch (error) {
     await sql.end({ timeout: 1 });
     throw error;
@@ -60,7 +72,7 @@ export async function openPostgresReader(url: string): Promise<PersistenceReader
   const sql = connectPostgres(url, READER_POOL_SIZE);
   try {
     await sql`SELECT 1 FROM documents LIMIT 0`;
-    return new PostgresReader(sql);
+    return new PostgresReader(sql, () => connectPostgres(url, READER_POOL_SIZE));
   } catch (error) {
     await sql.end({ timeout: 1 });
     throw error;
@@ -87,8 +99,8 @@ class PostgresPersistence extends PostgresReader implements Persistence {
   /** Commits run one at a time, so the ts order check and the cached max ts hold. */
   #commitChain: Promise<unknown> = Promise.resolve();
 
-  constructor(sql: Sql, url: string, maxTs: bigint) {
-    super(sql);
+  constructor(sql: Sql, url: string, maxTs: bigint, reconnect: () => Sql) {
+    super(sql, reconnect);
     this.location = { kind: "postgres", url };
     this.#url = url;
     this.#maxTs = maxTs;
@@ -106,19 +118,40 @@ class PostgresPersistence extends PostgresReader implements Persistence {
     const newMaxTs = validateCommit(batches, this.#maxTs);
     const documents = batches.flatMap((batch) => batch.documents);
     const entries = batches.flatMap((batch) => batch.indexEntries.map((entry) => ({ ts: batch.ts, entry })));
-    await this.sql.begin(async (tx) => {
-      for (const chunk of chunkDocuments(documents)) {
-        await tx`
+    try {
+      await this.#writeCommit(documents, entries, newMaxTs);
+    } catch (error) {
+      if (!isConnectionError(error)) throw error;
+      // The connection broke: the COMMIT may have landed before it did. The max_ts meta row moves in the same
+      // transaction, so it tells; a commit that landed is durable and reported as such, not as a failure.
+      if (!neverConnected(error) && await this.#landed(newMaxTs)) {
+        this.#maxTs = newMaxTs;
+        return;
+      }
+      throw toPersistenceError(error);
+    }
+    this.#maxTs = newMaxTs;
+  }
+
+  async #writeCommit(
+    documents: DocumentRevision[],
+    entries: { ts: bigint; entry: CommitBatch["indexEntries"][number] }[],
+    newMaxTs: bigint,
+  ): Promise<void> {
+    await this.guarded(
+      this.sql.begin(async (tx) => {
+        for (const chunk of chunkDocuments(documents)) {
+          await tx`
           INSERT INTO documents (id, ts, table_number, json, prev_ts)
           SELECT * FROM unnest(${tx.array(chunk.map((d) => d.id), 25)}::text[],
                                ${tx.array(chunk.map((d) => d.ts.toString()), 25)}::bigint[],
                                ${tx.array(chunk.map((d) => d.tableNumber), 23)}::int[],
                                ${tx.array(chunk.map((d) => d.json), 25)}::text[],
                                ${tx.array(chunk.map((d) => d.prevTs?.toString() ?? null), 25)}::bigint[])`;
-      }
-      for (let start = 0; start < entries.length; start += INSERT_CHUNK_ROWS) {
-        const chunk = entries.slice(start, start + INSERT_CHUNK_ROWS);
-        await tx`
+        }
+        for (let start = 0; start < entries.length; start += INSERT_CHUNK_ROWS) {
+          const chunk = entries.slice(start, start + INSERT_CHUNK_ROWS);
+          await tx`
           INSERT INTO indexes (index_id, key, ts, deleted, document_id)
           SELECT index_id, decode(key_hex, 'hex'), ts, deleted, document_id
           FROM unnest(${tx.array(chunk.map((e) => e.entry.indexId), 23)}::int[],
@@ -127,11 +160,33 @@ class PostgresPersistence extends PostgresReader implements Persistence {
                       ${tx.array(chunk.map((e) => e.entry.deleted), 16)}::bool[],
                       ${tx.array(chunk.map((e) => e.entry.documentId), 25)}::text[])
                AS v(index_id, key_hex, ts, deleted, document_id)`;
-      }
-      await tx`INSERT INTO meta (key, value) VALUES (${META_MAX_TS}, ${newMaxTs.toString()})
+        }
+        await tx`INSERT INTO meta (key, value) VALUES (${META_MAX_TS}, ${newMaxTs.toString()})
                ON CONFLICT (key) DO UPDATE SET value = excluded.value`;
-    });
-    this.#maxTs = newMaxTs;
+      }),
+      COMMIT_DEADLINE_MS,
+    );
+  }
+
+  /**
+   * Whether a commit up to `maxTs` is on disk, asked again while the database is unreachable, for at most
+   * COMMIT_OUTCOME_CHECK_MS; false when it is not, or when the database did not answer in time (then the commit's
+   * outcome is unknown and its caller hears "unavailable": it was not acknowledged).
+   */
+  async #landed(maxTs: bigint): Promise<boolean> {
+    const deadline = Date.now() + COMMIT_OUTCOME_CHECK_MS;
+    for (;;) {
+      try {
+        const rows = await this.guarded(
+          this.sql<{ value: string }[]>`SELECT value FROM meta WHERE key = ${META_MAX_TS}`,
+          COMMIT_OUTCOME_CHECK_MS,
+        );
+        return rows.length > 0 && BigInt(rows[0].value) >= maxTs;
+      } catch (error) {
+        if (!isConnectionError(error) || Date.now() + COMMIT_OUTCOME_POLL_MS > deadline) return false;
+        await new Promise((resolve) => setTimeout(resolve, COMMIT_OUTCOME_POLL_MS));
+      }
+    }
   }
 
   maxTs(): Promise<bigint> {
@@ -145,7 +200,7 @@ class PostgresPersistence extends PostgresReader implements Persistence {
 
   async getGlobal(key: string): Promise<string | null> {
     this.assertOpen();
-    const rows = await this.sql<{ value: string }[]>`SELECT value FROM globals WHERE key = ${key}`;
+    const rows = await this.guarded(this.sql<{ value: string }[]>`SELECT value FROM globals WHERE key = ${key}`);
     return rows.length === 0 ? null : rows[0].value;
   }
 
@@ -155,7 +210,7 @@ class PostgresPersistence extends PostgresReader implements Persistence {
     if (pairs.length === 0) return;
     const upserts = pairs.filter((pair): pair is [string, string] => pair[1] !== null);
     const deletes = pairs.filter((pair) => pair[1] === null).map((pair) => pair[0]);
-    await this.sql.begin(async (tx) => {
+    await this.guarded(this.sql.begin(async (tx) => {
       if (upserts.length > 0) {
         await tx`
           INSERT INTO globals (key, value)
@@ -166,7 +221,7 @@ class PostgresPersistence extends PostgresReader implements Persistence {
       if (deletes.length > 0) {
         await tx`DELETE FROM globals WHERE key = ANY(${tx.array(deletes, 25)}::text[])`;
       }
-    });
+    }));
   }
 
   async listGlobals(prefix: string): Promise<string[]> {
@@ -174,10 +229,10 @@ class PostgresPersistence extends PostgresReader implements Persistence {
     const upperBound = prefixUpperBound(prefix);
     const limit = MAX_LISTED_GLOBALS + 1;
     const rows = upperBound === null
-      ? await this.sql<{ key: string }[]>`
-          SELECT key FROM globals WHERE key >= ${prefix} ORDER BY key LIMIT ${limit}`
-      : await this.sql<{ key: string }[]>`
-          SELECT key FROM globals WHERE key >= ${prefix} AND key < ${upperBound} ORDER BY key LIMIT ${limit}`;
+      ? await this.guarded(this.sql<{ key: string }[]>`
+          SELECT key FROM globals WHERE key >= ${prefix} ORDER BY key LIMIT ${limit}`)
+      : await this.guarded(this.sql<{ key: string }[]>`
+          SELECT key FROM globals WHERE key >= ${prefix} AND key < ${upperBound} ORDER BY key LIMIT ${limit}`);
     assert(rows.length <= MAX_LISTED_GLOBALS, `more than ${MAX_LISTED_GLOBALS} globals start with "${prefix}"`);
     return rows.map((row) => row.key);
   }
@@ -187,10 +242,13 @@ class PostgresPersistence extends PostgresReader implements Persistence {
     assertValidPrune(retainTs, maxRows);
     // One transaction per call; commits proceed on other pool connections (prune only deletes rows below retainTs).
     // The advisory lock keeps two concurrent calls from walking from the same cursor.
-    return await this.sql.begin(async (tx) => {
-      await tx`SELECT pg_advisory_xact_lock(${PRUNE_LOCK_ID})`;
-      return await prunePostgres(tx, retainTs, maxRows);
-    });
+    return await this.guarded(
+      this.sql.begin(async (tx) => {
+        await tx`SELECT pg_advisory_xact_lock(${PRUNE_LOCK_ID})`;
+        return await prunePostgres(tx, retainTs, maxRows);
+      }),
+      MAINTENANCE_DEADLINE_MS,
+    );
   }
 
   openReader(): Promise<PersistenceReader> {

@@ -7,7 +7,10 @@
  *   a read of the job document, so a cancel or a second run conflicts; after a crash the job is still `pending` and
  *   runs again from scratch (nothing of the first attempt was committed);
  * - a scheduled action runs at most once: it is claimed (`inProgress`) in a commit before it runs; jobs found
- *   `inProgress` at startup were interrupted by a crash and become `failed`.
+ *   `inProgress` at startup were interrupted by a crash and become `failed`;
+ * - only user code fails a job: a failure outside it (a runner crash, the committer full, the database unavailable)
+ *   leaves the job pending and retries it with backoff, boundedly (retry.ts). An action is retried only if it never
+ *   reached a runner; once it started, at-most-once wins and an interrupted action fails.
  */
 import type { CommitEvent, Database } from "../database/mod.ts";
 import type { FunctionExecutor } from "../functions/mod.ts";
@@ -22,6 +25,8 @@ import {
   stateWrite,
   transitionJob,
 } from "./jobs.ts";
+import { InfrastructureRetries } from "./retry.ts";
+import { DATABASE_UNAVAILABLE_MESSAGE, DatabaseUnavailableError } from "../persistence/mod.ts";
 
 /** Jobs running at once. */
 export const MAX_CONCURRENT_JOBS = 16;
@@ -45,6 +50,7 @@ export class Scheduler {
   readonly #database: Database;
   readonly #executor: FunctionExecutor;
   readonly #running = new Set<string>();
+  readonly #retries = new InfrastructureRetries();
   #timer: ReturnType<typeof setTimeout> | null = null;
   #cleanupTimer: ReturnType<typeof setInterval> | null = null;
   #unsubscribe: (() => void) | null = null;
@@ -81,6 +87,11 @@ export class Scheduler {
     return this.#running.size;
   }
 
+  /** Jobs waiting to be retried after an infrastructure failure (tests, metrics). */
+  get retryingCount(): number {
+    return this.#retries.size;
+  }
+
   /** Requests a pass over due jobs; passes never overlap, a request during one runs another after it. */
   wake(): void {
     if (this.#stopped) return;
@@ -91,7 +102,9 @@ export class Scheduler {
     this.#passing = true;
     this.#pass()
       .catch((error) => {
-        console.error("denvex: scheduler pass failed:", error);
+        // An outage is logged by persistence already; its stack adds nothing.
+        const unavailable = error instanceof DatabaseUnavailableError;
+        console.error("denvex: scheduler pass failed:", unavailable ? error.message : error);
         this.#sleep(1_000);
       })
       .finally(() => {
@@ -126,14 +139,29 @@ export class Scheduler {
       if (this.#stopped) return;
       if (this.#running.has(job.id)) continue;
       if (job.scheduledTimeMs > nowMs) {
-        nextDueMs = job.scheduledTimeMs;
+        nextDueMs = Math.min(nextDueMs, job.scheduledTimeMs);
         break;
+      }
+      const retryAtMs = this.#retries.notBeforeMs(job.id);
+      if (retryAtMs > nowMs) {
+        nextDueMs = Math.min(nextDueMs, retryAtMs);
+        continue;
       }
       // Full: a finishing job wakes the loop again.
       if (this.#running.size >= MAX_CONCURRENT_JOBS) return;
       this.#running.add(job.id);
       this.#run(job)
-        .catch((error) => console.error(`denvex: scheduled function ${job.name} (${job.id}):`, error))
+        .catch((error) => {
+          // Not even the job's state could be read or written (database unavailable): it stays as it was, and is
+          // tried again after a backoff rather than at once.
+          const decision = this.#retries.note(job.id, Date.now(), false);
+          console.error(
+            `denvex: scheduled function ${job.name} (${job.id}), retrying in ${
+              decision.retry ? decision.delayMs : 0
+            } ms:`,
+            error instanceof Error ? error.message : String(error),
+          );
+        })
         .finally(() => {
           this.#running.delete(job.id);
           this.wake();
@@ -176,18 +204,56 @@ export class Scheduler {
         };
       },
     });
-    if (result.ok || declined || this.#stopped) return;
+    if (result.ok || declined || this.#stopped) {
+      this.#retries.clear(job.id);
+      return;
+    }
+    // A read in the runner that found the database unavailable reaches the mutation's code as an error, which it
+    // usually lets through; nothing was committed, so retrying it is safe (and bounded).
+    const infrastructure = result.infrastructure || result.errorMessage.includes(DATABASE_UNAVAILABLE_MESSAGE);
+    if (infrastructure && this.#retryLater(job, result.errorMessage)) return;
+    this.#retries.clear(job.id);
     await transitionJob(this.#database, job.id, "pending", { kind: "failed", error: result.errorMessage });
+  }
+
+  /**
+   * Schedules another attempt of `job` after an infrastructure failure; false when its attempts are used up (the
+   * caller then fails it).
+   */
+  #retryLater(job: Job, errorMessage: string): boolean {
+    const decision = this.#retries.note(job.id, Date.now());
+    if (!decision.retry) {
+      console.error(`denvex: scheduled function ${job.name} (${job.id}) failed ${decision.attempts} times: giving up`);
+      return false;
+    }
+    console.error(
+      `denvex: scheduled function ${job.name} (${job.id}) hit an error outside its code (attempt ${decision.attempt}), ` +
+        `retrying in ${decision.delayMs} ms: ${errorMessage}`,
+    );
+    return true;
   }
 
   async #runAction(job: Job): Promise<void> {
     if (!await transitionJob(this.#database, job.id, "pending", { kind: "inProgress" })) return;
-    const result = await this.#executor.call({
-      path: job.name,
-      args: job.args,
-      allowInternal: true,
-      identityJson: null,
-    });
+    let result;
+    try {
+      result = await this.#executor.call({
+        path: job.name,
+        args: job.args,
+        allowInternal: true,
+        identityJson: null,
+      });
+    } catch (error) {
+      // The call never reached a runner (the pool's queue was full, or it is closing): the action did not run, so
+      // handing it back to `pending` keeps it at most once.
+      const message = error instanceof Error ? error.message : String(error);
+      if (this.#retryLater(job, message)) {
+        await transitionJob(this.#database, job.id, "inProgress", { kind: "pending" });
+        return;
+      }
+      result = { ok: false as const, errorMessage: message };
+    }
+    this.#retries.clear(job.id);
     const state: JobState = result.ok ? { kind: "success" } : { kind: "failed", error: result.errorMessage };
     // A cancel while it ran wins: the job stays canceled.
     await transitionJob(this.#database, job.id, "inProgress", state);
@@ -205,6 +271,7 @@ export class Scheduler {
 
   /** Deletes finished jobs scheduled before the retention window, a bounded batch per state. */
   async #cleanup(): Promise<void> {
+    this.#retries.forgetStale(Date.now(), CLEANUP_INTERVAL_MS);
     const cutoffMs = Date.now() - FINISHED_JOB_RETENTION_MS;
     for (const kind of ["success", "failed", "canceled"] as const) {
       if (this.#stopped) return;

@@ -4,7 +4,7 @@
  * servers starting at once agree on one key.
  */
 import { join } from "node:path";
-import { isValidAdminKey, type SuppliedAdminKey } from "./config.ts";
+import { isValidAdminKey, type SuppliedAdminKey, UsageError, validAdminKey } from "./config.ts";
 
 /** The file in the data directory that holds the generated admin key. */
 export const ADMIN_KEY_FILE_NAME = "admin-key";
@@ -12,7 +12,7 @@ export const ADMIN_KEY_FILE_NAME = "admin-key";
 const SECRET_BYTES = 32;
 
 /** Where the key in use came from; the server says so at start. */
-export type AdminKeySource = "flag" | "env" | "stored" | "generated";
+export type AdminKeySource = "file" | "env" | "stored" | "generated";
 
 /** An admin key and its origin. */
 export interface ResolvedAdminKey {
@@ -56,7 +56,8 @@ export async function resolveAdminKey(
   dataDir: string,
   instanceName: string,
 ): Promise<ResolvedAdminKey> {
-  if (supplied) return { key: supplied.key, source: supplied.source };
+  if (supplied?.source === "env") return { key: supplied.key, source: "env" };
+  if (supplied?.source === "file") return { key: await readAdminKeyFile(supplied.path), source: "file" };
   const stored = await readStoredAdminKey(dataDir);
   if (stored !== null) return { key: stored, source: "stored" };
   const created = await storeNewAdminKey(dataDir, generateAdminKey(instanceName));
@@ -86,6 +87,23 @@ async function storeNewAdminKey(dataDir: string, key: string): Promise<string | 
   } finally {
     await Deno.remove(tempPath);
   }
+}
+
+/**
+ * The key in the `--admin-key-file` file. Problems are usage errors (exit 2): the flag named a file this process may
+ * not read, or one that holds no key. Messages name the file, never its content.
+ */
+export async function readAdminKeyFile(path: string): Promise<string> {
+  if (Deno.permissions.querySync({ name: "read", path }).state !== "granted") {
+    throw new UsageError(`no read permission for --admin-key-file ${path}: add it to --allow-read`);
+  }
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    throw new UsageError(`cannot read --admin-key-file ${path}: ${error instanceof Error ? error.name : "error"}`);
+  }
+  return validAdminKey(`the key in --admin-key-file ${path}`, text.trim());
 }
 
 async function mustReadStored(dataDir: string): Promise<string> {

@@ -4,7 +4,7 @@
  */
 import type { Database } from "../database/mod.ts";
 import type { PersistenceLocation } from "../persistence/types.ts";
-import { RunnerPool } from "../runtime/mod.ts";
+import { type ActionNetOptions, RunnerPool } from "../runtime/mod.ts";
 import { ExecutionLog, FunctionExecutor, serveActionCall, sweepResults } from "../functions/mod.ts";
 
 /** How often old mutation results (idempotency records) are swept. */
@@ -55,6 +55,8 @@ export interface BackendOptions {
   urls: DeploymentUrls;
   /** File storage blobs in this S3 bucket instead of the data directory. */
   s3?: S3Options | null;
+  /** What actions may reach beyond the public internet (`--action-allow-host`, the server's ports). */
+  actionNet?: ActionNetOptions;
 }
 
 /** Opens the runtime pool, the deployment store and the executor on an open database. */
@@ -71,6 +73,7 @@ export async function openBackend(options: BackendOptions): Promise<Backend> {
   const pool = new RunnerPool({
     dataDir: options.dataDir,
     location: options.location,
+    actionNet: options.actionNet,
     onCall: (op, argsJson, context) => {
       if (op === "denvex/createTable") {
         const { tableName } = JSON.parse(argsJson) as { tableName: string };

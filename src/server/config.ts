@@ -4,6 +4,7 @@
  */
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import type { S3Options } from "../storage/s3_blob_store.ts";
+import { parseIp } from "../runtime/mod.ts";
 
 /** Default API port (Convex's `convex dev` local backend uses the same). */
 export const DEFAULT_API_PORT = 3210;
@@ -15,8 +16,10 @@ export const DEFAULT_HOST = "0.0.0.0";
 export const DEFAULT_DATA_DIR = "./denvex-data";
 /** Default instance name: the part of the admin key before `|`. */
 export const DEFAULT_INSTANCE_NAME = "denvex";
-/** Environment variable that supplies the admin key when `--admin-key` is absent. */
+/** Environment variable that supplies the admin key (never a flag: flags show up in `ps` and task logs). */
 export const ADMIN_KEY_ENV = "DENVEX_ADMIN_KEY";
+/** Environment variable that may hold the whole PostgreSQL URL, password included (in place of `--db`). */
+export const DB_URL_ENV = "DENVEX_DB_URL";
 /** Environment variables holding the S3 credentials (never flags: flags show up in `ps`). */
 export const S3_ACCESS_KEY_ID_ENV = "DENVEX_S3_ACCESS_KEY_ID";
 export const S3_SECRET_ACCESS_KEY_ENV = "DENVEX_S3_SECRET_ACCESS_KEY";
@@ -26,11 +29,11 @@ export const DEFAULT_S3_REGION = "us-east-1";
 /** Where the documents live. */
 export type DatabaseConfig = { kind: "sqlite" } | { kind: "postgres"; url: string };
 
-/** An admin key supplied from outside; when absent the server uses (or generates) the one in the data dir. */
-export interface SuppliedAdminKey {
-  key: string;
-  source: "flag" | "env";
-}
+/**
+ * An admin key supplied from outside: the key itself (from the environment) or the file that holds it (read when
+ * the server starts). When absent the server uses (or generates) the one in the data dir.
+ */
+export type SuppliedAdminKey = { source: "env"; key: string } | { source: "file"; path: string };
 
 /** Everything `serve` needs, validated. */
 export interface ServeConfig {
@@ -45,6 +48,8 @@ export interface ServeConfig {
   adminKey: SuppliedAdminKey | null;
   /** Where file storage blobs go: null for the data directory, else an S3 bucket. */
   s3: S3Options | null;
+  /** `--action-allow-host` values: hosts (names or IP literals) actions may reach although they are private. */
+  actionAllowHosts: string[];
 }
 
 /** One parsed invocation. */
@@ -77,15 +82,20 @@ Flags of serve:
   --site-port PORT       HTTP actions port (default ${DEFAULT_SITE_PORT}; 0 = any free port)
   --host ADDRESS         address to listen on (default ${DEFAULT_HOST})
   --data DIR             data directory: SQLite database, files, admin key (default ${DEFAULT_DATA_DIR})
-  --db sqlite|URL        sqlite (default, inside the data directory) or postgres://user:pass@host:port/db
-  --admin-key KEY        admin key, <instance-name>|<secret> (default: env ${ADMIN_KEY_ENV}, else the key stored
-                         in the data directory, generated and printed on first start)
+  --db sqlite|URL        sqlite (default, inside the data directory) or postgres://user@host:port/db with the
+                         password in env PGPASSWORD (or the whole URL in env ${DB_URL_ENV} instead of --db)
+  --admin-key-file PATH  file holding the admin key, <instance-name>|<secret> (default: env ${ADMIN_KEY_ENV},
+                         else the key stored in the data directory, generated and printed on first start);
+                         never pass a key itself as a flag: the process list and logs would show it
   --instance-name NAME   instance name used for a generated admin key (default ${DEFAULT_INSTANCE_NAME})
   --s3-endpoint URL      keep file storage blobs in an S3-compatible bucket at this endpoint (path-style
                          URLs, <endpoint>/<bucket>/<key>) instead of the data directory; needs --s3-bucket
                          and env ${S3_ACCESS_KEY_ID_ENV}, ${S3_SECRET_ACCESS_KEY_ENV}
   --s3-bucket NAME       the bucket (dedicate it to this deployment)
   --s3-region REGION     region used for signing (default ${DEFAULT_S3_REGION})
+  --action-allow-host HOST
+                         let actions reach HOST (a name or IP address; repeatable) although it is on loopback
+                         or a private network; the database port and the server's ports stay closed on it
 
 From a checkout: deno task start [flags]. Deploy code with
   CONVEX_SELF_HOSTED_URL=http://127.0.0.1:${DEFAULT_API_PORT} CONVEX_SELF_HOSTED_ADMIN_KEY=<key> npx convex deploy`;
@@ -97,10 +107,12 @@ const SERVE_OPTIONS = {
   data: { type: "string" },
   db: { type: "string" },
   "admin-key": { type: "string" },
+  "admin-key-file": { type: "string" },
   "instance-name": { type: "string" },
   "s3-endpoint": { type: "string" },
   "s3-bucket": { type: "string" },
   "s3-region": { type: "string" },
+  "action-allow-host": { type: "string", multiple: true },
   help: { type: "boolean", short: "h" },
 } as const satisfies ParseArgsOptionsConfig;
 
@@ -114,6 +126,9 @@ const TOP_LEVEL_OPTIONS = {
   version: { type: "boolean", short: "V" },
 } as const satisfies ParseArgsOptionsConfig;
 
+/** A DNS host name: dot-separated labels of letters, digits and inner hyphens, at most 253 characters. */
+const HOST_NAME_PATTERN =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
 /** Letters, digits, `-` and `_`: the name is the admin key's prefix and must never contain `|`. */
 const INSTANCE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 /** `<instance-name>|<secret>`, the shape the Convex CLI and dashboard expect; no whitespace anywhere. */
@@ -164,10 +179,11 @@ function parseServe(args: readonly string[], readEnv: (name: string) => string |
       apiPort,
       sitePort,
       dataDir: parseDataDir(values.data),
-      database: parseDatabase(values.db),
+      database: parseDatabase(values.db, readEnv),
       instanceName,
-      adminKey: suppliedAdminKey(values["admin-key"], readEnv),
+      adminKey: suppliedAdminKey(values["admin-key"], values["admin-key-file"], readEnv),
       s3: parseS3(values["s3-endpoint"], values["s3-bucket"], values["s3-region"], readEnv),
+      actionAllowHosts: (values["action-allow-host"] ?? []).map(parseAllowHost),
     },
   };
 }
@@ -193,6 +209,15 @@ function parseHost(text: string | undefined): string {
   return text.startsWith("[") ? text.slice(1, -1) : text;
 }
 
+/** A host name (`db.internal`) or an IP literal (`10.0.0.5`, `fd00::5`, `[fd00::5]`); no port, no CIDR. */
+function parseAllowHost(text: string): string {
+  if (parseIp(text) !== null) return text.startsWith("[") ? text.slice(1, -1) : text;
+  if (!HOST_NAME_PATTERN.test(text)) {
+    throw new UsageError(`--action-allow-host must be a host name or IP address (no port), got '${text}'`);
+  }
+  return text;
+}
+
 function parseDataDir(text: string | undefined): string {
   if (text === undefined) return DEFAULT_DATA_DIR;
   // Deno permission flags are comma-separated lists, so a comma would make the directory impossible to grant.
@@ -202,18 +227,40 @@ function parseDataDir(text: string | undefined): string {
   return text;
 }
 
-function parseDatabase(text: string | undefined): DatabaseConfig {
-  if (text === undefined || text === "sqlite") return { kind: "sqlite" };
-  const badDb = new UsageError(`--db must be 'sqlite' or postgres://user:password@host:port/database`);
-  if (!/^postgres(ql)?:\/\//.test(text)) throw badDb;
+/**
+ * `--db`, else env DENVEX_DB_URL. A password is refused on the command line (every user sees it in `ps`, and `deno
+ * task` echoes it into logs); the message says where to put it instead, without repeating it.
+ */
+function parseDatabase(flag: string | undefined, readEnv: (name: string) => string | undefined): DatabaseConfig {
+  if (flag === undefined) {
+    const fromEnv = readGrantedEnv(DB_URL_ENV, readEnv);
+    if (fromEnv === undefined || fromEnv === "") return { kind: "sqlite" };
+    postgresUrl(DB_URL_ENV, fromEnv);
+    return { kind: "postgres", url: fromEnv };
+  }
+  if (flag === "sqlite") return { kind: "sqlite" };
+  const url = postgresUrl("--db", flag);
+  if (url.password !== "") {
+    throw new UsageError(
+      `--db must not contain a password (the process list and logs would show it): set env PGPASSWORD, ` +
+        `or put the whole URL in env ${DB_URL_ENV} instead of --db`,
+    );
+  }
+  return { kind: "postgres", url: flag };
+}
+
+/** Parses a PostgreSQL URL given by `what`; the error never repeats the text, which may hold a password. */
+function postgresUrl(what: string, text: string): URL {
+  const bad = new UsageError(`${what} must be 'sqlite' or postgres://user@host:port/database`);
+  if (!/^postgres(ql)?:\/\//.test(text)) throw bad;
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    throw badDb;
+    throw bad;
   }
-  if (url.hostname === "" || url.pathname.length <= 1) throw badDb;
-  return { kind: "postgres", url: text };
+  if (url.hostname === "" || url.pathname.length <= 1) throw bad;
+  return url;
 }
 
 /** S3 bucket names: 3-63 lowercase letters, digits, `.` and `-`, starting and ending with a letter or digit. */
@@ -271,11 +318,27 @@ function readGrantedEnv(name: string, readEnv: (name: string) => string | undefi
   }
 }
 
+/**
+ * The admin key from `--admin-key-file`, else env DENVEX_ADMIN_KEY. `--admin-key KEY` is refused: the process list
+ * and `deno task`'s echo of its command line would show the key (the message does not repeat it).
+ */
 function suppliedAdminKey(
   flag: string | undefined,
+  file: string | undefined,
   readEnv: (name: string) => string | undefined,
 ): SuppliedAdminKey | null {
-  if (flag !== undefined) return { key: validAdminKey("--admin-key", flag), source: "flag" };
+  if (flag !== undefined) {
+    throw new UsageError(
+      `--admin-key is refused (the process list and logs would show the key): set env ${ADMIN_KEY_ENV}, ` +
+        `or pass a file holding it with --admin-key-file PATH`,
+    );
+  }
+  if (file !== undefined) {
+    if (file.trim() === "" || file.includes(",") || file.includes("\0")) {
+      throw new UsageError("--admin-key-file must be a file path without commas");
+    }
+    return { source: "file", path: file };
+  }
   const fromEnv = readEnv(ADMIN_KEY_ENV);
   // An empty variable counts as unset: `DENVEX_ADMIN_KEY= deno task start` should not be an error.
   if (fromEnv === undefined || fromEnv === "") return null;
@@ -288,7 +351,7 @@ export function isValidAdminKey(key: string): boolean {
 }
 
 /** Returns `key` if it has the shape of an admin key; else a usage error naming `what` supplied it. */
-function validAdminKey(what: string, key: string): string {
+export function validAdminKey(what: string, key: string): string {
   if (!isValidAdminKey(key)) {
     throw new UsageError(`${what} must look like <instance-name>|<secret> (printable, no spaces)`);
   }

@@ -25,6 +25,18 @@ export function assertDataDirAccess(dataDir: string, access: readonly ("read" | 
   );
 }
 
+/**
+ * Throws a {@link UsageError} unless this process may list the machine's network interfaces: the network policy of
+ * actions keeps the machine's own addresses out of their reach, and without the grant no action could run.
+ */
+export function assertNetworkInterfacesAccess(): void {
+  if (Deno.permissions.querySync({ name: "sys", kind: "networkInterfaces" }).state === "granted") return;
+  throw new UsageError(
+    "no permission to list network interfaces, which the network policy of actions needs: " +
+      'run deno run with --allow-sys=networkInterfaces (README, "Permissions")',
+  );
+}
+
 /** Creates the data directory (owner-only: it holds the admin key) if it does not exist. */
 export async function ensureDataDir(dataDir: string): Promise<void> {
   await Deno.mkdir(dataDir, { recursive: true, mode: 0o700 });

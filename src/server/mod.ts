@@ -5,7 +5,8 @@
 import { createApiApp, createSiteApp, type HttpDeps } from "../http/mod.ts";
 import { adminKeyPath, readStoredAdminKey, resolveAdminKey, type ResolvedAdminKey } from "./admin_key.ts";
 import type { ServeConfig } from "./config.ts";
-import { assertDataDirAccess, ensureDataDir, resolveDataDir } from "./data_dir.ts";
+import { assertDataDirAccess, assertNetworkInterfacesAccess, ensureDataDir, resolveDataDir } from "./data_dir.ts";
+import { type DataDirLock, lockDataDir } from "./data_dir_lock.ts";
 import { listen, type Listener } from "./listen.ts";
 import { listenForStopSignals } from "./signals.ts";
 import { describeLocation, openStorage, persistenceLocation } from "./storage.ts";
@@ -32,16 +33,23 @@ export const DATABASE_CLOSE_TIMEOUT_MS = 5_000;
 export async function runServer(config: ServeConfig): Promise<number> {
   const stop = listenForStopSignals();
   const stopCrashing = keepRunningOnStrayErrors();
+  let dataDirLock: DataDirLock | null = null;
   try {
     const dataDir = resolveDataDir(config.dataDir);
     assertDataDirAccess(dataDir, ["read", "write"]);
+    assertNetworkInterfacesAccess();
     await ensureDataDir(dataDir);
+    // Before anything in the directory is read or opened: a second server on it exits here (code 1).
+    dataDirLock = await lockDataDir(dataDir);
     const adminKey = await resolveAdminKey(config.adminKey, dataDir, config.instanceName);
     const location = persistenceLocation(config.database, dataDir);
     const database = await openStorage(location);
     // The URLs functions see (CONVEX_CLOUD_URL / CONVEX_SITE_URL); with --port 0 the real ports are filled in once
     // the listeners are up, before any request can reach a function.
     const urls = { cloudUrl: originFor(config.host, config.apiPort), siteUrl: originFor(config.host, config.sitePort) };
+    // Actions never reach the server's own ports; with --port 0 they are known (and action runners start) once bound.
+    const serverPorts = Promise.withResolvers<number[]>();
+    if (config.apiPort !== 0 && config.sitePort !== 0) serverPorts.resolve([config.apiPort, config.sitePort]);
     let backend: Backend;
     try {
       backend = await openBackend({
@@ -52,6 +60,7 @@ export async function runServer(config: ServeConfig): Promise<number> {
         instanceName: config.instanceName,
         urls,
         s3: config.s3,
+        actionNet: { allowHosts: config.actionAllowHosts, serverPorts: serverPorts.promise },
       });
     } catch (error) {
       await database.close();
@@ -80,6 +89,7 @@ export async function runServer(config: ServeConfig): Promise<number> {
       throw error;
     }
     const [api, site] = listeners;
+    serverPorts.resolve([api.port, site.port]);
     urls.cloudUrl = originFor(config.host, api.port);
     urls.siteUrl = originFor(config.host, site.port);
     printBanner({
@@ -109,6 +119,7 @@ export async function runServer(config: ServeConfig): Promise<number> {
     console.log("denvex: stopped");
     return 0;
   } finally {
+    dataDirLock?.release();
     stopCrashing();
     stop.dispose();
   }
@@ -173,13 +184,18 @@ function printBanner({ config, dataDir, storage, files, adminKey, apiPort, siteP
   ];
   switch (adminKey.source) {
     case "generated":
-      lines.push(`  admin key:    generated and stored in ${adminKeyPath(dataDir)}:`, adminKey.key);
+      // Never the key itself: server output ends up in logs. The file is owner-only.
+      lines.push(
+        `  admin key:    generated and stored in ${adminKeyPath(dataDir)} (print it with: deno task admin-key)`,
+      );
       break;
     case "stored":
       lines.push(`  admin key:    stored in ${adminKeyPath(dataDir)} (print it with: deno task admin-key)`);
       break;
-    case "flag":
-      lines.push("  admin key:    from --admin-key");
+    case "file":
+      lines.push(
+        `  admin key:    from --admin-key-file ${config.adminKey?.source === "file" ? config.adminKey.path : ""}`,
+      );
       break;
     case "env":
       lines.push("  admin key:    from DENVEX_ADMIN_KEY");

@@ -32,6 +32,26 @@ export class BlobTooLargeError extends Error {
   }
 }
 
+/** errno codes of a full disk or an exhausted quota. */
+const STORAGE_FULL_CODES = new Set(["ENOSPC", "EDQUOT"]);
+
+/**
+ * Raised when the disk holding blobs is full: nothing of the upload is kept, and the caller may retry once space is
+ * freed (the HTTP layer answers 507 Insufficient Storage).
+ */
+export class StorageFullError extends Error {
+  constructor() {
+    super("The server's file storage is full; the file was not stored. Try again later");
+    this.name = "StorageFullError";
+  }
+}
+
+/** True when `error` is the operating system saying the disk (or the quota) is full. */
+export function isStorageFull(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && STORAGE_FULL_CODES.has(code);
+}
+
 /** What writing a blob measured. */
 export interface WrittenBlob {
   sizeBytes: number;
@@ -93,7 +113,9 @@ export class LocalBlobStore implements BlobStore {
     const tempPath = join(this.#tempDir, `${key}.${crypto.randomUUID()}`);
     const hash = createHash("sha256");
     let sizeBytes = 0;
-    const file = await Deno.open(tempPath, { write: true, createNew: true });
+    const file = await Deno.open(tempPath, { write: true, createNew: true }).catch((error) => {
+      throw isStorageFull(error) ? new StorageFullError() : error;
+    });
     try {
       const chunks = body instanceof Uint8Array ? [body] : body;
       // Request bodies arrive in small chunks; one write per chunk would cost a syscall per few KiB.
@@ -125,6 +147,7 @@ export class LocalBlobStore implements BlobStore {
       } catch { /* already closed */ }
       await Deno.remove(tempPath).catch(() => {});
       if (body instanceof ReadableStream) await body.cancel().catch(() => {});
+      if (isStorageFull(error)) throw new StorageFullError();
       throw error;
     }
     return { sizeBytes, sha256Base64: hash.digest("base64") };

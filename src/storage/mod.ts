@@ -8,8 +8,10 @@ export {
   type BlobStore,
   BlobTooLargeError,
   isBlobKey,
+  isStorageFull,
   LocalBlobStore,
   STORAGE_DIR_NAME,
+  StorageFullError,
   type WrittenBlob,
 } from "./blob_store.ts";
 export { S3_PART_BYTES, S3BlobStore, type S3Options, S3RequestError } from "./s3_blob_store.ts";

@@ -42,8 +42,11 @@ export async function serveFile(storage: StorageService, storageId: string, requ
   });
   const range = parseRange(request.headers.get("Range"), sizeBytes);
   if (range === "unsatisfiable") {
+    // An error like every other: JSON `{code, message}`, with the size in Content-Range as RFC 9110 asks.
     headers.set("Content-Range", `bytes */${sizeBytes}`);
-    return new Response(null, { status: 416, headers });
+    headers.set("Content-Type", "application/json");
+    const body = JSON.stringify({ code: "RangeNotSatisfiable", message: `The file has ${sizeBytes} bytes` });
+    return new Response(request.method === "HEAD" ? null : body, { status: 416, headers });
   }
   const { start, end } = range === "whole" ? { start: 0, end: sizeBytes - 1 } : range;
   const lengthBytes = Math.max(0, end - start + 1);

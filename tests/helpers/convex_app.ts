@@ -131,7 +131,7 @@ export async function startTestDeployment(
 }
 
 /** The `--allow-env` list of the `start` task in deno.json. */
-const SERVER_ENV = "DENVEX_ADMIN_KEY,DENVEX_S3_ACCESS_KEY_ID,DENVEX_S3_SECRET_ACCESS_KEY," +
+const SERVER_ENV = "DENVEX_ADMIN_KEY,DENVEX_DB_URL,DENVEX_S3_ACCESS_KEY_ID,DENVEX_S3_SECRET_ACCESS_KEY," +
   "PGHOST,PGPORT,PGUSER,PGUSERNAME,PGPASSWORD,PGDATABASE,PGSSL,PGSSLNEGOTIATION," +
   "PGIDLE_TIMEOUT,PGCONNECT_TIMEOUT,PGMAX_LIFETIME,PGMAX_PIPELINE,PGBACKOFF,PGKEEP_ALIVE,PGPREPARE,PGDEBUG," +
   "PGFETCH_TYPES,PGPUBLICATIONS,PGTARGET_SESSION_ATTRS,PGAPPNAME,PGTARGETSESSIONATTRS";
@@ -144,6 +144,8 @@ export interface ServerProcess {
   siteUrl: string;
   adminKey: string;
   dataDir: string;
+  /** The server process's ID (e.g. to read its memory from `/proc/<pid>/status`). */
+  pid: number;
   /** Stops the server (SIGTERM) and deletes its data directory unless the caller passed one. */
   close(): Promise<void>;
   /** kill -9: no shutdown at all; the data directory stays (restart with `spawnServer({dataDir, adminKey})`). */
@@ -186,6 +188,7 @@ export async function spawnServer(options: SpawnServerOptions = {}): Promise<Ser
       "--unstable-worker-options",
       "--no-prompt",
       "--allow-net",
+      "--allow-sys=networkInterfaces",
       `--allow-read=${dataDir}`,
       `--allow-write=${dataDir}`,
       `--allow-env=${SERVER_ENV}`,
@@ -196,9 +199,10 @@ export async function spawnServer(options: SpawnServerOptions = {}): Promise<Ser
       `--site-port=${options.sitePort ?? 0}`,
       "--host=127.0.0.1",
       `--data=${dataDir}`,
-      `--admin-key=${adminKey}`,
       ...(options.db === undefined ? [] : [`--db=${options.db}`]),
     ],
+    // The key goes through the environment: the server refuses secrets on its command line.
+    env: { DENVEX_ADMIN_KEY: adminKey },
     cwd: REPO,
     stdout: "piped",
     stderr: "inherit",
@@ -243,6 +247,7 @@ export async function spawnServer(options: SpawnServerOptions = {}): Promise<Ser
     siteUrl,
     adminKey,
     dataDir,
+    pid: child.pid,
     async close() {
       signal("SIGTERM");
       await child.status;

@@ -1,0 +1,135 @@
+/**
+ * Test helper: `main.ts serve` as a child process with the start task's permissions (data directory swapped for the
+ * test's), its stdout and stderr collected, so a test can assert on what the server printed and how it exited.
+ */
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const REPO = fileURLToPath(new URL("../../", import.meta.url));
+const STARTUP_TIMEOUT_MS = 30_000;
+
+/** The `--allow-env` list of the `start` task in deno.json. */
+async function startTaskEnvList(): Promise<string> {
+  const tasks = JSON.parse(await Deno.readTextFile(join(REPO, "deno.json"))).tasks as Record<string, string>;
+  const list = /--allow-env=(\S+)/.exec(tasks.start)?.[1];
+  if (list === undefined) throw new Error("the start task grants no --allow-env");
+  return list;
+}
+
+/** A running (or exited) server child. */
+export interface ServerChild {
+  readonly pid: number;
+  /** stdout and stderr so far, interleaved. */
+  output(): string;
+  /** Waits for the banner; returns the API origin. Throws with the output if the process exits first. */
+  ready(): Promise<string>;
+  /** Resolves with the exit code once the process has exited. */
+  exited(): Promise<number>;
+  /** SIGTERM (or `signal`) and wait. */
+  stop(signal?: Deno.Signal): Promise<number>;
+}
+
+/**
+ * Spawns `main.ts serve --data <dataDir> --port 0 --site-port 0 --host 127.0.0.1 <args>` with `env` (the caller's
+ * DENVEX_* variables cleared first).
+ */
+export async function spawnServerChild(
+  dataDir: string,
+  args: string[] = [],
+  env: Record<string, string> = {},
+): Promise<ServerChild> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--cached-only",
+      "--unstable-worker-options",
+      "--no-prompt",
+      "--allow-net",
+      "--allow-sys=networkInterfaces",
+      `--allow-read=${dataDir}`,
+      `--allow-write=${dataDir}`,
+      `--allow-env=${await startTaskEnvList()}`,
+      `--allow-run=${Deno.execPath()}`,
+      join(REPO, "main.ts"),
+      "serve",
+      `--data=${dataDir}`,
+      "--port=0",
+      "--site-port=0",
+      "--host=127.0.0.1",
+      ...args,
+    ],
+    cwd: REPO,
+    env: { NO_COLOR: "1", DENVEX_ADMIN_KEY: "", DENVEX_DB_URL: "", ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let output = "";
+  const pump = async (stream: ReadableStream<Uint8Array<ArrayBuffer>>) => {
+    for await (const text of stream.pipeThrough(new TextDecoderStream())) output += text;
+  };
+  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
+  let exitCode: number | null = null;
+  const status = child.status.then(async (s) => {
+    await pumps;
+    exitCode = s.code;
+    return s.code;
+  });
+  return {
+    pid: child.pid,
+    output: () => output,
+    async ready() {
+      const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+      for (;;) {
+        const match = /API: +(http:\/\/\S+)[\s\S]*admin key: .*\n/.exec(output);
+        if (match) return match[1];
+        if (exitCode !== null || Date.now() > deadline) throw new Error(`the server did not start:\n${output}`);
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+    },
+    exited: () => status,
+    async stop(signal: Deno.Signal = "SIGTERM") {
+      try {
+        child.kill(signal);
+      } catch { /* already exited */ }
+      return await status;
+    },
+  };
+}
+
+/**
+ * The lines the server printed, without Deno's own notices about its shared caches (another deno process on the
+ * machine can make it print "Blocking waiting for file lock on node_modules directory").
+ */
+export function serverLines(output: string): string[] {
+  return output.trimEnd().split("\n").filter((line) => line !== "" && !/^Blocking waiting for file lock/.test(line));
+}
+
+/** The pids of `pid`'s descendants (children, grandchildren, ...), from /proc (Linux). */
+export async function descendantPids(pid: number): Promise<number[]> {
+  const parentOf = new Map<number, number>();
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    const status = await Deno.readTextFile(`/proc/${entry.name}/status`).catch(() => "");
+    const ppid = /PPid:\s+(\d+)/.exec(status)?.[1];
+    if (ppid !== undefined) parentOf.set(Number(entry.name), Number(ppid));
+  }
+  const found: number[] = [];
+  const frontier = [pid];
+  while (frontier.length > 0) {
+    const parent = frontier.pop()!;
+    for (const [child, ppid] of parentOf) {
+      if (ppid === parent && !found.includes(child)) {
+        found.push(child);
+        frontier.push(child);
+      }
+    }
+  }
+  return found;
+}
+
+/** A process's command line as `ps` shows it (NULs as spaces); "" if it has exited. */
+export async function commandLineOf(pid: number): Promise<string> {
+  const raw = await Deno.readTextFile(`/proc/${pid}/cmdline`).catch(() => "");
+  return raw.replaceAll("\0", " ");
+}
