@@ -26,6 +26,8 @@ const RESPONSE_ACK = 3; // the worker consumed a non-final response chunk
 export const DEFAULT_CHANNEL_BYTES = 1024 * 1024;
 /** Default poll time of the parent before it parks (see `SyncChannelServer`). */
 export const DEFAULT_SPIN_US = 50;
+/** Longest the parent parks in one `Atomics.waitAsync` before it re-reads the state. */
+const WAIT_SLICE_MS = 50;
 /** Hard cap on one message (request or response), so a runaway payload fails instead of exhausting memory. */
 export const MAX_CHANNEL_MESSAGE_BYTES = 64 * 1024 * 1024;
 
@@ -155,7 +157,9 @@ export class SyncChannelServer {
       if (this.#closed) return false;
       const current = Atomics.load(this.#state, STATE);
       if (current === wanted) return true;
-      const waiter = Atomics.waitAsync(this.#state, STATE, current);
+      // Bounded: a wakeup that never arrives (seen once as a hang of the channel's unit test) costs one slice, not
+      // the call; the state is re-read either way.
+      const waiter = Atomics.waitAsync(this.#state, STATE, current, WAIT_SLICE_MS);
       if (waiter.async) await waiter.value;
     }
   }
