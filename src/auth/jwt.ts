@@ -30,18 +30,16 @@ export class TokenError extends Error {
 /** Decodes base64url (no padding) to bytes. */
 export function base64UrlDecode(text: string): Uint8Array {
   if (!/^[A-Za-z0-9_-]*$/.test(text)) throw new TokenError("Token is not valid base64url");
-  const padded = text.replaceAll("-", "+").replaceAll("_", "/") + "===".slice((text.length + 3) % 4);
-  const binary = atob(padded);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  return bytes;
+  try {
+    return Uint8Array.fromBase64(text, { alphabet: "base64url" });
+  } catch {
+    throw new TokenError("Token is not valid base64url");
+  }
 }
 
 /** Encodes bytes as base64url without padding. */
 export function base64UrlEncode(bytes: Uint8Array): string {
-  let binary = "";
-  for (const byte of bytes) binary += String.fromCharCode(byte);
-  return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+  return bytes.toBase64({ alphabet: "base64url", omitPadding: true });
 }
 
 function decodeJsonPart(part: string, what: string): Record<string, unknown> {

@@ -107,7 +107,7 @@ export class Authenticator {
     if (colon < 0) return this.fromAdminKey(key);
     let attributes: unknown;
     try {
-      const bytes = Uint8Array.from(atob(rest.slice(colon + 1)), (c) => c.charCodeAt(0));
+      const bytes = Uint8Array.fromBase64(rest.slice(colon + 1));
       attributes = JSON.parse(new TextDecoder().decode(bytes));
     } catch {
       throw new AuthenticationError("BadAdminKey", "The impersonated identity is not base64 of a JSON object");

@@ -568,7 +568,5 @@ function minKey(a: Uint8Array, b: Uint8Array): Uint8Array {
 export function int64ToBase64(value: bigint): string {
   const bytes = new Uint8Array(8);
   new DataView(bytes.buffer).setBigUint64(0, BigInt.asUintN(64, value), true);
-  let binary = "";
-  for (const byte of bytes) binary += String.fromCharCode(byte);
-  return btoa(binary);
+  return bytes.toBase64();
 }

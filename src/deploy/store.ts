@@ -52,7 +52,7 @@ export interface PreparedDeployment {
 export async function moduleSha256(module: ModuleConfig): Promise<string> {
   const bytes = new TextEncoder().encode(module.source + (module.sourceMap ?? ""));
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
+  return digest.toHex();
 }
 
 /** An error in what a push sent, shown to the developer as it is. */

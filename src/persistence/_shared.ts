@@ -149,28 +149,17 @@ export function decodeIndexesCursor(text: string | null | undefined): IndexesPru
   return { ts: BigInt(parsed.ts), indexId: parsed.indexId, key: hexToBytes(parsed.key) };
 }
 
-const HEX_DIGITS = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
-
 /** Lower-case hex of `bytes`. */
 export function bytesToHex(bytes: Uint8Array): string {
-  let hex = "";
-  for (let i = 0; i < bytes.length; i++) hex += HEX_DIGITS[bytes[i]];
-  return hex;
+  return bytes.toHex();
 }
 
 /** Parses lower- or upper-case hex (no prefix) into a fresh Uint8Array. */
 export function hexToBytes(hex: string): Uint8Array {
   assert(hex.length % 2 === 0, "hex text must have an even length");
-  const bytes = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < bytes.length; i++) {
-    bytes[i] = (hexDigit(hex.charCodeAt(2 * i)) << 4) | hexDigit(hex.charCodeAt(2 * i + 1));
+  try {
+    return Uint8Array.fromHex(hex);
+  } catch {
+    throw new PersistenceError("invalid hex text");
   }
-  return bytes;
-}
-
-function hexDigit(charCode: number): number {
-  if (charCode >= 48 && charCode <= 57) return charCode - 48; // 0-9
-  if (charCode >= 97 && charCode <= 102) return charCode - 87; // a-f
-  if (charCode >= 65 && charCode <= 70) return charCode - 55; // A-F
-  throw new PersistenceError("invalid hex text");
 }

@@ -102,7 +102,7 @@ async function hashModules(modules: ModuleConfig[]): Promise<string> {
   const parts = sorted.flatMap((m) => [m.path, m.environment, m.source, m.sourceMap ?? ""]);
   const text = parts.map((part) => `${part.length}:${part}`).join("");
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+  return new Uint8Array(digest).toHex();
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -23,7 +23,7 @@ export interface ResolvedAdminKey {
 /** A fresh key: `<instanceName>|<64 hex chars>` (32 random bytes). */
 export function generateAdminKey(instanceName: string): string {
   const secret = crypto.getRandomValues(new Uint8Array(SECRET_BYTES));
-  return `${instanceName}|${Array.from(secret, (byte) => byte.toString(16).padStart(2, "0")).join("")}`;
+  return `${instanceName}|${secret.toHex()}`;
 }
 
 /** The path of the stored key inside `dataDir`. */
