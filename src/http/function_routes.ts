@@ -10,7 +10,7 @@ import { SyscallError } from "../database/mod.ts";
 import type { CallResult } from "../functions/mod.ts";
 import type { Backend } from "../server/backend.ts";
 import type { QuerySpec } from "../subscriptions/mod.ts";
-import { servicesFor, toQueryRun } from "../sync/services.ts";
+import { toQueryRun } from "../sync/services.ts";
 import { ByteBudget } from "../sync/byte_budget.ts";
 import {
   jsonNestingExceeds,
@@ -195,7 +195,7 @@ function decodePathSegment(segment: string): string {
 
 /** Builds the function API app; mount it at `/api`. */
 export function functionRoutes(backend: Backend): Hono {
-  const services = servicesFor(backend);
+  const services = backend.services;
   const app = new Hono();
   app.onError(handleError);
   app.notFound(handleNotFound);

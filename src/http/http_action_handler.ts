@@ -9,7 +9,6 @@ import type { DeploymentAnalysis, ExecutionResult } from "../runtime/mod.ts";
 import type { HttpRequestHead } from "../runtime/http_action_protocol.ts";
 import { ResponseRelay } from "./http_action_exchange.ts";
 import { badRequestBody } from "./request_body.ts";
-import { servicesFor } from "../sync/services.ts";
 
 /** Methods an `http.js` route may have; HEAD is routed as GET. */
 const ROUTABLE_METHODS = new Set(["GET", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]);
@@ -134,7 +133,7 @@ function hasRoute(analysis: DeploymentAnalysis, path: string, method: string): b
 async function identityOf(backend: Backend, header: string | null): Promise<string | null> {
   if (header === null || !/^Bearer\s/i.test(header)) return null;
   try {
-    const caller = await servicesFor(backend).authenticator.fromAuthorizationHeader(header);
+    const caller = await backend.services.authenticator.fromAuthorizationHeader(header);
     return caller.isAdmin ? null : caller.identityJson;
   } catch {
     return null;

@@ -12,6 +12,7 @@ const RESULT_SWEEP_INTERVAL_MS = 10 * 60 * 1000;
 import { DeploymentStore } from "../deploy/store.ts";
 import { systemFunctions } from "../deploy/system_functions.ts";
 import { isStorageCall, type S3Options, serveStorageCall, StorageService } from "../storage/mod.ts";
+import { createFunctionServices, type FunctionServices } from "../sync/mod.ts";
 import {
   SCHEDULER_ACTION_OPS,
   type SchedulerService,
@@ -38,6 +39,8 @@ export interface Backend {
   scheduler: SchedulerService;
   /** File storage (`_storage` documents and their blobs). */
   storage: StorageService;
+  /** The authenticator and the query cache shared by the HTTP routes and the sync hub. */
+  services: FunctionServices;
   adminKey: string;
   instanceName: string;
   urls: DeploymentUrls;
@@ -108,6 +111,12 @@ export async function openBackend(options: BackendOptions): Promise<Backend> {
     });
     // A push replaces the cron jobs (an environment change keeps unchanged ones as they are).
     deployments.onChange(() => scheduler.reloadCrons());
+    const services = createFunctionServices({
+      executor,
+      database: options.database,
+      adminKey: options.adminKey,
+      deployments,
+    });
     backend = {
       database: options.database,
       pool,
@@ -116,14 +125,16 @@ export async function openBackend(options: BackendOptions): Promise<Backend> {
       executionLog,
       scheduler,
       storage,
+      services,
       adminKey: options.adminKey,
       instanceName: options.instanceName,
       urls: options.urls,
       dataDir: options.dataDir,
-      close: () => {
+      close: async () => {
         clearInterval(sweepTimer);
         scheduler.stop();
-        return pool.close();
+        await services.close();
+        await pool.close();
       },
     };
     const sweepTimer = setInterval(() => {

@@ -5,13 +5,13 @@
 import type { Backend } from "../server/backend.ts";
 import { ByteBudget } from "./byte_budget.ts";
 import { MutationLog, type MutationReply } from "./mutation_log.ts";
-import { type FunctionServices, servicesFor } from "./services.ts";
+import type { FunctionServices } from "./services.ts";
 import { SyncSession } from "./session.ts";
 
 export { MutationLog } from "./mutation_log.ts";
 export { parseClientMessage, ProtocolError } from "./protocol.ts";
 export { ByteBudget } from "./byte_budget.ts";
-export { type FunctionServices, servicesFor } from "./services.ts";
+export { createFunctionServices, type FunctionServices, type FunctionServicesDeps } from "./services.ts";
 export { MAX_MESSAGE_BYTES, SyncSession } from "./session.ts";
 
 /** Silence after which a `Ping` message is sent (the client gives up after 60 s). */
@@ -41,7 +41,7 @@ export class SyncHub {
 
   constructor(backend: Backend) {
     this.#backend = backend;
-    this.#services = servicesFor(backend);
+    this.#services = backend.services;
     this.#onAdvance = () => this.#flushOwed();
     this.#services.advanceListeners.add(this.#onAdvance);
     this.#timer = setInterval(() => this.#tick(), TICK_MS);
@@ -99,13 +99,14 @@ export class SyncHub {
   }
 
   /** Closes every socket (1001 going away: clients reconnect to the next server) and stops the timers. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
     this.#closed = true;
     clearInterval(this.#timer);
     this.#services.advanceListeners.delete(this.#onAdvance);
     for (const session of [...this.#sessions]) session.close(1001, "ServerShuttingDown");
-    await this.#services.close();
+    // The services belong to the backend, which closes them.
+    return Promise.resolve();
   }
 
   #flushOwed(): void {

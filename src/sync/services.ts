@@ -1,7 +1,7 @@
 /**
  * What the HTTP function routes and the sync hub share for one backend: the authenticator and the query cache /
- * subscription manager. Both are created on first use and kept per backend, so `functionRoutes(backend)` and
- * `new SyncHub(backend)` serve from one cache whichever is built first.
+ * subscription manager. The backend's wiring (`openBackend`) creates them once and hands them to both, so HTTP
+ * queries and subscriptions serve from one cache; nothing is kept in module state.
  */
 import { Authenticator } from "../auth/mod.ts";
 import type { CallResult } from "../functions/mod.ts";
@@ -27,8 +27,6 @@ export interface FunctionServices {
   runQuery(spec: QuerySpec, snapshotTs?: bigint): Promise<{ run: QueryRun; ts: bigint | null }>;
   close(): Promise<void>;
 }
-
-const services = new WeakMap<Backend, FunctionServices>();
 
 /**
  * The read set of a query call. Until `CallResult` carries it (`readSet` from the runner's outcome), null: the
@@ -59,10 +57,11 @@ export function toQueryRun(result: CallResult): QueryRun {
   };
 }
 
-/** The services of `backend`, created on first use. */
-export function servicesFor(backend: Backend): FunctionServices {
-  let existing = services.get(backend);
-  if (existing) return existing;
+/** What the services are built from: the parts of a backend they use. */
+export type FunctionServicesDeps = Pick<Backend, "executor" | "database" | "adminKey" | "deployments">;
+
+/** Creates the services of one backend; `close()` ends them with it. */
+export function createFunctionServices(backend: FunctionServicesDeps): FunctionServices {
   const advanceListeners = new Set<AdvanceListener>();
   const runQuery = async (spec: QuerySpec, snapshotTs?: bigint) => {
     const result = await backend.executor.call({
@@ -84,7 +83,7 @@ export function servicesFor(backend: Backend): FunctionServices {
       for (const listener of advanceListeners) listener(ts, changed);
     },
   });
-  existing = {
+  return {
     authenticator: new Authenticator({
       adminKey: backend.adminKey,
       authConfig: () => backend.deployments.active?.analysis.authConfig ?? null,
@@ -94,6 +93,4 @@ export function servicesFor(backend: Backend): FunctionServices {
     runQuery,
     close: () => subscriptions.close(),
   };
-  services.set(backend, existing);
-  return existing;
 }
