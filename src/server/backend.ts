@@ -9,8 +9,7 @@ import { ExecutionLog, FunctionExecutor, serveActionCall, sweepResults } from ".
 
 /** How often old mutation results (idempotency records) are swept. */
 const RESULT_SWEEP_INTERVAL_MS = 10 * 60 * 1000;
-import { DeploymentStore } from "../deploy/store.ts";
-import { systemFunctions } from "../deploy/system_functions.ts";
+import { DeploymentStore, systemFunctions } from "../deploy/mod.ts";
 import { isStorageCall, type S3Options, serveStorageCall, StorageService } from "../storage/mod.ts";
 import { createFunctionServices, type FunctionServices } from "../sync/mod.ts";
 import {

@@ -6,7 +6,7 @@
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createApiApp } from "../../src/http/mod.ts";
-import { deployRoutes } from "../../src/deploy/routes.ts";
+import { deployRoutes } from "../../src/deploy/mod.ts";
 import { type Backend, openBackend } from "../../src/server/backend.ts";
 import { openStorage } from "../../src/server/storage.ts";
 
