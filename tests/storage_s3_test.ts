@@ -15,6 +15,7 @@ import { ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { createConvexApp, runConvexCli } from "./helpers/convex_app.ts";
+import { serveCommandArgs, startTaskEnvList } from "./helpers/server_child.ts";
 import {
   BlobTooLargeError,
   S3_PART_BYTES,
@@ -183,39 +184,25 @@ Deno.test("s3: flags and credentials are parsed and validated", () => {
   });
 });
 
-/** The `--allow-env` list of the start task in deno.json. */
-async function startTaskEnvList(): Promise<string> {
-  const tasks = JSON.parse(await Deno.readTextFile(join(REPO, "deno.json"))).tasks as Record<string, string>;
-  const list = /--allow-env=(\S+)/.exec(tasks.start)?.[1];
-  assert(list !== undefined, "the start task grants --allow-env");
+/** The start task must let the server read the S3 credentials. */
+async function assertStartTaskReadsS3Credentials(): Promise<void> {
+  const list = await startTaskEnvList();
   for (const name of ["DENVEX_S3_ACCESS_KEY_ID", "DENVEX_S3_SECRET_ACCESS_KEY"]) {
     assert(list.split(",").includes(name), `the start task's --allow-env lacks ${name}`);
   }
-  return list;
 }
 
 /** `deno run <the server's permissions> main.ts serve ...` (data directory `dataDir`). */
 async function serverCommand(dataDir: string, args: string[], env: Record<string, string>, piped: boolean) {
+  await assertStartTaskReadsS3Credentials();
   return new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--cached-only",
-      "--unstable-worker-options",
-      "--no-prompt",
-      "--allow-net",
-      "--allow-sys=networkInterfaces",
-      `--allow-read=${dataDir}`,
-      `--allow-write=${dataDir}`,
-      `--allow-env=${await startTaskEnvList()}`,
-      `--allow-run=${Deno.execPath()}`,
-      join(REPO, "main.ts"),
-      "serve",
+    args: await serveCommandArgs(dataDir, [
       "--port=0",
       "--site-port=0",
       "--host=127.0.0.1",
       `--data=${dataDir}`,
       ...args,
-    ],
+    ]),
     cwd: REPO,
     env: { NO_COLOR: "1", DENVEX_ADMIN_KEY: "", DENVEX_S3_ACCESS_KEY_ID: "", DENVEX_S3_SECRET_ACCESS_KEY: "", ...env },
     stdin: "null",

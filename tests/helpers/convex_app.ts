@@ -9,6 +9,7 @@ import { createApiApp } from "../../src/http/mod.ts";
 import { deployRoutes } from "../../src/deploy/mod.ts";
 import { type Backend, openBackend } from "../../src/server/backend.ts";
 import { openStorage } from "../../src/server/storage.ts";
+import { serveCommandArgs } from "./server_child.ts";
 
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
 /** How long one CLI command may run before the test fails. */
@@ -130,11 +131,6 @@ export async function startTestDeployment(
   };
 }
 
-/** The `--allow-env` list of the `start` task in deno.json. */
-const SERVER_ENV = "DENVEX_ADMIN_KEY,DENVEX_DB_URL,DENVEX_S3_ACCESS_KEY_ID,DENVEX_S3_SECRET_ACCESS_KEY," +
-  "PGHOST,PGPORT,PGUSER,PGUSERNAME,PGPASSWORD,PGDATABASE,PGSSL,PGSSLNEGOTIATION," +
-  "PGIDLE_TIMEOUT,PGCONNECT_TIMEOUT,PGMAX_LIFETIME,PGMAX_PIPELINE,PGBACKOFF,PGKEEP_ALIVE,PGPREPARE,PGDEBUG," +
-  "PGFETCH_TYPES,PGPUBLICATIONS,PGTARGET_SESSION_ATTRS,PGAPPNAME,PGTARGETSESSIONATTRS";
 /** How long the spawned server may take to print its banner. */
 const SERVER_START_TIMEOUT_MS = 30_000;
 
@@ -182,25 +178,13 @@ export async function spawnServer(options: SpawnServerOptions = {}): Promise<Ser
   const dataDir = options.dataDir ?? await Deno.makeTempDir({ prefix: "denvex-server-" });
   const adminKey = options.adminKey ?? `denvex-test|${crypto.randomUUID().replaceAll("-", "")}`;
   const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--cached-only",
-      "--unstable-worker-options",
-      "--no-prompt",
-      "--allow-net",
-      "--allow-sys=networkInterfaces",
-      `--allow-read=${dataDir}`,
-      `--allow-write=${dataDir}`,
-      `--allow-env=${SERVER_ENV}`,
-      `--allow-run=${Deno.execPath()}`,
-      join(REPO, "main.ts"),
-      "serve",
+    args: await serveCommandArgs(dataDir, [
       `--port=${options.port ?? 0}`,
       `--site-port=${options.sitePort ?? 0}`,
       "--host=127.0.0.1",
       `--data=${dataDir}`,
       ...(options.db === undefined ? [] : [`--db=${options.db}`]),
-    ],
+    ]),
     // The key goes through the environment: the server refuses secrets on its command line.
     env: { DENVEX_ADMIN_KEY: adminKey },
     cwd: REPO,

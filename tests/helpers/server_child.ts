@@ -9,11 +9,33 @@ const REPO = fileURLToPath(new URL("../../", import.meta.url));
 const STARTUP_TIMEOUT_MS = 30_000;
 
 /** The `--allow-env` list of the `start` task in deno.json. */
-async function startTaskEnvList(): Promise<string> {
+export async function startTaskEnvList(): Promise<string> {
   const tasks = JSON.parse(await Deno.readTextFile(join(REPO, "deno.json"))).tasks as Record<string, string>;
   const list = /--allow-env=(\S+)/.exec(tasks.start)?.[1];
   if (list === undefined) throw new Error("the start task grants no --allow-env");
   return list;
+}
+
+/**
+ * The `deno` arguments that run `main.ts serve <serveArgs>` with the start task's permissions, its data directory
+ * swapped for `dataDir`: the one place tests build the server's command line.
+ */
+export async function serveCommandArgs(dataDir: string, serveArgs: string[]): Promise<string[]> {
+  return [
+    "run",
+    "--cached-only",
+    "--unstable-worker-options",
+    "--no-prompt",
+    "--allow-net",
+    "--allow-sys=networkInterfaces",
+    `--allow-read=${dataDir}`,
+    `--allow-write=${dataDir}`,
+    `--allow-env=${await startTaskEnvList()}`,
+    `--allow-run=${Deno.execPath()}`,
+    join(REPO, "main.ts"),
+    "serve",
+    ...serveArgs,
+  ];
 }
 
 /** A running (or exited) server child. */
@@ -39,25 +61,13 @@ export async function spawnServerChild(
   env: Record<string, string> = {},
 ): Promise<ServerChild> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--cached-only",
-      "--unstable-worker-options",
-      "--no-prompt",
-      "--allow-net",
-      "--allow-sys=networkInterfaces",
-      `--allow-read=${dataDir}`,
-      `--allow-write=${dataDir}`,
-      `--allow-env=${await startTaskEnvList()}`,
-      `--allow-run=${Deno.execPath()}`,
-      join(REPO, "main.ts"),
-      "serve",
+    args: await serveCommandArgs(dataDir, [
       `--data=${dataDir}`,
       "--port=0",
       "--site-port=0",
       "--host=127.0.0.1",
       ...args,
-    ],
+    ]),
     cwd: REPO,
     env: { NO_COLOR: "1", DENVEX_ADMIN_KEY: "", DENVEX_DB_URL: "", ...env },
     stdin: "null",
