@@ -29,7 +29,8 @@ async function main(args: readonly string[]): Promise<number> {
     }
     case "runner": {
       const { runnerMain } = await import("./src/runtime/mod.ts");
-      await runnerMain();
+      const { TRANSACTION_SYSCALLS } = await import("./src/server/transaction_syscalls.ts");
+      await runnerMain(TRANSACTION_SYSCALLS);
       return 0;
     }
   }

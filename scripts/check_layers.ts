@@ -13,13 +13,16 @@
 
 /** Folders by layer: a folder may import only folders on lower layers. Same-layer folders are independent. */
 const LAYERS: readonly (readonly string[])[] = [
+  ["errors"],
   ["values"],
   ["persistence", "auth"],
   ["database"],
   ["runtime", "subscriptions", "storage"],
   ["functions"],
   ["scheduler", "deploy"],
-  ["http", "sync"],
+  // Below http: the HTTP routes serve queries from the sync layer's shared query cache and mount its hub.
+  ["sync"],
+  ["http"],
   ["server"],
 ];
 
@@ -47,14 +50,29 @@ function layerOf(folder: string): number {
   return layer;
 }
 
+/**
+ * Entry points of the module graph: the server, and the user-code worker, which the runtime starts by URL
+ * (`new Worker(...)`) so no static import reaches it from `main.ts`.
+ */
+const ROOTS = ["main.ts", "src/runtime/worker/worker_main.ts"];
+
 async function moduleGraph(): Promise<Edge[]> {
+  const edges = new Map<string, Edge>();
+  for (const root of ROOTS) {
+    for (const edge of await graphEdges(root)) edges.set(`${edge.from} ${edge.to}`, edge);
+  }
+  return [...edges.values()];
+}
+
+/** The `src/` → `src/` imports reachable from `root`, as Deno resolves them. */
+async function graphEdges(root: string): Promise<Edge[]> {
   const output = await new Deno.Command(Deno.execPath(), {
-    args: ["info", "--json", "main.ts"],
+    args: ["info", "--json", root],
     cwd: new URL(ROOT).pathname,
     stdout: "piped",
     stderr: "inherit",
   }).output();
-  if (!output.success) throw new Error("deno info failed");
+  if (!output.success) throw new Error(`deno info ${root} failed`);
   const graph = JSON.parse(new TextDecoder().decode(output.stdout)) as { modules: GraphModule[] };
   const edges: Edge[] = [];
   for (const module of graph.modules) {

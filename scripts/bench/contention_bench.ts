@@ -9,7 +9,7 @@
 import { ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import { type DatabaseKind, startCounterServer } from "../../tests/helpers/counter_app.ts";
-import { stopBundler } from "../../tests/runtime_app.ts";
+import { stopBundler } from "../../tests/helpers/runtime_app.ts";
 import type { ExecutionLog } from "../../src/functions/mod.ts";
 
 const INCREMENTS = 100;

@@ -3,7 +3,7 @@
  * bare `Deno.serve` JSON handler measured in the same run. Goal: ≥ 0.5× the baseline.
  */
 import { startTestServer } from "../../tests/helpers/sync_app.ts";
-import { stopBundler } from "../../tests/runtime_app.ts";
+import { stopBundler } from "../../tests/helpers/runtime_app.ts";
 
 const DURATION_MS = 3_000;
 const CONCURRENCY = 32;

@@ -8,7 +8,7 @@
  * 2. one `ctx.db.get` syscall from user code vs. one `host.syscall("1.0/get")` on an in-process transaction;
  * 3. `collect()` of 1,000 documents vs. the same scan on an in-process transaction.
  */
-import { bundleApp, stopBundler, writeApp } from "../../tests/runtime_app.ts";
+import { bundleApp, stopBundler, writeApp } from "../../tests/helpers/runtime_app.ts";
 import { type ExecuteRequest, RunnerPool, writeDeploymentModules } from "../../src/runtime/mod.ts";
 import { openPersistence } from "../../src/persistence/mod.ts";
 import { openDatabase } from "../../src/database/mod.ts";

@@ -8,7 +8,7 @@
 import { ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import { startTestServer, type TestServer } from "../../tests/helpers/sync_app.ts";
-import { stopBundler } from "../../tests/runtime_app.ts";
+import { stopBundler } from "../../tests/helpers/runtime_app.ts";
 
 const api = anyApi;
 

@@ -2,6 +2,8 @@
  * JSON Web Tokens: parsing and signature checks with WebCrypto (RS256 and ES256, the algorithms Convex accepts).
  */
 
+import { DenvexError } from "../errors/mod.ts";
+
 /** A JWT split into its parts; the signature is not checked yet. */
 export interface ParsedJwt {
   header: { alg?: unknown; kid?: unknown; typ?: unknown };
@@ -20,9 +22,10 @@ export interface Jwk extends JsonWebKey {
 export const MAX_JWT_LENGTH = 64 * 1024;
 
 /** Thrown for every malformed or unverifiable token; `message` is shown to the client. */
-export class TokenError extends Error {
+export class TokenError extends DenvexError {
   constructor(message: string) {
-    super(message);
+    // Reaches clients as `AuthenticationError` `InvalidAuthHeader` (src/auth/mod.ts), with this message inside.
+    super("InvalidAuthHeader", message, { httpStatus: 401 });
     this.name = "TokenError";
   }
 }

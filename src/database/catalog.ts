@@ -3,7 +3,7 @@
  * handed, whole and versioned, to runner processes.
  */
 import type { Catalog, IndexInfo, TableInfo } from "./types.ts";
-import type { ValidatorJson } from "../values/types.ts";
+import type { ValidatorJson } from "../values/mod.ts";
 
 /** Table numbers below this are reserved for system tables. */
 export const FIRST_USER_TABLE_NUMBER = 10_001;
@@ -13,6 +13,8 @@ export const SYSTEM_TABLE_NUMBERS: Readonly<Record<string, number>> = {
   _storage: 2,
   _mutation_results: 3,
 };
+/** The system table of scheduled jobs. */
+export const SCHEDULED_FUNCTIONS_TABLE = "_scheduled_functions";
 /** System tables only the server reads: invisible to user code, even through `ctx.db.system`. */
 export const INTERNAL_TABLE_NAMES: ReadonlySet<string> = new Set(["_mutation_results"]);
 /** Indexes of system tables beyond the built-in ones. The scheduler finds due jobs by `state.kind`, then time. */

@@ -6,7 +6,7 @@
  * (retention.ts).
  */
 import { parseConvexJsonText } from "../values/mod.ts";
-import type { CommitBatch, DocumentRevision, IndexEntry, Persistence } from "../persistence/types.ts";
+import type { CommitBatch, DocumentRevision, IndexEntry, Persistence } from "../persistence/mod.ts";
 import {
   builtinIndexes,
   CatalogView,
@@ -21,10 +21,14 @@ import { documentIndexKey, keyAfter, TABLE_EXISTENCE_INDEX_ID, tableExistenceKey
 import { CommitQueue, type QueuedCommit, type TurnCommit } from "./commit_queue.ts";
 import { RetentionWatermark } from "./retention.ts";
 import { DatabaseSyscalls } from "./syscalls.ts";
+import type { TransactionSyscalls } from "./syscall_extension.ts";
+import { SnapshotReader, SystemTransaction } from "./system_transaction.ts";
 import { type Catalog, type DocumentWrite, SyscallError, type TableInfo, type TransactionOutcome } from "./types.ts";
 import { keysEqual } from "./keys.ts";
 
 const CATALOG_GLOBAL = "catalog";
+/** Attempts of a system transaction before a conflict is reported (its writes are small; conflicts are rare). */
+const DEFAULT_SYSTEM_TRANSACTION_ATTEMPTS = 16;
 /** How often old revisions are pruned, and how many rows per pass. */
 const RETENTION_INTERVAL_MS = 10_000;
 /** Rows one prune call may examine: small, because a SQLite call blocks the event loop (~110 rows/ms). */
@@ -41,10 +45,28 @@ export interface CommitEvent {
   keysByIndex: Map<number, Uint8Array[]>;
 }
 
+/** Options of `Database.runSystemTransaction`. */
+export interface SystemTransactionRunOptions {
+  /** Attempts before an optimistic-concurrency conflict is reported (default 16). */
+  maxAttempts?: number;
+  /** What the transaction does, for the error when it gives up (e.g. "scheduler: claim job"). */
+  label?: string;
+}
+
+/** What `runSystemTransaction` resolves with. */
+export interface SystemCommit<T> {
+  /** What the transaction's function returned. */
+  value: T;
+  /** The commit ts (the latest ts when it wrote nothing). */
+  ts: bigint;
+}
+
 /** Options of `openDatabase`. */
 export interface DatabaseOptions {
   /** How long superseded revisions stay readable (for snapshots and `query_at_ts`). Default 60 s. */
   retentionMs?: number;
+  /** Syscalls of other layers (the scheduler's, storage's) that transactions from `begin` answer too. */
+  syscalls?: TransactionSyscalls;
 }
 
 /** Opens the database on a persistence. */
@@ -58,6 +80,10 @@ export async function openDatabase(persistence: Persistence, options: DatabaseOp
 
 /** The database; see the module comment. */
 export class Database {
+  /**
+   * The persistence underneath, for the database layer and tests. Code above the database layer reads and writes
+   * through transactions (`begin`, `runSystemTransaction`), snapshots (`readSnapshot`) and the globals methods.
+   */
   readonly persistence: Persistence;
   #catalog: CatalogView;
   #latestTs: bigint;
@@ -66,6 +92,7 @@ export class Database {
   #closed = false;
   readonly #listeners = new Set<(event: CommitEvent) => void>();
   readonly #retentionMs: number;
+  readonly #syscalls: TransactionSyscalls;
   readonly #retentionTimer: ReturnType<typeof setInterval>;
   #closing: Promise<void> | undefined;
   #pruning = false;
@@ -90,6 +117,7 @@ export class Database {
     this.#latestTs = maxTs;
     this.#history = new ConflictHistory(maxTs);
     this.#retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS;
+    this.#syscalls = options.syscalls ?? {};
     this.#retentionTimer = setInterval(() => this.#prune(), RETENTION_INTERVAL_MS);
     Deno.unrefTimer(this.#retentionTimer);
   }
@@ -132,7 +160,80 @@ export class Database {
       udfType,
       identityJson,
       createTable: (name) => this.createTable(name),
+      syscalls: this.#syscalls,
     });
+  }
+
+  /**
+   * Runs `run` in a system transaction at the latest snapshot and commits its writes like a mutation: its reads are
+   * its read set, a conflict re-runs `run` at a newer snapshot, up to `maxAttempts` times, then rejects with an
+   * `OptimisticConcurrencyControlFailure` SyscallError naming `label`. `run` must be safe to re-run (it reads what it
+   * needs through `tx`). Resolves with `run`'s value and the commit ts.
+   */
+  async runSystemTransaction<T>(
+    run: (tx: SystemTransaction) => Promise<T>,
+    options: SystemTransactionRunOptions = {},
+  ): Promise<SystemCommit<T>> {
+    const maxAttempts = options.maxAttempts ?? DEFAULT_SYSTEM_TRANSACTION_ATTEMPTS;
+    for (let attempt = 1;; attempt++) {
+      const tx = this.beginSystemTransaction();
+      const value = await run(tx);
+      try {
+        return { value, ts: await this.commit(tx.outcome()) };
+      } catch (error) {
+        const conflict = error instanceof SyscallError && error.code === "OptimisticConcurrencyControlFailure";
+        if (!conflict) throw error;
+        if (attempt >= maxAttempts) {
+          throw new SyscallError(
+            "OptimisticConcurrencyControlFailure",
+            `${
+              options.label ?? "A system transaction"
+            } gave up after ${attempt} conflicting attempts: ${error.message}`,
+          );
+        }
+      }
+    }
+  }
+
+  /**
+   * A system transaction at `snapshotTs` (default: the latest) that the caller commits itself, or whose outcome rides
+   * in another transaction's commit (a scheduled job's state change commits with the mutation that ran it).
+   */
+  beginSystemTransaction(snapshotTs = this.#latestTs): SystemTransaction {
+    this.assertRetained(snapshotTs);
+    return new SystemTransaction({
+      reader: this.persistence,
+      catalog: this.#catalog,
+      snapshotTs,
+      createTable: (name) => this.createTable(name),
+    });
+  }
+
+  /** A read-only view at `snapshotTs` (default: the latest), for reads that commit nothing. */
+  readSnapshot(snapshotTs = this.#latestTs): SnapshotReader {
+    if (snapshotTs > this.#latestTs) throw new SyscallError("BadTimestamp", "snapshot is in the future");
+    this.assertRetained(snapshotTs);
+    return new SnapshotReader({ reader: this.persistence, catalog: this.#catalog, snapshotTs });
+  }
+
+  // ---- deployment globals: durable key-value metadata that is not documents (modules, environment variables) ----
+
+  /** The global `key`, or null. */
+  getGlobal(key: string): Promise<string | null> {
+    return this.persistence.getGlobal(key);
+  }
+
+  /** Sets globals (null deletes one) in one persistence transaction. The catalog's own global is not writable here. */
+  setGlobals(entries: Record<string, string | null>): Promise<void> {
+    if (Object.hasOwn(entries, CATALOG_GLOBAL)) {
+      throw new Error("invariant: the catalog changes only via updateCatalog");
+    }
+    return this.persistence.setGlobals(entries);
+  }
+
+  /** The keys of globals starting with `prefix`. */
+  listGlobals(prefix: string): Promise<string[]> {
+    return this.persistence.listGlobals(prefix);
   }
 
   /** Subscribes to commits; returns the unsubscribe function. */

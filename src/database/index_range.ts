@@ -1,9 +1,9 @@
 /**
  * Index keys of documents and the key ranges of `IndexRange` query sources (convex-compat.md §4.5).
  */
-import { encodeIndexKey, getFieldPath, jsonToValue, keyToBase64, prefixSuccessor, type Value } from "../values/mod.ts";
+import { encodeIndexKey, getFieldPath, jsonToValue, prefixSuccessor, type Value } from "../values/mod.ts";
 import { indexKeyFields } from "./catalog.ts";
-import type { IndexInfo, ReadRange, TableInfo } from "./types.ts";
+import type { IndexInfo } from "./types.ts";
 import { SyscallError } from "./types.ts";
 
 /** The largest Int64: what a `$commitTs` placeholder compares as. */
@@ -119,15 +119,6 @@ export function compileIndexRange(index: IndexInfo, range: RangeExpression[]): K
     highKey = upper.inclusive ? prefixSuccessor(bound) : bound;
   }
   return { lowKey, highKey };
-}
-
-/**
- * The read of one document by ID (a point range of its table's `by_id` index). Server-side code that commits
- * hand-built writes adds it so a concurrent change of the same document conflicts instead of both winning.
- */
-export function documentReadRange(table: TableInfo, id: string): ReadRange {
-  const key = encodeIndexKey([id]);
-  return { indexId: table.indexes[0].indexId, lowKey: keyToBase64(key), highKey: keyToBase64(keyAfter(key)) };
 }
 
 /**

@@ -11,3 +11,7 @@ export const TRANSACTION_LIMITS = {
 export const MAX_PAGE_SIZE = 8_192;
 /** The largest batch one `queryStreamNext` call returns. */
 export const MAX_STREAM_BATCH = 1_024;
+/** Convex's limit on functions one transaction may schedule. */
+export const MAX_FUNCTIONS_SCHEDULED = 1_000;
+/** Limit on the total size of the args (convex-JSON bytes) one transaction may schedule. */
+export const MAX_SCHEDULED_ARGS_BYTES = 8 * 1024 * 1024;

@@ -3,7 +3,7 @@
  * writes, passed through the query's filter and limit operators in order.
  */
 import { compareKeys, parseConvexJsonText, type Value } from "../values/mod.ts";
-import type { PersistenceReader } from "../persistence/types.ts";
+import type { PersistenceReader } from "../persistence/mod.ts";
 import type { IndexInfo } from "./types.ts";
 import { documentIndexKey, keyAfter, type KeyRange } from "./index_range.ts";
 import type { CompiledExpression } from "./filter.ts";

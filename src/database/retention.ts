@@ -6,7 +6,7 @@
  * The watermark is raised (in memory, then durably) before anything below it is deleted, so a reader that checks it
  * before and after its reads knows whether pruning could have touched them. It survives restarts as a global.
  */
-import type { Persistence } from "../persistence/types.ts";
+import type { Persistence } from "../persistence/mod.ts";
 import { SyscallError } from "./types.ts";
 
 /** The global holding the watermark (decimal ns). */

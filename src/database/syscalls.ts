@@ -6,7 +6,13 @@ import { compareKeys, jsonToValue, parseConvexJsonText, type Value } from "../va
 import { compileExpression } from "./filter.ts";
 import { INTERNAL_TABLE_NAMES } from "./catalog.ts";
 import { compileIndexRange, keyAfter, type KeyRange, type RangeExpression } from "./index_range.ts";
-import { MAX_PAGE_SIZE, MAX_STREAM_BATCH, TRANSACTION_LIMITS } from "./limits.ts";
+import {
+  MAX_FUNCTIONS_SCHEDULED,
+  MAX_PAGE_SIZE,
+  MAX_SCHEDULED_ARGS_BYTES,
+  MAX_STREAM_BATCH,
+  TRANSACTION_LIMITS,
+} from "./limits.ts";
 import { type QueryOperator, QueryStream } from "./query_stream.ts";
 import {
   decodeSearchCursor,
@@ -17,30 +23,23 @@ import {
 } from "./search.ts";
 import { decodeCursor, decodeJournal, encodeCursor, encodeJournal, isCursorOf } from "./cursor.ts";
 import { Transaction, type TransactionOptions } from "./transaction.ts";
-import { MAX_FUNCTIONS_SCHEDULED, MAX_SCHEDULED_ARGS_BYTES, SchedulerSyscalls } from "./scheduler_syscalls.ts";
+import {
+  parseSyscallArgs,
+  type SyscallArgs,
+  syscallHandler,
+  type SyscallServices,
+  type TransactionSyscallContext,
+  type TransactionSyscalls,
+} from "./syscall_extension.ts";
 import { SyscallError, type TableInfo, type TransactionHost, type TransactionOutcome } from "./types.ts";
 
 const MAX_QUERY_OPERATORS = 256;
 const SYSTEM_FIELDS = new Set(["_id", "_creationTime"]);
 
-// deno-lint-ignore no-explicit-any
-type Args = Record<string, any>;
+type Args = SyscallArgs;
 
 function badArgument(message: string): SyscallError {
   return new SyscallError("BadArgument", message);
-}
-
-function parseArgs(argsJson: string): Args {
-  let args: unknown;
-  try {
-    args = JSON.parse(argsJson);
-  } catch {
-    throw badArgument("syscall arguments are not valid JSON");
-  }
-  if (args === null || typeof args !== "object" || Array.isArray(args)) {
-    throw badArgument("syscall arguments must be an object");
-  }
-  return args as Args;
 }
 
 function requireString(args: Args, field: string, op: string): string {
@@ -54,6 +53,17 @@ function creationTimeMs(): number {
   return performance.timeOrigin + performance.now();
 }
 
+/** What `DatabaseSyscalls` is opened with: a transaction's options, plus the syscalls other layers add. */
+export interface DatabaseSyscallsOptions extends TransactionOptions {
+  /** Syscalls of other layers (the scheduler's, storage's) this transaction answers too. */
+  syscalls?: TransactionSyscalls;
+}
+
+/** Opens a transaction on a reader (in a runner process, or in the server for direct engine use). */
+export function openTransaction(options: DatabaseSyscallsOptions): TransactionHost {
+  return new DatabaseSyscalls(options);
+}
+
 /** The TransactionHost the runtime drives: syscalls plus nested-call savepoints. */
 export class DatabaseSyscalls implements TransactionHost {
   readonly transaction: Transaction;
@@ -65,12 +75,17 @@ export class DatabaseSyscalls implements TransactionHost {
   readonly #journalEndCursor: string | null;
   /** The end cursor this run's page ended at: the journal of this run. */
   #producedJournal: string | null = null;
-  readonly #scheduler: SchedulerSyscalls;
+  readonly #syscalls: TransactionSyscalls;
 
-  constructor(options: TransactionOptions) {
+  constructor(options: DatabaseSyscallsOptions) {
     this.transaction = new Transaction(options);
-    this.#scheduler = new SchedulerSyscalls(this.transaction, () => this.#nextCreationTimeMs());
+    this.#syscalls = options.syscalls ?? {};
     this.#journalEndCursor = decodeJournal(options.journal ?? null);
+  }
+
+  /** What a syscall of another layer reaches of this transaction (`services`: the runner's link to the server). */
+  syscallContext(services: SyscallServices | null): TransactionSyscallContext {
+    return { transaction: this.transaction, nextCreationTimeMs: () => this.#nextCreationTimeMs(), services };
   }
 
   get snapshotTs(): bigint {
@@ -93,7 +108,7 @@ export class DatabaseSyscalls implements TransactionHost {
 
   syscall(op: string, argsJson: string): Promise<string> {
     try {
-      return this.#dispatch(op, parseArgs(argsJson));
+      return this.#dispatch(op, parseSyscallArgs(argsJson));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -129,12 +144,11 @@ export class DatabaseSyscalls implements TransactionHost {
         return Promise.resolve(this.transaction.identityJson ?? "null");
       case "1.0/getTransactionMetrics":
         return Promise.resolve(JSON.stringify(this.#metrics()));
-      case "1.0/schedule":
-        return this.#scheduler.schedule(args);
-      case "1.0/cancel_job":
-        return this.#scheduler.cancel(args);
-      default:
+      default: {
+        const handler = syscallHandler(this.#syscalls, op);
+        if (handler) return handler(this.syscallContext(null), args);
         return Promise.reject(new SyscallError("UnknownAsyncOperation", `Unknown async operation ${op}`));
+      }
     }
   }
 
@@ -493,8 +507,8 @@ export class DatabaseSyscalls implements TransactionHost {
       databaseQueries: entry(this.#nextQueryId, TRANSACTION_LIMITS.indexRanges),
       documentsRead: entry(metrics.documentsRead, TRANSACTION_LIMITS.documentsRead),
       documentsWritten: entry(metrics.documentsWritten, TRANSACTION_LIMITS.documentsWritten),
-      functionsScheduled: entry(this.#scheduler.functionsScheduled, MAX_FUNCTIONS_SCHEDULED),
-      scheduledFunctionArgsBytes: entry(this.#scheduler.scheduledArgsBytes, MAX_SCHEDULED_ARGS_BYTES),
+      functionsScheduled: entry(this.transaction.scheduled.functions, MAX_FUNCTIONS_SCHEDULED),
+      scheduledFunctionArgsBytes: entry(this.transaction.scheduled.argsBytes, MAX_SCHEDULED_ARGS_BYTES),
       filesRead: entry(0, 0),
       fileReadBytes: entry(0, 0),
       filesWritten: entry(0, 0),

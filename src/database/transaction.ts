@@ -13,7 +13,7 @@ import {
   type Value,
   valueToJsonText,
 } from "../values/mod.ts";
-import type { PersistenceReader } from "../persistence/types.ts";
+import type { PersistenceReader } from "../persistence/mod.ts";
 import { CatalogView } from "./catalog.ts";
 import { type KeyRange, pointRange, TABLE_EXISTENCE_INDEX_ID, tableExistenceKey } from "./index_range.ts";
 import { TRANSACTION_LIMITS } from "./limits.ts";
@@ -72,6 +72,8 @@ export class Transaction {
   readonly identityJson: string | null;
   catalog: CatalogView;
   readonly metrics: TransactionMetrics = { bytesRead: 0, bytesWritten: 0, documentsRead: 0, documentsWritten: 0 };
+  /** Functions this transaction scheduled and the bytes of their args (`getTransactionMetrics`, limits.ts). */
+  readonly scheduled = { functions: 0, argsBytes: 0 };
   readonly #createTable?: (tableName: string) => Promise<Catalog>;
   readonly #writes = new Map<string, PendingWrite>();
   readonly #pointReads: { indexId: number; range: KeyRange }[] = [];

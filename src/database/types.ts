@@ -3,18 +3,24 @@
  * results are JSON text in the exact shapes of convex-compat.md §4.4 (convex-JSON values inside), so the runtime
  * never converts values itself.
  */
-import type { ValidatorJson } from "../values/types.ts";
+import { DenvexError } from "../errors/mod.ts";
+import type { ValidatorJson } from "../values/mod.ts";
 
 /** An error a syscall throws; reaches user code as a rejected promise / thrown error with `message` (and `data`). */
-export class SyscallError extends Error {
+export class SyscallError extends DenvexError {
+  /** Codes whose call may succeed when run again: an optimistic conflict, a full commit queue. */
+  static readonly RETRYABLE_CODES: ReadonlySet<string> = new Set([
+    "OptimisticConcurrencyControlFailure",
+    "CommitterFullError",
+  ]);
   /** convex-JSON data of a ConvexError, when the failure carries one. */
   readonly data: unknown;
-  /** A short machine-readable code, e.g. `InvalidCursor`, `OptimisticConcurrencyControlFailure`. */
-  readonly code: string;
+  /** `code` is short and machine-readable, e.g. `InvalidCursor`, `OptimisticConcurrencyControlFailure`. */
   constructor(code: string, message: string, data?: unknown) {
-    super(message);
+    const retryable = SyscallError.RETRYABLE_CODES.has(code);
+    // The caller's mistake (bad argument, missing table) unless it is contention or load.
+    super(code, message, { httpStatus: retryable ? 503 : 400, retryable });
     this.name = "SyscallError";
-    this.code = code;
     this.data = data;
   }
 }

@@ -1,6 +1,8 @@
 /**
  * Push-time checks of what analysis found in `crons.js` and `http.js`, and the analysis in the shape start_push
  * reports to the CLI (convex-compat.md §5.4).
+ *
+ * Private to `src/deploy`: other folders use its `mod.ts`.
  */
 import { type FunctionInfo, parseFunctionPath } from "../functions/mod.ts";
 import type { DeploymentAnalysis, HttpRoute } from "../runtime/mod.ts";

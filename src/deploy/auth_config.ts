@@ -2,8 +2,10 @@
  * `auth.config.js` checks at push time: every environment variable it reads must be set (code
  * `AuthConfigMissingEnvironmentVariable`, which the CLI turns into `npx convex env set` advice, §5.2), and every
  * provider must be an OIDC provider `{domain, applicationID}` or a custom JWT provider.
+ *
+ * Private to `src/deploy`: other folders use its `mod.ts`.
  */
-import type { JsonValue } from "../values/types.ts";
+import type { JsonValue } from "../values/mod.ts";
 import type { ModuleConfig } from "../runtime/mod.ts";
 import { DeployError } from "./store.ts";
 

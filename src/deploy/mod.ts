@@ -1,10 +1,12 @@
 /**
- * Deploying code: the admin and push routes the official CLI talks to (`deployRoutes`), the store of deployed modules,
- * schemas and environment variables (`DeploymentStore`), and the `_system` functions the CLI and dashboard call.
+ * Deploying code: the store of deployed modules, schemas and environment variables (`DeploymentStore`), the push
+ * protocol behind the CLI's admin routes (`PushCoordinator`; the routes themselves live in `src/http`), the function
+ * log shape the CLI streams, and the `_system` functions the CLI and dashboard call.
  *
  * @module
  */
-export { deployRoutes } from "./routes.ts";
+export { PushCoordinator } from "./push.ts";
+export { functionExecution, MAX_LOG_ENTRIES, MAX_LOG_POLL_MS } from "./function_logs.ts";
 export {
   DeployError,
   DeploymentStore,
@@ -16,3 +18,4 @@ export {
   type PreparedDeployment,
 } from "./store.ts";
 export { systemFunctions } from "./system_functions.ts";
+export type { DeployBackend, DeploymentUrls } from "./types.ts";

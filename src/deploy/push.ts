@@ -4,9 +4,8 @@
  * switches code, schema, indexes, crons and auth together. Nothing the old code can observe changes before
  * `finish_push` (new indexes exist but are not ready, hence invisible), so a failed push leaves it serving unchanged.
  */
-import type { Backend } from "../server/backend.ts";
 import { indexFunctions } from "../functions/mod.ts";
-import type { Catalog } from "../database/types.ts";
+import type { Catalog } from "../database/mod.ts";
 import type { DeploymentAnalysis, ModuleConfig } from "../runtime/mod.ts";
 import { AnalyzeError, ModuleLoadError } from "../runtime/mod.ts";
 import { checkCrons, checkHttpRoutes, type CronSpec, functionsForCli } from "./analysis_checks.ts";
@@ -22,6 +21,7 @@ import {
   withPendingIndexes,
 } from "./schema.ts";
 import { DeployError, type PreparedDeployment } from "./store.ts";
+import type { DeployBackend } from "./types.ts";
 import { findSchemaViolation, type SchemaViolation } from "./validate_documents.ts";
 
 /** Pushes kept between start_push and finish_push; the oldest is forgotten beyond this. */
@@ -63,13 +63,13 @@ export type SchemaStatus =
 
 /** See the module comment. One per backend. */
 export class PushCoordinator {
-  readonly #backend: Backend;
+  readonly #backend: DeployBackend;
   readonly #pushes = new Map<string, PendingPush>();
   #latestPushId: string | null = null;
   readonly #backfills = new Map<number, Promise<void>>();
   #lock: Promise<unknown> = Promise.resolve();
 
-  constructor(backend: Backend) {
+  constructor(backend: DeployBackend) {
     this.#backend = backend;
   }
 

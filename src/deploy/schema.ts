@@ -1,10 +1,12 @@
 /**
  * The pushed schema (`schema.js` `export()`, convex-compat.md §4.2): parsing, validation with readable errors, and the
  * index diff against the current catalog.
+ *
+ * Private to `src/deploy`: other folders use its `mod.ts`.
  */
-import type { Catalog, IndexInfo, SearchIndexInfo, TableInfo } from "../database/types.ts";
-import { FIRST_USER_TABLE_NUMBER, MAX_INDEXES_PER_TABLE } from "../database/catalog.ts";
-import type { ValidatorJson } from "../values/types.ts";
+import type { Catalog, IndexInfo, SearchIndexInfo, TableInfo } from "../database/mod.ts";
+import { FIRST_USER_TABLE_NUMBER, MAX_INDEXES_PER_TABLE } from "../database/mod.ts";
+import type { ValidatorJson } from "../values/mod.ts";
 import { DeployError } from "./store.ts";
 
 /** Most fields of one database index (Convex's limit). */

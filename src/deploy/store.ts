@@ -3,6 +3,7 @@
  * with the data), the active deployment (its module list and analysis), and the deployment's environment variables.
  * Activating a deployment is one atomic write of the globals, then an in-memory switch.
  */
+import { DenvexError } from "../errors/mod.ts";
 import type { Database } from "../database/mod.ts";
 import { type ActiveDeployment, indexFunctions } from "../functions/mod.ts";
 import {
@@ -56,11 +57,11 @@ export async function moduleSha256(module: ModuleConfig): Promise<string> {
 }
 
 /** An error in what a push sent, shown to the developer as it is. */
-export class DeployError extends Error {
-  readonly code: string;
+export class DeployError extends DenvexError {
+  /** `code` is what the CLI prints, e.g. `InvalidModules`; a refused push is the pushed code's fault, a 400. */
   constructor(code: string, message: string) {
-    super(message);
-    this.code = code;
+    super(code, message, { httpStatus: 400 });
+    this.name = "DeployError";
   }
 }
 
@@ -83,9 +84,9 @@ export class DeploymentStore {
   /** Loads the active deployment and environment from the database (rewriting module files if they are gone). */
   static async open(database: Database, pool: RunnerPool, dataDir: string): Promise<DeploymentStore> {
     const store = new DeploymentStore(database, pool, dataDir);
-    const environmentJson = await database.persistence.getGlobal(ENVIRONMENT_GLOBAL);
+    const environmentJson = await database.getGlobal(ENVIRONMENT_GLOBAL);
     if (environmentJson) store.#environment = JSON.parse(environmentJson);
-    const recordJson = await database.persistence.getGlobal(DEPLOYMENT_GLOBAL);
+    const recordJson = await database.getGlobal(DEPLOYMENT_GLOBAL);
     if (recordJson) {
       const record = JSON.parse(recordJson) as DeploymentRecord;
       const modules = await store.#loadModules(record.modules);
@@ -135,7 +136,7 @@ export class DeploymentStore {
     if (Object.keys(next).length > MAX_ENVIRONMENT_VARIABLES) {
       throw new DeployError("InvalidEnvironmentVariable", `At most ${MAX_ENVIRONMENT_VARIABLES} variables`);
     }
-    await this.#database.persistence.setGlobals({ [ENVIRONMENT_GLOBAL]: JSON.stringify(next) });
+    await this.#database.setGlobals({ [ENVIRONMENT_GLOBAL]: JSON.stringify(next) });
     this.#environment = next;
     this.#notifyChange();
   }
@@ -194,14 +195,14 @@ export class DeploymentStore {
     for (let i = 0; i < prepared.modules.length; i++) {
       globals[MODULE_GLOBAL_PREFIX + prepared.records[i].sha256] = JSON.stringify(prepared.modules[i]);
     }
-    await this.#database.persistence.setGlobals(globals);
+    await this.#database.setGlobals(globals);
     if (beforeSwitch) {
       try {
         await beforeSwitch();
       } catch (error) {
         // Put the previous deployment back on disk, so a restart serves what is still serving now.
         const previous = this.#record ? JSON.stringify(this.#record) : null;
-        await this.#database.persistence.setGlobals({ [DEPLOYMENT_GLOBAL]: previous });
+        await this.#database.setGlobals({ [DEPLOYMENT_GLOBAL]: previous });
         throw error;
       }
     }
@@ -220,10 +221,10 @@ export class DeploymentStore {
   async #forgetOldDeployments(active: DeploymentRecord): Promise<void> {
     const keep = new Set(active.modules.map((module) => MODULE_GLOBAL_PREFIX + module.sha256));
     const stale: Record<string, null> = {};
-    for (const key of await this.#database.persistence.listGlobals(MODULE_GLOBAL_PREFIX)) {
+    for (const key of await this.#database.listGlobals(MODULE_GLOBAL_PREFIX)) {
       if (!keep.has(key)) stale[key] = null;
     }
-    if (Object.keys(stale).length > 0) await this.#database.persistence.setGlobals(stale);
+    if (Object.keys(stale).length > 0) await this.#database.setGlobals(stale);
     const root = modulesRoot(this.#dataDir);
     const folders: { path: string; modifiedMs: number }[] = [];
     for await (const entry of Deno.readDir(root)) {
@@ -263,7 +264,7 @@ export class DeploymentStore {
   async #loadModules(records: { path: string; environment: "isolate" | "node"; sha256: string }[]) {
     const modules: ModuleConfig[] = [];
     for (const record of records) {
-      const json = await this.#database.persistence.getGlobal(MODULE_GLOBAL_PREFIX + record.sha256);
+      const json = await this.#database.getGlobal(MODULE_GLOBAL_PREFIX + record.sha256);
       if (!json) {
         throw new DeployError(
           "ModuleNotFound",

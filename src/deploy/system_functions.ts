@@ -3,12 +3,15 @@
  * runs them for admin callers only, at one snapshot.
  */
 import type { SystemFunction } from "../functions/mod.ts";
-import type { Database } from "../database/mod.ts";
-import type { TableInfo } from "../database/types.ts";
-import { FIRST_USER_TABLE_NUMBER } from "../database/catalog.ts";
-import type { Backend } from "../server/backend.ts";
-import { keyFromBase64, keyToBase64 } from "../values/mod.ts";
-import type { JsonValue } from "../values/types.ts";
+import { type Database, FIRST_USER_TABLE_NUMBER, type TableInfo } from "../database/mod.ts";
+import { type JsonValue, keyFromBase64, keyToBase64 } from "../values/mod.ts";
+import type { DeploymentStore } from "./store.ts";
+
+/** What the system functions read of the backend (the server's `Backend` satisfies it). */
+export interface SystemFunctionHost {
+  readonly deployments: Pick<DeploymentStore, "environmentVariables" | "active">;
+  readonly urls: { readonly cloudUrl: string };
+}
 
 /** Largest page `tableData` returns, whatever the caller asks. */
 const MAX_PAGE_DOCUMENTS = 1_000;
@@ -17,7 +20,7 @@ const MAX_COUNTED_DOCUMENTS = 10_000_000;
 const COUNT_PAGE_ROWS = 5_000;
 
 /** Returns the lookup the executor's `systemFunction` hook expects (`displayName` without `:default`). */
-export function systemFunctions(backend: Backend): (displayName: string) => SystemFunction | undefined {
+export function systemFunctions(backend: SystemFunctionHost): (displayName: string) => SystemFunction | undefined {
   const functions: Record<string, SystemFunction> = {
     "_system/cli/queryEnvironmentVariables": () => {
       const variables = backend.deployments.environmentVariables;
@@ -57,37 +60,20 @@ function userTables(database: Database): TableInfo[] {
     .sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 }
 
-function builtinIndex(table: TableInfo, suffix: "by_id" | "by_creation_time") {
-  const index = table.indexes.find((candidate) => candidate.name === `${table.name}.${suffix}`);
-  if (!index) throw new Error(`Table ${table.name} has no ${suffix} index`);
-  return index;
-}
-
 async function countDocuments(database: Database, table: TableInfo, snapshotTs: bigint): Promise<number> {
-  const byId = builtinIndex(table, "by_id");
+  const snapshot = database.readSnapshot(snapshotTs);
   let count = 0;
-  let lowKey: Uint8Array = new Uint8Array();
+  let resumeAfter: Uint8Array | undefined;
   while (count < MAX_COUNTED_DOCUMENTS) {
-    const rows = await database.persistence.scanIndex({
-      indexId: byId.indexId,
-      lowKey,
-      highKey: null,
-      order: "asc",
-      snapshotTs,
+    const rows = await snapshot.scan(`${table.name}.by_id`, {
+      ...(resumeAfter ? { resumeAfter } : {}),
       limit: COUNT_PAGE_ROWS,
     });
     count += rows.length;
     if (rows.length < COUNT_PAGE_ROWS) break;
-    lowKey = successor(rows[rows.length - 1].key);
+    resumeAfter = rows[rows.length - 1].key;
   }
   return count;
-}
-
-/** The smallest key after `key`. */
-function successor(key: Uint8Array): Uint8Array {
-  const next = new Uint8Array(key.length + 1);
-  next.set(key);
-  return next;
 }
 
 /** `{table, order, paginationOpts}` → a page of documents in `_creationTime` order; the cursor is the last key. */
@@ -107,22 +93,19 @@ async function tableData(database: Database, args: Record<string, JsonValue>, sn
     }
   }
   if (options.cursor === "end") return { page: [], isDone: true, continueCursor: "end" };
-  const rows = await database.persistence.scanIndex({
-    indexId: builtinIndex(table, "by_creation_time").indexId,
-    lowKey: order === "asc" && cursorKey ? successor(cursorKey) : new Uint8Array(),
-    highKey: order === "desc" && cursorKey ? cursorKey : null,
+  const rows = await database.readSnapshot(snapshotTs).scan(`${table.name}.by_creation_time`, {
+    ...(cursorKey ? { resumeAfter: cursorKey } : {}),
     order,
-    snapshotTs,
     limit: numItems,
   });
-  const page = rows.filter((row) => row.document.json !== null).map((row) => JSON.parse(row.document.json!));
+  const page = rows.map((row) => JSON.parse(row.json));
   const isDone = rows.length < numItems;
   const continueCursor = rows.length > 0 ? keyToBase64(rows[rows.length - 1].key) : "end";
   return { page, isDone, continueCursor: isDone ? "end" : continueCursor };
 }
 
 /** `_system/cli/modules:apiSpec`: every function of the active deployment with its validators (§5.6). */
-function apiSpec(backend: Backend): JsonValue {
+function apiSpec(backend: SystemFunctionHost): JsonValue {
   const analysis = backend.deployments.active?.analysis;
   if (!analysis) return [];
   const spec: JsonValue[] = [];

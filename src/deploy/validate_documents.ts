@@ -2,11 +2,8 @@
  * Checks that existing documents satisfy a new schema before it goes live (convex-compat.md §5.4 `wait_for_schema`
  * `failed`): every document of every table the schema names, and no documents in tables it leaves out.
  */
-import type { Database } from "../database/mod.ts";
-import type { TableInfo } from "../database/types.ts";
-import { FIRST_USER_TABLE_NUMBER } from "../database/catalog.ts";
-import { decodeDocumentId, parseConvexJsonText, validateValue } from "../values/mod.ts";
-import type { Value } from "../values/types.ts";
+import { type Database, FIRST_USER_TABLE_NUMBER, type SnapshotReader, type TableInfo } from "../database/mod.ts";
+import { decodeDocumentId, parseConvexJsonText, validateValue, type Value } from "../values/mod.ts";
 import type { ParsedSchema } from "./schema.ts";
 
 /** Documents read per page of the scan. */
@@ -37,10 +34,11 @@ export async function findSchemaViolation(
     const table = byName.get(tableName);
     return decoded !== null && table !== undefined && decoded.tableNumber === table.tableNumber;
   };
+  const snapshot = database.readSnapshot(snapshotTs);
   const named = new Set(schema.tables.map((table) => table.tableName));
   for (const table of catalog.tables) {
     if (table.tableNumber < FIRST_USER_TABLE_NUMBER || named.has(table.name)) continue;
-    const first = await firstPage(database, table, snapshotTs, 1);
+    const first = await firstPage(snapshot, table, 1);
     if (first.length > 0) {
       return {
         tableName: table.name,
@@ -54,18 +52,17 @@ export async function findSchemaViolation(
     if (!table || !schemaTable.documentType) continue;
     let afterKey: Uint8Array | null = null;
     for (;;) {
-      const rows = await firstPage(database, table, snapshotTs, PAGE_ROWS, afterKey);
+      const rows = await firstPage(snapshot, table, PAGE_ROWS, afterKey);
       for (const row of rows) {
-        if (row.document.json === null) continue;
-        const document = parseConvexJsonText(row.document.json) as Record<string, Value>;
+        const document = parseConvexJsonText(row.json) as Record<string, Value>;
         const { _id: _ignoredId, _creationTime: _ignoredTime, ...userFields } = document;
         const problem = validateValue(schemaTable.documentType, userFields, isIdOfTable);
         if (problem !== null) {
-          let text = row.document.json;
+          let text = row.json;
           if (text.length > MAX_DOCUMENT_TEXT) text = text.slice(0, MAX_DOCUMENT_TEXT) + "…";
           return {
             tableName: table.name,
-            message: `Document with ID "${row.document.id}" in table "${table.name}" does not match the schema: ` +
+            message: `Document with ID "${row.id}" in table "${table.name}" does not match the schema: ` +
               `${problem}\nDocument: ${text}`,
           };
         }
@@ -77,26 +74,8 @@ export async function findSchemaViolation(
   return null;
 }
 
-function firstPage(
-  database: Database,
-  table: TableInfo,
-  snapshotTs: bigint,
-  limit: number,
-  afterKey?: Uint8Array | null,
-) {
+/** Up to `limit` documents of `table` in ID order, after `afterKey` when given. */
+function firstPage(snapshot: SnapshotReader, table: TableInfo, limit: number, afterKey?: Uint8Array | null) {
   const byId = table.indexes.find((index) => index.name === `${table.name}.by_id`) ?? table.indexes[0];
-  let lowKey = new Uint8Array();
-  if (afterKey) {
-    // The smallest key after `afterKey`: the key with a zero byte appended.
-    lowKey = new Uint8Array(afterKey.length + 1);
-    lowKey.set(afterKey);
-  }
-  return database.persistence.scanIndex({
-    indexId: byId.indexId,
-    lowKey,
-    highKey: null,
-    order: "asc",
-    snapshotTs,
-    limit,
-  });
+  return snapshot.scan(byId.name, { ...(afterKey ? { resumeAfter: afterKey } : {}), limit });
 }

@@ -2,7 +2,7 @@
  * The active deployment as the executor sees it: where its modules are, which functions exist with which kind,
  * visibility and validators, and the environment variables functions get.
  */
-import type { ValidatorJson } from "../values/types.ts";
+import type { ValidatorJson } from "../values/mod.ts";
 import type { AnalyzedFunction, DeploymentAnalysis } from "../runtime/mod.ts";
 
 /** One callable function of the deployment. */

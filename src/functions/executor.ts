@@ -3,18 +3,19 @@
  * return values after a run, runs queries at one snapshot, and runs mutations as transactions committed through the
  * database, retried automatically on conflicts (they are deterministic).
  */
+import { callFailureOf, DenvexError } from "../errors/mod.ts";
 import { decodeDocumentId, jsonToValue, parseConvexJsonText, validateValue } from "../values/mod.ts";
-import type { JsonValue, ValidatorJson } from "../values/types.ts";
+import type { JsonValue, ValidatorJson } from "../values/mod.ts";
 import {
   type Database,
-  type DocumentWrite,
   type ReadRange,
   SyscallError,
+  type SystemTransaction,
   type TransactionOutcome,
 } from "../database/mod.ts";
 import type { ExecutionResult, RunnerPool } from "../runtime/mod.ts";
 import type { ActiveDeployment, FunctionInfo } from "./deployment.ts";
-import { type FunctionAddress, parseFunctionPath } from "./paths.ts";
+import { type FunctionAddress, parseFunctionPath } from "../values/mod.ts";
 import { findResult, idempotencyOwner, recordResult, resultRecordId } from "./idempotency.ts";
 
 /** Optimistic attempts of a mutation before it waits for an exclusive commit turn instead. */
@@ -52,17 +53,11 @@ export interface CallRequest {
   idempotencyKey?: string;
   /**
    * Extra writes (and the reads that guard them) committed atomically with a successful mutation, e.g. a scheduled
-   * job's state change to `success`. Called once per attempt, with the mutation's result and the attempt's snapshot,
-   * right before the commit. Returning null abandons the attempt uncommitted (the call then fails), e.g. when the
-   * scheduled job was canceled at that snapshot.
+   * job's state change to `success`. Called once per attempt, with the mutation's result and a system transaction at
+   * the attempt's snapshot, right before the commit. Returning false abandons the attempt uncommitted (the call then
+   * fails), e.g. when the scheduled job was canceled at that snapshot.
    */
-  withCommit?: (
-    valueJson: string,
-    snapshotTs: bigint,
-  ) =>
-    | { writes: DocumentWrite[]; readSet: ReadRange[] }
-    | null
-    | Promise<{ writes: DocumentWrite[]; readSet: ReadRange[] } | null>;
+  withCommit?: (valueJson: string, tx: SystemTransaction) => boolean | Promise<boolean>;
 }
 
 /** The outcome of a call; failures of user code are `ok: false`, not exceptions. */
@@ -171,9 +166,8 @@ export class FunctionExecutor {
     }
     const argsError = this.#validateArgs(info, request.args);
     if (argsError) return Promise.resolve(failure(argsError, info.udfType));
-    const argsJson = JSON.stringify([request.args]);
-    if (info.udfType === "mutation") return this.#runMutation(deployment, address, info, argsJson, request);
-    return this.#runOnce(deployment, address, info, argsJson, request);
+    const call: ResolvedCall = { deployment, address, info, argsJson: JSON.stringify([request.args]), request };
+    return info.udfType === "mutation" ? this.#runMutation(call) : this.#runOnce(call);
   }
 
   async #callSystem(request: CallRequest): Promise<CallResult> {
@@ -234,14 +228,8 @@ export class FunctionExecutor {
     return table !== undefined && table.tableNumber === decoded.tableNumber;
   }
 
-  async #execute(
-    deployment: ActiveDeployment,
-    address: FunctionAddress,
-    info: FunctionInfo,
-    argsJson: string,
-    request: CallRequest,
-    snapshotTs: bigint,
-  ): Promise<ExecutionResult> {
+  async #execute(call: ResolvedCall, snapshotTs: bigint): Promise<ExecutionResult> {
+    const { deployment, address, info, argsJson, request } = call;
     const database = this.#deps.database;
     const startedAtMs = Date.now();
     const requestId = request.requestId ?? crypto.randomUUID();
@@ -273,17 +261,12 @@ export class FunctionExecutor {
     return result;
   }
 
-  async #runOnce(
-    deployment: ActiveDeployment,
-    address: FunctionAddress,
-    info: FunctionInfo,
-    argsJson: string,
-    request: CallRequest,
-  ): Promise<CallResult> {
+  async #runOnce(call: ResolvedCall): Promise<CallResult> {
+    const { info, request } = call;
     const snapshotTs = request.snapshotTs ?? this.#deps.database.latestTs;
     const tooOld = this.#unretainedSnapshot(snapshotTs, info.udfType);
     if (tooOld) return tooOld;
-    const result = await this.#execute(deployment, address, info, argsJson, request, snapshotTs);
+    const result = await this.#execute(call, snapshotTs);
     // Retention raises its watermark before pruning: still at or above it now means nothing read was pruned.
     return this.#unretainedSnapshot(snapshotTs, info.udfType) ?? this.#finish(info, result, snapshotTs);
   }
@@ -333,19 +316,14 @@ export class FunctionExecutor {
    * its commit, so it cannot lose to another mutation again (only a catalog change, such as the table the mutation
    * itself creates, can still conflict with it, and the next turn sees that change).
    */
-  async #runMutation(
-    deployment: ActiveDeployment,
-    address: FunctionAddress,
-    info: FunctionInfo,
-    argsJson: string,
-    request: CallRequest,
-  ): Promise<CallResult> {
+  async #runMutation(call: ResolvedCall): Promise<CallResult> {
+    const { info, request } = call;
     const database = this.#deps.database;
     const recordId = request.idempotencyKey === undefined
       ? null
       : await resultRecordId(request.idempotencyKey, idempotencyOwner(request.identityJson, request.allowInternal));
-    const attempt: MutationAttempt = (commit) =>
-      this.#attemptMutation({ deployment, address, info, argsJson, request, recordId }, database.latestTs, commit);
+    const mutation: MutationCall = { ...call, recordId };
+    const attempt: MutationAttempt = (commit) => this.#attemptMutation(mutation, database.latestTs, commit);
     const optimistic = await this.#runOptimistically(attempt);
     if (!("conflict" in optimistic)) return optimistic;
     return await this.#runInTurns(attempt, info.udfType, optimistic.conflict);
@@ -390,13 +368,14 @@ export class FunctionExecutor {
         outcome = await this.#deps.database.withCommitTurn(attempt);
       } catch (error) {
         // The turn never started (committer full, database closing): retryable, like a failed commit.
-        const errorMessage = error instanceof Error ? error.message : String(error);
-        return { ok: false, udfType, errorMessage, logLines: [], infrastructure: true };
+        return commitFailure(error, udfType);
       }
       if (!("conflict" in outcome)) return outcome;
       conflict = outcome.conflict;
     }
-    return failure(`${conflict.message} and on every subsequent retry.`, udfType);
+    // Optimistic conflicts in every turn: the call may still succeed later, so it is marked retryable.
+    const errorMessage = `${conflict.message} and on every subsequent retry.`;
+    return { ok: false, udfType, errorMessage, logLines: [], infrastructure: conflict.retryable };
   }
 
   /** One execution and commit of a mutation at `snapshotTs`; an optimistic-concurrency conflict is returned. */
@@ -413,18 +392,18 @@ export class FunctionExecutor {
         return { ok: true, udfType: "mutation", valueJson: remembered.valueJson, logLines: [], ts: remembered.ts };
       }
     }
-    const result = await this.#execute(call.deployment, call.address, info, call.argsJson, request, snapshotTs);
+    const result = await this.#execute(call, snapshotTs);
     const finished = this.#finish(info, result, snapshotTs);
     if (!finished.ok || !result.outcome) return finished;
     const outcome = result.outcome;
-    if (recordId !== null) {
-      const { write, read } = recordResult(database, recordId, finished.valueJson);
-      outcome.writes.push(write);
-      outcome.readSet.push(read);
-    }
-    if (request.withCommit) {
-      const extra = await request.withCommit(finished.valueJson, snapshotTs);
-      if (extra === null) return failure("The mutation was not committed: its commit hook declined", info.udfType);
+    if (recordId !== null || request.withCommit) {
+      // Server-side writes that commit atomically with the mutation: a system transaction at its snapshot.
+      const tx = database.beginSystemTransaction(snapshotTs);
+      if (recordId !== null) await recordResult(tx, recordId, finished.valueJson);
+      if (request.withCommit && !await request.withCommit(finished.valueJson, tx)) {
+        return failure("The mutation was not committed: its commit hook declined", info.udfType);
+      }
+      const extra = tx.outcome();
       outcome.writes.push(...extra.writes);
       outcome.readSet.push(...extra.readSet);
     }
@@ -436,10 +415,15 @@ export class FunctionExecutor {
         return { conflict: error };
       }
       // The code ran; its commit did not happen (committer full, database closed or unavailable): retryable.
-      const errorMessage = error instanceof Error ? error.message : String(error);
-      return { ok: false, udfType: info.udfType, errorMessage, logLines: [], infrastructure: true };
+      return commitFailure(error, info.udfType);
     }
   }
+}
+
+/** A mutation whose commit did not happen: nothing took effect, so whatever stopped it, the call is retryable. */
+function commitFailure(error: unknown, udfType: FunctionInfo["udfType"]): CallResult {
+  const { errorMessage, retryable } = callFailureOf(error, true);
+  return { ok: false, udfType, errorMessage, logLines: [], infrastructure: retryable };
 }
 
 /** How one attempt of a mutation ended: a result (success or failure), or an optimistic-concurrency conflict. */
@@ -448,13 +432,18 @@ type AttemptOutcome = CallResult | { conflict: SyscallError };
 /** Runs one attempt of a mutation at the latest snapshot, committing through `commit`. */
 type MutationAttempt = (commit: (outcome: TransactionOutcome) => Promise<bigint>) => Promise<AttemptOutcome>;
 
-/** What every attempt of one mutation call shares. */
-interface MutationCall {
+/** A call resolved to a function of the active deployment, its args checked and encoded. */
+interface ResolvedCall {
   deployment: ActiveDeployment;
   address: FunctionAddress;
   info: FunctionInfo;
+  /** `[args]` as JSON, what the runner passes to the function. */
   argsJson: string;
   request: CallRequest;
+}
+
+/** What every attempt of one mutation call shares. */
+interface MutationCall extends ResolvedCall {
   /** The idempotency record's document ID, or null without a key. */
   recordId: string | null;
 }
@@ -470,10 +459,12 @@ function delay(ms: number): Promise<void> {
 }
 
 /** An error an action's `ctx.runQuery/runMutation/runAction` rejects with; `data` carries ConvexError data. */
-export class ActionCallError extends Error {
+export class ActionCallError extends DenvexError {
+  /** convex-JSON data of the ConvexError the called function threw, if it threw one. */
   readonly data?: JsonValue;
   constructor(message: string, data?: JsonValue) {
-    super(message);
+    super("CallFailed", message, { httpStatus: 400 });
+    this.name = "ActionCallError";
     this.data = data;
   }
 }

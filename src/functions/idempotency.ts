@@ -5,14 +5,8 @@
  * a reconnect, even after a server restart — finds the record and returns the first result and commit ts instead of
  * running the mutation again. The same key from another identity is another request: it runs its own mutation.
  */
-import { encodeDocumentId, encodeIndexKey } from "../values/mod.ts";
-import {
-  type Database,
-  documentReadRange,
-  type DocumentWrite,
-  type ReadRange,
-  SYSTEM_TABLE_NUMBERS,
-} from "../database/mod.ts";
+import { encodeDocumentId } from "../values/mod.ts";
+import { type Database, SYSTEM_TABLE_NUMBERS, type SystemTransaction } from "../database/mod.ts";
 
 const RESULTS_TABLE = "_mutation_results";
 /** How long results are kept; a client re-sends only what was in flight when its socket dropped. */
@@ -52,32 +46,21 @@ export async function resultRecordId(key: string, owner: string): Promise<string
 
 /** The record of `recordId` at the latest snapshot, if the mutation already committed. */
 export async function findResult(database: Database, recordId: string): Promise<RememberedResult | null> {
-  const revision = await database.persistence.getDocument(recordId, database.latestTs);
-  if (!revision || revision.json === null) return null;
-  const record = JSON.parse(revision.json) as { result: string };
-  return { valueJson: record.result, ts: revision.ts };
+  const document = await database.readSnapshot().get(recordId);
+  if (document === null || document.ts === null) return null;
+  const record = JSON.parse(document.json) as { result: string };
+  return { valueJson: record.result, ts: document.ts };
 }
 
 /**
- * The write that records a result, and the read of the record's ID that makes two concurrent executions of the
- * same key conflict (the loser retries and finds the winner's record).
+ * Records a result in `tx` (which rides in the mutation's commit). The insert under a chosen ID reads that ID, so two
+ * concurrent executions of the same key conflict (the loser retries and finds the winner's record).
  */
-export function recordResult(database: Database, recordId: string, valueJson: string): {
-  write: DocumentWrite;
-  read: ReadRange;
-} {
-  const table = database.catalogView.tableByName(RESULTS_TABLE)!;
-  const document = { _id: recordId, _creationTime: Date.now(), result: valueJson };
-  return {
-    write: {
-      id: recordId,
-      tableNumber: table.tableNumber,
-      previousJson: null,
-      previousTs: null,
-      json: JSON.stringify(document),
-    },
-    read: documentReadRange(table, recordId),
-  };
+export async function recordResult(tx: SystemTransaction, recordId: string, valueJson: string): Promise<void> {
+  // A record at the snapshot that `findResult` (reading later) missed was swept meanwhile: that sweep conflicts with
+  // this read, so the attempt re-runs, rather than failing on an insert over an existing document.
+  if (await tx.get(recordId) !== null) return;
+  await tx.insert(RESULTS_TABLE, { _id: recordId, _creationTime: Date.now(), result: valueJson });
 }
 
 /** Records deleted per sweep (one commit). */
@@ -88,32 +71,13 @@ const SWEEP_BATCH = 1_000;
  * Returns how many were deleted.
  */
 export async function sweepResults(database: Database, retentionMs = MUTATION_RESULT_RETENTION_MS): Promise<number> {
-  const table = database.catalogView.tableByName(RESULTS_TABLE)!;
-  const byCreationTime = table.indexes[1];
-  const snapshotTs = database.latestTs;
-  const rows = await database.persistence.scanIndex({
-    indexId: byCreationTime.indexId,
-    lowKey: new Uint8Array(),
-    highKey: encodeIndexKey([Date.now() - retentionMs]),
-    order: "asc",
-    snapshotTs,
-    limit: SWEEP_BATCH,
-  });
-  const writes: DocumentWrite[] = [];
-  const readSet: ReadRange[] = [];
-  for (const row of rows) {
-    if (row.document.json === null) continue;
-    writes.push({
-      id: row.document.id,
-      tableNumber: table.tableNumber,
-      previousJson: row.document.json,
-      previousTs: row.document.ts.toString(),
-      json: null,
+  const { value } = await database.runSystemTransaction(async (tx) => {
+    const expired = await tx.scan(`${RESULTS_TABLE}.by_creation_time`, {
+      before: [Date.now() - retentionMs],
+      limit: SWEEP_BATCH,
     });
-    readSet.push(documentReadRange(table, row.document.id));
-  }
-  if (writes.length === 0) return 0;
-  const metrics = { bytesRead: 0, bytesWritten: 0, documentsRead: writes.length, documentsWritten: writes.length };
-  await database.commit({ snapshotTs: snapshotTs.toString(), readSet, writes, metrics });
-  return writes.length;
+    for (const record of expired) await tx.delete(record.id);
+    return expired.length;
+  }, { label: "idempotency: sweeping old mutation results" });
+  return value;
 }

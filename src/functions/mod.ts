@@ -1,8 +1,10 @@
 /**
  * The functions layer: path resolution, visibility, argument and return validation, and running queries, mutations
  * and actions through the runtime with mutations committed (and retried) through the database.
+ *
+ * @module
  */
-export { type FunctionAddress, parseFunctionPath } from "./paths.ts";
+export { type FunctionAddress, parseFunctionPath } from "../values/mod.ts";
 export { type ActiveDeployment, type FunctionInfo, indexFunctions } from "./deployment.ts";
 export {
   ActionCallError,

@@ -5,7 +5,7 @@ import { limitStreamedRequestBody } from "./limits.ts";
 import { createSiteApp } from "./site_app.ts";
 import type { HttpDeps } from "./types.ts";
 import { resolveLimits } from "./types.ts";
-import { deployRoutes } from "../deploy/mod.ts";
+import { deployRoutes } from "./deploy_routes.ts";
 import { functionRoutes } from "./function_routes.ts";
 import { storageRoutes } from "./storage_routes.ts";
 

@@ -2,6 +2,8 @@
  * CORS for the function API: browsers call `/api/query` etc. from any origin with `Authorization`, `Content-Type`
  * and `Convex-Client` headers (convex-compat.md §2.1). Credentials travel in headers, never cookies, so a wildcard
  * origin is safe.
+ *
+ * Private to `src/http`: other folders use its `mod.ts`.
  */
 import type { MiddlewareHandler } from "hono";
 

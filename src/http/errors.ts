@@ -5,18 +5,22 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { DenvexError } from "../errors/mod.ts";
 
-/** An error a route throws on purpose: its status, code and message reach the client unchanged. */
-export class HttpError extends Error {
-  /** The HTTP status, 4xx for the caller's mistakes, 5xx for ours. */
-  readonly status: ContentfulStatusCode;
-  /** A short machine-readable code, e.g. `BadJsonBody`, `Unauthorized`. */
-  readonly code: string;
+/**
+ * An error a route throws on purpose: its status, code (e.g. `BadJsonBody`) and message reach the client unchanged,
+ * whatever the status. 503 and 429 (overload) are retryable.
+ */
+export class HttpError extends DenvexError {
+  declare readonly httpStatus: ContentfulStatusCode;
   constructor(status: ContentfulStatusCode, code: string, message: string) {
-    super(message);
+    super(code, message, { httpStatus: status, retryable: status === 503 || status === 429 });
     this.name = "HttpError";
-    this.status = status;
-    this.code = code;
+  }
+
+  /** The HTTP status, 4xx for the caller's mistakes, 5xx for ours (the same as `httpStatus`). */
+  get status(): ContentfulStatusCode {
+    return this.httpStatus;
   }
 }
 
@@ -29,9 +33,16 @@ export interface ErrorBody {
 /** The message of a 500: internals (paths, SQL, stack traces) stay in the server log. */
 const INTERNAL_MESSAGE = "Your request couldn't be completed. Try again later.";
 
-/** Maps a thrown value to a status and body. Unknown errors are 500s; bad input the runtime detected is a 400. */
+/**
+ * The HTTP edge of the error model: maps a thrown value to a status and body. A {@link DenvexError} answers with its
+ * own status and code; its message too, unless it is a non-retryable 5xx that a route did not throw on purpose (a
+ * fault of ours: internals such as paths and SQL stay in the server log). Unknown errors are 500s; bad input the
+ * runtime detected is a 400.
+ */
 export function errorResponseFor(error: unknown): { status: ContentfulStatusCode; body: ErrorBody } {
-  if (error instanceof HttpError) return { status: error.status, body: { code: error.code, message: error.message } };
+  if (error instanceof DenvexError && isExposed(error)) {
+    return { status: error.httpStatus as ContentfulStatusCode, body: { code: error.code, message: error.message } };
+  }
   if (error instanceof HTTPException) {
     const status = error.status as ContentfulStatusCode;
     return { status, body: { code: codeForStatus(status), message: error.message || statusText(status) } };
@@ -41,11 +52,16 @@ export function errorResponseFor(error: unknown): { status: ContentfulStatusCode
   return { status: 500, body: { code: "InternalServerError", message: INTERNAL_MESSAGE } };
 }
 
+/** True when a client may see the error's status, code and message; see {@link errorResponseFor}. */
+function isExposed(error: DenvexError): boolean {
+  return error.httpStatus < 500 || error.retryable || error instanceof HttpError;
+}
+
 /** Hono `onError` handler: logs server faults, answers with the JSON shape. */
 export function handleError(error: Error, c: Context): Response {
   const { status, body } = errorResponseFor(error);
-  // A deliberate 5xx (an HttpError such as 503 overload) says all there is to say; log only the unexpected ones.
-  if (status >= 500 && !(error instanceof HttpError)) {
+  // A deliberate or retryable 5xx (503 overload, database unavailable) says all there is to say; log the others.
+  if (status >= 500 && !(error instanceof DenvexError && isExposed(error))) {
     console.error(`denvex: ${c.req.method} ${new URL(c.req.url).pathname} failed:`, error);
   }
   return c.json(body, status);

@@ -1,8 +1,10 @@
 /**
  * Value formats of the function API (convex-compat.md §1.1, §3.3): `convex_encoded_json` (the npm clients' format,
  * alias `convex_json`) and `json` (alias `convex_clean_json`), lossy plain JSON for `curl` users and `/api/run`.
+ *
+ * Private to `src/http`: other folders use its `mod.ts`.
  */
-import type { JsonValue } from "../values/types.ts";
+import type { JsonValue } from "../values/mod.ts";
 import { decodeBase64 } from "../values/mod.ts";
 import { HttpError } from "./errors.ts";
 

@@ -3,15 +3,15 @@
  * `/mutation`, `/action`, `/function`, `/query_ts`, `/query_at_ts`, `/run/<module path>/<function>`, mounted by the
  * server under `/api`. A function that ran answers 200 with `{status: "success" | "error", ...}`; everything else
  * (bad JSON, wrong shapes, bad credentials, oversized bodies) is a 4xx `{code, message}`.
+ *
+ * Private to `src/http`: other folders use its `mod.ts`.
  */
 import { type Context, Hono } from "hono";
 import { AuthenticationError, type Caller } from "../auth/mod.ts";
 import { SyscallError } from "../database/mod.ts";
 import type { CallResult } from "../functions/mod.ts";
-import type { Backend } from "../server/backend.ts";
 import type { QuerySpec } from "../subscriptions/mod.ts";
-import { toQueryRun } from "../sync/services.ts";
-import { ByteBudget } from "../sync/byte_budget.ts";
+import { ByteBudget, toQueryRun } from "../sync/mod.ts";
 import {
   jsonNestingExceeds,
   MAX_JSON_ARGS_NESTING,
@@ -19,11 +19,12 @@ import {
   timestampFromBase64,
   timestampToBase64,
 } from "../values/mod.ts";
-import type { JsonValue } from "../values/types.ts";
+import type { JsonValue } from "../values/mod.ts";
 import { functionCors } from "./cors.ts";
 import { handleError, handleNotFound, HttpError } from "./errors.ts";
 import { parseFormat, toCleanJson, type ValueFormat } from "./function_format.ts";
 import { limitStreamedRequestBody } from "./limits.ts";
+import type { HttpBackend } from "./types.ts";
 
 /** Convex's limit on a function call's arguments, with room for the JSON around them. */
 export const MAX_FUNCTION_REQUEST_BYTES = 16 * 1024 * 1024 + 64 * 1024;
@@ -171,7 +172,7 @@ function sendResult(c: Context, result: CallResult, format: ValueFormat): Respon
 }
 
 /** A 400 `SnapshotTooOld` when retention has pruned history a read at `ts` needs (src/database/retention.ts). */
-function assertRetained(backend: Backend, ts: bigint): void {
+function assertRetained(backend: HttpBackend, ts: bigint): void {
   try {
     backend.database.assertRetained(ts);
   } catch (error) {
@@ -194,7 +195,7 @@ function decodePathSegment(segment: string): string {
 }
 
 /** Builds the function API app; mount it at `/api`. */
-export function functionRoutes(backend: Backend): Hono {
+export function functionRoutes(backend: HttpBackend): Hono {
   const services = backend.services;
   const app = new Hono();
   app.onError(handleError);
@@ -215,7 +216,7 @@ export function functionRoutes(backend: Backend): Hono {
     try {
       return await services.authenticator.fromAuthorizationHeader(c.req.header("Authorization"));
     } catch (error) {
-      if (error instanceof AuthenticationError) throw new HttpError(error.status, error.code, error.message);
+      if (error instanceof AuthenticationError) throw new HttpError(error.httpStatus, error.code, error.message);
       throw error;
     }
   };

@@ -1,9 +1,15 @@
 /**
  * The server side of one HTTP action's streams: pulls the client's request body in bounded chunks for the runner,
  * and turns the runner's response head and chunks into a `Response` whose body the client reads as it arrives.
+ *
+ * Private to `src/http`: other folders use its `mod.ts`.
  */
-import { HTTP_CHUNK_BYTES, HTTP_RESPONSE_WINDOW_CHUNKS } from "../runtime/http_action_protocol.ts";
-import type { HttpExchange, HttpResponseHead } from "../runtime/http_action_protocol.ts";
+import {
+  HTTP_CHUNK_BYTES,
+  HTTP_RESPONSE_WINDOW_CHUNKS,
+  type HttpExchange,
+  type HttpResponseHead,
+} from "../runtime/mod.ts";
 
 /** See the module comment. */
 export class ResponseRelay implements HttpExchange {

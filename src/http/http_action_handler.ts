@@ -3,10 +3,12 @@
  * an action runner, with the action context (`ctx.runQuery` & co. route like an action's). Unrouted paths get a 404
  * and a handler that throws a 500, both as JSON `{code, message}` like every other error of the server (the 404
  * message is the official router's text); the error goes to the execution log; the server never falls over.
+ *
+ * Private to `src/http`: other folders use its `mod.ts`.
  */
-import type { Backend } from "../server/backend.ts";
+import type { HttpBackend } from "./types.ts";
 import type { DeploymentAnalysis, ExecutionResult } from "../runtime/mod.ts";
-import type { HttpRequestHead } from "../runtime/http_action_protocol.ts";
+import type { HttpRequestHead } from "../runtime/mod.ts";
 import { ResponseRelay } from "./http_action_exchange.ts";
 import { badRequestBody } from "./request_body.ts";
 
@@ -16,7 +18,7 @@ const ROUTABLE_METHODS = new Set(["GET", "POST", "PUT", "DELETE", "OPTIONS", "PA
 const FAILURE_TEXT = "Internal Server Error: the HTTP action failed";
 
 /** Runs the HTTP action for `request`, whose path (without any mount prefix) is `path`. */
-export async function handleHttpAction(backend: Backend, request: Request, path: string): Promise<Response> {
+export async function handleHttpAction(backend: HttpBackend, request: Request, path: string): Promise<Response> {
   const deployment = backend.deployments.active;
   const method = request.method === "HEAD" ? "GET" : request.method;
   if (deployment === null || !ROUTABLE_METHODS.has(method) || !hasRoute(deployment.analysis, path, method)) {
@@ -130,7 +132,7 @@ function hasRoute(analysis: DeploymentAnalysis, path: string, method: string): b
  * `auth.config.ts`. Anything else — no header, an admin key, a token that does not check out (a webhook's own secret,
  * say) — means no identity rather than a refused request, since the route may authenticate callers its own way.
  */
-async function identityOf(backend: Backend, header: string | null): Promise<string | null> {
+async function identityOf(backend: HttpBackend, header: string | null): Promise<string | null> {
   if (header === null || !/^Bearer\s/i.test(header)) return null;
   try {
     const caller = await backend.services.authenticator.fromAuthorizationHeader(header);

@@ -2,6 +2,8 @@
  * Request bodies that end badly. When a client sends fewer bytes than its `Content-Length` (or a broken chunked
  * body) and stops, reading the body fails with Deno's `BadResource`, which would otherwise surface as a 500. The
  * failure is the client's: {@link clientBody} turns it into a 400 `BadRequestBody` wherever a body is streamed.
+ *
+ * Private to `src/http`: other folders use its `mod.ts`.
  */
 import { HttpError } from "./errors.ts";
 

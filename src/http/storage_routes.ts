@@ -3,6 +3,8 @@
  * `Content-Type` and answers `{"storageId"}`; `GET /api/storage/<storageId>` serves them (with ranges). Uploads are
  * streamed to disk and limited by `MAX_UPLOAD_BYTES` here, not by the API origin's smaller global body limit, so
  * these routes are mounted before that middleware.
+ *
+ * Private to `src/http`: other folders use its `mod.ts`.
  */
 import { Hono } from "hono";
 import { type ErrorBody, HttpError } from "./errors.ts";

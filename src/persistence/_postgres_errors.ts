@@ -5,18 +5,16 @@
  * get {@link DatabaseUnavailableError}. Private to `src/persistence/` except the error class, exported by mod.ts.
  */
 
+import { DenvexError } from "../errors/mod.ts";
+
 /** The message of {@link DatabaseUnavailableError}, which also reaches user code through a failed read. */
 export const DATABASE_UNAVAILABLE_MESSAGE = "The database is temporarily unavailable; retry shortly";
 
 /** The database cannot be reached right now (restarting, failing over, network down); the call may be retried. */
-export class DatabaseUnavailableError extends Error {
-  /** Machine-readable, as SyscallError codes are. */
-  readonly code = "DatabaseUnavailable";
-  /** Retrying later may succeed. */
-  readonly retryable = true;
-  /** `cause` is the driver's error, for the server log only. */
+export class DatabaseUnavailableError extends DenvexError {
+  /** `cause` is the driver's error, for the server log only. Retrying later may succeed. */
   constructor(options?: { cause?: unknown }) {
-    super(DATABASE_UNAVAILABLE_MESSAGE, options);
+    super("DatabaseUnavailable", DATABASE_UNAVAILABLE_MESSAGE, { ...options, httpStatus: 503, retryable: true });
     this.name = "DatabaseUnavailableError";
   }
 }

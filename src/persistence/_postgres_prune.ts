@@ -7,36 +7,26 @@
  */
 
 import type postgres from "postgres";
+import { bytesToHex } from "./_shared.ts";
 import {
-  bytesToHex,
-  decodeDocumentsCursor,
-  decodeIndexesCursor,
-  encodeDocumentsCursor,
-  encodeIndexesCursor,
-  META_PRUNE_DOCUMENTS,
-  META_PRUNE_INDEXES,
+  DOCUMENTS_CURSOR,
+  INDEXES_CURSOR,
   PRUNE_CHUNK_CANDIDATES,
-} from "./_shared.ts";
+  type PruneBudget,
+  pruneInOrderAsync,
+  type PruneResult,
+} from "./_prune_shared.ts";
 
 /** A transaction handle of the writer's pool. */
 type Tx = postgres.TransactionSql<{ bigint: bigint; bytea: Uint8Array }>;
 
-/** What one prune call may still do; both counts only go down. */
-interface Budget {
-  examineRows: number;
-  removeRows: number;
-}
-
 /** One bounded prune pass inside the caller's transaction. */
-export async function prunePostgres(
-  tx: Tx,
-  retainTs: bigint,
-  maxRows: number,
-): Promise<{ removedRows: number; done: boolean }> {
-  const budget: Budget = { examineRows: maxRows, removeRows: maxRows };
-  const documentsDone = await pruneDocuments(tx, retainTs, budget);
-  const done = documentsDone && await pruneIndexEntries(tx, retainTs, budget);
-  return { removedRows: maxRows - budget.removeRows, done };
+export function prunePostgres(tx: Tx, retainTs: bigint, maxRows: number): Promise<PruneResult> {
+  return pruneInOrderAsync(
+    maxRows,
+    (budget) => pruneDocuments(tx, retainTs, budget),
+    (budget) => pruneIndexEntries(tx, retainTs, budget),
+  );
 }
 
 /** A victim row, found for the candidate at position `ord` (1-based) of its chunk. */
@@ -73,106 +63,108 @@ async function writeMeta(tx: Tx, key: string, value: string): Promise<void> {
            ON CONFLICT (key) DO UPDATE SET value = excluded.value`;
 }
 
-async function pruneDocuments(tx: Tx, retainTs: bigint, budget: Budget): Promise<boolean> {
-  const cursor = decodeDocumentsCursor(await readMeta(tx, META_PRUNE_DOCUMENTS));
-  let done = false;
+/** How one walk reads a chunk of candidates past its cursor, finds and deletes their victims, and moves its cursor. */
+interface ChunkWalk<Candidate> {
+  candidates(chunkSize: number): Promise<Candidate[]>;
+  /** Victims of the chunk, ordered by candidate then ts, at most `limit`. */
+  victims(candidates: Candidate[], limit: number): Promise<Victim[]>;
+  /** Deletes the victims with these identities; returns how many rows went. */
+  remove(identities: string[]): Promise<number>;
+  advance(candidate: Candidate): void;
+}
+
+/** Walks candidates chunk by chunk within `budget`; true once none is left past the cursor. */
+async function walkChunks<Candidate>(budget: PruneBudget, walk: ChunkWalk<Candidate>): Promise<boolean> {
   while (budget.examineRows > 0 && budget.removeRows > 0) {
     const chunkSize = Math.min(PRUNE_CHUNK_CANDIDATES, budget.examineRows);
-    const candidates = await tx<{ id: string; ts: bigint; tombstone: boolean }[]>`
-      SELECT id, ts, json IS NULL AS tombstone FROM documents
-      WHERE (prev_ts IS NOT NULL OR json IS NULL) AND ts <= ${retainTs} AND (ts, id) > (${cursor.ts}, ${cursor.id})
-      ORDER BY ts, id LIMIT ${chunkSize}`;
-    if (candidates.length === 0) {
-      done = true;
-      break;
-    }
-    const victimRows = await tx<{ ord: number; id: string; ts: bigint }[]>`
-      SELECT c.ord::int AS ord, d.id, d.ts
-      FROM unnest(${tx.array(candidates.map((c) => c.id), 25)}::text[],
-                  ${tx.array(candidates.map((c) => c.ts.toString()), 25)}::bigint[],
-                  ${tx.array(candidates.map((c) => c.tombstone), 16)}::bool[])
-           WITH ORDINALITY AS c(id, ts, tombstone, ord)
-      JOIN documents AS d ON d.id = c.id AND (d.ts < c.ts OR (d.ts = c.ts AND c.tombstone))
-      ORDER BY c.ord, d.ts
-      LIMIT ${budget.removeRows + 1}`;
-    const victims = victimRows.map((v) => ({ ord: v.ord, identity: JSON.stringify([v.id, v.ts.toString()]) }));
+    const candidates = await walk.candidates(chunkSize);
+    if (candidates.length === 0) return true;
+    const victims = await walk.victims(candidates, budget.removeRows + 1);
     const { chosen, completeCandidates } = planChunk(victims, candidates.length, budget.removeRows);
-    if (chosen.size > 0) {
-      const pairs = [...chosen].map((identity) => JSON.parse(identity) as [string, string]);
+    if (chosen.size > 0) budget.removeRows -= await walk.remove([...chosen]);
+    budget.examineRows -= completeCandidates;
+    if (completeCandidates > 0) walk.advance(candidates[completeCandidates - 1]);
+    if (completeCandidates < candidates.length) return false; // out of removal budget mid-chunk
+    if (candidates.length < chunkSize) return true;
+  }
+  return false;
+}
+
+async function pruneDocuments(tx: Tx, retainTs: bigint, budget: PruneBudget): Promise<boolean> {
+  const cursor = DOCUMENTS_CURSOR.decode(await readMeta(tx, DOCUMENTS_CURSOR.metaKey));
+  const done = await walkChunks(budget, {
+    candidates: (chunkSize) =>
+      tx<{ id: string; ts: bigint; tombstone: boolean }[]>`
+        SELECT id, ts, json IS NULL AS tombstone FROM documents
+        WHERE (prev_ts IS NOT NULL OR json IS NULL) AND ts <= ${retainTs} AND (ts, id) > (${cursor.ts}, ${cursor.id})
+        ORDER BY ts, id LIMIT ${chunkSize}`,
+    victims: async (candidates, limit) => {
+      const rows = await tx<{ ord: number; id: string; ts: bigint }[]>`
+        SELECT c.ord::int AS ord, d.id, d.ts
+        FROM unnest(${tx.array(candidates.map((c) => c.id), 25)}::text[],
+                    ${tx.array(candidates.map((c) => c.ts.toString()), 25)}::bigint[],
+                    ${tx.array(candidates.map((c) => c.tombstone), 16)}::bool[])
+             WITH ORDINALITY AS c(id, ts, tombstone, ord)
+        JOIN documents AS d ON d.id = c.id AND (d.ts < c.ts OR (d.ts = c.ts AND c.tombstone))
+        ORDER BY c.ord, d.ts
+        LIMIT ${limit}`;
+      return rows.map((v) => ({ ord: v.ord, identity: JSON.stringify([v.id, v.ts.toString()]) }));
+    },
+    remove: async (identities) => {
+      const pairs = identities.map((identity) => JSON.parse(identity) as [string, string]);
       const result = await tx`
         DELETE FROM documents WHERE (id, ts) IN (
           SELECT * FROM unnest(${tx.array(pairs.map((p) => p[0]), 25)}::text[],
                                ${tx.array(pairs.map((p) => p[1]), 25)}::bigint[]))`;
-      budget.removeRows -= result.count;
-    }
-    budget.examineRows -= completeCandidates;
-    if (completeCandidates > 0) {
-      const last = candidates[completeCandidates - 1];
+      return result.count;
+    },
+    advance: (last) => {
       cursor.ts = last.ts;
       cursor.id = last.id;
-    }
-    if (completeCandidates < candidates.length) break; // out of removal budget mid-chunk
-    if (candidates.length < chunkSize) {
-      done = true;
-      break;
-    }
-  }
-  await writeMeta(tx, META_PRUNE_DOCUMENTS, encodeDocumentsCursor(cursor));
+    },
+  });
+  await writeMeta(tx, DOCUMENTS_CURSOR.metaKey, DOCUMENTS_CURSOR.encode(cursor));
   return done;
 }
 
-async function pruneIndexEntries(tx: Tx, retainTs: bigint, budget: Budget): Promise<boolean> {
-  const cursor = decodeIndexesCursor(await readMeta(tx, META_PRUNE_INDEXES));
-  let done = false;
-  while (budget.examineRows > 0 && budget.removeRows > 0) {
-    const chunkSize = Math.min(PRUNE_CHUNK_CANDIDATES, budget.examineRows);
-    const candidates = await tx<{ index_id: number; key: Uint8Array; ts: bigint; deleted: boolean }[]>`
-      SELECT index_id, key, ts, deleted FROM indexes
-      WHERE ts <= ${retainTs} AND (ts, index_id, key) > (${cursor.ts}, ${cursor.indexId}, ${cursor.key})
-      ORDER BY ts, index_id, key LIMIT ${chunkSize}`;
-    if (candidates.length === 0) {
-      done = true;
-      break;
-    }
-    const victimRows = await tx<{ ord: number; index_id: number; key_hex: string; ts: bigint }[]>`
-      SELECT c.ord::int AS ord, e.index_id, encode(e.key, 'hex') AS key_hex, e.ts
-      FROM unnest(${tx.array(candidates.map((c) => c.index_id), 23)}::int[],
-                  ${tx.array(candidates.map((c) => bytesToHex(c.key)), 25)}::text[],
-                  ${tx.array(candidates.map((c) => c.ts.toString()), 25)}::bigint[],
-                  ${tx.array(candidates.map((c) => c.deleted), 16)}::bool[])
-           WITH ORDINALITY AS c(index_id, key_hex, ts, deleted, ord)
-      JOIN indexes AS e ON e.index_id = c.index_id AND e.key = decode(c.key_hex, 'hex')
-        AND (e.ts < c.ts OR (e.ts = c.ts AND c.deleted))
-      ORDER BY c.ord, e.ts
-      LIMIT ${budget.removeRows + 1}`;
-    const victims = victimRows.map((v) => ({
-      ord: v.ord,
-      identity: JSON.stringify([v.index_id, v.key_hex, v.ts.toString()]),
-    }));
-    const { chosen, completeCandidates } = planChunk(victims, candidates.length, budget.removeRows);
-    if (chosen.size > 0) {
-      const triples = [...chosen].map((identity) => JSON.parse(identity) as [number, string, string]);
+async function pruneIndexEntries(tx: Tx, retainTs: bigint, budget: PruneBudget): Promise<boolean> {
+  const cursor = INDEXES_CURSOR.decode(await readMeta(tx, INDEXES_CURSOR.metaKey));
+  const done = await walkChunks(budget, {
+    candidates: (chunkSize) =>
+      tx<{ index_id: number; key: Uint8Array; ts: bigint; deleted: boolean }[]>`
+        SELECT index_id, key, ts, deleted FROM indexes
+        WHERE ts <= ${retainTs} AND (ts, index_id, key) > (${cursor.ts}, ${cursor.indexId}, ${cursor.key})
+        ORDER BY ts, index_id, key LIMIT ${chunkSize}`,
+    victims: async (candidates, limit) => {
+      const rows = await tx<{ ord: number; index_id: number; key_hex: string; ts: bigint }[]>`
+        SELECT c.ord::int AS ord, e.index_id, encode(e.key, 'hex') AS key_hex, e.ts
+        FROM unnest(${tx.array(candidates.map((c) => c.index_id), 23)}::int[],
+                    ${tx.array(candidates.map((c) => bytesToHex(c.key)), 25)}::text[],
+                    ${tx.array(candidates.map((c) => c.ts.toString()), 25)}::bigint[],
+                    ${tx.array(candidates.map((c) => c.deleted), 16)}::bool[])
+             WITH ORDINALITY AS c(index_id, key_hex, ts, deleted, ord)
+        JOIN indexes AS e ON e.index_id = c.index_id AND e.key = decode(c.key_hex, 'hex')
+          AND (e.ts < c.ts OR (e.ts = c.ts AND c.deleted))
+        ORDER BY c.ord, e.ts
+        LIMIT ${limit}`;
+      return rows.map((v) => ({ ord: v.ord, identity: JSON.stringify([v.index_id, v.key_hex, v.ts.toString()]) }));
+    },
+    remove: async (identities) => {
+      const triples = identities.map((identity) => JSON.parse(identity) as [number, string, string]);
       const result = await tx`
         DELETE FROM indexes WHERE (index_id, key, ts) IN (
           SELECT index_id, decode(key_hex, 'hex'), ts
           FROM unnest(${tx.array(triples.map((t) => t[0]), 23)}::int[],
                       ${tx.array(triples.map((t) => t[1]), 25)}::text[],
                       ${tx.array(triples.map((t) => t[2]), 25)}::bigint[]) AS v(index_id, key_hex, ts))`;
-      budget.removeRows -= result.count;
-    }
-    budget.examineRows -= completeCandidates;
-    if (completeCandidates > 0) {
-      const last = candidates[completeCandidates - 1];
+      return result.count;
+    },
+    advance: (last) => {
       cursor.ts = last.ts;
       cursor.indexId = last.index_id;
       cursor.key = last.key;
-    }
-    if (completeCandidates < candidates.length) break;
-    if (candidates.length < chunkSize) {
-      done = true;
-      break;
-    }
-  }
-  await writeMeta(tx, META_PRUNE_INDEXES, encodeIndexesCursor(cursor));
+    },
+  });
+  await writeMeta(tx, INDEXES_CURSOR.metaKey, INDEXES_CURSOR.encode(cursor));
   return done;
 }

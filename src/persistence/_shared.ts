@@ -3,6 +3,7 @@
  * Private to `src/persistence/`.
  */
 
+import { DenvexError } from "../errors/mod.ts";
 import type { CommitBatch, IndexScan } from "./types.ts";
 
 /** Both databases store ts as a signed 64-bit integer, so the u64 ts space is cut to the signed range. */
@@ -17,14 +18,16 @@ export const MAX_ROWS_PER_COMMIT = 2_000_000;
 export const MAX_LISTED_GLOBALS = 100_000;
 /** Upper bound on `prune(maxRows)`: one call is one bounded slice of retention work. */
 export const MAX_PRUNE_ROWS = 1_000_000;
-/** Prune candidates read per database transaction; keeps each prune transaction short. */
-export const PRUNE_CHUNK_CANDIDATES = 512;
 /** How long a SQLite connection waits on a lock before failing with SQLITE_BUSY. */
 export const SQLITE_BUSY_TIMEOUT_MS = 5_000;
 
 /** Thrown on a broken caller contract or a broken storage invariant. */
-export class PersistenceError extends Error {
-  override name = "PersistenceError";
+export class PersistenceError extends DenvexError {
+  constructor(message: string) {
+    // A bug or a damaged database, never the caller's mistake: the HTTP edge answers a plain 500.
+    super("PersistenceError", message);
+    this.name = "PersistenceError";
+  }
 }
 
 /** Throws a `PersistenceError` unless `condition` holds. */
@@ -105,49 +108,8 @@ export function prefixUpperBound(prefix: string): string | null {
   return null;
 }
 
-/** Durable progress of `prune` over documents: every candidate at or before (ts, id) has been processed. */
-export interface DocumentsPruneCursor {
-  ts: bigint;
-  id: string;
-}
-
-/** Durable progress of `prune` over index entries: every candidate at or before (ts, indexId, key) is processed. */
-export interface IndexesPruneCursor {
-  ts: bigint;
-  indexId: number;
-  key: Uint8Array;
-}
-
 /** The meta-table key of the stored max ts. */
 export const META_MAX_TS = "max_ts";
-/** The meta-table key of the documents prune cursor. */
-export const META_PRUNE_DOCUMENTS = "prune_documents";
-/** The meta-table key of the index entries prune cursor. */
-export const META_PRUNE_INDEXES = "prune_indexes";
-
-/** Encodes a documents prune cursor for the meta table. */
-export function encodeDocumentsCursor(cursor: DocumentsPruneCursor): string {
-  return JSON.stringify({ ts: cursor.ts.toString(), id: cursor.id });
-}
-
-/** Decodes a documents prune cursor; a missing one sorts before every row. */
-export function decodeDocumentsCursor(text: string | null | undefined): DocumentsPruneCursor {
-  if (text === null || text === undefined) return { ts: -1n, id: "" };
-  const parsed = JSON.parse(text) as { ts: string; id: string };
-  return { ts: BigInt(parsed.ts), id: parsed.id };
-}
-
-/** Encodes an index entries prune cursor for the meta table. */
-export function encodeIndexesCursor(cursor: IndexesPruneCursor): string {
-  return JSON.stringify({ ts: cursor.ts.toString(), indexId: cursor.indexId, key: bytesToHex(cursor.key) });
-}
-
-/** Decodes an index entries prune cursor; a missing one sorts before every row. */
-export function decodeIndexesCursor(text: string | null | undefined): IndexesPruneCursor {
-  if (text === null || text === undefined) return { ts: -1n, indexId: 0, key: new Uint8Array(0) };
-  const parsed = JSON.parse(text) as { ts: string; indexId: number; key: string };
-  return { ts: BigInt(parsed.ts), indexId: parsed.indexId, key: hexToBytes(parsed.key) };
-}
 
 /** Lower-case hex of `bytes`. */
 export function bytesToHex(bytes: Uint8Array): string {

@@ -9,22 +9,15 @@
  */
 
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import {
-  decodeDocumentsCursor,
-  decodeIndexesCursor,
-  encodeDocumentsCursor,
-  encodeIndexesCursor,
-  META_PRUNE_DOCUMENTS,
-  META_PRUNE_INDEXES,
-  PRUNE_CHUNK_CANDIDATES,
-} from "./_shared.ts";
 import { type ArrayStatement, prepareArrays } from "./_sqlite_reader.ts";
-
-/** What one prune call may still do; both counts only go down. */
-interface Budget {
-  examineRows: number;
-  removeRows: number;
-}
+import {
+  DOCUMENTS_CURSOR,
+  INDEXES_CURSOR,
+  PRUNE_CHUNK_CANDIDATES,
+  type PruneBudget,
+  pruneInOrder,
+  type PruneResult,
+} from "./_prune_shared.ts";
 
 /** The prepared statements of retention, created once per writer. */
 export class SqlitePruner {
@@ -62,86 +55,84 @@ export class SqlitePruner {
   }
 
   /** One bounded prune pass; the caller wraps it in a transaction. */
-  prune(retainTs: bigint, maxRows: number): { removedRows: number; done: boolean } {
-    const budget: Budget = { examineRows: maxRows, removeRows: maxRows };
-    const documentsDone = this.#pruneDocuments(retainTs, budget);
-    const done = documentsDone && this.#pruneIndexEntries(retainTs, budget);
-    return { removedRows: maxRows - budget.removeRows, done };
+  prune(retainTs: bigint, maxRows: number): PruneResult {
+    return pruneInOrder(
+      maxRows,
+      (budget) => this.#pruneDocuments(retainTs, budget),
+      (budget) => this.#pruneIndexEntries(retainTs, budget),
+    );
   }
 
   /** Returns true once no document row at or before `retainTs` is left past the cursor. */
-  #pruneDocuments(retainTs: bigint, budget: Budget): boolean {
-    const cursor = decodeDocumentsCursor(this.#readMeta(META_PRUNE_DOCUMENTS));
-    let finished = false;
-    let stopped = false;
-    while (!finished && !stopped) {
-      if (budget.examineRows === 0 || budget.removeRows === 0) break;
-      const chunkSize = Math.min(PRUNE_CHUNK_CANDIDATES, budget.examineRows);
-      const rows = this.#documentCandidates.all(retainTs, cursor.ts, cursor.id, chunkSize);
-      finished = rows.length < chunkSize;
-      for (const [id, ts, isTombstone] of rows as [string, bigint, bigint][]) {
-        if (budget.removeRows === 0) {
-          stopped = true;
-          break;
-        }
-        budget.examineRows--;
-        const limit = budget.removeRows;
-        const removed = Number(this.#deleteDocuments.run(id, ts, isTombstone, limit).changes);
-        budget.removeRows -= removed;
-        // Hitting the limit may have left older revisions: keep the cursor before this row to revisit it.
-        if (removed === limit) {
-          stopped = true;
-          break;
-        }
+  #pruneDocuments(retainTs: bigint, budget: PruneBudget): boolean {
+    const cursor = DOCUMENTS_CURSOR.decode(this.#readMeta(DOCUMENTS_CURSOR.metaKey));
+    const finished = walkCandidates(budget, {
+      chunk: (chunkSize) =>
+        this.#documentCandidates.all(retainTs, cursor.ts, cursor.id, chunkSize) as [string, bigint, bigint][],
+      removeOlder: ([id, ts, isTombstone], limit) =>
+        Number(this.#deleteDocuments.run(id, ts, isTombstone, limit).changes),
+      advance: ([id, ts]) => {
         cursor.ts = ts;
         cursor.id = id;
-      }
-    }
-    this.#setMeta.run(META_PRUNE_DOCUMENTS, encodeDocumentsCursor(cursor));
-    return finished && !stopped;
+      },
+    });
+    this.#setMeta.run(DOCUMENTS_CURSOR.metaKey, DOCUMENTS_CURSOR.encode(cursor));
+    return finished;
   }
 
   /** Returns true once no index entry at or before `retainTs` is left past the cursor. */
-  #pruneIndexEntries(retainTs: bigint, budget: Budget): boolean {
-    const cursor = decodeIndexesCursor(this.#readMeta(META_PRUNE_INDEXES));
-    let finished = false;
-    let stopped = false;
-    while (!finished && !stopped) {
-      if (budget.examineRows === 0 || budget.removeRows === 0) break;
-      const chunkSize = Math.min(PRUNE_CHUNK_CANDIDATES, budget.examineRows);
-      const rows = this.#entryCandidates.all(
-        retainTs,
-        cursor.ts,
-        cursor.indexId,
-        cursor.key,
-        chunkSize,
-      );
-      finished = rows.length < chunkSize;
-      for (const [indexIdBig, key, ts, deleted] of rows as [bigint, Uint8Array, bigint, bigint][]) {
-        if (budget.removeRows === 0) {
-          stopped = true;
-          break;
-        }
-        budget.examineRows--;
-        const indexId = Number(indexIdBig);
-        const limit = budget.removeRows;
-        const removed = Number(this.#deleteEntries.run(indexId, key, ts, deleted, limit).changes);
-        budget.removeRows -= removed;
-        if (removed === limit) {
-          stopped = true;
-          break;
-        }
+  #pruneIndexEntries(retainTs: bigint, budget: PruneBudget): boolean {
+    const cursor = INDEXES_CURSOR.decode(this.#readMeta(INDEXES_CURSOR.metaKey));
+    const finished = walkCandidates(budget, {
+      chunk: (chunkSize) =>
+        this.#entryCandidates.all(retainTs, cursor.ts, cursor.indexId, cursor.key, chunkSize) as [
+          bigint,
+          Uint8Array,
+          bigint,
+          bigint,
+        ][],
+      removeOlder: ([indexId, key, ts, deleted], limit) =>
+        Number(this.#deleteEntries.run(Number(indexId), key, ts, deleted, limit).changes),
+      advance: ([indexId, key, ts]) => {
         cursor.ts = ts;
-        cursor.indexId = indexId;
+        cursor.indexId = Number(indexId);
         cursor.key = key;
-      }
-    }
-    this.#setMeta.run(META_PRUNE_INDEXES, encodeIndexesCursor(cursor));
-    return finished && !stopped;
+      },
+    });
+    this.#setMeta.run(INDEXES_CURSOR.metaKey, INDEXES_CURSOR.encode(cursor));
+    return finished;
   }
 
   #readMeta(key: string): string | undefined {
     const row = this.#getMeta.get(key);
     return row === undefined ? undefined : row[0] as string;
+  }
+}
+
+/** How one walk reads candidates past its cursor, removes a candidate's older revisions, and moves its cursor. */
+interface CandidateWalk<Row> {
+  chunk(chunkSize: number): Row[];
+  /** Removes up to `limit` rows the candidate supersedes; returns how many. */
+  removeOlder(row: Row, limit: number): number;
+  advance(row: Row): void;
+}
+
+/** Walks candidates in chunks within `budget`; true once none is left past the cursor. */
+function walkCandidates<Row>(budget: PruneBudget, walk: CandidateWalk<Row>): boolean {
+  for (;;) {
+    if (budget.examineRows === 0 || budget.removeRows === 0) return false;
+    const chunkSize = Math.min(PRUNE_CHUNK_CANDIDATES, budget.examineRows);
+    const rows = walk.chunk(chunkSize);
+    for (const row of rows) {
+      if (budget.removeRows === 0) return false;
+      budget.examineRows--;
+      const limit = budget.removeRows;
+      const removed = walk.removeOlder(row, limit);
+      budget.removeRows -= removed;
+      // Hitting the limit may have left older revisions: keep the cursor before this row to revisit it.
+      if (removed === limit) return false;
+      walk.advance(row);
+    }
+    if (rows.length < chunkSize) return true;
   }
 }

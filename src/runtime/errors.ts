@@ -3,29 +3,32 @@
  * `ExecutionResult` with `ok: false`.
  */
 
+import { DenvexError } from "../errors/mod.ts";
+
 /** A pushed module cannot be written or loaded: bad path, forbidden import specifier, syntax error at analysis. */
-export class ModuleLoadError extends Error {
+export class ModuleLoadError extends DenvexError {
   /** The module's path inside the deployment (`messages.js`). */
   readonly modulePath: string;
   constructor(modulePath: string, message: string) {
-    super(message);
+    // The pushed code's fault: the push answers 400 `InvalidModules` (src/deploy/push.ts).
+    super("InvalidModules", message, { httpStatus: 400 });
     this.name = "ModuleLoadError";
     this.modulePath = modulePath;
   }
 }
 
 /** The pool's queue is full (or the pool is closed); the caller should answer "overloaded". */
-export class RunnerPoolFullError extends Error {
+export class RunnerPoolFullError extends DenvexError {
   constructor(message: string) {
-    super(message);
+    super("TooManyConcurrentRequests", message, { httpStatus: 503, retryable: true });
     this.name = "RunnerPoolFullError";
   }
 }
 
 /** Analysis of a deployment failed (a module throws at import time, a special export is malformed, ...). */
-export class AnalyzeError extends Error {
+export class AnalyzeError extends DenvexError {
   constructor(message: string) {
-    super(message);
+    super("InvalidModules", message, { httpStatus: 400 });
     this.name = "AnalyzeError";
   }
 }

@@ -5,6 +5,8 @@
  * Both ends sit on the latency path of every call, so reading is push-style (`FrameDecoder` hands each message to a
  * callback in the same task that read the bytes, no async generator hops) and writing starts at once when no earlier
  * write is pending.
+ *
+ * Private to `src/runtime`: other folders use its `mod.ts`.
  */
 
 /** Largest message either side accepts; a bigger length means a corrupted stream and ends it. */

@@ -1,6 +1,8 @@
 /**
  * The server side of an HTTP action's body streams: turns a runner's pull, head and chunk messages into calls on the
  * execution's `HttpExchange`, and answers pulls and chunks (the acknowledgement that bounds the response window).
+ *
+ * Private to `src/runtime`: other folders use its `mod.ts`.
  */
 import type {
   HttpBodyChunkMessage,

@@ -3,9 +3,20 @@
  * runner, killed and replaced when it exceeds its time or memory), with syscalls answered by a transaction in the
  * runner (queries, mutations) or by the server (actions).
  *
+ * `worker/` is the code that runs inside those workers (started by URL, so its imports stay narrow: no server-only
+ * modules); like every file here but this one, it is private to `src/runtime`.
+ *
  * @module
  */
 export { RunnerPool } from "./pool.ts";
+export { concatBytes } from "./bytes.ts";
+export {
+  HTTP_CHUNK_BYTES,
+  HTTP_RESPONSE_WINDOW_CHUNKS,
+  type HttpExchange,
+  type HttpRequestHead,
+  type HttpResponseHead,
+} from "./http_action_protocol.ts";
 export { runnerMain } from "./runner_main.ts";
 export {
   checkModulePath,

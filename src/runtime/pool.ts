@@ -24,7 +24,7 @@ import {
   type RunnerResultMessage,
 } from "./runner_protocol.ts";
 import type { CallContext, DeploymentAnalysis, ExecuteRequest, ExecutionResult, RunnerPoolOptions } from "./types.ts";
-import type { JsonValue } from "../values/types.ts";
+import type { JsonValue } from "../values/mod.ts";
 
 const DEFAULT_MAX_HEAP_MB = 256;
 const DEFAULT_QUERY_TIME_LIMIT_MS = 1_000;

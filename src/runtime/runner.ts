@@ -3,10 +3,15 @@
  * answers the worker's syscalls through the synchronous channel, relays an action's calls to the server, and
  * enforces the user-code time limit by failing the call and exiting (a busy worker cannot be stopped any other way).
  */
-import { pathToFileURL } from "node:url";
-import { posix } from "node:path";
-import { type Catalog, SyscallError, type TransactionHost } from "../database/types.ts";
-import type { JsonValue, ValidatorJson } from "../values/types.ts";
+import {
+  type Catalog,
+  DatabaseSyscalls,
+  parseSyscallArgs,
+  type TransactionHost,
+  type TransactionSyscalls,
+} from "../database/mod.ts";
+import { syscallFailureOf } from "../errors/mod.ts";
+import type { JsonValue, ValidatorJson } from "../values/mod.ts";
 import {
   CREATE_TABLE_OP,
   EXIT_LEFTOVER_WORK,
@@ -22,9 +27,10 @@ import {
 } from "./runner_protocol.ts";
 import { decodeRequest, errorResponse, okResponse } from "./sync_channel.ts";
 import { TransactionSource } from "./transaction_source.ts";
-import { DatabaseSyscalls } from "../database/syscalls.ts";
-import { isStorageSyscall, storageSyscall } from "../database/storage_syscalls.ts";
 import { UserWorker } from "./user_worker.ts";
+import { type CurrentRun, type RunStart, startRun } from "./current_run.ts";
+import { DeploymentUrls } from "./deployment_urls.ts";
+import { OwnCalls } from "./own_calls.ts";
 import { validateConvexJson } from "./validation.ts";
 import {
   type FromWorkerMessage,
@@ -36,8 +42,6 @@ import {
   type WorkerResultMessage,
 } from "./worker/protocol.ts";
 
-/** Deployment folder URLs remembered (resolving one checks it is inside the modules folder). */
-const MAX_CACHED_DEPLOYMENT_URLS = 16;
 /**
  * How long the worker may take to answer the probe after a call (a message round trip, normally well under 1 ms)
  * before the runner assumes leftover work starves its event loop and retires. Generous: a false alarm costs a runner
@@ -46,49 +50,34 @@ const MAX_CACHED_DEPLOYMENT_URLS = 16;
 const PROBE_TIMEOUT_MS = 500;
 /** How often the time limit is checked. */
 const WATCHDOG_INTERVAL_MS = 20;
-/** Most calls of the runner's own (table creation) in flight. */
-const MAX_OWN_CALLS = 64;
-
-/** The execution or analysis in progress. */
-interface CurrentRun {
-  executionId: string;
-  host: TransactionHost | null;
-  /** The caller's identity, which an action's `getUserIdentity` gets without asking the server. */
-  identityJson: string | null;
-  isAction: boolean;
-  /** performance.now() when user code started. */
-  startedAt: number;
-  syscallMs: number;
-  syscallStartedAt: number | null;
-  timeLimitMs: number;
-  /** CONVEX_CLOUD_URL of the execution (file URLs of `ctx.storage.getUrl`). */
-  cloudUrl: string;
-  /** Queries and mutations are limited on user-code time (syscalls excluded); actions and analysis on wall time. */
-  excludesSyscalls: boolean;
-  finish(message: WorkerResultMessage | WorkerAnalysisMessage): void;
-  /** Builds the message that reports a breached limit. */
-  timeoutMessage(): FromRunnerMessage;
-}
 
 /** See the module comment. */
 export class Runner {
   readonly #init: RunnerInitMessage;
   readonly #send: (message: FromRunnerMessage) => Promise<void>;
   readonly #transactions: TransactionSource | null;
+  /** Syscalls of the layers above (the scheduler's, storage's), run against the execution's transaction. */
+  readonly #extensionSyscalls: TransactionSyscalls;
   #worker: UserWorker | null = null;
   /** The one deployment folder `#worker` has loaded modules of (a worker never serves two deployments). */
   #workerDeployment: string | null = null;
   #current: CurrentRun | null = null;
-  readonly #deploymentUrls = new Map<string, string>();
-  readonly #ownCalls = new Map<number, { resolve(json: string): void; reject(error: Error): void }>();
-  #nextOwnCallId = -1;
+  readonly #deploymentUrls: DeploymentUrls;
+  readonly #ownCalls: OwnCalls;
   #exiting = false;
   /** True from receiving an execute/analyze until the runner has told the server it is idle again. */
   #busy = false;
 
-  constructor(init: RunnerInitMessage, send: (message: FromRunnerMessage) => Promise<void>) {
+  constructor(
+    init: RunnerInitMessage,
+    send: (message: FromRunnerMessage) => Promise<void>,
+    extensionSyscalls: TransactionSyscalls = {},
+  ) {
     this.#init = init;
     this.#send = send;
+    this.#extensionSyscalls = extensionSyscalls;
+    this.#deploymentUrls = new DeploymentUrls(init.modulesDir);
+    this.#ownCalls = new OwnCalls(send);
     this.#transactions = init.location === null ? null : new TransactionSource(init.location);
   }
 
@@ -183,25 +172,7 @@ export class Runner {
   }
 
   #callResult(message: RunnerCallResultMessage): void {
-    if (message.callId < 0) {
-      const pending = this.#ownCalls.get(message.callId);
-      if (pending === undefined) return;
-      this.#ownCalls.delete(message.callId);
-      if (message.ok) pending.resolve(message.resultJson ?? "null");
-      else pending.reject(new SyscallError("CallFailed", message.error?.message ?? "Call failed", message.error?.data));
-      return;
-    }
-    this.#worker?.post({ ...message, type: "callResult" });
-  }
-
-  /** A call of the runner itself to the server (negative ids keep them apart from the worker's). */
-  #ownCall(executionId: string, op: string, argsJson: string): Promise<string> {
-    if (this.#ownCalls.size >= MAX_OWN_CALLS) return Promise.reject(new Error("Too many pending calls"));
-    const callId = this.#nextOwnCallId--;
-    return new Promise((resolve, reject) => {
-      this.#ownCalls.set(callId, { resolve, reject });
-      this.#send({ type: "call", executionId, callId, op, argsJson }).catch(reject);
-    });
+    if (!this.#ownCalls.settle(message)) this.#worker?.post({ ...message, type: "callResult" });
   }
 
   /** Answers one channel request from the worker with the current transaction. */
@@ -229,16 +200,19 @@ export class Runner {
           const { validator, value } = JSON.parse(argsJson) as { validator: ValidatorJson; value: JsonValue };
           return okResponse(JSON.stringify(validateConvexJson(validator, value, this.#transactions?.catalog ?? null)));
         }
-        default:
-          if (isStorageSyscall(op) && host instanceof DatabaseSyscalls) {
-            const call = (callOp: string, callArgs: string) => this.#ownCall(run.executionId, callOp, callArgs);
-            return okResponse(await storageSyscall(host, op, argsJson, { call, cloudUrl: run.cloudUrl }));
+        default: {
+          const extension = Object.hasOwn(this.#extensionSyscalls, op) ? this.#extensionSyscalls[op] : undefined;
+          if (extension && host instanceof DatabaseSyscalls) {
+            const call = (callOp: string, callArgs: string) => this.#ownCalls.call(run.executionId, callOp, callArgs);
+            const context = host.syscallContext({ call, cloudUrl: run.cloudUrl });
+            return okResponse(await extension(context, parseSyscallArgs(argsJson)));
           }
           return okResponse(await host.syscall(op, argsJson));
+        }
       }
     } catch (error) {
-      if (error instanceof SyscallError) return errorResponse(error.message, error.data);
-      return errorResponse(error instanceof Error ? error.message : String(error));
+      const { message, data } = syscallFailureOf(error);
+      return errorResponse(message, data);
     } finally {
       run.syscallMs += performance.now() - run.syscallStartedAt;
       run.syscallStartedAt = null;
@@ -294,27 +268,37 @@ export class Runner {
     await this.#send({ type: "idle" });
   }
 
-  #deploymentUrl(deploymentDir: string): string {
-    let url = this.#deploymentUrls.get(deploymentDir);
-    if (url === undefined) {
-      const resolved = posix.resolve(deploymentDir);
-      if (!resolved.startsWith(posix.resolve(this.#init.modulesDir) + "/")) {
-        throw new Error(`Deployment folder ${deploymentDir} is outside the modules folder`);
-      }
-      url = pathToFileURL(resolved).href + "/";
-      if (this.#deploymentUrls.size >= MAX_CACHED_DEPLOYMENT_URLS) this.#deploymentUrls.clear();
-      this.#deploymentUrls.set(deploymentDir, url);
-    }
-    return url;
+  #execute(message: RunnerExecuteMessage): Promise<void> {
+    return this.#serve(() => this.#executeNow(message));
   }
 
-  async #execute(message: RunnerExecuteMessage): Promise<void> {
+  /** Runs one execution or analysis, answers the server, and becomes idle. */
+  async #serve(run: () => Promise<FromRunnerMessage>): Promise<void> {
     this.#busy = true;
-    const answer = await this.#executeNow(message);
-    // Late messages of the finished execution are dropped from here on.
+    const answer = await run();
+    // Late messages of the finished run are dropped from here on.
     this.#current = null;
     await this.#send(answer);
     await this.#becomeIdle();
+  }
+
+  /**
+   * Starts `start` on the deployment's clean worker (see `#onCleanWorker`) as the current run, posts its message with
+   * `post`, and resolves with what the worker answers.
+   */
+  #runOnWorker(
+    deploymentDir: string,
+    start: Omit<RunStart, "finish">,
+    post: (worker: UserWorker) => void,
+  ): Promise<WorkerResultMessage | WorkerAnalysisMessage> {
+    return this.#onCleanWorker(
+      deploymentDir,
+      (worker) =>
+        new Promise<WorkerResultMessage | WorkerAnalysisMessage>((finish) => {
+          this.#current = startRun({ ...start, finish });
+          post(worker);
+        }),
+    );
   }
 
   async #executeNow(message: RunnerExecuteMessage): Promise<RunnerResultMessage> {
@@ -322,7 +306,7 @@ export class Runner {
     const { executionId, udfType } = message;
     let host: TransactionHost | null = null;
     try {
-      const deploymentUrl = this.#deploymentUrl(message.deploymentDir);
+      const deploymentUrl = this.#deploymentUrls.resolve(message.deploymentDir);
       if (udfType !== "action") {
         if (this.#transactions === null || message.snapshotTs === null) {
           throw new Error(`A ${udfType} needs a transaction runner and a snapshot`);
@@ -335,52 +319,45 @@ export class Runner {
           identityJson: message.identityJson,
           journal: message.journal ?? null,
           createTable: async (tableName) =>
-            JSON.parse(await this.#ownCall(executionId, CREATE_TABLE_OP, JSON.stringify({ tableName }))) as Catalog,
+            JSON.parse(
+              await this.#ownCalls.call(executionId, CREATE_TABLE_OP, JSON.stringify({ tableName })),
+            ) as Catalog,
         });
         host = opened instanceof Promise ? await opened : opened;
       }
-      const result = await this.#onCleanWorker(
-        message.deploymentDir,
-        (worker) =>
-          new Promise<WorkerResultMessage | WorkerAnalysisMessage>((finish) => {
-            this.#current = {
-              executionId,
-              host,
-              identityJson: message.identityJson,
-              isAction: udfType === "action",
-              startedAt: performance.now(),
-              syscallMs: 0,
-              syscallStartedAt: null,
-              timeLimitMs: message.timeLimitMs,
-              cloudUrl: message.env.CONVEX_CLOUD_URL ?? "",
-              excludesSyscalls: udfType !== "action",
-              finish,
-              timeoutMessage: () => ({
-                type: "result",
-                executionId,
-                ok: false,
-                errorMessage: timeoutText(udfType, message.timeLimitMs),
-                logLines: [],
-                executionTimeMs: performance.now() - started,
-                retiring: true,
-              }),
-            };
-            worker.post({
-              type: "execute",
-              executionId,
-              udfType,
-              deploymentUrl,
-              modulePath: message.modulePath,
-              exportName: message.exportName,
-              argsJson: message.argsJson,
-              requestId: message.requestId,
-              env: message.env,
-              nowMs: Date.now(),
-              randomSeed: crypto.getRandomValues(new Uint32Array(1))[0],
-              ...(message.http === undefined ? {} : { http: message.http }),
-            });
-          }),
-      ) as WorkerResultMessage;
+      const start = {
+        executionId,
+        host,
+        identityJson: message.identityJson,
+        isAction: udfType === "action",
+        timeLimitMs: message.timeLimitMs,
+        cloudUrl: message.env.CONVEX_CLOUD_URL ?? "",
+        excludesSyscalls: udfType !== "action",
+        timeoutMessage: (): FromRunnerMessage => ({
+          type: "result",
+          executionId,
+          ok: false,
+          errorMessage: timeoutText(udfType, message.timeLimitMs),
+          logLines: [],
+          executionTimeMs: performance.now() - started,
+          retiring: true,
+        }),
+      };
+      const result = await this.#runOnWorker(message.deploymentDir, start, (worker) =>
+        worker.post({
+          type: "execute",
+          executionId,
+          udfType,
+          deploymentUrl,
+          modulePath: message.modulePath,
+          exportName: message.exportName,
+          argsJson: message.argsJson,
+          requestId: message.requestId,
+          env: message.env,
+          nowMs: Date.now(),
+          randomSeed: crypto.getRandomValues(new Uint32Array(1))[0],
+          ...(message.http === undefined ? {} : { http: message.http }),
+        })) as WorkerResultMessage;
       this.#current = null;
       return {
         type: "result",
@@ -405,51 +382,38 @@ export class Runner {
     }
   }
 
-  async #analyze(message: RunnerAnalyzeMessage): Promise<void> {
-    this.#busy = true;
-    const answer = await this.#analyzeNow(message);
-    this.#current = null;
-    await this.#send(answer);
-    await this.#becomeIdle();
+  #analyze(message: RunnerAnalyzeMessage): Promise<void> {
+    return this.#serve(() => this.#analyzeNow(message));
   }
 
   async #analyzeNow(message: RunnerAnalyzeMessage): Promise<RunnerAnalysisMessage> {
     const { executionId } = message;
     try {
-      const deploymentUrl = this.#deploymentUrl(message.deploymentDir);
-      const result = await this.#onCleanWorker(
-        message.deploymentDir,
-        (worker) =>
-          new Promise<WorkerResultMessage | WorkerAnalysisMessage>((finish) => {
-            this.#current = {
-              executionId,
-              host: null,
-              identityJson: null,
-              isAction: false,
-              startedAt: performance.now(),
-              syscallMs: 0,
-              syscallStartedAt: null,
-              timeLimitMs: message.timeLimitMs,
-              cloudUrl: "",
-              excludesSyscalls: false,
-              finish,
-              timeoutMessage: () => ({
-                type: "analysis",
-                executionId,
-                ok: false,
-                errorMessage: `Analysis timed out: loading the modules took longer than ${message.timeLimitMs} ms`,
-                retiring: true,
-              }),
-            };
-            worker.post({
-              type: "analyze",
-              executionId,
-              deploymentUrl,
-              modulePaths: message.modulePaths,
-              env: message.env,
-            });
-          }),
-      ) as WorkerAnalysisMessage;
+      const deploymentUrl = this.#deploymentUrls.resolve(message.deploymentDir);
+      const start = {
+        executionId,
+        host: null,
+        identityJson: null,
+        isAction: false,
+        timeLimitMs: message.timeLimitMs,
+        cloudUrl: "",
+        excludesSyscalls: false,
+        timeoutMessage: (): FromRunnerMessage => ({
+          type: "analysis",
+          executionId,
+          ok: false,
+          errorMessage: `Analysis timed out: loading the modules took longer than ${message.timeLimitMs} ms`,
+          retiring: true,
+        }),
+      };
+      const result = await this.#runOnWorker(message.deploymentDir, start, (worker) =>
+        worker.post({
+          type: "analyze",
+          executionId,
+          deploymentUrl,
+          modulePaths: message.modulePaths,
+          env: message.env,
+        })) as WorkerAnalysisMessage;
       return { ...result, type: "analysis" };
     } catch (error) {
       const text = error instanceof Error ? error.message : String(error);

@@ -2,10 +2,12 @@
  * The command line of a runner process: the server's own executable in runner mode, with only the permissions a
  * runner needs. Built from `Deno.execPath()` and `import.meta.url` so it works from a checkout (`deno run … main.ts
  * runner`) and from a compiled binary (`denvex runner`, whose permissions and flags were fixed at compile time).
+ *
+ * Private to `src/runtime`: other folders use its `mod.ts`.
  */
 import { posix } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
-import type { PersistenceLocation } from "../persistence/types.ts";
+import type { PersistenceLocation } from "../persistence/mod.ts";
 import { type ActionNetPolicy, encodePolicyArg, resolveActionNetPolicy } from "./net_policy/mod.ts";
 import type { RunnerKind } from "./runner_protocol.ts";
 import type { ActionNetOptions } from "./types.ts";

@@ -5,12 +5,16 @@
 import { FrameWriter, pumpFrames } from "./framing.ts";
 import { Runner } from "./runner.ts";
 import { EXIT_PROTOCOL_ERROR, type FromRunnerMessage, type ToRunnerMessage } from "./runner_protocol.ts";
+import type { TransactionSyscalls } from "../database/mod.ts";
 
 /** Messages accepted between `init` and the end of start-up (the server sends none before `ready`). */
 const MAX_EARLY_MESSAGES = 64;
 
-/** Runs the runner mode of the server's executable. Never returns: the process exits when the server goes away. */
-export async function runnerMain(): Promise<never> {
+/**
+ * Runs the runner mode of the server's executable. Never returns: the process exits when the server goes away.
+ * `syscalls`: the transaction syscalls of the layers above the runtime (the scheduler's, storage's), from the wiring.
+ */
+export async function runnerMain(syscalls: TransactionSyscalls = {}): Promise<never> {
   // Anything printed to stdout would corrupt the frames.
   console.log = console.error;
   console.info = console.error;
@@ -29,7 +33,7 @@ export async function runnerMain(): Promise<never> {
   const early: ToRunnerMessage[] = [];
   const start = async (init: ToRunnerMessage) => {
     if (init.type !== "init") throw new Error("the first message is not init");
-    const started = new Runner(init, (message: FromRunnerMessage) => writer.send(message));
+    const started = new Runner(init, (message: FromRunnerMessage) => writer.send(message), syscalls);
     await started.start();
     await writer.send({ type: "ready" } satisfies FromRunnerMessage);
     runner = started;

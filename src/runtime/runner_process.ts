@@ -1,7 +1,10 @@
 /**
  * The server's handle on one runner process: spawns it, frames messages to its stdin, reads its stdout, relays its
  * calls, and reports how it ended. A runner runs one execution or analysis at a time.
+ *
+ * Private to `src/runtime`: other folders use its `mod.ts`.
  */
+import { DenvexError } from "../errors/mod.ts";
 import { FrameWriter, pumpFrames } from "./framing.ts";
 import type { RunnerCommand } from "./runner_command.ts";
 import type {
@@ -27,10 +30,10 @@ export interface RunnerExit {
 }
 
 /** Raised for the work a runner was doing when it died. */
-export class RunnerExitError extends Error {
+export class RunnerExitError extends DenvexError {
   readonly exit: RunnerExit;
   constructor(exit: RunnerExit) {
-    super(`Runner process exited (code ${exit.code}${exit.signal ? `, signal ${exit.signal}` : ""})`);
+    super("RunnerExited", `Runner process exited (code ${exit.code}${exit.signal ? `, signal ${exit.signal}` : ""})`);
     this.name = "RunnerExitError";
     this.exit = exit;
   }

@@ -1,14 +1,16 @@
 /**
  * Messages of the server ⇄ runner bridge (framed by framing.ts over the runner's stdin/stdout).
+ *
+ * Private to `src/runtime`: other folders use its `mod.ts`.
  */
-import type { Catalog, TransactionOutcome } from "../database/types.ts";
-import type { PersistenceLocation } from "../persistence/types.ts";
-import type { JsonValue } from "../values/types.ts";
+import type { Catalog, TransactionOutcome } from "../database/mod.ts";
+import type { PersistenceLocation } from "../persistence/mod.ts";
+import type { JsonValue } from "../values/mod.ts";
 import type { DeploymentAnalysis, UdfType } from "./types.ts";
+import type { ExecutionResultFields } from "./worker/protocol.ts";
 import type {
   HttpBodyChunkMessage,
   HttpBodyPullMessage,
-  HttpInlineResponse,
   HttpRequestHead,
   HttpResponseAckMessage,
   HttpResponseChunkMessage,
@@ -94,17 +96,8 @@ export interface RunnerReadyMessage {
   type: "ready";
 }
 
-/** Runner → server: an execution finished. */
-export interface RunnerResultMessage {
-  type: "result";
-  executionId: string;
-  ok: boolean;
-  resultJson?: string;
-  errorMessage?: string;
-  errorData?: JsonValue;
-  logLines: string[];
-  /** An HTTP action's whole response, when small (see `HttpInlineResponse`). */
-  httpResponse?: HttpInlineResponse;
+/** Runner → server: an execution finished (the worker's result, with the transaction's outcome and timing). */
+export interface RunnerResultMessage extends ExecutionResultFields {
   outcome?: TransactionOutcome;
   executionTimeMs: number;
   /** Set when the runner exits right after this answer (time limit): the server must not send it another call. */

@@ -5,6 +5,8 @@
  * module graph is the pushed file tree itself: relative specifiers that stay inside it. esbuild output is regular, so
  * a scan for the four statement forms it emits is enough; a computed `import(expr)` is caught at run time by the
  * worker's read permission (only the modules folder) and the runner's `--cached-only`.
+ *
+ * Private to `src/runtime`: other folders use its `mod.ts`.
  */
 import { posix } from "node:path";
 

@@ -8,6 +8,8 @@
  *
  * Messages of any size travel in chunks of at most the buffer's data capacity; the receiver acknowledges every chunk
  * but the last. The channel is half-duplex and carries one call at a time, which matches one execution per worker.
+ *
+ * Private to `src/runtime`: other folders use its `mod.ts`.
  */
 import { concatBytes } from "./bytes.ts";
 
@@ -39,6 +41,28 @@ export function createChannelBuffer(capacityBytes = DEFAULT_CHANNEL_BYTES): Shar
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/**
+ * Copies the chunk of `bytes` that starts at `offset` into the shared buffer, publishes it as `chunkState` (with its
+ * size and whether more follow) and wakes the other side. Returns the offset after the chunk. Both directions send
+ * this way; an empty message is one empty chunk.
+ */
+function publishChunk(
+  state: Int32Array,
+  data: Uint8Array,
+  bytes: Uint8Array,
+  offset: number,
+  chunkState: number,
+): number {
+  const chunkBytes = Math.min(data.length, bytes.length - offset);
+  data.set(bytes.subarray(offset, offset + chunkBytes));
+  const next = offset + chunkBytes;
+  state[CHUNK_BYTES] = chunkBytes;
+  state[MORE_CHUNKS] = next < bytes.length ? 1 : 0;
+  Atomics.store(state, STATE, chunkState);
+  Atomics.notify(state, STATE);
+  return next;
+}
+
 /** Worker side: sends a request and blocks until the parent's response arrives. */
 export class SyncChannelClient {
   readonly #state: Int32Array;
@@ -55,20 +79,12 @@ export class SyncChannelClient {
     if (bytes.length > MAX_CHANNEL_MESSAGE_BYTES) {
       throw new Error(`Syscall request of ${bytes.length} bytes exceeds ${MAX_CHANNEL_MESSAGE_BYTES} bytes`);
     }
-    const capacity = this.#data.length;
     let offset = 0;
     for (;;) {
-      const chunk = Math.min(capacity, bytes.length - offset);
-      this.#data.set(bytes.subarray(offset, offset + chunk));
-      offset += chunk;
-      const more = offset < bytes.length;
-      this.#state[CHUNK_BYTES] = chunk;
-      this.#state[MORE_CHUNKS] = more ? 1 : 0;
-      Atomics.store(this.#state, STATE, REQUEST_CHUNK);
-      Atomics.notify(this.#state, STATE);
+      offset = publishChunk(this.#state, this.#data, bytes, offset, REQUEST_CHUNK);
       // Wait until the parent has taken the chunk (IDLE = ack) or, after the last one, started answering.
       while (Atomics.load(this.#state, STATE) === REQUEST_CHUNK) Atomics.wait(this.#state, STATE, REQUEST_CHUNK);
-      if (!more) break;
+      if (offset >= bytes.length) break;
     }
     return this.#receive();
   }
@@ -186,18 +202,10 @@ export class SyncChannelServer {
       // The worker is waiting for an answer no matter what: send an error it can surface to user code.
       bytes = encoder.encode(errorResponse(`Syscall result of ${bytes.length} bytes exceeds the channel limit`));
     }
-    const capacity = this.#data.length;
     let offset = 0;
     for (;;) {
-      const chunk = Math.min(capacity, bytes.length - offset);
-      this.#data.set(bytes.subarray(offset, offset + chunk));
-      offset += chunk;
-      const more = offset < bytes.length;
-      this.#state[CHUNK_BYTES] = chunk;
-      this.#state[MORE_CHUNKS] = more ? 1 : 0;
-      Atomics.store(this.#state, STATE, RESPONSE_CHUNK);
-      Atomics.notify(this.#state, STATE);
-      if (!more) return;
+      offset = publishChunk(this.#state, this.#data, bytes, offset, RESPONSE_CHUNK);
+      if (offset >= bytes.length) return;
       if (!await this.#waitFor(RESPONSE_ACK)) return;
     }
   }

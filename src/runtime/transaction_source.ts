@@ -2,11 +2,13 @@
  * A runner's access to the database: its own reader (opened on first use; SQLite in WAL mode and PostgreSQL both
  * serve readers in other processes at a consistent snapshot), the last catalog the server sent, and transactions
  * opened on them.
+ *
+ * Private to `src/runtime`: other folders use its `mod.ts`.
  */
 import { openTransaction } from "../database/mod.ts";
-import type { Catalog, TransactionHost } from "../database/types.ts";
+import type { Catalog, TransactionHost } from "../database/mod.ts";
 import { openPersistenceReader } from "../persistence/mod.ts";
-import type { PersistenceLocation, PersistenceReader } from "../persistence/types.ts";
+import type { PersistenceLocation, PersistenceReader } from "../persistence/mod.ts";
 
 /** Opens transactions for a runner. */
 export class TransactionSource {

@@ -1,9 +1,9 @@
 /**
  * Public types of the function runtime: what the server asks a runner to do and what comes back.
  */
-import type { Catalog, TransactionOutcome } from "../database/types.ts";
-import type { PersistenceLocation } from "../persistence/types.ts";
-import type { JsonValue } from "../values/types.ts";
+import type { Catalog, TransactionOutcome } from "../database/mod.ts";
+import type { PersistenceLocation } from "../persistence/mod.ts";
+import type { JsonValue } from "../values/mod.ts";
 import type { HttpExchange, HttpRequestHead } from "./http_action_protocol.ts";
 
 /** The kinds of function a runner executes (HTTP actions are not run yet). */

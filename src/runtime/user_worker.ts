@@ -1,6 +1,8 @@
 /**
  * The runner's handle on its user-code worker: a Worker with no permissions but reading the modules folder (and the
  * network for action runners), plus the synchronous syscall channel it calls into.
+ *
+ * Private to `src/runtime`: other folders use its `mod.ts`.
  */
 import { createChannelBuffer, SyncChannelServer } from "./sync_channel.ts";
 import type { FromWorkerMessage, ToWorkerMessage } from "./worker/protocol.ts";

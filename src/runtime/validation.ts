@@ -1,10 +1,12 @@
 /**
  * Validation of nested calls' args and return values, on the runner's main thread (the worker asks through the
  * channel): `v.id("table")` needs the catalog, which only the main thread has.
+ *
+ * Private to `src/runtime`: other folders use its `mod.ts`.
  */
-import type { Catalog } from "../database/types.ts";
+import type { Catalog } from "../database/mod.ts";
 import { decodeDocumentId, jsonToValue, validateValue } from "../values/mod.ts";
-import type { JsonValue, ValidatorJson } from "../values/types.ts";
+import type { JsonValue, ValidatorJson } from "../values/mod.ts";
 
 /** Returns null if `valueJson` (convex-JSON) passes `validator`, else the validation message. */
 export function validateConvexJson(

@@ -3,7 +3,8 @@
  * of its own on the server, running the same syscall a mutation's transaction runs, committed (and retried on
  * conflicts) right away.
  */
-import { type Database, SyscallError } from "../database/mod.ts";
+import { type Database, parseSyscallArgs, SyscallError } from "../database/mod.ts";
+import { SCHEDULER_TRANSACTION_SYSCALLS } from "./transaction_syscalls.ts";
 
 /** The action ops this module answers. */
 export const SCHEDULER_ACTION_OPS: ReadonlySet<string> = new Set(["1.0/actions/schedule", "1.0/actions/cancel_job"]);
@@ -21,7 +22,8 @@ export async function serveSchedulerActionOp(database: Database, op: string, arg
   if (!transactionOp) throw new Error(`Unknown async operation ${op}`);
   for (let attempt = 1;; attempt++) {
     const transaction = database.begin("mutation");
-    const resultJson = await transaction.syscall(transactionOp, argsJson);
+    const handler = SCHEDULER_TRANSACTION_SYSCALLS[transactionOp];
+    const resultJson = await handler(transaction.syscallContext(null), parseSyscallArgs(argsJson));
     try {
       await database.commit(transaction.outcome());
       return resultJson;

@@ -6,7 +6,7 @@
  * - One run at a time per job: a tick that comes while the previous run is still going is skipped.
  * - Missed runs are skipped, never replayed: after a restart (or a late timer) the next run is computed from now.
  */
-import type { JsonValue } from "../values/types.ts";
+import type { JsonValue } from "../values/mod.ts";
 import type { FunctionExecutor } from "../functions/mod.ts";
 import { type CompiledSchedule, compileSchedule, type CronSchedule } from "./cron_schedule.ts";
 

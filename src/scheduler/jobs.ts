@@ -1,21 +1,17 @@
 /**
- * Scheduled jobs as the server sees them: `_scheduled_functions` documents read straight from persistence through
- * the `by_next` index (`state.kind`, then `scheduledTime`), and state changes built as hand-made commits that read
- * the job document, so a concurrent change (a cancel, another server's claim) makes one of them conflict.
+ * Scheduled jobs as the server sees them: `_scheduled_functions` documents read through the `by_next` index
+ * (`state.kind`, then `scheduledTime`), and state changes made in system transactions that read the job document, so a
+ * concurrent change (a cancel, another server's claim) makes one of them conflict and re-run.
  */
-import { encodeIndexKey, prefixSuccessor } from "../values/mod.ts";
-import type { JsonValue } from "../values/types.ts";
+import type { JsonValue } from "../values/mod.ts";
 import {
   type Database,
-  documentReadRange,
-  type DocumentWrite,
+  type DocumentReader,
   type IndexInfo,
-  type JobStateKind,
-  type ReadRange,
   SCHEDULED_FUNCTIONS_TABLE,
-  SyscallError,
-  type TableInfo,
+  type SystemTransaction,
 } from "../database/mod.ts";
+import type { JobStateKind } from "./transaction_syscalls.ts";
 
 /** The index the scheduler scans. */
 export const BY_NEXT_INDEX = `${SCHEDULED_FUNCTIONS_TABLE}.by_next`;
@@ -23,23 +19,14 @@ export const BY_NEXT_INDEX = `${SCHEDULED_FUNCTIONS_TABLE}.by_next`;
 /** A job's state, as stored. */
 export type JobState = { kind: Exclude<JobStateKind, "failed"> } | { kind: "failed"; error: string };
 
-/** One job document at some revision. */
+/** One job document at some snapshot. */
 export interface Job {
   id: string;
-  /** The document's convex-JSON text and its revision ts (the previous revision of a state change). */
-  json: string;
-  ts: bigint;
   name: string;
   /** The args object (convex-JSON). */
   args: JsonValue;
   scheduledTimeMs: number;
   state: JobState;
-}
-
-function jobsTable(database: Database): TableInfo {
-  const table = database.catalogView.tableByName(SCHEDULED_FUNCTIONS_TABLE);
-  if (!table) throw new Error(`System table ${SCHEDULED_FUNCTIONS_TABLE} is missing`);
-  return table;
 }
 
 /** The `by_next` index of the current catalog. */
@@ -49,7 +36,7 @@ export function byNextIndex(database: Database): IndexInfo {
   return found.index;
 }
 
-function parseJob(id: string, json: string, ts: bigint): Job {
+function parseJob(id: string, json: string): Job {
   const document = JSON.parse(json) as {
     name: string;
     args: JsonValue[];
@@ -58,8 +45,6 @@ function parseJob(id: string, json: string, ts: bigint): Job {
   };
   return {
     id,
-    json,
-    ts,
     name: document.name,
     args: document.args?.[0] ?? {},
     scheduledTimeMs: document.scheduledTime,
@@ -67,67 +52,34 @@ function parseJob(id: string, json: string, ts: bigint): Job {
   };
 }
 
-/** The job `id` at `snapshotTs`, or null when it does not exist (deleted by cleanup). */
-export async function readJob(database: Database, id: string, snapshotTs: bigint): Promise<Job | null> {
-  const revision = await database.persistence.getDocument(id, snapshotTs);
-  if (!revision || revision.json === null) return null;
-  return parseJob(id, revision.json, revision.ts);
+/** The job `id` as `reader` sees it, or null when it does not exist (deleted by cleanup). */
+export async function readJob(reader: DocumentReader, id: string): Promise<Job | null> {
+  const document = await reader.get(id);
+  return document === null ? null : parseJob(id, document.json);
 }
 
 /**
- * Jobs in state `kind`, oldest `scheduledTime` first, at the latest snapshot. `beforeMs` bounds the scheduled time
+ * Jobs in state `kind`, oldest `scheduledTime` first, as `reader` sees them. `beforeMs` bounds the scheduled time
  * (exclusive); at most `limit` jobs.
  */
 export async function scanJobs(
-  database: Database,
+  reader: DocumentReader,
   kind: JobStateKind,
   limit: number,
   beforeMs: number | null = null,
 ): Promise<Job[]> {
-  const prefix = encodeIndexKey([kind]);
-  const rows = await database.persistence.scanIndex({
-    indexId: byNextIndex(database).indexId,
-    lowKey: prefix,
-    highKey: beforeMs === null ? prefixSuccessor(prefix) : encodeIndexKey([kind, beforeMs]),
-    order: "asc",
-    snapshotTs: database.latestTs,
+  const documents = await reader.scan(BY_NEXT_INDEX, {
+    prefix: [kind],
+    ...(beforeMs === null ? {} : { before: [kind, beforeMs] }),
     limit,
   });
-  const jobs: Job[] = [];
-  for (const row of rows) {
-    if (row.document.json !== null) jobs.push(parseJob(row.document.id, row.document.json, row.document.ts));
-  }
-  return jobs;
+  return documents.map((document) => parseJob(document.id, document.json));
 }
 
-/** The read of one job document by ID: a commit carrying it conflicts with any other change to that job. */
-export function jobRead(database: Database, id: string): ReadRange {
-  return documentReadRange(jobsTable(database), id);
-}
-
-/** The write moving `job` (as read) to `state`; terminal states get `completedTime`. */
-export function stateWrite(database: Database, job: Job, state: JobState): DocumentWrite {
-  const document = JSON.parse(job.json) as Record<string, JsonValue>;
-  document.state = state;
-  if (state.kind !== "pending" && state.kind !== "inProgress") document.completedTime = Date.now();
-  return {
-    id: job.id,
-    tableNumber: jobsTable(database).tableNumber,
-    previousJson: job.json,
-    previousTs: job.ts.toString(),
-    json: JSON.stringify(document),
-  };
-}
-
-/** The write deleting `job` (cleanup of old finished jobs). */
-export function deleteWrite(database: Database, job: Job): DocumentWrite {
-  return {
-    id: job.id,
-    tableNumber: jobsTable(database).tableNumber,
-    previousJson: job.json,
-    previousTs: job.ts.toString(),
-    json: null,
-  };
+/** Moves job `id` to `state` inside `tx`; terminal states get `completedTime`. */
+export async function setJobState(tx: SystemTransaction, id: string, state: JobState): Promise<void> {
+  const terminal = state.kind !== "pending" && state.kind !== "inProgress";
+  await tx.patch(id, terminal ? { state, completedTime: Date.now() } : { state });
 }
 
 /** How often a state change is retried after conflicts before giving up. */
@@ -143,21 +95,11 @@ export async function transitionJob(
   from: JobStateKind,
   to: JobState,
 ): Promise<boolean> {
-  for (let attempt = 1;; attempt++) {
-    const snapshotTs = database.latestTs;
-    const job = await readJob(database, id, snapshotTs);
+  const { value } = await database.runSystemTransaction(async (tx) => {
+    const job = await readJob(tx, id);
     if (!job || job.state.kind !== from) return false;
-    try {
-      await database.commit({
-        snapshotTs: snapshotTs.toString(),
-        readSet: [jobRead(database, id)],
-        writes: [stateWrite(database, job, to)],
-        metrics: { bytesRead: job.json.length, bytesWritten: 0, documentsRead: 1, documentsWritten: 1 },
-      });
-      return true;
-    } catch (error) {
-      const conflict = error instanceof SyscallError && error.code === "OptimisticConcurrencyControlFailure";
-      if (!conflict || attempt >= MAX_TRANSITION_ATTEMPTS) throw error;
-    }
-  }
+    await setJobState(tx, id, to);
+    return true;
+  }, { maxAttempts: MAX_TRANSITION_ATTEMPTS, label: `scheduler: moving job ${id} to ${to.kind}` });
+  return value;
 }

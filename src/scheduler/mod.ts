@@ -11,7 +11,8 @@ export { FINISHED_JOB_RETENTION_MS, MAX_CONCURRENT_JOBS, Scheduler } from "./sch
 export { CronRunner } from "./crons.ts";
 export { type CompiledSchedule, compileSchedule, type CronSchedule, parseCron } from "./cron_schedule.ts";
 export { SCHEDULER_ACTION_OPS, serveSchedulerActionOp } from "./action_ops.ts";
-export { BY_NEXT_INDEX, type Job, type JobState, readJob, scanJobs, transitionJob } from "./jobs.ts";
+export { BY_NEXT_INDEX, type Job, type JobState, readJob, scanJobs, setJobState, transitionJob } from "./jobs.ts";
+export { type JobStateKind, scheduledFunctionName, SCHEDULER_TRANSACTION_SYSCALLS } from "./transaction_syscalls.ts";
 
 /** The scheduler and the cron runner of one backend, started and stopped together. */
 export interface SchedulerService {

@@ -14,17 +14,7 @@
  */
 import type { CommitEvent, Database } from "../database/mod.ts";
 import type { FunctionExecutor } from "../functions/mod.ts";
-import {
-  byNextIndex,
-  deleteWrite,
-  type Job,
-  jobRead,
-  type JobState,
-  readJob,
-  scanJobs,
-  stateWrite,
-  transitionJob,
-} from "./jobs.ts";
+import { byNextIndex, type Job, type JobState, readJob, scanJobs, setJobState, transitionJob } from "./jobs.ts";
 import { InfrastructureRetries } from "./retry.ts";
 import { DATABASE_UNAVAILABLE_MESSAGE, DatabaseUnavailableError } from "../persistence/mod.ts";
 
@@ -132,7 +122,7 @@ export class Scheduler {
   }
 
   async #pass(): Promise<void> {
-    const jobs = await scanJobs(this.#database, "pending", SCAN_LIMIT);
+    const jobs = await scanJobs(this.#database.readSnapshot(), "pending", SCAN_LIMIT);
     const nowMs = Date.now();
     let nextDueMs = nowMs + MAX_SLEEP_MS;
     for (const job of jobs) {
@@ -192,16 +182,14 @@ export class Scheduler {
       args: job.args,
       allowInternal: true,
       identityJson: null,
-      withCommit: async (_valueJson, snapshotTs) => {
-        // Read at the mutation's own snapshot: the read range then catches any change after it, and a job already
-        // canceled (or run) before it is seen here.
-        const current = await readJob(this.#database, job.id, snapshotTs);
+      withCommit: async (_valueJson, tx) => {
+        // `tx` reads at the mutation's own snapshot: its read of the job then catches any change after it, and a job
+        // already canceled (or run) before it is seen here.
+        const current = await readJob(tx, job.id);
         declined = !current || current.state.kind !== "pending";
-        if (declined) return null;
-        return {
-          writes: [stateWrite(this.#database, current!, { kind: "success" })],
-          readSet: [jobRead(this.#database, job.id)],
-        };
+        if (declined) return false;
+        await setJobState(tx, job.id, { kind: "success" });
+        return true;
       },
     });
     if (result.ok || declined || this.#stopped) {
@@ -261,7 +249,7 @@ export class Scheduler {
 
   async #recoverInterruptedActions(): Promise<void> {
     for (;;) {
-      const jobs = await scanJobs(this.#database, "inProgress", RECOVERY_BATCH);
+      const jobs = await scanJobs(this.#database.readSnapshot(), "inProgress", RECOVERY_BATCH);
       for (const job of jobs) {
         await transitionJob(this.#database, job.id, "inProgress", { kind: "failed", error: INTERRUPTED_ACTION_ERROR });
       }
@@ -275,15 +263,9 @@ export class Scheduler {
     const cutoffMs = Date.now() - FINISHED_JOB_RETENTION_MS;
     for (const kind of ["success", "failed", "canceled"] as const) {
       if (this.#stopped) return;
-      const snapshotTs = this.#database.latestTs;
-      const jobs = await scanJobs(this.#database, kind, CLEANUP_BATCH, cutoffMs);
-      if (jobs.length === 0) continue;
-      await this.#database.commit({
-        snapshotTs: snapshotTs.toString(),
-        readSet: jobs.map((job) => jobRead(this.#database, job.id)),
-        writes: jobs.map((job) => deleteWrite(this.#database, job)),
-        metrics: { bytesRead: 0, bytesWritten: 0, documentsRead: jobs.length, documentsWritten: jobs.length },
-      }).catch(() => {/* a conflict: the next round deletes them */});
+      await this.#database.runSystemTransaction(async (tx) => {
+        for (const job of await scanJobs(tx, kind, CLEANUP_BATCH, cutoffMs)) await tx.delete(job.id);
+      }, { maxAttempts: 1 }).catch(() => {/* a conflict: the next round deletes them */});
     }
   }
 }

@@ -2,6 +2,8 @@
  * The deployment's admin key: supplied by flag or environment, or else kept in the data directory, generated on
  * first start. The stored file is created atomically and owner-only, so a crash never leaves half a key and two
  * servers starting at once agree on one key.
+ *
+ * Private to `src/server`: other folders use its `mod.ts`.
  */
 import { join } from "node:path";
 import { isValidAdminKey, type SuppliedAdminKey, UsageError, validAdminKey } from "./config.ts";

@@ -1,15 +1,18 @@
 /**
  * The backend: every long-lived subsystem of a running deployment, opened in dependency order and closed in reverse.
- * The HTTP and sync layers get it as one object.
+ * The server passes it to the HTTP, sync and deploy layers, which see it through the small interfaces they declare
+ * (`HttpBackend`, `SyncBackend`, `DeployBackend`) and never import this file.
+ *
+ * Private to `src/server`: other folders use its `mod.ts`.
  */
 import type { Database } from "../database/mod.ts";
-import type { PersistenceLocation } from "../persistence/types.ts";
+import type { PersistenceLocation } from "../persistence/mod.ts";
 import { type ActionNetOptions, RunnerPool } from "../runtime/mod.ts";
 import { ExecutionLog, FunctionExecutor, serveActionCall, sweepResults } from "../functions/mod.ts";
 
 /** How often old mutation results (idempotency records) are swept. */
 const RESULT_SWEEP_INTERVAL_MS = 10 * 60 * 1000;
-import { DeploymentStore, systemFunctions } from "../deploy/mod.ts";
+import { DeploymentStore, type DeploymentUrls, systemFunctions } from "../deploy/mod.ts";
 import { isStorageCall, type S3Options, serveStorageCall, StorageService } from "../storage/mod.ts";
 import { createFunctionServices, type FunctionServices } from "../sync/mod.ts";
 import {
@@ -19,13 +22,7 @@ import {
   startSchedulerService,
 } from "../scheduler/mod.ts";
 
-/** The origins clients reach this deployment at. */
-export interface DeploymentUrls {
-  /** The API origin, e.g. `http://127.0.0.1:3210` (CONVEX_CLOUD_URL). */
-  cloudUrl: string;
-  /** The HTTP actions origin, e.g. `http://127.0.0.1:3211` (CONVEX_SITE_URL). */
-  siteUrl: string;
-}
+export type { DeploymentUrls };
 
 /** Everything a request handler needs. */
 export interface Backend {

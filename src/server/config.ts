@@ -2,8 +2,9 @@
  * The command line: parsing and validation, with no I/O. Everything wrong with the flags is a {@link UsageError},
  * raised before the server opens a file or a socket, so `main.ts` can print one line and exit with code 2.
  */
+import { DenvexError } from "../errors/mod.ts";
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
-import type { S3Options } from "../storage/s3_blob_store.ts";
+import type { S3Options } from "../storage/mod.ts";
 import { parseIp } from "../runtime/mod.ts";
 
 /** Default API port (Convex's `convex dev` local backend uses the same). */
@@ -62,9 +63,9 @@ export type Command =
   | { kind: "runner"; args: string[] };
 
 /** A mistake in the command line or configuration. Its message is one line, meant for the user. */
-export class UsageError extends Error {
+export class UsageError extends DenvexError {
   constructor(message: string) {
-    super(message);
+    super("BadUsage", message, { httpStatus: 400 });
     this.name = "UsageError";
   }
 }

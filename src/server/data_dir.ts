@@ -2,6 +2,8 @@
  * The data directory: resolving it, checking up front that the process may use it, and creating it. The start task
  * grants read/write on `./denvex-data` only, so a `--data` elsewhere must fail with a clear message before anything
  * is opened, not with a permission error from deep inside SQLite.
+ *
+ * Private to `src/server`: other folders use its `mod.ts`.
  */
 import { resolve } from "node:path";
 import { UsageError } from "./config.ts";

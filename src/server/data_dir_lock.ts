@@ -6,7 +6,10 @@
  * The kernel drops the lock when the process dies, however it dies, so a crashed server's lock file left on disk
  * never blocks a restart: only a lock held by a live process does. Deno opens files close-on-exec, so runner
  * processes do not inherit (and cannot outlive the server with) the lock.
+ *
+ * Private to `src/server`: other folders use its `mod.ts`.
  */
+import { DenvexError } from "../errors/mod.ts";
 import { join } from "node:path";
 
 /** The lock file inside the data directory. */
@@ -19,9 +22,10 @@ export interface DataDirLock {
 }
 
 /** Another live process holds the data directory. */
-export class DataDirLockedError extends Error {
+export class DataDirLockedError extends DenvexError {
   constructor(dataDir: string, holder: string) {
     super(
+      "DataDirLocked",
       `data directory ${dataDir} is in use by another denvex server${holder}; ` +
         `stop it first, or give this one its own --data`,
     );

@@ -1,4 +1,9 @@
-/** Serves the two Hono apps with `Deno.serve`. */
+/**
+ * Serves the two Hono apps with `Deno.serve`.
+ *
+ * Private to `src/server`: other folders use its `mod.ts`.
+ */
+import { DenvexError } from "../errors/mod.ts";
 import type { Hono } from "hono";
 import { fallbackErrorResponse } from "../http/mod.ts";
 
@@ -11,9 +16,9 @@ export interface Listener {
 }
 
 /** Thrown when a port cannot be bound; its message is one line for the user. */
-export class ListenError extends Error {
+export class ListenError extends DenvexError {
   constructor(message: string) {
-    super(message);
+    super("ListenFailed", message);
     this.name = "ListenError";
   }
 }

@@ -1,4 +1,8 @@
-/** Stop signals: the first SIGINT/SIGTERM asks for a graceful shutdown, a later one exits at once. */
+/**
+ * Stop signals: the first SIGINT/SIGTERM asks for a graceful shutdown, a later one exits at once.
+ *
+ * Private to `src/server`: other folders use its `mod.ts`.
+ */
 
 /** Exit code after a second stop signal: 128 + SIGINT, as shells report an interrupted program. */
 const FORCED_EXIT_CODE = 130;

@@ -1,8 +1,12 @@
-/** Opens the storage stack the configuration names: persistence (SQLite or PostgreSQL), then the database. */
+/**
+ * Opens the storage stack the configuration names: persistence (SQLite or PostgreSQL), then the database.
+ *
+ * Private to `src/server`: other folders use its `mod.ts`.
+ */
 import { join } from "node:path";
 import { type Database, openDatabase } from "../database/mod.ts";
 import { openPersistence } from "../persistence/mod.ts";
-import type { PersistenceLocation } from "../persistence/types.ts";
+import type { PersistenceLocation } from "../persistence/mod.ts";
 import type { DatabaseConfig } from "./config.ts";
 
 /** The SQLite file inside the data directory. */

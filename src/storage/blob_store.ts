@@ -4,6 +4,7 @@
  * (WebCrypto has no streaming digest, node:crypto's does), fsynced, then renamed into place, so a reader never sees a
  * partial file and a crash leaves at most a temp file behind. (s3_blob_store.ts keeps blobs in an S3 bucket instead.)
  */
+import { DenvexError } from "../errors/mod.ts";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 
@@ -23,10 +24,10 @@ const WRITE_BUFFER_BYTES = 1024 * 1024;
 const READ_CHUNK_BYTES = 256 * 1024;
 
 /** Raised when a blob is larger than the caller's limit (the HTTP layer answers 413). */
-export class BlobTooLargeError extends Error {
+export class BlobTooLargeError extends DenvexError {
   readonly limitBytes: number;
   constructor(limitBytes: number) {
-    super(`The file is larger than the limit of ${limitBytes} bytes`);
+    super("PayloadTooLarge", `The file is larger than the limit of ${limitBytes} bytes`, { httpStatus: 413 });
     this.name = "BlobTooLargeError";
     this.limitBytes = limitBytes;
   }
@@ -39,9 +40,13 @@ const STORAGE_FULL_CODES = new Set(["ENOSPC", "EDQUOT"]);
  * Raised when the disk holding blobs is full: nothing of the upload is kept, and the caller may retry once space is
  * freed (the HTTP layer answers 507 Insufficient Storage).
  */
-export class StorageFullError extends Error {
+export class StorageFullError extends DenvexError {
   constructor() {
-    super("The server's file storage is full; the file was not stored. Try again later");
+    // 507 Insufficient Storage: nothing was kept, and the same upload works once space is freed.
+    super("StorageFull", "The server's file storage is full; the file was not stored. Try again later", {
+      httpStatus: 507,
+      retryable: true,
+    });
     this.name = "StorageFullError";
   }
 }

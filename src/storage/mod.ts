@@ -28,4 +28,5 @@ export {
   StorageService,
 } from "./storage_service.ts";
 export { isStorageCall, READ_BLOB_OP, serveStorageCall, WRITE_BLOB_OP } from "./syscalls.ts";
+export { STORAGE_TRANSACTION_SYSCALLS } from "./transaction_syscalls.ts";
 export { UPLOAD_TOKEN_LIFETIME_MS, UploadTokens } from "./upload_token.ts";

@@ -11,6 +11,7 @@
  * bucket costs a bounded number of requests per sweep; the bucket should be dedicated to one deployment, since any
  * object named like a storage ID that this deployment has no document for is an orphan to it.
  */
+import { DenvexError } from "../errors/mod.ts";
 import { createHash } from "node:crypto";
 import { type BlobStore, BlobTooLargeError, isBlobKey, type WrittenBlob } from "./blob_store.ts";
 import { EMPTY_PAYLOAD_SHA256_HEX, signRequest, type SigV4Credentials, uriEncode } from "./sigv4.ts";
@@ -42,14 +43,17 @@ const LIST_PAGES_PER_SWEEP = 10;
 const LIST_PAGE_KEYS = 1_000;
 
 /** An S3 error response. */
-export class S3RequestError extends Error {
-  readonly status: number;
-  readonly code: string;
+export class S3RequestError extends DenvexError {
+  /** The HTTP status S3 answered. */
+  readonly s3Status: number;
+  /** S3's own error code (`NoSuchBucket`, `SignatureDoesNotMatch`, ...), or "". */
+  readonly s3Code: string;
   constructor(what: string, status: number, code: string, detail: string) {
-    super(`S3 ${what}: ${status}${code ? ` ${code}` : ""}${detail ? `: ${detail}` : ""}`);
+    // Already retried (see RETRIED_STATUSES); the message names the bucket setup, so the HTTP edge hides it (500).
+    super("StorageRequestFailed", `S3 ${what}: ${status}${code ? ` ${code}` : ""}${detail ? `: ${detail}` : ""}`);
     this.name = "S3RequestError";
-    this.status = status;
-    this.code = code;
+    this.s3Status = status;
+    this.s3Code = code;
   }
 }
 

@@ -6,7 +6,7 @@
  * sweep once they are older than any transaction could be.
  */
 import { decodeDocumentId, encodeDocumentId } from "../values/mod.ts";
-import { type Database, documentReadRange, type DocumentWrite, SYSTEM_TABLE_NUMBERS } from "../database/mod.ts";
+import { type Database, SYSTEM_TABLE_NUMBERS } from "../database/mod.ts";
 import { type BlobStore, LocalBlobStore, type WrittenBlob } from "./blob_store.ts";
 import { S3BlobStore, type S3Options } from "./s3_blob_store.ts";
 import { UploadTokens } from "./upload_token.ts";
@@ -96,13 +96,10 @@ export class StorageService {
     const written = await this.writeBlob(body, maxBytes);
     try {
       const document = storageDocument(written.storageId, written, contentType, Date.now());
-      await this.#commit([{
-        id: written.storageId,
-        tableNumber: SYSTEM_TABLE_NUMBERS[STORAGE_TABLE],
-        previousJson: null,
-        previousTs: null,
-        json: JSON.stringify(document),
-      }], []);
+      // User writes to system tables are refused; this is the internal path.
+      await this.#database.runSystemTransaction((tx) => tx.insert(STORAGE_TABLE, document), {
+        label: "storage: storing a file",
+      });
     } catch (error) {
       await this.blobs.remove(written.storageId).catch(() => {});
       throw error;
@@ -113,28 +110,18 @@ export class StorageService {
   /** The `_storage` document of `storageId` at the latest snapshot, or null. */
   async entry(storageId: string): Promise<StorageEntry | null> {
     if (!isStorageId(storageId)) return null;
-    const revision = await this.#database.persistence.getDocument(storageId, this.#database.latestTs);
-    if (!revision || revision.json === null) return null;
-    return parseStorageDocument(revision.json);
+    const document = await this.#database.readSnapshot().get(storageId);
+    return document === null ? null : parseStorageDocument(document.json);
   }
 
   /** Deletes a file: its document first (so it is never listed without bytes), then the blob. False if missing. */
   async delete(storageId: string): Promise<boolean> {
     if (!isStorageId(storageId)) return false;
-    const snapshotTs = this.#database.latestTs;
-    const revision = await this.#database.persistence.getDocument(storageId, snapshotTs);
-    if (!revision || revision.json === null) return false;
-    await this.#commit(
-      [{
-        id: storageId,
-        tableNumber: SYSTEM_TABLE_NUMBERS[STORAGE_TABLE],
-        previousJson: revision.json,
-        previousTs: revision.ts.toString(),
-        json: null,
-      }],
-      [storageId],
-      snapshotTs,
-    );
+    // The delete reads the document, so a concurrent delete of the same file conflicts instead of both winning.
+    const { value: deleted } = await this.#database.runSystemTransaction((tx) => tx.delete(storageId), {
+      label: "storage: deleting a file",
+    });
+    if (!deleted) return false;
     await this.blobs.remove(storageId);
     return true;
   }
@@ -150,16 +137,6 @@ export class StorageService {
       }
     }
     return removed;
-  }
-
-  /** Commits hand-built writes to `_storage` (user writes to system tables are refused; this is the internal path). */
-  async #commit(writes: DocumentWrite[], readIds: string[], snapshotTs = this.#database.latestTs): Promise<void> {
-    const table = this.#database.catalogView.tableByName(STORAGE_TABLE)!;
-    // A point read of each document, so a concurrent delete of the same file conflicts instead of both winning.
-    const readSet = readIds.map((id) => documentReadRange(table, id));
-    const bytesWritten = writes.reduce((sum, write) => sum + (write.json?.length ?? 0), 0);
-    const metrics = { bytesRead: 0, bytesWritten, documentsRead: readIds.length, documentsWritten: writes.length };
-    await this.#database.commit({ snapshotTs: snapshotTs.toString(), readSet, writes, metrics });
   }
 }
 

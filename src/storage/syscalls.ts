@@ -5,7 +5,7 @@
  */
 import { isStorageId, MAX_SYSCALL_BLOB_BYTES, metadataOf, type StorageService } from "./storage_service.ts";
 import { BlobTooLargeError } from "./blob_store.ts";
-import { READ_BLOB_OP, WRITE_BLOB_OP } from "../database/storage_syscalls.ts";
+import { READ_BLOB_OP, WRITE_BLOB_OP } from "./transaction_syscalls.ts";
 
 export { READ_BLOB_OP, WRITE_BLOB_OP };
 

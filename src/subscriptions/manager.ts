@@ -13,9 +13,10 @@
  * that would take the whole cache past {@link MAX_QUERY_CACHE_BYTES} fails (the client sees QueryFailed) instead of
  * growing the heap until the process dies.
  */
+import { DenvexError } from "../errors/mod.ts";
 import { createHash } from "node:crypto";
 import type { CommitEvent, Database, ReadRange } from "../database/mod.ts";
-import type { JsonValue } from "../values/types.ts";
+import type { JsonValue } from "../values/mod.ts";
 import { type QueryKey, queryKey, queryKeyOf, type QuerySpec } from "./query_key.ts";
 import { ReadRangeIndex } from "./range_index.ts";
 
@@ -30,11 +31,13 @@ export const MAX_UNSUBSCRIBED_ENTRY_BYTES = 8 * MIB;
 const ENTRY_OVERHEAD_BYTES = 512;
 
 /** A subscription refused because the cache budget is spent; the client sees it as the query's error. */
-export class QueryCacheFullError extends Error {
+export class QueryCacheFullError extends DenvexError {
   constructor(budgetBytes: number) {
     super(
+      "TooManyConcurrentRequests",
       `TooManyConcurrentRequests: the server's live query results use their whole memory budget ` +
         `(${Math.round(budgetBytes / MIB)} MiB); try again later`,
+      { httpStatus: 503, retryable: true },
     );
     this.name = "QueryCacheFullError";
   }
@@ -206,7 +209,12 @@ export class SubscriptionManager<S> {
       return Promise.resolve(existing);
     }
     if (this.#pendingSubscribes.length >= MAX_PENDING_SUBSCRIBES) {
-      return Promise.reject(new Error("TooManyConcurrentRequests: too many queries are waiting to run"));
+      return Promise.reject(
+        new DenvexError("TooManyConcurrentRequests", "TooManyConcurrentRequests: too many queries are waiting to run", {
+          httpStatus: 503,
+          retryable: true,
+        }),
+      );
     }
     // Admission: the spec alone must fit before the query runs; its result and read set are checked after the run.
     const reservedBytes = existing ? 0 : specBytes(keyOf);

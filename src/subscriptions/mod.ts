@@ -1,6 +1,8 @@
 /**
  * Subscriptions: cached query results keyed by (function, args, identity), invalidated through an index of read
  * ranges and re-run once per commit that touches them. The sync layer subscribes sockets; HTTP queries read the cache.
+ *
+ * @module
  */
 export {
   MAX_QUERY_CACHE_BYTES,

@@ -4,8 +4,8 @@
  * spec; a key holding their JSON kept them twice).
  */
 import { createHash } from "node:crypto";
-import { parseFunctionPath } from "../functions/mod.ts";
-import type { JsonValue } from "../values/types.ts";
+import { parseFunctionPath } from "../values/mod.ts";
+import type { JsonValue } from "../values/mod.ts";
 
 /** One query call as a subscription or cache lookup names it. */
 export interface QuerySpec {

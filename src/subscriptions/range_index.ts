@@ -8,7 +8,7 @@
  * byte of memory per key byte. (Hex built by `+=` made a rope of one heap object per byte: about 60 bytes of memory
  * per key byte, 120 MB for the two ends of one range over a 1 MB string argument.)
  */
-import type { ReadRange } from "../database/types.ts";
+import type { ReadRange } from "../database/mod.ts";
 import { decodeBase64 } from "../values/mod.ts";
 
 /** Sorts after every byte text: stands for an unbounded high end. */
@@ -63,6 +63,11 @@ class IndexTree<T> {
   /** Segment tree over `#sorted`: the largest `high` in each node's span. */
   #maxHigh: string[] = [];
   #dirty = false;
+  readonly #onRebuild: () => void;
+
+  constructor(onRebuild: () => void) {
+    this.#onRebuild = onRebuild;
+  }
 
   add(owner: T, interval: Interval<T>): void {
     let list = this.ranges.get(owner);
@@ -83,6 +88,7 @@ class IndexTree<T> {
     this.#maxHigh = new Array(Math.max(1, 4 * sorted.length));
     if (sorted.length > 0) this.#build(1, 0, sorted.length - 1);
     this.#dirty = false;
+    this.#onRebuild();
   }
 
   #build(node: number, lo: number, hi: number): string {
@@ -140,6 +146,12 @@ export class ReadRangeIndex<T> {
   /** Memory held for each owner's ranges (key text and overhead), an estimate. */
   readonly #bytesOf = new Map<T, number>();
   #totalBytes = 0;
+  #treeRebuilds = 0;
+
+  /** Per-index trees rebuilt so far (each costs O(n log n) in that index's ranges): for tests and monitoring. */
+  get treeRebuilds(): number {
+    return this.#treeRebuilds;
+  }
 
   /** Owners registered. */
   get size(): number {
@@ -174,7 +186,7 @@ export class ReadRangeIndex<T> {
     let bytes = 0;
     for (const { indexId, interval } of ranges) {
       let tree = this.#trees.get(indexId);
-      if (!tree) this.#trees.set(indexId, tree = new IndexTree());
+      if (!tree) this.#trees.set(indexId, tree = new IndexTree(() => this.#treeRebuilds++));
       tree.add(owner, interval);
       bytes += interval.low.length + interval.high.length + INTERVAL_OVERHEAD_BYTES;
     }

@@ -2,13 +2,14 @@
  * Messages of the sync protocol (convex-compat.md §2.2, §2.3): parsing and validation of what clients send, and the
  * shapes of what the server sends. A message that fails validation is a protocol violation (`ProtocolError`).
  */
+import { DenvexError } from "../errors/mod.ts";
 import { jsonNestingExceeds, MAX_JSON_ARGS_NESTING, MAX_VALUE_NESTING } from "../values/mod.ts";
-import type { JsonValue } from "../values/types.ts";
+import type { JsonValue } from "../values/mod.ts";
 
 /** A client bug: answered with `FatalError` and a closed socket. */
-export class ProtocolError extends Error {
+export class ProtocolError extends DenvexError {
   constructor(message: string) {
-    super(message);
+    super("InvalidSyncMessage", message, { httpStatus: 400 });
     this.name = "ProtocolError";
   }
 }

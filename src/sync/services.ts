@@ -4,9 +4,8 @@
  * queries and subscriptions serve from one cache; nothing is kept in module state.
  */
 import { Authenticator } from "../auth/mod.ts";
-import type { CallResult } from "../functions/mod.ts";
-import type { ReadRange } from "../database/mod.ts";
-import type { Backend } from "../server/backend.ts";
+import type { ActiveDeployment, CallResult, FunctionExecutor } from "../functions/mod.ts";
+import type { Database, ReadRange } from "../database/mod.ts";
 import { type QueryEntry, type QueryRun, type QuerySpec, SubscriptionManager } from "../subscriptions/mod.ts";
 
 /** A watcher of one cached query (one per socket and query ID). */
@@ -57,8 +56,15 @@ export function toQueryRun(result: CallResult): QueryRun {
   };
 }
 
-/** What the services are built from: the parts of a backend they use. */
-export type FunctionServicesDeps = Pick<Backend, "executor" | "database" | "adminKey" | "deployments">;
+/** What the shared services are built from. */
+export interface FunctionServicesDeps {
+  executor: Pick<FunctionExecutor, "call">;
+  /** The subscription manager listens to its commits. */
+  database: Database;
+  adminKey: string;
+  /** The active deployment's `auth.config.ts` decides which tokens the authenticator accepts. */
+  deployments: { readonly active: ActiveDeployment | null };
+}
 
 /** Creates the services of one backend; `close()` ends them with it. */
 export function createFunctionServices(backend: FunctionServicesDeps): FunctionServices {

@@ -11,14 +11,14 @@
  */
 import { ANONYMOUS, AuthenticationError, type Caller } from "../auth/mod.ts";
 import { idempotencyOwner } from "../functions/mod.ts";
-import type { Backend } from "../server/backend.ts";
 import type { QueryEntry, QuerySpec } from "../subscriptions/mod.ts";
 import { timestampFromBase64, timestampToBase64 } from "../values/mod.ts";
-import type { JsonValue } from "../values/types.ts";
+import type { JsonValue } from "../values/mod.ts";
 import type { ByteBudget } from "./byte_budget.ts";
 import type { MutationLog, MutationReply } from "./mutation_log.ts";
 import { type ClientMessage, parseClientMessage, ProtocolError, type QuerySetModification } from "./protocol.ts";
 import type { FunctionServices, QuerySubscriber } from "./services.ts";
+import type { SyncBackend } from "./types.ts";
 
 /** Largest client message accepted (Convex's argument limit plus framing). */
 export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024 + 64 * 1024;
@@ -42,7 +42,7 @@ export const MAX_QUERY_SET_BYTES_PER_SOCKET = 64 * 1024 * 1024;
 
 /** What a session needs from the hub. */
 export interface SessionDeps {
-  backend: Backend;
+  backend: SyncBackend;
   services: FunctionServices;
   mutationLog: MutationLog<MutationReply>;
   /** Bytes of received messages not yet done, across all sockets of the hub. */
@@ -453,13 +453,23 @@ export class SyncSession {
     });
   }
 
-  #mutation(requestId: number, udfPath: string, args: JsonValue, sizeBytes: number): void {
-    if (this.#pendingMutations >= MAX_PENDING_MUTATIONS) {
-      this.close(1011, `TooManyConcurrentRequests: more than ${MAX_PENDING_MUTATIONS} mutations are queued`);
-      return;
+  /**
+   * Admits one more mutation or action: closes the socket (1011 `TooManyConcurrentRequests: <refusal>`) when `full`,
+   * else holds the message's `sizeBytes` until the returned `markDone` is called. Null when refused.
+   */
+  #admitRequest(full: boolean, refusal: string, sizeBytes: number): (() => void) | null {
+    if (full) {
+      this.close(1011, `TooManyConcurrentRequests: ${refusal}`);
+      return null;
     }
     const { promise: done, resolve: markDone } = Promise.withResolvers<void>();
-    if (!this.#holdInbound(sizeBytes, done)) return;
+    return this.#holdInbound(sizeBytes, done) ? markDone : null;
+  }
+
+  #mutation(requestId: number, udfPath: string, args: JsonValue, sizeBytes: number): void {
+    const full = this.#pendingMutations >= MAX_PENDING_MUTATIONS;
+    const markDone = this.#admitRequest(full, `more than ${MAX_PENDING_MUTATIONS} mutations are queued`, sizeBytes);
+    if (!markDone) return;
     this.#pendingMutations++;
     const authDone = this.#authDone;
     const sessionId = this.#sessionId!;
@@ -514,12 +524,9 @@ export class SyncSession {
   }
 
   #action(requestId: number, udfPath: string, args: JsonValue, sizeBytes: number): void {
-    if (this.#pendingActions >= MAX_PENDING_ACTIONS) {
-      this.close(1011, `TooManyConcurrentRequests: more than ${MAX_PENDING_ACTIONS} actions are running`);
-      return;
-    }
-    const { promise: done, resolve: markDone } = Promise.withResolvers<void>();
-    if (!this.#holdInbound(sizeBytes, done)) return;
+    const full = this.#pendingActions >= MAX_PENDING_ACTIONS;
+    const markDone = this.#admitRequest(full, `more than ${MAX_PENDING_ACTIONS} actions are running`, sizeBytes);
+    if (!markDone) return;
     this.#pendingActions++;
     const authDone = this.#authDone;
     void (async () => {

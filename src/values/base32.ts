@@ -2,6 +2,8 @@
  * Base32 with the lowercase Crockford alphabet, most significant bits first, no padding: the text form of document
  * IDs (convex-compat.md §1.6). Decoding is strict (lowercase only, zero padding bits, a length some byte string
  * encodes to) so that every byte string has exactly one text form.
+ *
+ * Private to `src/values`: other folders use its `mod.ts`.
  */
 
 const ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz";

@@ -1,4 +1,8 @@
-/** A growable byte buffer for building index keys without per-byte allocation. */
+/**
+ * A growable byte buffer for building index keys without per-byte allocation.
+ *
+ * Private to `src/values`: other folders use its `mod.ts`.
+ */
 
 const INITIAL_CAPACITY_BYTES = 1024;
 

@@ -73,13 +73,11 @@ function render(value: Value | undefined, out: string[], budget: { length: numbe
       piece = "undefined";
       break;
     case "bigint":
+    case "boolean":
       piece = String(value);
       break;
     case "number":
       piece = formatFloat(value);
-      break;
-    case "boolean":
-      piece = String(value);
       break;
     case "string":
       piece = formatString(value);

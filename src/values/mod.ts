@@ -24,6 +24,7 @@ export { decodeBase64, encodeBase64 } from "./base64.ts";
 export { timestampFromBase64, timestampToBase64 } from "./timestamps.ts";
 export { decodeDocumentId, encodeDocumentId, generateDocumentId, isDocumentIdOfTable } from "./ids.ts";
 export { getFieldPath, getFieldPathParts } from "./field_path.ts";
+export { type FunctionAddress, parseFunctionPath } from "./function_paths.ts";
 export {
   checkFieldName,
   checkTableName,

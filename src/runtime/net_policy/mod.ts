@@ -1,6 +1,8 @@
 /**
  * The network policy of user code (one place, used by every runner kind): which addresses an action may reach, as
  * `--deny-net` flags for the runner process and as a matcher for the worker's guard.
+ *
+ * @module
  */
 export {
   formatIp,

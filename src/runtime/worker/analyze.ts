@@ -2,7 +2,7 @@
  * Analysis of a pushed deployment: the functions each module exports and the special default exports of `http.js`,
  * `crons.js`, `schema.js` and `auth.config.js` (convex-compat.md §4.2).
  */
-import type { JsonValue } from "../../values/types.ts";
+import type { JsonValue } from "../../values/mod.ts";
 import type { AnalyzedFunction, DeploymentAnalysis, HttpRoute, ModuleAnalysis } from "../types.ts";
 import { functionKind, loadModule, type RegisteredFunction } from "./functions.ts";
 

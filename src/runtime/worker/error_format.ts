@@ -1,7 +1,7 @@
 /**
  * Turning what user code threw into the `errorMessage` / `errorData` of a result (convex-compat.md §4.3).
  */
-import type { JsonValue } from "../../values/types.ts";
+import type { JsonValue } from "../../values/mod.ts";
 import { stripDeploymentUrl } from "./functions.ts";
 import { inspect } from "./inspect.ts";
 import { originalPosition } from "./source_maps.ts";

@@ -3,7 +3,7 @@
  * appear here: they use the synchronous channel (sync_channel.ts), whose extra ops are named below.
  */
 import type { DeploymentAnalysis, UdfType } from "../types.ts";
-import type { JsonValue } from "../../values/types.ts";
+import type { JsonValue } from "../../values/mod.ts";
 import type {
   HttpBodyPullMessage,
   HttpInlineResponse,
@@ -99,8 +99,8 @@ export interface ReadyMessage {
   type: "ready";
 }
 
-/** Worker → main: an execution finished. */
-export interface WorkerResultMessage {
+/** An execution's result as it leaves the worker; the runner passes it on to the server with its own fields. */
+export interface ExecutionResultFields {
   type: "result";
   executionId: string;
   ok: boolean;
@@ -110,6 +110,10 @@ export interface WorkerResultMessage {
   logLines: string[];
   /** An HTTP action's whole response, when small and complete before the result (see `HttpInlineResponse`). */
   httpResponse?: HttpInlineResponse;
+}
+
+/** Worker → main: an execution finished. */
+export interface WorkerResultMessage extends ExecutionResultFields {
   /** See `WorkerAnalysisMessage.workerPoisoned`. */
   workerPoisoned?: boolean;
 }

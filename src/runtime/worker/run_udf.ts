@@ -3,7 +3,7 @@
  * function runs in this worker, inside the caller's transaction, between a savepoint (`$nested/begin`) and its commit
  * or rollback (`$nested/end`). Args and return values are validated like a top-level call's.
  */
-import type { JsonValue } from "../../values/types.ts";
+import type { JsonValue } from "../../values/mod.ts";
 import { NESTED_BEGIN_OP, NESTED_END_OP, VALIDATE_OP } from "./protocol.ts";
 import { convexErrorData, isConvexError, syscallFailure } from "./error_format.ts";
 import {

@@ -3,7 +3,8 @@
  * (`storage/storeBlob`, `storage/getBlob`), whose Blobs cross to the server as base64 (bounded by the server's
  * `MAX_SYSCALL_BLOB_BYTES`; larger files go through upload URLs and `getUrl`).
  */
-import type { ServerCall } from "./syscall_router.ts";
+/** How the worker calls the server (the syscall router's `ServerCall`; declared here so the two do not import each other). */
+type ServerCall = (op: string, argsJson: string) => Promise<string>;
 
 /** Storage ops of queries and mutations, answered by the transaction's runner (storage_syscalls.ts). */
 export const STORAGE_TRANSACTION_OPS: readonly string[] = [

@@ -4,7 +4,7 @@
  * - actions: the server, through postMessage (several calls may be in flight);
  * - locally: `getFunctionMetadata`, `runUdf`, and the ops denvex does not support yet.
  */
-import type { JsonValue } from "../../values/types.ts";
+import type { JsonValue } from "../../values/mod.ts";
 import { decodeResponse, encodeRequest, type SyncChannelClient } from "../sync_channel.ts";
 import { syscallFailure } from "./error_format.ts";
 import { currentExecution, currentFrame } from "./execution_state.ts";

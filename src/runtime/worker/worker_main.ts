@@ -29,7 +29,7 @@ import {
   type WorkerResultMessage,
 } from "./protocol.ts";
 import { type ConvexGlobal, SyscallRouter } from "./syscall_router.ts";
-import type { JsonValue } from "../../values/types.ts";
+import type { JsonValue } from "../../values/mod.ts";
 
 /** Most action calls to the server in flight at once. */
 const MAX_PENDING_CALLS = 1_000;

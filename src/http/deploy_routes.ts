@@ -4,12 +4,10 @@
  */
 import { Hono } from "hono";
 import type { Context } from "hono";
-import { handleError, HttpError } from "../http/errors.ts";
-import type { Backend } from "../server/backend.ts";
+import { DeployError, functionExecution, MAX_LOG_ENTRIES, MAX_LOG_POLL_MS, PushCoordinator } from "../deploy/mod.ts";
 import { ADMIN_LIMITS, PUSH_LIMITS, readAdminJsonBody, requireAdmin } from "./admin_request.ts";
-import { functionExecution, MAX_LOG_ENTRIES, MAX_LOG_POLL_MS } from "./function_logs.ts";
-import { PushCoordinator } from "./push.ts";
-import { DeployError } from "./store.ts";
+import { handleError, HttpError } from "./errors.ts";
+import type { HttpBackend } from "./types.ts";
 
 /** What wait_for_schema waits when the client names no timeout. */
 const DEFAULT_SCHEMA_WAIT_MS = 10_000;
@@ -27,7 +25,7 @@ async function deployErrors<T>(run: () => Promise<T>): Promise<T> {
 }
 
 /** Builds the routes; see the module comment. */
-export function deployRoutes(backend: Backend): Hono {
+export function deployRoutes(backend: HttpBackend): Hono {
   const pushes = new PushCoordinator(backend);
   const app = new Hono();
   app.onError(handleError);
@@ -83,13 +81,13 @@ export function deployRoutes(backend: Backend): Hono {
     return c.json(null);
   });
 
-  app.get("/v1/get_canonical_urls", async (c) => {
-    await requireAdmin(c, backend.adminKey);
+  app.get("/v1/get_canonical_urls", (c) => {
+    requireAdmin(c, backend.adminKey);
     return c.json({ convexCloudUrl: backend.urls.cloudUrl, convexSiteUrl: backend.urls.siteUrl });
   });
 
   app.get("/stream_function_logs", async (c) => {
-    await requireAdmin(c, backend.adminKey);
+    requireAdmin(c, backend.adminKey);
     const cursorText = c.req.query("cursor") ?? "0";
     const cursor = Number(cursorText);
     if (!Number.isSafeInteger(cursor) || cursor < 0) {

@@ -1,61 +1,52 @@
 /**
  * Storage syscalls of queries and mutations, answered in the runner with the execution's transaction: `_storage`
  * documents are read (and, in mutations, written) inside the transaction, so reads are reactive and a store or delete
- * commits or rolls back with the mutation. Blob bytes live on the server: `call` asks it to write or read them.
+ * commits or rolls back with the mutation. Blob bytes live on the server: the runner's `services.call` asks it to write
+ * or read them.
  *
  * A blob stored by a mutation that then fails stays on disk without a document; the server's orphan sweep removes it.
  */
-import { decodeDocumentId } from "../values/mod.ts";
-import type { Value } from "../values/types.ts";
-import { SYSTEM_TABLE_NUMBERS } from "./catalog.ts";
-import type { DatabaseSyscalls } from "./syscalls.ts";
-import { SyscallError, type TableInfo } from "./types.ts";
+import { decodeDocumentId, type Value } from "../values/mod.ts";
+import {
+  type SyscallArgs,
+  SyscallError,
+  type SyscallServices,
+  SYSTEM_TABLE_NUMBERS,
+  type TableInfo,
+  type Transaction,
+  type TransactionSyscallContext,
+  type TransactionSyscallHandler,
+  type TransactionSyscalls,
+} from "../database/mod.ts";
 
 /** Runner → server: write a blob without a document. Args `{blob: base64}`; result `{storageId, sha256, size}`. */
 export const WRITE_BLOB_OP = "denvex/storage/writeBlob";
 /** Runner → server: read a blob. Args `{storageId}`; result `{blob: base64}` or null. */
 export const READ_BLOB_OP = "denvex/storage/readBlob";
 
-const QUERY_OPS = new Set(["1.0/storageGetUrl", "1.0/storageGetMetadata"]);
-const MUTATION_OPS = new Set([
-  "1.0/storageGenerateUploadUrl",
-  "1.0/storageDelete",
-  "1.0/storageStore",
-  "1.0/storageGet",
-]);
+const QUERY_OPS = ["1.0/storageGetUrl", "1.0/storageGetMetadata"];
+const MUTATION_OPS = ["1.0/storageGenerateUploadUrl", "1.0/storageDelete", "1.0/storageStore", "1.0/storageGet"];
 
-/** What the storage syscalls need besides the transaction. */
-export interface StorageSyscallDeps {
-  /** Sends an op to the server (blob writes and reads, upload URLs); resolves with its result JSON. */
-  call(op: string, argsJson: string): Promise<string>;
-  /** The API origin file URLs start with (CONVEX_CLOUD_URL). */
-  cloudUrl: string;
-}
-
-/** True for the ops `storageSyscall` answers. */
-export function isStorageSyscall(op: string): boolean {
-  return QUERY_OPS.has(op) || MUTATION_OPS.has(op);
+/** The runner's link to the server; storage syscalls of a transaction the server runs itself have none. */
+function servicesOf(context: TransactionSyscallContext, op: string): SyscallServices {
+  if (context.services === null) throw new SyscallError("BadStorageCall", `${op.slice(4)} needs a function runner`);
+  return context.services;
 }
 
 /** Answers one storage syscall of a query or mutation with its result JSON. */
-export async function storageSyscall(
-  host: DatabaseSyscalls,
-  op: string,
-  argsJson: string,
-  deps: StorageSyscallDeps,
-): Promise<string> {
-  const transaction = host.transaction;
-  if (MUTATION_OPS.has(op) && transaction.udfType !== "mutation") {
+async function storageSyscall(context: TransactionSyscallContext, op: string, args: SyscallArgs): Promise<string> {
+  const transaction = context.transaction;
+  if (MUTATION_OPS.includes(op) && transaction.udfType !== "mutation") {
     throw new SyscallError("BadStorageCall", `${op.slice(4)} can only be called from a mutation or an action`);
   }
-  const args = JSON.parse(argsJson) as Record<string, unknown>;
+  const services = servicesOf(context, op);
   const table = transaction.catalog.tableByName("_storage")!;
   switch (op) {
     case "1.0/storageGenerateUploadUrl":
-      return await deps.call(op, "{}");
+      return await services.call(op, "{}");
     case "1.0/storageStore": {
       if (typeof args.blob !== "string") throw new SyscallError("BadArgument", "store: blob must be base64");
-      const written = JSON.parse(await deps.call(WRITE_BLOB_OP, JSON.stringify({ blob: args.blob }))) as {
+      const written = JSON.parse(await services.call(WRITE_BLOB_OP, JSON.stringify({ blob: args.blob }))) as {
         storageId: string;
         sha256: string;
         size: number;
@@ -73,10 +64,10 @@ export async function storageSyscall(
     }
   }
   const storageId = args.storageId;
-  const document = await readStorageDocument(host, table, storageId);
+  const document = await readStorageDocument(transaction, table, storageId);
   switch (op) {
     case "1.0/storageGetUrl":
-      return JSON.stringify(document === null ? null : `${deps.cloudUrl}/api/storage/${storageId}`);
+      return JSON.stringify(document === null ? null : `${services.cloudUrl}/api/storage/${storageId}`);
     case "1.0/storageGetMetadata":
       return JSON.stringify(
         document === null ? null : {
@@ -92,7 +83,9 @@ export async function storageSyscall(
       return "null";
     case "1.0/storageGet": {
       if (document === null) return "null";
-      const blob = JSON.parse(await deps.call(READ_BLOB_OP, JSON.stringify({ storageId }))) as { blob: string } | null;
+      const blob = JSON.parse(await services.call(READ_BLOB_OP, JSON.stringify({ storageId }))) as
+        | { blob: string }
+        | null;
       return JSON.stringify(
         blob === null ? null : { blob: blob.blob, contentType: document.parsed.contentType ?? null },
       );
@@ -103,10 +96,18 @@ export async function storageSyscall(
 }
 
 /** The `_storage` document of `storageId` as the transaction sees it (the read joins the read set), or null. */
-async function readStorageDocument(host: DatabaseSyscalls, table: TableInfo, storageId: unknown) {
+async function readStorageDocument(transaction: Transaction, table: TableInfo, storageId: unknown) {
   if (typeof storageId !== "string") throw new SyscallError("BadArgument", "storageId must be a string");
   if (decodeDocumentId(storageId)?.tableNumber !== SYSTEM_TABLE_NUMBERS._storage) return null;
-  const read = await host.transaction.readDocument(table, storageId);
+  const read = await transaction.readDocument(table, storageId);
   if (read === null) return null;
   return { read, parsed: JSON.parse(read.json) as { sha256: string; size: number; contentType?: string } };
 }
+
+/** Storage's transaction syscalls, by op name. */
+export const STORAGE_TRANSACTION_SYSCALLS: TransactionSyscalls = Object.fromEntries(
+  [...QUERY_OPS, ...MUTATION_OPS].map((op): [string, TransactionSyscallHandler] => [
+    op,
+    (context, args) => storageSyscall(context, op, args),
+  ]),
+);

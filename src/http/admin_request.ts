@@ -8,8 +8,10 @@
  */
 import type { Context } from "hono";
 import { createBrotliDecompress } from "node:zlib";
-import { HttpError } from "../http/errors.ts";
-import { clientBody } from "../http/request_body.ts";
+import { badAdminKeyError, constantTimeEqual, missingAdminKeyError } from "../auth/mod.ts";
+import { concatBytes } from "../runtime/mod.ts";
+import { HttpError } from "./errors.ts";
+import { clientBody } from "./request_body.ts";
 
 const MIB = 1024 * 1024;
 /** Largest body on the wire of a push (brotli compresses the bundles ~5×; the API app caps all bodies at 64 MiB). */
@@ -34,20 +36,6 @@ export interface BodyLimits {
 export const PUSH_LIMITS: BodyLimits = { wireBytes: MAX_PUSH_WIRE_BYTES, jsonBytes: MAX_PUSH_JSON_BYTES };
 export const ADMIN_LIMITS: BodyLimits = { wireBytes: MAX_ADMIN_JSON_BYTES, jsonBytes: MAX_ADMIN_JSON_BYTES };
 
-/** Compares two secrets in time independent of where they differ (both are hashed first, so length leaks nothing). */
-export async function secretsEqual(given: string, expected: string): Promise<boolean> {
-  const encoder = new TextEncoder();
-  const [a, b] = await Promise.all([
-    crypto.subtle.digest("SHA-256", encoder.encode(given)),
-    crypto.subtle.digest("SHA-256", encoder.encode(expected)),
-  ]);
-  const left = new Uint8Array(a);
-  const right = new Uint8Array(b);
-  let difference = 0;
-  for (let i = 0; i < left.length; i++) difference |= left[i] ^ right[i];
-  return difference === 0;
-}
-
 /** The key of an `Authorization: Convex <key>[:<identity>]` header, or null. */
 export function adminKeyFromHeader(header: string | undefined): string | null {
   if (!header) return null;
@@ -56,18 +44,6 @@ export function adminKeyFromHeader(header: string | undefined): string | null {
   // `npx convex run --identity` appends `:<base64 identity>`; admin keys themselves never contain `:`.
   const colon = match[1].indexOf(":");
   return colon === -1 ? match[1] : match[1].slice(0, colon);
-}
-
-function missingKey(): HttpError {
-  return new HttpError(
-    401,
-    "MissingAdminKey",
-    "This endpoint needs the deployment's admin key (header `Authorization: Convex <admin key>`)",
-  );
-}
-
-function badKey(): HttpError {
-  return new HttpError(403, "BadAdminKey", "The provided admin key is not valid for this deployment");
 }
 
 /**
@@ -83,30 +59,30 @@ export async function readAdminJsonBody(
 ): Promise<Record<string, unknown>> {
   const fromHeader = adminKeyFromHeader(c.req.header("Authorization"));
   if (fromHeader !== null) {
-    if (!(await secretsEqual(fromHeader, expectedKey))) throw badKey();
+    if (!constantTimeEqual(fromHeader, expectedKey)) throw badAdminKeyError();
     return await readJsonBody(c, limits);
   }
-  if (contentEncoding(c) !== "") throw missingKey();
+  if (contentEncoding(c) !== "") throw missingAdminKeyError();
   const body = await readJsonBody(c, ADMIN_LIMITS);
-  await requireAdmin(c, expectedKey, body);
+  requireAdmin(c, expectedKey, body);
   return body;
 }
 
 /**
- * Throws 401 when no admin key came (header or body `adminKey`) and 403 when a wrong one did. A request passes when
- * either the header or the body carries the right key.
+ * Throws `MissingAdminKey` when no admin key came (header or body `adminKey`) and `BadAdminKey` when a wrong one did,
+ * both 403 (src/auth/errors.ts says why). A request passes when either the header or the body carries the right key.
  */
-export async function requireAdmin(c: Context, expectedKey: string, body?: unknown): Promise<void> {
+export function requireAdmin(c: Context, expectedKey: string, body?: unknown): void {
   const candidates: string[] = [];
   const fromHeader = adminKeyFromHeader(c.req.header("Authorization"));
   if (fromHeader !== null) candidates.push(fromHeader);
   const fromBody = body !== null && typeof body === "object" ? (body as Record<string, unknown>).adminKey : undefined;
   if (typeof fromBody === "string") candidates.push(fromBody);
-  if (candidates.length === 0) throw missingKey();
+  if (candidates.length === 0) throw missingAdminKeyError();
   for (const candidate of candidates) {
-    if (await secretsEqual(candidate, expectedKey)) return;
+    if (constantTimeEqual(candidate, expectedKey)) return;
   }
-  throw badKey();
+  throw badAdminKeyError();
 }
 
 /** Reads the body as bytes, refusing more than `maxBytes` with 413 (the Content-Length is checked first). */
@@ -121,22 +97,12 @@ async function readBytes(c: Context, maxBytes: number): Promise<Uint8Array> {
     if (total > maxBytes) throw tooLarge(maxBytes);
     chunks.push(chunk);
   }
-  return concat(chunks, total);
+  return concatBytes(chunks, total);
 }
 
 function checkDeclaredLength(c: Context, maxBytes: number): void {
   const declared = Number(c.req.header("Content-Length") ?? NaN);
   if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge(maxBytes);
-}
-
-function concat(chunks: Uint8Array[], total: number): Uint8Array {
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return bytes;
 }
 
 function tooLarge(maxBytes: number): HttpError {
@@ -184,7 +150,7 @@ async function readBrotliBytes(c: Context, limits: BodyLimits): Promise<Uint8Arr
     decompressor.destroy();
     throw error instanceof HttpError ? error : badBrotli(error);
   }
-  return concat(output, outputBytes);
+  return concatBytes(output, outputBytes);
 }
 
 /** The request's `Content-Encoding`, lowercased; "" for none or `identity`. */
