@@ -3,7 +3,7 @@ import { ConvexClient, ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { startTestServer, SYNC_APP_FILES } from "./helpers/sync_app.ts";
-import { stopBundler } from "./runtime_app.ts";
+import { stopBundler } from "./helpers/runtime_app.ts";
 import { base64UrlEncode } from "../src/auth/mod.ts";
 import { handleHttpAction } from "../src/http/http_action_handler.ts";
 
@@ -54,8 +54,6 @@ async function sign(key: KeyPair, claims: Record<string, unknown>): Promise<stri
 
 Deno.test({
   name: "auth: customJwt and OIDC tokens over HTTP and WebSocket; expired, forged, wrong audience rejected",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     const custom = await keyPair("ES256", "c1");
     const oidc = await keyPair("RS256", "o1");

@@ -14,7 +14,7 @@ import { ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { startTestServer, SYNC_APP_FILES, type TestServer } from "./helpers/sync_app.ts";
-import { stopBundler } from "./runtime_app.ts";
+import { stopBundler } from "./helpers/runtime_app.ts";
 
 const api = anyApi;
 const CHROMIUM = "/usr/bin/chromium";
@@ -154,8 +154,6 @@ async function waitUntil(fn: () => Promise<boolean>, what: string, log: PageLog)
 
 Deno.test({
   name: "browser: ConvexReactClient in headless Chromium follows other clients and paginates",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn(t) {
     let server: TestServer | null = null;
     let pageServer: Deno.HttpServer | null = null;

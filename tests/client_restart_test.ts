@@ -239,8 +239,6 @@ class Session {
 
 Deno.test({
   name: "client restart: ConvexClient reconnects to a restarted server; in-flight mutations run exactly once",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn(t) {
     const dataDir = await Deno.makeTempDir({ prefix: "denvex-restart-" });
     const adminKey = `denvex-test|${crypto.randomUUID().replaceAll("-", "")}`;

@@ -7,7 +7,7 @@ import { ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { type DatabaseKind, withCounterServer } from "./helpers/counter_app.ts";
-import { stopBundler } from "./runtime_app.ts";
+import { stopBundler } from "./helpers/runtime_app.ts";
 import { openDatabase } from "../src/database/mod.ts";
 import { openPersistence } from "../src/persistence/mod.ts";
 import { BACKENDS } from "./helpers/databases.ts";
@@ -19,8 +19,6 @@ const CONCURRENT_INCREMENTS = 100;
 for (const kind of ["sqlite", "postgres"] as DatabaseKind[]) {
   Deno.test({
     name: `contention (${kind}): ${CONCURRENT_INCREMENTS} concurrent increments of one document all succeed`,
-    sanitizeResources: false,
-    sanitizeOps: false,
     async fn() {
       await withCounterServer(kind, async (server) => {
         const client = new ConvexHttpClient(server.url);
@@ -40,8 +38,6 @@ for (const kind of ["sqlite", "postgres"] as DatabaseKind[]) {
 
 Deno.test({
   name: "contention: a slow mutation that keeps conflicting with fast writers still commits",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     await withCounterServer("sqlite", async (server) => {
       const client = new ConvexHttpClient(server.url);
@@ -85,8 +81,6 @@ Deno.test({
 for (const backend of BACKENDS) {
   Deno.test({
     name: `contention (${backend.name}): no other commit lands inside an exclusive commit turn`,
-    sanitizeResources: false,
-    sanitizeOps: false,
     async fn() {
       const fresh = await backend.fresh();
       const db = await openDatabase(await openPersistence(fresh));
@@ -132,8 +126,6 @@ for (const backend of BACKENDS) {
 
 Deno.test({
   name: "contention: closing the database lets a running turn commit, then writes the commits held behind it",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     const fresh = await BACKENDS[0].fresh();
     const db = await openDatabase(await openPersistence(fresh));

@@ -9,7 +9,7 @@ import { anyApi } from "convex/server";
 import { ConvexError } from "convex/values";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { ADMIN_KEY, startTestServer, SYNC_APP_FILES } from "./helpers/sync_app.ts";
-import { stopBundler } from "./runtime_app.ts";
+import { stopBundler } from "./helpers/runtime_app.ts";
 
 const api = anyApi;
 
@@ -163,8 +163,6 @@ const PEOPLE = [
 
 Deno.test({
   name: "semantics: the Convex API through the official client gives Convex's answers",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     const server = await startTestServer({ files: FILES });
     try {

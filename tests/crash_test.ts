@@ -13,8 +13,6 @@ const ACKS_BEFORE_KILL = 300;
 for (const backend of BACKENDS) {
   Deno.test({
     name: `crash[${backend.name}]: kill -9 during a write load loses no acknowledged commit`,
-    sanitizeOps: false,
-    sanitizeResources: false,
     async fn() {
       const location = await backend.fresh();
       try {

@@ -10,8 +10,6 @@ const ADMIN_KEY = `denvex-test|${"ab".repeat(16)}`;
 
 Deno.test({
   name: "data dir lock: a second server on the same data directory exits 1; a crashed server's lock does not block",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     const dataDir = await Deno.makeTempDir({ prefix: "denvex-lock-" });
     const env = { DENVEX_ADMIN_KEY: ADMIN_KEY };

@@ -57,8 +57,6 @@ for (const backend of BACKENDS) {
   const t = (name: string, body: (db: Database, location: PersistenceLocation) => Promise<void>) =>
     Deno.test({
       name: `database[${backend.name}]: ${name}`,
-      sanitizeOps: false,
-      sanitizeResources: false,
       fn: () => withDatabase(backend.fresh, body),
     });
 

@@ -2,7 +2,7 @@
  * End to end: the official CLI (`npx convex deploy`, `dev --once`, `env`) against a denvex backend, good pushes and
  * bad ones, schema changes with index backfills and document validation.
  */
-import { assert, assertEquals } from "./helpers/assert.ts";
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "./helpers/assert.ts";
 import type { JsonValue } from "../src/values/types.ts";
 import { systemFunctions } from "../src/deploy/system_functions.ts";
 import {
@@ -83,14 +83,6 @@ const PRISTINE_APP: Record<string, string> = { ...APP };
 
 const DEPLOY = ["deploy", "--typecheck=disable", "-y"];
 
-function assertMatch(text: string, pattern: RegExp): void {
-  assert(pattern.test(text), `expected ${pattern} in:\n${text}`);
-}
-
-function assertStringIncludes(text: string, part: string): void {
-  assert(text.includes(part), `expected ${JSON.stringify(part)} in:\n${text}`);
-}
-
 async function call(deployment: TestDeployment, path: string, args: Record<string, JsonValue> = {}, admin = false) {
   const result = await deployment.backend.executor.call({ path, args, identityJson: null, allowInternal: admin });
   if (!result.ok) throw new Error(`${path} failed: ${result.errorMessage}`);
@@ -132,8 +124,6 @@ async function expectBadPush(
 
 Deno.test({
   name: "the official CLI deploys to denvex, and bad pushes leave the old code serving",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn(t) {
     const deployment = await startTestDeployment();
     const app = await createConvexApp(APP);
@@ -281,7 +271,7 @@ Deno.test({
 
       await t.step("admin endpoints refuse missing and wrong keys", async () => {
         const missing = await fetch(`${deployment.url}/api/get_config_hashes`, { method: "POST", body: "{}" });
-        assertEquals(missing.status, 401);
+        assertEquals(missing.status, 403);
         assertEquals((await missing.json()).code, "MissingAdminKey");
         const wrong = await fetch(`${deployment.url}/api/get_config_hashes`, {
           method: "POST",
@@ -318,8 +308,6 @@ Deno.test({
 
 Deno.test({
   name: "the official CLI against the real server process: deploy, run, env, data, function-spec, logs, dev --once",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     const server = await spawnServer();
     const app = await createConvexApp(PRISTINE_APP);

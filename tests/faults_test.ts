@@ -47,8 +47,6 @@ async function filesUnder(dir: string, prefix = ""): Promise<string[]> {
 Deno.test({
   name:
     "faults: an upload on a full disk is a clear 507 JSON error, leaves nothing behind, and works once space is freed",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     const dataDir = await Deno.makeTempDir({ prefix: "denvex-diskfull-" });
     const storageDir = `${dataDir}/storage`;
@@ -198,8 +196,6 @@ function startWriteLoad(url: string): WriteLoad {
 
 Deno.test({
   name: "faults: PostgreSQL restarted under write load: clear retryable errors, quick recovery, nothing acked lost",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     const cluster = await startPgCluster();
     let server: Awaited<ReturnType<typeof spawnServer>> | null = null;

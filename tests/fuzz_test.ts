@@ -119,8 +119,6 @@ function assertClientError(outcome: RawOutcome, what: string): void {
 Deno.test({
   name: "fuzz: every HTTP endpoint and the sync protocol survive seeded garbage (no 5xx, JSON errors, no crash, " +
     "memory back)",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn(t) {
     const seed = fuzzSeed();
     console.log(`fuzz seed ${seed} (DENVEX_FUZZ_SEED=${seed} replays this run)`);

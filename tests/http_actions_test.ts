@@ -88,8 +88,6 @@ export default http;
 
 Deno.test({
   name: "http actions: routes, methods, streamed bodies, runQuery, 404 and 500 on both origins",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn(t) {
     const server = await spawnServer();
     const app = await createConvexApp(APP);

@@ -2,9 +2,9 @@
 import { ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import { ConvexError } from "convex/values";
-import { assert, assertEquals } from "./helpers/assert.ts";
+import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
 import { ADMIN_KEY, withServer } from "./helpers/sync_app.ts";
-import { stopBundler } from "./runtime_app.ts";
+import { stopBundler } from "./helpers/runtime_app.ts";
 
 const api = anyApi;
 
@@ -17,22 +17,6 @@ function internal(client: ConvexHttpClient): InternalClient {
   return client as unknown as InternalClient;
 }
 
-/** Expects `fn` to reject with an instance of `type` whose message contains `includes`. */
-export async function assertRejects(
-  fn: () => Promise<unknown>,
-  type: abstract new (...args: never[]) => Error,
-  includes = "",
-): Promise<Error> {
-  try {
-    await fn();
-  } catch (error) {
-    assert(error instanceof type, `expected ${type.name}, got ${error}`);
-    assert(error.message.includes(includes), `expected message containing ${includes}, got: ${error.message}`);
-    return error;
-  }
-  throw new Error("expected a rejection");
-}
-
 async function post(url: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
   return await fetch(url, {
     method: "POST",
@@ -43,8 +27,6 @@ async function post(url: string, body: unknown, headers: Record<string, string> 
 
 Deno.test({
   name: "http api: ConvexHttpClient query, mutation, action, function, consistentQuery",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     await withServer(async (server) => {
       const client = new ConvexHttpClient(server.url);
@@ -66,8 +48,6 @@ Deno.test({
 
 Deno.test({
   name: "http api: errors, ConvexError data, internal functions and admin auth",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     await withServer(async (server) => {
       const client = new ConvexHttpClient(server.url);
@@ -99,8 +79,6 @@ Deno.test({
 
 Deno.test({
   name: "http api: malformed requests are clear 4xx errors and the server keeps serving",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     await withServer(async (server) => {
       const cases: [string, unknown, number, string][] = [
@@ -142,8 +120,6 @@ Deno.test({
 
 Deno.test({
   name: "http api: /api/run with clean JSON, query_ts, CORS preflight, log lines",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     await withServer(async (server) => {
       const run = await post(server.url + "/api/run/messages/big", { args: { n: { $integer: "BQAAAAAAAAA=" } } });

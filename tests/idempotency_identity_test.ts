@@ -6,7 +6,7 @@
 import { assert, assertEquals, assertNotEquals } from "./helpers/assert.ts";
 import { RawSocket } from "./helpers/raw_socket.ts";
 import { ADMIN_KEY, withServer } from "./helpers/sync_app.ts";
-import { stopBundler } from "./runtime_app.ts";
+import { stopBundler } from "./helpers/runtime_app.ts";
 
 type Identity = { tokenIdentifier: string } | "anonymous";
 
@@ -45,8 +45,6 @@ async function countMessages(url: string): Promise<number> {
 
 Deno.test({
   name: "idempotency: a reused sessionId under another identity runs its own mutation, never gets another's result",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     await withServer(async (server) => {
       const sessionId = crypto.randomUUID();
@@ -78,8 +76,6 @@ Deno.test({
 
 Deno.test({
   name: "idempotency: durable results are bound to the identity (executor, admin vs anonymous vs user)",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     await withServer(async (server) => {
       const executor = server.backend.executor;

@@ -7,13 +7,11 @@ import { ADMIN_KEY, bundledModules } from "./helpers/sync_app.ts";
 import { addIndex } from "./helpers/engine.ts";
 import { openBackend } from "../src/server/backend.ts";
 import { openStorage } from "../src/server/storage.ts";
-import { stopBundler } from "./runtime_app.ts";
+import { stopBundler } from "./helpers/runtime_app.ts";
 import { sweepResults } from "../src/functions/mod.ts";
 
 Deno.test({
   name: "idempotency: a repeated mutation key returns the first result, also after a restart",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     const dataDir = await Deno.makeTempDir({ prefix: "denvex-idem-" });
     const location = { kind: "sqlite" as const, path: `${dataDir}/denvex.sqlite3` };

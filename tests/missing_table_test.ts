@@ -6,7 +6,7 @@ import { ConvexClient, ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import { assertEquals } from "./helpers/assert.ts";
 import { startTestServer, SYNC_APP_FILES } from "./helpers/sync_app.ts";
-import { stopBundler } from "./runtime_app.ts";
+import { stopBundler } from "./helpers/runtime_app.ts";
 
 const FILES = {
   ...SYNC_APP_FILES,
@@ -20,8 +20,6 @@ const FILES = {
 
 Deno.test({
   name: "missing table: queries over a table created later update over HTTP and WebSocket",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     const server = await startTestServer({ files: FILES });
     const live = new ConvexClient(server.url);

@@ -3,12 +3,10 @@
  * spelling of loopback, the machine's own addresses, the database and the server's ports, try to listen, and queries
  * and mutations try the network at all. Plus unit tests of the address arithmetic behind the `--deny-net` list.
  */
-import { assert, assertEquals, assertStringIncludes } from "./runtime_asserts.ts";
-import { bundleApp, stopBundler, writeApp } from "./runtime_app.ts";
-import { type ActionNetOptions, type ExecuteRequest, RunnerPool, writeDeploymentModules } from "../src/runtime/mod.ts";
+import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
+import { startAppPool } from "./helpers/app_pool.ts";
+import type { ActionNetOptions, ExecuteRequest } from "../src/runtime/mod.ts";
 import type { PersistenceLocation } from "../src/persistence/types.ts";
-import { openPersistence } from "../src/persistence/mod.ts";
-import { openDatabase } from "../src/database/mod.ts";
 import {
   formatIp,
   isNonPublicAddress,
@@ -162,44 +160,18 @@ const NET_APP: Record<string, string> = {
 
 /** A deployment of NET_APP and a pool running it with `actionNet`, against `location`. */
 async function startNetApp(location: PersistenceLocation, actionNet?: ActionNetOptions) {
-  const dir = await Deno.makeTempDir({ prefix: "denvex-net-test-" });
-  const modules = await bundleApp(await writeApp(dir, NET_APP));
-  await stopBundler();
-  const persistence = await openPersistence(location);
-  const database = await openDatabase(persistence);
-  const { deploymentDir } = await writeDeploymentModules(dir, modules);
-  const pool = new RunnerPool({
-    dataDir: dir,
+  const app = await startAppPool({
+    files: NET_APP,
     location,
-    queryRunners: 1,
-    maxActionRunners: 1,
-    actionNet,
-    createTable: (name) => database.createTable(name),
-    onCall: () => Promise.reject(new Error("no calls expected")),
+    pool: { queryRunners: 1, maxActionRunners: 1, ...(actionNet === undefined ? {} : { actionNet }) },
+    requestId: "net",
   });
-  await pool.ready();
   const run = async (udfType: ExecuteRequest["udfType"], exportName: string, args: unknown): Promise<Probe[]> => {
-    const result = await pool.execute({
-      udfType,
-      modulePath: "net.js",
-      exportName,
-      argsJson: JSON.stringify([args]),
-      snapshotTs: database.latestTs,
-      catalog: database.catalog,
-      identityJson: null,
-      env: {},
-      requestId: "net",
-      deploymentDir,
-    });
+    const result = await app.execute(udfType, "net.js", exportName, args as Record<string, unknown>);
     assert(result.ok, `${exportName} failed: ${result.errorMessage}`);
     return JSON.parse(result.resultJson!) as Probe[];
   };
-  const close = async () => {
-    await pool.close();
-    await persistence.close();
-    await Deno.remove(dir, { recursive: true });
-  };
-  return { run, close };
+  return { run, close: () => app.close() };
 }
 
 /** A local HTTP and WebSocket server on every address of the machine (dual-stack `::`), plus a redirect route. */

@@ -8,7 +8,7 @@ import { anyApi } from "convex/server";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { RawSocket } from "./helpers/raw_socket.ts";
 import { startTestServer, SYNC_APP_FILES } from "./helpers/sync_app.ts";
-import { stopBundler } from "./runtime_app.ts";
+import { stopBundler } from "./helpers/runtime_app.ts";
 
 const FILES = {
   ...SYNC_APP_FILES,
@@ -38,8 +38,6 @@ type Page = { channels: string[]; continueCursor: string; isDone: boolean };
 
 Deno.test({
   name: "pagination: a subscribed page keeps its boundary through inserts and deletes, and across a re-subscribe",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     const server = await startTestServer({ files: FILES });
     try {

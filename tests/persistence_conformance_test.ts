@@ -4,7 +4,7 @@
  * tests; it never skips them.
  */
 
-import { deepStrictEqual as assertEquals, ok as assert, rejects as assertRejects } from "node:assert/strict";
+import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
 import { DatabaseSync } from "node:sqlite";
 import postgres from "postgres";
 import {

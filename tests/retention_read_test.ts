@@ -7,7 +7,7 @@ import { ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { withCounterServer } from "./helpers/counter_app.ts";
-import { stopBundler } from "./runtime_app.ts";
+import { stopBundler } from "./helpers/runtime_app.ts";
 import { openDatabase } from "../src/database/mod.ts";
 import { openPersistence } from "../src/persistence/mod.ts";
 import { freshSqlite } from "./helpers/databases.ts";
@@ -29,8 +29,6 @@ async function latestTs(url: string): Promise<string> {
 
 Deno.test({
   name: "retention: query_at_ts below the prune watermark is refused, not answered with pruned data",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     await withCounterServer("sqlite", async (server) => {
       const client = new ConvexHttpClient(server.url);
@@ -65,8 +63,6 @@ Deno.test({
 
 Deno.test({
   name: "retention: the prune watermark survives a restart, and transactions below it are refused",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     const fresh = await freshSqlite();
     try {

@@ -3,8 +3,8 @@
  * left running, a breached time limit, global state — reaches the next call on the same runner, and a runner is
  * recycled when it cannot be cleaned.
  */
-import { assert, assertEquals, assertStringIncludes } from "./runtime_asserts.ts";
-import { APP_FILES, bundleApp, stopBundler, writeApp } from "./runtime_app.ts";
+import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
+import { APP_FILES, bundleApp, stopBundler, writeApp } from "./helpers/runtime_app.ts";
 import {
   type ExecuteRequest,
   type ExecutionResult,
@@ -343,8 +343,6 @@ Deno.test("runner hygiene: nothing a call leaves behind reaches the next call", 
 
 Deno.test({
   name: "runner hygiene: an HTTP action whose client disconnects is stopped and fails",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn(t) {
     const dir = await Deno.makeTempDir({ prefix: "denvex-hygiene-http-" });
     const modules = await bundle(dir, {

@@ -2,8 +2,8 @@
  * The function runtime end to end: a small Convex app bundled like the CLI does, written as a deployment, analyzed
  * and run in runner processes against a real SQLite database.
  */
-import { assert, assertEquals, assertMatch, assertRejects, assertStringIncludes } from "./runtime_asserts.ts";
-import { bundleApp, stopBundler, writeApp } from "./runtime_app.ts";
+import { assert, assertEquals, assertMatch, assertRejects, assertStringIncludes } from "./helpers/assert.ts";
+import { bundleApp, stopBundler, writeApp } from "./helpers/runtime_app.ts";
 import {
   type ExecuteRequest,
   type ExecutionResult,
@@ -15,6 +15,7 @@ import {
 import { openPersistence } from "../src/persistence/mod.ts";
 import { openDatabase } from "../src/database/mod.ts";
 import { freshPostgres } from "./helpers/databases.ts";
+import { startAppPool } from "./helpers/app_pool.ts";
 
 const SERVER_SECRET_ENV = "DENVEX_RUNTIME_TEST_SECRET";
 
@@ -288,43 +289,17 @@ Deno.test("runtime: runs a bundled Convex app in sandboxed runners", async (t) =
 
 Deno.test("runtime: runners read and write through PostgreSQL", async () => {
   const location = await freshPostgres();
-  const dir = await Deno.makeTempDir({ prefix: "denvex-runtime-pg-test-" });
-  const modules = await bundleApp(await writeApp(dir));
-  await stopBundler();
-  const persistence = await openPersistence(location);
-  const database = await openDatabase(persistence);
-  const { deploymentDir } = await writeDeploymentModules(dir, modules);
-  const pool = new RunnerPool({
-    dataDir: dir,
-    location,
-    queryRunners: 1,
-    minActionRunners: 0,
-    createTable: (name) => database.createTable(name),
-    onCall: () => Promise.reject(new Error("no calls expected")),
-  });
+  const app = await startAppPool({ location, pool: { queryRunners: 1, minActionRunners: 0 }, requestId: "pg" });
   const run = (udfType: "query" | "mutation", exportName: string, args: Record<string, unknown>) =>
-    pool.execute({
-      udfType,
-      modulePath: "messages.js",
-      exportName,
-      argsJson: JSON.stringify([args]),
-      snapshotTs: database.latestTs,
-      catalog: database.catalog,
-      identityJson: null,
-      env: {},
-      requestId: "pg",
-      deploymentDir,
-    });
+    app.execute(udfType, "messages.js", exportName, args);
   try {
     const sent = await run("mutation", "sendMany", { count: 300 });
     assertEquals(sent.ok, true, sent.errorMessage);
-    await database.commit(sent.outcome!);
+    await app.database.commit(sent.outcome!);
     const counted = await run("query", "count", {});
     assertEquals(counted.resultJson, "300", counted.errorMessage);
   } finally {
-    await pool.close();
-    await persistence.close();
+    await app.close();
     await location.cleanup();
-    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -2,7 +2,7 @@
  * Unit tests of the runtime's building blocks: the syscall channel, message framing, import specifier checks,
  * console formatting and function path resolution.
  */
-import { assert, assertEquals, assertMatch, assertRejects } from "./runtime_asserts.ts";
+import { assert, assertEquals, assertMatch, assertRejects } from "./helpers/assert.ts";
 import { createChannelBuffer, decodeRequest, SyncChannelServer } from "../src/runtime/sync_channel.ts";
 import { encodeFrame, FrameWriter, readFrames } from "../src/runtime/framing.ts";
 import { checkSpecifier, scanSpecifiers } from "../src/runtime/specifiers.ts";

@@ -93,8 +93,6 @@ async function waitForFinalState(url: string, id: string): Promise<{ kind: strin
 
 Deno.test({
   name: "scheduler: a runner crash under a scheduled mutation retries it (exactly once); a user error still fails it",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     const server = await spawnServer();
     const app = await createConvexApp(APP);

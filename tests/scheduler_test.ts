@@ -168,8 +168,6 @@ Deno.test("cron schedules: intervals, calendar schedules and cron expressions co
 
 Deno.test({
   name: "scheduler: runAfter, cancel, rollback, actions, crons and a kill -9 on the real server",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn(t) {
     const app = await createConvexApp({ "jobs.ts": JOBS });
     let server = await spawnServer();

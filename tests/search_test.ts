@@ -4,13 +4,12 @@ import { anyApi } from "convex/server";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { startTestServer, SYNC_APP_FILES, type TestServer } from "./helpers/sync_app.ts";
 import { createConvexApp, runConvexCli, startTestDeployment } from "./helpers/convex_app.ts";
-import { stopBundler } from "./runtime_app.ts";
+import { stopBundler } from "./helpers/runtime_app.ts";
 import { searchTerms, tokenize } from "../src/database/search.ts";
 import { parseSchema } from "../src/deploy/schema.ts";
 import type { JsonValue } from "../src/values/types.ts";
 
 const api = anyApi;
-const opts = { sanitizeResources: false, sanitizeOps: false };
 
 const SCHEMA = `
 import { defineSchema, defineTable } from "convex/server";
@@ -165,7 +164,6 @@ Deno.test("search: schema search indexes are parsed and checked", () => {
 
 Deno.test({
   name: "search: relevance order, prefix on the last term, eq filters, no match, take, first, filter, paginate",
-  ...opts,
   async fn() {
     await withSearchServer(async (_server, http) => {
       // Twice in a short body beats once in a short body beats once in a long body.
@@ -202,7 +200,6 @@ Deno.test({
 
 Deno.test({
   name: "search: a subscription to a search query updates when a matching document is inserted",
-  ...opts,
   async fn() {
     await withSearchServer(async (server, http) => {
       const client = new ConvexClient(server.url);
@@ -234,7 +231,6 @@ Deno.test({
 
 Deno.test({
   name: "search: the official CLI pushes search indexes, and a search field outside the validator fails the push",
-  ...opts,
   async fn() {
     const deployment = await startTestDeployment();
     const app = await createConvexApp({ "schema.ts": SCHEMA, "search.ts": SEARCH_MODULE });
@@ -263,4 +259,4 @@ Deno.test({
   },
 });
 
-Deno.test({ name: "search: stop the bundler", ...opts, fn: () => stopBundler() });
+Deno.test({ name: "search: stop the bundler", fn: () => stopBundler() });

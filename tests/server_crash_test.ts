@@ -170,8 +170,6 @@ async function loadAndKill(server: ServerProcess): Promise<LoadOutcome> {
 for (const variant of ["sqlite", "postgres"] as const) {
   Deno.test({
     name: `server crash[${variant}]: kill -9 during a write load, restart on the same data, nothing acknowledged lost`,
-    sanitizeOps: false,
-    sanitizeResources: false,
     async fn() {
       // A missing PostgreSQL server fails here: this test never skips.
       const pg = variant === "postgres" ? await freshPostgres() : undefined;

@@ -26,6 +26,7 @@ import {
 } from "../src/storage/mod.ts";
 import { openStorage } from "../src/server/storage.ts";
 import { parseCommandLine, type ServeConfig, UsageError } from "../src/server/config.ts";
+import { STORAGE_FILES_BASE } from "./helpers/storage_app.ts";
 
 const REPO = new URL("../", import.meta.url).pathname;
 const BUCKET = "denvex-test";
@@ -38,17 +39,7 @@ const SERVER_START_TIMEOUT_MS = 30_000;
 const api = anyApi as any;
 
 const APP: Record<string, string> = {
-  "files.ts": `
-import { action, mutation, query } from "./_generated/server";
-import { v } from "convex/values";
-export const uploadUrl = mutation({ args: {}, handler: async (ctx) => await ctx.storage.generateUploadUrl() });
-export const doc = query({ args: { id: v.id("_storage") }, handler: async (ctx, { id }) => await ctx.db.system.get(id) });
-export const url = query({ args: { id: v.id("_storage") }, handler: async (ctx, { id }) => await ctx.storage.getUrl(id) });
-export const meta = query({
-  args: { id: v.id("_storage") },
-  handler: async (ctx, { id }) => await ctx.storage.getMetadata(id),
-});
-export const remove = mutation({ args: { id: v.id("_storage") }, handler: async (ctx, { id }) => await ctx.storage.delete(id) });
+  "files.ts": `${STORAGE_FILES_BASE}
 export const storeInAction = action({
   args: { text: v.string() },
   handler: async (ctx, { text }) => await ctx.storage.store(new Blob([text], { type: "text/markdown" })),
@@ -396,8 +387,6 @@ const blobKey = () => `k${crypto.randomUUID().replaceAll("-", "")}`;
 
 Deno.test({
   name: "s3: the blob store against s3rver: put, multipart, ranges, atomicity, limits, listing",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn(t) {
     const s3 = await startS3();
     try {
@@ -528,8 +517,6 @@ Deno.test({
 
 Deno.test({
   name: "s3: the server with --s3-endpoint: upload, metadata, download, range, delete, 21 MB multipart upload",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn(t) {
     const s3 = await startS3();
     const dataDir = await Deno.makeTempDir({ prefix: "denvex-s3-server-" });
@@ -665,8 +652,6 @@ Deno.test({
 
 Deno.test({
   name: "s3: a server whose bucket is unreachable or missing fails to start (exit 1) with one clear line",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     const s3 = await startS3();
     const dataDir = await Deno.makeTempDir({ prefix: "denvex-s3-server-" });

@@ -9,23 +9,14 @@ import { anyApi } from "convex/server";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { createConvexApp, runConvexCli, spawnServer } from "./helpers/convex_app.ts";
 import { parseRange } from "../src/storage/mod.ts";
+import { STORAGE_FILES_BASE } from "./helpers/storage_app.ts";
 
 const DEPLOY = ["deploy", "--typecheck=disable", "-y"];
 // deno-lint-ignore no-explicit-any
 const api = anyApi as any;
 
 const APP: Record<string, string> = {
-  "files.ts": `
-import { action, mutation, query } from "./_generated/server";
-import { v } from "convex/values";
-export const uploadUrl = mutation({ args: {}, handler: async (ctx) => await ctx.storage.generateUploadUrl() });
-export const doc = query({ args: { id: v.id("_storage") }, handler: async (ctx, { id }) => await ctx.db.system.get(id) });
-export const url = query({ args: { id: v.id("_storage") }, handler: async (ctx, { id }) => await ctx.storage.getUrl(id) });
-export const meta = query({
-  args: { id: v.id("_storage") },
-  handler: async (ctx, { id }) => await ctx.storage.getMetadata(id),
-});
-export const remove = mutation({ args: { id: v.id("_storage") }, handler: async (ctx, { id }) => await ctx.storage.delete(id) });
+  "files.ts": `${STORAGE_FILES_BASE}
 export const storeInMutation = mutation({
   args: { text: v.string() },
   handler: async (ctx, { text }) => await ctx.storage.store(new Blob([text], { type: "text/plain" })),
@@ -76,8 +67,6 @@ Deno.test("storage: Range header parsing", () => {
 
 Deno.test({
   name: "storage: upload, _storage metadata, download with ranges, delete, syscalls, 50 MB round trip",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn(t) {
     const server = await spawnServer();
     const app = await createConvexApp(APP);

@@ -3,13 +3,12 @@ import { ConvexClient, ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { withServer } from "./helpers/sync_app.ts";
-import { stopBundler } from "./runtime_app.ts";
+import { stopBundler } from "./helpers/runtime_app.ts";
 import { encodeBase64, timestampToBase64 } from "../src/values/mod.ts";
 import { ReadRangeIndex } from "../src/subscriptions/mod.ts";
 import { RawSocket } from "./helpers/raw_socket.ts";
 
 const api = anyApi;
-const opts = { sanitizeResources: false, sanitizeOps: false };
 
 /** Resolves with the first value `predicate` accepts from a subscription. */
 function nextMatching<T>(
@@ -34,7 +33,6 @@ function nextMatching<T>(
 
 Deno.test({
   name: "sync: ConvexClient subscriptions update after writes from another client; mutations resolve when visible",
-  ...opts,
   async fn() {
     await withServer(async (server) => {
       const watcher = new ConvexClient(server.url);
@@ -66,7 +64,6 @@ Deno.test({
 
 Deno.test({
   name: "sync: errors reach subscribers as ConvexError; http writes update ws subscribers",
-  ...opts,
   async fn() {
     await withServer(async (server) => {
       const client = new ConvexClient(server.url);
@@ -87,7 +84,6 @@ Deno.test({
 
 Deno.test({
   name: "sync: raw protocol: version continuity, idempotent mutations, bad versions, future timestamps, bad frames",
-  ...opts,
   async fn() {
     await withServer(async (server) => {
       const raw = new RawSocket(server.url);

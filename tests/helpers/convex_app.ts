@@ -6,7 +6,7 @@
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createApiApp } from "../../src/http/mod.ts";
-import { deployRoutes } from "../../src/deploy/mod.ts";
+import { deployRoutes } from "../../src/http/mod.ts";
 import { type Backend, openBackend } from "../../src/server/backend.ts";
 import { openStorage } from "../../src/server/storage.ts";
 import { serveCommandArgs } from "./server_child.ts";
@@ -242,4 +242,40 @@ export async function spawnServer(options: SpawnServerOptions = {}): Promise<Ser
       await child.status;
     },
   };
+}
+
+/** Test apps kept as folders (a `package.json` and a `convex/` folder each). */
+const FIXTURES_DIR = join(REPO, "tests/fixtures");
+
+/**
+ * Copies the folder `from` into `to`, leaving out any `node_modules`. (Fixtures are written for Node's module
+ * resolution, so deno.json excludes `tests/fixtures` from check, fmt and lint.)
+ */
+async function copyFolder(from: string, to: string): Promise<void> {
+  await Deno.mkdir(to, { recursive: true });
+  for await (const entry of Deno.readDir(from)) {
+    if (entry.name === "node_modules") continue;
+    const source = join(from, entry.name);
+    const target = join(to, entry.name);
+    if (entry.isDirectory) await copyFolder(source, target);
+    else await Deno.copyFile(source, target);
+  }
+}
+
+/**
+ * Creates an app folder from `tests/fixtures/<name>` (copied as {@link copyFolder} says), with
+ * `node_modules/convex` linked as in {@link createConvexApp} and every `@convex-dev/*` package of this checkout linked
+ * too, so the CLI bundles the real npm components. Real paths, so each component resolves its own dependencies
+ * (`convex-helpers`, `@convex-dev/batch-worker`, …) next to it.
+ */
+export async function createConvexAppFromFixture(name: string): Promise<ConvexApp> {
+  const app = await createConvexApp({});
+  await copyFolder(join(FIXTURES_DIR, name), app.dir);
+  const installed = join(REPO, "node_modules/@convex-dev");
+  const linked = join(app.dir, "node_modules/@convex-dev");
+  await Deno.mkdir(linked, { recursive: true });
+  for await (const entry of Deno.readDir(installed)) {
+    await Deno.symlink(await Deno.realPath(join(installed, entry.name)), join(linked, entry.name));
+  }
+  return app;
 }

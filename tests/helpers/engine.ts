@@ -1,7 +1,9 @@
 /**
  * Test helpers to drive the database engine directly through its syscalls, the way the function runtime does.
  */
-import { type Database, type DatabaseSyscalls, SyscallError } from "../../src/database/mod.ts";
+import { type Database, type DatabaseSyscalls, openDatabase, SyscallError } from "../../src/database/mod.ts";
+import { openPersistence } from "../../src/persistence/mod.ts";
+import { freshSqlite } from "./databases.ts";
 
 /** Runs one syscall and parses its JSON answer. */
 export async function sys<T = unknown>(tx: DatabaseSyscalls, op: string, args: unknown): Promise<T> {
@@ -77,4 +79,16 @@ export async function rejects(promise: Promise<unknown>, pattern: RegExp): Promi
     return message;
   }
   throw new Error(`expected an error matching ${pattern}, but it succeeded`);
+}
+
+/** Runs `body` with a database on a fresh SQLite file, closed and removed afterwards. */
+export async function withSqliteDatabase(body: (db: Database) => Promise<void>): Promise<void> {
+  const location = await freshSqlite();
+  const db = await openDatabase(await openPersistence(location));
+  try {
+    await body(db);
+  } finally {
+    await db.close();
+    await location.cleanup();
+  }
 }

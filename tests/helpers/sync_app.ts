@@ -9,7 +9,7 @@ import { openStorage } from "../../src/server/storage.ts";
 import { createApiApp } from "../../src/http/mod.ts";
 import { functionRoutes } from "../../src/http/function_routes.ts";
 import { SyncHub } from "../../src/sync/mod.ts";
-import { APP_FILES, bundleApp, writeApp } from "../runtime_app.ts";
+import { APP_FILES, bundleApp, writeApp } from "./runtime_app.ts";
 import { addIndex } from "./engine.ts";
 
 export const ADMIN_KEY = "test-instance|" + "ab".repeat(32);

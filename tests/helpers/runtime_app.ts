@@ -5,9 +5,9 @@
 import * as esbuild from "esbuild";
 import { posix } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { ModuleConfig } from "../src/runtime/mod.ts";
+import type { ModuleConfig } from "../../src/runtime/mod.ts";
 
-const NODE_MODULES = fileURLToPath(new URL("../node_modules", import.meta.url));
+const NODE_MODULES = fileURLToPath(new URL("../../node_modules", import.meta.url));
 
 /** The app's `convex/` folder: path → TypeScript source. */
 export const APP_FILES: Record<string, string> = {
