@@ -1,8 +1,8 @@
 /**
  * An index of read ranges for reactivity: which live queries does a written index key invalidate? Ranges are kept
- * per index ID; each index's ranges form a static interval tree (ranges sorted by low key, a balanced tree over them
- * holding the largest high key of each subtree), rebuilt lazily after changes. A probe costs O((1 + hits) · log n)
- * and never looks at ranges of other indexes.
+ * per index ID; each index's ranges form an interval treap (ordered by low key, each node holding the largest high
+ * key of its subtree). Adding or removing a subscription costs expected O(log n) per range, with no rebuild; a probe
+ * costs O((1 + hits) · log n) and never looks at ranges of other indexes.
  *
  * Keys are held as "byte text" (one UTF-16 unit per key byte, built flat): it compares like the bytes and costs one
  * byte of memory per key byte. (Hex built by `+=` made a rope of one heap object per byte: about 60 bytes of memory
@@ -56,78 +56,121 @@ interface Interval<T> {
   owner: T;
 }
 
-/** The ranges of one index. */
-class IndexTree<T> {
-  readonly ranges = new Map<T, Interval<T>[]>();
-  #sorted: Interval<T>[] = [];
-  /** Segment tree over `#sorted`: the largest `high` in each node's span. */
-  #maxHigh: string[] = [];
-  #dirty = false;
-  readonly #onRebuild: () => void;
+/**
+ * A node of an index's interval treap: ordered by (low key, sequence number), heap-ordered by a random priority (so
+ * the expected depth is O(log n) whatever order ranges arrive in), each holding the largest high key of its subtree.
+ */
+interface TreapNode<T> {
+  readonly interval: Interval<T>;
+  /** Unique per tree: orders ranges with equal low keys and makes each node's key unique. */
+  readonly seq: number;
+  readonly priority: number;
+  left: TreapNode<T> | null;
+  right: TreapNode<T> | null;
+  maxHigh: string;
+}
 
-  constructor(onRebuild: () => void) {
-    this.#onRebuild = onRebuild;
+/**
+ * The ranges of one index, as an interval treap: a subscription change inserts or deletes its own nodes in expected
+ * O(log n) and never rebuilds the tree (a sorted, static tree had to be rebuilt in O(n log n) after every change).
+ */
+class IndexTree<T> {
+  readonly ranges = new Map<T, TreapNode<T>[]>();
+  #root: TreapNode<T> | null = null;
+  #nextSeq = 0;
+  readonly #onTouch: () => void;
+
+  /** `onTouch` is called once per node an insertion or deletion visits (a cost gauge for tests). */
+  constructor(onTouch: () => void) {
+    this.#onTouch = onTouch;
   }
 
   add(owner: T, interval: Interval<T>): void {
+    const node: TreapNode<T> = {
+      interval,
+      seq: this.#nextSeq++,
+      priority: Math.random(),
+      left: null,
+      right: null,
+      maxHigh: interval.high,
+    };
     let list = this.ranges.get(owner);
     if (!list) this.ranges.set(owner, list = []);
-    list.push(interval);
-    this.#dirty = true;
+    list.push(node);
+    const [before, after] = this.#split(this.#root, interval.low, node.seq);
+    this.#root = this.#merge(this.#merge(before, node), after);
   }
 
   remove(owner: T): void {
-    if (this.ranges.delete(owner)) this.#dirty = true;
+    const list = this.ranges.get(owner);
+    if (!list) return;
+    this.ranges.delete(owner);
+    for (const node of list) {
+      const [before, rest] = this.#split(this.#root, node.interval.low, node.seq);
+      const [found, after] = this.#split(rest, node.interval.low, node.seq + 1);
+      assertInvariant(found === node && node.left === null && node.right === null, "the node was in its tree");
+      this.#root = this.#merge(before, after);
+    }
   }
 
-  #rebuild(): void {
-    const sorted: Interval<T>[] = [];
-    for (const list of this.ranges.values()) for (const interval of list) sorted.push(interval);
-    sorted.sort((a, b) => (a.low < b.low ? -1 : a.low > b.low ? 1 : 0));
-    this.#sorted = sorted;
-    this.#maxHigh = new Array(Math.max(1, 4 * sorted.length));
-    if (sorted.length > 0) this.#build(1, 0, sorted.length - 1);
-    this.#dirty = false;
-    this.#onRebuild();
+  /** Splits `node`'s subtree into the nodes ordered before (low, seq) and the rest. */
+  #split(node: TreapNode<T> | null, low: string, seq: number): [TreapNode<T> | null, TreapNode<T> | null] {
+    if (node === null) return [null, null];
+    this.#onTouch();
+    const key = node.interval.low;
+    if (key < low || (key === low && node.seq < seq)) {
+      const [left, right] = this.#split(node.right, low, seq);
+      node.right = left;
+      updateMaxHigh(node);
+      return [node, right];
+    }
+    const [left, right] = this.#split(node.left, low, seq);
+    node.left = right;
+    updateMaxHigh(node);
+    return [left, node];
   }
 
-  #build(node: number, lo: number, hi: number): string {
-    if (lo === hi) return this.#maxHigh[node] = this.#sorted[lo].high;
-    const mid = (lo + hi) >> 1;
-    const left = this.#build(2 * node, lo, mid);
-    const right = this.#build(2 * node + 1, mid + 1, hi);
-    return this.#maxHigh[node] = left > right ? left : right;
+  /** Joins two treaps where every node of `a` is ordered before every node of `b`. */
+  #merge(a: TreapNode<T> | null, b: TreapNode<T> | null): TreapNode<T> | null {
+    if (a === null) return b;
+    if (b === null) return a;
+    this.#onTouch();
+    if (a.priority > b.priority) {
+      a.right = this.#merge(a.right, b);
+      updateMaxHigh(a);
+      return a;
+    }
+    b.left = this.#merge(a, b.left);
+    updateMaxHigh(b);
+    return b;
   }
 
-  /** Adds the owner of every range holding `key` to `hits`. */
+  /** Adds the owner of every range holding `key` (low ≤ key < high) to `hits`. */
   probe(key: string, hits: Set<T>): void {
-    if (this.#dirty) this.#rebuild();
-    const sorted = this.#sorted;
-    if (sorted.length === 0) return;
-    // The last range whose low key is ≤ key; ranges after it cannot hold the key.
-    let lo = 0;
-    let hi = sorted.length - 1;
-    let last = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (sorted[mid].low <= key) {
-        last = mid;
-        lo = mid + 1;
-      } else hi = mid - 1;
-    }
-    if (last >= 0) this.#collect(1, 0, sorted.length - 1, last, key, hits);
+    collect(this.#root, key, hits);
   }
+}
 
-  #collect(node: number, lo: number, hi: number, last: number, key: string, hits: Set<T>): void {
-    if (lo > last || this.#maxHigh[node] <= key) return;
-    if (lo === hi) {
-      hits.add(this.#sorted[lo].owner);
-      return;
-    }
-    const mid = (lo + hi) >> 1;
-    this.#collect(2 * node, lo, mid, last, key, hits);
-    this.#collect(2 * node + 1, mid + 1, hi, last, key, hits);
+function updateMaxHigh<T>(node: TreapNode<T>): void {
+  let max = node.interval.high;
+  if (node.left !== null && node.left.maxHigh > max) max = node.left.maxHigh;
+  if (node.right !== null && node.right.maxHigh > max) max = node.right.maxHigh;
+  node.maxHigh = max;
+}
+
+/** Visits only subtrees whose largest high key is past `key`, and no node whose low key is after it. */
+function collect<T>(start: TreapNode<T> | null, key: string, hits: Set<T>): void {
+  let node = start;
+  while (node !== null && node.maxHigh > key) {
+    collect(node.left, key, hits);
+    if (node.interval.low > key) return;
+    if (key < node.interval.high) hits.add(node.interval.owner);
+    node = node.right;
   }
+}
+
+function assertInvariant(condition: boolean, what: string): asserts condition {
+  if (!condition) throw new Error(`range index invariant broken: ${what}`);
 }
 
 /** One registered range of an owner, as held in its index's tree. */
@@ -146,11 +189,14 @@ export class ReadRangeIndex<T> {
   /** Memory held for each owner's ranges (key text and overhead), an estimate. */
   readonly #bytesOf = new Map<T, number>();
   #totalBytes = 0;
-  #treeRebuilds = 0;
+  #nodesTouched = 0;
 
-  /** Per-index trees rebuilt so far (each costs O(n log n) in that index's ranges): for tests and monitoring. */
-  get treeRebuilds(): number {
-    return this.#treeRebuilds;
+  /**
+   * Tree nodes visited by insertions and deletions so far: a subscription change costs O(log n) of them per range in
+   * the index it reads, never a pass over the index (for tests and monitoring).
+   */
+  get nodesTouched(): number {
+    return this.#nodesTouched;
   }
 
   /** Owners registered. */
@@ -179,14 +225,13 @@ export class ReadRangeIndex<T> {
       indexId: range.indexId,
       interval: { low: base64ToByteText(range.lowKey), high: base64ToByteText(range.highKey), owner },
     }));
-    // A re-run usually reads exactly what the previous run read; keeping the trees as they are then avoids an
-    // O(n log n) rebuild of every tree the owner is in on the next probe.
+    // A re-run usually reads exactly what the previous run read: keep its nodes as they are.
     if (sameRanges(this.#rangesOf.get(owner), ranges)) return this.bytesOf(owner);
     this.remove(owner);
     let bytes = 0;
     for (const { indexId, interval } of ranges) {
       let tree = this.#trees.get(indexId);
-      if (!tree) this.#trees.set(indexId, tree = new IndexTree(() => this.#treeRebuilds++));
+      if (!tree) this.#trees.set(indexId, tree = new IndexTree(() => this.#nodesTouched++));
       tree.add(owner, interval);
       bytes += interval.low.length + interval.high.length + INTERVAL_OVERHEAD_BYTES;
     }
