@@ -14,7 +14,7 @@
 /** Folders by layer: a folder may import only folders on lower layers. Same-layer folders are independent. */
 const LAYERS: readonly (readonly string[])[] = [
   ["errors"],
-  ["values"],
+  ["values", "components"],
   ["persistence", "auth"],
   ["database"],
   ["runtime", "subscriptions", "storage"],

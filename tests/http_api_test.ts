@@ -90,7 +90,8 @@ Deno.test({
         ["/api/query", { path: "messages:hello", args: {}, format: "xml" }, 400, "BadFormat"],
         ["/api/query_at_ts", { path: "messages:count", args: {}, ts: "nope" }, 400, "BadJsonBody"],
         ["/api/query_at_ts", { path: "messages:count", args: {}, ts: "//////////8=" }, 400, "TimestampInFuture"],
-        ["/api/function", { path: "messages:count", args: {}, componentPath: "c" }, 400, "ComponentsUnsupported"],
+        // A component's functions need the admin key (as `npx convex run --component` sends).
+        ["/api/function", { path: "messages:count", args: {}, componentPath: "c" }, 403, "Unauthorized"],
         ["/api/run/messages", {}, 404, "NotFound"],
       ];
       for (const [path, body, status, code] of cases) {

@@ -4,6 +4,7 @@
  * Nothing here touches the database or the runtime yet; push, namespaces and calls build on it (issue 11).
  */
 export { ComponentDefinitionError } from "./errors.ts";
+export { componentModulesSubdir } from "./layout.ts";
 export {
   COMPONENT_DEPS_PREFIX,
   componentDepsDefinitionPath,

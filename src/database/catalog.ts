@@ -40,54 +40,163 @@ export function builtinIndexes(tableName: string, firstIndexId: number): IndexIn
   ];
 }
 
-/** Lookup helpers over an immutable catalog value. */
+/** The namespace of a table (`""` the app). */
+export function componentPathOf(table: TableInfo): string {
+  return table.componentPath ?? "";
+}
+
+/** The key of a table or index name within its namespace (the app's keys are the bare names). */
+function namespacedKey(componentPath: string, name: string): string {
+  return componentPath === "" ? name : `${componentPath}\0${name}`;
+}
+
+/** What every namespace's view of one catalog shares. */
+interface CatalogMaps {
+  byName: Map<string, TableInfo>;
+  byNumber: Map<number, TableInfo>;
+  indexes: Map<string, { table: TableInfo; index: IndexInfo }>;
+  indexesById: Map<number, { table: TableInfo; index: IndexInfo }>;
+  views: Map<string, CatalogView>;
+}
+
+/**
+ * Lookup helpers over an immutable catalog value, within one component namespace (`componentPath`, `""` the app):
+ * names resolve in it, and a table number of another namespace reads as unknown. `forComponent` gives the view of
+ * another namespace over the same catalog.
+ */
 export class CatalogView {
   readonly catalog: Catalog;
-  readonly #byName = new Map<string, TableInfo>();
-  readonly #byNumber = new Map<number, TableInfo>();
-  readonly #indexes = new Map<string, { table: TableInfo; index: IndexInfo }>();
-  readonly #indexesById = new Map<number, { table: TableInfo; index: IndexInfo }>();
+  readonly componentPath: string;
+  readonly #maps: CatalogMaps;
 
-  constructor(catalog: Catalog) {
+  constructor(catalog: Catalog, componentPath = "", maps?: CatalogMaps) {
     this.catalog = catalog;
-    for (const table of catalog.tables) {
-      this.#byName.set(table.name, table);
-      this.#byNumber.set(table.tableNumber, table);
-      for (const index of table.indexes) {
-        this.#indexes.set(index.name, { table, index });
-        this.#indexesById.set(index.indexId, { table, index });
-      }
+    this.componentPath = componentPath;
+    this.#maps = maps ?? buildMaps(catalog);
+  }
+
+  /** The view of the namespace `componentPath` over the same catalog. */
+  forComponent(componentPath: string): CatalogView {
+    if (componentPath === this.componentPath) return this;
+    let view = this.#maps.views.get(componentPath);
+    if (view === undefined) {
+      view = new CatalogView(this.catalog, componentPath, this.#maps);
+      this.#maps.views.set(componentPath, view);
     }
+    return view;
   }
 
   tableByName(name: string): TableInfo | undefined {
-    return this.#byName.get(name);
+    return this.#maps.byName.get(namespacedKey(this.componentPath, name));
   }
 
+  /** The table of `tableNumber` when it is in this namespace. */
   tableByNumber(tableNumber: number): TableInfo | undefined {
-    return this.#byNumber.get(tableNumber);
+    const table = this.#maps.byNumber.get(tableNumber);
+    return table && componentPathOf(table) === this.componentPath ? table : undefined;
+  }
+
+  /** The table of `tableNumber` in whatever namespace (the committer, retention, backfills). */
+  tableByNumberInAnyComponent(tableNumber: number): TableInfo | undefined {
+    return this.#maps.byNumber.get(tableNumber);
   }
 
   index(name: string): { table: TableInfo; index: IndexInfo } | undefined {
-    return this.#indexes.get(name);
+    return this.#maps.indexes.get(namespacedKey(this.componentPath, name));
   }
 
+  /** Index IDs are global: this finds an index of any namespace. */
   indexById(indexId: number): { table: TableInfo; index: IndexInfo } | undefined {
-    return this.#indexesById.get(indexId);
+    return this.#maps.indexesById.get(indexId);
+  }
+
+  /** Whether the schema of this namespace has validation on. */
+  get schemaValidation(): boolean {
+    return schemaValidationOf(this.catalog, this.componentPath);
   }
 
   /** The validator writes to `table` must satisfy, or null when the schema does not constrain it. */
   documentType(table: TableInfo): ValidatorJson | null {
-    return this.catalog.schemaValidation ? table.documentType : null;
+    return schemaValidationOf(this.catalog, componentPathOf(table)) ? table.documentType : null;
   }
 
-  /** True when a schema with validation is active and does not declare `tableName`. */
+  /** True when a schema with validation is active in this namespace and does not declare `tableName`. */
   tableMissingFromSchema(tableName: string): boolean {
-    if (!this.catalog.schemaValidation) return false;
-    const table = this.#byName.get(tableName);
+    if (!this.schemaValidation) return false;
+    const table = this.tableByName(tableName);
     return !table || !table.documentType;
   }
+
+  /** The tables of this namespace. */
+  tables(): TableInfo[] {
+    return this.catalog.tables.filter((table) => componentPathOf(table) === this.componentPath);
+  }
 }
+
+function buildMaps(catalog: Catalog): CatalogMaps {
+  const maps: CatalogMaps = {
+    byName: new Map(),
+    byNumber: new Map(),
+    indexes: new Map(),
+    indexesById: new Map(),
+    views: new Map(),
+  };
+  for (const table of catalog.tables) {
+    const componentPath = componentPathOf(table);
+    maps.byName.set(namespacedKey(componentPath, table.name), table);
+    maps.byNumber.set(table.tableNumber, table);
+    for (const index of table.indexes) {
+      maps.indexes.set(namespacedKey(componentPath, index.name), { table, index });
+      maps.indexesById.set(index.indexId, { table, index });
+    }
+  }
+  return maps;
+}
+
+/** The schema validation flag of one namespace. */
+export function schemaValidationOf(catalog: Catalog, componentPath: string): boolean {
+  return componentPath === "" ? catalog.schemaValidation : catalog.componentSchemaValidation?.[componentPath] ?? false;
+}
+
+/** The paths of the namespaces holding a table named `tableName` (e.g. every `_scheduled_functions`). */
+export function componentPathsWithTable(catalog: Catalog, tableName: string): string[] {
+  return catalog.tables.filter((table) => table.name === tableName).map(componentPathOf);
+}
+
+/**
+ * `catalog` with the system tables of a component instance (its own `_scheduled_functions` and `_storage`, with
+ * their system indexes) registered, when missing. Their numbers come from the reserved system range, so every check
+ * of "a system table" by number holds in components too.
+ */
+export function withComponentSystemTables(catalog: Catalog, componentPath: string): Catalog {
+  if (componentPath === "") return catalog;
+  const tables = [...catalog.tables];
+  let nextNumber = Math.max(...Object.values(SYSTEM_TABLE_NUMBERS)) + 1;
+  let nextIndexId = 1;
+  for (const table of tables) {
+    if (table.tableNumber < FIRST_USER_TABLE_NUMBER) nextNumber = Math.max(nextNumber, table.tableNumber + 1);
+    for (const index of table.indexes) nextIndexId = Math.max(nextIndexId, index.indexId + 1);
+  }
+  let changed = false;
+  for (const name of COMPONENT_SYSTEM_TABLES) {
+    if (tables.some((table) => table.name === name && componentPathOf(table) === componentPath)) continue;
+    if (nextNumber >= FIRST_USER_TABLE_NUMBER) {
+      throw new Error("invariant: the system table numbers are used up (too many component instances)");
+    }
+    const indexes = builtinIndexes(name, nextIndexId);
+    nextIndexId += 2;
+    for (const [indexName, fields] of Object.entries(SYSTEM_INDEXES)) {
+      if (!indexName.startsWith(name + ".")) continue;
+      indexes.push({ indexId: nextIndexId++, name: indexName, fields, ready: true });
+    }
+    tables.push({ name, componentPath, tableNumber: nextNumber++, indexes, documentType: null });
+    changed = true;
+  }
+  return changed ? { ...catalog, tables } : catalog;
+}
+
+/** The system tables each component instance has (`_mutation_results` is the app's only). */
+const COMPONENT_SYSTEM_TABLES = ["_scheduled_functions", "_storage"];
 
 /** An empty catalog with the system tables registered. */
 export function emptyCatalog(): Catalog {
@@ -102,14 +211,14 @@ export function withSystemTables(catalog: Catalog): Catalog {
   }
   const tables = [...catalog.tables];
   for (const [name, tableNumber] of Object.entries(SYSTEM_TABLE_NUMBERS)) {
-    if (tables.some((table) => table.name === name)) continue;
+    if (tables.some((table) => table.name === name && componentPathOf(table) === "")) continue;
     tables.push({ name, tableNumber, indexes: builtinIndexes(name, nextIndexId), documentType: null });
     nextIndexId += 2;
   }
   let changed = tables.length !== catalog.tables.length;
   for (const [indexName, fields] of Object.entries(SYSTEM_INDEXES)) {
     const tableName = indexName.slice(0, indexName.indexOf("."));
-    const at = tables.findIndex((table) => table.name === tableName);
+    const at = tables.findIndex((table) => table.name === tableName && componentPathOf(table) === "");
     if (at === -1 || tables[at].indexes.some((index) => index.name === indexName)) continue;
     // Ready at once: databases from before the index never wrote its table (the scheduler came with the index).
     const index: IndexInfo = { indexId: nextIndexId++, name: indexName, fields, ready: true };

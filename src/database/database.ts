@@ -10,9 +10,11 @@ import type { CommitBatch, DocumentRevision, IndexEntry, Persistence } from "../
 import {
   builtinIndexes,
   CatalogView,
+  componentPathOf,
   emptyCatalog,
   FIRST_USER_TABLE_NUMBER,
   MAX_TABLES,
+  withComponentSystemTables,
   withSystemTables,
 } from "./catalog.ts";
 import { TimestampClock } from "./clock.ts";
@@ -51,6 +53,8 @@ export interface SystemTransactionRunOptions {
   maxAttempts?: number;
   /** What the transaction does, for the error when it gives up (e.g. "scheduler: claim job"). */
   label?: string;
+  /** The component namespace its table names resolve in (default `""`, the app). */
+  componentPath?: string;
 }
 
 /** What `runSystemTransaction` resolves with. */
@@ -159,7 +163,7 @@ export class Database {
       snapshotTs,
       udfType,
       identityJson,
-      createTable: (name) => this.createTable(name),
+      createTable: (name, componentPath) => this.createTable(name, componentPath),
       syscalls: this.#syscalls,
     });
   }
@@ -176,7 +180,7 @@ export class Database {
   ): Promise<SystemCommit<T>> {
     const maxAttempts = options.maxAttempts ?? DEFAULT_SYSTEM_TRANSACTION_ATTEMPTS;
     for (let attempt = 1;; attempt++) {
-      const tx = this.beginSystemTransaction();
+      const tx = this.beginSystemTransaction(undefined, { componentPath: options.componentPath });
       const value = await run(tx);
       try {
         return { value, ts: await this.commit(tx.outcome()) };
@@ -199,21 +203,29 @@ export class Database {
    * A system transaction at `snapshotTs` (default: the latest) that the caller commits itself, or whose outcome rides
    * in another transaction's commit (a scheduled job's state change commits with the mutation that ran it).
    */
-  beginSystemTransaction(snapshotTs = this.#latestTs): SystemTransaction {
+  beginSystemTransaction(
+    snapshotTs = this.#latestTs,
+    options: { componentPath?: string } = {},
+  ): SystemTransaction {
     this.assertRetained(snapshotTs);
+    const componentPath = options.componentPath ?? "";
     return new SystemTransaction({
       reader: this.persistence,
-      catalog: this.#catalog,
+      catalog: this.#catalog.forComponent(componentPath),
       snapshotTs,
-      createTable: (name) => this.createTable(name),
+      createTable: (name) => this.createTable(name, componentPath),
     });
   }
 
-  /** A read-only view at `snapshotTs` (default: the latest), for reads that commit nothing. */
-  readSnapshot(snapshotTs = this.#latestTs): SnapshotReader {
+  /**
+   * A read-only view at `snapshotTs` (default: the latest), for reads that commit nothing; table and index names
+   * resolve in the namespace `componentPath` (default `""`, the app).
+   */
+  readSnapshot(snapshotTs = this.#latestTs, options: { componentPath?: string } = {}): SnapshotReader {
     if (snapshotTs > this.#latestTs) throw new SyscallError("BadTimestamp", "snapshot is in the future");
     this.assertRetained(snapshotTs);
-    return new SnapshotReader({ reader: this.persistence, catalog: this.#catalog, snapshotTs });
+    const catalog = this.#catalog.forComponent(options.componentPath ?? "");
+    return new SnapshotReader({ reader: this.persistence, catalog, snapshotTs });
   }
 
   // ---- deployment globals: durable key-value metadata that is not documents (modules, environment variables) ----
@@ -344,7 +356,7 @@ export class Database {
     const indexEntries: IndexEntry[] = [];
     const keysByIndex = new Map<number, Uint8Array[]>();
     for (const write of writes) {
-      const table = this.#catalog.tableByNumber(write.tableNumber);
+      const table = this.#catalog.tableByNumberInAnyComponent(write.tableNumber);
       if (!table) throw new SyscallError("TableMissing", `Table number ${write.tableNumber} no longer exists`);
       documents.push({
         id: write.id,
@@ -375,19 +387,29 @@ export class Database {
 
   // ---- catalog ----
 
-  /** Creates a user table (idempotent); resolves with the new catalog. */
-  async createTable(tableName: string): Promise<Catalog> {
+  /** Creates a user table in the namespace `componentPath` (idempotent); resolves with the new catalog. */
+  async createTable(tableName: string, componentPath = ""): Promise<Catalog> {
     await this.exclusive(async () => {
-      if (this.#catalog.tableByName(tableName)) return;
-      await this.#saveCatalog(addTable(this.catalog, tableName));
+      if (this.#catalog.forComponent(componentPath).tableByName(tableName)) return;
+      await this.#saveCatalog(addTable(this.catalog, tableName, componentPath));
     });
     return this.catalog;
+  }
+
+  /** Registers the system tables of the component instance at `componentPath` (idempotent; its first mount). */
+  mountComponent(componentPath: string): Promise<void> {
+    return this.exclusive(async () => {
+      const next = withComponentSystemTables(this.catalog, componentPath);
+      if (next !== this.catalog) await this.#saveCatalog(next);
+    });
   }
 
   /** Persists and installs a new catalog version. Call only inside `exclusive`. */
   async #saveCatalog(next: Catalog): Promise<void> {
     const versioned = { ...next, version: this.catalog.version + 1 };
-    const created = versioned.tables.filter((table) => !this.#catalog.tableByName(table.name)).map((t) => t.name);
+    const created = versioned.tables
+      .filter((table) => !this.#catalog.forComponent(componentPathOf(table)).tableByName(table.name))
+      .map((table) => tableExistenceKey(table.name, componentPathOf(table)));
     await this.persistence.setGlobals({ [CATALOG_GLOBAL]: JSON.stringify(versioned) });
     this.#catalog = new CatalogView(versioned);
     if (created.length > 0) await this.#commitTableCreation(created);
@@ -398,11 +420,11 @@ export class Database {
    * table is a commit writing those keys, so cached and subscribed queries that saw "no table" re-run and
    * transactions that read it conflict. The commit has no documents; it only takes a timestamp.
    */
-  async #commitTableCreation(tableNames: string[]): Promise<void> {
+  async #commitTableCreation(existenceKeys: Uint8Array[]): Promise<void> {
     const ts = this.#clock.next();
     await this.persistence.commit([{ ts, documents: [], indexEntries: [] }]);
     this.#latestTs = ts;
-    const keysByIndex = new Map([[TABLE_EXISTENCE_INDEX_ID, tableNames.map(tableExistenceKey)]]);
+    const keysByIndex = new Map([[TABLE_EXISTENCE_INDEX_ID, existenceKeys]]);
     this.#history.record({ ts, keysByIndex });
     this.#notify({ ts, keysByIndex });
   }
@@ -522,8 +544,8 @@ export class Database {
   }
 }
 
-/** A catalog with one more user table. */
-function addTable(catalog: Catalog, tableName: string): Catalog {
+/** A catalog with one more user table, in the namespace `componentPath`. */
+function addTable(catalog: Catalog, tableName: string, componentPath: string): Catalog {
   let maxNumber = FIRST_USER_TABLE_NUMBER - 1;
   let maxIndexId = 0;
   for (const table of catalog.tables) {
@@ -535,6 +557,7 @@ function addTable(catalog: Catalog, tableName: string): Catalog {
   }
   const table: TableInfo = {
     name: tableName,
+    ...(componentPath === "" ? {} : { componentPath }),
     tableNumber: maxNumber + 1,
     indexes: builtinIndexes(tableName, maxIndexId + 1),
     documentType: null,

@@ -128,6 +128,7 @@ export function compileIndexRange(index: IndexInfo, range: RangeExpression[]): K
 export const TABLE_EXISTENCE_INDEX_ID = 0;
 
 /** The key of `tableName` in the table-existence pseudo-index. */
-export function tableExistenceKey(tableName: string): Uint8Array {
-  return encodeIndexKey([tableName]);
+export function tableExistenceKey(tableName: string, componentPath = ""): Uint8Array {
+  // The app's keys stay as they were; a component's carry its path (same name, other namespace, other key).
+  return encodeIndexKey(componentPath === "" ? [tableName] : [componentPath, tableName]);
 }

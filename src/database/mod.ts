@@ -21,10 +21,13 @@ export {
 export type { TurnCommit } from "./commit_queue.ts";
 export {
   CatalogView,
+  componentPathOf,
+  componentPathsWithTable,
   FIRST_USER_TABLE_NUMBER,
   indexKeyFields,
   MAX_INDEXES_PER_TABLE,
   SCHEDULED_FUNCTIONS_TABLE,
+  schemaValidationOf,
   SYSTEM_TABLE_NUMBERS,
 } from "./catalog.ts";
 export { DatabaseSyscalls, type DatabaseSyscallsOptions, int64ToBase64, openTransaction } from "./syscalls.ts";

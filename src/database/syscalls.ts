@@ -71,6 +71,8 @@ export class DatabaseSyscalls implements TransactionHost {
   #nextQueryId = 0;
   #paginated = false;
   #lastCreationTimeMs = 0;
+  /** Syscalls started and not yet answered (see `syscall`). */
+  #syscallsInFlight = 0;
   /** The end cursor the previous run's page ended at, from its journal. */
   readonly #journalEndCursor: string | null;
   /** The end cursor this run's page ended at: the journal of this run. */
@@ -106,10 +108,19 @@ export class DatabaseSyscalls implements TransactionHost {
     return outcome;
   }
 
-  syscall(op: string, argsJson: string): Promise<string> {
+  syscall(op: string, argsJson: string, componentPath = ""): Promise<string> {
+    // The namespace is the transaction's state for the length of a syscall. That is sound because syscalls of one
+    // transaction that overlap always share a namespace: a runner's worker blocks in the sync channel until each
+    // syscall is answered, and direct engine users (tests) overlap only calls of one component. The check keeps it so.
+    if (this.#syscallsInFlight > 0 && componentPath !== this.transaction.componentPath) {
+      return Promise.reject(new Error("invariant broken: overlapping syscalls of one transaction in two namespaces"));
+    }
+    this.#syscallsInFlight++;
     try {
-      return this.#dispatch(op, parseSyscallArgs(argsJson));
+      this.transaction.componentPath = componentPath;
+      return this.#dispatch(op, parseSyscallArgs(argsJson)).finally(() => this.#syscallsInFlight--);
     } catch (error) {
+      this.#syscallsInFlight--;
       return Promise.reject(error);
     }
   }

@@ -8,7 +8,14 @@
  * Every table name is resolved by `#table` through the transaction's catalog, the one place a component namespace
  * (a component's own system tables) will later be applied.
  */
-import { compareKeys, encodeIndexKey, parseConvexJsonText, prefixSuccessor, type Value } from "../values/mod.ts";
+import {
+  compareKeys,
+  decodeDocumentId,
+  encodeIndexKey,
+  parseConvexJsonText,
+  prefixSuccessor,
+  type Value,
+} from "../values/mod.ts";
 import type { PersistenceReader } from "../persistence/mod.ts";
 import type { CatalogView } from "./catalog.ts";
 import { keyAfter, type KeyRange } from "./index_range.ts";
@@ -76,6 +83,9 @@ export class SnapshotReader implements DocumentReader {
   }
 
   async get(id: string): Promise<StoredDocument | null> {
+    // An ID of another namespace's table (or of no table) reads as missing, as in a transaction.
+    const tableNumber = decodeDocumentId(id)?.tableNumber;
+    if (tableNumber === undefined || !this.#catalog.tableByNumber(tableNumber)) return null;
     const revision = await this.#reader.getDocument(id, this.snapshotTs);
     if (!revision || revision.json === null) return null;
     return { id, json: revision.json, ts: revision.ts };

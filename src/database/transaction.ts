@@ -36,8 +36,11 @@ export interface TransactionOptions {
   identityJson: string | null;
   /** The journal of the previous run of this query (its page's end cursor), or null. */
   journal?: string | null;
-  /** Creates a table on first insert; returns the new catalog. Without it, inserts into new tables fail. */
-  createTable?: (tableName: string) => Promise<Catalog>;
+  /**
+   * Creates a table (in the namespace `componentPath`, default the app) on first insert; returns the new catalog.
+   * Without it, inserts into new tables fail.
+   */
+  createTable?: (tableName: string, componentPath?: string) => Promise<Catalog>;
 }
 
 /** The counters behind the limits and `getTransactionMetrics`. */
@@ -70,11 +73,16 @@ export class Transaction {
   readonly snapshotTs: bigint;
   readonly udfType: "query" | "mutation";
   readonly identityJson: string | null;
-  catalog: CatalogView;
+  #catalog: CatalogView;
+  /**
+   * The component namespace names and IDs resolve in (`""` the app): the syscall layer sets it to the calling
+   * function's before each syscall, so one transaction serves an app function and the components it calls.
+   */
+  componentPath: string;
   readonly metrics: TransactionMetrics = { bytesRead: 0, bytesWritten: 0, documentsRead: 0, documentsWritten: 0 };
   /** Functions this transaction scheduled and the bytes of their args (`getTransactionMetrics`, limits.ts). */
   readonly scheduled = { functions: 0, argsBytes: 0 };
-  readonly #createTable?: (tableName: string) => Promise<Catalog>;
+  readonly #createTable?: (tableName: string, componentPath?: string) => Promise<Catalog>;
   readonly #writes = new Map<string, PendingWrite>();
   readonly #pointReads: { indexId: number; range: KeyRange }[] = [];
   readonly #streams: QueryStream[] = [];
@@ -86,8 +94,14 @@ export class Transaction {
     this.snapshotTs = options.snapshotTs;
     this.udfType = options.udfType;
     this.identityJson = options.identityJson;
-    this.catalog = options.catalog instanceof CatalogView ? options.catalog : new CatalogView(options.catalog);
+    this.#catalog = options.catalog instanceof CatalogView ? options.catalog : new CatalogView(options.catalog);
+    this.componentPath = this.#catalog.componentPath;
     this.#createTable = options.createTable;
+  }
+
+  /** The catalog as the current namespace sees it. */
+  get catalog(): CatalogView {
+    return this.#catalog.forComponent(this.componentPath);
   }
 
   // ---- reads ----
@@ -142,7 +156,7 @@ export class Transaction {
 
   /** Records that the transaction saw `tableName` missing (creating the table conflicts with and invalidates it). */
   recordMissingTable(tableName: string): void {
-    this.#recordPointRead(TABLE_EXISTENCE_INDEX_ID, tableExistenceKey(tableName));
+    this.#recordPointRead(TABLE_EXISTENCE_INDEX_ID, tableExistenceKey(tableName, this.componentPath));
   }
 
   #recordPointRead(indexId: number, key: Uint8Array): void {
@@ -171,7 +185,7 @@ export class Transaction {
       throw new SyscallError("SchemaValidation", `Failed to insert into table "${tableName}": it is not in the schema`);
     }
     if (!this.#createTable) throw new SyscallError("TableMissing", `Table "${tableName}" does not exist`);
-    this.catalog = new CatalogView(await this.#createTable(tableName));
+    this.#catalog = new CatalogView(await this.#createTable(tableName, this.componentPath));
     const created = this.catalog.tableByName(tableName);
     if (!created) throw new SyscallError("TableMissing", `Table "${tableName}" could not be created`);
     return created;

@@ -48,6 +48,8 @@ export interface SearchIndexInfo {
 /** One table of the catalog. */
 export interface TableInfo {
   name: string;
+  /** The component instance whose namespace holds the table (components/types.ts ComponentPath); absent = the app. */
+  componentPath?: string;
   tableNumber: number;
   indexes: IndexInfo[];
   /** The schema's search indexes (absent in catalogs from before search). */
@@ -61,7 +63,10 @@ export interface Catalog {
   /** Bumped on every change; runners cache by it. */
   version: number;
   tables: TableInfo[];
+  /** The app's schema validation flag. */
   schemaValidation: boolean;
+  /** Each component instance's schema validation flag, by path (absent: off). */
+  componentSchemaValidation?: Record<string, boolean>;
 }
 
 /** A read range of one index, recorded for optimistic concurrency and reactivity (keys base64). */
@@ -100,8 +105,11 @@ export interface TransactionOutcome {
 /** A transaction as the runtime drives it. Queries and mutations each get one; actions get none. */
 export interface TransactionHost {
   readonly snapshotTs: bigint;
-  /** Runs one database/auth/meta syscall (`1.0/get`, `1.0/queryStreamNext`, ...). Sync syscalls may return a string. */
-  syscall(op: string, argsJson: string): Promise<string>;
+  /**
+   * Runs one database/auth/meta syscall (`1.0/get`, `1.0/queryStreamNext`, ...) in the namespace of `componentPath`
+   * (absent: `""`, the app). Sync syscalls may return a string.
+   */
+  syscall(op: string, argsJson: string, componentPath?: string): Promise<string>;
   /** Nested `ctx.runQuery`/`ctx.runMutation`: a savepoint the nested call can commit into or roll back. */
   beginNested(): void;
   endNested(commit: boolean): void;

@@ -23,7 +23,8 @@ export function functionExecution(entry: LoggedExecution): Record<string, unknow
     kind: "Completion",
     udfType: UDF_TYPES[entry.udfType],
     identifier: `${entry.modulePath}:${entry.exportName}`,
-    componentPath: null,
+    // The dashboard and `npx convex logs --jsonl` group by it; null is the app, as Convex sends.
+    componentPath: entry.componentPath ? entry.componentPath : null,
     logLines: entry.logLines.map((line) => logLine(line, entry.startedAtMs)),
     timestamp: entry.startedAtMs / 1000,
     executionTime: entry.executionTimeMs / 1000,

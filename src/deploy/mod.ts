@@ -8,6 +8,7 @@
 export { PushCoordinator } from "./push.ts";
 export { functionExecution, MAX_LOG_ENTRIES, MAX_LOG_POLL_MS } from "./function_logs.ts";
 export {
+  type ComponentRecord,
   DeployError,
   DeploymentStore,
   MAX_ENVIRONMENT_NAME_LENGTH,

@@ -1,26 +1,46 @@
 /**
- * The push protocol's server side (convex-compat.md §5.4): `start_push` analyzes the new code and schema and starts
- * index backfills and document validation in the background; `wait_for_schema` reports their progress; `finish_push`
- * switches code, schema, indexes, crons and auth together. Nothing the old code can observe changes before
- * `finish_push` (new indexes exist but are not ready, hence invisible), so a failed push leaves it serving unchanged.
+ * The push protocol's server side (convex-compat.md §5.4): `start_push` evaluates the component definitions into an
+ * instance tree (component_definitions.ts), analyzes the app's and every instance's code and schema, and starts index
+ * backfills and document validation per instance namespace in the background; `wait_for_schema` reports their
+ * progress; `finish_push` switches code, schemas, indexes, crons and auth of the whole tree together. Nothing the old
+ * code can observe changes before `finish_push` (new indexes and tables exist but are not ready or not used), so a
+ * failed push leaves it serving unchanged. Instances dropped from the tree are unmounted: their tables stay.
  */
 import { indexFunctions } from "../functions/mod.ts";
+import {
+  checkedComponentTree,
+  type ComponentInstance,
+  componentInstances,
+  type ComponentPath,
+  type DefinitionPath,
+} from "../components/mod.ts";
 import type { Catalog } from "../database/mod.ts";
-import type { DeploymentAnalysis, ModuleConfig } from "../runtime/mod.ts";
+import type { DeploymentAnalysis } from "../runtime/mod.ts";
 import { AnalyzeError, ModuleLoadError } from "../runtime/mod.ts";
 import { checkCrons, checkHttpRoutes, type CronSpec, functionsForCli } from "./analysis_checks.ts";
 import { type AuthProvider, checkAuthConfig, providerLabel } from "./auth_config.ts";
 import {
   finalCatalog,
-  indexConfig,
   type IndexPlan,
+  namespaceCatalog,
   type ParsedSchema,
   parseSchema,
-  PENDING_INDEX_MARKER,
   planIndexes,
+  updateNamespace,
   withPendingIndexes,
 } from "./schema.ts";
-import { DeployError, type PreparedDeployment } from "./store.ts";
+import { type ComponentToPrepare, DeployError, type PreparedDeployment } from "./store.ts";
+import { evaluateComponents, type PushedComponentDefinition } from "./component_definitions.ts";
+import { checkComponentEnv } from "./component_env.ts";
+import { componentDiff, indexDiffOf, type PreviousState, previousState } from "./push_diff.ts";
+import {
+  checkModuleSet,
+  parseComponentDefinitions,
+  parseDependencies,
+  parseModule,
+  parseModules,
+  parseUnchanged,
+} from "./push_request.ts";
 import type { DeployBackend } from "./types.ts";
 import { findSchemaViolation, type SchemaViolation } from "./validate_documents.ts";
 
@@ -30,9 +50,20 @@ const MAX_PENDING_PUSHES = 8;
 const PUSH_EXPIRY_MS = 60 * 60_000;
 /** Longest long poll of wait_for_schema, whatever the client asks. */
 const MAX_WAIT_MS = 30_000;
-/** Most modules of one push (the runtime's module writer has its own limit too). */
-const MAX_PUSH_MODULES = 10_000;
 const SERVER_VERSION = "1.48.0";
+
+/** The schema work of one component instance of a push (the app is the instance `""`). */
+interface NamespacePush {
+  path: ComponentPath;
+  analysis: DeploymentAnalysis;
+  schema: ParsedSchema | null;
+  plan: IndexPlan;
+  crons: Record<string, CronSpec>;
+  indexesComplete: number;
+  validationComplete: boolean;
+  /** The snapshot the documents were validated at. */
+  validatedAtTs: bigint | null;
+}
 
 /** The state of one started push. */
 interface PendingPush {
@@ -40,15 +71,10 @@ interface PendingPush {
   dryRun: boolean;
   createdAtMs: number;
   prepared: PreparedDeployment;
-  schema: ParsedSchema | null;
-  plan: IndexPlan;
+  /** The app first, then every instance, parents before children. */
+  namespaces: NamespacePush[];
   appAuth: AuthProvider[];
-  crons: Record<string, CronSpec>;
-  indexesComplete: number;
-  validationComplete: boolean;
-  /** The snapshot the documents were validated at. */
-  validatedAtTs: bigint | null;
-  failure: SchemaViolation | null;
+  failure: (SchemaViolation & { componentPath: ComponentPath }) | null;
   /** Settles when backfills and validation are over (it never rejects). */
   done: Promise<void>;
   settled: boolean;
@@ -91,29 +117,28 @@ export class PushCoordinator {
     const dryRun = body.dryRun === true;
     const app = body.appDefinition as Record<string, unknown> | undefined;
     if (!app || typeof app !== "object") throw new DeployError("InvalidPush", "The push has no appDefinition");
-    if (Array.isArray(body.componentDefinitions) && body.componentDefinitions.length > 0) {
-      throw new DeployError("ComponentsUnsupported", "Convex components are not supported by denvex yet");
-    }
     if (Array.isArray(body.nodeDependencies) && body.nodeDependencies.length > 0) {
       throw new DeployError("NodeActionsUnsupported", '"use node" modules and external packages are not supported');
     }
+    const pushedComponents = parseComponentDefinitions(body.componentDefinitions);
+    const evaluated = await evaluateComponents(
+      app.definition ? parseModule(app.definition, "appDefinition.definition") : null,
+      parseDependencies(app.dependencies, "appDefinition"),
+      pushedComponents,
+      (definitionModules) => backend.deployments.evaluateDefinition(definitionModules),
+    );
+    checkComponentEnv(evaluated.root, evaluated.definitions, backend.deployments.environmentVariables);
     const changed = parseModules(app.changedModules, "changedModules");
     const unchanged = parseUnchanged(app.unchangedModuleHashes);
     const modules = await backend.deployments.resolveModules(changed, unchanged);
     if (app.schema) modules.push({ ...parseModule(app.schema, "schema"), path: "schema.js" });
-    if (modules.length > MAX_PUSH_MODULES) {
-      throw new DeployError("InvalidModules", `A push may hold at most ${MAX_PUSH_MODULES} modules`);
-    }
-    const paths = new Set<string>();
-    for (const module of modules) {
-      if (paths.has(module.path)) throw new DeployError("InvalidModules", `Module ${module.path} was pushed twice`);
-      paths.add(module.path);
-    }
+    checkModuleSet(modules);
+    const components = componentsToPrepare(evaluated.root, pushedComponents);
 
     const environment = this.#functionEnvironment();
     let prepared: PreparedDeployment;
     try {
-      prepared = await backend.deployments.prepare(modules, environment);
+      prepared = await backend.deployments.prepare(modules, environment, childrenOf(evaluated.root), components);
     } catch (error) {
       if (error instanceof AnalyzeError || error instanceof ModuleLoadError) {
         throw new DeployError("InvalidModules", `Loading the pushed modules failed: ${error.message}`);
@@ -121,23 +146,38 @@ export class PushCoordinator {
       throw error;
     }
     const analysis = prepared.analysis;
-    const functions = indexFunctions(analysis);
     const appAuth = checkAuthConfig(
       modules.find((module) => module.path === "auth.config.js"),
       analysis.authConfig,
       environment,
     );
-    const crons = checkCrons(analysis, functions);
-    const httpRoutes = checkHttpRoutes(analysis);
-    const schema = analysis.schemaJson ? parseSchema(analysis.schemaJson) : null;
+    const namespaces = [
+      { path: "", analysis },
+      ...prepared.components.map((component) => ({ path: component.path, analysis: component.analysis })),
+    ].map(({ path, analysis }) => namespacePush(path, analysis));
+    const httpRoutes = new Map(namespaces.map((namespace) => [namespace.path, checkHttpRoutes(namespace.analysis)]));
 
     const database = backend.database;
-    let plan = planIndexes(database.catalog, schema, counter(nextIndexIdOf(database.catalog)));
+    const planAll = (catalog: Catalog) => {
+      const allocate = counter(nextIndexIdOf(catalog));
+      for (const namespace of namespaces) {
+        namespace.plan = planIndexes(namespaceCatalog(catalog, namespace.path), namespace.schema, allocate);
+      }
+    };
+    planAll(database.catalog);
     if (!dryRun) {
-      for (const tableName of plan.newTables) await database.createTable(tableName);
+      for (const namespace of namespaces) {
+        // A new instance's own system tables; nothing reads them before finish_push makes its code live.
+        if (namespace.path !== "") await database.mountComponent(namespace.path);
+        for (const tableName of namespace.plan.newTables) await database.createTable(tableName, namespace.path);
+      }
       await database.updateCatalog((current) => {
-        plan = planIndexes(current, schema, counter(nextIndexIdOf(current)));
-        return withPendingIndexes(current, plan);
+        planAll(current);
+        let next = current;
+        for (const namespace of namespaces) {
+          next = updateNamespace(next, namespace.path, (view) => withPendingIndexes(view, namespace.plan));
+        }
+        return next;
       });
     }
 
@@ -146,13 +186,8 @@ export class PushCoordinator {
       dryRun,
       createdAtMs: Date.now(),
       prepared,
-      schema,
-      plan,
+      namespaces,
       appAuth,
-      crons,
-      indexesComplete: 0,
-      validationComplete: false,
-      validatedAtTs: null,
       failure: null,
       done: Promise.resolve(),
       settled: false,
@@ -161,62 +196,57 @@ export class PushCoordinator {
     push.done.then(() => push.settled = true);
     this.#remember(push);
 
-    const indexDiff = {
-      added_indexes: plan.added.map((added) => indexConfig(added.name, added.fields)),
-      removed_indexes: plan.removed
-        .filter((index) => !index.name.includes(PENDING_INDEX_MARKER))
-        .map((index) => indexConfig(index.name, index.fields)),
-    };
+    const analysisByDefinition: Record<string, unknown> = {};
+    for (const [definitionPath, definition] of evaluated.definitions) {
+      const namespace = definitionPath === ""
+        ? namespaces[0]
+        : namespaces.find((candidate) => instanceDefinition(evaluated.root, candidate.path) === definitionPath);
+      analysisByDefinition[definitionPath] = {
+        definition,
+        schema: namespace?.schema?.raw ?? null,
+        functions: namespace ? functionsForCli(namespace.analysis, namespace.crons) : {},
+        udfConfig: { serverVersion: SERVER_VERSION, importPhaseRngSeed: null, importPhaseUnixTimestamp: null },
+      };
+    }
+    const indexDiffs: Record<string, unknown> = {};
+    for (const namespace of namespaces) indexDiffs[namespace.path] = indexDiffOf(namespace.plan);
     return {
       environmentVariables: backend.deployments.environmentVariables,
       externalDepsId: null,
       componentDefinitionPackages: {},
       appAuth,
-      analysis: {
-        "": {
-          definition: {
-            path: "",
-            definitionType: { type: "app" },
-            childComponents: [],
-            httpMounts: {},
-            exports: { type: "branch", branch: [] },
-          },
-          schema: schema?.raw ?? null,
-          functions: functionsForCli(analysis, crons),
-          udfConfig: { serverVersion: SERVER_VERSION, importPhaseRngSeed: null, importPhaseUnixTimestamp: null },
-        },
-      },
-      app: {
-        definitionPath: "",
-        componentPath: "",
-        args: {},
-        childComponents: {},
-        httpRoutes: { httpModuleRoutes: httpRoutes, mounts: [] },
-        exports: {},
-      },
-      schemaChange: { allocatedComponentIds: {}, schemaIds: { "": push.id }, indexDiffs: { "": indexDiff } },
+      analysis: analysisByDefinition,
+      app: checkedComponentTree(
+        evaluated.root,
+        evaluated.definitions,
+        (instance) => httpRoutes.get(instance.path) ?? null,
+      ),
+      schemaChange: { allocatedComponentIds: {}, schemaIds: { "": push.id }, indexDiffs },
     };
   }
 
   /** Backfills the push's new indexes and validates existing documents, recording the outcome on `push`. */
   async #runBackgroundWork(push: PendingPush): Promise<void> {
     const database = this.#backend.database;
-    const backfills = push.plan.added.map(async (added) => {
-      await this.#backfill(added.indexId);
-      push.indexesComplete++;
+    const work = push.namespaces.flatMap((namespace) => {
+      const backfills = namespace.plan.added.map(async (added) => {
+        await this.#backfill(added.indexId);
+        namespace.indexesComplete++;
+      });
+      const validation = (async () => {
+        if (!namespace.schema) return;
+        const snapshotTs = database.latestTs;
+        const violation = await findSchemaViolation(database, namespace.schema, snapshotTs, namespace.path);
+        namespace.validatedAtTs = snapshotTs;
+        if (violation) push.failure ??= { ...violation, componentPath: namespace.path };
+      })().finally(() => namespace.validationComplete = true);
+      return [validation, ...backfills];
     });
-    const validation = (async () => {
-      if (!push.schema) return;
-      const snapshotTs = database.latestTs;
-      const violation = await findSchemaViolation(database, push.schema, snapshotTs);
-      push.validatedAtTs = snapshotTs;
-      if (violation) push.failure ??= violation;
-    })().finally(() => push.validationComplete = true);
-    const results = await Promise.allSettled([validation, ...backfills]);
+    const results = await Promise.allSettled(work);
     for (const result of results) {
       if (result.status === "rejected") {
         const message = result.reason instanceof Error ? result.reason.message : String(result.reason);
-        push.failure ??= { tableName: "", message: `Preparing the schema failed: ${message}` };
+        push.failure ??= { tableName: "", message: `Preparing the schema failed: ${message}`, componentPath: "" };
       }
     }
   }
@@ -253,21 +283,20 @@ export class PushCoordinator {
       return {
         type: "failed",
         error: push.failure.message,
-        componentPath: "",
+        componentPath: push.failure.componentPath,
         tableName: push.failure.tableName || null,
       };
     }
     if (push.settled) return { type: "complete" };
-    return {
-      type: "inProgress",
-      components: {
-        "": {
-          schemaValidationComplete: push.validationComplete,
-          indexesComplete: push.indexesComplete,
-          indexesTotal: push.plan.added.length,
-        },
-      },
-    };
+    const components: Record<string, unknown> = {};
+    for (const namespace of push.namespaces) {
+      components[namespace.path] = {
+        schemaValidationComplete: namespace.validationComplete,
+        indexesComplete: namespace.indexesComplete,
+        indexesTotal: namespace.plan.added.length,
+      };
+    }
+    return { type: "inProgress", components };
   }
 
   /** `finish_push`: makes the push live, or throws DeployError leaving the old deployment serving. */
@@ -288,60 +317,60 @@ export class PushCoordinator {
     }
     await push.done;
     const database = this.#backend.database;
-    if (!push.failure && push.schema && push.validatedAtTs !== database.latestTs) {
+    for (const namespace of push.namespaces) {
+      if (push.failure || !namespace.schema || namespace.validatedAtTs === database.latestTs) continue;
       // Old code may have written since the validation snapshot; check again right before switching.
-      const snapshotTs = database.latestTs;
-      push.failure = await findSchemaViolation(database, push.schema, snapshotTs);
+      const violation = await findSchemaViolation(database, namespace.schema, database.latestTs, namespace.path);
+      if (violation) push.failure = { ...violation, componentPath: namespace.path };
     }
     if (push.failure) {
-      throw new DeployError("SchemaValidationFailed", `Schema validation failed: ${push.failure.message}`);
+      const where = push.failure.componentPath === "" ? "" : ` in component ${push.failure.componentPath}`;
+      throw new DeployError("SchemaValidationFailed", `Schema validation failed${where}: ${push.failure.message}`);
     }
     const deployments = this.#backend.deployments;
-    const previous = deployments.active?.analysis ?? null;
-    const previousModules = deployments.moduleRecords.map((record) => record.path);
+    const previous = previousState(deployments);
     await deployments.activate(push.prepared, async () => {
-      await database.updateCatalog((current) => finalCatalog(current, push.plan, push.schema));
+      await database.updateCatalog((current) => {
+        let next = current;
+        for (const namespace of push.namespaces) {
+          next = updateNamespace(next, namespace.path, (view) => finalCatalog(view, namespace.plan, namespace.schema));
+        }
+        return next;
+      });
     });
     this.#pushes.delete(push.id);
-    return this.#diff(push, previous, previousModules);
+    return this.#diff(push, previous);
   }
 
-  #diff(push: PendingPush, previous: DeploymentAnalysis | null, previousModules: string[]): Record<string, unknown> {
-    const next = push.prepared.analysis;
-    const nextModules = push.prepared.records.map((record) => record.path);
-    const previousCrons = cronsOf(previous);
+  #diff(push: PendingPush, previous: PreviousState): Record<string, unknown> {
     const nextAuth = push.appAuth.map(providerLabel);
-    const previousAuth = authOf(previous).map(providerLabel);
+    const previousAuth = authOf(previous.byPath.get("")?.analysis ?? null).map(providerLabel);
+    const componentDiffs: Record<string, unknown> = {};
+    const mounted = new Map<ComponentPath, string[]>([
+      ["", push.prepared.records.map((record) => record.path)],
+      ...push.prepared.components.map((c): [ComponentPath, string[]] => [c.path, c.modules.map((m) => m.path)]),
+    ]);
+    for (const namespace of push.namespaces) {
+      const before = previous.byPath.get(namespace.path) ?? null;
+      const type = before ? "modify" : previous.unmounted.has(namespace.path) ? "remount" : "create";
+      componentDiffs[namespace.path] = componentDiff(
+        type,
+        before,
+        { analysis: namespace.analysis, modules: mounted.get(namespace.path) ?? [], crons: namespace.crons },
+        namespace.plan,
+      );
+    }
+    for (const [path, before] of previous.byPath) {
+      if (mounted.has(path)) continue;
+      componentDiffs[path] = componentDiff("unmount", before, null, null);
+    }
     return {
       authDiff: {
         added: nextAuth.filter((label) => !previousAuth.includes(label)),
         removed: previousAuth.filter((label) => !nextAuth.includes(label)),
       },
       definitionDiffs: {},
-      componentDiffs: {
-        "": {
-          diffType: { type: previous ? "modify" : "create" },
-          moduleDiff: {
-            added: nextModules.filter((path) => !previousModules.includes(path)),
-            removed: previousModules.filter((path) => !nextModules.includes(path)),
-          },
-          udfConfigDiff: null,
-          cronDiff: {
-            added: Object.keys(push.crons).filter((name) => !(name in previousCrons)),
-            updated: Object.keys(push.crons).filter((name) =>
-              name in previousCrons && JSON.stringify(previousCrons[name]) !== JSON.stringify(push.crons[name])
-            ),
-            deleted: Object.keys(previousCrons).filter((name) => !(name in push.crons)),
-          },
-          indexDiff: {
-            added_indexes: push.plan.added.map((added) => indexConfig(added.name, added.fields)),
-            removed_indexes: push.plan.removed
-              .filter((index) => !index.name.includes(PENDING_INDEX_MARKER))
-              .map((index) => indexConfig(index.name, index.fields)),
-          },
-          schemaDiff: { previous_schema: previous?.schemaJson ?? null, next_schema: next.schemaJson },
-        },
-      },
+      componentDiffs,
     };
   }
 
@@ -377,6 +406,55 @@ export class PushCoordinator {
   }
 }
 
+/** A namespace's push state before planning: its schema and crons checked. */
+function namespacePush(path: ComponentPath, analysis: DeploymentAnalysis): NamespacePush {
+  const where = path === "" ? "" : `Component ${path}: `;
+  try {
+    return {
+      path,
+      analysis,
+      schema: analysis.schemaJson ? parseSchema(analysis.schemaJson) : null,
+      plan: { added: [], removed: [], newTables: [] },
+      crons: checkCrons(analysis, indexFunctions(analysis)),
+      indexesComplete: 0,
+      validationComplete: false,
+      validatedAtTs: null,
+    };
+  } catch (error) {
+    if (where === "" || !(error instanceof DeployError)) throw error;
+    throw new DeployError(error.code, where + error.message);
+  }
+}
+
+/** What `prepare` needs of every instance below the app, parents first. */
+function componentsToPrepare(
+  root: ComponentInstance,
+  definitions: PushedComponentDefinition[],
+): ComponentToPrepare[] {
+  const byPath = new Map(definitions.map((definition) => [definition.definitionPath, definition]));
+  return componentInstances(root).slice(1).map((instance) => {
+    const definition = byPath.get(instance.definitionPath)!;
+    const modules = [...definition.functions];
+    if (definition.schema) modules.push({ ...definition.schema, path: "schema.js" });
+    checkModuleSet(modules, instance.path);
+    return {
+      path: instance.path,
+      definitionPath: instance.definitionPath,
+      modules,
+      env: instance.env,
+      children: childrenOf(instance),
+    };
+  });
+}
+
+function childrenOf(instance: ComponentInstance): [string, ComponentPath][] {
+  return [...instance.children].map(([name, child]) => [name, child.path]);
+}
+
+function instanceDefinition(root: ComponentInstance, path: ComponentPath): DefinitionPath | null {
+  return componentInstances(root).find((instance) => instance.path === path)?.definitionPath ?? null;
+}
+
 function counter(first: number): () => number {
   let next = first;
   return () => next++;
@@ -388,52 +466,7 @@ function nextIndexIdOf(catalog: Catalog): number {
   return max + 1;
 }
 
-function cronsOf(analysis: DeploymentAnalysis | null): Record<string, unknown> {
-  const json = analysis?.modules.find((module) => module.path === "crons.js")?.cronsJson;
-  return json ? JSON.parse(json) : {};
-}
-
 function authOf(analysis: DeploymentAnalysis | null): AuthProvider[] {
   const providers = (analysis?.authConfig as { providers?: unknown } | null)?.providers;
   return Array.isArray(providers) ? providers as AuthProvider[] : [];
-}
-
-function parseModule(value: unknown, what: string): ModuleConfig {
-  const module = value as Record<string, unknown> | null;
-  if (
-    !module || typeof module !== "object" || typeof module.path !== "string" || typeof module.source !== "string" ||
-    (module.sourceMap !== undefined && module.sourceMap !== null && typeof module.sourceMap !== "string")
-  ) {
-    throw new DeployError("InvalidModules", `${what}: a module needs a string path and source`);
-  }
-  const environment = module.environment ?? "isolate";
-  if (environment !== "isolate" && environment !== "node") {
-    throw new DeployError("InvalidModules", `${what}: module ${module.path} has unknown environment ${environment}`);
-  }
-  return {
-    path: module.path,
-    source: module.source,
-    sourceMap: typeof module.sourceMap === "string" ? module.sourceMap : undefined,
-    environment,
-  };
-}
-
-function parseModules(value: unknown, what: string): ModuleConfig[] {
-  if (value === undefined || value === null) return [];
-  if (!Array.isArray(value)) throw new DeployError("InvalidModules", `${what} must be a list`);
-  return value.map((module) => parseModule(module, what));
-}
-
-function parseUnchanged(value: unknown): { path: string; environment: "isolate" | "node"; sha256: string }[] {
-  if (value === undefined || value === null) return [];
-  if (!Array.isArray(value)) throw new DeployError("InvalidModules", "unchangedModuleHashes must be a list");
-  return value.map((entry) => {
-    const { path, environment, sha256 } = (entry ?? {}) as Record<string, unknown>;
-    if (
-      typeof path !== "string" || typeof sha256 !== "string" || (environment !== "isolate" && environment !== "node")
-    ) {
-      throw new DeployError("InvalidModules", "unchangedModuleHashes entries need path, environment and sha256");
-    }
-    return { path, environment, sha256 };
-  });
 }

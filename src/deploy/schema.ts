@@ -5,7 +5,12 @@
  * Private to `src/deploy`: other folders use its `mod.ts`.
  */
 import type { Catalog, IndexInfo, SearchIndexInfo, TableInfo } from "../database/mod.ts";
-import { FIRST_USER_TABLE_NUMBER, MAX_INDEXES_PER_TABLE } from "../database/mod.ts";
+import {
+  componentPathOf,
+  FIRST_USER_TABLE_NUMBER,
+  MAX_INDEXES_PER_TABLE,
+  schemaValidationOf,
+} from "../database/mod.ts";
 import type { ValidatorJson } from "../values/mod.ts";
 import { DeployError } from "./store.ts";
 
@@ -327,4 +332,35 @@ export function finalCatalog(catalog: Catalog, plan: IndexPlan, schema: ParsedSc
 /** An index in the CLI's `IndexConfig` shape (convex-compat.md §5.4). */
 export function indexConfig(name: string, fields: string[]): { name: string; type: "database"; fields: string[] } {
   return { name, type: "database", fields };
+}
+
+/** The part of `catalog` one component namespace sees: its tables and its schema validation flag. */
+export function namespaceCatalog(catalog: Catalog, componentPath: string): Catalog {
+  return {
+    ...catalog,
+    tables: catalog.tables.filter((table) => componentPathOf(table) === componentPath),
+    schemaValidation: schemaValidationOf(catalog, componentPath),
+  };
+}
+
+/**
+ * `catalog` with one namespace changed by `update` (which sees only that namespace, `namespaceCatalog`, and may change
+ * its tables and schema validation flag, not add tables).
+ */
+export function updateNamespace(
+  catalog: Catalog,
+  componentPath: string,
+  update: (namespace: Catalog) => Catalog,
+): Catalog {
+  const updated = update(namespaceCatalog(catalog, componentPath));
+  const byNumber = new Map(updated.tables.map((table) => [table.tableNumber, table]));
+  const tables = catalog.tables.map((table) =>
+    componentPathOf(table) === componentPath ? byNumber.get(table.tableNumber) ?? table : table
+  );
+  if (componentPath === "") return { ...catalog, tables, schemaValidation: updated.schemaValidation };
+  return {
+    ...catalog,
+    tables,
+    componentSchemaValidation: { ...catalog.componentSchemaValidation, [componentPath]: updated.schemaValidation },
+  };
 }

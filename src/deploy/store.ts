@@ -1,11 +1,16 @@
 /**
  * The deployment store: the pushed modules (content-addressed by SHA-256, kept as database globals so they survive
  * with the data), the active deployment (its module list and analysis), and the deployment's environment variables.
- * Activating a deployment is one atomic write of the globals, then an in-memory switch.
+ * Activating a deployment is one atomic write of the globals, then an in-memory switch. A deployment holds the app
+ * and every component instance below it (`ActiveDeployment.components`): each instance's modules are written under
+ * `@components/<encodeURIComponent(path)>/` of the deployment folder (components/layout.ts) and analyzed once per
+ * definition.
  */
 import { DenvexError } from "../errors/mod.ts";
 import type { Database } from "../database/mod.ts";
-import { type ActiveDeployment, indexFunctions } from "../functions/mod.ts";
+import { type ActiveDeployment, type ComponentDeployment, indexFunctions } from "../functions/mod.ts";
+import { componentModulesSubdir, type ComponentPath, type EnvBinding } from "../components/mod.ts";
+import type { JsonValue } from "../values/mod.ts";
 import {
   type DeploymentAnalysis,
   type ModuleConfig,
@@ -32,12 +37,36 @@ export interface ModuleRecord {
   sha256: string;
 }
 
+/** The persisted description of one component instance of a deployment (not the app). */
+export interface ComponentRecord {
+  path: ComponentPath;
+  /** Where the CLI found its definition (for the CLI's diffs only: it changes when the checkout moves). */
+  definitionPath: string;
+  modules: ModuleRecord[];
+  analysis: DeploymentAnalysis;
+  /** How its parent binds its env (`use(…, {env})`), resolved against the parent's env at install. */
+  env: [string, EnvBinding][];
+  /** Its children, name → path, in `use` order. */
+  children: [string, ComponentPath][];
+}
+
 /** The persisted description of a deployment. */
 interface DeploymentRecord {
   modules: ModuleRecord[];
   analysis: DeploymentAnalysis;
   deploymentHash: string;
   activatedAtMs: number;
+  /** The app's children (name → path); absent in records from before components. */
+  children?: [string, ComponentPath][];
+  /** Every mounted instance below the app, parents before children. */
+  components?: ComponentRecord[];
+  /** Paths of instances once mounted and no longer in the tree: their data is kept, a push may remount them. */
+  unmounted?: ComponentPath[];
+}
+
+/** A component instance written and analyzed with a prepared deployment. */
+export interface PreparedComponent extends ComponentRecord {
+  sources: ModuleConfig[];
 }
 
 /** A deployment written and analyzed but not yet serving. */
@@ -47,6 +76,19 @@ export interface PreparedDeployment {
   deploymentDir: string;
   deploymentHash: string;
   analysis: DeploymentAnalysis;
+  /** The app's children, name → path. */
+  children: [string, ComponentPath][];
+  /** Every instance below the app, parents before children. */
+  components: PreparedComponent[];
+}
+
+/** What `prepare` needs of one instance below the app. */
+export interface ComponentToPrepare {
+  path: ComponentPath;
+  definitionPath: string;
+  modules: ModuleConfig[];
+  env: [string, EnvBinding][];
+  children: [string, ComponentPath][];
 }
 
 /** The CLI's module hash: hex SHA-256 of `source` followed by `sourceMap` (empty when absent). */
@@ -90,7 +132,11 @@ export class DeploymentStore {
     if (recordJson) {
       const record = JSON.parse(recordJson) as DeploymentRecord;
       const modules = await store.#loadModules(record.modules);
-      const written = await writeDeploymentModules(dataDir, modules);
+      const componentModules = new Map<string, ModuleConfig[]>();
+      for (const component of record.components ?? []) {
+        componentModules.set(component.path, await store.#loadModules(component.modules));
+      }
+      const written = await writeDeploymentModules(dataDir, modules, componentModules);
       store.#install(record, written.deploymentDir);
     }
     return store;
@@ -99,6 +145,16 @@ export class DeploymentStore {
   /** The deployment serving calls, or null before the first push. */
   get active(): ActiveDeployment | null {
     return this.#active;
+  }
+
+  /** The mounted instances below the app of the active deployment (parents first). */
+  get componentRecords(): readonly ComponentRecord[] {
+    return this.#record?.components ?? [];
+  }
+
+  /** Paths of instances once mounted and now unmounted (their data is kept). */
+  get unmountedComponents(): readonly ComponentPath[] {
+    return this.#record?.unmounted ?? [];
   }
 
   /** The active deployment's module list (for `get_config_hashes`). */
@@ -138,6 +194,8 @@ export class DeploymentStore {
     }
     await this.#database.setGlobals({ [ENVIRONMENT_GLOBAL]: JSON.stringify(next) });
     this.#environment = next;
+    // Components bound to the app's env vars see the new values.
+    if (this.#record && this.#active) this.#install(this.#record, this.#active.dir);
     this.#notifyChange();
   }
 
@@ -150,8 +208,31 @@ export class DeploymentStore {
     return [...changed, ...loaded];
   }
 
-  /** Writes and analyzes a set of modules without making them live. Throws for modules that fail to load. */
-  async prepare(modules: ModuleConfig[], environment: Record<string, string>): Promise<PreparedDeployment> {
+  /**
+   * Evaluates one component definition (`convex.config.js` plus the synthetic modules it imports, already rewritten
+   * to relative `.js` paths) in a runner, and returns what its default export's `export()` returned.
+   */
+  async evaluateDefinition(modules: ModuleConfig[]): Promise<JsonValue> {
+    const written = await writeDeploymentModules(this.#dataDir, modules);
+    try {
+      const analysis = await this.#pool.analyze(written.deploymentDir, ["convex.config.js"], {});
+      if (analysis.componentDefinition === undefined) throw new Error("convex.config.js has no definition export");
+      return analysis.componentDefinition;
+    } finally {
+      await Deno.remove(written.deploymentDir, { recursive: true }).catch(() => {});
+    }
+  }
+
+  /**
+   * Writes and analyzes a set of modules without making them live. Throws for modules that fail to load. Instances
+   * of one definition share their analysis (keyed by `definitionPath`): their modules are the same.
+   */
+  async prepare(
+    modules: ModuleConfig[],
+    environment: Record<string, string>,
+    children: [string, ComponentPath][] = [],
+    components: ComponentToPrepare[] = [],
+  ): Promise<PreparedDeployment> {
     const isolateModules = modules.filter((module) => module.environment !== "node");
     const nodeModules = modules.filter((module) => module.environment === "node");
     if (nodeModules.length > 0) {
@@ -160,23 +241,49 @@ export class DeploymentStore {
         `"use node" modules are not supported by denvex (found ${nodeModules.map((m) => m.path).join(", ")})`,
       );
     }
-    const written = await writeDeploymentModules(this.#dataDir, isolateModules);
+    const written = await writeDeploymentModules(
+      this.#dataDir,
+      isolateModules,
+      new Map(components.map((component) => [component.path, component.modules])),
+    );
     const analysis = await this.#pool.analyze(
       written.deploymentDir,
       isolateModules.map((module) => module.path),
       environment,
     );
-    const records = await Promise.all(isolateModules.map(async (module) => ({
-      path: module.path,
-      environment: module.environment,
-      sha256: await moduleSha256(module),
-    })));
+    const analyses = new Map<string, Promise<DeploymentAnalysis>>();
+    const prepared: PreparedComponent[] = [];
+    for (const component of components) {
+      let componentAnalysis = analyses.get(component.definitionPath);
+      if (componentAnalysis === undefined) {
+        const dir = written.deploymentDir + "/" + componentModulesSubdir(component.path);
+        const paths = component.modules.map((module) => module.path);
+        componentAnalysis = this.#pool.analyze(dir, paths, {}).catch((error: Error) => {
+          throw new DeployError(
+            "InvalidModules",
+            `Loading the modules of component ${component.path} failed: ${error.message}`,
+          );
+        });
+        analyses.set(component.definitionPath, componentAnalysis);
+      }
+      prepared.push({
+        path: component.path,
+        definitionPath: component.definitionPath,
+        modules: await moduleRecords(component.modules),
+        analysis: await componentAnalysis,
+        env: component.env,
+        children: component.children,
+        sources: component.modules,
+      });
+    }
     return {
       modules: isolateModules,
-      records,
+      records: await moduleRecords(isolateModules),
       deploymentDir: written.deploymentDir,
       deploymentHash: written.deploymentHash,
       analysis,
+      children,
+      components: prepared,
     };
   }
 
@@ -185,15 +292,27 @@ export class DeploymentStore {
    * (the push applies the new catalog there), so the in-memory switch follows the catalog change immediately.
    */
   async activate(prepared: PreparedDeployment, beforeSwitch?: () => Promise<void>): Promise<void> {
+    const mounted = new Set(prepared.components.map((component) => component.path));
+    const unmounted = new Set([...(this.#record?.unmounted ?? [])]);
+    for (const component of this.#record?.components ?? []) unmounted.add(component.path);
+    for (const path of mounted) unmounted.delete(path);
     const record: DeploymentRecord = {
       modules: prepared.records,
       analysis: prepared.analysis,
       deploymentHash: prepared.deploymentHash,
       activatedAtMs: Date.now(),
+      children: prepared.children,
+      components: prepared.components.map(({ sources: _sources, ...component }) => component),
+      unmounted: [...unmounted],
     };
     const globals: Record<string, string | null> = { [DEPLOYMENT_GLOBAL]: JSON.stringify(record) };
     for (let i = 0; i < prepared.modules.length; i++) {
       globals[MODULE_GLOBAL_PREFIX + prepared.records[i].sha256] = JSON.stringify(prepared.modules[i]);
+    }
+    for (const component of prepared.components) {
+      for (let i = 0; i < component.sources.length; i++) {
+        globals[MODULE_GLOBAL_PREFIX + component.modules[i].sha256] = JSON.stringify(component.sources[i]);
+      }
     }
     await this.#database.setGlobals(globals);
     if (beforeSwitch) {
@@ -220,6 +339,9 @@ export class DeploymentStore {
    */
   async #forgetOldDeployments(active: DeploymentRecord): Promise<void> {
     const keep = new Set(active.modules.map((module) => MODULE_GLOBAL_PREFIX + module.sha256));
+    for (const component of active.components ?? []) {
+      for (const module of component.modules) keep.add(MODULE_GLOBAL_PREFIX + module.sha256);
+    }
     const stale: Record<string, null> = {};
     for (const key of await this.#database.listGlobals(MODULE_GLOBAL_PREFIX)) {
       if (!keep.has(key)) stale[key] = null;
@@ -258,7 +380,30 @@ export class DeploymentStore {
 
   #install(record: DeploymentRecord, deploymentDir: string): void {
     this.#record = record;
-    this.#active = { dir: deploymentDir, analysis: record.analysis, functions: indexFunctions(record.analysis) };
+    const functions = indexFunctions(record.analysis);
+    const app: ComponentDeployment = {
+      path: "",
+      modulesDir: deploymentDir,
+      analysis: record.analysis,
+      functions,
+      env: {},
+      children: new Map(record.children ?? []),
+    };
+    const components = new Map<ComponentPath, ComponentDeployment>([["", app]]);
+    for (const component of record.components ?? []) {
+      const parentPath = component.path.includes("/") ? component.path.slice(0, component.path.lastIndexOf("/")) : "";
+      // Parents come first; the app's env is the deployment's.
+      const parentEnv = parentPath === "" ? this.#environment : components.get(parentPath)?.env ?? {};
+      components.set(component.path, {
+        path: component.path,
+        modulesDir: deploymentDir + "/" + componentModulesSubdir(component.path).slice(0, -1),
+        analysis: component.analysis,
+        functions: indexFunctions(component.analysis),
+        env: boundEnvironment(component.env, parentEnv),
+        children: new Map(component.children),
+      });
+    }
+    this.#active = { dir: deploymentDir, analysis: record.analysis, functions, components };
   }
 
   async #loadModules(records: { path: string; environment: "isolate" | "node"; sha256: string }[]) {
@@ -276,6 +421,24 @@ export class DeploymentStore {
     }
     return modules;
   }
+}
+
+/** A child's env: literal values, and the parent's env vars it names (unset ones left out). */
+function boundEnvironment(bindings: [string, EnvBinding][], parentEnv: Record<string, string>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [name, binding] of bindings) {
+    const value = binding.type === "value" ? binding.value : parentEnv[binding.name];
+    if (value !== undefined) env[name] = value;
+  }
+  return env;
+}
+
+function moduleRecords(modules: ModuleConfig[]): Promise<ModuleRecord[]> {
+  return Promise.all(modules.map(async (module) => ({
+    path: module.path,
+    environment: module.environment,
+    sha256: await moduleSha256(module),
+  })));
 }
 
 function checkEnvironmentName(name: unknown): asserts name is string {

@@ -1,6 +1,7 @@
 /**
  * Built-in `_system/cli/...` queries the CLI calls (convex-compat.md §5.6), implemented on the server. The executor
- * runs them for admin callers only, at one snapshot.
+ * runs them for admin callers only, at one snapshot. The table and function queries answer for the component the call
+ * names (`npx convex data --component X`, `run --component X` listing X's functions); `""` is the app.
  */
 import type { SystemFunction } from "../functions/mod.ts";
 import { type Database, FIRST_USER_TABLE_NUMBER, type TableInfo } from "../database/mod.ts";
@@ -9,7 +10,7 @@ import type { DeploymentStore } from "./store.ts";
 
 /** What the system functions read of the backend (the server's `Backend` satisfies it). */
 export interface SystemFunctionHost {
-  readonly deployments: Pick<DeploymentStore, "environmentVariables" | "active">;
+  readonly deployments: Pick<DeploymentStore, "environmentVariables" | "active" | "unmountedComponents">;
   readonly urls: { readonly cloudUrl: string };
 }
 
@@ -33,17 +34,19 @@ export function systemFunctions(backend: SystemFunctionHost): (displayName: stri
       const value = backend.deployments.environmentVariables[name];
       return Promise.resolve(value === undefined ? null : { name, value });
     },
-    "_system/cli/tables": (_args, { database }) => {
-      const page = userTables(database).map((table) => ({ name: table.name }));
+    "_system/cli/tables": (_args, { database, componentPath = "" }) => {
+      const page = userTables(database, componentPath).map((table) => ({ name: table.name }));
       return Promise.resolve({ page, isDone: true, continueCursor: "end" });
     },
-    "_system/cli/tableSize": async (args, { database, snapshotTs }) => {
-      const table = database.catalogView.tableByName(stringArg(args, "tableName"));
+    "_system/cli/tableSize": async (args, { database, snapshotTs, componentPath = "" }) => {
+      const table = userTable(database, componentPath, stringArg(args, "tableName"));
       return table ? await countDocuments(database, table, snapshotTs) : 0;
     },
-    "_system/cli/tableData": (args, { database, snapshotTs }) => tableData(database, args, snapshotTs),
-    "_system/cli/modules:apiSpec": () => Promise.resolve(apiSpec(backend)),
+    "_system/cli/tableData": (args, { database, snapshotTs, componentPath = "" }) =>
+      tableData(database, args, snapshotTs, componentPath),
+    "_system/cli/modules:apiSpec": (_args, { componentPath = "" }) => Promise.resolve(apiSpec(backend, componentPath)),
     "_system/cli/convexUrl:cloudUrl": () => Promise.resolve(backend.urls.cloudUrl),
+    "_system/frontend/components:list": () => Promise.resolve(componentList(backend)),
   };
   return (displayName) => Object.hasOwn(functions, displayName) ? functions[displayName] : undefined;
 }
@@ -54,14 +57,26 @@ function stringArg(args: Record<string, JsonValue>, name: string): string {
   return value;
 }
 
-function userTables(database: Database): TableInfo[] {
+/**
+ * The user tables of one namespace, by name. A component's system tables (`_scheduled_functions`, `_storage`) have
+ * numbers above the app's fixed ones, so they are told apart by their `_` names.
+ */
+function userTables(database: Database, componentPath: string): TableInfo[] {
   return database.catalog.tables
-    .filter((table) => table.tableNumber >= FIRST_USER_TABLE_NUMBER)
+    .filter((table) =>
+      (table.componentPath ?? "") === componentPath && table.tableNumber >= FIRST_USER_TABLE_NUMBER &&
+      !table.name.startsWith("_")
+    )
     .sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 }
 
+/** The user table `name` of one namespace, if it exists. */
+function userTable(database: Database, componentPath: string, name: string): TableInfo | undefined {
+  return userTables(database, componentPath).find((table) => table.name === name);
+}
+
 async function countDocuments(database: Database, table: TableInfo, snapshotTs: bigint): Promise<number> {
-  const snapshot = database.readSnapshot(snapshotTs);
+  const snapshot = database.readSnapshot(snapshotTs, { componentPath: table.componentPath ?? "" });
   let count = 0;
   let resumeAfter: Uint8Array | undefined;
   while (count < MAX_COUNTED_DOCUMENTS) {
@@ -77,8 +92,13 @@ async function countDocuments(database: Database, table: TableInfo, snapshotTs: 
 }
 
 /** `{table, order, paginationOpts}` → a page of documents in `_creationTime` order; the cursor is the last key. */
-async function tableData(database: Database, args: Record<string, JsonValue>, snapshotTs: bigint): Promise<JsonValue> {
-  const table = database.catalogView.tableByName(stringArg(args, "table"));
+async function tableData(
+  database: Database,
+  args: Record<string, JsonValue>,
+  snapshotTs: bigint,
+  componentPath: string,
+): Promise<JsonValue> {
+  const table = userTable(database, componentPath, stringArg(args, "table"));
   const options = (args.paginationOpts ?? {}) as { numItems?: JsonValue; cursor?: JsonValue };
   const order = args.order === "asc" ? "asc" : "desc";
   if (!table) return { page: [], isDone: true, continueCursor: "end" };
@@ -93,7 +113,7 @@ async function tableData(database: Database, args: Record<string, JsonValue>, sn
     }
   }
   if (options.cursor === "end") return { page: [], isDone: true, continueCursor: "end" };
-  const rows = await database.readSnapshot(snapshotTs).scan(`${table.name}.by_creation_time`, {
+  const rows = await database.readSnapshot(snapshotTs, { componentPath }).scan(`${table.name}.by_creation_time`, {
     ...(cursorKey ? { resumeAfter: cursorKey } : {}),
     order,
     limit: numItems,
@@ -104,9 +124,10 @@ async function tableData(database: Database, args: Record<string, JsonValue>, sn
   return { page, isDone, continueCursor: isDone ? "end" : continueCursor };
 }
 
-/** `_system/cli/modules:apiSpec`: every function of the active deployment with its validators (§5.6). */
-function apiSpec(backend: SystemFunctionHost): JsonValue {
-  const analysis = backend.deployments.active?.analysis;
+/** `_system/cli/modules:apiSpec`: every function of one component of the active deployment, with validators (§5.6). */
+function apiSpec(backend: SystemFunctionHost, componentPath: string): JsonValue {
+  const active = backend.deployments.active;
+  const analysis = componentPath === "" ? active?.analysis : active?.components.get(componentPath)?.analysis;
   if (!analysis) return [];
   const spec: JsonValue[] = [];
   for (const module of analysis.modules) {
@@ -125,4 +146,22 @@ function apiSpec(backend: SystemFunctionHost): JsonValue {
     }
   }
   return spec;
+}
+
+/**
+ * `_system/frontend/components:list`: every instance by path, the app first (path `""`), mounted ones `active` and
+ * those a push dropped (their data kept) `unmounted`, as the dashboard and `npx convex run --inline-query --component`
+ * read it. The path is an instance's identity here (its data is keyed by it), so it doubles as the id.
+ */
+function componentList(backend: SystemFunctionHost): JsonValue {
+  const states = new Map<string, "active" | "unmounted">([["", "active"]]);
+  for (const path of backend.deployments.unmountedComponents) states.set(path, "unmounted");
+  for (const path of backend.deployments.active?.components.keys() ?? []) states.set(path, "active");
+  return [...states.keys()].sort().map((path) => ({
+    id: path,
+    name: path === "" ? null : path.slice(path.lastIndexOf("/") + 1),
+    path,
+    args: {},
+    state: states.get(path)!,
+  }));
 }

@@ -25,18 +25,19 @@ export async function findSchemaViolation(
   database: Database,
   schema: ParsedSchema,
   snapshotTs: bigint,
+  componentPath = "",
 ): Promise<SchemaViolation | null> {
   if (!schema.schemaValidation) return null;
-  const catalog = database.catalog;
-  const byName = new Map(catalog.tables.map((table) => [table.name, table]));
+  const tables = database.catalogView.forComponent(componentPath).tables();
+  const byName = new Map(tables.map((table) => [table.name, table]));
   const isIdOfTable = (id: string, tableName: string) => {
     const decoded = decodeDocumentId(id);
     const table = byName.get(tableName);
     return decoded !== null && table !== undefined && decoded.tableNumber === table.tableNumber;
   };
-  const snapshot = database.readSnapshot(snapshotTs);
+  const snapshot = database.readSnapshot(snapshotTs, { componentPath });
   const named = new Set(schema.tables.map((table) => table.tableName));
-  for (const table of catalog.tables) {
+  for (const table of tables) {
     if (table.tableNumber < FIRST_USER_TABLE_NUMBER || named.has(table.name)) continue;
     const first = await firstPage(snapshot, table, 1);
     if (first.length > 0) {

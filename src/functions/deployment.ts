@@ -18,12 +18,29 @@ export interface FunctionInfo {
   analyzed: AnalyzedFunction;
 }
 
-/** A deployment that can serve calls. */
-export interface ActiveDeployment {
-  /** Absolute directory of the written modules. */
-  dir: string;
+/** One component instance of a deployment (the app is the instance at path `""`). */
+export interface ComponentDeployment {
+  /** `""` the app, `aggregate`, `emailWorkpool/batchWorker` (components/types.ts ComponentPath). */
+  path: string;
+  /** Absolute directory of the instance's modules (`dir` + components/layout.ts `componentModulesSubdir`). */
+  modulesDir: string;
   analysis: DeploymentAnalysis;
   functions: Map<string, FunctionInfo>;
+  /** The env its parent bound in `use(…, {env})`; empty for the app, whose env is the deployment's. */
+  env: Record<string, string>;
+  /** Its children: name → path. */
+  children: ReadonlyMap<string, string>;
+}
+
+/** A deployment that can serve calls. */
+export interface ActiveDeployment {
+  /** Absolute directory of the written modules (the app's; instances' are below it). */
+  dir: string;
+  /** The app's analysis and functions. */
+  analysis: DeploymentAnalysis;
+  functions: Map<string, FunctionInfo>;
+  /** Every instance by path, the app at `""` too. */
+  components: ReadonlyMap<string, ComponentDeployment>;
 }
 
 function parseValidator(json: string | null): ValidatorJson | null {

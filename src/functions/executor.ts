@@ -13,7 +13,8 @@ import {
   type SystemTransaction,
   type TransactionOutcome,
 } from "../database/mod.ts";
-import type { ExecutionResult, RunnerPool } from "../runtime/mod.ts";
+import { type ExecutionResult, resolveCallAddress, type ResolvedCallAddress, type RunnerPool } from "../runtime/mod.ts";
+import { componentEnvironments, componentFunctions, tableComponentPath } from "./component_calls.ts";
 import type { ActiveDeployment, FunctionInfo } from "./deployment.ts";
 import { type FunctionAddress, parseFunctionPath } from "../values/mod.ts";
 import { findResult, idempotencyOwner, recordResult, resultRecordId } from "./idempotency.ts";
@@ -45,6 +46,8 @@ export interface CallRequest {
   /** Admin callers and nested calls may call internal functions. */
   allowInternal: boolean;
   requestId?: string;
+  /** The component whose function `path` names (`""`, the default, is the app). */
+  componentPath?: string;
   /** Read at this snapshot instead of the latest (`/api/query_at_ts`). Queries only. */
   snapshotTs?: bigint;
   /** A query's journal from its previous run (stable pagination). */
@@ -58,6 +61,8 @@ export interface CallRequest {
    * fails), e.g. when the scheduled job was canceled at that snapshot.
    */
   withCommit?: (valueJson: string, tx: SystemTransaction) => boolean | Promise<boolean>;
+  /** The namespace `withCommit`'s system transaction resolves names and IDs in (default `""`, the app). */
+  withCommitNamespace?: string;
 }
 
 /** The outcome of a call; failures of user code are `ok: false`, not exceptions. */
@@ -87,6 +92,8 @@ export type CallResult =
 /** A finished execution, for log streams. */
 export interface ExecutionRecord {
   udfType: FunctionInfo["udfType"];
+  /** The component the function belongs to (absent or `""`: the app). */
+  componentPath?: string;
   displayName: string;
   modulePath: string;
   exportName: string;
@@ -115,7 +122,8 @@ export interface ExecutorDependencies {
 /** A built-in `_system/...` query, run on the server at one snapshot. Returns convex-JSON. */
 export type SystemFunction = (
   args: Record<string, JsonValue>,
-  context: { database: Database; snapshotTs: bigint; identityJson: string | null },
+  /** `componentPath`: the namespace the call names (absent: `""`, the app). */
+  context: { database: Database; snapshotTs: bigint; identityJson: string | null; componentPath?: string },
 ) => Promise<JsonValue>;
 
 function failure(errorMessage: string, udfType?: FunctionInfo["udfType"], logLines: string[] = []): CallResult {
@@ -132,26 +140,40 @@ export class FunctionExecutor {
     this.#deps = deps;
   }
 
-  /** Looks up a function the caller may call; a string is the user-facing error. */
-  resolve(path: string, allowInternal: boolean): { address: FunctionAddress; info: FunctionInfo } | string {
+  /**
+   * Looks up a function the caller may call, in the component at `componentPath` (default: the app); a string is the
+   * user-facing error. A component that does not exist has no functions.
+   */
+  resolve(
+    path: string,
+    allowInternal: boolean,
+    componentPath = "",
+  ): { address: FunctionAddress; info: FunctionInfo } | string {
     let address: FunctionAddress;
     try {
       address = parseFunctionPath(path);
     } catch (error) {
       return (error as Error).message;
     }
-    const info = this.#deps.deployment()?.functions.get(address.key);
+    const info = componentFunctions(this.#deps.deployment(), componentPath)?.get(address.key);
     if (!info || (info.visibility === "internal" && !allowInternal)) {
-      return `Could not find public function for '${address.displayName}'. Did you forget to run \`npx convex dev\` or \`npx convex deploy\`?`;
+      const shown = componentPath === "" ? address.displayName : `${componentPath}/${address.displayName}`;
+      return `Could not find public function for '${shown}'. Did you forget to run \`npx convex dev\` or \`npx convex deploy\`?`;
     }
     return { address, info };
+  }
+
+  /** Whether the active deployment has a component instance at `componentPath` (the app always counts). */
+  hasComponent(componentPath: string): boolean {
+    return componentPath === "" || componentFunctions(this.#deps.deployment(), componentPath) !== undefined;
   }
 
   /** Runs one call to completion. */
   call(request: CallRequest): Promise<CallResult> {
     if (request.path.startsWith("_system/")) return this.#callSystem(request);
     const deployment = this.#deps.deployment();
-    const resolved = this.resolve(request.path, request.allowInternal);
+    const componentPath = request.componentPath ?? "";
+    const resolved = this.resolve(request.path, request.allowInternal, componentPath);
     if (typeof resolved === "string" || !deployment) {
       return Promise.resolve(failure(typeof resolved === "string" ? resolved : "No deployment is active yet"));
     }
@@ -164,9 +186,10 @@ export class FunctionExecutor {
         info.udfType,
       ));
     }
-    const argsError = this.#validateArgs(info, request.args);
+    const argsError = this.#validateArgs(info, request.args, componentPath);
     if (argsError) return Promise.resolve(failure(argsError, info.udfType));
-    const call: ResolvedCall = { deployment, address, info, argsJson: JSON.stringify([request.args]), request };
+    const argsJson = JSON.stringify([request.args]);
+    const call: ResolvedCall = { deployment, componentPath, address, info, argsJson, request };
     return info.udfType === "mutation" ? this.#runMutation(call) : this.#runOnce(call);
   }
 
@@ -187,7 +210,12 @@ export class FunctionExecutor {
     const tooOld = this.#unretainedSnapshot(snapshotTs, "query");
     if (tooOld) return tooOld;
     try {
-      const value = await fn(args, { database: this.#deps.database, snapshotTs, identityJson: request.identityJson });
+      const value = await fn(args, {
+        database: this.#deps.database,
+        snapshotTs,
+        identityJson: request.identityJson,
+        componentPath: request.componentPath ?? "",
+      });
       const prunedMeanwhile = this.#unretainedSnapshot(snapshotTs, "query");
       if (prunedMeanwhile) return prunedMeanwhile;
       return { ok: true, udfType: "query", valueJson: JSON.stringify(value), logLines: [], ts: snapshotTs };
@@ -196,7 +224,7 @@ export class FunctionExecutor {
     }
   }
 
-  #validateArgs(info: FunctionInfo, args: JsonValue): string | null {
+  #validateArgs(info: FunctionInfo, args: JsonValue, componentPath: string): string | null {
     if (args === null || typeof args !== "object" || Array.isArray(args)) {
       return "ArgumentValidationError: Expected to receive a single object as the function's argument.";
     }
@@ -207,32 +235,40 @@ export class FunctionExecutor {
     } catch (error) {
       return `ArgumentValidationError: ${(error as Error).message}`;
     }
-    const message = validateValue(info.argsValidator, value, (id, table) => this.#isIdOfTable(id, table));
+    const message = validateValue(
+      info.argsValidator,
+      value,
+      (id, table) => this.#isIdOfTable(id, table, componentPath),
+    );
     return message === null ? null : `ArgumentValidationError: ${message}`;
   }
 
-  #validateReturns(validator: ValidatorJson | null, valueJson: string): string | null {
+  #validateReturns(validator: ValidatorJson | null, valueJson: string, componentPath: string): string | null {
     if (!validator) return null;
     const message = validateValue(
       validator,
       parseConvexJsonText(valueJson),
-      (id, table) => this.#isIdOfTable(id, table),
+      (id, table) => this.#isIdOfTable(id, table, componentPath),
     );
     return message === null ? null : `ReturnsValidationError: ${message}`;
   }
 
-  #isIdOfTable(id: string, tableName: string): boolean {
+  /** Whether `id` is an ID of `tableName` of the component at `componentPath` (`v.id` names the function's own tables). */
+  #isIdOfTable(id: string, tableName: string, componentPath: string): boolean {
     const decoded = decodeDocumentId(id);
     if (!decoded) return false;
-    const table = this.#deps.database.catalogView.tableByName(tableName);
+    const table = componentPath === ""
+      ? this.#deps.database.catalogView.tableByName(tableName)
+      : this.#deps.database.catalog.tables.find((t) => t.name === tableName && tableComponentPath(t) === componentPath);
     return table !== undefined && table.tableNumber === decoded.tableNumber;
   }
 
   async #execute(call: ResolvedCall, snapshotTs: bigint): Promise<ExecutionResult> {
-    const { deployment, address, info, argsJson, request } = call;
+    const { deployment, componentPath, address, info, argsJson, request } = call;
     const database = this.#deps.database;
     const startedAtMs = Date.now();
     const requestId = request.requestId ?? crypto.randomUUID();
+    const envs = componentEnvironments(deployment, componentPath, this.#deps.environment());
     const result = await this.#deps.pool.execute({
       udfType: info.udfType,
       modulePath: address.modulePath,
@@ -242,12 +278,15 @@ export class FunctionExecutor {
       catalog: database.catalog,
       identityJson: request.identityJson,
       journal: request.journal ?? null,
-      env: this.#deps.environment(),
+      env: envs.env,
       requestId,
       deploymentDir: deployment.dir,
+      ...(componentPath === "" ? {} : { componentPath }),
+      ...(envs.others === undefined ? {} : { componentEnvs: envs.others }),
     });
     this.#deps.onExecution?.({
       udfType: info.udfType,
+      ...(componentPath === "" ? {} : { componentPath }),
       displayName: address.displayName,
       modulePath: address.modulePath,
       exportName: address.exportName,
@@ -268,7 +307,7 @@ export class FunctionExecutor {
     if (tooOld) return tooOld;
     const result = await this.#execute(call, snapshotTs);
     // Retention raises its watermark before pruning: still at or above it now means nothing read was pruned.
-    return this.#unretainedSnapshot(snapshotTs, info.udfType) ?? this.#finish(info, result, snapshotTs);
+    return this.#unretainedSnapshot(snapshotTs, info.udfType) ?? this.#finish(call, result, snapshotTs);
   }
 
   /** The failure of a read at a snapshot whose history retention has pruned, or null when it is readable. */
@@ -282,7 +321,8 @@ export class FunctionExecutor {
     }
   }
 
-  #finish(info: FunctionInfo, result: ExecutionResult, ts: bigint): CallResult {
+  #finish(call: ResolvedCall, result: ExecutionResult, ts: bigint): CallResult {
+    const info = call.info;
     if (!result.ok) {
       return {
         ok: false,
@@ -295,7 +335,7 @@ export class FunctionExecutor {
       };
     }
     const valueJson = result.resultJson ?? "null";
-    const returnsError = this.#validateReturns(info.returnsValidator, valueJson);
+    const returnsError = this.#validateReturns(info.returnsValidator, valueJson, call.componentPath);
     if (returnsError) {
       return { ...failure(returnsError, info.udfType, result.logLines), readSet: result.outcome?.readSet };
     }
@@ -393,16 +433,25 @@ export class FunctionExecutor {
       }
     }
     const result = await this.#execute(call, snapshotTs);
-    const finished = this.#finish(info, result, snapshotTs);
+    const finished = this.#finish(call, result, snapshotTs);
     if (!finished.ok || !result.outcome) return finished;
     const outcome = result.outcome;
-    if (recordId !== null || request.withCommit) {
-      // Server-side writes that commit atomically with the mutation: a system transaction at its snapshot.
+    // Server-side writes that commit atomically with the mutation: system transactions at its snapshot (the
+    // idempotency record is the app's; the commit hook's namespace is the caller's choice, e.g. a job's component).
+    const extras: SystemTransaction[] = [];
+    if (recordId !== null) {
       const tx = database.beginSystemTransaction(snapshotTs);
-      if (recordId !== null) await recordResult(tx, recordId, finished.valueJson);
-      if (request.withCommit && !await request.withCommit(finished.valueJson, tx)) {
+      await recordResult(tx, recordId, finished.valueJson);
+      extras.push(tx);
+    }
+    if (request.withCommit) {
+      const tx = database.beginSystemTransaction(snapshotTs, { componentPath: request.withCommitNamespace ?? "" });
+      if (!await request.withCommit(finished.valueJson, tx)) {
         return failure("The mutation was not committed: its commit hook declined", info.udfType);
       }
+      extras.push(tx);
+    }
+    for (const tx of extras) {
       const extra = tx.outcome();
       outcome.writes.push(...extra.writes);
       outcome.readSet.push(...extra.readSet);
@@ -435,6 +484,8 @@ type MutationAttempt = (commit: (outcome: TransactionOutcome) => Promise<bigint>
 /** A call resolved to a function of the active deployment, its args checked and encoded. */
 interface ResolvedCall {
   deployment: ActiveDeployment;
+  /** The component the function belongs to (`""`: the app). */
+  componentPath: string;
   address: FunctionAddress;
   info: FunctionInfo;
   /** `[args]` as JSON, what the runner passes to the function. */
@@ -475,35 +526,35 @@ const ACTION_CALL_TYPES: Record<string, "query" | "mutation" | "action"> = {
   "1.0/actions/action": "action",
 };
 
-/** The function path an action call names (`name`, or a `function://` handle). */
-function actionCallPath(args: Record<string, unknown>): string {
-  if (typeof args.name === "string") return args.name;
-  if (typeof args.functionHandle === "string" && args.functionHandle.startsWith("function://")) {
-    return args.functionHandle.slice("function://".length);
-  }
-  if (typeof args.reference === "string") throw new ActionCallError("Component function references are not supported");
-  throw new ActionCallError("The call names no function");
-}
-
 /**
  * Serves the calls an action makes to the server (`ctx.runQuery/runMutation/runAction`): each is its own
- * transaction, internal functions allowed, the caller's identity kept. Resolves with convex-JSON text.
+ * transaction, the caller's identity kept. The address (a name, a child reference or a function handle) resolves
+ * relative to the calling action's component `callerPath`; names and handles may reach internal functions, a child
+ * reference only the child's public ones. Resolves with convex-JSON text.
  */
 export async function serveActionCall(
   executor: FunctionExecutor,
   op: string,
   argsJson: string,
   identityJson: string | null,
+  callerPath = "",
 ): Promise<string> {
   const expectedType = ACTION_CALL_TYPES[op];
   if (!expectedType) throw new ActionCallError(`Unknown async operation ${op}`);
   const args = JSON.parse(argsJson) as Record<string, unknown>;
+  let target: ResolvedCallAddress;
+  try {
+    target = resolveCallAddress(callerPath, args);
+  } catch (error) {
+    throw new ActionCallError(error instanceof Error ? error.message : String(error));
+  }
   const result = await executor.call({
-    path: actionCallPath(args),
+    path: target.udfPath,
+    componentPath: target.componentPath,
     args: (args.args ?? {}) as JsonValue,
     expectedType,
     identityJson,
-    allowInternal: true,
+    allowInternal: !target.publicOnly,
   });
   if (!result.ok) throw new ActionCallError(result.errorMessage, result.errorData);
   return result.valueJson;

@@ -5,7 +5,16 @@
  * @module
  */
 export { type FunctionAddress, parseFunctionPath } from "../values/mod.ts";
-export { type ActiveDeployment, type FunctionInfo, indexFunctions } from "./deployment.ts";
+export {
+  type CallAddress,
+  CallAddressError,
+  canonicalUdfPath,
+  handleOf,
+  resolveCallAddress,
+  type ResolvedCallAddress,
+} from "../runtime/mod.ts";
+export { componentEnvironments, componentFunctions } from "./component_calls.ts";
+export { type ActiveDeployment, type ComponentDeployment, type FunctionInfo, indexFunctions } from "./deployment.ts";
 export {
   ActionCallError,
   type CallRequest,

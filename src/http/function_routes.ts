@@ -44,6 +44,8 @@ interface CallBody {
   path: string;
   args: JsonValue;
   format: ValueFormat;
+  /** `""` for the app; a component's path (`"aggregate"`, `"parent/child"`) calls into it (admin only). */
+  componentPath: string;
 }
 
 /** The request bodies being handled and the bytes each holds in the in-flight budget (given back when it answers). */
@@ -134,8 +136,35 @@ function parsePath(path: unknown): string {
   return path;
 }
 
+/** A component path; absent, null and `""` are the app. An unknown path fails like an unknown function. */
+function parseComponentPath(componentPath: unknown): string {
+  if (componentPath === undefined || componentPath === null) return "";
+  if (typeof componentPath !== "string" || componentPath.length > MAX_PATH_LENGTH) {
+    throw new HttpError(400, "BadJsonBody", "`componentPath` must be a string naming a component");
+  }
+  return componentPath;
+}
+
 function parseCallBody(body: Record<string, unknown>, defaultFormat: ValueFormat): CallBody {
-  return { path: parsePath(body.path), args: parseArgs(body.args), format: parseFormat(body.format, defaultFormat) };
+  return {
+    path: parsePath(body.path),
+    args: parseArgs(body.args),
+    format: parseFormat(body.format, defaultFormat),
+    componentPath: parseComponentPath(body.componentPath),
+  };
+}
+
+/**
+ * A component's functions are called from outside only by an admin (`npx convex run --component` sends the admin
+ * key), as Convex does; apps reach them through their own functions (`ctx.runQuery(components.x.f)`).
+ */
+function assertMayCallComponent(caller: Caller, body: CallBody): void {
+  if (body.componentPath === "" || caller.isAdmin) return;
+  throw new HttpError(
+    403,
+    "Unauthorized",
+    `Calling a function of the component '${body.componentPath}' directly needs the deployment's admin key`,
+  );
 }
 
 function parseTs(ts: unknown): bigint {
@@ -225,6 +254,7 @@ export function functionRoutes(backend: HttpBackend): Hono {
   const query = async (caller: Caller, call: CallBody): Promise<CallResult> => {
     const spec: QuerySpec = {
       path: call.path,
+      ...(call.componentPath === "" ? {} : { componentPath: call.componentPath }),
       args: call.args,
       identityJson: caller.identityJson,
       allowInternal: caller.isAdmin,
@@ -244,6 +274,7 @@ export function functionRoutes(backend: HttpBackend): Hono {
     const snapshotTs = backend.database.latestTs;
     const result = await backend.executor.call({
       path: call.path,
+      componentPath: call.componentPath,
       args: call.args,
       expectedType: "query",
       identityJson: caller.identityJson,
@@ -256,8 +287,10 @@ export function functionRoutes(backend: HttpBackend): Hono {
   };
 
   const call = async (c: Context, caller: Caller, body: CallBody, expectedType?: UdfType) => {
+    assertMayCallComponent(caller, body);
     const result = expectedType === "query" ? await query(caller, body) : await backend.executor.call({
       path: body.path,
+      componentPath: body.componentPath,
       args: body.args,
       expectedType,
       identityJson: caller.identityJson,
@@ -291,13 +324,9 @@ export function functionRoutes(backend: HttpBackend): Hono {
 
   app.post("/function", async (c) => {
     const caller = await callerOf(c);
-    const raw = await readJsonBody(c, holds);
-    if (raw.componentPath !== undefined && raw.componentPath !== null && raw.componentPath !== "") {
-      throw new HttpError(400, "ComponentsUnsupported", "Components are not supported by this deployment");
-    }
-    const body = parseCallBody(raw, "encoded");
-    // The type is found by lookup; queries go through the cache like `/api/query`.
-    const resolved = backend.executor.resolve(body.path, caller.isAdmin);
+    const body = parseCallBody(await readJsonBody(c, holds), "encoded");
+    // The type is found by lookup (in the named component); queries go through the cache like `/api/query`.
+    const resolved = backend.executor.resolve(body.path, caller.isAdmin, body.componentPath);
     const udfType = typeof resolved === "string" || body.path.startsWith("_system/")
       ? undefined
       : resolved.info.udfType;
@@ -317,8 +346,10 @@ export function functionRoutes(backend: HttpBackend): Hono {
     }
     assertRetained(backend, ts);
     const caller = await callerOf(c);
+    assertMayCallComponent(caller, body);
     const result = await backend.executor.call({
       path: body.path,
+      componentPath: body.componentPath,
       args: body.args,
       expectedType: "query",
       identityJson: caller.identityJson,

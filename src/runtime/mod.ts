@@ -9,6 +9,16 @@
  * @module
  */
 export { RunnerPool } from "./pool.ts";
+export {
+  type CallAddress,
+  CallAddressError,
+  canonicalUdfPath,
+  childComponentPath,
+  displayUdfPath,
+  handleOf,
+  resolveCallAddress,
+  type ResolvedCallAddress,
+} from "./call_address.ts";
 export { concatBytes } from "./bytes.ts";
 export {
   HTTP_CHUNK_BYTES,

@@ -6,6 +6,7 @@
  * sees a half-written deployment and two pushes of the same code share one folder.
  */
 import { posix } from "node:path";
+import { componentModulesSubdir } from "../components/mod.ts";
 import { ModuleLoadError } from "./errors.ts";
 import { checkSpecifier, scanSpecifiers } from "./specifiers.ts";
 import type { ModuleConfig } from "./types.ts";
@@ -34,9 +35,16 @@ export function modulesRoot(dataDir: string): string {
  * Validates the modules (paths, import specifiers) and writes them. Throws `ModuleLoadError` naming the module and
  * the offending specifier for anything that could escape the sandbox or would not load.
  */
-export async function writeDeploymentModules(dataDir: string, modules: ModuleConfig[]): Promise<WrittenDeployment> {
+export async function writeDeploymentModules(
+  dataDir: string,
+  modules: ModuleConfig[],
+  components: ReadonlyMap<string, ModuleConfig[]> = new Map(),
+): Promise<WrittenDeployment> {
   validateModules(modules);
-  const deploymentHash = await hashModules(modules);
+  // Each instance's modules are a tree of their own: validated alone, so no import reaches another instance's.
+  for (const componentModules of components.values()) validateModules(componentModules);
+  const files = filesToWrite(modules, components);
+  const deploymentHash = await hashModules(files);
   const root = modulesRoot(dataDir);
   const deploymentDir = posix.join(root, deploymentHash);
   if (await exists(deploymentDir)) return { deploymentHash, deploymentDir };
@@ -44,7 +52,7 @@ export async function writeDeploymentModules(dataDir: string, modules: ModuleCon
   await Deno.mkdir(root, { recursive: true });
   const tempDir = await Deno.makeTempDir({ dir: root, prefix: `.${deploymentHash}.tmp-` });
   try {
-    for (const module of modules) {
+    for (const module of files) {
       const file = posix.join(tempDir, module.path);
       await Deno.mkdir(posix.dirname(file), { recursive: true });
       await Deno.writeTextFile(file, module.source);
@@ -58,6 +66,21 @@ export async function writeDeploymentModules(dataDir: string, modules: ModuleCon
     throw error;
   }
   return { deploymentHash, deploymentDir };
+}
+
+/**
+ * Every file of the deployment, paths relative to its folder: the app's as they are, an instance's under
+ * `@components/<encodeURIComponent(path)>/` (components/layout.ts), one flat folder per instance: `@` and `%` never
+ * occur in a module path, so no instance's folder meets another's or an app module.
+ */
+function filesToWrite(modules: ModuleConfig[], components: ReadonlyMap<string, ModuleConfig[]>): ModuleConfig[] {
+  const files = [...modules];
+  for (const [componentPath, componentModules] of components) {
+    if (componentPath === "") throw new ModuleLoadError("", "The app's modules are not a component's");
+    const folder = componentModulesSubdir(componentPath);
+    for (const module of componentModules) files.push({ ...module, path: folder + module.path });
+  }
+  return files;
 }
 
 /** Throws `ModuleLoadError` for the first module with a bad path or a forbidden import. */

@@ -154,6 +154,7 @@ export class RunnerPool {
           requestId: request.requestId,
           identityJson: request.identityJson,
           functionPath: `${request.modulePath}:${request.exportName}`,
+          componentPath: request.componentPath ?? "",
         });
         const catalog = request.catalog ?? null;
         const sendCatalog = catalog !== null && runner.catalogVersion !== catalog.version;
@@ -173,6 +174,8 @@ export class RunnerPool {
             env: request.env,
             requestId: request.requestId,
             deploymentDir: request.deploymentDir,
+            ...(request.componentPath ? { componentPath: request.componentPath } : {}),
+            ...(request.componentEnvs === undefined ? {} : { componentEnvs: request.componentEnvs }),
             timeLimitMs,
             ...(request.http === undefined ? {} : { http: request.http.head }),
           }, request.http?.exchange);
@@ -206,9 +209,16 @@ export class RunnerPool {
 
   /**
    * Imports the modules of a written deployment in a runner and describes them. `_deps/` chunks are skipped. Throws
-   * `AnalyzeError` naming the module when one fails to load or its special export is malformed.
+   * `AnalyzeError` naming the module when one fails to load or its special export is malformed. With `componentPath`,
+   * the modules are that component instance's, in its folder of the deployment (components/layout.ts): the runner
+   * keeps one worker for the whole deployment, and the modules stay loaded for the calls that follow.
    */
-  analyze(deploymentDir: string, modulePaths: string[], env: Record<string, string> = {}): Promise<DeploymentAnalysis> {
+  analyze(
+    deploymentDir: string,
+    modulePaths: string[],
+    env: Record<string, string> = {},
+    componentPath = "",
+  ): Promise<DeploymentAnalysis> {
     const timeLimitMs = this.#options.analyzeTimeLimitMs ?? DEFAULT_ANALYZE_TIME_LIMIT_MS;
     const executionId = `a${this.#nextExecutionId++}`;
     const result = Promise.withResolvers<DeploymentAnalysis>();
@@ -221,6 +231,7 @@ export class RunnerPool {
             type: "analyze",
             executionId,
             deploymentDir,
+            ...(componentPath === "" ? {} : { componentPath }),
             modulePaths: modulePaths.filter((path) => !path.startsWith("_deps/")),
             env,
             timeLimitMs,
@@ -437,8 +448,11 @@ export class RunnerPool {
   async #answerCall(call: RunnerCallMessage): Promise<Omit<RunnerCallResultMessage, "type" | "callId">> {
     try {
       if (call.op === CREATE_TABLE_OP && this.#options.createTable) {
-        const { tableName } = JSON.parse(call.argsJson) as { tableName: string };
-        return { ok: true, resultJson: JSON.stringify(await this.#options.createTable(tableName)) };
+        const { tableName, componentPath } = JSON.parse(call.argsJson) as { tableName: string; componentPath?: string };
+        return {
+          ok: true,
+          resultJson: JSON.stringify(await this.#options.createTable(tableName, componentPath ?? "")),
+        };
       }
       const context = this.#contexts.get(call.executionId);
       if (context === undefined) throw new Error(`Call ${call.op} from an execution that is not running`);

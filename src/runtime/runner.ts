@@ -177,7 +177,7 @@ export class Runner {
 
   /** Answers one channel request from the worker with the current transaction. */
   async #syscall(request: string): Promise<string> {
-    const { op, argsJson } = decodeRequest(request);
+    const { op, componentPath, argsJson } = decodeRequest(request);
     if (op === RESULT_OP) {
       // The execution is over: no syscall follows soon, so the channel should not poll for one.
       this.#worker?.parkChannel();
@@ -198,16 +198,19 @@ export class Runner {
           return okResponse("null");
         case VALIDATE_OP: {
           const { validator, value } = JSON.parse(argsJson) as { validator: ValidatorJson; value: JsonValue };
-          return okResponse(JSON.stringify(validateConvexJson(validator, value, this.#transactions?.catalog ?? null)));
+          const catalog = this.#transactions?.catalog ?? null;
+          return okResponse(JSON.stringify(validateConvexJson(validator, value, catalog, componentPath)));
         }
         default: {
           const extension = Object.hasOwn(this.#extensionSyscalls, op) ? this.#extensionSyscalls[op] : undefined;
           if (extension && host instanceof DatabaseSyscalls) {
             const call = (callOp: string, callArgs: string) => this.#ownCalls.call(run.executionId, callOp, callArgs);
+            // Scheduler and storage syscalls resolve their tables in the calling function's namespace.
+            host.transaction.componentPath = componentPath;
             const context = host.syscallContext({ call, cloudUrl: run.cloudUrl });
             return okResponse(await extension(context, parseSyscallArgs(argsJson)));
           }
-          return okResponse(await host.syscall(op, argsJson));
+          return okResponse(await host.syscall(op, argsJson, componentPath));
         }
       }
     } catch (error) {
@@ -318,9 +321,9 @@ export class Runner {
           udfType,
           identityJson: message.identityJson,
           journal: message.journal ?? null,
-          createTable: async (tableName) =>
+          createTable: async (tableName: string, componentPath = "") =>
             JSON.parse(
-              await this.#ownCalls.call(executionId, CREATE_TABLE_OP, JSON.stringify({ tableName })),
+              await this.#ownCalls.call(executionId, CREATE_TABLE_OP, JSON.stringify({ tableName, componentPath })),
             ) as Catalog,
         });
         host = opened instanceof Promise ? await opened : opened;
@@ -349,11 +352,13 @@ export class Runner {
           executionId,
           udfType,
           deploymentUrl,
+          ...(message.componentPath ? { componentPath: message.componentPath } : {}),
           modulePath: message.modulePath,
           exportName: message.exportName,
           argsJson: message.argsJson,
           requestId: message.requestId,
           env: message.env,
+          ...(message.componentEnvs === undefined ? {} : { componentEnvs: message.componentEnvs }),
           nowMs: Date.now(),
           randomSeed: crypto.getRandomValues(new Uint32Array(1))[0],
           ...(message.http === undefined ? {} : { http: message.http }),
@@ -411,6 +416,7 @@ export class Runner {
           type: "analyze",
           executionId,
           deploymentUrl,
+          ...(message.componentPath ? { componentPath: message.componentPath } : {}),
           modulePaths: message.modulePaths,
           env: message.env,
         })) as WorkerAnalysisMessage;

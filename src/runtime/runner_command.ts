@@ -90,9 +90,16 @@ export function runnerCommand(options: RunnerCommandOptions): RunnerCommand {
   }
 
   const projectRoot = new URL("../../", import.meta.url);
-  // The runner loads the worker bootstrap (src/runtime/**) with its own read permission; user code reads only the
-  // modules folder (worker permission), so a dynamic import of anything else fails.
-  const read = [options.modulesDir, fromFileUrl(new URL(".", import.meta.url))];
+  // The runner loads the worker bootstrap (src/runtime/**, and the pure component model it resolves addresses with,
+  // src/components and src/errors)
+  // with its own read permission; user code reads only the modules folder (worker permission), so a dynamic import of
+  // anything else fails.
+  const read = [
+    options.modulesDir,
+    fromFileUrl(new URL(".", import.meta.url)),
+    fromFileUrl(new URL("../components/", import.meta.url)),
+    fromFileUrl(new URL("../errors/", import.meta.url)),
+  ];
   const flags = ["--cached-only", "--unstable-worker-options", "--no-prompt"];
   const configPath = fromFileUrl(new URL("deno.json", projectRoot));
   flags.push(`--config=${configPath}`);

@@ -21,7 +21,8 @@ import type {
 export type RunnerKind = "transaction" | "action";
 
 /**
- * Call op by which a mutation's first insert into a new table asks the server to create it. Args `{tableName}`,
+ * Call op by which a mutation's first insert into a new table asks the server to create it. Args `{tableName,
+ * componentPath}` (the namespace the table belongs to, `""` the app),
  * result: the new Catalog JSON. Answered by `RunnerPoolOptions.createTable`, else passed to `onCall`.
  */
 export const CREATE_TABLE_OP = "denvex/createTable";
@@ -57,6 +58,10 @@ export interface RunnerExecuteMessage {
   env: Record<string, string>;
   requestId: string;
   deploymentDir: string;
+  /** The component whose function this is (absent: the app); see `ExecuteRequest.componentPath`. */
+  componentPath?: string;
+  /** See `ExecuteRequest.componentEnvs`. */
+  componentEnvs?: Record<string, Record<string, string>>;
   /** User-code time (queries/mutations: excluding syscalls) after which the runner fails the call and exits. */
   timeLimitMs: number;
   /** Set for an HTTP action (udfType "action"): the request to route through `http.js`. */
@@ -68,6 +73,8 @@ export interface RunnerAnalyzeMessage {
   type: "analyze";
   executionId: string;
   deploymentDir: string;
+  /** The component whose modules to analyze (absent: the app's). */
+  componentPath?: string;
   modulePaths: string[];
   env: Record<string, string>;
   timeLimitMs: number;

@@ -24,16 +24,46 @@ const BARE_IMPORT = /(?:^|[;\s}])import\s*(["'])([^"'\n]*)\1/g;
 // `import("s")` with a literal argument.
 const DYNAMIC_IMPORT = /\bimport\s*\(\s*(["'])([^"'\n]*)\1\s*[,)]/g;
 
-/** Finds the static specifiers of `source` (import/export-from, side-effect imports, literal dynamic imports). */
+/**
+ * Finds the static specifiers of `source` (import/export-from, side-effect imports, literal dynamic imports). A static
+ * statement that provably sits in a comment line is skipped (see `inCommentLine`): published packages document their
+ * own imports in JSDoc (` * import { Migrations } from "@convex-dev/migrations"`), and esbuild keeps those comments.
+ */
 export function scanSpecifiers(source: string): FoundSpecifier[] {
   const found: FoundSpecifier[] = [];
   for (const pattern of [FROM_CLAUSE, BARE_IMPORT, DYNAMIC_IMPORT]) {
     for (const match of source.matchAll(pattern)) {
-      const specifierIndex = (match.index ?? 0) + match[0].lastIndexOf(match[2]);
+      const start = match.index ?? 0;
+      if (pattern !== DYNAMIC_IMPORT) {
+        const keywordIndex = start + match[0].search(/import|export/);
+        if (inCommentLine(source, keywordIndex, start + match[0].length)) continue;
+      }
+      const specifierIndex = start + match[0].lastIndexOf(match[2]);
       found.push({ specifier: match[2], line: lineOf(source, specifierIndex) });
     }
   }
   return found;
+}
+
+/** JavaScript's line terminators. */
+const LINE_TERMINATOR = /[\n\r\u2028\u2029]/;
+
+/**
+ * Whether the static import/export statement at `keywordIndex..endIndex` is surely comment text, decided on its line
+ * alone (a lexer could be misled into taking code for a comment; this cannot):
+ * - the statement ends on the line it starts on;
+ * - the line before it is only `*` (a block-comment line: in code, `* import …` cannot parse), or starts with `//`
+ *   and holds no quote, backtick or `*\/`: without one of those, nothing opened on an earlier line (a string
+ *   continued with `\`, a template literal, a block comment) can close before the statement, so it is in the comment.
+ * Dynamic `import("…")` is an expression that may follow anything, so it is never skipped.
+ */
+function inCommentLine(source: string, keywordIndex: number, endIndex: number): boolean {
+  if (LINE_TERMINATOR.test(source.slice(keywordIndex, endIndex))) return false;
+  let lineStart = keywordIndex;
+  while (lineStart > 0 && !LINE_TERMINATOR.test(source[lineStart - 1])) lineStart--;
+  const prefix = source.slice(lineStart, keywordIndex);
+  if (/^[ \t]*\*[ \t]*$/.test(prefix)) return true;
+  return /^[ \t]*\/\//.test(prefix) && !/["'`]|\*\//.test(prefix);
 }
 
 /**

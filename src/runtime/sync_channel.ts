@@ -231,13 +231,21 @@ export function decodeResponse(response: string): ChannelResponse {
   return data === undefined ? { ok: false, message } : { ok: false, message, data };
 }
 
-/** Request text: the op, a newline, then the args JSON (ops never contain newlines). */
-export function encodeRequest(op: string, argsJson: string): string {
-  return op + "\n" + argsJson;
+/**
+ * Request text: the op, a newline, the component path of the frame that issued it (`""` for the app), a newline,
+ * then the args JSON (ops and component paths never contain newlines).
+ */
+export function encodeRequest(op: string, argsJson: string, componentPath = ""): string {
+  return op + "\n" + componentPath + "\n" + argsJson;
 }
 
 /** Splits a request built by `encodeRequest`. */
-export function decodeRequest(request: string): { op: string; argsJson: string } {
-  const newline = request.indexOf("\n");
-  return { op: request.slice(0, newline), argsJson: request.slice(newline + 1) };
+export function decodeRequest(request: string): { op: string; componentPath: string; argsJson: string } {
+  const opEnd = request.indexOf("\n");
+  const pathEnd = request.indexOf("\n", opEnd + 1);
+  return {
+    op: request.slice(0, opEnd),
+    componentPath: request.slice(opEnd + 1, pathEnd),
+    argsJson: request.slice(pathEnd + 1),
+  };
 }

@@ -32,6 +32,16 @@ export interface ExecuteRequest {
   requestId: string;
   /** Absolute directory of the deployment's modules, as returned by `writeDeploymentModules`. */
   deploymentDir: string;
+  /**
+   * The component whose function this is (absent or `""`: the app): its modules load from its folder of the
+   * deployment (components/layout.ts) and its syscalls run in its namespace. `env` is then that component's.
+   */
+  componentPath?: string;
+  /**
+   * `process.env` of other components a nested call or handle may reach, by path; one not listed gets only
+   * CONVEX_CLOUD_URL / CONVEX_SITE_URL of `env`.
+   */
+  componentEnvs?: Record<string, Record<string, string>>;
   /** Overrides the user-code time limit (default: 1 s for queries/mutations, 10 min for actions). */
   timeLimitMs?: number;
   /**
@@ -78,6 +88,8 @@ export interface CallContext {
   identityJson: string | null;
   /** `"messages.js:send"` style path of the calling action. */
   functionPath: string;
+  /** The component of the calling action (`""`: the app): its calls resolve relative to it. */
+  componentPath: string;
 }
 
 /** Options of `RunnerPool`. */
@@ -89,16 +101,17 @@ export interface RunnerPoolOptions {
   /** V8 old-space cap of each runner process; a worker exceeding it kills its runner (fails only its call). */
   maxHeapMb?: number;
   /**
-   * Runs an action's call to the server (`1.0/actions/query|mutation|action`, `1.0/createFunctionHandle`, the
-   * metadata ops of worker/ops.ts) and returns the result JSON. Throw an error with `message` (and `data` =
-   * convex-JSON of a ConvexError) to reject. (`1.0/getUserIdentity` is answered in the runner from `identityJson`.)
+   * Runs an action's call to the server (`1.0/actions/query|mutation|action`, the metadata ops of worker/ops.ts) and
+   * returns the result JSON; `context.componentPath` is the calling action's component. Throw an error with `message`
+   * (and `data` = convex-JSON of a ConvexError) to reject. (`1.0/getUserIdentity` is answered in the runner from
+   * `identityJson`; `1.0/createFunctionHandle` in the worker.)
    */
   onCall(op: string, argsJson: string, context: CallContext): Promise<string>;
   /**
    * Creates a table on a mutation's first insert into it and returns the new catalog. Without it, the request reaches
-   * `onCall` as op `denvex/createTable` with args `{tableName}` and must return the new catalog's JSON.
+   * `onCall` as op `denvex/createTable` with args `{tableName, componentPath}` and must return the new catalog's JSON.
    */
-  createTable?(tableName: string): Promise<Catalog>;
+  createTable?(tableName: string, componentPath: string): Promise<Catalog>;
   /** Runners for queries and mutations (default 2 × cores). */
   queryRunners?: number;
   /** Queued query/mutation calls beyond which `execute` fails at once (default 1000). */
@@ -171,6 +184,8 @@ export interface DeploymentAnalysis {
   schemaJson: string | null;
   /** The default export of `auth.config.js` (a plain object, evaluated with the env vars), if analyzed. */
   authConfig: JsonValue | null;
+  /** What `export()` of the default export of `convex.config.js` returned (a component definition), if analyzed. */
+  componentDefinition?: JsonValue;
 }
 
 /** One module as the CLI pushes it (convex-compat.md §5.3). */

@@ -16,12 +16,21 @@ const TRANSACTION_OP: Record<string, string> = {
 /** Attempts before a conflicting cancel gives up (a schedule only inserts and never conflicts). */
 const MAX_ATTEMPTS = 16;
 
-/** Runs one scheduler op of an action; resolves with the syscall's JSON result. */
-export async function serveSchedulerActionOp(database: Database, op: string, argsJson: string): Promise<string> {
+/**
+ * Runs one scheduler op of an action of the component at `componentPath` (default: the app), in that component's
+ * namespace; resolves with the syscall's JSON result.
+ */
+export async function serveSchedulerActionOp(
+  database: Database,
+  op: string,
+  argsJson: string,
+  componentPath = "",
+): Promise<string> {
   const transactionOp = TRANSACTION_OP[op];
   if (!transactionOp) throw new Error(`Unknown async operation ${op}`);
   for (let attempt = 1;; attempt++) {
     const transaction = database.begin("mutation");
+    transaction.transaction.componentPath = componentPath;
     const handler = SCHEDULER_TRANSACTION_SYSCALLS[transactionOp];
     const resultJson = await handler(transaction.syscallContext(null), parseSyscallArgs(argsJson));
     try {

@@ -1,5 +1,6 @@
 /**
- * Cron jobs of the active deployment's `crons.js` (convex-compat.md §4.2). State is kept in memory: each job has its
+ * Cron jobs of the active deployment's `crons.js` files, the app's and each component instance's (convex-compat.md
+ * §4.2). State is kept in memory: each job has its
  * next run time and whether a run is in progress. A push replaces the whole set at once; jobs whose spec did not
  * change keep their timing. Runs go through the executor like any other call (mutations and actions).
  *
@@ -23,7 +24,10 @@ interface CronSpec {
 }
 
 interface CronJob {
+  /** The job's name in its component's `crons.js`, prefixed with the component's path and `/` outside the app. */
   identifier: string;
+  /** The component whose `crons.js` declared it, where it runs (`""`: the app). */
+  componentPath: string;
   /** The spec's JSON, to tell an unchanged job from a changed one across pushes. */
   specJson: string;
   spec: CronSpec;
@@ -48,13 +52,27 @@ export class CronRunner {
     return [...this.#jobs.keys()];
   }
 
-  /** Replaces the job set with the `export()` JSON of `crons.js` (null: no crons). */
+  /** Replaces the job set with the `export()` JSON of the app's `crons.js` (null: no crons). */
   update(cronsJson: string | null): void {
+    this.updateComponents(new Map([["", cronsJson]]));
+  }
+
+  /**
+   * Replaces the job set with the `export()` JSON of each component instance's `crons.js`, by component path (`""`
+   * the app; null: no crons). Each instance's jobs run in that instance.
+   */
+  updateComponents(cronsByComponent: ReadonlyMap<string, string | null>): void {
     if (this.#stopped) return;
-    const specs = cronsJson ? JSON.parse(cronsJson) as Record<string, CronSpec> : {};
+    const entries: [string, string, CronSpec][] = [];
+    for (const [componentPath, cronsJson] of cronsByComponent) {
+      const specs = cronsJson ? JSON.parse(cronsJson) as Record<string, CronSpec> : {};
+      for (const [name, spec] of Object.entries(specs)) {
+        entries.push([componentPath, componentPath === "" ? name : `${componentPath}/${name}`, spec]);
+      }
+    }
     const next = new Map<string, CronJob>();
     const nowMs = Date.now();
-    for (const [identifier, spec] of Object.entries(specs).slice(0, MAX_CRON_JOBS)) {
+    for (const [componentPath, identifier, spec] of entries.slice(0, MAX_CRON_JOBS)) {
       const specJson = JSON.stringify(spec);
       const kept = this.#jobs.get(identifier);
       if (kept && kept.specJson === specJson) {
@@ -70,6 +88,7 @@ export class CronRunner {
       }
       const job: CronJob = {
         identifier,
+        componentPath,
         specJson,
         spec,
         schedule,
@@ -116,6 +135,7 @@ export class CronRunner {
     this.#arm(job);
     this.#executor.call({
       path: job.spec.name,
+      componentPath: job.componentPath,
       args: job.spec.args?.[0] ?? {},
       allowInternal: true,
       identityJson: null,

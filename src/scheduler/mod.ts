@@ -12,7 +12,13 @@ export { CronRunner } from "./crons.ts";
 export { type CompiledSchedule, compileSchedule, type CronSchedule, parseCron } from "./cron_schedule.ts";
 export { SCHEDULER_ACTION_OPS, serveSchedulerActionOp } from "./action_ops.ts";
 export { BY_NEXT_INDEX, type Job, type JobState, readJob, scanJobs, setJobState, transitionJob } from "./jobs.ts";
-export { type JobStateKind, scheduledFunctionName, SCHEDULER_TRANSACTION_SYSCALLS } from "./transaction_syscalls.ts";
+export {
+  type JobStateKind,
+  scheduledFunctionName,
+  type ScheduledTarget,
+  scheduledTarget,
+  SCHEDULER_TRANSACTION_SYSCALLS,
+} from "./transaction_syscalls.ts";
 
 /** The scheduler and the cron runner of one backend, started and stopped together. */
 export interface SchedulerService {
@@ -23,9 +29,22 @@ export interface SchedulerService {
   stop(): void;
 }
 
-/** The `export()` JSON of `crons.js` in a deployment, or null. */
+/** The `export()` JSON of `crons.js` in a deployment (the app's), or null. */
 export function cronsJsonOf(deployment: ActiveDeployment | null): string | null {
-  return deployment?.analysis.modules.find((module) => module.path === "crons.js")?.cronsJson ?? null;
+  return deployment === null ? null : cronsOfAnalysis(deployment.analysis);
+}
+
+function cronsOfAnalysis(analysis: ActiveDeployment["analysis"]): string | null {
+  return analysis.modules.find((module) => module.path === "crons.js")?.cronsJson ?? null;
+}
+
+/** The `export()` JSON of every instance's `crons.js` (static crons), by component path; the app at `""`. */
+export function cronsByComponentOf(deployment: ActiveDeployment | null): Map<string, string | null> {
+  const crons = new Map<string, string | null>([["", cronsJsonOf(deployment)]]);
+  for (const [path, component] of deployment?.components ?? []) {
+    if (path !== "") crons.set(path, cronsOfAnalysis(component.analysis));
+  }
+  return crons;
 }
 
 /** Starts the scheduler loop (after recovering interrupted actions) and the crons of the active deployment. */
@@ -37,11 +56,11 @@ export async function startSchedulerService(options: {
   const scheduler = new Scheduler(options.database, options.executor);
   const crons = new CronRunner(options.executor);
   await scheduler.start();
-  crons.update(cronsJsonOf(options.deployment()));
+  crons.updateComponents(cronsByComponentOf(options.deployment()));
   return {
     scheduler,
     crons,
-    reloadCrons: () => crons.update(cronsJsonOf(options.deployment())),
+    reloadCrons: () => crons.updateComponents(cronsByComponentOf(options.deployment())),
     stop() {
       crons.stop();
       scheduler.stop();

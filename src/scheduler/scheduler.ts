@@ -11,10 +11,18 @@
  * - only user code fails a job: a failure outside it (a runner crash, the committer full, the database unavailable)
  *   leaves the job pending and retries it with backoff, boundedly (retry.ts). An action is retried only if it never
  *   reached a runner; once it started, at-most-once wins and an interrupted action fails.
+ *
+ * Every component instance has its own `_scheduled_functions`; the loop runs the jobs of all of them, each in the
+ * component its function belongs to (a handle scheduled by a component into the app runs in the app).
  */
-import type { CommitEvent, Database } from "../database/mod.ts";
+import {
+  type CommitEvent,
+  componentPathsWithTable,
+  type Database,
+  SCHEDULED_FUNCTIONS_TABLE,
+} from "../database/mod.ts";
 import type { FunctionExecutor } from "../functions/mod.ts";
-import { byNextIndex, type Job, type JobState, readJob, scanJobs, setJobState, transitionJob } from "./jobs.ts";
+import { BY_NEXT_INDEX, type Job, type JobState, readJob, scanJobs, setJobState, transitionJob } from "./jobs.ts";
 import { InfrastructureRetries } from "./retry.ts";
 import { DATABASE_UNAVAILABLE_MESSAGE, DatabaseUnavailableError } from "../persistence/mod.ts";
 
@@ -106,9 +114,31 @@ export class Scheduler {
       });
   }
 
+  /**
+   * The namespaces (component paths, `""` the app) whose jobs run: one per mounted instance. An unmounted instance
+   * keeps its tables, so its jobs wait there until it is mounted again.
+   */
+  #namespaces(): string[] {
+    return componentPathsWithTable(this.#database.catalog, SCHEDULED_FUNCTIONS_TABLE)
+      .filter((namespace) => this.#executor.hasComponent(namespace));
+  }
+
+  /** Wakes the loop for a commit that touched the `by_next` index of any namespace (index IDs are global). */
   #onCommit(event: CommitEvent): void {
-    const keys = event.keysByIndex.get(byNextIndex(this.#database).indexId);
-    if (keys && keys.length > 0) this.wake();
+    const catalog = this.#database.catalogView;
+    for (const [indexId, keys] of event.keysByIndex) {
+      if (keys.length > 0 && catalog.indexById(indexId)?.index.name === BY_NEXT_INDEX) return this.wake();
+    }
+  }
+
+  /** Jobs in state `kind` of every namespace, oldest `scheduledTime` first (at most `limit` per namespace). */
+  async #scanAll(kind: "pending" | "inProgress", limit: number): Promise<Job[]> {
+    const jobs: Job[] = [];
+    for (const namespace of this.#namespaces()) {
+      const reader = this.#database.readSnapshot(undefined, { componentPath: namespace });
+      jobs.push(...await scanJobs(reader, kind, limit, null, namespace));
+    }
+    return jobs.sort((a, b) => a.scheduledTimeMs - b.scheduledTimeMs);
   }
 
   #sleep(delayMs: number): void {
@@ -122,7 +152,8 @@ export class Scheduler {
   }
 
   async #pass(): Promise<void> {
-    const jobs = await scanJobs(this.#database.readSnapshot(), "pending", SCAN_LIMIT);
+    // Jobs of every namespace in one order; those beyond a namespace's scan limit come in a later pass.
+    const jobs = await this.#scanAll("pending", SCAN_LIMIT);
     const nowMs = Date.now();
     let nextDueMs = nowMs + MAX_SLEEP_MS;
     for (const job of jobs) {
@@ -161,9 +192,9 @@ export class Scheduler {
   }
 
   async #run(job: Job): Promise<void> {
-    const resolved = this.#executor.resolve(job.name, true);
+    const resolved = this.#executor.resolve(job.name, true, job.componentPath);
     if (typeof resolved === "string") {
-      await transitionJob(this.#database, job.id, "pending", { kind: "failed", error: resolved });
+      await transitionJob(this.#database, job.id, "pending", { kind: "failed", error: resolved }, job.namespace);
       return;
     }
     const udfType = resolved.info.udfType;
@@ -171,7 +202,7 @@ export class Scheduler {
     else if (udfType === "action") await this.#runAction(job);
     else {
       const error = `${resolved.address.displayName} is a query; only mutations and actions can be scheduled`;
-      await transitionJob(this.#database, job.id, "pending", { kind: "failed", error });
+      await transitionJob(this.#database, job.id, "pending", { kind: "failed", error }, job.namespace);
     }
   }
 
@@ -179,13 +210,15 @@ export class Scheduler {
     let declined = false;
     const result = await this.#executor.call({
       path: job.name,
+      componentPath: job.componentPath,
       args: job.args,
       allowInternal: true,
       identityJson: null,
+      withCommitNamespace: job.namespace,
       withCommit: async (_valueJson, tx) => {
         // `tx` reads at the mutation's own snapshot: its read of the job then catches any change after it, and a job
         // already canceled (or run) before it is seen here.
-        const current = await readJob(tx, job.id);
+        const current = await readJob(tx, job.id, job.namespace);
         declined = !current || current.state.kind !== "pending";
         if (declined) return false;
         await setJobState(tx, job.id, { kind: "success" });
@@ -201,7 +234,13 @@ export class Scheduler {
     const infrastructure = result.infrastructure || result.errorMessage.includes(DATABASE_UNAVAILABLE_MESSAGE);
     if (infrastructure && this.#retryLater(job, result.errorMessage)) return;
     this.#retries.clear(job.id);
-    await transitionJob(this.#database, job.id, "pending", { kind: "failed", error: result.errorMessage });
+    await transitionJob(
+      this.#database,
+      job.id,
+      "pending",
+      { kind: "failed", error: result.errorMessage },
+      job.namespace,
+    );
   }
 
   /**
@@ -222,11 +261,12 @@ export class Scheduler {
   }
 
   async #runAction(job: Job): Promise<void> {
-    if (!await transitionJob(this.#database, job.id, "pending", { kind: "inProgress" })) return;
+    if (!await transitionJob(this.#database, job.id, "pending", { kind: "inProgress" }, job.namespace)) return;
     let result;
     try {
       result = await this.#executor.call({
         path: job.name,
+        componentPath: job.componentPath,
         args: job.args,
         allowInternal: true,
         identityJson: null,
@@ -236,7 +276,7 @@ export class Scheduler {
       // handing it back to `pending` keeps it at most once.
       const message = error instanceof Error ? error.message : String(error);
       if (this.#retryLater(job, message)) {
-        await transitionJob(this.#database, job.id, "inProgress", { kind: "pending" });
+        await transitionJob(this.#database, job.id, "inProgress", { kind: "pending" }, job.namespace);
         return;
       }
       result = { ok: false as const, errorMessage: message };
@@ -244,16 +284,15 @@ export class Scheduler {
     this.#retries.clear(job.id);
     const state: JobState = result.ok ? { kind: "success" } : { kind: "failed", error: result.errorMessage };
     // A cancel while it ran wins: the job stays canceled.
-    await transitionJob(this.#database, job.id, "inProgress", state);
+    await transitionJob(this.#database, job.id, "inProgress", state, job.namespace);
   }
 
   async #recoverInterruptedActions(): Promise<void> {
     for (;;) {
-      const jobs = await scanJobs(this.#database.readSnapshot(), "inProgress", RECOVERY_BATCH);
-      for (const job of jobs) {
-        await transitionJob(this.#database, job.id, "inProgress", { kind: "failed", error: INTERRUPTED_ACTION_ERROR });
-      }
-      if (jobs.length < RECOVERY_BATCH) return;
+      const jobs = await this.#scanAll("inProgress", RECOVERY_BATCH);
+      const failed = { kind: "failed" as const, error: INTERRUPTED_ACTION_ERROR };
+      for (const job of jobs) await transitionJob(this.#database, job.id, "inProgress", failed, job.namespace);
+      if (jobs.length === 0) return;
     }
   }
 
@@ -261,11 +300,13 @@ export class Scheduler {
   async #cleanup(): Promise<void> {
     this.#retries.forgetStale(Date.now(), CLEANUP_INTERVAL_MS);
     const cutoffMs = Date.now() - FINISHED_JOB_RETENTION_MS;
-    for (const kind of ["success", "failed", "canceled"] as const) {
-      if (this.#stopped) return;
-      await this.#database.runSystemTransaction(async (tx) => {
-        for (const job of await scanJobs(tx, kind, CLEANUP_BATCH, cutoffMs)) await tx.delete(job.id);
-      }, { maxAttempts: 1 }).catch(() => {/* a conflict: the next round deletes them */});
+    for (const namespace of this.#namespaces()) {
+      for (const kind of ["success", "failed", "canceled"] as const) {
+        if (this.#stopped) return;
+        await this.#database.runSystemTransaction(async (tx) => {
+          for (const job of await scanJobs(tx, kind, CLEANUP_BATCH, cutoffMs)) await tx.delete(job.id);
+        }, { maxAttempts: 1, componentPath: namespace }).catch(() => {/* a conflict: the next round deletes them */});
+      }
     }
   }
 }

@@ -3,8 +3,13 @@
  * `_scheduled_functions` document into the calling transaction, so a mutation that rolls back schedules nothing;
  * `1.0/cancel_job` marks a job canceled in the same way. Actions reach this code through a transaction of their own
  * on the server (action_ops.ts). The scheduler loop (scheduler.ts) runs what lands in the table.
+ *
+ * Components: a job lives in the `_scheduled_functions` of the component that scheduled it (the transaction's
+ * namespace); a job whose function lives elsewhere (a handle into the app, a child reference) records that
+ * component's path as `componentPath`, and runs there.
  */
 import { jsonToValue, type JsonValue, parseConvexJsonText, type Value } from "../values/mod.ts";
+import { resolveCallAddress } from "../functions/mod.ts";
 import {
   MAX_FUNCTIONS_SCHEDULED,
   MAX_SCHEDULED_ARGS_BYTES,
@@ -24,14 +29,32 @@ function badArgument(message: string): SyscallError {
   return new SyscallError("BadArgument", message);
 }
 
-/** The function path a schedule call names (`name`, or a `function://` handle). */
-export function scheduledFunctionName(args: SyscallArgs): string {
-  if (typeof args.name === "string") return args.name;
-  if (typeof args.functionHandle === "string" && args.functionHandle.startsWith("function://")) {
-    return args.functionHandle.slice("function://".length);
+/** What a job runs: a function path, and the component it belongs to when not the scheduling one. */
+export interface ScheduledTarget {
+  name: string;
+  /** Set when the function lives in another component than the job's document (a handle, a child reference). */
+  componentPath?: string;
+}
+
+/**
+ * What a schedule call from a function of `callerPath` names: its address (a name, a child reference or a
+ * `function://` handle) resolved relative to the caller. A name keeps its spelling, as before components.
+ */
+export function scheduledTarget(callerPath: string, args: SyscallArgs): ScheduledTarget {
+  if (typeof args.name === "string" && args.name !== "") return { name: args.name };
+  let resolved;
+  try {
+    resolved = resolveCallAddress(callerPath, args);
+  } catch (error) {
+    throw badArgument(`scheduler: ${error instanceof Error ? error.message : String(error)}`);
   }
-  if (typeof args.reference === "string") throw badArgument("Component function references are not supported");
-  throw badArgument("scheduler: the call names no function");
+  const name = resolved.udfPath;
+  return resolved.componentPath === callerPath ? { name } : { name, componentPath: resolved.componentPath };
+}
+
+/** The function path a schedule call names (`name`, or a `function://` handle), for callers outside components. */
+export function scheduledFunctionName(args: SyscallArgs): string {
+  return scheduledTarget("", args).name;
 }
 
 function jobsTable(transaction: Transaction, op: string): TableInfo {
@@ -47,7 +70,7 @@ function jobsTable(transaction: Transaction, op: string): TableInfo {
 function schedule(context: TransactionSyscallContext, args: SyscallArgs): Promise<string> {
   const transaction = context.transaction;
   const table = jobsTable(transaction, "Scheduling");
-  const name = scheduledFunctionName(args);
+  const target = scheduledTarget(transaction.componentPath, args);
   const tsSeconds = args.ts;
   if (typeof tsSeconds !== "number" || !Number.isFinite(tsSeconds)) {
     throw badArgument(`scheduler: the run time must be a finite number, got ${JSON.stringify(tsSeconds)}`);
@@ -75,7 +98,8 @@ function schedule(context: TransactionSyscallContext, args: SyscallArgs): Promis
   const document: Record<string, Value> = {
     _id: id,
     _creationTime: context.nextCreationTimeMs(),
-    name,
+    name: target.name,
+    ...(target.componentPath === undefined ? {} : { componentPath: target.componentPath }),
     args: [jsonToValue(fnArgs)],
     scheduledTime: tsSeconds * 1000,
     state: { kind: "pending" },

@@ -75,13 +75,15 @@ export async function openBackend(options: BackendOptions): Promise<Backend> {
     actionNet: options.actionNet,
     onCall: (op, argsJson, context) => {
       if (op === "denvex/createTable") {
-        const { tableName } = JSON.parse(argsJson) as { tableName: string };
-        return options.database.createTable(tableName).then((catalog) => JSON.stringify(catalog));
+        const { tableName, componentPath } = JSON.parse(argsJson) as { tableName: string; componentPath?: string };
+        return options.database.createTable(tableName, componentPath ?? "").then((catalog) => JSON.stringify(catalog));
       }
-      if (SCHEDULER_ACTION_OPS.has(op)) return serveSchedulerActionOp(options.database, op, argsJson);
+      if (SCHEDULER_ACTION_OPS.has(op)) {
+        return serveSchedulerActionOp(options.database, op, argsJson, context.componentPath);
+      }
       if (isStorageCall(op)) return serveStorageCall(storage, op, argsJson);
       if (!executor) return Promise.reject(new Error("The backend is starting"));
-      return serveActionCall(executor, op, argsJson, context.identityJson);
+      return serveActionCall(executor, op, argsJson, context.identityJson, context.componentPath);
     },
   });
   try {

@@ -46,6 +46,10 @@ async function storageSyscall(context: TransactionSyscallContext, op: string, ar
       return await services.call(op, "{}");
     case "1.0/storageStore": {
       if (typeof args.blob !== "string") throw new SyscallError("BadArgument", "store: blob must be base64");
+      // The server names blobs by IDs of the app's `_storage`; a component's file would need an ID of its own table.
+      if (table.tableNumber !== SYSTEM_TABLE_NUMBERS._storage) {
+        throw new SyscallError("BadStorageCall", "storage.store is not supported inside components yet");
+      }
       const written = JSON.parse(await services.call(WRITE_BLOB_OP, JSON.stringify({ blob: args.blob }))) as {
         storageId: string;
         sha256: string;
@@ -98,7 +102,8 @@ async function storageSyscall(context: TransactionSyscallContext, op: string, ar
 /** The `_storage` document of `storageId` as the transaction sees it (the read joins the read set), or null. */
 async function readStorageDocument(transaction: Transaction, table: TableInfo, storageId: unknown) {
   if (typeof storageId !== "string") throw new SyscallError("BadArgument", "storageId must be a string");
-  if (decodeDocumentId(storageId)?.tableNumber !== SYSTEM_TABLE_NUMBERS._storage) return null;
+  // The `_storage` of the calling function's namespace: a file ID of another namespace is unknown here.
+  if (decodeDocumentId(storageId)?.tableNumber !== table.tableNumber) return null;
   const read = await transaction.readDocument(table, storageId);
   if (read === null) return null;
   return { read, parsed: JSON.parse(read.json) as { sha256: string; size: number; contentType?: string } };

@@ -10,6 +10,8 @@ import type { JsonValue } from "../values/mod.ts";
 /** One query call as a subscription or cache lookup names it. */
 export interface QuerySpec {
   path: string;
+  /** The component whose query `path` names (absent or `""`: the app); part of the cache key. */
+  componentPath?: string;
   /** The args object, convex-JSON. */
   args: JsonValue;
   identityJson: string | null;
@@ -51,6 +53,8 @@ export function queryKeyOf(spec: QuerySpec): QueryKey {
     // An invalid path fails when run; it still needs a key.
   }
   const args = canonicalJson(spec.args);
+  // A component's query is keyed under its path; the app's keys stay as they were.
+  if (spec.componentPath) path = `${spec.componentPath}\u0001${path}`;
   const key = createHash("sha256")
     .update(`${path}\u0000${spec.identityJson ?? ""}\u0000${spec.allowInternal ? 1 : 0}\u0000${spec.journal ?? ""}`)
     .update("\u0000")

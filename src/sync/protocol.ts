@@ -16,7 +16,15 @@ export class ProtocolError extends DenvexError {
 
 /** One query-set change. */
 export type QuerySetModification =
-  | { type: "Add"; queryId: number; udfPath: string; args: JsonValue; journal: string | null }
+  | {
+    type: "Add";
+    queryId: number;
+    udfPath: string;
+    args: JsonValue;
+    journal: string | null;
+    /** `""` for the app; a component's path runs its query (admin only). */
+    componentPath: string;
+  }
   | { type: "Remove"; queryId: number };
 
 /** The client messages the server acts on. */
@@ -29,7 +37,7 @@ export type ClientMessage =
     maxObservedTimestamp: string | null;
   }
   | { type: "ModifyQuerySet"; baseVersion: number; newVersion: number; modifications: QuerySetModification[] }
-  | { type: "Mutation" | "Action"; requestId: number; udfPath: string; args: JsonValue }
+  | { type: "Mutation" | "Action"; requestId: number; udfPath: string; args: JsonValue; componentPath: string }
   | {
     type: "Authenticate";
     baseVersion: number;
@@ -66,6 +74,13 @@ function path(value: unknown): string {
   if (typeof value !== "string" || value.length === 0 || value.length > MAX_PATH_LENGTH) {
     fail("udfPath must be a non-empty string");
   }
+  return value;
+}
+
+/** A component path (`"name"`, `"parent/child"`); absent, null and `""` are the app. */
+function componentPath(value: unknown): string {
+  if (value === undefined || value === null) return "";
+  if (typeof value !== "string" || value.length > MAX_PATH_LENGTH) fail("componentPath must be a string");
   return value;
 }
 
@@ -116,15 +131,13 @@ export function parseClientMessage(text: string): ClientMessage {
         if (mod === null || typeof mod !== "object") fail("A modification must be an object");
         const o = mod as Record<string, unknown>;
         if (o.type === "Add") {
-          if (o.componentPath !== undefined && o.componentPath !== null && o.componentPath !== "") {
-            fail("Components are not supported");
-          }
           return {
             type: "Add",
             queryId: int(o.queryId, "queryId"),
             udfPath: path(o.udfPath),
             args: args(o.args),
             journal: typeof o.journal === "string" ? o.journal : null,
+            componentPath: componentPath(o.componentPath),
           };
         }
         if (o.type === "Remove") return { type: "Remove", queryId: int(o.queryId, "queryId") };
@@ -134,10 +147,13 @@ export function parseClientMessage(text: string): ClientMessage {
     }
     case "Mutation":
     case "Action":
-      if (m.componentPath !== undefined && m.componentPath !== null && m.componentPath !== "") {
-        fail("Components are not supported");
-      }
-      return { type: m.type, requestId: int(m.requestId, "requestId"), udfPath: path(m.udfPath), args: args(m.args) };
+      return {
+        type: m.type,
+        requestId: int(m.requestId, "requestId"),
+        udfPath: path(m.udfPath),
+        args: args(m.args),
+        componentPath: componentPath(m.componentPath),
+      };
     case "Authenticate": {
       const baseVersion = int(m.baseVersion, "baseVersion");
       if (m.tokenType === "None") {

@@ -56,6 +56,20 @@ export function toQueryRun(result: CallResult): QueryRun {
   };
 }
 
+/**
+ * A component's functions are called from outside only by an admin (`npx convex data --component` authenticates
+ * with the admin key), as Convex does; apps reach them through their own functions.
+ */
+export function componentCallRefused(componentPath: string): CallResult {
+  return {
+    ok: false,
+    errorMessage: `Calling a function of the component '${componentPath}' directly needs the deployment's admin key`,
+    logLines: [],
+    // Read nothing: a refused subscription is not re-run by commits (a new identity re-subscribes it).
+    readSet: [],
+  };
+}
+
 /** What the shared services are built from. */
 export interface FunctionServicesDeps {
   executor: Pick<FunctionExecutor, "call">;
@@ -70,8 +84,13 @@ export interface FunctionServicesDeps {
 export function createFunctionServices(backend: FunctionServicesDeps): FunctionServices {
   const advanceListeners = new Set<AdvanceListener>();
   const runQuery = async (spec: QuerySpec, snapshotTs?: bigint) => {
+    const componentPath = spec.componentPath ?? "";
+    if (componentPath !== "" && !spec.allowInternal) {
+      return { run: toQueryRun(componentCallRefused(componentPath)), ts: null };
+    }
     const result = await backend.executor.call({
       path: spec.path,
+      componentPath,
       args: spec.args,
       expectedType: "query",
       identityJson: spec.identityJson,

@@ -17,7 +17,7 @@ import type { JsonValue } from "../values/mod.ts";
 import type { ByteBudget } from "./byte_budget.ts";
 import type { MutationLog, MutationReply } from "./mutation_log.ts";
 import { type ClientMessage, parseClientMessage, ProtocolError, type QuerySetModification } from "./protocol.ts";
-import type { FunctionServices, QuerySubscriber } from "./services.ts";
+import { componentCallRefused, type FunctionServices, type QuerySubscriber } from "./services.ts";
 import type { SyncBackend } from "./types.ts";
 
 /** Largest client message accepted (Convex's argument limit plus framing). */
@@ -53,6 +53,9 @@ export interface SessionDeps {
   onWaiting(session: SyncSession, waiting: boolean): void;
   onClosed(session: SyncSession): void;
 }
+
+/** A client's `Mutation` or `Action` message. */
+type FunctionRequest = Extract<ClientMessage, { type: "Mutation" | "Action" }>;
 
 /** One query the client subscribed to. */
 class LiveQuery implements QuerySubscriber {
@@ -257,9 +260,9 @@ export class SyncSession {
       case "Authenticate":
         return this.#authenticate(message);
       case "Mutation":
-        return this.#mutation(message.requestId, message.udfPath, message.args, sizeBytes);
+        return this.#mutation(message, sizeBytes);
       case "Action":
-        return this.#action(message.requestId, message.udfPath, message.args, sizeBytes);
+        return this.#action(message, sizeBytes);
       case "Event":
         return;
     }
@@ -306,9 +309,10 @@ export class SyncSession {
     return run;
   }
 
-  #spec(udfPath: string, args: JsonValue, journal: string | null): QuerySpec {
+  #spec(udfPath: string, componentPath: string, args: JsonValue, journal: string | null): QuerySpec {
     return {
       path: udfPath,
+      ...(componentPath === "" ? {} : { componentPath }),
       args,
       identityJson: this.#caller.identityJson,
       allowInternal: this.#caller.isAdmin,
@@ -350,7 +354,7 @@ export class SyncSession {
         const query = new LiveQuery(
           this,
           modification.queryId,
-          this.#spec(modification.udfPath, modification.args, modification.journal),
+          this.#spec(modification.udfPath, modification.componentPath, modification.args, modification.journal),
         );
         this.#queries.set(query.queryId, query);
         added.push(query);
@@ -466,7 +470,8 @@ export class SyncSession {
     return this.#holdInbound(sizeBytes, done) ? markDone : null;
   }
 
-  #mutation(requestId: number, udfPath: string, args: JsonValue, sizeBytes: number): void {
+  #mutation(message: FunctionRequest, sizeBytes: number): void {
+    const { requestId, udfPath, args, componentPath } = message;
     const full = this.#pendingMutations >= MAX_PENDING_MUTATIONS;
     const markDone = this.#admitRequest(full, `more than ${MAX_PENDING_MUTATIONS} mutations are queued`, sizeBytes);
     if (!markDone) return;
@@ -480,15 +485,18 @@ export class SyncSession {
       // Replies are remembered per identity too: another client reusing this sessionId never gets this one's reply.
       const replayScope = `${idempotencyOwner(caller.identityJson, caller.isAdmin)}\u0000${sessionId}`;
       const response = await this.#deps.mutationLog.run(replayScope, requestId, async () => {
-        const result = await this.#deps.backend.executor.call({
-          path: udfPath,
-          args,
-          expectedType: "mutation",
-          identityJson: caller.identityJson,
-          allowInternal: caller.isAdmin,
-          // Recorded in the mutation's own commit, so a re-send after a reconnect or a restart is not run twice.
-          idempotencyKey: `${sessionId}\u0000${requestId}`,
-        });
+        const result = componentPath !== "" && !caller.isAdmin
+          ? componentCallRefused(componentPath)
+          : await this.#deps.backend.executor.call({
+            path: udfPath,
+            componentPath,
+            args,
+            expectedType: "mutation",
+            identityJson: caller.identityJson,
+            allowInternal: caller.isAdmin,
+            // Recorded in the mutation's own commit, so a re-send after a reconnect or a restart is not run twice.
+            idempotencyKey: `${sessionId}\u0000${requestId}`,
+          });
         if (result.ok) {
           return {
             text: `{"type":"MutationResponse","requestId":${requestId},"success":true,"result":${result.valueJson},` +
@@ -523,7 +531,8 @@ export class SyncSession {
     });
   }
 
-  #action(requestId: number, udfPath: string, args: JsonValue, sizeBytes: number): void {
+  #action(message: FunctionRequest, sizeBytes: number): void {
+    const { requestId, udfPath, args, componentPath } = message;
     const full = this.#pendingActions >= MAX_PENDING_ACTIONS;
     const markDone = this.#admitRequest(full, `more than ${MAX_PENDING_ACTIONS} actions are running`, sizeBytes);
     if (!markDone) return;
@@ -532,13 +541,16 @@ export class SyncSession {
     void (async () => {
       await authDone;
       if (this.#closed) return;
-      const result = await this.#deps.backend.executor.call({
-        path: udfPath,
-        args,
-        expectedType: "action",
-        identityJson: this.#caller.identityJson,
-        allowInternal: this.#caller.isAdmin,
-      });
+      const result = componentPath !== "" && !this.#caller.isAdmin
+        ? componentCallRefused(componentPath)
+        : await this.#deps.backend.executor.call({
+          path: udfPath,
+          componentPath,
+          args,
+          expectedType: "action",
+          identityJson: this.#caller.identityJson,
+          allowInternal: this.#caller.isAdmin,
+        });
       if (result.ok) {
         this.#send(
           `{"type":"ActionResponse","requestId":${requestId},"success":true,"result":${result.valueJson},` +

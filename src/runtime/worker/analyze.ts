@@ -10,6 +10,11 @@ import { functionKind, loadModule, type RegisteredFunction } from "./functions.t
 export async function analyzeDeployment(deploymentUrl: string, modulePaths: string[]): Promise<DeploymentAnalysis> {
   const analysis: DeploymentAnalysis = { modules: [], schemaJson: null, authConfig: null };
   for (const path of modulePaths) {
+    if (path === "convex.config.js") {
+      // A component definition (defineApp / defineComponent), evaluated leaves first by the push (deploy/).
+      analysis.componentDefinition = await evaluateDefinition(deploymentUrl);
+      continue;
+    }
     let module: Record<string, unknown>;
     try {
       module = await loadModule(deploymentUrl, path);
@@ -76,6 +81,37 @@ function callExport(value: Record<string, unknown> | undefined, method: string, 
   const result = (value[method] as () => unknown).call(value);
   if (typeof result !== "string") throw new Error(`${method}() of the default export did not return a string`);
   return result;
+}
+
+/**
+ * Imports `convex.config.js` and returns what its default export's `export()` gives. A definition is pure data: the
+ * clock and randomness throw while it loads and exports (the official backend refuses them too), and an analysis has
+ * no transaction, so syscalls fail.
+ */
+async function evaluateDefinition(deploymentUrl: string): Promise<JsonValue> {
+  const saved = { now: Date.now, random: Math.random };
+  const refuse = (what: string) => () => {
+    throw new Error(`${what} is not allowed while evaluating a component definition (convex.config)`);
+  };
+  Date.now = refuse("Date.now()");
+  Math.random = refuse("Math.random()");
+  try {
+    const module = await loadModule(deploymentUrl, "convex.config.js");
+    const exported = Object.keys(module);
+    if (exported.length !== 1 || exported[0] !== "default") {
+      throw new Error(`convex.config.js must have exactly one export, the default (found: ${exported.join(", ")})`);
+    }
+    const definition = module.default as Record<string, unknown> | undefined;
+    if (typeof definition?.export !== "function") {
+      throw new Error("the default export of convex.config.js is not a component definition");
+    }
+    return plainJson((definition.export as () => unknown).call(definition));
+  } catch (error) {
+    throw new Error(`Failed to evaluate convex.config.js: ${error instanceof Error ? error.message : String(error)}`);
+  } finally {
+    Date.now = saved.now;
+    Math.random = saved.random;
+  }
 }
 
 function plainJson(value: unknown): JsonValue {

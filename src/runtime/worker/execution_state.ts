@@ -3,6 +3,7 @@
  * tracked with AsyncLocalStorage so a syscall knows which function issued it even when calls interleave.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
+import { componentModulesSubdir } from "../../components/mod.ts";
 import type { UdfType } from "../types.ts";
 
 /** Serializes async tasks (nested calls of one parent run one after another). */
@@ -19,6 +20,11 @@ export class SerialQueue {
 /** One function invocation: the top-level one or a nested call. */
 export interface Frame {
   udfType: UdfType;
+  /**
+   * The component the function belongs to (`""`: the app): its syscalls run in that component's namespace, its
+   * modules load from that component's folder, and it sees that component's `process.env`.
+   */
+  componentPath: string;
   /** `messages:list` style (no `.js`, no `:default`), as `getFunctionMetadata` reports it. */
   functionName: string;
   depth: number;
@@ -32,6 +38,8 @@ export interface Execution {
   requestId: string;
   deploymentUrl: string;
   root: Frame;
+  /** `process.env` of each component's functions, by component path (one not listed gets the deployment URLs only). */
+  envs: Map<string, Record<string, string>>;
 }
 
 const frames = new AsyncLocalStorage<Frame>();
@@ -56,6 +64,16 @@ export function currentFrame(): Frame | null {
 /** Runs `task` as the body of `frame`. */
 export function runInFrame<T>(frame: Frame, task: () => Promise<T>): Promise<T> {
   return frames.run(frame, task);
+}
+
+/**
+ * The URL of the folder of `componentPath`'s modules in the deployment at `deploymentUrl`. The folder's name on disk is
+ * `@components/<encodeURIComponent(path)>` (components/layout.ts), whose only character a URL path must escape is `%`
+ * itself: `a%2Fb` on disk is `a%252Fb` in a URL.
+ */
+export function componentModulesUrl(deploymentUrl: string, componentPath: string): string {
+  if (componentPath === "") return deploymentUrl;
+  return deploymentUrl + componentModulesSubdir(componentPath).replaceAll("%", "%25");
 }
 
 /** `dir/file.js` + `fn` → `dir/file:fn`; the default export is just `dir/file`. */

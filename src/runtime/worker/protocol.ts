@@ -43,11 +43,19 @@ export interface WorkerExecuteMessage {
   udfType: UdfType;
   /** `file:` URL of the deployment folder, with a trailing slash. */
   deploymentUrl: string;
+  /** The component whose function this is (absent: the app); its modules load from its folder of the deployment. */
+  componentPath?: string;
   modulePath: string;
   exportName: string;
   argsJson: string;
   requestId: string;
+  /** `process.env` of the function's component. */
   env: Record<string, string>;
+  /**
+   * `process.env` of other components the call may reach (nested calls, handles), by component path; one not listed
+   * gets only the deployment URLs of `env`.
+   */
+  componentEnvs?: Record<string, Record<string, string>>;
   /** Frozen `Date.now()` of a query/mutation. */
   nowMs: number;
   /** Seed of `Math.random()` in a query/mutation. */
@@ -61,6 +69,8 @@ export interface WorkerAnalyzeMessage {
   type: "analyze";
   executionId: string;
   deploymentUrl: string;
+  /** The component whose modules to analyze (absent: the app's), in its folder below `deploymentUrl`. */
+  componentPath?: string;
   modulePaths: string[];
   env: Record<string, string>;
 }

@@ -2,25 +2,35 @@
  * `1.0/runUdf`: `ctx.runQuery` / `ctx.runMutation` inside a query or mutation (convex-compat.md §4.4.5). The nested
  * function runs in this worker, inside the caller's transaction, between a savepoint (`$nested/begin`) and its commit
  * or rollback (`$nested/end`). Args and return values are validated like a top-level call's.
+ *
+ * The callee may live in another component (a child reference, a function handle): it then runs in that component's
+ * namespace, still inside the one transaction and its savepoints, so a child mutation that throws rolls back only its
+ * own writes and the caller may catch the error.
  */
 import type { JsonValue } from "../../values/mod.ts";
 import { NESTED_BEGIN_OP, NESTED_END_OP, VALIDATE_OP } from "./protocol.ts";
 import { convexErrorData, isConvexError, syscallFailure } from "./error_format.ts";
 import {
+  componentModulesUrl,
   currentExecution,
   currentFrame,
+  type Execution,
   type Frame,
   functionName,
   runInFrame,
   SerialQueue,
 } from "./execution_state.ts";
-import { checkKind, loadFunction, resolveFunctionPath } from "./functions.ts";
+import { checkKind, loadFunction, type RegisteredFunction, resolveFunctionPath } from "./functions.ts";
+import { displayUdfPath, handleOf, resolveCallAddress, type ResolvedCallAddress } from "../call_address.ts";
 
 /** Deepest chain of nested calls. */
 export const MAX_NESTED_DEPTH = 8;
 
-/** A synchronous call to the transaction on the runner's main thread (throws on failure). */
-export type TransactionCall = (op: string, argsJson: string) => string;
+/**
+ * A synchronous call to the transaction on the runner's main thread (throws on failure), in the namespace of
+ * `componentPath` (default: the calling frame's component).
+ */
+export type TransactionCall = (op: string, argsJson: string, componentPath?: string) => string;
 
 interface RunUdfArgs {
   udfType?: string;
@@ -46,29 +56,79 @@ export function runNestedFunction(argsJson: string, call: TransactionCall): Prom
   if (parent.depth >= MAX_NESTED_DEPTH) {
     return Promise.reject(syscallFailure(`Nested function calls are limited to a depth of ${MAX_NESTED_DEPTH}`));
   }
-  if (typeof request.name !== "string") {
-    const kind = request.functionHandle !== undefined ? "Function handles" : "Component function references";
-    return Promise.reject(syscallFailure(`${kind} are not supported yet by denvex`));
+  let target: ResolvedCallAddress;
+  try {
+    target = resolveCallAddress(parent.componentPath, request);
+  } catch (error) {
+    return Promise.reject(syscallFailure(error instanceof Error ? error.message : String(error)));
   }
-  const name = request.name;
   // Sibling calls are serialized: the transaction's savepoints form a stack.
   return parent.children.run(() =>
-    runNested(execution.deploymentUrl, parent, udfType === "mutation" ? "mutation" : "query", name, request, call)
+    runNested(execution, parent, udfType === "mutation" ? "mutation" : "query", target, request, call)
   );
 }
 
+/**
+ * `1.0/createFunctionHandle`: the handle string (as JSON) of the address in `argsJson`, resolved against the calling
+ * frame's component. The function must exist (and be public when named through a child reference), as in Convex.
+ */
+export async function createFunctionHandle(argsJson: string): Promise<string> {
+  const execution = currentExecution();
+  const frame = currentFrame();
+  if (execution === null || frame === null) throw syscallFailure("No function is running");
+  let target: ResolvedCallAddress;
+  try {
+    target = resolveCallAddress(frame.componentPath, JSON.parse(argsJson) as RunUdfArgs);
+  } catch (error) {
+    throw syscallFailure(error instanceof Error ? error.message : String(error));
+  }
+  await findFunction(execution, frame, target);
+  return JSON.stringify(handleOf(target));
+}
+
+/** The registered function `target` names, seen from `caller`; a missing or hidden one fails as "not found". */
+async function findFunction(
+  execution: Execution,
+  caller: Frame,
+  target: ResolvedCallAddress,
+): Promise<{ fn: RegisteredFunction; modulePath: string; exportName: string }> {
+  const { modulePath, exportName } = resolveFunctionPath(target.udfPath);
+  const modulesUrl = componentModulesUrl(execution.deploymentUrl, target.componentPath);
+  const notFound = () =>
+    syscallFailure(
+      `Could not find public function for '${displayUdfPath(target.componentPath, target.udfPath)}'. ` +
+        "Did you forget to run `npx convex dev` or `npx convex deploy`?",
+    );
+  const crossing = target.componentPath !== caller.componentPath;
+  // Loaded as code of the target: module top-level code reads the target component's `process.env`.
+  const loading: Frame = {
+    ...caller,
+    componentPath: target.componentPath,
+    functionName: functionName(modulePath, exportName),
+    children: new SerialQueue(),
+  };
+  let fn: RegisteredFunction;
+  try {
+    fn = await runInFrame(loading, () => loadFunction(modulesUrl, modulePath, exportName));
+  } catch (error) {
+    // Within a component the loader's message helps; across a boundary the target's modules are not the caller's
+    // business (and a component that does not exist has none).
+    if (crossing) throw notFound();
+    throw syscallFailure(error instanceof Error ? error.message : String(error));
+  }
+  if (target.publicOnly && fn.isPublic !== true) throw notFound();
+  return { fn, modulePath, exportName };
+}
+
 async function runNested(
-  deploymentUrl: string,
+  execution: Execution,
   parent: Frame,
   udfType: "query" | "mutation",
-  path: string,
+  target: ResolvedCallAddress,
   request: RunUdfArgs,
   call: TransactionCall,
 ): Promise<string> {
-  const { modulePath, exportName } = resolveFunctionPath(path);
-  const fn = await loadFunction(deploymentUrl, modulePath, exportName).catch((error) => {
-    throw syscallFailure(error instanceof Error ? error.message : String(error));
-  });
+  const { fn, modulePath, exportName } = await findFunction(execution, parent, target);
   checkKind(fn, udfType, `${modulePath}:${exportName}`);
   const args = request.args;
   if (typeof args !== "object" || args === null || Array.isArray(args)) {
@@ -76,11 +136,13 @@ async function runNested(
       "ArgumentValidationError: Expected to receive a single object as the function's argument",
     );
   }
-  const argsProblem = validate(call, fn.exportArgs?.() ?? '{"type":"any"}', args);
+  const componentPath = target.componentPath;
+  const argsProblem = validate(call, fn.exportArgs?.() ?? '{"type":"any"}', args, componentPath);
   if (argsProblem !== null) throw syscallFailure(`ArgumentValidationError: ${argsProblem}`);
 
   const frame: Frame = {
     udfType,
+    componentPath,
     functionName: functionName(modulePath, exportName),
     depth: parent.depth + 1,
     children: new SerialQueue(),
@@ -95,7 +157,7 @@ async function runNested(
     );
     const returns = fn.exportReturns?.() ?? "null";
     if (returns !== "null") {
-      const returnsProblem = validate(call, returns, JSON.parse(resultJson));
+      const returnsProblem = validate(call, returns, JSON.parse(resultJson), componentPath);
       if (returnsProblem !== null) throw syscallFailure(`ReturnsValidationError: ${returnsProblem}`);
     }
     commit = true;
@@ -108,10 +170,19 @@ async function runNested(
   }
 }
 
-/** Validates `value` (convex-JSON) against validator JSON text on the main thread, which knows the catalog. */
-function validate(call: TransactionCall, validatorJson: string, value: JsonValue): string | null {
+/**
+ * Validates `value` (convex-JSON) against validator JSON text on the main thread, which knows the catalog; `v.id(t)`
+ * names a table of `componentPath`.
+ */
+function validate(
+  call: TransactionCall,
+  validatorJson: string,
+  value: JsonValue,
+  componentPath: string,
+): string | null {
   if (validatorJson === '{"type":"any"}') return null;
-  return JSON.parse(call(VALIDATE_OP, JSON.stringify({ validator: JSON.parse(validatorJson), value }))) as
+  const argsJson = JSON.stringify({ validator: JSON.parse(validatorJson), value });
+  return JSON.parse(call(VALIDATE_OP, argsJson, componentPath)) as
     | string
     | null;
 }

@@ -2,7 +2,9 @@
  * The `Convex` global user code calls (convex-compat.md §4.1), routing each op to where it is answered:
  * - queries/mutations: the transaction on the runner's main thread, through the synchronous channel;
  * - actions: the server, through postMessage (several calls may be in flight);
- * - locally: `getFunctionMetadata`, `runUdf`, and the ops denvex does not support yet.
+ * - locally: `getFunctionMetadata`, `createFunctionHandle`, `runUdf`, and the ops denvex does not support yet.
+ *
+ * Every transaction call carries the component path of the frame that made it, so it runs in that namespace.
  */
 import type { JsonValue } from "../../values/mod.ts";
 import { decodeResponse, encodeRequest, type SyncChannelClient } from "../sync_channel.ts";
@@ -16,7 +18,7 @@ import {
   unsupportedMessage,
 } from "./ops.ts";
 import { QueryStreams } from "./query_streams.ts";
-import { runNestedFunction } from "./run_udf.ts";
+import { createFunctionHandle, runNestedFunction } from "./run_udf.ts";
 import { isStorageJsOp, storageJsSyscall } from "./storage_js.ts";
 
 /** Sends an action's syscall to the server and resolves with the result JSON. */
@@ -40,9 +42,13 @@ export class SyscallRouter implements ConvexGlobal {
     this.#serverCall = serverCall;
   }
 
-  /** A synchronous call to the transaction; throws an Error (with `data` for a ConvexError) on failure. */
-  readonly transactionCall = (op: string, argsJson: string): string => {
-    const response = decodeResponse(this.#channel.call(encodeRequest(op, argsJson)));
+  /**
+   * A synchronous call to the transaction, in the namespace of `componentPath` (default: the component of the frame
+   * that issued it); throws an Error (with `data` for a ConvexError) on failure.
+   */
+  readonly transactionCall = (op: string, argsJson: string, componentPath?: string): string => {
+    const path = componentPath ?? currentFrame()?.componentPath ?? "";
+    const response = decodeResponse(this.#channel.call(encodeRequest(op, argsJson, path)));
     if (response.ok) return response.resultJson;
     throw syscallFailure(response.message, response.data as JsonValue | undefined);
   };
@@ -53,7 +59,7 @@ export class SyscallRouter implements ConvexGlobal {
     if (isUnsupportedOp(op)) throw new Error(unsupportedMessage(op));
     if (frame.udfType === "action" || !TRANSACTION_SYNC_OPS.has(op)) throw new Error(`Unknown operation ${op}`);
     if (op === "1.0/queryCleanup") this.streams.cleanup(queryIdOf(argsJson));
-    return this.transactionCall(op, argsJson);
+    return this.transactionCall(op, argsJson, frame.componentPath);
   }
 
   asyncSyscall(op: string, argsJson: string): Promise<string> {
@@ -70,8 +76,10 @@ export class SyscallRouter implements ConvexGlobal {
     if (frame === null) throw syscallFailure(`Syscall ${op} made outside of a running function`);
     if (isUnsupportedOp(op)) throw syscallFailure(unsupportedMessage(op));
     if (op === "1.0/getFunctionMetadata") {
-      return JSON.stringify({ name: frame.functionName, componentPath: "" });
+      return JSON.stringify({ name: frame.functionName, componentPath: frame.componentPath });
     }
+    // Answered here for every kind of function: the frame knows its component, and resolving needs nothing else.
+    if (op === "1.0/createFunctionHandle") return createFunctionHandle(argsJson);
     if (frame.udfType === "action") {
       if (ACTION_SERVER_OPS.has(op)) return this.#serverCall(op, argsJson);
       throw syscallFailure(`Unknown async operation ${op}`);
@@ -79,11 +87,11 @@ export class SyscallRouter implements ConvexGlobal {
     if (op === "1.0/runUdf") return runNestedFunction(argsJson, this.transactionCall);
     if (op === "1.0/queryStreamNext") {
       return this.streams.next(queryIdOf(argsJson), (queryId, batchSize) => {
-        const answer = this.transactionCall(op, JSON.stringify({ queryId, batchSize }));
+        const answer = this.transactionCall(op, JSON.stringify({ queryId, batchSize }), frame.componentPath);
         return JSON.parse(answer) as { values: unknown[]; done: boolean };
       });
     }
-    if (TRANSACTION_ASYNC_OPS.has(op)) return this.transactionCall(op, argsJson);
+    if (TRANSACTION_ASYNC_OPS.has(op)) return this.transactionCall(op, argsJson, frame.componentPath);
     throw syscallFailure(`Unknown async operation ${op}`);
   }
 

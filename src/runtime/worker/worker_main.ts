@@ -13,7 +13,15 @@ import { dropCallResources, installCallResources } from "./call_resources.ts";
 import { restoreGlobalSnapshot, takeGlobalSnapshot } from "./global_snapshot.ts";
 import { disableWorkers } from "./no_workers.ts";
 import { formatUncaught, syscallFailure } from "./error_format.ts";
-import { functionName, runInFrame, SerialQueue, setCurrentExecution } from "./execution_state.ts";
+import {
+  componentModulesUrl,
+  currentExecution,
+  currentFrame,
+  functionName,
+  runInFrame,
+  SerialQueue,
+  setCurrentExecution,
+} from "./execution_state.ts";
 import type { Frame } from "./execution_state.ts";
 import { checkKind, freshImportCount, loadFunction, loadModule, type RegisteredFunction } from "./functions.ts";
 import { inspect } from "./inspect.ts";
@@ -49,6 +57,7 @@ const post = (message: FromWorkerMessage, transfer?: Transferable[]): void => {
 };
 const addListener = globalThis.addEventListener.bind(globalThis);
 
+/** The env of the run's own component (and of an analysis); other components' envs come with the run (`envs`). */
 const env: Record<string, string> = {};
 const pendingCalls = new Map<number, { resolve(json: string): void; reject(error: Error): void }>();
 let nextCallId = 1;
@@ -72,8 +81,8 @@ function installGlobals(): void {
   disableWorkers();
   const define = (name: string, value: unknown) =>
     Object.defineProperty(globalThis, name, { value, writable: true, configurable: true });
-  // Bundles read `process.env.X` (even at import time); only the deployment's variables exist.
-  define("process", { env });
+  // Bundles read `process.env.X` (even at import time); only the variables of the running function's component exist.
+  define("process", { env: componentEnvProxy() });
   define("AsyncLocalStorage", AsyncLocalStorage);
   define("AsyncResource", AsyncResource);
   const convex: ConvexGlobal = {
@@ -102,6 +111,46 @@ function installGlobals(): void {
       `Uncaught exception: ${inspect((event as ErrorEvent).error ?? (event as ErrorEvent).message)}`,
     );
   });
+}
+
+/**
+ * `process.env` as a view of the env of the component whose code is running (the frame's, tracked across awaits), so
+ * a nested call into a component sees that component's variables and its caller's stay out of its reach.
+ */
+function componentEnvProxy(): Record<string, string> {
+  const active = (): Record<string, string> => {
+    const frame = currentFrame();
+    const execution = currentExecution();
+    if (frame === null || execution === null) return env;
+    let found = execution.envs.get(frame.componentPath);
+    if (found === undefined) execution.envs.set(frame.componentPath, found = systemEnv(env));
+    return found;
+  };
+  return new Proxy({} as Record<string, string>, {
+    get: (_target, key) => typeof key === "string" && Object.hasOwn(active(), key) ? active()[key] : undefined,
+    set: (_target, key, value) => {
+      if (typeof key !== "string") return false;
+      active()[key] = String(value);
+      return true;
+    },
+    has: (_target, key) => typeof key === "string" && Object.hasOwn(active(), key),
+    deleteProperty: (_target, key) => typeof key === "string" && delete active()[key],
+    ownKeys: () => Object.keys(active()),
+    getOwnPropertyDescriptor: (_target, key) =>
+      typeof key === "string" && Object.hasOwn(active(), key)
+        ? { value: active()[key], writable: true, enumerable: true, configurable: true }
+        : undefined,
+  });
+}
+
+/** Variables every component sees, whatever its parent bound: where the deployment is reached. */
+const SYSTEM_ENV_VARS = ["CONVEX_CLOUD_URL", "CONVEX_SITE_URL"];
+
+/** The system variables of `runEnv` (the env of a component the run brought no variables for). */
+function systemEnv(runEnv: Record<string, string>): Record<string, string> {
+  const picked: Record<string, string> = {};
+  for (const name of SYSTEM_ENV_VARS) if (Object.hasOwn(runEnv, name)) picked[name] = runEnv[name];
+  return picked;
 }
 
 function requireRouter(): SyscallRouter {
@@ -195,16 +244,21 @@ function endRun(): void {
 
 async function execute(message: WorkerExecuteMessage): Promise<WorkerResultMessage> {
   const { executionId, udfType, deploymentUrl, modulePath, exportName } = message;
+  const componentPath = message.componentPath ?? "";
   const sink = beginRun(executionId, message.env);
   if (udfType === "action") enterActionMode();
   else enterDeterministicMode(message.nowMs, message.randomSeed);
+  const modulesUrl = componentModulesUrl(deploymentUrl, componentPath);
   const root: Frame = {
     udfType,
+    componentPath,
     functionName: functionName(modulePath, exportName),
     depth: 0,
     children: new SerialQueue(),
   };
-  setCurrentExecution({ executionId, requestId: message.requestId, deploymentUrl, root });
+  const envs = new Map(Object.entries(message.componentEnvs ?? {}));
+  envs.set(componentPath, env);
+  setCurrentExecution({ executionId, requestId: message.requestId, deploymentUrl, root, envs });
   const fail = (errorMessage: string, errorData?: JsonValue): WorkerResultMessage => ({
     type: "result",
     executionId,
@@ -239,7 +293,7 @@ async function execute(message: WorkerExecuteMessage): Promise<WorkerResultMessa
   let fn: RegisteredFunction;
   try {
     const importsBefore = freshImportCount();
-    fn = await loadFunction(deploymentUrl, modulePath, exportName);
+    fn = await runInFrame(root, () => loadFunction(modulesUrl, modulePath, exportName));
     if (freshImportCount() !== importsBefore) retakeSnapshot();
     checkKind(fn, udfType, `${modulePath}:${exportName}`);
   } catch (error) {
@@ -273,7 +327,8 @@ async function analyze(message: WorkerAnalyzeMessage): Promise<WorkerAnalysisMes
   // Module top-level code runs like query code: no fetch, no timers.
   enterDeterministicMode(Date.now(), Math.floor(Math.random() * 2 ** 32));
   try {
-    const analysis = await analyzeDeployment(message.deploymentUrl, message.modulePaths);
+    const modulesUrl = componentModulesUrl(message.deploymentUrl, message.componentPath ?? "");
+    const analysis = await analyzeDeployment(modulesUrl, message.modulePaths);
     return { type: "analysis", executionId: message.executionId, ok: true, analysis };
   } catch (error) {
     const text = error instanceof Error ? error.message : String(error);
