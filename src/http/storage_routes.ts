@@ -1,8 +1,8 @@
 /**
  * File storage over HTTP (convex-compat.md §3.3): `POST /api/storage/upload?token=…` takes the raw bytes with their
- * `Content-Type` and answers `{"storageId"}`; `GET /api/storage/<storageId>` serves them (with ranges). Uploads are
- * streamed to disk and limited by `MAX_UPLOAD_BYTES` here, not by the API origin's smaller global body limit, so
- * these routes are mounted before that middleware.
+ * `Content-Type` and answers `{"storageId"}`; `GET /api/storage/<storageId>` serves them (with ranges), a component's
+ * files too (as Convex serves them). Uploads are streamed to disk and limited by `MAX_UPLOAD_BYTES` here, not by the
+ * API origin's smaller global body limit, so these routes are mounted before that middleware.
  *
  * Private to `src/http`: other folders use its `mod.ts`.
  */
@@ -34,8 +34,8 @@ export function storageRoutes(storage: StorageService, maxUploadBytes = MAX_UPLO
   const app = new Hono();
   app.options("/storage/*", () => new Response(null, { status: 204, headers: CORS_HEADERS }));
   app.post("/storage/upload", async (c) => {
-    const problem = await storage.checkUploadToken(c.req.query("token"));
-    if (problem !== null) return error("BadUploadToken", `Cannot upload: ${problem}`, 401);
+    const grant = await storage.checkUploadToken(c.req.query("token"));
+    if (!grant.ok) return error("BadUploadToken", `Cannot upload: ${grant.problem}`, 401);
     const declared = Number(c.req.header("Content-Length") ?? "NaN");
     if (declared > maxUploadBytes) {
       return error("PayloadTooLarge", `The file is larger than the upload limit of ${maxUploadBytes} bytes`, 413);
@@ -43,7 +43,8 @@ export function storageRoutes(storage: StorageService, maxUploadBytes = MAX_UPLO
     const contentType = c.req.header("Content-Type") || null;
     try {
       const body = c.req.raw.body === null ? new Uint8Array() : clientBody(c.req.raw.body);
-      const storageId = await storage.store(body, contentType, maxUploadBytes);
+      // The file goes to the namespace whose function generated the upload URL (signed into the token).
+      const storageId = await storage.store(body, contentType, maxUploadBytes, grant.componentPath);
       return Response.json({ storageId }, { headers: { "Access-Control-Allow-Origin": "*" } });
     } catch (caught) {
       if (caught instanceof BlobTooLargeError) {

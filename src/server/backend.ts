@@ -81,7 +81,7 @@ export async function openBackend(options: BackendOptions): Promise<Backend> {
       if (SCHEDULER_ACTION_OPS.has(op)) {
         return serveSchedulerActionOp(options.database, op, argsJson, context.componentPath);
       }
-      if (isStorageCall(op)) return serveStorageCall(storage, op, argsJson);
+      if (isStorageCall(op)) return serveStorageCall(storage, op, argsJson, context.componentPath);
       if (!executor) return Promise.reject(new Error("The backend is starting"));
       return serveActionCall(executor, op, argsJson, context.identityJson, context.componentPath);
     },

@@ -18,7 +18,6 @@ export { S3_PART_BYTES, S3BlobStore, type S3Options, S3RequestError } from "./s3
 export { amzDateOf, signRequest, type SigV4Credentials, type SigV4Request } from "./sigv4.ts";
 export { parseRange, serveFile } from "./serve.ts";
 export {
-  isStorageId,
   MAX_SYSCALL_BLOB_BYTES,
   MAX_UPLOAD_BYTES,
   metadataOf,
@@ -27,6 +26,6 @@ export {
   type StorageEntry,
   StorageService,
 } from "./storage_service.ts";
-export { isStorageCall, READ_BLOB_OP, serveStorageCall, WRITE_BLOB_OP } from "./syscalls.ts";
+export { isStorageCall, READ_BLOB_OP, serveStorageCall, UPLOAD_URL_OP, WRITE_BLOB_OP } from "./syscalls.ts";
 export { STORAGE_TRANSACTION_SYSCALLS } from "./transaction_syscalls.ts";
-export { UPLOAD_TOKEN_LIFETIME_MS, UploadTokens } from "./upload_token.ts";
+export { UPLOAD_TOKEN_LIFETIME_MS, type UploadTokenCheck, UploadTokens } from "./upload_token.ts";

@@ -1,15 +1,18 @@
 /**
  * File storage on the server: blobs on disk (blob_store.ts) or in an S3 bucket (s3_blob_store.ts) described by documents of the `_storage` system table
- * (`{sha256, size, contentType?}`, sha256 in base64 as Convex keeps it). A blob is written (and synced) before its
+ * (`{sha256, size, contentType?}`, sha256 in base64 as Convex keeps it). Every component instance has its own
+ * `_storage` table: a storage ID is an ID of one namespace's table, and since IDs are unique across tables the blob key
+ * is the storage ID whatever its namespace. Calls made on behalf of a function take its `componentPath` (`""` the app)
+ * and see only that namespace's files; serving by URL and the orphan sweep resolve the namespace from the ID. A blob is written (and synced) before its
  * document commits, and a document is deleted before its blob, so a committed document always has its bytes. Blobs
  * whose document never committed (a rolled-back mutation) or was deleted in a mutation are removed by a periodic
  * sweep once they are older than any transaction could be.
  */
 import { decodeDocumentId, encodeDocumentId } from "../values/mod.ts";
-import { type Database, SYSTEM_TABLE_NUMBERS } from "../database/mod.ts";
+import { componentPathOf, type Database } from "../database/mod.ts";
 import { type BlobStore, LocalBlobStore, type WrittenBlob } from "./blob_store.ts";
 import { S3BlobStore, type S3Options } from "./s3_blob_store.ts";
-import { UploadTokens } from "./upload_token.ts";
+import { type UploadTokenCheck, UploadTokens } from "./upload_token.ts";
 
 const STORAGE_TABLE = "_storage";
 /** Largest upload through an upload URL (the API origin's 64 MiB body limit does not apply to it). */
@@ -62,13 +65,14 @@ export class StorageService {
     return new StorageService(options.database, blobs, options.adminKey, options.cloudUrl);
   }
 
-  /** A fresh upload URL (`POST` the bytes to it). */
-  async generateUploadUrl(): Promise<string> {
-    return `${this.#cloudUrl()}/api/storage/upload?token=${await this.#tokens.issue()}`;
+  /** A fresh upload URL (`POST` the bytes to it); the upload's file goes to the namespace `componentPath`. */
+  async generateUploadUrl(componentPath = ""): Promise<string> {
+    this.#storageTableNumber(componentPath);
+    return `${this.#cloudUrl()}/api/storage/upload?token=${await this.#tokens.issue(componentPath)}`;
   }
 
-  /** null if the upload token is valid, else why not. */
-  checkUploadToken(token: string | undefined): Promise<string | null> {
+  /** The namespace an upload token stores into, or why the token is not valid. */
+  checkUploadToken(token: string | undefined): Promise<UploadTokenCheck> {
     return this.#tokens.check(token);
   }
 
@@ -77,28 +81,59 @@ export class StorageService {
     return `${this.#cloudUrl()}/api/storage/${storageId}`;
   }
 
-  /** A new storage ID (the `_storage` document ID, also the blob's file name). */
-  newStorageId(): string {
-    return encodeDocumentId(SYSTEM_TABLE_NUMBERS[STORAGE_TABLE], crypto.getRandomValues(new Uint8Array(16)));
+  /** A new storage ID of the namespace `componentPath` (the `_storage` document ID, also the blob's key). */
+  newStorageId(componentPath = ""): string {
+    return encodeDocumentId(this.#storageTableNumber(componentPath), crypto.getRandomValues(new Uint8Array(16)));
   }
 
-  /** Writes a blob under a new storage ID without a document (a mutation's `store` commits the document). */
+  /** The table number of the `_storage` of `componentPath`; a component that was never mounted has none. */
+  #storageTableNumber(componentPath: string): number {
+    const table = this.#database.catalogView.forComponent(componentPath).tableByName(STORAGE_TABLE);
+    if (table === undefined) throw new Error(`No file storage for component "${componentPath}": it is not mounted`);
+    return table.tableNumber;
+  }
+
+  /**
+   * The namespace whose `_storage` holds `storageId`, or null when it is no well-formed ID of a `_storage` table
+   * (legacy UUID storage IDs never existed here: anything else is simply not found).
+   */
+  namespaceOf(storageId: unknown): string | null {
+    if (typeof storageId !== "string") return null;
+    const tableNumber = decodeDocumentId(storageId)?.tableNumber;
+    if (tableNumber === undefined) return null;
+    const table = this.#database.catalogView.tableByNumberInAnyComponent(tableNumber);
+    return table?.name === STORAGE_TABLE ? componentPathOf(table) : null;
+  }
+
+  /** True for a well-formed ID of the `_storage` table of any namespace. */
+  isStorageId(value: unknown): value is string {
+    return this.namespaceOf(value) !== null;
+  }
+
+  /** Writes a blob under a new storage ID of `componentPath`, without a document (a mutation's `store` commits it). */
   async writeBlob(
     body: ReadableStream<Uint8Array> | Uint8Array,
     maxBytes: number,
+    componentPath = "",
   ): Promise<WrittenBlob & { storageId: string }> {
-    const storageId = this.newStorageId();
+    const storageId = this.newStorageId(componentPath);
     return { storageId, ...(await this.blobs.write(storageId, body, maxBytes)) };
   }
 
-  /** Stores a file: blob first, then its `_storage` document. Returns the storage ID. */
-  async store(body: ReadableStream<Uint8Array> | Uint8Array, contentType: string | null, maxBytes: number) {
-    const written = await this.writeBlob(body, maxBytes);
+  /** Stores a file in the namespace `componentPath`: blob first, then its `_storage` document. Returns the ID. */
+  async store(
+    body: ReadableStream<Uint8Array> | Uint8Array,
+    contentType: string | null,
+    maxBytes: number,
+    componentPath = "",
+  ) {
+    const written = await this.writeBlob(body, maxBytes, componentPath);
     try {
       const document = storageDocument(written.storageId, written, contentType, Date.now());
       // User writes to system tables are refused; this is the internal path.
       await this.#database.runSystemTransaction((tx) => tx.insert(STORAGE_TABLE, document), {
         label: "storage: storing a file",
+        componentPath,
       });
     } catch (error) {
       await this.blobs.remove(written.storageId).catch(() => {});
@@ -107,42 +142,45 @@ export class StorageService {
     return written.storageId;
   }
 
-  /** The `_storage` document of `storageId` at the latest snapshot, or null. */
-  async entry(storageId: string): Promise<StorageEntry | null> {
-    if (!isStorageId(storageId)) return null;
-    const document = await this.#database.readSnapshot().get(storageId);
+  /**
+   * The `_storage` document of `storageId` at the latest snapshot, or null. With `componentPath` the file must be
+   * that namespace's (a function sees only its own files); without, any namespace's (serving by URL, the sweep).
+   */
+  async entry(storageId: string, componentPath?: string): Promise<StorageEntry | null> {
+    const namespace = this.namespaceOf(storageId);
+    if (namespace === null || (componentPath !== undefined && namespace !== componentPath)) return null;
+    const document = await this.#database.readSnapshot(undefined, { componentPath: namespace }).get(storageId);
     return document === null ? null : parseStorageDocument(document.json);
   }
 
-  /** Deletes a file: its document first (so it is never listed without bytes), then the blob. False if missing. */
-  async delete(storageId: string): Promise<boolean> {
-    if (!isStorageId(storageId)) return false;
+  /**
+   * Deletes a file of the namespace `componentPath`: its document first (so it is never listed without bytes), then
+   * the blob. False if missing (or another namespace's).
+   */
+  async delete(storageId: string, componentPath = ""): Promise<boolean> {
+    if (this.namespaceOf(storageId) !== componentPath) return false;
     // The delete reads the document, so a concurrent delete of the same file conflicts instead of both winning.
     const { value: deleted } = await this.#database.runSystemTransaction((tx) => tx.delete(storageId), {
       label: "storage: deleting a file",
+      componentPath,
     });
     if (!deleted) return false;
     await this.blobs.remove(storageId);
     return true;
   }
 
-  /** Removes blobs old enough to be orphans whose document does not exist. Returns how many. */
+  /** Removes blobs old enough to be orphans whose document does not exist, in any namespace. Returns how many. */
   async sweepOrphans(nowMs = Date.now()): Promise<number> {
     let removed = 0;
     for (const key of await this.blobs.listOlderThan(nowMs - ORPHAN_MIN_AGE_MS, SWEEP_BATCH)) {
-      // Only storage IDs: anything else in the folder or bucket is not ours to delete.
-      if (isStorageId(key) && await this.entry(key) === null) {
+      // Only IDs of a `_storage` table (of any namespace): anything else in the folder or bucket is not ours to delete.
+      if (this.namespaceOf(key) !== null && await this.entry(key) === null) {
         await this.blobs.remove(key);
         removed++;
       }
     }
     return removed;
   }
-}
-
-/** True for a well-formed ID of the `_storage` table. */
-export function isStorageId(value: unknown): value is string {
-  return typeof value === "string" && decodeDocumentId(value)?.tableNumber === SYSTEM_TABLE_NUMBERS[STORAGE_TABLE];
 }
 
 /** The `_storage` document for a written blob. */

@@ -1,13 +1,17 @@
 /**
- * Storage ops the server answers: every storage syscall of actions and HTTP actions, and the blob reads/writes that a
- * mutation's `ctx.storage.store/get` asks for (its `_storage` document is written in the mutation's own transaction).
- * Blobs cross the runner bridge as base64, bounded by `MAX_SYSCALL_BLOB_BYTES`.
+ * Storage ops the server answers: every storage syscall of actions and HTTP actions, and the blob reads/writes and
+ * upload URLs that a query's or mutation's storage syscalls ask for (its `_storage` document is written in the
+ * mutation's own transaction). Blobs cross the runner bridge as base64, bounded by `MAX_SYSCALL_BLOB_BYTES`.
+ *
+ * Each op works in one namespace: an action's ops in the calling action's component (`componentPath` of the call);
+ * the runner's own ops name the namespace of the transaction's current frame in their args, since a mutation may have
+ * called into another component's mutation.
  */
-import { isStorageId, MAX_SYSCALL_BLOB_BYTES, metadataOf, type StorageService } from "./storage_service.ts";
+import { MAX_SYSCALL_BLOB_BYTES, metadataOf, type StorageService } from "./storage_service.ts";
 import { BlobTooLargeError } from "./blob_store.ts";
-import { READ_BLOB_OP, WRITE_BLOB_OP } from "./transaction_syscalls.ts";
+import { READ_BLOB_OP, UPLOAD_URL_OP, WRITE_BLOB_OP } from "./transaction_syscalls.ts";
 
-export { READ_BLOB_OP, WRITE_BLOB_OP };
+export { READ_BLOB_OP, UPLOAD_URL_OP, WRITE_BLOB_OP };
 
 const STORAGE_OPS: ReadonlySet<string> = new Set([
   "1.0/storageGenerateUploadUrl",
@@ -18,6 +22,7 @@ const STORAGE_OPS: ReadonlySet<string> = new Set([
   "storage/getBlob",
   WRITE_BLOB_OP,
   READ_BLOB_OP,
+  UPLOAD_URL_OP,
 ]);
 
 /** True for the ops `serveStorageCall` answers. */
@@ -25,41 +30,53 @@ export function isStorageCall(op: string): boolean {
   return STORAGE_OPS.has(op);
 }
 
-/** Answers one storage op with its result JSON. */
-export async function serveStorageCall(storage: StorageService, op: string, argsJson: string): Promise<string> {
+/**
+ * Answers one storage op with its result JSON. `componentPath` is the calling function's component (`""` the app):
+ * its files are the only ones the op sees.
+ */
+export async function serveStorageCall(
+  storage: StorageService,
+  op: string,
+  argsJson: string,
+  componentPath = "",
+): Promise<string> {
   const args = JSON.parse(argsJson) as Record<string, unknown>;
   switch (op) {
     case "1.0/storageGenerateUploadUrl":
-      return JSON.stringify(await storage.generateUploadUrl());
+      return JSON.stringify(await storage.generateUploadUrl(componentPath));
+    case UPLOAD_URL_OP:
+      return JSON.stringify(await storage.generateUploadUrl(namespaceArg(args)));
     case "1.0/storageGetUrl": {
-      const entry = await storage.entry(storageIdArg(args));
+      const entry = await storage.entry(storageIdArg(args), componentPath);
       return JSON.stringify(entry === null ? null : storage.fileUrl(entry.storageId));
     }
     case "1.0/storageGetMetadata": {
-      const entry = await storage.entry(storageIdArg(args));
+      const entry = await storage.entry(storageIdArg(args), componentPath);
       return JSON.stringify(entry === null ? null : metadataOf(entry));
     }
     case "1.0/storageDelete":
       // Deleting a missing file is not an error (the file may be gone already).
-      await storage.delete(storageIdArg(args));
+      await storage.delete(storageIdArg(args), componentPath);
       return "null";
     case "storage/storeBlob": {
       const bytes = blobArg(args);
       const contentType = typeof args.contentType === "string" && args.contentType !== "" ? args.contentType : null;
-      return JSON.stringify(await storage.store(bytes, contentType, MAX_SYSCALL_BLOB_BYTES));
+      return JSON.stringify(await storage.store(bytes, contentType, MAX_SYSCALL_BLOB_BYTES, componentPath));
     }
     case WRITE_BLOB_OP: {
-      const written = await storage.writeBlob(blobArg(args), MAX_SYSCALL_BLOB_BYTES);
+      const written = await storage.writeBlob(blobArg(args), MAX_SYSCALL_BLOB_BYTES, namespaceArg(args));
       return JSON.stringify({ storageId: written.storageId, sha256: written.sha256Base64, size: written.sizeBytes });
     }
     case "storage/getBlob": {
-      const entry = await storage.entry(storageIdArg(args));
+      const entry = await storage.entry(storageIdArg(args), componentPath);
       if (entry === null) return "null";
       const bytes = await readLimited(storage, entry.storageId, entry.sizeBytes);
       return JSON.stringify(bytes === null ? null : { blob: bytes.toBase64(), contentType: entry.contentType });
     }
     case READ_BLOB_OP: {
-      const bytes = await readLimited(storage, storageIdArg(args), null);
+      // The transaction read the file's document in its own namespace before asking for the bytes.
+      const storageId = storageIdArg(args);
+      const bytes = await readLimited(storage, storage.namespaceOf(storageId) === null ? "" : storageId, null);
       return JSON.stringify(bytes === null ? null : { blob: bytes.toBase64() });
     }
     default:
@@ -70,8 +87,14 @@ export async function serveStorageCall(storage: StorageService, op: string, args
 function storageIdArg(args: Record<string, unknown>): string {
   const storageId = args.storageId;
   if (typeof storageId !== "string") throw new Error("storageId must be a string");
-  // Legacy UUID storage IDs never existed here: anything but an `_storage` ID is simply not found.
-  return isStorageId(storageId) ? storageId : "";
+  return storageId;
+}
+
+/** The namespace a runner's own op names (absent: the app). */
+function namespaceArg(args: Record<string, unknown>): string {
+  const componentPath = args.componentPath ?? "";
+  if (typeof componentPath !== "string") throw new Error("componentPath must be a string");
+  return componentPath;
 }
 
 function blobArg(args: Record<string, unknown>): Uint8Array {

@@ -5,13 +5,16 @@
  * or read them.
  *
  * A blob stored by a mutation that then fails stays on disk without a document; the server's orphan sweep removes it.
+ *
+ * Every op works in the namespace of the transaction's current frame (`transaction.componentPath`): its `_storage`
+ * table, and for the server's part the namespace named in the op's args, so a component's files get IDs of its own
+ * `_storage` and its upload URLs store into it.
  */
 import { decodeDocumentId, type Value } from "../values/mod.ts";
 import {
   type SyscallArgs,
   SyscallError,
   type SyscallServices,
-  SYSTEM_TABLE_NUMBERS,
   type TableInfo,
   type Transaction,
   type TransactionSyscallContext,
@@ -19,8 +22,13 @@ import {
   type TransactionSyscalls,
 } from "../database/mod.ts";
 
-/** Runner → server: write a blob without a document. Args `{blob: base64}`; result `{storageId, sha256, size}`. */
+/**
+ * Runner → server: write a blob without a document. Args `{blob: base64, componentPath?}`; result
+ * `{storageId, sha256, size}` with an ID of that namespace's `_storage`.
+ */
 export const WRITE_BLOB_OP = "denvex/storage/writeBlob";
+/** Runner → server: an upload URL storing into a namespace. Args `{componentPath?}`; result the URL. */
+export const UPLOAD_URL_OP = "denvex/storage/uploadUrl";
 /** Runner → server: read a blob. Args `{storageId}`; result `{blob: base64}` or null. */
 export const READ_BLOB_OP = "denvex/storage/readBlob";
 
@@ -41,16 +49,15 @@ async function storageSyscall(context: TransactionSyscallContext, op: string, ar
   }
   const services = servicesOf(context, op);
   const table = transaction.catalog.tableByName("_storage")!;
+  const namespace = transaction.componentPath === "" ? {} : { componentPath: transaction.componentPath };
   switch (op) {
     case "1.0/storageGenerateUploadUrl":
-      return await services.call(op, "{}");
+      return await services.call(UPLOAD_URL_OP, JSON.stringify(namespace));
     case "1.0/storageStore": {
       if (typeof args.blob !== "string") throw new SyscallError("BadArgument", "store: blob must be base64");
-      // The server names blobs by IDs of the app's `_storage`; a component's file would need an ID of its own table.
-      if (table.tableNumber !== SYSTEM_TABLE_NUMBERS._storage) {
-        throw new SyscallError("BadStorageCall", "storage.store is not supported inside components yet");
-      }
-      const written = JSON.parse(await services.call(WRITE_BLOB_OP, JSON.stringify({ blob: args.blob }))) as {
+      const written = JSON.parse(
+        await services.call(WRITE_BLOB_OP, JSON.stringify({ blob: args.blob, ...namespace })),
+      ) as {
         storageId: string;
         sha256: string;
         size: number;
