@@ -229,6 +229,7 @@ Deno.test("start task: scoped permissions, never -A", async () => {
       "DENVEX_S3_ACCESS_KEY_ID",
       "DENVEX_S3_SECRET_ACCESS_KEY",
       ...PG_ENV_NAMES,
+      "MYSQL_PWD",
     ];
     assert(tokens.includes(`--allow-env=${envNames.join(",")}`), `${name} env list`);
     // The action network policy denies the machine's own addresses, which only the interface list names.
@@ -277,7 +278,7 @@ Deno.test("invalid flags: one line on stderr, exit 2, nothing created", async ()
       [["serve", "--port"], "--port"],
       [["serve", "--site-port", "-1"], "--site-port"],
       [["serve", "--port", "4000", "--site-port", "4000"], "must differ"],
-      [["serve", "--db", "mysql://root@localhost/db"], "--db"],
+      [["serve", "--db", "mongodb://root@localhost/db"], "--db"],
       [["serve", "--db", "postgres://"], "--db"],
       [["serve", "--instance-name", "a|b"], "--instance-name"],
       [["serve", "--admin-key", "no-separator"], "--admin-key"],

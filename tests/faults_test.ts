@@ -8,6 +8,7 @@ import { anyApi } from "convex/server";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { createConvexApp, runConvexCli, spawnServer } from "./helpers/convex_app.ts";
 import { startPgCluster } from "./helpers/pg_cluster.ts";
+import { startMysqlServer } from "./helpers/mysql_server.ts";
 
 const DEPLOY = ["deploy", "--typecheck=disable", "-y"];
 // deno-lint-ignore no-explicit-any
@@ -194,73 +195,86 @@ function startWriteLoad(url: string): WriteLoad {
   return load;
 }
 
-Deno.test({
-  name: "faults: PostgreSQL restarted under write load: clear retryable errors, quick recovery, nothing acked lost",
-  async fn() {
-    const cluster = await startPgCluster();
-    let server: Awaited<ReturnType<typeof spawnServer>> | null = null;
-    const app = await createConvexApp(WRITES_APP);
-    try {
-      server = await spawnServer({ db: cluster.url });
-      const deployed = await runConvexCli(app, DEPLOY, server);
-      assertEquals(deployed.code, 0, deployed.stdout + deployed.stderr);
-      const url = server.url;
-      await call(url, "mutation", "writes:add", { n: -1 });
+/** The databases restarted under load: each a throwaway server of its own. */
+const RESTARTED_DATABASES = [
+  { name: "PostgreSQL", start: startPgCluster },
+  { name: "MySQL", start: startMysqlServer },
+];
 
-      const load = startWriteLoad(server.url);
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      const jobId = await call(url, "mutation", "writes:schedule", {
-        n: SCHEDULED_N,
-        delayMs: SCHEDULED_DUE_IN_OUTAGE_MS,
-      }) as string;
-      await cluster.stop("fast");
-      const downAtMs = performance.now();
-      await new Promise((resolve) => setTimeout(resolve, OUTAGE_MS));
-      await cluster.start();
-      const backAtMs = performance.now();
-      const deadline = backAtMs + RECOVERY_BOUND_MS + STEADY_AFTER_RECOVERY_MS + 10_000;
-      let firstSuccessMs: number | null = null;
-      while (performance.now() < deadline) {
-        firstSuccessMs ??= load.successesAtMs.find((at) => at > backAtMs) ?? null;
-        if (firstSuccessMs !== null && performance.now() > firstSuccessMs + STEADY_AFTER_RECOVERY_MS) break;
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      await load.stop();
+for (const database of RESTARTED_DATABASES) {
+  Deno.test({
+    name:
+      `faults: ${database.name} restarted under write load: clear retryable errors, quick recovery, nothing acked lost`,
+    async fn() {
+      const cluster = await database.start();
+      let server: Awaited<ReturnType<typeof spawnServer>> | null = null;
+      const app = await createConvexApp(WRITES_APP);
+      try {
+        server = await spawnServer({ db: cluster.url });
+        const deployed = await runConvexCli(app, DEPLOY, server);
+        assertEquals(deployed.code, 0, deployed.stdout + deployed.stderr);
+        const url = server.url;
+        await call(url, "mutation", "writes:add", { n: -1 });
 
-      const recoveryMs = firstSuccessMs === null ? Infinity : firstSuccessMs - backAtMs;
-      const outageErrors = load.errors.filter((error) => error.atMs >= downAtMs);
-      console.log(
-        `PostgreSQL restart: writes resumed ${recoveryMs.toFixed(0)} ms after the database answered again ` +
-          `(target 2000 ms); ${load.acknowledged.length} writes acknowledged, ${outageErrors.length} failed meanwhile`,
-      );
-      assert(recoveryMs < RECOVERY_BOUND_MS, `writes resumed only after ${recoveryMs} ms`);
+        const load = startWriteLoad(server.url);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        const jobId = await call(url, "mutation", "writes:schedule", {
+          n: SCHEDULED_N,
+          delayMs: SCHEDULED_DUE_IN_OUTAGE_MS,
+        }) as string;
+        await cluster.stop("fast");
+        const downAtMs = performance.now();
+        await new Promise((resolve) => setTimeout(resolve, OUTAGE_MS));
+        await cluster.start();
+        const backAtMs = performance.now();
+        const deadline = backAtMs + RECOVERY_BOUND_MS + STEADY_AFTER_RECOVERY_MS + 10_000;
+        let firstSuccessMs: number | null = null;
+        while (performance.now() < deadline) {
+          firstSuccessMs ??= load.successesAtMs.find((at) => at > backAtMs) ?? null;
+          if (firstSuccessMs !== null && performance.now() > firstSuccessMs + STEADY_AFTER_RECOVERY_MS) break;
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        await load.stop();
 
-      // Clients were told clearly, and told nothing about the database's address or its driver.
-      assert(outageErrors.length > 0, "the outage should have failed some writes");
-      for (const { text } of load.errors) {
-        assert(!text.includes(String(cluster.port)), `the database address reached a client: ${text}`);
-        assert(!/ECONNREFUSED|ECONNRESET|CONNECTION_|57P0|terminating connection|postgres/i.test(text), text);
-        assert(/unavailable/i.test(text), `not a clear retryable error: ${text}`);
+        const recoveryMs = firstSuccessMs === null ? Infinity : firstSuccessMs - backAtMs;
+        const outageErrors = load.errors.filter((error) => error.atMs >= downAtMs);
+        console.log(
+          `${database.name} restart: writes resumed ${recoveryMs.toFixed(0)} ms after the database answered again ` +
+            `(target 2000 ms); ${load.acknowledged.length} writes acknowledged, ${outageErrors.length} failed meanwhile`,
+        );
+        assert(recoveryMs < RECOVERY_BOUND_MS, `writes resumed only after ${recoveryMs} ms`);
+
+        // Clients were told clearly, and told nothing about the database's address or its driver.
+        assert(outageErrors.length > 0, "the outage should have failed some writes");
+        for (const { text } of load.errors) {
+          assert(!text.includes(String(cluster.port)), `the database address reached a client: ${text}`);
+          assert(
+            !/ECONNREFUSED|ECONNRESET|CONNECTION_|57P0|terminating connection|postgres|mysql|PROTOCOL_/i.test(text),
+            text,
+          );
+          assert(/unavailable/i.test(text), `not a clear retryable error: ${text}`);
+        }
+        // The scheduled mutation that came due while the database was down was retried, not failed: it ran once.
+        const settleDeadline = Date.now() + SCHEDULED_SETTLE_MS;
+        const readJob = async () =>
+          await call(url, "query", "writes:job", { id: jobId }) as { state: { kind: string } };
+        let job = await readJob();
+        while (job.state.kind === "pending" && Date.now() < settleDeadline) {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          job = await readJob();
+        }
+        assertEquals(job.state, { kind: "success" }, JSON.stringify(job));
+        // Nothing acknowledged was lost.
+        const storedList = await call(url, "query", "writes:all", {}) as number[];
+        const stored = new Set(storedList);
+        const lost = load.acknowledged.filter((n) => !stored.has(n));
+        assertEquals(lost, [], "acknowledged writes missing after the restart");
+        assertEquals(storedList.filter((n) => n === SCHEDULED_N).length, 1, "the scheduled mutation committed once");
+      } finally {
+        await server?.close();
+        await app.dispose();
+        await cluster.destroy();
       }
-      // The scheduled mutation that came due while the database was down was retried, not failed: it ran once.
-      const settleDeadline = Date.now() + SCHEDULED_SETTLE_MS;
-      const readJob = async () => await call(url, "query", "writes:job", { id: jobId }) as { state: { kind: string } };
-      let job = await readJob();
-      while (job.state.kind === "pending" && Date.now() < settleDeadline) {
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        job = await readJob();
-      }
-      assertEquals(job.state, { kind: "success" }, JSON.stringify(job));
-      // Nothing acknowledged was lost.
-      const storedList = await call(url, "query", "writes:all", {}) as number[];
-      const stored = new Set(storedList);
-      const lost = load.acknowledged.filter((n) => !stored.has(n));
-      assertEquals(lost, [], "acknowledged writes missing after the restart");
-      assertEquals(storedList.filter((n) => n === SCHEDULED_N).length, 1, "the scheduled mutation committed once");
-    } finally {
-      await server?.close();
-      await app.dispose();
-      await cluster.destroy();
-    }
-  },
-});
+    },
+  });
+}

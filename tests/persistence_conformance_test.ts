@@ -1,16 +1,20 @@
 /**
- * One persistence conformance suite, run against SQLite (a temp dir) and PostgreSQL (a fresh schema per test on
- * `DENVEX_TEST_PG_URL`, default `postgres://postgres@127.0.0.1:5432/test`). An unreachable PostgreSQL fails its
- * tests; it never skips them.
+ * One persistence conformance suite, run against SQLite (a temp dir), PostgreSQL (a fresh schema per test on
+ * `DENVEX_TEST_PG_URL`, default `postgres://postgres@127.0.0.1:5432/test`) and MySQL/MariaDB (a fresh database per
+ * test on `DENVEX_TEST_MYSQL_URL`, default `mysql://root@127.0.0.1:3306/test`). An unreachable server fails its tests;
+ * it never skips them.
  */
 
 import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
 import { DatabaseSync } from "node:sqlite";
 import postgres from "postgres";
+import { freshMysql, mysqlAdmin } from "./helpers/databases.ts";
 import {
   type CommitBatch,
   type DocumentRevision,
   type IndexEntry,
+  openMysqlPersistence,
+  openMysqlReader,
   openPersistenceReader,
   openPostgresPersistence,
   openPostgresReader,
@@ -90,6 +94,32 @@ const postgresBackend: Backend = {
           await admin.end({ timeout: 1 });
         }
       },
+    };
+  },
+};
+
+/** MySQL / MariaDB: a fresh database per test on `DENVEX_TEST_MYSQL_URL` (tests/helpers/databases.ts). */
+const mysqlBackend: Backend = {
+  name: "mysql",
+  async createFixture() {
+    const fresh = await freshMysql();
+    return {
+      open: () => openMysqlPersistence(fresh.url),
+      openReader: () => openMysqlReader(fresh.url),
+      countRows: async () => {
+        const admin = await mysqlAdmin();
+        try {
+          const [rows] = await admin.query(
+            `SELECT (SELECT count(*) FROM ${fresh.database}.documents) AS documents,
+                    (SELECT count(*) FROM ${fresh.database}.indexes) AS indexEntries`,
+          );
+          const row = (rows as { documents: number; indexEntries: number }[])[0];
+          return { documents: Number(row.documents), indexEntries: Number(row.indexEntries) };
+        } finally {
+          await admin.end();
+        }
+      },
+      cleanup: fresh.cleanup,
     };
   },
 };
@@ -626,3 +656,4 @@ async function readEverything(reader: PersistenceReader, history: History, fromT
 
 defineConformanceTests(sqliteBackend);
 defineConformanceTests(postgresBackend);
+defineConformanceTests(mysqlBackend);

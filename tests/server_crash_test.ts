@@ -7,7 +7,7 @@
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { createConvexApp, runConvexCli, type ServerProcess, spawnServer } from "./helpers/convex_app.ts";
-import { freshPostgres } from "./helpers/databases.ts";
+import { freshMysql, freshPostgres } from "./helpers/databases.ts";
 
 const LOAD = `
 import { mutation, query } from "./_generated/server";
@@ -167,18 +167,22 @@ async function loadAndKill(server: ServerProcess): Promise<LoadOutcome> {
   return { acknowledged, maxSeenTs, checkpoint: checkpoint!, cutOff };
 }
 
-for (const variant of ["sqlite", "postgres"] as const) {
+for (const variant of ["sqlite", "postgres", "mysql"] as const) {
   Deno.test({
     name: `server crash[${variant}]: kill -9 during a write load, restart on the same data, nothing acknowledged lost`,
     async fn() {
       // A missing PostgreSQL server fails here: this test never skips.
-      const pg = variant === "postgres" ? await freshPostgres() : undefined;
+      const pg = variant === "postgres" ? await freshPostgres() : variant === "mysql" ? await freshMysql() : undefined;
       const dataDir = await Deno.makeTempDir({ prefix: "denvex-crash-" });
       const adminKey = `denvex-test|${crypto.randomUUID().replaceAll("-", "")}`;
       const app = await createConvexApp({ "load.ts": LOAD });
       const servers: ServerProcess[] = [];
       const start = async () => {
-        const server = await spawnServer({ dataDir, adminKey, db: pg?.kind === "postgres" ? pg.url : undefined });
+        const server = await spawnServer({
+          dataDir,
+          adminKey,
+          db: pg !== undefined && pg.kind !== "sqlite" ? pg.url : undefined,
+        });
         servers.push(server);
         return server;
       };

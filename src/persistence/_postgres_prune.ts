@@ -8,50 +8,18 @@
 
 import type postgres from "postgres";
 import { bytesToHex } from "./_shared.ts";
-import {
-  DOCUMENTS_CURSOR,
-  INDEXES_CURSOR,
-  PRUNE_CHUNK_CANDIDATES,
-  type PruneBudget,
-  pruneInOrderAsync,
-  type PruneResult,
-} from "./_prune_shared.ts";
+import { type ChunkedPrune, pruneChunked, type PruneResult } from "./_prune_shared.ts";
 
 /** A transaction handle of the writer's pool. */
 type Tx = postgres.TransactionSql<{ bigint: bigint; bytea: Uint8Array }>;
 
 /** One bounded prune pass inside the caller's transaction. */
 export function prunePostgres(tx: Tx, retainTs: bigint, maxRows: number): Promise<PruneResult> {
-  return pruneInOrderAsync(
-    maxRows,
-    (budget) => pruneDocuments(tx, retainTs, budget),
-    (budget) => pruneIndexEntries(tx, retainTs, budget),
-  );
+  return pruneChunked(POSTGRES_PRUNE, tx, retainTs, maxRows);
 }
 
-/** A victim row, found for the candidate at position `ord` (1-based) of its chunk. */
-interface Victim {
-  ord: number;
-  identity: string;
-}
-
-/**
- * Picks the victims to delete within `removeRows` and says how many candidates of the chunk are complete (all their
- * victims deleted). Victims come ordered by candidate then ts, fetched with LIMIT removeRows + 1, so one more row
- * than the budget means the candidate it belongs to (and every later one) is not complete.
- */
-function planChunk(victims: Victim[], candidateCount: number, removeRows: number) {
-  const chosen = new Set<string>();
-  let completeCandidates = candidateCount;
-  for (let i = 0; i < victims.length; i++) {
-    if (i === removeRows) {
-      completeCandidates = victims[i].ord - 1;
-      break;
-    }
-    chosen.add(victims[i].identity); // a Set, as two candidates of one document share older victims
-  }
-  return { chosen, completeCandidates };
-}
+/** This database's walks and cursor rows, for `pruneChunked`. */
+type PostgresPrune = ChunkedPrune<Tx, DocumentCandidate, IndexCandidate>;
 
 async function readMeta(tx: Tx, key: string): Promise<string | undefined> {
   const rows = await tx<{ value: string }[]>`SELECT value FROM meta WHERE key = ${key}`;
@@ -63,43 +31,17 @@ async function writeMeta(tx: Tx, key: string, value: string): Promise<void> {
            ON CONFLICT (key) DO UPDATE SET value = excluded.value`;
 }
 
-/** How one walk reads a chunk of candidates past its cursor, finds and deletes their victims, and moves its cursor. */
-interface ChunkWalk<Candidate> {
-  candidates(chunkSize: number): Promise<Candidate[]>;
-  /** Victims of the chunk, ordered by candidate then ts, at most `limit`. */
-  victims(candidates: Candidate[], limit: number): Promise<Victim[]>;
-  /** Deletes the victims with these identities; returns how many rows went. */
-  remove(identities: string[]): Promise<number>;
-  advance(candidate: Candidate): void;
-}
+/** A candidate row of the documents walk. */
+type DocumentCandidate = { id: string; ts: bigint; tombstone: boolean };
 
-/** Walks candidates chunk by chunk within `budget`; true once none is left past the cursor. */
-async function walkChunks<Candidate>(budget: PruneBudget, walk: ChunkWalk<Candidate>): Promise<boolean> {
-  while (budget.examineRows > 0 && budget.removeRows > 0) {
-    const chunkSize = Math.min(PRUNE_CHUNK_CANDIDATES, budget.examineRows);
-    const candidates = await walk.candidates(chunkSize);
-    if (candidates.length === 0) return true;
-    const victims = await walk.victims(candidates, budget.removeRows + 1);
-    const { chosen, completeCandidates } = planChunk(victims, candidates.length, budget.removeRows);
-    if (chosen.size > 0) budget.removeRows -= await walk.remove([...chosen]);
-    budget.examineRows -= completeCandidates;
-    if (completeCandidates > 0) walk.advance(candidates[completeCandidates - 1]);
-    if (completeCandidates < candidates.length) return false; // out of removal budget mid-chunk
-    if (candidates.length < chunkSize) return true;
-  }
-  return false;
-}
-
-async function pruneDocuments(tx: Tx, retainTs: bigint, budget: PruneBudget): Promise<boolean> {
-  const cursor = DOCUMENTS_CURSOR.decode(await readMeta(tx, DOCUMENTS_CURSOR.metaKey));
-  const done = await walkChunks(budget, {
-    candidates: (chunkSize) =>
-      tx<{ id: string; ts: bigint; tombstone: boolean }[]>`
+const documentsWalk: PostgresPrune["documentsWalk"] = (tx, retainTs, cursor) => ({
+  candidates: (chunkSize) =>
+    tx<DocumentCandidate[]>`
         SELECT id, ts, json IS NULL AS tombstone FROM documents
         WHERE (prev_ts IS NOT NULL OR json IS NULL) AND ts <= ${retainTs} AND (ts, id) > (${cursor.ts}, ${cursor.id})
         ORDER BY ts, id LIMIT ${chunkSize}`,
-    victims: async (candidates, limit) => {
-      const rows = await tx<{ ord: number; id: string; ts: bigint }[]>`
+  victims: async (candidates, limit) => {
+    const rows = await tx<{ ord: number; id: string; ts: bigint }[]>`
         SELECT c.ord::int AS ord, d.id, d.ts
         FROM unnest(${tx.array(candidates.map((c) => c.id), 25)}::text[],
                     ${tx.array(candidates.map((c) => c.ts.toString()), 25)}::bigint[],
@@ -108,35 +50,33 @@ async function pruneDocuments(tx: Tx, retainTs: bigint, budget: PruneBudget): Pr
         JOIN documents AS d ON d.id = c.id AND (d.ts < c.ts OR (d.ts = c.ts AND c.tombstone))
         ORDER BY c.ord, d.ts
         LIMIT ${limit}`;
-      return rows.map((v) => ({ ord: v.ord, identity: JSON.stringify([v.id, v.ts.toString()]) }));
-    },
-    remove: async (identities) => {
-      const pairs = identities.map((identity) => JSON.parse(identity) as [string, string]);
-      const result = await tx`
+    return rows.map((v) => ({ ord: v.ord, identity: JSON.stringify([v.id, v.ts.toString()]) }));
+  },
+  remove: async (identities) => {
+    const pairs = identities.map((identity) => JSON.parse(identity) as [string, string]);
+    const result = await tx`
         DELETE FROM documents WHERE (id, ts) IN (
           SELECT * FROM unnest(${tx.array(pairs.map((p) => p[0]), 25)}::text[],
                                ${tx.array(pairs.map((p) => p[1]), 25)}::bigint[]))`;
-      return result.count;
-    },
-    advance: (last) => {
-      cursor.ts = last.ts;
-      cursor.id = last.id;
-    },
-  });
-  await writeMeta(tx, DOCUMENTS_CURSOR.metaKey, DOCUMENTS_CURSOR.encode(cursor));
-  return done;
-}
+    return result.count;
+  },
+  advance: (last) => {
+    cursor.ts = last.ts;
+    cursor.id = last.id;
+  },
+});
 
-async function pruneIndexEntries(tx: Tx, retainTs: bigint, budget: PruneBudget): Promise<boolean> {
-  const cursor = INDEXES_CURSOR.decode(await readMeta(tx, INDEXES_CURSOR.metaKey));
-  const done = await walkChunks(budget, {
-    candidates: (chunkSize) =>
-      tx<{ index_id: number; key: Uint8Array; ts: bigint; deleted: boolean }[]>`
+/** A candidate row of the index entries walk. */
+type IndexCandidate = { index_id: number; key: Uint8Array; ts: bigint; deleted: boolean };
+
+const indexesWalk: PostgresPrune["indexesWalk"] = (tx, retainTs, cursor) => ({
+  candidates: (chunkSize) =>
+    tx<IndexCandidate[]>`
         SELECT index_id, key, ts, deleted FROM indexes
         WHERE ts <= ${retainTs} AND (ts, index_id, key) > (${cursor.ts}, ${cursor.indexId}, ${cursor.key})
         ORDER BY ts, index_id, key LIMIT ${chunkSize}`,
-    victims: async (candidates, limit) => {
-      const rows = await tx<{ ord: number; index_id: number; key_hex: string; ts: bigint }[]>`
+  victims: async (candidates, limit) => {
+    const rows = await tx<{ ord: number; index_id: number; key_hex: string; ts: bigint }[]>`
         SELECT c.ord::int AS ord, e.index_id, encode(e.key, 'hex') AS key_hex, e.ts
         FROM unnest(${tx.array(candidates.map((c) => c.index_id), 23)}::int[],
                     ${tx.array(candidates.map((c) => bytesToHex(c.key)), 25)}::text[],
@@ -147,24 +87,23 @@ async function pruneIndexEntries(tx: Tx, retainTs: bigint, budget: PruneBudget):
           AND (e.ts < c.ts OR (e.ts = c.ts AND c.deleted))
         ORDER BY c.ord, e.ts
         LIMIT ${limit}`;
-      return rows.map((v) => ({ ord: v.ord, identity: JSON.stringify([v.index_id, v.key_hex, v.ts.toString()]) }));
-    },
-    remove: async (identities) => {
-      const triples = identities.map((identity) => JSON.parse(identity) as [number, string, string]);
-      const result = await tx`
+    return rows.map((v) => ({ ord: v.ord, identity: JSON.stringify([v.index_id, v.key_hex, v.ts.toString()]) }));
+  },
+  remove: async (identities) => {
+    const triples = identities.map((identity) => JSON.parse(identity) as [number, string, string]);
+    const result = await tx`
         DELETE FROM indexes WHERE (index_id, key, ts) IN (
           SELECT index_id, decode(key_hex, 'hex'), ts
           FROM unnest(${tx.array(triples.map((t) => t[0]), 23)}::int[],
                       ${tx.array(triples.map((t) => t[1]), 25)}::text[],
                       ${tx.array(triples.map((t) => t[2]), 25)}::bigint[]) AS v(index_id, key_hex, ts))`;
-      return result.count;
-    },
-    advance: (last) => {
-      cursor.ts = last.ts;
-      cursor.indexId = last.index_id;
-      cursor.key = last.key;
-    },
-  });
-  await writeMeta(tx, INDEXES_CURSOR.metaKey, INDEXES_CURSOR.encode(cursor));
-  return done;
-}
+    return result.count;
+  },
+  advance: (last) => {
+    cursor.ts = last.ts;
+    cursor.indexId = last.index_id;
+    cursor.key = last.key;
+  },
+});
+
+const POSTGRES_PRUNE: PostgresPrune = { readMeta, writeMeta, documentsWalk, indexesWalk };

@@ -1,7 +1,7 @@
 /**
- * What the SQLite and PostgreSQL retention walks (`_sqlite_prune.ts`, `_postgres_prune.ts`) share: one budget per
- * call, drawn on by documents first and then index entries, and the durable cursors (in `meta`) each walk resumes
- * from. Private to `src/persistence/`.
+ * What the retention walks (`_sqlite_prune.ts`, `_postgres_prune.ts`, `_mysql_prune.ts`) share: one budget per
+ * call, drawn on by documents first and then index entries, the durable cursors (in `meta`) each walk resumes from,
+ * and the chunked, set-wise walk of the server databases. Private to `src/persistence/`.
  */
 import { bytesToHex, hexToBytes } from "./_shared.ts";
 
@@ -85,3 +85,102 @@ export const INDEXES_CURSOR: PruneCursorCodec<IndexesPruneCursor> = {
     return { ts: BigInt(parsed.ts), indexId: parsed.indexId, key: hexToBytes(parsed.key) };
   },
 };
+
+/** A victim row, found for the candidate at position `ord` (1-based) of its chunk. */
+export interface Victim {
+  ord: number;
+  identity: string;
+}
+
+/**
+ * Picks the victims to delete within `removeRows` and says how many candidates of the chunk are complete (all their
+ * victims deleted). Victims come ordered by candidate then ts, fetched with LIMIT removeRows + 1, so one more row
+ * than the budget means the candidate it belongs to (and every later one) is not complete.
+ */
+function planChunk(victims: Victim[], candidateCount: number, removeRows: number) {
+  const chosen = new Set<string>();
+  let completeCandidates = candidateCount;
+  for (let i = 0; i < victims.length; i++) {
+    if (i === removeRows) {
+      completeCandidates = victims[i].ord - 1;
+      break;
+    }
+    chosen.add(victims[i].identity); // a Set, as two candidates of one document share older victims
+  }
+  return { chosen, completeCandidates };
+}
+
+/** How one walk reads a chunk of candidates past its cursor, finds and deletes their victims, and moves its cursor. */
+export interface ChunkWalk<Candidate> {
+  candidates(chunkSize: number): Promise<Candidate[]>;
+  /** Victims of the chunk, ordered by candidate then ts, at most `limit`. */
+  victims(candidates: Candidate[], limit: number): Promise<Victim[]>;
+  /** Deletes the victims with these identities; returns how many rows went. */
+  remove(identities: string[]): Promise<number>;
+  advance(candidate: Candidate): void;
+}
+
+/** Walks candidates chunk by chunk within `budget`; true once none is left past the cursor. */
+async function walkChunks<Candidate>(budget: PruneBudget, walk: ChunkWalk<Candidate>): Promise<boolean> {
+  while (budget.examineRows > 0 && budget.removeRows > 0) {
+    const chunkSize = Math.min(PRUNE_CHUNK_CANDIDATES, budget.examineRows);
+    const candidates = await walk.candidates(chunkSize);
+    if (candidates.length === 0) return true;
+    const victims = await walk.victims(candidates, budget.removeRows + 1);
+    const { chosen, completeCandidates } = planChunk(victims, candidates.length, budget.removeRows);
+    if (chosen.size > 0) budget.removeRows -= await walk.remove([...chosen]);
+    budget.examineRows -= completeCandidates;
+    if (completeCandidates > 0) walk.advance(candidates[completeCandidates - 1]);
+    if (completeCandidates < candidates.length) return false; // out of removal budget mid-chunk
+    if (candidates.length < chunkSize) return true;
+  }
+  return false;
+}
+
+/**
+ * A server database's chunked prune, on `Context` (its transaction or connection): the `meta` rows holding the
+ * walks' cursors, read and written inside the caller's prune transaction, and the two walks. A walk's `advance`
+ * moves the cursor object it was built on.
+ */
+export interface ChunkedPrune<Context, DocumentCandidate, IndexCandidate> {
+  readMeta(context: Context, key: string): Promise<string | undefined>;
+  writeMeta(context: Context, key: string, value: string): Promise<void>;
+  documentsWalk(context: Context, retainTs: bigint, cursor: DocumentsPruneCursor): ChunkWalk<DocumentCandidate>;
+  indexesWalk(context: Context, retainTs: bigint, cursor: IndexesPruneCursor): ChunkWalk<IndexCandidate>;
+}
+
+/** Runs one chunked walk from its durable cursor and stores where it got to; true once it is done. */
+async function walkFromCursor<Context, Cursor, Candidate>(
+  budget: PruneBudget,
+  codec: PruneCursorCodec<Cursor>,
+  prune: ChunkedPrune<Context, unknown, unknown>,
+  context: Context,
+  walkFrom: (cursor: Cursor) => ChunkWalk<Candidate>,
+): Promise<boolean> {
+  const cursor = codec.decode(await prune.readMeta(context, codec.metaKey));
+  const done = await walkChunks(budget, walkFrom(cursor));
+  await prune.writeMeta(context, codec.metaKey, codec.encode(cursor));
+  return done;
+}
+
+/** One bounded prune pass of a server database inside the caller's transaction: documents, then index entries. */
+export function pruneChunked<Context, DocumentCandidate, IndexCandidate>(
+  prune: ChunkedPrune<Context, DocumentCandidate, IndexCandidate>,
+  context: Context,
+  retainTs: bigint,
+  maxRows: number,
+): Promise<PruneResult> {
+  return pruneInOrderAsync(
+    maxRows,
+    (budget) =>
+      walkFromCursor(
+        budget,
+        DOCUMENTS_CURSOR,
+        prune,
+        context,
+        (cursor) => prune.documentsWalk(context, retainTs, cursor),
+      ),
+    (budget) =>
+      walkFromCursor(budget, INDEXES_CURSOR, prune, context, (cursor) => prune.indexesWalk(context, retainTs, cursor)),
+  );
+}

@@ -1,5 +1,5 @@
 /**
- * Validation, limits and small helpers shared by the SQLite and PostgreSQL persistence implementations.
+ * Validation, limits and small helpers shared by the SQLite, PostgreSQL and MySQL persistence implementations.
  * Private to `src/persistence/`.
  */
 

@@ -7,15 +7,8 @@ import { PostgresReader } from "./_postgres_reader.ts";
 import { prunePostgres } from "./_postgres_prune.ts";
 import { connectPostgres, createSchema, READER_POOL_SIZE, type Sql, WRITER_POOL_SIZE } from "./_postgres_schema.ts";
 import { isConnectionError, neverConnected, toPersistenceError } from "./_postgres_errors.ts";
-import {
-  assert,
-  assertValidPrune,
-  bytesToHex,
-  MAX_LISTED_GLOBALS,
-  META_MAX_TS,
-  prefixUpperBound,
-  validateCommit,
-} from "./_shared.ts";
+import { chunkDocuments, GroupCommitter, newestStoredTs, splitGlobals, type TimedIndexEntry } from "./_group_commit.ts";
+import { assert, assertValidPrune, bytesToHex, MAX_LISTED_GLOBALS, META_MAX_TS, prefixUpperBound } from "./_shared.ts";
 import type { CommitBatch, DocumentRevision, Persistence, PersistenceLocation, PersistenceReader } from "./types.ts";
 
 /** A transaction-level advisory lock id that serializes prune calls. */
@@ -25,35 +18,10 @@ const INSERT_CHUNK_ROWS = 5_000;
 /** Document JSON characters per INSERT statement (documents are up to 1 MiB each), bounding one message's size. */
 const INSERT_CHUNK_JSON_CHARS = 16 * 1024 * 1024;
 
-/**
- * How long a commit whose connection broke keeps asking whether its COMMIT landed (the database may be restarting),
- * and how often.
- */
-const COMMIT_OUTCOME_CHECK_MS = 1_500;
-const COMMIT_OUTCOME_POLL_MS = 100;
 /** How long a commit may wait for PostgreSQL before its pool counts as broken and is replaced. */
 const COMMIT_DEADLINE_MS = 5_000;
 /** Prune and schema work may scan more; their deadline is longer. */
 const MAINTENANCE_DEADLINE_MS = 30_000;
-
-/** Splits revisions into runs of at most INSERT_CHUNK_ROWS rows and about INSERT_CHUNK_JSON_CHARS of JSON. */
-function chunkDocuments(documents: DocumentRevision[]): DocumentRevision[][] {
-  const chunks: DocumentRevision[][] = [];
-  let chunk: DocumentRevision[] = [];
-  let chunkChars = 0;
-  for (const document of documents) {
-    const chars = document.json?.length ?? 0;
-    if (chunk.length > 0 && (chunk.length >= INSERT_CHUNK_ROWS || chunkChars + chars > INSERT_CHUNK_JSON_CHARS)) {
-      chunks.push(chunk);
-      chunk = [];
-      chunkChars = 0;
-    }
-    chunk.push(document);
-    chunkChars += chars;
-  }
-  if (chunk.length > 0) chunks.push(chunk);
-  return chunks;
-}
 
 /** Opens (creating the schema if missing) the PostgreSQL database at `url` as its one writer. */
 export async function openPostgresPersistence(url: string): Promise<Persistence> {
@@ -86,61 +54,44 @@ export async function openPostgresReader(url: string): Promise<PersistenceReader
 async function readMaxTs(sql: Sql): Promise<bigint> {
   const [row] = await sql<{ meta: string | null; indexes: bigint | null }[]>`
     SELECT (SELECT value FROM meta WHERE key = ${META_MAX_TS}) AS meta, (SELECT max(ts) FROM indexes) AS indexes`;
-  const metaTs = row.meta === null ? 0n : BigInt(row.meta);
-  const indexTs = row.indexes ?? 0n;
-  return metaTs > indexTs ? metaTs : indexTs;
+  return newestStoredTs(row.meta, row.indexes);
 }
 
 class PostgresPersistence extends PostgresReader implements Persistence {
   readonly location: PersistenceLocation;
   readonly #url: string;
-  /** Cached: this is the database's only writer, so nothing else moves it. */
-  #maxTs: bigint;
-  /** Commits run one at a time, so the ts order check and the cached max ts hold. */
-  #commitChain: Promise<unknown> = Promise.resolve();
+  readonly #commits: GroupCommitter;
 
   constructor(sql: Sql, url: string, maxTs: bigint, reconnect: () => Sql) {
     super(sql, reconnect);
     this.location = { kind: "postgres", url };
     this.#url = url;
-    this.#maxTs = maxTs;
+    this.#commits = new GroupCommitter(maxTs, {
+      assertOpen: () => this.assertOpen(),
+      write: (documents, entries, newMaxTs) => this.#writeCommit(documents, entries, newMaxTs),
+      readCommittedMaxTs: async (deadlineMs) => {
+        const rows = await this.guarded(
+          this.sql<{ value: string }[]>`SELECT value FROM meta WHERE key = ${META_MAX_TS}`,
+          deadlineMs,
+        );
+        return rows.length > 0 ? BigInt(rows[0].value) : null;
+      },
+      failures: { isConnectionError, neverConnected, toPersistenceError },
+    });
   }
 
   commit(batches: CommitBatch[]): Promise<void> {
-    const run = this.#commitChain.then(() => this.#commitNow(batches));
-    this.#commitChain = run.catch(() => {});
-    return run;
-  }
-
-  async #commitNow(batches: CommitBatch[]): Promise<void> {
-    this.assertOpen();
-    if (batches.length === 0) return;
-    const newMaxTs = validateCommit(batches, this.#maxTs);
-    const documents = batches.flatMap((batch) => batch.documents);
-    const entries = batches.flatMap((batch) => batch.indexEntries.map((entry) => ({ ts: batch.ts, entry })));
-    try {
-      await this.#writeCommit(documents, entries, newMaxTs);
-    } catch (error) {
-      if (!isConnectionError(error)) throw error;
-      // The connection broke: the COMMIT may have landed before it did. The max_ts meta row moves in the same
-      // transaction, so it tells; a commit that landed is durable and reported as such, not as a failure.
-      if (!neverConnected(error) && await this.#landed(newMaxTs)) {
-        this.#maxTs = newMaxTs;
-        return;
-      }
-      throw toPersistenceError(error);
-    }
-    this.#maxTs = newMaxTs;
+    return this.#commits.commit(batches);
   }
 
   async #writeCommit(
     documents: DocumentRevision[],
-    entries: { ts: bigint; entry: CommitBatch["indexEntries"][number] }[],
+    entries: TimedIndexEntry[],
     newMaxTs: bigint,
   ): Promise<void> {
     await this.guarded(
       this.sql.begin(async (tx) => {
-        for (const chunk of chunkDocuments(documents)) {
+        for (const chunk of chunkDocuments(documents, INSERT_CHUNK_ROWS, INSERT_CHUNK_JSON_CHARS)) {
           await tx`
           INSERT INTO documents (id, ts, table_number, json, prev_ts)
           SELECT * FROM unnest(${tx.array(chunk.map((d) => d.id), 25)}::text[],
@@ -168,34 +119,8 @@ class PostgresPersistence extends PostgresReader implements Persistence {
     );
   }
 
-  /**
-   * Whether a commit up to `maxTs` is on disk, asked again while the database is unreachable, for at most
-   * COMMIT_OUTCOME_CHECK_MS; false when it is not, or when the database did not answer in time (then the commit's
-   * outcome is unknown and its caller hears "unavailable": it was not acknowledged).
-   */
-  async #landed(maxTs: bigint): Promise<boolean> {
-    const deadline = Date.now() + COMMIT_OUTCOME_CHECK_MS;
-    for (;;) {
-      try {
-        const rows = await this.guarded(
-          this.sql<{ value: string }[]>`SELECT value FROM meta WHERE key = ${META_MAX_TS}`,
-          COMMIT_OUTCOME_CHECK_MS,
-        );
-        return rows.length > 0 && BigInt(rows[0].value) >= maxTs;
-      } catch (error) {
-        if (!isConnectionError(error) || Date.now() + COMMIT_OUTCOME_POLL_MS > deadline) return false;
-        await new Promise((resolve) => setTimeout(resolve, COMMIT_OUTCOME_POLL_MS));
-      }
-    }
-  }
-
   maxTs(): Promise<bigint> {
-    try {
-      this.assertOpen();
-      return Promise.resolve(this.#maxTs);
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    return this.#commits.maxTs();
   }
 
   async getGlobal(key: string): Promise<string | null> {
@@ -206,10 +131,8 @@ class PostgresPersistence extends PostgresReader implements Persistence {
 
   async setGlobals(entries: Record<string, string | null>): Promise<void> {
     this.assertOpen();
-    const pairs = Object.entries(entries);
-    if (pairs.length === 0) return;
-    const upserts = pairs.filter((pair): pair is [string, string] => pair[1] !== null);
-    const deletes = pairs.filter((pair) => pair[1] === null).map((pair) => pair[0]);
+    const { upserts, deletes } = splitGlobals(entries);
+    if (upserts.length === 0 && deletes.length === 0) return;
     await this.guarded(this.sql.begin(async (tx) => {
       if (upserts.length > 0) {
         await tx`

@@ -1,7 +1,7 @@
 /**
  * The persistence interface: an append-only revision log of documents and index entries, read at a snapshot
- * timestamp. Implemented by SQLite (`sqlite.ts`) and PostgreSQL (`postgres.ts`); one conformance suite runs against
- * both (`tests/persistence_conformance_test.ts`).
+ * timestamp. Implemented by SQLite (`sqlite.ts`), PostgreSQL (`postgres.ts`) and MySQL/MariaDB (`mysql.ts`); one
+ * conformance suite runs against all three (`tests/persistence_conformance_test.ts`).
  *
  * Timestamps are u64 nanoseconds as `bigint`. Index keys are order-preserving byte strings (values/index_key.ts): the
  * database compares them with a plain BLOB / bytea comparison. Every index key of a document ends with that document's
@@ -64,7 +64,10 @@ export interface PersistenceReader {
 }
 
 /** Where a reader in another process finds the same database. */
-export type PersistenceLocation = { kind: "sqlite"; path: string } | { kind: "postgres"; url: string };
+export type PersistenceLocation =
+  | { kind: "sqlite"; path: string }
+  | { kind: "postgres"; url: string }
+  | { kind: "mysql"; url: string };
 
 /** The writer side. Exactly one per database, owned by the committer. */
 export interface Persistence extends PersistenceReader {

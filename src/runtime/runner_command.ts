@@ -12,8 +12,10 @@ import { type ActionNetPolicy, encodePolicyArg, resolveActionNetPolicy } from ".
 import type { RunnerKind } from "./runner_protocol.ts";
 import type { ActionNetOptions } from "./types.ts";
 
-/** Default PostgreSQL port, when the database URL names none. */
-const POSTGRES_DEFAULT_PORT = 5432;
+/** Default ports, when the database URL names none. */
+const DEFAULT_DATABASE_PORTS = { postgres: 5432, mysql: 3306 } as const;
+/** The variable mysql2 reads a password from (the server takes it from there too, never from `--db`). */
+const MYSQL_ENV_NAMES = ["MYSQL_PWD"];
 
 /** The `PG*` variables postgres.js reads (platform-notes.md). */
 export const POSTGRES_ENV_NAMES = [
@@ -47,7 +49,7 @@ export interface RunnerCommandOptions {
   location: PersistenceLocation;
   maxHeapMb: number;
   /** The module to run and its arguments; default `main.ts runner` of this checkout. */
-  entry?: { module: URL; args: string[] };
+  entry?: { module: URL; args: string[] } | undefined;
   /** What an action runner may reach (net_policy/); null for transaction runners, whose workers have no network. */
   actionNet: ActionNetPolicy | null;
 }
@@ -110,9 +112,10 @@ export function runnerCommand(options: RunnerCommandOptions): RunnerCommand {
       // these files, not the data folder, which also holds the admin key.
       read.push(path, `${path}-wal`, `${path}-shm`, `${path}-journal`);
     } else {
+      const { kind } = options.location;
       const url = new URL(options.location.url);
-      flags.push(`--allow-net=${url.hostname}:${url.port || POSTGRES_DEFAULT_PORT}`);
-      flags.push(`--allow-env=${POSTGRES_ENV_NAMES.join(",")}`);
+      flags.push(`--allow-net=${url.hostname}:${url.port || DEFAULT_DATABASE_PORTS[kind]}`);
+      flags.push(`--allow-env=${(kind === "postgres" ? POSTGRES_ENV_NAMES : MYSQL_ENV_NAMES).join(",")}`);
     }
   } else if (options.actionNet !== null) {
     // The public internet, minus the policy's addresses: Deno checks the resolved address of every connect, fetch
@@ -130,19 +133,18 @@ export function runnerCommand(options: RunnerCommandOptions): RunnerCommand {
 }
 
 /**
- * The action runner's command, once its network policy is resolved: names (allowed hosts, the database host) are
- * resolved now, and the server's ports awaited when they are a promise.
+ * The action network policy (shared by action and node runners): names (allowed hosts, the database host) are resolved
+ * now, and the server's ports awaited when they are a promise.
  */
-export async function actionRunnerCommand(
-  options: Omit<RunnerCommandOptions, "kind" | "actionNet">,
-  net: ActionNetOptions,
-): Promise<RunnerCommand> {
-  const location = options.location;
-  const url = location.kind === "postgres" ? new URL(location.url) : null;
-  const policy = await resolveActionNetPolicy({
+export async function actionNetPolicy(location: PersistenceLocation, net: ActionNetOptions): Promise<ActionNetPolicy> {
+  // Every server database is denied to actions, whichever kind (SQLite is a file, which they cannot read).
+  const database = location.kind === "sqlite" ? null : {
+    host: new URL(location.url).hostname,
+    port: Number(new URL(location.url).port || DEFAULT_DATABASE_PORTS[location.kind]),
+  };
+  return await resolveActionNetPolicy({
     allowHosts: net.allowHosts ?? [],
-    database: url === null ? null : { host: url.hostname, port: Number(url.port || POSTGRES_DEFAULT_PORT) },
+    database,
     serverPorts: await (net.serverPorts ?? []),
   });
-  return runnerCommand({ ...options, kind: "action", actionNet: policy });
 }

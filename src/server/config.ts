@@ -28,7 +28,7 @@ export const S3_SECRET_ACCESS_KEY_ENV = "DENVEX_S3_SECRET_ACCESS_KEY";
 export const DEFAULT_S3_REGION = "us-east-1";
 
 /** Where the documents live. */
-export type DatabaseConfig = { kind: "sqlite" } | { kind: "postgres"; url: string };
+export type DatabaseConfig = { kind: "sqlite" } | { kind: "postgres" | "mysql"; url: string };
 
 /**
  * An admin key supplied from outside: the key itself (from the environment) or the file that holds it (read when
@@ -83,8 +83,9 @@ Flags of serve:
   --site-port PORT       HTTP actions port (default ${DEFAULT_SITE_PORT}; 0 = any free port)
   --host ADDRESS         address to listen on (default ${DEFAULT_HOST})
   --data DIR             data directory: SQLite database, files, admin key (default ${DEFAULT_DATA_DIR})
-  --db sqlite|URL        sqlite (default, inside the data directory) or postgres://user@host:port/db with the
-                         password in env PGPASSWORD (or the whole URL in env ${DB_URL_ENV} instead of --db)
+  --db sqlite|URL        sqlite (default, inside the data directory), postgres://user@host:port/db with the
+                         password in env PGPASSWORD, or mysql://user@host:port/db (MySQL 8 / MariaDB) with
+                         the password in env MYSQL_PWD (or the whole URL in env ${DB_URL_ENV} instead of --db)
   --admin-key-file PATH  file holding the admin key, <instance-name>|<secret> (default: env ${ADMIN_KEY_ENV},
                          else the key stored in the data directory, generated and printed on first start);
                          never pass a key itself as a flag: the process list and logs would show it
@@ -236,23 +237,56 @@ function parseDatabase(flag: string | undefined, readEnv: (name: string) => stri
   if (flag === undefined) {
     const fromEnv = readGrantedEnv(DB_URL_ENV, readEnv);
     if (fromEnv === undefined || fromEnv === "") return { kind: "sqlite" };
-    postgresUrl(DB_URL_ENV, fromEnv);
-    return { kind: "postgres", url: fromEnv };
+    const url = databaseUrl(DB_URL_ENV, fromEnv);
+    return { kind: databaseKind(url), url: normalizedUrl(url, fromEnv) };
   }
   if (flag === "sqlite") return { kind: "sqlite" };
-  const url = postgresUrl("--db", flag);
+  const url = databaseUrl("--db", flag);
+  const kind = databaseKind(url);
   if (url.password !== "") {
     throw new UsageError(
-      `--db must not contain a password (the process list and logs would show it): set env PGPASSWORD, ` +
-        `or put the whole URL in env ${DB_URL_ENV} instead of --db`,
+      `--db must not contain a password (the process list and logs would show it): set env ` +
+        `${kind === "mysql" ? "MYSQL_PWD" : "PGPASSWORD"}, or put the whole URL in env ${DB_URL_ENV} instead of --db`,
     );
   }
-  return { kind: "postgres", url: flag };
+  return { kind, url: normalizedUrl(url, flag) };
+}
+
+function databaseKind(url: URL): "postgres" | "mysql" {
+  return url.protocol === "mysql:" ? "mysql" : "postgres";
+}
+
+/** The MySQL default port, written into the URL so runners' network grants and the action policy name it. */
+const MYSQL_DEFAULT_PORT = "3306";
+
+/** `text` as given, except that a mysql:// URL without a port gets the default port spelled out. */
+function normalizedUrl(url: URL, text: string): string {
+  if (url.protocol !== "mysql:" || url.port !== "") return text;
+  url.port = MYSQL_DEFAULT_PORT;
+  return url.href;
+}
+
+/** Parses a PostgreSQL or MySQL URL given by `what`; the error never repeats the text, which may hold a password. */
+function databaseUrl(what: string, text: string): URL {
+  if (/^mysql:\/\//.test(text)) {
+    const bad = new UsageError(
+      `${what} must be 'sqlite', postgres://user@host:port/database or mysql://user@host:port/database`,
+    );
+    let url: URL;
+    try {
+      url = new URL(text);
+    } catch {
+      throw bad;
+    }
+    if (url.hostname === "" || !/^\/[^/]+$/.test(url.pathname)) throw bad;
+    return url;
+  }
+  return postgresUrl(what, text);
 }
 
 /** Parses a PostgreSQL URL given by `what`; the error never repeats the text, which may hold a password. */
 function postgresUrl(what: string, text: string): URL {
-  const bad = new UsageError(`${what} must be 'sqlite' or postgres://user@host:port/database`);
+  const bad = new UsageError(`${what} must be 'sqlite', postgres://user@host:port/database or mysql://...`);
   if (!/^postgres(ql)?:\/\//.test(text)) throw bad;
   let url: URL;
   try {

@@ -1,5 +1,5 @@
 /**
- * Opens the storage stack the configuration names: persistence (SQLite or PostgreSQL), then the database.
+ * Opens the storage stack the configuration names: persistence (SQLite, PostgreSQL or MySQL), then the database.
  *
  * Private to `src/server`: other folders use its `mod.ts`.
  */
@@ -16,7 +16,7 @@ export const SQLITE_FILE_NAME = "denvex.sqlite3";
 export function persistenceLocation(database: DatabaseConfig, dataDir: string): PersistenceLocation {
   return database.kind === "sqlite"
     ? { kind: "sqlite", path: join(dataDir, SQLITE_FILE_NAME) }
-    : { kind: "postgres", url: database.url };
+    : { kind: database.kind, url: database.url };
 }
 
 /**
@@ -43,10 +43,10 @@ function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** A location fit for the log: a PostgreSQL password never reaches it. */
+/** A location fit for the log: a database password never reaches it. */
 export function describeLocation(location: PersistenceLocation): string {
   if (location.kind === "sqlite") return `SQLite ${location.path}`;
   const url = new URL(location.url);
   if (url.password !== "") url.password = "***";
-  return `PostgreSQL ${url.href}`;
+  return `${location.kind === "mysql" ? "MySQL" : "PostgreSQL"} ${url.href}`;
 }
