@@ -4,6 +4,7 @@ import type { ExecutionLog, FunctionExecutor } from "../functions/mod.ts";
 import type { RunnerPool } from "../runtime/mod.ts";
 import type { StorageService } from "../storage/mod.ts";
 import type { FunctionServices, SyncHub } from "../sync/mod.ts";
+import type { SnapshotService } from "../snapshot/mod.ts";
 import { DEFAULT_HTTP_LIMITS, type HttpLimits } from "./limits.ts";
 
 /**
@@ -17,6 +18,8 @@ export interface HttpBackend extends DeployBackend {
   executionLog: ExecutionLog;
   /** File storage behind the upload and download routes. */
   storage: StorageService;
+  /** Snapshot export and import behind `/api/export/*` and `/api/import/*`. */
+  snapshots: SnapshotService;
   /** The authenticator and the query cache, shared with the sync hub. */
   services: FunctionServices;
   adminKey: string;

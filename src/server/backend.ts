@@ -15,6 +15,7 @@ const RESULT_SWEEP_INTERVAL_MS = 10 * 60 * 1000;
 import { DeploymentStore, type DeploymentUrls, systemFunctions } from "../deploy/mod.ts";
 import { isStorageCall, type S3Options, serveStorageCall, StorageService } from "../storage/mod.ts";
 import { createFunctionServices, type FunctionServices } from "../sync/mod.ts";
+import { SnapshotService, snapshotSystemFunctions } from "../snapshot/mod.ts";
 import {
   SCHEDULER_ACTION_OPS,
   type SchedulerService,
@@ -35,6 +36,8 @@ export interface Backend {
   scheduler: SchedulerService;
   /** File storage (`_storage` documents and their blobs). */
   storage: StorageService;
+  /** Snapshot export and import (`npx convex export` / `import`). */
+  snapshots: SnapshotService;
   /** The authenticator and the query cache shared by the HTTP routes and the sync hub. */
   services: FunctionServices;
   adminKey: string;
@@ -100,7 +103,8 @@ export async function openBackend(options: BackendOptions): Promise<Backend> {
         CONVEX_SITE_URL: options.urls.siteUrl,
       }),
       onExecution: (record) => executionLog.append(record),
-      systemFunction: (name) => backend ? systemFunctions(backend)(name) : undefined,
+      systemFunction: (name) =>
+        backend ? systemFunctions(backend)(name) ?? snapshotSystemFunctions(backend.snapshots)(name) : undefined,
     });
     const scheduler = await startSchedulerService({
       database: options.database,
@@ -123,6 +127,7 @@ export async function openBackend(options: BackendOptions): Promise<Backend> {
       executionLog,
       scheduler,
       storage,
+      snapshots: new SnapshotService({ database: options.database, storage, dataDir: options.dataDir }),
       services,
       adminKey: options.adminKey,
       instanceName: options.instanceName,

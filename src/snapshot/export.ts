@@ -1,0 +1,197 @@
+/**
+ * Snapshot export (`npx convex export`): a request fixes the snapshot ts (the latest commit); the download streams a
+ * ZIP of the app's tables as they were at that ts, read page by page from the revision log while writes continue.
+ * Memory is bounded by a page of documents and one output chunk, whatever the database size.
+ *
+ * Layout (Convex's): `README.md`; per table `<table>/generated_schema.jsonl` (the shape, then one export-context line
+ * per document that needs one) and `<table>/documents.jsonl`; `_tables/documents.jsonl` (name and table number, so
+ * an import can keep IDs); with file storage `_storage/documents.jsonl` and one `_storage/<id>` entry per file.
+ *
+ * The snapshot must stay retained until the download ends: with the default 60 s retention a very long download fails
+ * with `SnapshotTooOld` instead of returning inconsistent data.
+ */
+import { type Database, type DocumentReader, FIRST_USER_TABLE_NUMBER, type TableInfo } from "../database/mod.ts";
+import { parseStorageDocument, type StorageService } from "../storage/mod.ts";
+import { type JsonValue, parseConvexJsonText, timestampToBase64, type Value } from "../values/mod.ts";
+import { cleanJsonText, exportContextOf } from "./clean_json.ts";
+import { ZipWriter } from "./zip_writer.ts";
+
+/** Documents read per page of a table scan. */
+const PAGE_DOCUMENTS = 1_000;
+/** Lines are gathered into chunks of about this size before they go to the compressor. */
+const CHUNK_BYTES = 64 * 1024;
+/** The shape denvex writes for every table (see clean_json.ts). */
+export const UNKNOWN_SHAPE = "unknown";
+
+const README = `# Welcome to your Convex snapshot export!
+
+This ZIP file contains a snapshot of the tables in your deployment (exported by denvex).
+
+Documents for each table are listed as lines of JSON in <table_name>/documents.jsonl files.
+Import it with \`npx convex import <file>.zip\`.
+`;
+
+/** The export state `_system/cli/exports:getLatest` reports (Convex's field names). */
+export interface ExportState {
+  state: "completed";
+  startTs: bigint;
+  includeStorage: boolean;
+  requestedAtMs: number;
+}
+
+/** What exporting needs of the backend. */
+export interface ExportHost {
+  database: Database;
+  storage: StorageService;
+}
+
+/** See the module comment. */
+export class SnapshotExports {
+  readonly #host: ExportHost;
+  #latest: ExportState | null = null;
+
+  constructor(host: ExportHost) {
+    this.#host = host;
+  }
+
+  /** Takes a new export at the latest ts; it is complete at once (the ZIP is written as it downloads). */
+  request(includeStorage: boolean): ExportState {
+    this.#latest = {
+      state: "completed",
+      startTs: this.#host.database.latestTs,
+      includeStorage,
+      requestedAtMs: Date.now(),
+    };
+    return this.#latest;
+  }
+
+  /** The latest export as convex-JSON for the CLI, or null. */
+  latestJson(): JsonValue {
+    const latest = this.#latest;
+    if (latest === null) return null;
+    const ts = { $integer: timestampToBase64(latest.startTs) };
+    return {
+      state: latest.state,
+      start_ts: ts,
+      complete_ts: ts,
+      requestor: "snapshotExport",
+      format: { format: "zip", include_storage: latest.includeStorage },
+      zip_object_key: `snapshot_${latest.startTs}.zip`,
+    };
+  }
+
+  /** The export taken at `startTs`, if it is the latest. */
+  find(startTs: bigint): ExportState | null {
+    return this.#latest !== null && this.#latest.startTs === startTs ? this.#latest : null;
+  }
+
+  /** The ZIP of `state`, streamed as it is read (pull-driven: a slow client slows the reads). */
+  zip(state: ExportState): ReadableStream<Uint8Array> {
+    // Refuses a snapshot already pruned before any byte is sent.
+    this.#host.database.assertRetained(state.startTs);
+    return ReadableStream.from(snapshotZip(this.#host, state));
+  }
+}
+
+async function* snapshotZip(host: ExportHost, state: ExportState): AsyncGenerator<Uint8Array> {
+  const zip = new ZipWriter(new Date(Number(state.startTs / 1_000_000n)));
+  const snapshot = host.database.readSnapshot(state.startTs);
+  yield* zip.entry("README.md", [new TextEncoder().encode(README)]);
+  const tables = exportedTables(host.database);
+  yield* zip.entry("_tables/documents.jsonl", [
+    new TextEncoder().encode(tables.map((t) => JSON.stringify({ name: t.name, id: t.tableNumber }) + "\n").join("")),
+  ]);
+  for (const table of tables) {
+    yield* zip.entry(`${table.name}/generated_schema.jsonl`, schemaLines(snapshot, table.name));
+    yield* zip.entry(`${table.name}/documents.jsonl`, documentLines(snapshot, table.name));
+  }
+  if (state.includeStorage) {
+    yield* zip.entry("_storage/documents.jsonl", storageLines(snapshot));
+    for await (const document of tableDocuments(snapshot, "_storage")) {
+      const entry = parseStorageDocument(document.json);
+      const blob = await host.storage.blobs.stream(entry.storageId, 0, entry.sizeBytes);
+      if (blob === null) throw new Error(`file ${entry.storageId} is missing from storage`);
+      yield* zip.entry(`_storage/${entry.storageId}`, blob);
+    }
+  }
+  // Pruning raises the watermark before it deletes: a snapshot still retained now was read whole.
+  host.database.assertRetained(state.startTs);
+  yield* zip.finish();
+}
+
+/** The app's user tables, by table number (the order an import creates them in). */
+function exportedTables(database: Database): TableInfo[] {
+  return database.catalog.tables
+    .filter((table) =>
+      (table.componentPath ?? "") === "" && table.tableNumber >= FIRST_USER_TABLE_NUMBER && !table.name.startsWith("_")
+    )
+    .sort((a, b) => a.tableNumber - b.tableNumber);
+}
+
+async function* tableDocuments(snapshot: DocumentReader, tableName: string) {
+  let resumeAfter: Uint8Array | undefined;
+  while (true) {
+    const page = await snapshot.scan(`${tableName}.by_id`, {
+      limit: PAGE_DOCUMENTS,
+      ...(resumeAfter ? { resumeAfter } : {}),
+    });
+    yield* page;
+    if (page.length < PAGE_DOCUMENTS) return;
+    resumeAfter = page[page.length - 1].key;
+  }
+}
+
+/** Gathers text lines into chunks of about CHUNK_BYTES. */
+async function* chunked(lines: AsyncIterable<string>): AsyncGenerator<Uint8Array> {
+  const encoder = new TextEncoder();
+  let pending: string[] = [];
+  let pendingLength = 0;
+  for await (const line of lines) {
+    pending.push(line);
+    pendingLength += line.length;
+    if (pendingLength >= CHUNK_BYTES) {
+      yield encoder.encode(pending.join(""));
+      pending = [];
+      pendingLength = 0;
+    }
+  }
+  if (pending.length > 0) yield encoder.encode(pending.join(""));
+}
+
+function documentLines(snapshot: DocumentReader, tableName: string): AsyncGenerator<Uint8Array> {
+  return chunked((async function* () {
+    for await (const document of tableDocuments(snapshot, tableName)) {
+      yield cleanJsonText(parseConvexJsonText(document.json)) + "\n";
+    }
+  })());
+}
+
+/** The shape line, then `{"<id>": <context>}` for each document with values clean JSON cannot tell apart. */
+function schemaLines(snapshot: DocumentReader, tableName: string): AsyncGenerator<Uint8Array> {
+  return chunked((async function* () {
+    yield JSON.stringify(UNKNOWN_SHAPE) + "\n";
+    for await (const document of tableDocuments(snapshot, tableName)) {
+      // Only convex-JSON's `$`-forms (int64, bytes, special floats) need a context: most documents skip the parse.
+      if (!document.json.includes('"$')) continue;
+      const context = exportContextOf(parseConvexJsonText(document.json) as Value);
+      if (context !== null) yield JSON.stringify({ [document.id]: context }) + "\n";
+    }
+  })());
+}
+
+/** `_storage/documents.jsonl`: Convex's file metadata lines. */
+function storageLines(snapshot: DocumentReader): AsyncGenerator<Uint8Array> {
+  return chunked((async function* () {
+    for await (const document of tableDocuments(snapshot, "_storage")) {
+      const entry = parseStorageDocument(document.json);
+      yield JSON.stringify({
+        _id: entry.storageId,
+        _creationTime: entry.creationTimeMs,
+        sha256: entry.sha256Base64,
+        size: entry.sizeBytes,
+        ...(entry.contentType ? { contentType: entry.contentType } : {}),
+        internalId: entry.storageId,
+      }) + "\n";
+    }
+  })());
+}
