@@ -19,7 +19,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ["database"],
   ["runtime", "subscriptions", "storage"],
   ["functions"],
-  ["scheduler", "deploy"],
+  ["scheduler", "deploy", "snapshot"],
   // Below http: the HTTP routes serve queries from the sync layer's shared query cache and mount its hub.
   ["sync"],
   ["http"],
@@ -51,10 +51,11 @@ function layerOf(folder: string): number {
 }
 
 /**
- * Entry points of the module graph: the server, and the user-code worker, which the runtime starts by URL
- * (`new Worker(...)`) so no static import reaches it from `main.ts`.
+ * Entry points of the module graph: the server, the user-code worker, which the runtime starts by URL
+ * (`new Worker(...)`), and the node runner's main, which node runners run by path (`deno run …`): no static import
+ * reaches those two from `main.ts`.
  */
-const ROOTS = ["main.ts", "src/runtime/worker/worker_main.ts"];
+const ROOTS = ["main.ts", "src/runtime/worker/worker_main.ts", "src/runtime/node/runner_main.ts"];
 
 async function moduleGraph(): Promise<Edge[]> {
   const edges = new Map<string, Edge>();

@@ -91,7 +91,7 @@ Deno.test({
 
       // HTTP actions see the identity of a Bearer token; a token that does not check out is no identity.
       const httpWhoami = async (authorization?: string) => {
-        const headers = authorization ? { Authorization: authorization } : undefined;
+        const headers: Record<string, string> = authorization ? { Authorization: authorization } : {};
         const response = await handleHttpAction(
           server.backend,
           new Request("http://site/whoami", { headers }),

@@ -1,5 +1,5 @@
 /**
- * The node runtime prototype (src/node_runtime) on bundles produced by the official CLI for tests/fixtures/node_app
+ * The node runner (src/runtime/node) and the push-time install (src/deploy/node_packages.ts) on bundles produced by the official CLI for tests/fixtures/node_app
  * (saved in tests/node_samples/push_modules.json): Node builtins and Buffer, a CommonJS external package installed
  * with `deno install`, ConvexError data, syscalls back to the server, logs, the sandbox, and runaway calls that kill
  * only their runner.
@@ -7,19 +7,17 @@
 import { assert, assertEquals, assertMatch, assertRejects, assertStringIncludes } from "./helpers/assert.ts";
 import { join } from "node:path";
 import { resolveActionNetPolicy } from "../src/runtime/net_policy/mod.ts";
+import { installNodeDependencies, NodeInstallError, writeNodeModules } from "../src/deploy/node_packages.ts";
 import {
-  installNodeDependencies,
   NodeAnalyzeError,
   type NodeCall,
   type NodeCallResult,
   type NodeDependency,
-  NodeInstallError,
   type NodeModuleConfig,
   NodeRunner,
   NodeRunnerDiedError,
   type NodeSyscallHandler,
-  writeNodeModules,
-} from "../src/node_runtime/mod.ts";
+} from "../src/runtime/node/mod.ts";
 
 const SAMPLES = JSON.parse(
   await Deno.readTextFile(new URL("./node_samples/push_modules.json", import.meta.url)),
@@ -240,14 +238,17 @@ Deno.test("node runtime: ConvexError data, plain errors, logs and syscalls back 
     const plain = await runner.call(call("failures.js", "throwsPlainError"), noSyscalls);
     assert(!plain.ok);
     assertStringIncludes(plain.errorMessage, "Uncaught Error: plain failure from node");
+    // Stack frames are the developer's sources (the pushed source maps), never the server's folders.
+    assert(!plain.errorMessage.includes(h.dir), plain.errorMessage);
 
     const logged = await runner.call(call("failures.js", "logs", { n: 2 }), noSyscalls);
     assertEquals(value(logged), 2);
+    // The isolate functions' console (worker/console_capture.ts): Convex's `[LOG] 'text' 0` rendering.
     assertEquals(logged.logLines, [
-      "[LOG] node log line 0",
-      "[LOG] node log line 1",
-      "[WARN] node warning",
-      "[ERROR] node error line",
+      "[LOG] 'node log line' 0",
+      "[LOG] 'node log line' 1",
+      "[WARN] 'node warning'",
+      "[ERROR] 'node error line'",
     ]);
 
     // ctx.runQuery / ctx.runMutation become the same async syscalls as in isolate actions.

@@ -273,7 +273,7 @@ async function startS3(): Promise<S3Fixture> {
     const response = await fetch(upstream + url.pathname + url.search, {
       method: request.method,
       headers,
-      body: body.length > 0 ? body : undefined,
+      ...(body.length > 0 ? { body } : {}),
     });
     return new Response(request.method === "HEAD" ? null : response.body, {
       status: response.status,

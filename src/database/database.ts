@@ -205,7 +205,7 @@ export class Database {
    */
   beginSystemTransaction(
     snapshotTs = this.#latestTs,
-    options: { componentPath?: string } = {},
+    options: { componentPath?: string | undefined } = {},
   ): SystemTransaction {
     this.assertRetained(snapshotTs);
     const componentPath = options.componentPath ?? "";

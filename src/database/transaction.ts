@@ -82,7 +82,7 @@ export class Transaction {
   readonly metrics: TransactionMetrics = { bytesRead: 0, bytesWritten: 0, documentsRead: 0, documentsWritten: 0 };
   /** Functions this transaction scheduled and the bytes of their args (`getTransactionMetrics`, limits.ts). */
   readonly scheduled = { functions: 0, argsBytes: 0 };
-  readonly #createTable?: (tableName: string, componentPath?: string) => Promise<Catalog>;
+  readonly #createTable: ((tableName: string, componentPath?: string) => Promise<Catalog>) | undefined;
   readonly #writes = new Map<string, PendingWrite>();
   readonly #pointReads: { indexId: number; range: KeyRange }[] = [];
   readonly #streams: QueryStream[] = [];

@@ -53,7 +53,7 @@ export interface TableInfo {
   tableNumber: number;
   indexes: IndexInfo[];
   /** The schema's search indexes (absent in catalogs from before search). */
-  searchIndexes?: SearchIndexInfo[];
+  searchIndexes?: SearchIndexInfo[] | undefined;
   /** The schema's document validator when schema validation is active for this table. */
   documentType: ValidatorJson | null;
 }

@@ -17,7 +17,48 @@ function logLine(line: string, timestampMs: number) {
   return { messages: [message], level, timestamp: timestampMs, isTruncated: false };
 }
 
-/** One logged execution as the CLI expects it. */
+/**
+ * One logged execution as the CLI expects it: the lines nested calls into other components wrote come first as
+ * `Progress` entries under those functions and their component paths (Convex attributes a sub-function's lines to it),
+ * then the `Completion` with the function's own last lines.
+ */
+export function functionLogEntries(entry: LoggedExecution): Record<string, unknown>[] {
+  const sources = entry.logSources ?? [];
+  if (sources.length === 0) return [functionExecution(entry)];
+  const own = { componentPath: entry.componentPath ?? "", udfPath: `${entry.modulePath}:${entry.exportName}` };
+  const runs = [{ fromLine: 0, ...own }, ...sources];
+  const entries: Record<string, unknown>[] = [];
+  let lastOwnLines: string[] = [];
+  runs.forEach((run, i) => {
+    const lines = entry.logLines.slice(run.fromLine, runs[i + 1]?.fromLine ?? entry.logLines.length);
+    const isOwn = run.componentPath === own.componentPath && run.udfPath === own.udfPath;
+    if (i === runs.length - 1 && isOwn) lastOwnLines = lines;
+    else if (lines.length > 0) entries.push(progressEntry(entry, run.componentPath, run.udfPath, lines));
+  });
+  entries.push(functionExecution({ ...entry, logLines: lastOwnLines }));
+  return entries;
+}
+
+/** Log lines written during an execution by one function of it (Convex's `Progress` entries). */
+function progressEntry(
+  entry: LoggedExecution,
+  componentPath: string,
+  udfPath: string,
+  lines: string[],
+): Record<string, unknown> {
+  return {
+    kind: "Progress",
+    udfType: UDF_TYPES[entry.udfType],
+    identifier: udfPath,
+    componentPath: componentPath === "" ? null : componentPath,
+    logLines: lines.map((line) => logLine(line, entry.startedAtMs)),
+    timestamp: entry.startedAtMs / 1000,
+    requestId: entry.requestId,
+    executionId: entry.requestId,
+  };
+}
+
+/** One logged execution as the CLI expects it, all its lines under the called function. */
 export function functionExecution(entry: LoggedExecution): Record<string, unknown> {
   return {
     kind: "Completion",

@@ -6,7 +6,7 @@
  * @module
  */
 export { PushCoordinator } from "./push.ts";
-export { functionExecution, MAX_LOG_ENTRIES, MAX_LOG_POLL_MS } from "./function_logs.ts";
+export { functionExecution, functionLogEntries, MAX_LOG_ENTRIES, MAX_LOG_POLL_MS } from "./function_logs.ts";
 export {
   type ComponentRecord,
   DeployError,

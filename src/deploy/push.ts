@@ -32,6 +32,7 @@ import {
 import { type ComponentToPrepare, DeployError, type PreparedDeployment } from "./store.ts";
 import { evaluateComponents, type PushedComponentDefinition } from "./component_definitions.ts";
 import { checkComponentEnv } from "./component_env.ts";
+import { recordHttpMounts } from "./http_mounts.ts";
 import { componentDiff, indexDiffOf, type PreviousState, previousState } from "./push_diff.ts";
 import {
   checkModuleSet,
@@ -39,6 +40,7 @@ import {
   parseDependencies,
   parseModule,
   parseModules,
+  parseNodeDependencies,
   parseUnchanged,
 } from "./push_request.ts";
 import type { DeployBackend } from "./types.ts";
@@ -117,9 +119,6 @@ export class PushCoordinator {
     const dryRun = body.dryRun === true;
     const app = body.appDefinition as Record<string, unknown> | undefined;
     if (!app || typeof app !== "object") throw new DeployError("InvalidPush", "The push has no appDefinition");
-    if (Array.isArray(body.nodeDependencies) && body.nodeDependencies.length > 0) {
-      throw new DeployError("NodeActionsUnsupported", '"use node" modules and external packages are not supported');
-    }
     const pushedComponents = parseComponentDefinitions(body.componentDefinitions);
     const evaluated = await evaluateComponents(
       app.definition ? parseModule(app.definition, "appDefinition.definition") : null,
@@ -138,13 +137,20 @@ export class PushCoordinator {
     const environment = this.#functionEnvironment();
     let prepared: PreparedDeployment;
     try {
-      prepared = await backend.deployments.prepare(modules, environment, childrenOf(evaluated.root), components);
+      prepared = await backend.deployments.prepare(
+        modules,
+        environment,
+        childrenOf(evaluated.root),
+        components,
+        parseNodeDependencies(body.nodeDependencies),
+      );
     } catch (error) {
       if (error instanceof AnalyzeError || error instanceof ModuleLoadError) {
         throw new DeployError("InvalidModules", `Loading the pushed modules failed: ${error.message}`);
       }
       throw error;
     }
+    recordHttpMounts(prepared, evaluated.root, evaluated.definitions);
     const analysis = prepared.analysis;
     const appAuth = checkAuthConfig(
       modules.find((module) => module.path === "auth.config.js"),

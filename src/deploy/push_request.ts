@@ -3,7 +3,7 @@
  * dependencies. Anything malformed is the pushed request's fault: a DeployError (400).
  */
 import type { ComponentPath, DefinitionPath } from "../components/mod.ts";
-import type { ModuleConfig } from "../runtime/mod.ts";
+import type { ModuleConfig, NodeDependency } from "../runtime/mod.ts";
 import type { PushedComponentDefinition } from "./component_definitions.ts";
 import { DeployError } from "./store.ts";
 
@@ -88,5 +88,18 @@ export function parseUnchanged(value: unknown): { path: string; environment: "is
       throw new DeployError("InvalidModules", "unchangedModuleHashes entries need path, environment and sha256");
     }
     return { path, environment, sha256 };
+  });
+}
+
+/** The push's `nodeDependencies` (`[{name, version}]`, `convex.json` `node.externalPackages`); absent means none. */
+export function parseNodeDependencies(value: unknown): NodeDependency[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) throw new DeployError("InvalidPush", "nodeDependencies must be a list");
+  return value.map((entry, i) => {
+    const { name, version } = (entry ?? {}) as { name?: unknown; version?: unknown };
+    if (typeof name !== "string" || typeof version !== "string") {
+      throw new DeployError("InvalidPush", `nodeDependencies[${i}] needs a name and a version`);
+    }
+    return { name, version };
   });
 }

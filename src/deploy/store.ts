@@ -4,7 +4,8 @@
  * Activating a deployment is one atomic write of the globals, then an in-memory switch. A deployment holds the app
  * and every component instance below it (`ActiveDeployment.components`): each instance's modules are written under
  * `@components/<encodeURIComponent(path)>/` of the deployment folder (components/layout.ts) and analyzed once per
- * definition.
+ * definition. `"use node"` modules of the app are written with their external packages to a node deployment folder
+ * (node_packages.ts) and analyzed in a node runner; their functions run there (`ActiveDeployment.nodeDir`).
  */
 import { DenvexError } from "../errors/mod.ts";
 import type { Database } from "../database/mod.ts";
@@ -15,9 +16,11 @@ import {
   type DeploymentAnalysis,
   type ModuleConfig,
   modulesRoot,
+  type NodeDependency,
   type RunnerPool,
   writeDeploymentModules,
 } from "../runtime/mod.ts";
+import { NodeInstallError, nodeRoot, prepareNodeDir } from "./node_packages.ts";
 
 const DEPLOYMENT_GLOBAL = "deployment";
 const ENVIRONMENT_GLOBAL = "environment";
@@ -48,6 +51,8 @@ export interface ComponentRecord {
   env: [string, EnvBinding][];
   /** Its children, name → path, in `use` order. */
   children: [string, ComponentPath][];
+  /** Its HTTP mounts (`use(…, {httpPrefix})`): normalized prefix (`/foo/`) → child name. */
+  httpMounts?: [string, string][];
 }
 
 /** The persisted description of a deployment. */
@@ -58,10 +63,20 @@ interface DeploymentRecord {
   activatedAtMs: number;
   /** The app's children (name → path); absent in records from before components. */
   children?: [string, ComponentPath][];
+  /** The app's HTTP mounts: normalized prefix → child name. */
+  httpMounts?: [string, string][];
   /** Every mounted instance below the app, parents before children. */
   components?: ComponentRecord[];
   /** Paths of instances once mounted and no longer in the tree: their data is kept, a push may remount them. */
   unmounted?: ComponentPath[];
+  /** The node deployment folder's hash and external packages, when the app has `"use node"` modules. */
+  node?: NodeRecord;
+}
+
+/** What identifies a deployment's node folder (`<data>/node/<nodeHash>`), enough to rebuild it from the modules. */
+interface NodeRecord {
+  nodeHash: string;
+  dependencies: NodeDependency[];
 }
 
 /** A component instance written and analyzed with a prepared deployment. */
@@ -78,8 +93,12 @@ export interface PreparedDeployment {
   analysis: DeploymentAnalysis;
   /** The app's children, name → path. */
   children: [string, ComponentPath][];
+  /** The app's HTTP mounts (normalized prefix → child name); the push sets them (and each component's) after `prepare`. */
+  httpMounts?: [string, string][];
   /** Every instance below the app, parents before children. */
   components: PreparedComponent[];
+  /** The node deployment folder, when the app has `"use node"` modules. */
+  node: (NodeRecord & { dir: string }) | null;
 }
 
 /** What `prepare` needs of one instance below the app. */
@@ -136,8 +155,20 @@ export class DeploymentStore {
       for (const component of record.components ?? []) {
         componentModules.set(component.path, await store.#loadModules(component.modules));
       }
-      const written = await writeDeploymentModules(dataDir, modules, componentModules);
-      store.#install(record, written.deploymentDir);
+      const isolateModules = modules.filter((module) => module.environment !== "node");
+      const written = await writeDeploymentModules(dataDir, isolateModules, componentModules);
+      let nodeDir: string | null = null;
+      if (record.node) {
+        const nodeModules = modules.filter((module) => module.environment === "node");
+        nodeDir = `${nodeRoot(dataDir)}/${record.node.nodeHash}`;
+        try {
+          nodeDir = (await prepareNodeDir(dataDir, nodeModules, record.node.dependencies)).dir;
+        } catch (error) {
+          // The server still starts: isolate functions serve, node calls fail until a push rebuilds the folder.
+          console.error(`denvex: rebuilding the node actions folder failed: ${(error as Error).message}`);
+        }
+      }
+      store.#install(record, written.deploymentDir, nodeDir);
     }
     return store;
   }
@@ -195,7 +226,7 @@ export class DeploymentStore {
     await this.#database.setGlobals({ [ENVIRONMENT_GLOBAL]: JSON.stringify(next) });
     this.#environment = next;
     // Components bound to the app's env vars see the new values.
-    if (this.#record && this.#active) this.#install(this.#record, this.#active.dir);
+    if (this.#record && this.#active) this.#install(this.#record, this.#active.dir, this.#active.nodeDir);
     this.#notifyChange();
   }
 
@@ -232,14 +263,20 @@ export class DeploymentStore {
     environment: Record<string, string>,
     children: [string, ComponentPath][] = [],
     components: ComponentToPrepare[] = [],
+    nodeDependencies: NodeDependency[] = [],
   ): Promise<PreparedDeployment> {
     const isolateModules = modules.filter((module) => module.environment !== "node");
     const nodeModules = modules.filter((module) => module.environment === "node");
-    if (nodeModules.length > 0) {
-      throw new DeployError(
-        "NodeActionsUnsupported",
-        `"use node" modules are not supported by denvex (found ${nodeModules.map((m) => m.path).join(", ")})`,
-      );
+    for (const component of components) {
+      const found = component.modules.filter((module) => module.environment === "node");
+      if (found.length > 0) {
+        throw new DeployError(
+          "InvalidModules",
+          `"use node" modules inside components are not supported by denvex yet (component ${component.path}: ${
+            found.map((module) => module.path).join(", ")
+          })`,
+        );
+      }
     }
     const written = await writeDeploymentModules(
       this.#dataDir,
@@ -251,6 +288,8 @@ export class DeploymentStore {
       isolateModules.map((module) => module.path),
       environment,
     );
+    const node = nodeModules.length > 0 ? await this.#prepareNode(nodeModules, nodeDependencies, environment) : null;
+    if (node !== null) analysis.modules.push(...node.modules);
     const analyses = new Map<string, Promise<DeploymentAnalysis>>();
     const prepared: PreparedComponent[] = [];
     for (const component of components) {
@@ -277,14 +316,34 @@ export class DeploymentStore {
       });
     }
     return {
-      modules: isolateModules,
-      records: await moduleRecords(isolateModules),
+      modules: [...isolateModules, ...nodeModules],
+      records: await moduleRecords([...isolateModules, ...nodeModules]),
       deploymentDir: written.deploymentDir,
       deploymentHash: written.deploymentHash,
       analysis,
       children,
       components: prepared,
+      node: node === null ? null : { dir: node.dir, nodeHash: node.nodeHash, dependencies: nodeDependencies },
     };
+  }
+
+  /**
+   * Writes the node folder (modules + external packages) and analyzes its modules in a node runner. Throws DeployError
+   * when a package cannot be installed; AnalyzeError (Convex's "Only actions" message) from the analysis.
+   */
+  async #prepareNode(modules: ModuleConfig[], dependencies: NodeDependency[], environment: Record<string, string>) {
+    const unavailable = this.#pool.nodeActionsUnavailable;
+    if (unavailable !== null) throw new DeployError("NodeActionsUnsupported", unavailable);
+    let prepared;
+    try {
+      prepared = await prepareNodeDir(this.#dataDir, modules, dependencies);
+    } catch (error) {
+      if (!(error instanceof NodeInstallError)) throw error;
+      const code = error.message.startsWith("Failed to install") ? "NodePackagesInstallFailed" : "InvalidModules";
+      throw new DeployError(code, error.message);
+    }
+    const paths = modules.map((module) => module.path);
+    return { ...prepared, modules: await this.#pool.analyzeNode(prepared.dir, paths, environment) };
   }
 
   /**
@@ -302,8 +361,12 @@ export class DeploymentStore {
       deploymentHash: prepared.deploymentHash,
       activatedAtMs: Date.now(),
       children: prepared.children,
+      ...(prepared.httpMounts === undefined ? {} : { httpMounts: prepared.httpMounts }),
       components: prepared.components.map(({ sources: _sources, ...component }) => component),
       unmounted: [...unmounted],
+      ...(prepared.node === null
+        ? {}
+        : { node: { nodeHash: prepared.node.nodeHash, dependencies: prepared.node.dependencies } }),
     };
     const globals: Record<string, string | null> = { [DEPLOYMENT_GLOBAL]: JSON.stringify(record) };
     for (let i = 0; i < prepared.modules.length; i++) {
@@ -325,7 +388,8 @@ export class DeploymentStore {
         throw error;
       }
     }
-    this.#install(record, prepared.deploymentDir);
+    this.#install(record, prepared.deploymentDir, prepared.node?.dir ?? null);
+    this.#pool.activateNode(prepared.node?.dir ?? null);
     this.#notifyChange();
     await this.#forgetOldDeployments(record).catch((error) => {
       console.error("denvex: removing old deployments failed:", error);
@@ -357,6 +421,7 @@ export class DeploymentStore {
     }
     folders.sort((a, b) => b.modifiedMs - a.modifiedMs);
     for (const folder of folders.slice(KEPT_OLD_MODULE_FOLDERS)) await Deno.remove(folder.path, { recursive: true });
+    await forgetOldNodeFolders(nodeRoot(this.#dataDir), active.node?.nodeHash ?? null);
   }
 
   /**
@@ -378,7 +443,7 @@ export class DeploymentStore {
     }
   }
 
-  #install(record: DeploymentRecord, deploymentDir: string): void {
+  #install(record: DeploymentRecord, deploymentDir: string, nodeDir: string | null): void {
     this.#record = record;
     const functions = indexFunctions(record.analysis);
     const app: ComponentDeployment = {
@@ -388,6 +453,7 @@ export class DeploymentStore {
       functions,
       env: {},
       children: new Map(record.children ?? []),
+      httpMounts: new Map(record.httpMounts ?? []),
     };
     const components = new Map<ComponentPath, ComponentDeployment>([["", app]]);
     for (const component of record.components ?? []) {
@@ -401,9 +467,10 @@ export class DeploymentStore {
         functions: indexFunctions(component.analysis),
         env: boundEnvironment(component.env, parentEnv),
         children: new Map(component.children),
+        httpMounts: new Map(component.httpMounts ?? []),
       });
     }
-    this.#active = { dir: deploymentDir, analysis: record.analysis, functions, components };
+    this.#active = { dir: deploymentDir, nodeDir, analysis: record.analysis, functions, components };
   }
 
   async #loadModules(records: { path: string; environment: "isolate" | "node"; sha256: string }[]) {
@@ -421,6 +488,26 @@ export class DeploymentStore {
     }
     return modules;
   }
+}
+
+/**
+ * Removes node folders beyond the newest few besides the active one (a node runner may still be finishing a call in a
+ * just-replaced one). The package cache and runner folders (`npm-cache`, `tmp`, `runner-cache`) stay.
+ */
+async function forgetOldNodeFolders(root: string, activeHash: string | null): Promise<void> {
+  const folders: { path: string; modifiedMs: number }[] = [];
+  try {
+    for await (const entry of Deno.readDir(root)) {
+      if (!entry.isDirectory || !/^[0-9a-f]{32}$/.test(entry.name) || entry.name === activeHash) continue;
+      const path = `${root}/${entry.name}`;
+      folders.push({ path, modifiedMs: (await Deno.stat(path)).mtime?.getTime() ?? 0 });
+    }
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return;
+    throw error;
+  }
+  folders.sort((a, b) => b.modifiedMs - a.modifiedMs);
+  for (const folder of folders.slice(KEPT_OLD_MODULE_FOLDERS)) await Deno.remove(folder.path, { recursive: true });
 }
 
 /** A child's env: literal values, and the parent's env vars it names (unset ones left out). */

@@ -16,6 +16,8 @@ export interface FunctionInfo {
   returnsValidator: ValidatorJson | null;
   /** The analysis entry as reported to the CLI. */
   analyzed: AnalyzedFunction;
+  /** Where it runs: `"node"` for an action of a `"use node"` module (a node runner), else an isolate worker. */
+  environment: "isolate" | "node";
 }
 
 /** One component instance of a deployment (the app is the instance at path `""`). */
@@ -30,12 +32,16 @@ export interface ComponentDeployment {
   env: Record<string, string>;
   /** Its children: name → path. */
   children: ReadonlyMap<string, string>;
+  /** Its HTTP mounts: normalized prefix (`/foo/`) → child name (absent: none). */
+  httpMounts?: ReadonlyMap<string, string>;
 }
 
 /** A deployment that can serve calls. */
 export interface ActiveDeployment {
   /** Absolute directory of the written modules (the app's; instances' are below it). */
   dir: string;
+  /** The node deployment folder of the app's `"use node"` modules, or null when it has none. */
+  nodeDir: string | null;
   /** The app's analysis and functions. */
   analysis: DeploymentAnalysis;
   functions: Map<string, FunctionInfo>;
@@ -66,6 +72,7 @@ export function indexFunctions(analysis: DeploymentAnalysis): Map<string, Functi
         argsValidator: parseValidator(fn.args),
         returnsValidator: parseValidator(fn.returns),
         analyzed: fn,
+        environment: module.environment === "node" ? "node" : "isolate",
       });
     }
   }

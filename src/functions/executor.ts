@@ -13,7 +13,14 @@ import {
   type SystemTransaction,
   type TransactionOutcome,
 } from "../database/mod.ts";
-import { type ExecutionResult, resolveCallAddress, type ResolvedCallAddress, type RunnerPool } from "../runtime/mod.ts";
+import {
+  type ExecutionResult,
+  handleOf,
+  type LogLineSource,
+  resolveCallAddress,
+  type ResolvedCallAddress,
+  type RunnerPool,
+} from "../runtime/mod.ts";
 import { componentEnvironments, componentFunctions, tableComponentPath } from "./component_calls.ts";
 import type { ActiveDeployment, FunctionInfo } from "./deployment.ts";
 import { type FunctionAddress, parseFunctionPath } from "../values/mod.ts";
@@ -41,19 +48,19 @@ export interface CallRequest {
   /** The args object as convex-JSON. */
   args: JsonValue;
   /** The kind the caller asked for (`/api/query` → query); undefined accepts any (`/api/function`). */
-  expectedType?: "query" | "mutation" | "action";
+  expectedType?: "query" | "mutation" | "action" | undefined;
   identityJson: string | null;
   /** Admin callers and nested calls may call internal functions. */
   allowInternal: boolean;
-  requestId?: string;
+  requestId?: string | undefined;
   /** The component whose function `path` names (`""`, the default, is the app). */
-  componentPath?: string;
+  componentPath?: string | undefined;
   /** Read at this snapshot instead of the latest (`/api/query_at_ts`). Queries only. */
-  snapshotTs?: bigint;
+  snapshotTs?: bigint | undefined;
   /** A query's journal from its previous run (stable pagination). */
-  journal?: string | null;
+  journal?: string | null | undefined;
   /** Makes a mutation idempotent: a repeat of the key returns the first result (see idempotency.ts). */
-  idempotencyKey?: string;
+  idempotencyKey?: string | undefined;
   /**
    * Extra writes (and the reads that guard them) committed atomically with a successful mutation, e.g. a scheduled
    * job's state change to `success`. Called once per attempt, with the mutation's result and a system transaction at
@@ -62,7 +69,7 @@ export interface CallRequest {
    */
   withCommit?: (valueJson: string, tx: SystemTransaction) => boolean | Promise<boolean>;
   /** The namespace `withCommit`'s system transaction resolves names and IDs in (default `""`, the app). */
-  withCommitNamespace?: string;
+  withCommitNamespace?: string | undefined;
 }
 
 /** The outcome of a call; failures of user code are `ok: false`, not exceptions. */
@@ -74,32 +81,34 @@ export type CallResult =
     logLines: string[];
     ts: bigint;
     /** What a query read: its subscription for reactivity. */
-    readSet?: ReadRange[];
+    readSet?: ReadRange[] | undefined;
     /** A query's journal for its next run (null when it did not paginate). */
-    journal?: string | null;
+    journal?: string | null | undefined;
   }
   | {
     ok: false;
-    udfType?: FunctionInfo["udfType"];
+    udfType?: FunctionInfo["udfType"] | undefined;
     errorMessage: string;
-    errorData?: JsonValue;
+    errorData?: JsonValue | undefined;
     logLines: string[];
-    readSet?: ReadRange[];
+    readSet?: ReadRange[] | undefined;
     /** The failure was not the user code's (runner crash, database unavailable, commit queue full): retryable. */
-    infrastructure?: boolean;
+    infrastructure?: boolean | undefined;
   };
 
 /** A finished execution, for log streams. */
 export interface ExecutionRecord {
   udfType: FunctionInfo["udfType"];
   /** The component the function belongs to (absent or `""`: the app). */
-  componentPath?: string;
+  componentPath?: string | undefined;
   displayName: string;
   modulePath: string;
   exportName: string;
   ok: boolean;
-  errorMessage?: string;
+  errorMessage?: string | undefined;
   logLines: string[];
+  /** Which of `logLines` nested calls into other components wrote (runtime `LogLineSource`). */
+  logSources?: LogLineSource[] | undefined;
   startedAtMs: number;
   executionTimeMs: number;
   requestId: string;
@@ -123,7 +132,7 @@ export interface ExecutorDependencies {
 export type SystemFunction = (
   args: Record<string, JsonValue>,
   /** `componentPath`: the namespace the call names (absent: `""`, the app). */
-  context: { database: Database; snapshotTs: bigint; identityJson: string | null; componentPath?: string },
+  context: { database: Database; snapshotTs: bigint; identityJson: string | null; componentPath?: string | undefined },
 ) => Promise<JsonValue>;
 
 function failure(errorMessage: string, udfType?: FunctionInfo["udfType"], logLines: string[] = []): CallResult {
@@ -158,7 +167,10 @@ export class FunctionExecutor {
     const info = componentFunctions(this.#deps.deployment(), componentPath)?.get(address.key);
     if (!info || (info.visibility === "internal" && !allowInternal)) {
       const shown = componentPath === "" ? address.displayName : `${componentPath}/${address.displayName}`;
-      return `Could not find public function for '${shown}'. Did you forget to run \`npx convex dev\` or \`npx convex deploy\`?`;
+      // Convex's wording: admin callers (who may call internal functions) get "Could not find function", the text
+      // `npx convex run` matches to list the available functions; others get the "public function" one.
+      const what = allowInternal ? "function" : "public function";
+      return `Could not find ${what} for '${shown}'. Did you forget to run \`npx convex dev\` or \`npx convex deploy\`?`;
     }
     return { address, info };
   }
@@ -281,6 +293,9 @@ export class FunctionExecutor {
       env: envs.env,
       requestId,
       deploymentDir: deployment.dir,
+      ...(info.environment === "node" && deployment.nodeDir !== null
+        ? { environment: "node" as const, nodeDir: deployment.nodeDir }
+        : {}),
       ...(componentPath === "" ? {} : { componentPath }),
       ...(envs.others === undefined ? {} : { componentEnvs: envs.others }),
     });
@@ -293,6 +308,7 @@ export class FunctionExecutor {
       ok: result.ok,
       errorMessage: result.errorMessage,
       logLines: result.logLines,
+      ...(result.logSources === undefined ? {} : { logSources: result.logSources }),
       startedAtMs,
       executionTimeMs: result.executionTimeMs,
       requestId,
@@ -512,13 +528,16 @@ function delay(ms: number): Promise<void> {
 /** An error an action's `ctx.runQuery/runMutation/runAction` rejects with; `data` carries ConvexError data. */
 export class ActionCallError extends DenvexError {
   /** convex-JSON data of the ConvexError the called function threw, if it threw one. */
-  readonly data?: JsonValue;
+  readonly data?: JsonValue | undefined;
   constructor(message: string, data?: JsonValue) {
     super("CallFailed", message, { httpStatus: 400 });
     this.name = "ActionCallError";
     this.data = data;
   }
 }
+
+/** `ctx.createFunctionHandle` of a node action (served by `serveActionCall`). */
+const CREATE_FUNCTION_HANDLE_OP = "1.0/createFunctionHandle";
 
 const ACTION_CALL_TYPES: Record<string, "query" | "mutation" | "action"> = {
   "1.0/actions/query": "query",
@@ -530,7 +549,8 @@ const ACTION_CALL_TYPES: Record<string, "query" | "mutation" | "action"> = {
  * Serves the calls an action makes to the server (`ctx.runQuery/runMutation/runAction`): each is its own
  * transaction, the caller's identity kept. The address (a name, a child reference or a function handle) resolves
  * relative to the calling action's component `callerPath`; names and handles may reach internal functions, a child
- * reference only the child's public ones. Resolves with convex-JSON text.
+ * reference only the child's public ones. Resolves with convex-JSON text. Also serves a node action's
+ * `1.0/createFunctionHandle` (the handle of an existing function, resolved the same way).
  */
 export async function serveActionCall(
   executor: FunctionExecutor,
@@ -540,13 +560,19 @@ export async function serveActionCall(
   callerPath = "",
 ): Promise<string> {
   const expectedType = ACTION_CALL_TYPES[op];
-  if (!expectedType) throw new ActionCallError(`Unknown async operation ${op}`);
+  if (!expectedType && op !== CREATE_FUNCTION_HANDLE_OP) throw new ActionCallError(`Unknown async operation ${op}`);
   const args = JSON.parse(argsJson) as Record<string, unknown>;
   let target: ResolvedCallAddress;
   try {
     target = resolveCallAddress(callerPath, args);
   } catch (error) {
     throw new ActionCallError(error instanceof Error ? error.message : String(error));
+  }
+  if (!expectedType) {
+    // Node actions ask here (isolate workers answer it themselves): the function must exist, as in Convex.
+    const found = executor.resolve(target.udfPath, !target.publicOnly, target.componentPath);
+    if (typeof found === "string") throw new ActionCallError(found);
+    return JSON.stringify(handleOf(target));
   }
   const result = await executor.call({
     path: target.udfPath,

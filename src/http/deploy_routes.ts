@@ -4,8 +4,9 @@
  */
 import { Hono } from "hono";
 import type { Context } from "hono";
-import { DeployError, functionExecution, MAX_LOG_ENTRIES, MAX_LOG_POLL_MS, PushCoordinator } from "../deploy/mod.ts";
+import { DeployError, functionLogEntries, MAX_LOG_ENTRIES, MAX_LOG_POLL_MS, PushCoordinator } from "../deploy/mod.ts";
 import { ADMIN_LIMITS, PUSH_LIMITS, readAdminJsonBody, requireAdmin } from "./admin_request.ts";
+import { snapshotRoutes } from "../snapshot/mod.ts";
 import { handleError, HttpError } from "./errors.ts";
 import type { HttpBackend } from "./types.ts";
 
@@ -29,6 +30,7 @@ export function deployRoutes(backend: HttpBackend): Hono {
   const pushes = new PushCoordinator(backend);
   const app = new Hono();
   app.onError(handleError);
+  app.route("/", snapshotRoutes(backend.snapshots, (c) => requireAdmin(c, backend.adminKey)));
 
   /** Checks the admin key (header, or a small body's field), then reads the body: no work for a wrong key. */
   const adminBody = (c: Context, push: boolean) =>
@@ -100,7 +102,7 @@ export function deployRoutes(backend: HttpBackend): Hono {
     const entries = cursor === 0 ? log.after(0) : await log.waitAfter(from, MAX_LOG_POLL_MS, c.req.raw.signal);
     const sent = entries.slice(0, MAX_LOG_ENTRIES);
     const newCursor = sent.length > 0 ? sent[sent.length - 1].cursor : Math.max(from, log.headCursor);
-    return c.json({ entries: sent.map(functionExecution), newCursor });
+    return c.json({ entries: sent.flatMap(functionLogEntries), newCursor });
   });
 
   app.post("/update_environment_variables", async (c) => {

@@ -7,9 +7,11 @@
  * Private to `src/http`: other folders use its `mod.ts`.
  */
 import type { HttpBackend } from "./types.ts";
-import type { DeploymentAnalysis, ExecutionResult } from "../runtime/mod.ts";
+import type { ExecutionResult } from "../runtime/mod.ts";
 import type { HttpRequestHead } from "../runtime/mod.ts";
+import { componentEnvironments } from "../functions/mod.ts";
 import { ResponseRelay } from "./http_action_exchange.ts";
+import { hasHandler, routeHttpRequest } from "./http_routing.ts";
 import { badRequestBody } from "./request_body.ts";
 
 /** Methods an `http.js` route may have; HEAD is routed as GET. */
@@ -21,9 +23,10 @@ const FAILURE_TEXT = "Internal Server Error: the HTTP action failed";
 export async function handleHttpAction(backend: HttpBackend, request: Request, path: string): Promise<Response> {
   const deployment = backend.deployments.active;
   const method = request.method === "HEAD" ? "GET" : request.method;
-  if (deployment === null || !ROUTABLE_METHODS.has(method) || !hasRoute(deployment.analysis, path, method)) {
-    return notRouted(path);
-  }
+  if (deployment === null || !ROUTABLE_METHODS.has(method)) return notRouted(path);
+  const route = routeHttpRequest(deployment, path, method);
+  if (route === null || !hasHandler(route, method)) return notRouted(route?.routedPath ?? path);
+  const componentPath = route.component.path;
   const url = new URL(request.url);
   url.pathname = path;
   const head: HttpRequestHead = {
@@ -31,7 +34,14 @@ export async function handleHttpAction(backend: HttpBackend, request: Request, p
     url: url.href,
     headers: [...request.headers.entries()],
     hasBody: request.body !== null,
+    // A mounted component's router looks up the path below its mount; `request.url` stays what the client sent.
+    ...(componentPath === "" ? {} : { routedPath: route.routedPath }),
   };
+  const urlsEnv = { CONVEX_CLOUD_URL: backend.urls.cloudUrl, CONVEX_SITE_URL: backend.urls.siteUrl };
+  const envs = componentEnvironments(deployment, componentPath, {
+    ...backend.deployments.environmentVariables,
+    ...urlsEnv,
+  });
   const identityJson = await identityOf(backend, request.headers.get("Authorization"));
   // A client that goes away stops the action (its runner is recycled) and the call fails. Before the response is
   // returned, that is the request's abort signal (which, in Deno 2.9.6, also fires after a successful response, hence
@@ -50,13 +60,11 @@ export async function handleHttpAction(backend: HttpBackend, request: Request, p
     exportName: "default",
     argsJson: "[{}]",
     identityJson,
-    env: {
-      ...backend.deployments.environmentVariables,
-      CONVEX_CLOUD_URL: backend.urls.cloudUrl,
-      CONVEX_SITE_URL: backend.urls.siteUrl,
-    },
+    env: envs.env,
     requestId,
     deploymentDir: deployment.dir,
+    ...(componentPath === "" ? {} : { componentPath }),
+    ...(envs.others === undefined ? {} : { componentEnvs: envs.others }),
     http: { head, exchange: relay },
     signal: disconnect.signal,
   }).catch((error): ExecutionResult => ({
@@ -69,12 +77,14 @@ export async function handleHttpAction(backend: HttpBackend, request: Request, p
     relay.finish(result.ok ? undefined : new Error(result.errorMessage));
     backend.executionLog.append({
       udfType: "action",
-      displayName: `${method} ${path}`,
+      ...(componentPath === "" ? {} : { componentPath }),
+      displayName: `${method} ${route.routedPath}`,
       modulePath: "http.js",
       exportName: "default",
       ok: result.ok,
       ...(result.errorMessage === undefined ? {} : { errorMessage: result.errorMessage }),
       logLines: result.logLines,
+      ...(result.logSources === undefined ? {} : { logSources: result.logSources }),
       startedAtMs,
       executionTimeMs: result.executionTimeMs,
       requestId,
@@ -112,19 +122,6 @@ export async function handleHttpAction(backend: HttpBackend, request: Request, p
 function notRouted(path: string): Response {
   // The official router's text, in the JSON error shape every other error of the server has.
   return Response.json({ code: "NotFound", message: `No HttpAction routed for ${path}` }, { status: 404 });
-}
-
-/**
- * Whether the analyzed routes of `http.js` match, so unrouted requests never occupy a runner. The router's own
- * `lookup` in the worker stays the authority for which handler runs.
- */
-function hasRoute(analysis: DeploymentAnalysis, path: string, method: string): boolean {
-  const routes = analysis.modules.find((module) => module.path === "http.js")?.httpRoutes;
-  if (!routes) return false;
-  return routes.some((route) =>
-    route.method === method &&
-    (route.path.endsWith("*") ? path.startsWith(route.path.slice(0, -1)) : route.path === path)
-  );
 }
 
 /**

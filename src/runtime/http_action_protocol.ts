@@ -16,6 +16,8 @@ export interface HttpRequestHead {
   url: string;
   headers: [string, string][];
   hasBody: boolean;
+  /** The path a mounted component's router looks up (its mount prefix removed); absent: the URL's path. */
+  routedPath?: string;
 }
 
 /** Status and headers of an HTTP action's response. */

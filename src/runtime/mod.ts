@@ -37,6 +37,7 @@ export {
 } from "./module_writer.ts";
 export { AnalyzeError, ModuleLoadError, RunnerPoolFullError } from "./errors.ts";
 export { parseIp } from "./net_policy/mod.ts";
+export { nodeConfigPath, type NodeDependency, type NodeModuleConfig } from "./node/mod.ts";
 export type {
   ActionNetOptions,
   AnalyzedFunction,
@@ -45,6 +46,7 @@ export type {
   ExecuteRequest,
   ExecutionResult,
   HttpRoute,
+  LogLineSource,
   ModuleAnalysis,
   ModuleConfig,
   RunnerPoolOptions,

@@ -12,7 +12,8 @@
  */
 import { AnalyzeError, RunnerPoolFullError } from "./errors.ts";
 import { modulesRoot } from "./module_writer.ts";
-import { actionRunnerCommand, type RunnerCommand, runnerCommand } from "./runner_command.ts";
+import { actionNetPolicy, isCompiledBinary, type RunnerCommand, runnerCommand } from "./runner_command.ts";
+import { NodeAnalyzeError, NodePool } from "./node/mod.ts";
 import { RunnerExitError, RunnerProcess } from "./runner_process.ts";
 import {
   CREATE_TABLE_OP,
@@ -23,7 +24,14 @@ import {
   type RunnerKind,
   type RunnerResultMessage,
 } from "./runner_protocol.ts";
-import type { CallContext, DeploymentAnalysis, ExecuteRequest, ExecutionResult, RunnerPoolOptions } from "./types.ts";
+import type {
+  CallContext,
+  DeploymentAnalysis,
+  ExecuteRequest,
+  ExecutionResult,
+  ModuleAnalysis,
+  RunnerPoolOptions,
+} from "./types.ts";
 import type { JsonValue } from "../values/mod.ts";
 
 const DEFAULT_MAX_HEAP_MB = 256;
@@ -85,6 +93,8 @@ export class RunnerPool {
   readonly #maxHeapMb: number;
   readonly #modulesDir: string;
   readonly #retireTimer: ReturnType<typeof setInterval>;
+  /** `"use node"` actions: the third runner kind (node/pool.ts). */
+  readonly #node: NodePool;
   #nextExecutionId = 1;
   #closed = false;
 
@@ -107,7 +117,17 @@ export class RunnerPool {
       entry: options.runnerEntry,
     };
     this.#commands = { transaction: runnerCommand({ ...common, kind: "transaction", actionNet: null }), action: null };
-    this.#actionCommandReady = this.#resolveActionCommand(actionRunnerCommand(common, options.actionNet ?? {}));
+    const policy = actionNetPolicy(options.location, options.actionNet ?? {});
+    this.#actionCommandReady = this.#resolveActionCommand(
+      policy.then((actionNet) => runnerCommand({ ...common, kind: "action", actionNet })),
+    );
+    this.#node = new NodePool({
+      dataDir: options.dataDir,
+      maxRunners: options.maxNodeRunners,
+      maxQueuedCalls: maxQueued,
+      denyNet: policy.then((actionNet) => actionNet.denyNet),
+      onCall: (op, argsJson, context) => options.onCall(op, argsJson, context),
+    });
     Deno.mkdirSync(this.#modulesDir, { recursive: true });
     for (let i = 0; i < this.#sets.transaction.min; i++) this.#spawn(this.#sets.transaction);
     this.#retireTimer = setInterval(() => this.#retireIdleActionRunners(), ACTION_RUNNER_IDLE_MS / 4);
@@ -142,6 +162,7 @@ export class RunnerPool {
         ? this.#options.actionTimeLimitMs ?? DEFAULT_ACTION_TIME_LIMIT_MS
         : this.#options.queryTimeLimitMs ?? DEFAULT_QUERY_TIME_LIMIT_MS);
     const executionId = `e${this.#nextExecutionId++}`;
+    if (request.environment === "node") return this.#executeNode(request, executionId, timeLimitMs);
     const result = Promise.withResolvers<ExecutionResult>();
     const queuedAt = performance.now();
     const job: Job = {
@@ -247,6 +268,67 @@ export class RunnerPool {
     return result.promise;
   }
 
+  /**
+   * Why this server cannot run `"use node"` actions, or null when it can. Node runners and external package installs
+   * need the `deno` CLI (`deno run --config …`, `deno install`), which a compiled binary is not.
+   */
+  get nodeActionsUnavailable(): string | null {
+    return isCompiledBinary()
+      ? 'This denvex executable cannot run "use node" actions: they need the deno CLI (start the server from a ' +
+        "checkout with `deno task start`)"
+      : null;
+  }
+
+  /**
+   * Imports the `"use node"` modules of a node deployment folder in a fresh node runner and describes them (each
+   * module marked `environment: "node"`). Throws AnalyzeError with Convex's message when one defines anything but
+   * actions, or fails to load.
+   */
+  async analyzeNode(nodeDir: string, modulePaths: string[], env: Record<string, string>): Promise<ModuleAnalysis[]> {
+    try {
+      return await this.#node.analyze(nodeDir, modulePaths, env);
+    } catch (error) {
+      if (error instanceof NodeAnalyzeError) throw new AnalyzeError(error.message);
+      throw error;
+    }
+  }
+
+  /**
+   * After a push: idle node runners of other folders exit, and one runner starts on `nodeDir` (null: the deployment
+   * has no node modules), so the first node call pays no spawn.
+   */
+  activateNode(nodeDir: string | null): void {
+    this.#node.retireAllBut(nodeDir);
+    if (nodeDir !== null) this.#node.prewarm(nodeDir);
+  }
+
+  /** Process IDs of the live node runners (tests). */
+  nodeRunnerPids(): number[] {
+    return this.#node.runnerPids();
+  }
+
+  async #executeNode(request: ExecuteRequest, executionId: string, timeLimitMs: number): Promise<ExecutionResult> {
+    if (request.udfType !== "action" || request.nodeDir === undefined) {
+      throw new Error(`A node function must be an action with a nodeDir (${request.modulePath})`);
+    }
+    const context: CallContext = {
+      executionId,
+      requestId: request.requestId,
+      identityJson: request.identityJson,
+      functionPath: `${request.modulePath}:${request.exportName}`,
+      componentPath: request.componentPath ?? "",
+    };
+    return await this.#node.execute({
+      nodeDir: request.nodeDir,
+      modulePath: request.modulePath,
+      exportName: request.exportName,
+      argsJson: request.argsJson,
+      env: request.env,
+      timeLimitMs,
+      context,
+    });
+  }
+
   /** Numbers for monitoring and tests. */
   stats(): Record<RunnerKind, { runners: number; idle: number; starting: number; queued: number }> {
     const of = (set: RunnerSet) => ({
@@ -275,6 +357,7 @@ export class RunnerPool {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#retireTimer);
+    const nodeClosed = this.#node.close();
     const runners: RunnerProcess[] = [];
     for (const set of Object.values(this.#sets)) {
       for (const job of set.queue.splice(0)) job.fail(new RunnerPoolFullError("The runner pool is closed"));
@@ -285,7 +368,7 @@ export class RunnerPool {
       set.idle.length = 0;
     }
     for (const runner of runners) runner.kill();
-    await Promise.all(runners.map((runner) => runner.exited));
+    await Promise.all([nodeClosed, ...runners.map((runner) => runner.exited)]);
   }
 
   /** Starts the action runners once their command exists; a policy that cannot be built fails action calls. */
@@ -535,5 +618,6 @@ function toExecutionResult(message: RunnerResultMessage): ExecutionResult {
   if (message.errorMessage !== undefined) result.errorMessage = message.errorMessage;
   if (message.errorData !== undefined) result.errorData = message.errorData;
   if (message.outcome !== undefined) result.outcome = message.outcome;
+  if (message.logSources !== undefined) result.logSources = message.logSources;
   return result;
 }

@@ -371,6 +371,7 @@ export class Runner {
         ...(result.ok ? { resultJson: result.resultJson } : { errorMessage: result.errorMessage }),
         ...(result.errorData === undefined ? {} : { errorData: result.errorData }),
         logLines: result.logLines,
+        ...(result.logSources === undefined ? {} : { logSources: result.logSources }),
         ...(result.httpResponse === undefined ? {} : { httpResponse: result.httpResponse }),
         ...(host !== null ? { outcome: host.outcome() } : {}),
         executionTimeMs: performance.now() - started,

@@ -63,7 +63,7 @@ export class RunnerProcess {
     executionId: string;
     resolve(message: FromRunnerMessage): void;
     reject(error: Error): void;
-    http?: HttpExchange;
+    http?: HttpExchange | undefined;
   } | null = null;
   /** Settles when the runner reports `idle` after its last job (rejects if it exits first); kept once settled. */
   #idle: PromiseWithResolvers<void> | null = null;
@@ -78,8 +78,8 @@ export class RunnerProcess {
     this.#onCall = onCall;
     this.#child = new Deno.Command(command.command, {
       args: command.args,
-      cwd: command.cwd,
-      env: command.env,
+      ...(command.cwd !== undefined ? { cwd: command.cwd } : {}),
+      ...(command.env !== undefined ? { env: command.env } : {}),
       stdin: "piped",
       stdout: "piped",
       stderr: "inherit",

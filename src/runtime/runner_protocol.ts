@@ -6,7 +6,7 @@
 import type { Catalog, TransactionOutcome } from "../database/mod.ts";
 import type { PersistenceLocation } from "../persistence/mod.ts";
 import type { JsonValue } from "../values/mod.ts";
-import type { DeploymentAnalysis, UdfType } from "./types.ts";
+import type { DeploymentAnalysis, ExecuteRequest, UdfType } from "./types.ts";
 import type { ExecutionResultFields } from "./worker/protocol.ts";
 import type {
   HttpBodyChunkMessage,
@@ -39,8 +39,14 @@ export interface RunnerInitMessage {
   allowNet: boolean;
 }
 
+/** The fields of an {@link ExecuteRequest} a runner receives as they are (documented there). */
+type PassedRequestFields = Pick<
+  ExecuteRequest,
+  "identityJson" | "journal" | "env" | "requestId" | "deploymentDir" | "componentPath" | "componentEnvs"
+>;
+
 /** Server → runner: run one function. */
-export interface RunnerExecuteMessage {
+export interface RunnerExecuteMessage extends PassedRequestFields {
   type: "execute";
   executionId: string;
   udfType: UdfType;
@@ -52,16 +58,6 @@ export interface RunnerExecuteMessage {
   /** Sent when the runner does not have `catalogVersion` cached. */
   catalog: Catalog | null;
   catalogVersion: number | null;
-  identityJson: string | null;
-  /** The query's journal (stable pagination), or null. */
-  journal?: string | null;
-  env: Record<string, string>;
-  requestId: string;
-  deploymentDir: string;
-  /** The component whose function this is (absent: the app); see `ExecuteRequest.componentPath`. */
-  componentPath?: string;
-  /** See `ExecuteRequest.componentEnvs`. */
-  componentEnvs?: Record<string, Record<string, string>>;
   /** User-code time (queries/mutations: excluding syscalls) after which the runner fails the call and exits. */
   timeLimitMs: number;
   /** Set for an HTTP action (udfType "action"): the request to route through `http.js`. */
@@ -105,7 +101,7 @@ export interface RunnerReadyMessage {
 
 /** Runner → server: an execution finished (the worker's result, with the transaction's outcome and timing). */
 export interface RunnerResultMessage extends ExecutionResultFields {
-  outcome?: TransactionOutcome;
+  outcome?: TransactionOutcome | undefined;
   executionTimeMs: number;
   /** Set when the runner exits right after this answer (time limit): the server must not send it another call. */
   retiring?: boolean;

@@ -42,6 +42,13 @@ export interface ExecuteRequest {
    * CONVEX_CLOUD_URL / CONVEX_SITE_URL of `env`.
    */
   componentEnvs?: Record<string, Record<string, string>>;
+  /**
+   * `"node"`: a `"use node"` action, run in a node runner on `nodeDir` (the push's node deployment folder) instead of
+   * an action runner's worker. Default `"isolate"`.
+   */
+  environment?: "isolate" | "node";
+  /** The node deployment folder (required for `environment: "node"`). */
+  nodeDir?: string;
   /** Overrides the user-code time limit (default: 1 s for queries/mutations, 10 min for actions). */
   timeLimitMs?: number;
   /**
@@ -56,6 +63,17 @@ export interface ExecuteRequest {
   signal?: AbortSignal;
 }
 
+/**
+ * Where a run of log lines came from: lines from index `fromLine` on were written by `udfPath` (`dir/mod.js:fn`) of
+ * the component at `componentPath`, until the next source. A nested call into another component starts one, its
+ * return starts one back to its caller; the function logs show each run under its own function, as Convex does.
+ */
+export interface LogLineSource {
+  fromLine: number;
+  componentPath: string;
+  udfPath: string;
+}
+
 /** The result of one function call. A failure of user code is `ok: false`, never a thrown error. */
 export interface ExecutionResult {
   ok: boolean;
@@ -64,14 +82,16 @@ export interface ExecutionResult {
   /** `Uncaught ConvexError: …` / `Uncaught Error: …` + stack / a limit message, when not ok. */
   errorMessage?: string;
   /** convex-JSON data of a ConvexError, when the failure is one. */
-  errorData?: JsonValue;
+  errorData?: JsonValue | undefined;
   /** Console output, `[LOG] 'hi' 1` style (convex-compat.md §2.10). */
   logLines: string[];
+  /** Which lines nested calls into other components wrote (absent: all are the called function's). */
+  logSources?: LogLineSource[] | undefined;
   /**
    * Read set and write set of a query or mutation (a query's read set drives reactivity); present for failed calls
    * too. Absent for actions and when the runner died.
    */
-  outcome?: TransactionOutcome;
+  outcome?: TransactionOutcome | undefined;
   /** Wall time of the execution in the runner, syscalls included. */
   executionTimeMs: number;
   /**
@@ -119,6 +139,8 @@ export interface RunnerPoolOptions {
   /** Action runners kept warm (default 1) and the most that may exist (default 4 × cores). */
   minActionRunners?: number;
   maxActionRunners?: number;
+  /** Node runners (`"use node"` actions) running a call at once (default 2 × cores). */
+  maxNodeRunners?: number;
   /** Default user-code limits. */
   queryTimeLimitMs?: number;
   actionTimeLimitMs?: number;
@@ -131,7 +153,7 @@ export interface RunnerPoolOptions {
    * What actions may reach beyond the public internet (net_policy/). Default: nothing more; loopback, private and
    * link-local addresses, the machine's own addresses and the database stay closed.
    */
-  actionNet?: ActionNetOptions;
+  actionNet?: ActionNetOptions | undefined;
   /** Wall-time limit of an analysis (module top-level code). */
   analyzeTimeLimitMs?: number;
   /** The module run in runner mode and its arguments (default: `main.ts runner` of this checkout). */
@@ -175,6 +197,8 @@ export interface ModuleAnalysis {
   httpRoutes: HttpRoute[] | null;
   /** `export()` JSON text of the default export of `crons.js`; null elsewhere. */
   cronsJson: string | null;
+  /** `"node"` for a `"use node"` module (its functions run in node runners); absent for isolate modules. */
+  environment?: "node";
 }
 
 /** The analysis of a whole deployment. */
@@ -192,6 +216,6 @@ export interface DeploymentAnalysis {
 export interface ModuleConfig {
   path: string;
   source: string;
-  sourceMap?: string;
+  sourceMap?: string | undefined;
   environment: "isolate" | "node";
 }

@@ -293,7 +293,9 @@ export class S3BlobStore implements BlobStore {
         );
         // fetch would otherwise ask for gzip and decompress transparently, which breaks byte ranges and sizes.
         headers["accept-encoding"] = "identity";
-        const response = await fetch(url, { method: spec.method, headers, body: spec.body, signal: controller.signal });
+        const init: RequestInit = { method: spec.method, headers, signal: controller.signal };
+        if (spec.body !== undefined) init.body = spec.body;
+        const response = await fetch(url, init);
         if (attempt < MAX_ATTEMPTS && RETRIED_STATUSES.has(response.status)) {
           await response.body?.cancel();
         } else {

@@ -17,7 +17,7 @@ export interface SigV4Request {
   /** The full URL; its `host` (with a non-default port) is signed as the `host` header, which fetch sends as is. */
   url: URL;
   /** Extra headers to sign and send (e.g. `range`, `content-type`); names in any case. */
-  headers?: Record<string, string>;
+  headers?: Record<string, string> | undefined;
   /** Hex SHA-256 of the body, or `UNSIGNED-PAYLOAD`. */
   payloadSha256Hex: string;
   region: string;

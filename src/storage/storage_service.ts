@@ -57,7 +57,7 @@ export class StorageService {
   static async open(options: {
     database: Database;
     dataDir: string;
-    s3?: S3Options | null;
+    s3?: S3Options | null | undefined;
     adminKey: string;
     cloudUrl: () => string;
   }): Promise<StorageService> {

@@ -54,7 +54,7 @@ export interface QueryRun {
   ok: boolean;
   valueJson?: string;
   errorMessage?: string;
-  errorData?: JsonValue;
+  errorData?: JsonValue | undefined;
   logLines: string[];
   /** The ranges it read; null when unknown (then every commit re-runs it). */
   readSet: ReadRange[] | null;

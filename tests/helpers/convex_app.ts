@@ -155,7 +155,7 @@ export interface SpawnServerOptions {
   /** Default: a fresh random key. */
   adminKey?: string;
   /** `--db`: a `postgres://` URL (default: SQLite in the data directory). */
-  db?: string;
+  db?: string | undefined;
   /** API port (default 0: any free port). Pass the previous server's port to restart on the same URL. */
   port?: number;
   /** HTTP-actions port (default 0: any free port). */

@@ -22,7 +22,7 @@ export interface RawRequest {
   /** The request target exactly as written on the request line (path and query, not normalized). */
   target: string;
   headers: [string, string][];
-  body?: Uint8Array;
+  body?: Uint8Array | undefined;
   framing?: BodyFraming;
 }
 

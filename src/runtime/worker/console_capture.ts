@@ -3,6 +3,7 @@
  * (convex-compat.md §2.10); they travel back with the result instead of going to the runner's stderr.
  */
 import { inspect } from "./inspect.ts";
+import type { LogLineSource } from "../types.ts";
 
 /** Most lines kept per execution; the official runtime has the same cap. */
 export const MAX_LOG_LINES = 256;
@@ -12,7 +13,16 @@ export const MAX_LOG_LINE_CHARS = 32_768;
 /** Where the lines of the execution in progress go. */
 export class LogSink {
   readonly lines: string[] = [];
+  /** Runs of lines written by nested calls into other components (see `LogLineSource`). */
+  readonly sources: LogLineSource[] = [];
   #overflowed = false;
+
+  /** The lines written from now on come from `udfPath` of `componentPath`. */
+  markSource(componentPath: string, udfPath: string): void {
+    const fromLine = this.lines.length;
+    if (this.sources.at(-1)?.fromLine === fromLine) this.sources.pop(); // that run wrote nothing
+    this.sources.push({ fromLine, componentPath, udfPath });
+  }
 
   add(level: string, message: string): void {
     if (this.lines.length >= MAX_LOG_LINES) {
@@ -31,6 +41,11 @@ export class LogSink {
 }
 
 let sink: LogSink | null = null;
+
+/** Marks where the lines of the execution in progress come from from now on (`LogSink.markSource`). */
+export function markLogSource(componentPath: string, udfPath: string): void {
+  sink?.markSource(componentPath, udfPath);
+}
 
 /** Sends console output to `next` (null: discard, e.g. between executions). */
 export function setLogSink(next: LogSink | null): void {

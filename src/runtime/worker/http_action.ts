@@ -133,20 +133,21 @@ export function receiveHttpMessage(message: WorkerHttpBodyChunkMessage | HttpRes
 }
 
 /**
- * Runs the HTTP action for `head` and streams its response; resolves once the last chunk is sent, with the whole
+ * Runs the HTTP action for `head` with the `http.js` of the instance whose modules are at `modulesUrl`, and streams its
+ * response; resolves once the last chunk is sent, with the whole
  * response when it is small enough to travel with the result instead.
  * Throws what the handler throws (the runner reports it; the server answers 500).
  */
 export async function runHttpAction(
   executionId: string,
-  deploymentUrl: string,
+  modulesUrl: string,
   head: HttpRequestHead,
   post: (message: FromWorkerMessage, transfer?: Transferable[]) => void,
 ): Promise<HttpInlineResponse | null> {
   const current = new HttpSession(executionId, post);
   session = current;
   try {
-    const module = await loadModule(deploymentUrl, "http.js");
+    const module = await loadModule(modulesUrl, "http.js");
     const router = module.default as HttpRouter | undefined;
     if (!router || router.isRouter !== true || typeof router.lookup !== "function") {
       throw new Error("The default export of convex/http.js is not an HttpRouter");
@@ -158,9 +159,11 @@ export async function runHttpAction(
       headers: head.headers,
       ...(withBody ? { body: current.body(), duplex: "half" } : {}),
     } as RequestInit);
-    const match = router.lookup(url.pathname, head.method);
+    // A mounted component's router sees the path below its mount (Convex's routed path); the request keeps its URL.
+    const routedPath = head.routedPath ?? url.pathname;
+    const match = router.lookup(routedPath, head.method);
     const response = match === null
-      ? new Response(`No HttpAction routed for ${url.pathname}`, { status: 404 })
+      ? new Response(`No HttpAction routed for ${routedPath}`, { status: 404 })
       : await match[0].invokeHttpAction(request);
     if (!(response instanceof Response)) throw new Error("The HTTP action did not return a Response");
     return await current.sendResponse(response);

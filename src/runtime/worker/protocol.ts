@@ -2,7 +2,7 @@
  * Messages between a runner's main thread and its worker (postMessage). Syscalls of queries and mutations do not
  * appear here: they use the synchronous channel (sync_channel.ts), whose extra ops are named below.
  */
-import type { DeploymentAnalysis, UdfType } from "../types.ts";
+import type { DeploymentAnalysis, LogLineSource, UdfType } from "../types.ts";
 import type { JsonValue } from "../../values/mod.ts";
 import type {
   HttpBodyPullMessage,
@@ -114,18 +114,20 @@ export interface ExecutionResultFields {
   type: "result";
   executionId: string;
   ok: boolean;
-  resultJson?: string;
-  errorMessage?: string;
-  errorData?: JsonValue;
+  resultJson?: string | undefined;
+  errorMessage?: string | undefined;
+  errorData?: JsonValue | undefined;
   logLines: string[];
+  /** Which lines nested calls into other components wrote (types.ts `LogLineSource`). */
+  logSources?: LogLineSource[] | undefined;
   /** An HTTP action's whole response, when small and complete before the result (see `HttpInlineResponse`). */
-  httpResponse?: HttpInlineResponse;
+  httpResponse?: HttpInlineResponse | undefined;
 }
 
 /** Worker → main: an execution finished. */
 export interface WorkerResultMessage extends ExecutionResultFields {
   /** See `WorkerAnalysisMessage.workerPoisoned`. */
-  workerPoisoned?: boolean;
+  workerPoisoned?: boolean | undefined;
 }
 
 /** Worker → main: an analysis finished. */

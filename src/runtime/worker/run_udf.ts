@@ -9,6 +9,7 @@
  */
 import type { JsonValue } from "../../values/mod.ts";
 import { NESTED_BEGIN_OP, NESTED_END_OP, VALIDATE_OP } from "./protocol.ts";
+import { markLogSource } from "./console_capture.ts";
 import { convexErrorData, isConvexError, syscallFailure } from "./error_format.ts";
 import {
   componentModulesUrl,
@@ -86,6 +87,31 @@ export async function createFunctionHandle(argsJson: string): Promise<string> {
   return JSON.stringify(handleOf(target));
 }
 
+/** Schedule ops whose target a child reference may name. */
+const SCHEDULE_OPS: ReadonlySet<string> = new Set(["1.0/schedule", "1.0/actions/schedule"]);
+
+/**
+ * For a schedule op naming its function through a child reference (`components.x.mod.fn`): resolves when that
+ * function exists and is public, and rejects with the "not found" error of a direct call otherwise, since a parent
+ * reaches only its children's public functions however it calls them. Null for every other syscall (nothing to check;
+ * names stay in the caller's component and handles may name any function).
+ */
+export function checkScheduledReference(op: string, argsJson: string): Promise<void> | null {
+  if (!SCHEDULE_OPS.has(op)) return null;
+  const execution = currentExecution();
+  const frame = currentFrame();
+  if (execution === null || frame === null) return null;
+  let target: ResolvedCallAddress;
+  try {
+    const address = JSON.parse(argsJson) as RunUdfArgs;
+    if (typeof address.reference !== "string") return null;
+    target = resolveCallAddress(frame.componentPath, address);
+  } catch {
+    return null; // The scheduler reports a malformed address itself.
+  }
+  return findFunction(execution, frame, target).then(() => {});
+}
+
 /** The registered function `target` names, seen from `caller`; a missing or hidden one fails as "not found". */
 async function findFunction(
   execution: Execution,
@@ -148,6 +174,9 @@ async function runNested(
     children: new SerialQueue(),
   };
   const argsJson = JSON.stringify([args]);
+  // Lines logged inside another component are that component's function's (the function logs show them so).
+  const crossing = componentPath !== parent.componentPath;
+  if (crossing) markLogSource(componentPath, `${modulePath}:${exportName}`);
   call(NESTED_BEGIN_OP, "null");
   let commit = false;
   try {
@@ -167,7 +196,16 @@ async function runNested(
     throw error instanceof Error ? syscallFailure(error.message) : syscallFailure(String(error));
   } finally {
     call(NESTED_END_OP, commit ? "true" : "false");
+    if (crossing) markLogSource(parent.componentPath, udfPathOfFrame(parent));
   }
+}
+
+/** `dir/mod.js:fn` of a frame, from its display name (`dir/mod:fn`, or `dir/mod` for a default export). */
+function udfPathOfFrame(frame: Frame): string {
+  const colon = frame.functionName.lastIndexOf(":");
+  return colon === -1
+    ? `${frame.functionName}.js:default`
+    : `${frame.functionName.slice(0, colon)}.js:${frame.functionName.slice(colon + 1)}`;
 }
 
 /**

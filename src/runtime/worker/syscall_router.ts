@@ -18,7 +18,7 @@ import {
   unsupportedMessage,
 } from "./ops.ts";
 import { QueryStreams } from "./query_streams.ts";
-import { createFunctionHandle, runNestedFunction } from "./run_udf.ts";
+import { checkScheduledReference, createFunctionHandle, runNestedFunction } from "./run_udf.ts";
 import { isStorageJsOp, storageJsSyscall } from "./storage_js.ts";
 
 /** Sends an action's syscall to the server and resolves with the result JSON. */
@@ -64,6 +64,9 @@ export class SyscallRouter implements ConvexGlobal {
 
   asyncSyscall(op: string, argsJson: string): Promise<string> {
     try {
+      // Scheduling through a child reference reaches only public functions, as calling does (run_udf.ts).
+      const referenceCheck = checkScheduledReference(op, argsJson);
+      if (referenceCheck !== null) return referenceCheck.then(() => this.#dispatchAsync(op, argsJson));
       const result = this.#dispatchAsync(op, argsJson);
       return typeof result === "string" ? Promise.resolve(result) : result;
     } catch (error) {

@@ -38,6 +38,7 @@ import {
 } from "./protocol.ts";
 import { type ConvexGlobal, SyscallRouter } from "./syscall_router.ts";
 import type { JsonValue } from "../../values/mod.ts";
+import type { LogLineSource } from "../types.ts";
 
 /** Most action calls to the server in flight at once. */
 const MAX_PENDING_CALLS = 1_000;
@@ -242,6 +243,11 @@ function endRun(): void {
   pendingCalls.clear();
 }
 
+/** The result field naming which log lines nested calls into other components wrote, when any did. */
+function logSourcesOf(sink: LogSink): { logSources?: LogLineSource[] } {
+  return sink.sources.length === 0 ? {} : { logSources: sink.sources };
+}
+
 async function execute(message: WorkerExecuteMessage): Promise<WorkerResultMessage> {
   const { executionId, udfType, deploymentUrl, modulePath, exportName } = message;
   const componentPath = message.componentPath ?? "";
@@ -266,21 +272,23 @@ async function execute(message: WorkerExecuteMessage): Promise<WorkerResultMessa
     errorMessage,
     ...(errorData === undefined ? {} : { errorData }),
     logLines: sink.lines,
+    ...logSourcesOf(sink),
   });
   if (message.http !== undefined) {
     const head = message.http;
     try {
       // Load the router (and the modules it imports) first, so their top-level globals become part of the snapshot.
       const importsBefore = freshImportCount();
-      await loadModule(deploymentUrl, "http.js").catch(() => {}); // runHttpAction reports a failure itself
+      await loadModule(modulesUrl, "http.js").catch(() => {}); // runHttpAction reports a failure itself
       if (freshImportCount() !== importsBefore) retakeSnapshot();
-      const httpResponse = await runInFrame(root, () => runHttpAction(executionId, deploymentUrl, head, post));
+      const httpResponse = await runInFrame(root, () => runHttpAction(executionId, modulesUrl, head, post));
       return {
         type: "result",
         executionId,
         ok: true,
         resultJson: "null",
         logLines: sink.lines,
+        ...logSourcesOf(sink),
         ...(httpResponse === null ? {} : { httpResponse }),
       };
     } catch (error) {
@@ -302,7 +310,7 @@ async function execute(message: WorkerExecuteMessage): Promise<WorkerResultMessa
   }
   try {
     const resultJson = await runInFrame(root, () => invoke(fn, message));
-    return { type: "result", executionId, ok: true, resultJson, logLines: sink.lines };
+    return { type: "result", executionId, ok: true, resultJson, logLines: sink.lines, ...logSourcesOf(sink) };
   } catch (error) {
     const { errorMessage, errorData } = formatUncaught(error, deploymentUrl);
     return fail(errorMessage, errorData);

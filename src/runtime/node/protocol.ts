@@ -41,7 +41,6 @@ export type ToNodeRunnerMessage = NodeInitMessage | NodeCallMessage | NodeAnalyz
 export type FromNodeRunnerMessage =
   | { type: "ready" }
   | { type: "syscall"; callId: number; syscallId: number; op: string; argsJson: string }
-  | { type: "log"; callId: number; line: string }
   | {
     type: "result";
     callId: number;
@@ -49,6 +48,8 @@ export type FromNodeRunnerMessage =
     resultJson?: string;
     errorMessage?: string;
     errorData?: unknown;
+    /** Console lines of the call (`[LOG] …`, capped as in isolate functions). */
+    logLines?: string[];
   };
 
 /** Longest protocol line either side accepts (a result may carry up to Convex's 16 MiB return value, as JSON). */

@@ -1,5 +1,5 @@
 /**
- * Shapes shared by the node runtime prototype: what the CLI pushes for `"use node"` modules, one call, its result.
+ * Shapes of the node runner kind: what the CLI pushes for `"use node"` modules, one call, its result.
  */
 
 /** A module record as `npx convex deploy` sends it (`environment: "node"` for `"use node"` files and their chunks). */
@@ -7,7 +7,7 @@ export interface NodeModuleConfig {
   /** POSIX path relative to `convex/`, `.js` extension, e.g. `ai.js` or `_deps/node/FNEXLUVL.js`. */
   path: string;
   source: string;
-  sourceMap?: string | null;
+  sourceMap?: string | null | undefined;
   environment: "isolate" | "node";
 }
 

@@ -4,7 +4,7 @@
  * platform-notes.md). A runner that died is not reused: the caller starts a new one.
  */
 import { decodeRunnerLine, type FromNodeRunnerMessage, readLines, type ToNodeRunnerMessage } from "./protocol.ts";
-import { nodeRunnerCommand, type NodeRunnerSandbox } from "./runner_command.ts";
+import { nodeRunnerCommand, type NodeRunnerSandbox } from "./command.ts";
 import type { NodeModuleAnalysis } from "./analyze.ts";
 import type { NodeCall, NodeCallResult, NodeSyscallHandler } from "./types.ts";
 
@@ -113,6 +113,11 @@ export class NodeRunner {
     return runner;
   }
 
+  /** The process ID. */
+  get pid(): number {
+    return this.#child.pid;
+  }
+
   /** True once the process has exited. */
   get dead(): boolean {
     return this.#dead;
@@ -207,14 +212,13 @@ export class NodeRunner {
     const inFlight = this.#inFlight;
     if (inFlight === null || message.callId !== inFlight.callId) return;
     switch (message.type) {
-      case "log":
-        inFlight.logLines.push(message.line);
-        return;
       case "syscall":
         void this.#answerSyscall(inFlight, message.syscallId, message.op, message.argsJson);
         return;
       case "result":
         this.#inFlight = null;
+        // Console lines first; output written to stdout/stderr directly (`[LOG]` lines of #stray) after them.
+        inFlight.logLines.unshift(...(message.logLines ?? []));
         inFlight.resolve(
           message.ok ? { ok: true, resultJson: message.resultJson ?? "null", logLines: inFlight.logLines } : {
             ok: false,

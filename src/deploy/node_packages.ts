@@ -1,5 +1,6 @@
 /**
- * Push-time preparation of a node deployment folder:
+ * Push-time preparation of a node deployment folder (`<data>/node/<nodeHash>/`, content-addressed over the node
+ * modules and the external packages, so a re-push of the same code reuses it):
  *
  * ```
  * <dir>/package.json     {"dependencies": {<name>: <exact version>}}: the CLI's nodeDependencies
@@ -13,8 +14,8 @@
  * `--config=<dir>/deno.json` resolves them from `<dir>/node_modules` the way Node would, CommonJS
  * internals included. A fresh folder per push keeps the old code serving until the new one is installed.
  */
-import { dirname, join, normalize, sep } from "node:path";
-import type { NodeDependency, NodeModuleConfig } from "./types.ts";
+import { dirname, join, normalize, resolve, sep } from "node:path";
+import { nodeConfigPath, type NodeDependency, type NodeModuleConfig } from "../runtime/mod.ts";
 
 /** Variables of the server that `deno install` has no use for (blanked in its environment). */
 const SERVER_SECRET_ENV_NAMES = [
@@ -41,14 +42,16 @@ export class NodeInstallError extends Error {
 /** Where `deno install` runs and caches. */
 export interface InstallOptions {
   /** `DENO_DIR` for the install (the per-server npm cache); default: the server's own. */
-  denoDir?: string;
+  denoDir?: string | undefined;
   /** Refuse to reach the registry (a package must already be in the cache). */
   cachedOnly?: boolean;
   timeoutMs?: number;
+  /** The `deno` executable to install with (default: the server's own). */
+  denoBin?: string;
 }
 
 /** Writes `modules` (node environment only) under `<dir>/modules`. Rejects paths that leave the folder. */
-export async function writeNodeModules(dir: string, modules: NodeModuleConfig[]): Promise<void> {
+export async function writeNodeModules(dir: string, modules: readonly NodeModuleConfig[]): Promise<void> {
   const root = join(dir, "modules");
   for (const module of modules) {
     if (module.environment !== "node") continue;
@@ -91,10 +94,11 @@ export async function installNodeDependencies(
   const env: Record<string, string> = { NO_COLOR: "1" };
   for (const secret of SERVER_SECRET_ENV_NAMES) env[secret] = "";
   if (options.denoDir !== undefined) env.DENO_DIR = options.denoDir;
+  // The server may run from a compiled binary, which cannot install: a real deno then (design §3).
   const args = ["install", `--config=${nodeConfigPath(dir)}`, "--node-modules-dir=auto", "--quiet"];
   // No lifecycle scripts: a package's postinstall would run with the server's permissions.
   if (options.cachedOnly) args.push("--cached-only");
-  const command = new Deno.Command(Deno.execPath(), {
+  const command = new Deno.Command(options.denoBin ?? Deno.execPath(), {
     args,
     cwd: dir,
     env,
@@ -111,7 +115,57 @@ export async function installNodeDependencies(
   return performance.now() - started;
 }
 
-/** The deno.json of a node deployment folder (runners and installs pass it as `--config`). */
-export function nodeConfigPath(dir: string): string {
-  return join(dir, "deno.json");
+/** Where node deployment folders live. */
+export function nodeRoot(dataDir: string): string {
+  return join(resolve(dataDir), "node");
+}
+
+/** A node deployment folder ready for runners. */
+export interface PreparedNodeDir {
+  dir: string;
+  nodeHash: string;
+}
+
+/**
+ * Writes the node modules and installs `dependencies` into `<data>/node/<nodeHash>/`, where nodeHash covers both (an
+ * existing complete folder is reused). The npm cache is `<data>/node/npm-cache`. Throws NodeInstallError (and removes
+ * the half-written folder) when a path is invalid or a package cannot be installed.
+ */
+export async function prepareNodeDir(
+  dataDir: string,
+  modules: readonly NodeModuleConfig[],
+  dependencies: NodeDependency[],
+  options: InstallOptions = {},
+): Promise<PreparedNodeDir> {
+  const nodeHash = await nodeDirHash(modules, dependencies);
+  const dir = join(nodeRoot(dataDir), nodeHash);
+  const doneMarker = join(dir, ".complete");
+  if (await exists(doneMarker)) return { dir, nodeHash };
+  await Deno.remove(dir, { recursive: true }).catch(() => {});
+  try {
+    await writeNodeModules(dir, modules);
+    await installNodeDependencies(dir, dependencies, { denoDir: join(nodeRoot(dataDir), "npm-cache"), ...options });
+    await Deno.writeTextFile(doneMarker, "");
+  } catch (error) {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    throw error;
+  }
+  return { dir, nodeHash };
+}
+
+async function nodeDirHash(modules: readonly NodeModuleConfig[], dependencies: NodeDependency[]): Promise<string> {
+  const parts = [...modules].sort((a, b) => a.path < b.path ? -1 : a.path > b.path ? 1 : 0)
+    .map((module) => [module.path, module.source, module.sourceMap ?? ""]);
+  const deps = [...dependencies].map(({ name, version }) => `${name}@${version}`).sort();
+  const bytes = new TextEncoder().encode(JSON.stringify({ parts, deps }));
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)).toHex().slice(0, 32);
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
 }

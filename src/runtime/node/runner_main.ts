@@ -1,8 +1,8 @@
 /**
- * Entry of a node runner process (`deno run … src/node_runtime/runner_main.ts`). Runs one action at a time with Node
+ * Entry of a node runner process (`deno run … src/runtime/node/runner_main.ts`). Runs one action at a time with Node
  * semantics: `node:` builtins, `Buffer`, `process.env` = the call's variables, a global `require` (esbuild's ESM
  * bundles call it for CommonJS `require`s of builtins), Node's timers, `fetch`, and a temp directory emptied after
- * every call. The process's permissions are the sandbox (see runner_command.ts); this file only shapes the globals.
+ * every call. The process's permissions are the sandbox (see command.ts); this file only shapes the globals.
  *
  * Imports stay relative or `node:`: the runner runs under the deployment's deno.json, which has no import map.
  */
@@ -21,17 +21,15 @@ import {
   readLines,
   type ToNodeRunnerMessage,
 } from "./protocol.ts";
-
-/** Most log lines kept per call (Convex's cap). */
-const MAX_LOG_LINES = 256;
-const CONVEX_ERROR = Symbol.for("ConvexError");
+import { isStorageJsOp, storageJsSyscall } from "../worker/storage_js.ts";
+import { installConsole, LogSink, setLogSink } from "../worker/console_capture.ts";
+import { formatUncaught } from "../worker/error_format.ts";
 
 const stdout = Deno.stdout;
 const encoder = new TextEncoder();
 let nonce = "";
 let init: NodeInitMessage | null = null;
 let currentCallId = 0;
-let logLinesThisCall = 0;
 let nextSyscallId = 1;
 const pendingSyscalls = new Map<number, { resolve: (json: string) => void; reject: (error: Error) => void }>();
 const loadedModules = new Map<string, Promise<Record<string, unknown>>>();
@@ -41,13 +39,6 @@ function send(message: FromNodeRunnerMessage): void {
   const bytes = encoder.encode(encodeRunnerLine(nonce, message));
   let written = 0;
   while (written < bytes.length) written += stdout.writeSync(bytes.subarray(written));
-}
-
-function log(level: string, args: unknown[]): void {
-  if (currentCallId === 0 || logLinesThisCall >= MAX_LOG_LINES) return;
-  logLinesThisCall++;
-  const text = args.map((arg) => typeof arg === "string" ? arg : Deno.inspect(arg, { depth: 5 })).join(" ");
-  send({ type: "log", callId: currentCallId, line: `[${level}] ${text}` });
 }
 
 /** Node's globals where Deno's web ones differ (timers with `unref`), and the capturing console. */
@@ -62,20 +53,22 @@ function installGlobals(modulesDir: string): void {
   globals.require = createRequire(pathToFileURL(join(modulesDir, "/")));
   // A nested worker would run outside the call's supervision: Convex's Node runtime has none to offer either.
   delete globals.Worker;
-  for (const level of ["log", "info", "warn", "error", "debug"] as const) {
-    (console as unknown as Record<string, unknown>)[level] = (...args: unknown[]) => log(level.toUpperCase(), args);
-  }
+  // The isolate worker's console: the same `[LOG] 'text' 1` lines and 256-line cap, returned with the result.
+  installConsole();
+  const asyncSyscall = (op: string, argsJson: string) =>
+    new Promise<string>((resolve, reject) => {
+      const syscallId = nextSyscallId++;
+      pendingSyscalls.set(syscallId, { resolve, reject });
+      send({ type: "syscall", callId: currentCallId, syscallId, op, argsJson });
+    });
   globals.Convex = {
     syscall: (op: string) => {
       throw new Error(`Synchronous syscall ${op} is not available in node actions`);
     },
-    asyncSyscall: (op: string, argsJson: string) =>
-      new Promise<string>((resolve, reject) => {
-        const syscallId = nextSyscallId++;
-        pendingSyscalls.set(syscallId, { resolve, reject });
-        send({ type: "syscall", callId: currentCallId, syscallId, op, argsJson });
-      }),
-    jsSyscall: (op: string) => {
+    asyncSyscall,
+    // `ctx.storage.store(blob)` / `get(id)`: the same base64 crossing as in isolate actions.
+    jsSyscall: (op: string, args: Record<string, unknown>) => {
+      if (isStorageJsOp(op)) return storageJsSyscall(op, args, asyncSyscall);
       throw new Error(`jsSyscall ${op} is not available in node actions`);
     },
   };
@@ -101,36 +94,33 @@ function loadModule(modulesDir: string, modulePath: string): Promise<Record<stri
   return loading;
 }
 
-function errorResult(callId: number, error: unknown): FromNodeRunnerMessage {
-  if (typeof error === "object" && error !== null) {
-    const record = error as Record<string | symbol, unknown>;
-    if (CONVEX_ERROR in record || record.ConvexErrorSymbol === CONVEX_ERROR) {
-      const raw = record.data;
-      let data: unknown = raw;
-      if (typeof raw === "string") {
-        try {
-          data = JSON.parse(raw);
-        } catch { /* keep the text */ }
-      }
-      return {
-        type: "result",
-        callId,
-        ok: false,
-        errorMessage: `Uncaught ConvexError: ${record.message}`,
-        errorData: data,
-      };
-    }
-  }
-  const message = error instanceof Error
-    ? `Uncaught ${error.name}: ${error.message}\n${error.stack ?? ""}`
-    : `Uncaught ${Deno.inspect(error)}`;
-  return { type: "result", callId, ok: false, errorMessage: message };
+/** The modules folder as a file URL: stack frames in it are mapped through the pushed source maps and shortened. */
+function modulesUrl(modulesDir: string): string {
+  return pathToFileURL(join(modulesDir, "/")).href;
+}
+
+/**
+ * Deno itself applies the pushed source maps to stack frames of user modules, so they point at
+ * `<dir>/convex/x.ts`, outside the modules folder. Re-root those frames under the modules URL
+ * (`<dir>/modules/../convex/x.ts`) so the shared formatter keeps them and prints `../convex/x.ts:12:5` as for
+ * isolate functions. Frames into the installed packages (`<dir>/node_modules/`) stay outside and are dropped.
+ */
+function withDeveloperFrames(error: unknown, modulesDir: string): unknown {
+  if (!(error instanceof Error) || typeof error.stack !== "string") return error;
+  const dirUrl = pathToFileURL(join(modulesDir, "..", "/")).href;
+  const escaped = dirUrl.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  error.stack = error.stack.replace(
+    new RegExp(escaped + "(?!modules/|node_modules/)", "g"),
+    modulesUrl(modulesDir) + "../",
+  );
+  return error;
 }
 
 async function runCall(call: NodeCallMessage): Promise<void> {
   const { modulesDir, tmpDir } = init!;
   currentCallId = call.callId;
-  logLinesThisCall = 0;
+  const sink = new LogSink();
+  setLogSink(sink);
   let result: FromNodeRunnerMessage;
   try {
     setEnvironment(call.env, tmpDir);
@@ -142,8 +132,11 @@ async function runCall(call: NodeCallMessage): Promise<void> {
     const resultJson = await fn.invokeAction(call.requestId, call.argsJson);
     result = { type: "result", callId: call.callId, ok: true, resultJson: String(resultJson) };
   } catch (error) {
-    result = errorResult(call.callId, error);
+    const formatted = formatUncaught(withDeveloperFrames(error, modulesDir), modulesUrl(modulesDir));
+    result = { type: "result", callId: call.callId, ok: false, ...formatted };
   }
+  setLogSink(null);
+  result.logLines = sink.lines;
   currentCallId = 0;
   await emptyFolder(tmpDir).catch(() => {});
   send(result);
@@ -153,7 +146,6 @@ async function runCall(call: NodeCallMessage): Promise<void> {
 async function runAnalyze(message: NodeAnalyzeMessage): Promise<void> {
   const { modulesDir, tmpDir } = init!;
   currentCallId = message.callId;
-  logLinesThisCall = 0;
   let result: FromNodeRunnerMessage;
   try {
     setEnvironment(message.env, tmpDir);
