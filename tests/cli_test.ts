@@ -267,6 +267,22 @@ Deno.test("--help prints usage and exits 0", async () => {
   }
 });
 
+Deno.test("--version prints the version and exits 0, also through the start task", async () => {
+  for (const args of [["--version"], ["-V"], ["serve", "--version"]]) {
+    const result = await runCli(args, DEFAULT_DATA_DIR);
+    assertEquals(result.code, 0, `${args}: ${result.stderr}`);
+    assert(/^denvex \d+\.\d+\.\d+\n$/.test(result.stdout), result.stdout);
+  }
+  const task = await new Deno.Command(DENO, {
+    args: ["task", "start", "--version"],
+    cwd: ROOT,
+    env: BASE_ENV,
+    stdin: "null",
+  }).output();
+  assertEquals(task.code, 0, new TextDecoder().decode(task.stderr));
+  assert(/^denvex \d+\.\d+\.\d+\n$/.test(new TextDecoder().decode(task.stdout)));
+});
+
 Deno.test("invalid flags: one line on stderr, exit 2, nothing created", async () => {
   await withDataDir(async (dataDir) => {
     const cases: [string[], string][] = [
@@ -392,6 +408,33 @@ Deno.test("serve: SIGINT followed at once by SIGTERM (Ctrl-C under a task runner
     assertEquals(code, 0, server.output);
     assert(server.output.includes("denvex: stopped"), server.output);
     assert(elapsedMs < SHUTDOWN_LIMIT_MS, `shutdown took ${elapsedMs} ms`);
+  });
+});
+
+/** An IPv4 address of this machine other than loopback, if it has one. */
+function externalIpv4(): string | undefined {
+  return Deno.networkInterfaces().find((i) => i.family === "IPv4" && !i.address.startsWith("127."))?.address;
+}
+
+Deno.test("serve: listens on loopback by default; --host 0.0.0.0 is announced with a warning", async () => {
+  await withDataDir(async (dataDir) => {
+    const apiPort = freePort();
+    const server = await spawnServer(dataDir, ["--port", `${apiPort}`, "--site-port", "0"]);
+    await server.ready();
+    await server.waitFor(/listening on: 127\.0\.0\.1\n/);
+    assert(!server.output.includes("reachable from other machines"), server.output);
+    const external = externalIpv4();
+    if (external) {
+      const refused = await fetch(`http://${external}:${apiPort}/version`).then(() => false, () => true);
+      assert(refused, `the API answered on ${external}`);
+    }
+    assertEquals((await server.stop("SIGTERM")).code, 0, server.output);
+  });
+  await withDataDir(async (dataDir) => {
+    const server = await spawnServer(dataDir, ["--host", "0.0.0.0", "--port", "0", "--site-port", "0"]);
+    await server.ready();
+    await server.waitFor(/listening on: 0\.0\.0\.0 \(all interfaces\)\n.*reachable from other machines/);
+    assertEquals((await server.stop("SIGTERM")).code, 0, server.output);
   });
 });
 

@@ -9,8 +9,12 @@ import { deployRoutes } from "./deploy_routes.ts";
 import { functionRoutes } from "./function_routes.ts";
 import { storageRoutes } from "./storage_routes.ts";
 
+/** The body of `GET /` after the version line. */
+const ROOT_PAGE_TEXT = "This is a denvex deployment: a Convex-compatible backend. Point a Convex client or " +
+  "`npx convex deploy` (CONVEX_SELF_HOSTED_URL) at this URL.\n";
+
 /**
- * Builds the API app. It answers `GET /version` (the health check) and mounts the site app under `/http` so one
+ * Builds the API app. It answers `GET /version` (the health check), `GET /` (a note on what this is) and mounts the site app under `/http` so one
  * origin can serve both. Routes for `/api/*` (queries, mutations, actions, deploy, admin) are added here by the
  * subsystems that own them, each as a sub-app mounted with `app.route()`.
  */
@@ -23,6 +27,8 @@ export function createApiApp(deps: HttpDeps): Hono {
   // Not buffered: a chunked body is counted as a route reads it (the function routes hold it in a byte budget).
   app.use("*", limitStreamedRequestBody(resolveLimits(deps).apiMaxRequestBodyBytes));
   app.get("/version", (c) => c.text(deps.version));
+  // Someone opening the URL in a browser learns what answers here, rather than meeting a JSON 404.
+  app.get("/", (c) => c.text(`${deps.version}\n${ROOT_PAGE_TEXT}`));
   if (deps.sync) {
     const sync = deps.sync;
     app.get("/api/sync", (c) => sync.handle(c.req.raw));

@@ -11,8 +11,8 @@ import { parseIp } from "../runtime/mod.ts";
 export const DEFAULT_API_PORT = 3210;
 /** Default HTTP-actions ("site") port. */
 export const DEFAULT_SITE_PORT = 3211;
-/** Default listen address: every interface, so the container image works unchanged. */
-export const DEFAULT_HOST = "0.0.0.0";
+/** Default listen address: loopback, like other dev servers; the container image passes `--host 0.0.0.0`. */
+export const DEFAULT_HOST = "127.0.0.1";
 /** Default data directory, relative to the working directory. The start task grants exactly this path. */
 export const DEFAULT_DATA_DIR = "./denvex-data";
 /** Default instance name: the part of the admin key before `|`. */
@@ -81,7 +81,7 @@ Usage:
 Flags of serve:
   --port PORT            API port: HTTP API, sync, admin, dashboard (default ${DEFAULT_API_PORT}; 0 = any free port)
   --site-port PORT       HTTP actions port (default ${DEFAULT_SITE_PORT}; 0 = any free port)
-  --host ADDRESS         address to listen on (default ${DEFAULT_HOST})
+  --host ADDRESS         address to listen on (default ${DEFAULT_HOST}; 0.0.0.0 = every interface)
   --data DIR             data directory: SQLite database, files, admin key (default ${DEFAULT_DATA_DIR})
   --db sqlite|URL        sqlite (default, inside the data directory), postgres://user@host:port/db with the
                          password in env PGPASSWORD, or mysql://user@host:port/db (MySQL 8 / MariaDB) with
@@ -116,6 +116,8 @@ const SERVE_OPTIONS = {
   "s3-region": { type: "string" },
   "action-allow-host": { type: "string", multiple: true },
   help: { type: "boolean", short: "h" },
+  // Accepted here too because `deno task start --version` arrives as `serve --version`.
+  version: { type: "boolean", short: "V" },
 } as const satisfies ParseArgsOptionsConfig;
 
 const ADMIN_KEY_OPTIONS = {
@@ -167,6 +169,7 @@ export function parseCommandLine(
 function parseServe(args: readonly string[], readEnv: (name: string) => string | undefined): Command {
   const values = parseOrThrow(args, SERVE_OPTIONS);
   if (values.help) return { kind: "help" };
+  if (values.version) return { kind: "version" };
   const apiPort = parsePort("--port", values.port, DEFAULT_API_PORT);
   const sitePort = parsePort("--site-port", values["site-port"], DEFAULT_SITE_PORT);
   if (apiPort !== 0 && apiPort === sitePort) throw new UsageError(`--port and --site-port must differ (${apiPort})`);

@@ -177,6 +177,7 @@ function printBanner({ config, dataDir, storage, files, adminKey, apiPort, siteP
     `  files:        ${files}`,
     `  API:          http://${host}:${apiPort}`,
     `  HTTP actions: http://${host}:${sitePort} (also http://${host}:${apiPort}/http/)`,
+    ...listenLines(config.host),
   ];
   switch (adminKey.source) {
     case "generated":
@@ -198,6 +199,16 @@ function printBanner({ config, dataDir, storage, files, adminKey, apiPort, siteP
       break;
   }
   console.log(lines.join("\n"));
+}
+
+/** The address really bound; a wildcard gets a warning, since the admin API and sync are then open to the network. */
+function listenLines(host: string): string[] {
+  const wildcard = host === "0.0.0.0" || host === "::";
+  if (!wildcard) return [`  listening on: ${urlHost(host)}`];
+  return [
+    `  listening on: ${urlHost(host)} (all interfaces)`,
+    "  warning:      the API is reachable from other machines; use --host 127.0.0.1 to keep it local",
+  ];
 }
 
 /** The origin clients use for a listener (wildcard addresses become loopback). */
