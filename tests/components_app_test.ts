@@ -10,7 +10,7 @@
  */
 import { BaseConvexClient, ConvexClient, ConvexHttpClient } from "convex/browser";
 import { anyApi, makeFunctionReference } from "convex/server";
-import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
+import { assert, assertEquals, assertStringIncludes, waitFor as waitForValue } from "./helpers/assert.ts";
 import { functionExecution, systemFunctions } from "../src/deploy/mod.ts";
 import type { Database, TableInfo } from "../src/database/mod.ts";
 import type { LoggedExecution } from "../src/functions/mod.ts";
@@ -144,20 +144,8 @@ const POLL_INTERVAL_MS = 200;
 const CONCURRENT = { skipQueue: true };
 
 /** Polls `read` until `done` holds for its value; fails with the last value after `timeoutMs`. */
-async function waitFor<T>(
-  what: string,
-  read: () => Promise<T>,
-  done: (value: T) => boolean,
-  timeoutMs = BACKGROUND_TIMEOUT_MS,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  while (Date.now() < deadline) {
-    last = await read();
-    if (done(last)) return last;
-    await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
-  }
-  throw new Error(`timed out waiting for ${what}; last value: ${JSON.stringify(last)}`);
+function waitFor<T>(what: string, read: () => Promise<T>, done: (value: T) => boolean): Promise<T> {
+  return waitForValue(what, read, done, BACKGROUND_TIMEOUT_MS, POLL_INTERVAL_MS);
 }
 
 async function deploy(app: ConvexApp, server: ServerProcess): Promise<string> {

@@ -7,7 +7,7 @@
  */
 import { ConvexClient, ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
-import { assert, assertEquals, assertMatch, assertRejects, assertThrows } from "./helpers/assert.ts";
+import { assert, assertEquals, assertMatch, assertRejects, assertThrows, waitFor } from "./helpers/assert.ts";
 import { createConvexApp, runConvexCli, type ServerProcess, spawnServer } from "./helpers/convex_app.ts";
 import {
   CallAddressError,
@@ -387,17 +387,6 @@ export const where = query({
 };
 
 const api = anyApi;
-
-async function waitFor<T>(what: string, read: () => Promise<T>, done: (value: T) => boolean): Promise<T> {
-  const deadline = Date.now() + 20_000;
-  let last: T | undefined;
-  while (Date.now() < deadline) {
-    last = await read();
-    if (done(last)) return last;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`timed out waiting for ${what}; last value: ${JSON.stringify(last)}`);
-}
 
 Deno.test({
   name: "components end to end: calls, handles, sub-transactions, visibility and reactivity across instances",

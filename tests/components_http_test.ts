@@ -8,7 +8,7 @@
  */
 import { ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
-import { assert, assertEquals, assertMatch, assertRejects } from "./helpers/assert.ts";
+import { assert, assertEquals, assertMatch, assertRejects, waitFor } from "./helpers/assert.ts";
 import { createConvexApp, runConvexCli, type ServerProcess, spawnServer } from "./helpers/convex_app.ts";
 import { routeHttpRequest } from "../src/http/http_routing.ts";
 import { functionLogEntries } from "../src/deploy/mod.ts";
@@ -240,17 +240,6 @@ export default http;
 };
 
 const api = anyApi;
-
-async function waitFor<T>(what: string, read: () => Promise<T>, done: (value: T) => boolean): Promise<T> {
-  const deadline = Date.now() + 20_000;
-  let last: T | undefined;
-  while (Date.now() < deadline) {
-    last = await read();
-    if (done(last)) return last;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`timed out waiting for ${what}; last value: ${JSON.stringify(last)}`);
-}
 
 Deno.test({
   name: "components end to end: mounted HTTP routes, scheduling visibility, convex run's list, component log lines",

@@ -13,59 +13,26 @@ import { ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import { ConvexError } from "convex/values";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./helpers/assert.ts";
-import { type ConvexApp, createConvexAppFromFixture, runConvexCli, spawnServer } from "./helpers/convex_app.ts";
-import { createApiApp } from "../src/http/mod.ts";
-import { type Backend, openBackend } from "../src/server/backend.ts";
-import { openStorage } from "../src/server/storage.ts";
+import {
+  type ConvexApp,
+  createConvexAppFromFixture,
+  runConvexCli,
+  spawnServer,
+  startTestDeployment,
+  type TestDeployment,
+} from "./helpers/convex_app.ts";
 
 const REPO = fileURLToPath(new URL("../", import.meta.url));
 const DEPLOY = ["deploy", "--typecheck=disable", "-y"];
 // deno-lint-ignore no-explicit-any
 const api = anyApi as any;
 
-interface NodeDeployment {
-  url: string;
-  adminKey: string;
-  backend: Backend;
-  close(): Promise<void>;
-}
-
 /**
- * Like helpers/convex_app.ts startTestDeployment, with 127.0.0.1 allowed to actions (the test's mock OpenAI server
- * listens there; the network policy closes loopback otherwise).
+ * An in-process deployment with the function routes (the client calls the node actions through them) and 127.0.0.1
+ * allowed to actions (the test's mock OpenAI server listens there; the network policy closes loopback otherwise).
  */
-async function startNodeDeployment(): Promise<NodeDeployment> {
-  const dataDir = await Deno.makeTempDir({ prefix: "denvex-node-data-" });
-  const adminKey = `denvex-test|${crypto.randomUUID().replaceAll("-", "")}`;
-  const location = { kind: "sqlite" as const, path: join(dataDir, "denvex.sqlite3") };
-  const database = await openStorage(location);
-  const urls = { cloudUrl: "", siteUrl: "" };
-  const backend = await openBackend({
-    database,
-    location,
-    dataDir,
-    adminKey,
-    instanceName: "denvex-test",
-    urls,
-    actionNet: { allowHosts: ["127.0.0.1"] },
-  });
-  // The function routes too (`backend`): the client calls the node actions through them.
-  const app = createApiApp({ version: "denvex test", instanceName: "denvex-test", adminKey, backend });
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, app.fetch);
-  const url = `http://127.0.0.1:${server.addr.port}`;
-  urls.cloudUrl = url;
-  urls.siteUrl = url + "/http";
-  return {
-    url,
-    adminKey,
-    backend,
-    async close() {
-      await server.shutdown();
-      await backend.close();
-      await database.close();
-      await Deno.remove(dataDir, { recursive: true });
-    },
-  };
+function startNodeDeployment(): Promise<TestDeployment> {
+  return startTestDeployment({ actionNet: { allowHosts: ["127.0.0.1"] }, functionRoutes: true });
 }
 
 /** The fixture app with the npm packages its node files import linked from this checkout. */

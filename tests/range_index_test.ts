@@ -2,7 +2,7 @@
  * The read-range index of reactivity as a unit: which owners a written key hits (ranges, points, bounds, other
  * indexes, unknown read sets), and that a subscription change costs O(log n), with no rebuild.
  */
-import { assert, assertEquals } from "./helpers/assert.ts";
+import { assert, assertEquals, seededRandom } from "./helpers/assert.ts";
 import { keyToByteText, ReadRangeIndex } from "../src/subscriptions/mod.ts";
 import { key, pointRange as point, readRange as range } from "./helpers/read_ranges.ts";
 
@@ -91,7 +91,7 @@ Deno.test("range index: a subscription change costs O(log n) tree nodes, not a r
 });
 
 Deno.test("range index: agrees with a brute-force scan under random adds, removes and probes", () => {
-  const rng = mulberry32(20261130);
+  const rng = seededRandom(20261130);
   const index = new ReadRangeIndex<number>();
   const live = new Map<number, [number, number | null][]>();
   const byte = () => Math.floor(rng() * 64);
@@ -120,18 +120,6 @@ Deno.test("range index: agrees with a brute-force scan under random adds, remove
     }
   }
 });
-
-/** A small seeded generator, so a failure replays. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 Deno.test("range index: key text keeps the byte order, for long keys too", () => {
   const long = new Uint8Array(20_000).map((_, i) => i % 251);

@@ -3,7 +3,7 @@
  * the official backend's own test vectors); randomized tests use a seeded PRNG and compare against an independent
  * oracle: the other encoding, TextEncoder, or the official `convex` 1.48.0 client's implementation.
  */
-import { assert, assertEquals, assertStrictEquals, assertThrows } from "./helpers/assert.ts";
+import { assert, assertEquals, assertStrictEquals, assertThrows, seededRandom } from "./helpers/assert.ts";
 import {
   compareValues as officialCompareValues,
   convexToJson as officialConvexToJson,
@@ -48,18 +48,6 @@ import { decodeBase32, encodeBase32 } from "../src/values/base32.ts";
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Helpers
-
-/** mulberry32: a small seeded PRNG, so failures reproduce. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function bytes(...values: number[]): ArrayBuffer {
   return new Uint8Array(values).buffer;

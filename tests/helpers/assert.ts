@@ -91,3 +91,36 @@ export async function assertRejects<E extends Error = Error>(
   }
   throw new Error("expected a rejection");
 }
+
+/**
+ * Polls `read` every `pollMs` until `done` accepts its value, and returns that value; throws with the last value read
+ * once `timeoutMs` passed (for effects that land in the background: scheduled jobs, crons, live queries).
+ */
+export async function waitFor<T>(
+  what: string,
+  read: () => Promise<T>,
+  done: (value: T) => boolean,
+  timeoutMs = 20_000,
+  pollMs = 100,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T | undefined;
+  while (Date.now() < deadline) {
+    last = await read();
+    if (done(last)) return last;
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
+  }
+  throw new Error(`timed out waiting for ${what}; last value: ${JSON.stringify(last)}`);
+}
+
+/** mulberry32: a small seeded PRNG in [0, 1), so a randomized test's failure replays from its seed. */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

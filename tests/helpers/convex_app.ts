@@ -7,6 +7,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createApiApp } from "../../src/http/mod.ts";
 import { deployRoutes } from "../../src/http/mod.ts";
+import type { ActionNetOptions } from "../../src/runtime/mod.ts";
 import { type Backend, openBackend } from "../../src/server/backend.ts";
 import { openStorage } from "../../src/server/storage.ts";
 import { serveCommandArgs } from "./server_child.ts";
@@ -96,15 +97,35 @@ export interface TestDeployment {
 
 /** Opens a backend on a fresh data directory and serves the API app with the deploy routes on a free port. */
 export async function startTestDeployment(
-  options: { onRequest?: (method: string, path: string, durationMs: number) => void } = {},
+  options: {
+    onRequest?: (method: string, path: string, durationMs: number) => void;
+    /** The action network policy's options (e.g. a host a test's mock server listens on). */
+    actionNet?: ActionNetOptions;
+    /** Mounts the function routes too (`/api/query`, …), for tests that call functions over HTTP. */
+    functionRoutes?: boolean;
+  } = {},
 ): Promise<TestDeployment> {
   const dataDir = await Deno.makeTempDir({ prefix: "denvex-data-" });
   const adminKey = `denvex-test|${crypto.randomUUID().replaceAll("-", "")}`;
   const location = { kind: "sqlite" as const, path: join(dataDir, "denvex.sqlite3") };
   const database = await openStorage(location);
   const urls = { cloudUrl: "", siteUrl: "" };
-  const backend = await openBackend({ database, location, dataDir, adminKey, instanceName: "denvex-test", urls });
-  const app = createApiApp({ version: "denvex test", instanceName: "denvex-test", adminKey });
+  const backend = await openBackend({
+    database,
+    location,
+    dataDir,
+    adminKey,
+    instanceName: "denvex-test",
+    urls,
+    ...(options.actionNet ? { actionNet: options.actionNet } : {}),
+  });
+  const app = createApiApp({
+    version: "denvex test",
+    instanceName: "denvex-test",
+    adminKey,
+    // With the backend the API app mounts the deploy routes itself.
+    ...(options.functionRoutes ? { backend } : {}),
+  });
   const onRequest = options.onRequest;
   if (onRequest) {
     app.use("*", async (c, next) => {
@@ -113,7 +134,7 @@ export async function startTestDeployment(
       onRequest(c.req.method, new URL(c.req.url).pathname, performance.now() - started);
     });
   }
-  app.route("/api", deployRoutes(backend));
+  if (!options.functionRoutes) app.route("/api", deployRoutes(backend));
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, app.fetch);
   const url = `http://127.0.0.1:${server.addr.port}`;
   urls.cloudUrl = url;
