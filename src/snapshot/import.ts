@@ -46,6 +46,8 @@ const MAX_UPLOAD_BYTES = 8 * 1024 * 1024 * 1024;
 const MAX_FILE_BYTES = 1024 * 1024 * 1024;
 /** Imports remembered for `queryImport:list` (older ones are forgotten, their files deleted). */
 const MAX_REMEMBERED_IMPORTS = 20;
+/** Uploads started and not yet finished; starting one more abandons the oldest (its files go). */
+const MAX_PENDING_UPLOADS = 8;
 const STORAGE_TABLE = "_storage";
 /** Creation times of one import's generated documents are at least this far apart (ms). */
 const CREATION_TIME_STEP_MS = 0.001;
@@ -112,6 +114,11 @@ export class SnapshotImports {
       this.#clearedLeftovers = true;
       await Deno.remove(this.#root, { recursive: true }).catch(() => {});
     }
+    if (this.#uploads.size >= MAX_PENDING_UPLOADS) {
+      const [oldestToken, oldest] = this.#uploads.entries().next().value!;
+      this.#uploads.delete(oldestToken);
+      await Deno.remove(oldest.dir, { recursive: true }).catch(() => {});
+    }
     const token = crypto.randomUUID();
     const dir = `${this.#root}/${token}`;
     await Deno.mkdir(dir, { recursive: true });
@@ -126,11 +133,28 @@ export class SnapshotImports {
       throw new ImportRequestError("InvalidPartNumber", `partNumber must be 1..${MAX_UPLOAD_PARTS}`);
     }
     const path = `${upload.dir}/part-${partNumber}`;
-    await Deno.writeFile(path, body ?? new Uint8Array());
-    upload.sizeBytes += (await Deno.stat(path)).size;
-    if (upload.sizeBytes > MAX_UPLOAD_BYTES) {
-      throw new ImportRequestError("ImportTooLarge", `an import file holds at most ${MAX_UPLOAD_BYTES} bytes`);
+    // The part is counted as it streams to disk, so one huge part stops at the file's budget instead of filling it.
+    const budgetBytes = MAX_UPLOAD_BYTES - upload.sizeBytes;
+    let partBytes = 0;
+    const counted = (body ?? ReadableStream.from<Uint8Array>([])).pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, controller) {
+          partBytes += chunk.byteLength;
+          if (partBytes > budgetBytes) {
+            controller.error(
+              new ImportRequestError("ImportTooLarge", `an import file holds at most ${MAX_UPLOAD_BYTES} bytes`),
+            );
+          } else controller.enqueue(chunk);
+        },
+      }),
+    );
+    try {
+      await Deno.writeFile(path, counted);
+    } catch (error) {
+      await Deno.remove(path).catch(() => {});
+      throw error;
     }
+    upload.sizeBytes += partBytes;
     upload.parts.add(partNumber);
     return String(partNumber);
   }
