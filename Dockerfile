@@ -13,15 +13,12 @@ WORKDIR /app
 # The cache lives with the app, so the image owns exactly what it built.
 ENV DENO_DIR=/app/.deno-dir
 
-# Dependencies first, so this layer is reused while only the source changes.
-COPY deno.json deno.lock ./
-RUN deno install --frozen
-
-COPY main.ts ./
+COPY deno.json main.ts ./
 COPY src/ ./src/
-# Resolves and caches the module graph (the server's and, through `main.ts runner`, the runner's); at run time
-# --cached-only keeps the server from fetching anything.
-RUN deno cache --frozen main.ts
+# Only the server's own packages (src/server/deno.lock, the module graph of main.ts), into DENO_DIR: no node_modules
+# folder and none of the test tooling in deno.lock. At run time --cached-only keeps the server and its runner
+# processes from fetching anything.
+RUN deno install --lock=src/server/deno.lock --node-modules-dir=none --entrypoint main.ts
 
 # Build as root, run as the image's unprivileged `deno` user: the code and the cache are read-only to the server,
 # which may write its data directory only.
@@ -34,10 +31,11 @@ ENV DENVEX_PORT=3210
 EXPOSE 3210 3211
 
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s \
-  CMD ["deno", "eval", "const r = await fetch(`http://127.0.0.1:${Deno.env.get('DENVEX_PORT')}/version`); Deno.exit(r.ok ? 0 : 1)"]
+  CMD ["deno", "eval", "--no-config", "const r = await fetch(`http://127.0.0.1:${Deno.env.get('DENVEX_PORT')}/version`); Deno.exit(r.ok ? 0 : 1)"]
 
-# The permissions of `deno task start`, with the data directory at /data. `--allow-run` names the deno binary by
-# its real path, Deno.execPath(), which is what runner processes are spawned with. `exec` makes deno the process
-# that receives `docker stop`'s SIGTERM, so it shuts down cleanly.
-ENTRYPOINT ["/bin/sh", "-c", "exec deno run --frozen --cached-only --unstable-worker-options --no-prompt --allow-net --allow-sys=networkInterfaces --allow-read=/data --allow-write=/data --allow-env=DENVEX_ADMIN_KEY,DENVEX_DB_URL,DENVEX_S3_ACCESS_KEY_ID,DENVEX_S3_SECRET_ACCESS_KEY,PGHOST,PGPORT,PGUSER,PGUSERNAME,PGPASSWORD,PGDATABASE,PGSSL,PGSSLNEGOTIATION,PGIDLE_TIMEOUT,PGCONNECT_TIMEOUT,PGMAX_LIFETIME,PGMAX_PIPELINE,PGBACKOFF,PGKEEP_ALIVE,PGPREPARE,PGDEBUG,PGFETCH_TYPES,PGPUBLICATIONS,PGTARGET_SESSION_ATTRS,PGAPPNAME,PGTARGETSESSIONATTRS --allow-run=\"$(deno eval -p 'Deno.execPath()')\" main.ts serve --data /data --host 0.0.0.0 --port \"$DENVEX_PORT\" \"$@\"", "denvex"]
+# The launcher (main.ts start, the same as `deno task start`) parses the flags and starts the server with the grants
+# they need: read/write on /data (or wherever --data, --backup-dir point), the network, the server's environment
+# variables, and the deno binary for runner processes. `exec` makes the launcher the process that receives
+# `docker stop`'s SIGTERM; it passes it on, so the server shuts down cleanly.
+ENTRYPOINT ["/bin/sh", "-c", "exec deno run --lock=src/server/deno.lock --node-modules-dir=none --cached-only --no-prompt --allow-run main.ts start --data /data --host 0.0.0.0 --port \"$DENVEX_PORT\" \"$@\"", "denvex"]
 CMD []

@@ -13,16 +13,18 @@
 
 /** Folders by layer: a folder may import only folders on lower layers. Same-layer folders are independent. */
 const LAYERS: readonly (readonly string[])[] = [
-  ["errors"],
+  ["errors", "metrics"],
   ["values", "components"],
   ["persistence", "auth"],
   ["database"],
-  ["runtime", "subscriptions", "storage"],
+  ["runtime", "subscriptions", "storage", "search"],
   ["functions"],
   ["scheduler", "deploy", "snapshot"],
   // Below http: the HTTP routes serve queries from the sync layer's shared query cache and mount its hub.
   ["sync"],
   ["http"],
+  // The admin dashboard: a client of the backend beside the HTTP API, mounted by the server.
+  ["dashboard"],
   ["server"],
 ];
 

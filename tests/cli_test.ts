@@ -1,41 +1,18 @@
 /**
  * The command line and the server's lifecycle, driven as a user drives them: as a child process started with exactly
- * the permissions of `deno task start` (read from deno.json, only the granted data directory swapped for a temp
- * dir), so a permission the server lacks fails here rather than on a user's machine.
+ * the permissions the start task's launcher gives the server (src/server/launcher.ts, for the test's temp data
+ * directory), so a permission the server lacks fails here rather than on a user's machine.
  */
 import { assert, assertEquals, assertOneLine, assertStringIncludes } from "./helpers/assert.ts";
 import { freshPostgres } from "./helpers/databases.ts";
+import { grantsFor, serverRunArgs } from "../src/server/launcher.ts";
+import { SERVER_ENV_NAMES } from "../src/server/mod.ts";
 
 const ROOT = new URL("..", import.meta.url);
 const DENO = Deno.execPath();
-/** The task's way of naming the running deno binary; the test substitutes Deno.execPath(), as the task shell does. */
-const EXEC_PATH_SUBSTITUTION = `"$(deno eval -p 'Deno.execPath()')"`;
 const DEFAULT_DATA_DIR = "./denvex-data";
 const STARTUP_TIMEOUT_MS = 20_000;
 const SHUTDOWN_LIMIT_MS = 5_000;
-const PG_ENV_NAMES = [
-  "PGHOST",
-  "PGPORT",
-  "PGUSER",
-  "PGUSERNAME",
-  "PGPASSWORD",
-  "PGDATABASE",
-  "PGSSL",
-  "PGSSLNEGOTIATION",
-  "PGIDLE_TIMEOUT",
-  "PGCONNECT_TIMEOUT",
-  "PGMAX_LIFETIME",
-  "PGMAX_PIPELINE",
-  "PGBACKOFF",
-  "PGKEEP_ALIVE",
-  "PGPREPARE",
-  "PGDEBUG",
-  "PGFETCH_TYPES",
-  "PGPUBLICATIONS",
-  "PGTARGET_SESSION_ATTRS",
-  "PGAPPNAME",
-  "PGTARGETSESSIONATTRS",
-];
 /** Every child gets this environment on top of ours: no colours, and no admin key leaking in from the caller. */
 const BASE_ENV = { NO_COLOR: "1", DENVEX_ADMIN_KEY: "" };
 
@@ -47,29 +24,20 @@ async function readTasks(): Promise<Record<string, string>> {
   return config.tasks;
 }
 
-/** The tokens of a task's final `deno run ...` command; throws on shell syntax this parser does not understand. */
+/** The tokens of a task's final command; throws on shell syntax this parser does not understand. */
 function runCommandTokens(task: string): string[] {
   const segments = task.split(" && ");
-  const command = segments[segments.length - 1].replaceAll(EXEC_PATH_SUBSTITUTION, "@DENO@");
+  const command = segments[segments.length - 1];
   assert(!/["'$`;|<>]/.test(command), `unexpected shell syntax in task command: ${command}`);
   return command.split(/\s+/).filter((token) => token !== "");
 }
 
 /**
- * The flags a task (`start`, or `admin-key`) passes to `deno run`, with the data-directory grants pointing at
- * `dataDir`.
+ * The `deno run` arguments the launcher would use for `args` (a denvex command line), with the data-directory grants
+ * of the command (the launcher's own function); `grantsOf` overrides what the command line would be granted.
  */
-async function taskFlags(dataDir: string, task: "start" | "admin-key" = "start"): Promise<string[]> {
-  const tokens = runCommandTokens((await readTasks())[task]);
-  assertEquals(tokens.slice(0, 2), ["deno", "run"]);
-  assertEquals(tokens.slice(-2), ["main.ts", task === "start" ? "serve" : "admin-key"]);
-  return tokens.slice(2, -2).map((flag) => {
-    if (flag === "--allow-run=@DENO@") return `--allow-run=${DENO}`;
-    const grant = /^(--allow-(?:read|write))=(.*)$/.exec(flag);
-    if (!grant) return flag;
-    const paths = grant[2].split(",").map((path) => path === DEFAULT_DATA_DIR ? dataDir : path);
-    return `${grant[1]}=${paths.join(",")}`;
-  });
+function launchedArgs(args: string[], grantsOf: string[] = args): string[] {
+  return serverRunArgs(grantsFor(grantsOf), args);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -81,16 +49,18 @@ interface Finished {
   stderr: string;
 }
 
-/** Runs `main.ts <args>` to completion under a task's permissions (default: the start task's) for `dataDir`. */
+/**
+ * Runs `main.ts <args>` to completion with the grants the launcher gives `<command> --data dataDir` (the start task's
+ * by default, the admin-key task's with `task`).
+ */
 async function runCli(
   args: string[],
   dataDir: string,
   env: Record<string, string> = {},
   task: "start" | "admin-key" = "start",
 ): Promise<Finished> {
-  const flags = await taskFlags(dataDir, task);
   const output = await new Deno.Command(DENO, {
-    args: ["run", ...flags, "main.ts", ...args],
+    args: launchedArgs(args, [...(task === "admin-key" ? ["admin-key"] : []), "--data", dataDir]),
     cwd: ROOT,
     env: { ...BASE_ENV, ...env },
     stdin: "null",
@@ -162,18 +132,17 @@ class ServerProcess {
   }
 }
 
-/** Starts `main.ts serve <args>` under the start task's permissions for `dataDir`. */
-async function spawnServer(dataDir: string, args: string[], env: Record<string, string> = {}): Promise<ServerProcess> {
-  const flags = await taskFlags(dataDir);
+/** Starts `main.ts serve <args>` with the grants the launcher gives `serve --data dataDir`. */
+function spawnServer(dataDir: string, args: string[], env: Record<string, string> = {}): Promise<ServerProcess> {
   const child = new Deno.Command(DENO, {
-    args: ["run", ...flags, "main.ts", "serve", "--data", dataDir, ...args],
+    args: launchedArgs(["serve", "--data", dataDir, ...args], ["--data", dataDir]),
     cwd: ROOT,
     env: { ...BASE_ENV, ...env },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  return new ServerProcess(child);
+  return Promise.resolve(new ServerProcess(child));
 }
 
 /** A temp data directory, removed after `body`. */
@@ -209,37 +178,54 @@ const ADMIN_KEY_PATTERN = /^denvex\|[0-9a-f]{64}$/;
 // ---------------------------------------------------------------------------------------------------------------
 // The tasks
 
-Deno.test("start task: scoped permissions, never -A", async () => {
+Deno.test("start task: a launcher with --allow-run only; the server gets scoped grants, never -A", async () => {
   const tasks = await readTasks();
-  for (const name of ["start", "dev"]) {
+  for (const [name, command] of [["start", "start"], ["dev", "dev"], ["admin-key", "start"]]) {
     const tokens = runCommandTokens(tasks[name]);
-    assert(tasks[name].startsWith("deno install --frozen && "), `${name} installs npm packages first`);
-    for (const banned of ["-A", "--allow-all", "--allow-read", "--allow-write", "--allow-env", "--allow-run"]) {
-      assert(!tokens.includes(banned), `${name} grants unscoped ${banned}`);
-    }
-    for (const required of ["--cached-only", "--unstable-worker-options", "--no-prompt"]) {
+    assert(
+      tasks[name].startsWith("deno install --lock=src/server/deno.lock "),
+      `${name} installs the server's packages`,
+    );
+    assertEquals(tokens.slice(0, 2), ["deno", "run"]);
+    const grants = tokens.filter((token) => token.startsWith("--allow") || token === "-A");
+    assertEquals(grants, ["--allow-run"], `${name}: the launcher may only start the server`);
+    for (const required of ["--cached-only", "--no-prompt", "--node-modules-dir=none"]) {
       assert(tokens.includes(required), `${name} lacks ${required}`);
     }
-    assert(tokens.includes(`--allow-read=${DEFAULT_DATA_DIR}`), `${name} reads the data dir only`);
-    assert(tokens.includes(`--allow-write=${DEFAULT_DATA_DIR}`), `${name} writes the data dir only`);
-    assert(tokens.includes("--allow-run=@DENO@"), `${name} may run its own deno binary only`);
-    const envNames = [
-      "DENVEX_ADMIN_KEY",
-      "DENVEX_DB_URL",
-      "DENVEX_S3_ACCESS_KEY_ID",
-      "DENVEX_S3_SECRET_ACCESS_KEY",
-      ...PG_ENV_NAMES,
-      "MYSQL_PWD",
-    ];
-    assert(tokens.includes(`--allow-env=${envNames.join(",")}`), `${name} env list`);
-    // The action network policy denies the machine's own addresses, which only the interface list names.
-    const sysGrants = tokens.filter((token) => token.startsWith("--allow-sys"));
-    assertEquals(sysGrants, ["--allow-sys=networkInterfaces"], `${name} sys access`);
+    assert(!tasks[name].includes("$("), `${name} needs no command substitution (npx deno users)`);
+    assertEquals(tokens.slice(tokens.indexOf("main.ts"), tokens.indexOf("main.ts") + 2), ["main.ts", command]);
   }
-  // dev is start with --watch, nothing else.
-  assertEquals(tasks.dev.replace(" --watch", ""), tasks.start);
-  const adminKeyGrants = runCommandTokens(tasks["admin-key"]).filter((token) => token.startsWith("--allow"));
-  assertEquals(adminKeyGrants, [`--allow-read=${DEFAULT_DATA_DIR}`]);
+  const server = launchedArgs(["serve", "--data", "/srv/x"]);
+  for (const banned of ["-A", "--allow-all", "--allow-read", "--allow-write", "--allow-env", "--allow-run"]) {
+    assert(!server.includes(banned), `the server gets unscoped ${banned}`);
+  }
+  assert(server.includes("--allow-read=/srv/x"), server.join(" "));
+  assert(server.includes("--allow-write=/srv/x"), server.join(" "));
+  assert(server.includes(`--allow-run=${DENO}`), "the server may run its own deno binary only");
+  assert(server.includes(`--allow-env=${SERVER_ENV_NAMES.join(",")}`), "env list");
+  assertEquals(server.filter((token) => token.startsWith("--allow-sys")), ["--allow-sys=networkInterfaces"]);
+  const adminKey = launchedArgs(["admin-key", "--data", "/srv/x"]);
+  assert(adminKey.includes("--allow-read=/srv/x") && !adminKey.some((t) => t.startsWith("--allow-write")));
+});
+
+Deno.test("launcher grants: the paths the flags name, as the server parses them", () => {
+  const cwd = Deno.cwd();
+  assertEquals(grantsFor([]), { read: [`${cwd}/denvex-data`], write: [`${cwd}/denvex-data`] });
+  assertEquals(grantsFor(["--data=/x", "--port", "0"]), { read: ["/x"], write: ["/x"] });
+  assertEquals(grantsFor(["serve", "--data", "/a", "--data", "/b"]), { read: ["/b"], write: ["/b"] });
+  assertEquals(grantsFor(["admin-key", "--data", "/x"]), { read: ["/x"], write: [] });
+  assertEquals(grantsFor(["restore", "/z.zip", "--data", "/x"]), { read: ["/x", "/z.zip"], write: ["/x"] });
+  assertEquals(grantsFor(["--admin-key-file", "/k", "--backup-dir", "rel"]), {
+    read: [`${cwd}/denvex-data`, "/k", `${cwd}/rel`],
+    write: [`${cwd}/denvex-data`, `${cwd}/rel`],
+  });
+  let refused = false;
+  try {
+    serverRunArgs(grantsFor(["--data", "/a,b"]), []);
+  } catch (error) {
+    refused = error instanceof Error && error.name === "UsageError" && error.message.includes("comma");
+  }
+  assert(refused, "a path with a comma cannot be granted");
 });
 
 Deno.test("start task: runs through deno's task shell and forwards flags", async () => {
@@ -347,7 +333,12 @@ Deno.test("serve: /version, admin key generated and stored, SIGTERM exits 0", as
     assertEquals(await missing.json(), { code: "NotFound", message: "No HttpAction routed for /no/such/route" });
 
     // The generated key is stored (owner-only) but never printed: server output ends up in logs.
-    await server.waitFor(/admin key: +generated and stored in .*admin-key \(print it with: deno task admin-key\)/);
+    // The hint works without deno on PATH and names this data directory.
+    await server.waitFor(
+      new RegExp(
+        `admin key: +generated and stored in ${dataDir}/admin-key \\(print it with: cat ${dataDir}/admin-key\\)`,
+      ),
+    );
     const printedKey = (await Deno.readTextFile(`${dataDir}/admin-key`)).trim();
     assert(ADMIN_KEY_PATTERN.test(printedKey), printedKey);
     assert(!server.output.includes(printedKey), "the generated admin key is not printed");
@@ -488,27 +479,41 @@ async function findDenort(): Promise<string | null> {
 const denort = await findDenort();
 
 Deno.test({
-  name: `compile: the executable serves with its baked-in permissions${
+  name: "compile: without a denort base binary, one message says what to do (DENORT_BIN), no backtrace",
+  ignore: denort !== null,
+  fn: async () => {
+    const result = await new Deno.Command(DENO, {
+      args: ["task", "compile"],
+      cwd: ROOT,
+      env: { ...BASE_ENV, DENORT_BIN: "" },
+      stdin: "null",
+    }).output();
+    const stdout = new TextDecoder().decode(result.stdout);
+    const stderr = new TextDecoder().decode(result.stderr);
+    assertEquals(result.code, 1, stdout + stderr);
+    assertStringIncludes(stderr, "DENORT_BIN=/path/to/denort");
+    assert(!stderr.includes("Stack backtrace"), stderr);
+    // What the executable would embed: the server's packages only, never the test tooling.
+    const embeds = /embeds: (\d+) npm packages, ([\d.]+) MiB/.exec(stdout);
+    assert(embeds, stdout);
+    assert(Number(embeds[2]) < 40, `embeds ${embeds[2]} MiB of packages`);
+  },
+});
+
+Deno.test({
+  name: `compile: the executable serves, --data anywhere${
     denort ? "" : " (SKIPPED: no denort base binary; set DENORT_BIN or run where dl.deno.land is reachable)"
   }`,
   ignore: denort === null,
   fn: async () => {
-    const workDir = await Deno.makeTempDir({ prefix: "denvex-compile-test-" });
-    try {
-      const tokens = runCommandTokens((await readTasks()).compile);
-      assertEquals(tokens.slice(0, 2), ["deno", "compile"]);
-      const outputAt = tokens.indexOf("--output");
-      assert(outputAt > 0, "the compile task names its --output");
-      tokens[outputAt + 1] = `${workDir}/denvex`;
-      const compiled = await new Deno.Command(DENO, { args: tokens.slice(1), cwd: ROOT, env: BASE_ENV }).output();
-      assertEquals(compiled.code, 0, new TextDecoder().decode(compiled.stderr));
-
-      const help = await new Deno.Command(`${workDir}/denvex`, { args: ["--help"], env: BASE_ENV }).output();
-      assertEquals(help.code, 0);
-      // Baked-in grants are relative to the working directory at run time: ./denvex-data there.
-      const child = new Deno.Command(`${workDir}/denvex`, {
-        args: ["serve", "--port", "0", "--site-port", "0"],
-        cwd: workDir,
+    const compiled = await new Deno.Command(DENO, { args: ["task", "compile"], cwd: ROOT, env: BASE_ENV }).output();
+    assertEquals(compiled.code, 0, new TextDecoder().decode(compiled.stderr));
+    const binary = new URL("dist/denvex", ROOT).pathname;
+    const help = await new Deno.Command(binary, { args: ["--help"], env: BASE_ENV }).output();
+    assertEquals(help.code, 0);
+    await withDataDir(async (dataDir) => {
+      const child = new Deno.Command(binary, {
+        args: ["serve", "--data", dataDir, "--port", "0", "--site-port", "0"],
         env: BASE_ENV,
         stdin: "null",
         stdout: "piped",
@@ -518,9 +523,7 @@ Deno.test({
       const { apiUrl } = await server.ready();
       assertEquals((await fetch(`${apiUrl}/version`)).status, 200);
       assertEquals((await server.stop()).code, 0, server.output);
-      assert(await exists(`${workDir}/denvex-data/admin-key`));
-    } finally {
-      await Deno.remove(workDir, { recursive: true });
-    }
+      assert(await exists(`${dataDir}/admin-key`));
+    });
   },
 });

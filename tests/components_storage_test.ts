@@ -9,7 +9,7 @@
 import { join } from "node:path";
 import { ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
-import { assert, assertEquals, assertNotEquals } from "./helpers/assert.ts";
+import { assert, assertEquals, assertNotEquals, assertRejects } from "./helpers/assert.ts";
 import { createConvexApp, runConvexCli, type ServerProcess, spawnServer } from "./helpers/convex_app.ts";
 import { serveStorageCall, StorageService, UploadTokens } from "../src/storage/mod.ts";
 import { openStorage } from "../src/server/storage.ts";
@@ -267,15 +267,16 @@ Deno.test({
         assertEquals(await client.query(api.files.info, { id: stored }), { url: null, meta: null, doc: null });
         assertEquals(await client.mutation(api.files.get, { id: stored }), null);
         assertEquals(await client.action(api.files.getInAction, { id: stored }), null);
-        await client.mutation(api.files.remove, { id: stored });
-        await client.action(api.files.removeInAction, { id: stored });
+        // Another namespace's file does not exist here: deleting it throws, as a missing file does on Convex.
+        await assertRejects(() => client.mutation(api.files.remove, { id: stored }), Error, "not found");
+        await assertRejects(() => client.action(api.files.removeInAction, { id: stored }), Error, "not found");
         assertEquals(await client.mutation(api.main.get, { id: stored }), { text: "in the vault", type: "text/plain" });
 
         assertEquals(await client.query(api.main.info, { id: appFiles }), { url: null, meta: null, doc: null });
         assertEquals(await client.mutation(api.main.get, { id: appFiles }), null);
         assertEquals(await client.action(api.main.getInAction, { id: appFiles }), null);
-        await client.mutation(api.main.remove, { id: appFiles });
-        await client.action(api.main.removeInAction, { id: appFiles });
+        await assertRejects(() => client.mutation(api.main.remove, { id: appFiles }), Error, "not found");
+        await assertRejects(() => client.action(api.main.removeInAction, { id: appFiles }), Error, "not found");
         assertEquals(await client.mutation(api.files.get, { id: appFiles }), { text: "the app's", type: "text/plain" });
       });
 

@@ -2,15 +2,19 @@
  * The node runner kind inside the runner pool (src/runtime/node/pool.ts through RunnerPool): calls routed by
  * `environment: "node"`, syscalls answered by the pool's `onCall` with the call's context, analysis of node modules,
  * and runaway calls (a busy loop past its time limit, unbounded allocation) failing alone while other node calls keep
- * being served, and the syscalls the node set answers itself (identity, function metadata). The modules are the
- * CLI's bundles of tests/fixtures/node_app (tests/node_samples).
+ * being served, the syscalls the node set answers itself (identity, function metadata), a call handed an idle runner
+ * that died just before (it runs on a new runner, never twice), and `--node-packages=off` refusing pushes that list
+ * external packages (the official CLI against the real server). The modules are the CLI's bundles of
+ * tests/fixtures/node_app (tests/node_samples).
  */
-import { assert, assertEquals, assertRejects, assertStringIncludes } from "./helpers/assert.ts";
+import { assert, assertEquals, assertRejects, assertStringIncludes, assertThrows } from "./helpers/assert.ts";
 import { join } from "node:path";
 import { prepareNodeDir } from "../src/deploy/node_packages.ts";
 import { type CallContext, type ExecuteRequest, type ModuleConfig, RunnerPool } from "../src/runtime/mod.ts";
 import type { NodeDependency } from "../src/runtime/mod.ts";
 import { answerLocally } from "../src/runtime/node/local_syscalls.ts";
+import { createConvexApp, runConvexCli, spawnServer } from "./helpers/convex_app.ts";
+import { parseCommandLine, UsageError } from "../src/server/mod.ts";
 
 const SAMPLES = JSON.parse(
   await Deno.readTextFile(new URL("./node_samples/push_modules.json", import.meta.url)),
@@ -144,4 +148,86 @@ Deno.test("node pool: identity and function metadata are answered from the call'
   // createFunctionHandle needs the deployment's functions: the server's onCall (serveActionCall) answers it.
   assertEquals(answerLocally("1.0/createFunctionHandle", context), null);
   assertEquals(answerLocally("1.0/actions/query", context), null);
+});
+
+Deno.test("node pool: a call handed an idle runner that died before the pool saw it runs on a new runner", async () => {
+  const h = await harness();
+  try {
+    const first = await h.pool.execute(h.request("cryptoBuffer.js", "digest", { text: "a" }));
+    assert(first.ok, first.errorMessage);
+    const [idlePid] = h.pool.nodeRunnerPids();
+    for (let round = 0; round < 3; round++) {
+      const [pid] = h.pool.nodeRunnerPids();
+      Deno.kill(pid, "SIGKILL");
+      // Same tick: the pool has not processed the exit yet, so it hands out the dead runner.
+      const next = await h.pool.execute(h.request("cryptoBuffer.js", "digest", { text: "hello" }));
+      assert(next.ok, `round ${round}: ${next.errorMessage}`);
+      assertEquals(JSON.parse(next.resultJson!).base64, "aGVsbG8=");
+      assert(!h.pool.nodeRunnerPids().includes(pid), "the dead runner is gone");
+    }
+    assert(!h.pool.nodeRunnerPids().includes(idlePid));
+    // A call that started and then lost its runner is not run again: it fails (here at its deadline).
+    const slow = await harness(800);
+    try {
+      const looped = await slow.pool.execute(slow.request("failures.js", "loopForever"));
+      assertEquals(looped.ok, false);
+      assertStringIncludes(looped.errorMessage!, "timed out");
+    } finally {
+      await slow.dispose();
+    }
+  } finally {
+    await h.dispose();
+  }
+});
+
+Deno.test({
+  name: "--node-packages=off: a push listing external packages is refused clearly; bundled packages still deploy",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    assertEquals(
+      (parseCommandLine(["--node-packages", "off"], () => undefined) as { config: { nodePackages: string } }).config
+        .nodePackages,
+      "off",
+    );
+    assertThrows(() => parseCommandLine(["--node-packages", "never"], () => undefined), UsageError, "auto or off");
+    const repo = new URL("../", import.meta.url).pathname;
+    const app = await createConvexApp({
+      "versions.ts": `"use node";
+import semver from "semver";
+import { action } from "./_generated/server";
+export const valid = action({ args: {}, handler: async () => semver.valid("1.2.3") });
+`,
+    });
+    await Deno.symlink(await Deno.realPath(join(repo, "node_modules", "semver")), join(app.dir, "node_modules/semver"));
+    await Deno.writeTextFile(join(app.dir, "convex.json"), JSON.stringify({ node: { externalPackages: ["semver"] } }));
+    // The CLI reports an external package's version from the app's package.json.
+    const semverVersion = JSON.parse(await Deno.readTextFile(join(repo, "node_modules/semver/package.json"))).version;
+    await Deno.writeTextFile(
+      join(app.dir, "package.json"),
+      JSON.stringify({ private: true, type: "module", dependencies: { convex: "1.48.0", semver: semverVersion } }),
+    );
+    const server = await spawnServer({ extraArgs: ["--node-packages=off"] });
+    try {
+      const refused = await runConvexCli(app, ["deploy", "--typecheck=disable", "-y"], server);
+      const output = refused.stdout + refused.stderr;
+      assertEquals(refused.code, 1, output);
+      assertStringIncludes(output, "--node-packages=off");
+      assert(/semver@\d+\.\d+\.\d+/.test(output), output);
+      assert(
+        !(await Deno.stat(join(server.dataDir, "node")).then((s) => s.isDirectory, () => false)) ||
+          ![...Deno.readDirSync(join(server.dataDir, "node"))].some((entry) => /^[0-9a-f]{32}$/.test(entry.name)),
+        "nothing was installed",
+      );
+      // Without the list the CLI bundles semver into the module: that push is accepted and runs.
+      await Deno.remove(join(app.dir, "convex.json"));
+      const deployed = await runConvexCli(app, ["deploy", "--typecheck=disable", "-y"], server);
+      assertEquals(deployed.code, 0, deployed.stdout + deployed.stderr);
+      const ran = await runConvexCli(app, ["run", "versions:valid"], server);
+      assertStringIncludes(ran.stdout, "1.2.3");
+    } finally {
+      await server.close();
+      await app.dispose();
+    }
+  },
 });

@@ -1,7 +1,7 @@
 /** Full-text search (`withSearchIndex`, convex-compat.md §4.5): ranking, prefixes, filters, limits, reactivity, push. */
 import { ConvexClient, ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
-import { assert, assertEquals } from "./helpers/assert.ts";
+import { assert, assertEquals, waitFor } from "./helpers/assert.ts";
 import { startTestServer, SYNC_APP_FILES, type TestServer } from "./helpers/sync_app.ts";
 import { createConvexApp, runConvexCli, startTestDeployment } from "./helpers/convex_app.ts";
 import { stopBundler } from "./helpers/runtime_app.ts";
@@ -91,7 +91,12 @@ async function withSearchServer(fn: (server: TestServer, http: ConvexHttpClient)
         table.name === "messages"
           ? {
             ...table,
-            searchIndexes: [{ name: "messages.search_body", searchField: "body", filterFields: ["channel"] }],
+            searchIndexes: [{
+              name: "messages.search_body",
+              searchField: "body",
+              filterFields: ["channel"],
+              indexId: -(table.tableNumber * 100),
+            }],
           }
           : table
       ),
@@ -185,6 +190,9 @@ Deno.test({
       assertEquals([first.page, first.isDone], [["apple apple pie", "apple tart"], false]);
       const second = await http.query(api.search.page, { text: "apple", cursor: first.cursor });
       assertEquals([second.page, second.isDone], [[LONG], true]);
+      // A last page that is exactly full is done: the ranked results are all known.
+      const full = await http.query(api.search.page, { text: "apple", channel: "c", cursor: null });
+      assertEquals([full.page, full.isDone], [["apple apple pie", LONG], true]);
       // A mutation sees its own writes in a search.
       assertEquals(await http.mutation(api.search.insertThenFind, { text: "stripes" }), ["zebra stripes"]);
       let message = "";
@@ -221,6 +229,42 @@ Deno.test({
         await http.mutation(api.search.send, { channel: "c", body: "banana split banana" });
         await http.mutation(api.search.send, { channel: "other", body: "banana" });
         assertEquals(await next((value) => value.length === 2), ["banana split banana", "banana bread"]);
+        unsubscribe();
+      } finally {
+        await client.close();
+      }
+    });
+  },
+});
+
+Deno.test({
+  name: "search: a subscribed search re-runs after a matching insert, not after an unrelated one",
+  async fn() {
+    await withSearchServer(async (server, http) => {
+      const client = new ConvexClient(server.url);
+      const log = server.backend.executionLog;
+      const runsOfFind = (since: number) => log.after(since).filter((entry) => entry.exportName === "find").length;
+      try {
+        let latest: string[] = [];
+        const unsubscribe = client.onUpdate(api.search.find, { text: "banana", channel: "c" }, (value: string[]) => {
+          latest = value;
+        });
+        await waitFor("the first result", () => Promise.resolve(latest), (value) => value.length === 1);
+        const cursor = log.headCursor;
+        // Unrelated: same table and channel without the word, and the word in another channel (outside the filter).
+        await http.mutation(api.search.send, { channel: "c", body: "kiwi smoothie" });
+        await http.mutation(api.search.send, { channel: "c", body: "an apple a day" });
+        await http.mutation(api.search.send, { channel: "other", body: "banana split" });
+        await http.mutation(api.search.send, { channel: "c", body: "banana boat" });
+        await waitFor("the matching insert", () => Promise.resolve(latest), (value) => value.length === 2);
+        assertEquals(latest, ["banana bread", "banana boat"]); // equal scores: creation order
+        assertEquals(runsOfFind(cursor), 1, "only the matching insert re-runs the search");
+        // An unfiltered search of the word sees the other channel's document too.
+        assertEquals(await http.query(api.search.find, { text: "banana" }), [
+          "banana bread",
+          "banana split",
+          "banana boat",
+        ]);
         unsubscribe();
       } finally {
         await client.close();

@@ -4,8 +4,8 @@
  */
 import { ADMIN_KEY_REFUSED_STATUS, AuthenticationError, badAdminKeyError } from "./errors.ts";
 import { identityFromAttributes, identityFromClaims } from "./identity.ts";
-import { type Jwk, parseJwt, TokenError, verifySignature } from "./jwt.ts";
-import { type AuthProvider, issuerMatches, KeySetCache, parseAuthConfig } from "./providers.ts";
+import { type AuthProvider, KeySetCache, parseAuthConfig } from "./providers.ts";
+import { verifyUserToken } from "./verify.ts";
 
 /** Who is calling. */
 export interface Caller {
@@ -20,8 +20,6 @@ export interface Caller {
 /** The anonymous caller. */
 export const ANONYMOUS: Caller = Object.freeze({ identityJson: null, isAdmin: false, expiresAtMs: null });
 
-/** How far clocks may disagree when checking `exp` / `nbf`. */
-const CLOCK_SKEW_MS = 5_000;
 /** Longest `Authorization` header examined. */
 const MAX_HEADER_LENGTH = 128 * 1024;
 
@@ -142,48 +140,7 @@ export class Authenticator {
     return this.#providers;
   }
 
-  async #verify(token: string, nowMs: number): Promise<Record<string, unknown>> {
-    const jwt = parseJwt(token);
-    const { claims, header } = jwt;
-    if (typeof claims.iss !== "string") throw new TokenError("The token has no `iss` claim");
-    if (typeof claims.sub !== "string") throw new TokenError("The token has no `sub` claim");
-    const alg = typeof header.alg === "string" ? header.alg : "";
-    const candidates = this.#currentProviders().filter((provider) => issuerMatches(provider, claims.iss as string));
-    if (candidates.length === 0) {
-      throw new AuthenticationError(
-        "NoAuthProvider",
-        `No auth provider found matching the given token (issuer ${JSON.stringify(claims.iss)}). ` +
-          "Check your auth.config.ts.",
-      );
-    }
-    const audiences = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
-    const provider = candidates.find((p) => p.applicationID === null || audiences.includes(p.applicationID));
-    if (!provider) throw new TokenError("The token's audience (`aud`) does not match any provider's applicationID");
-    if (!provider.algorithms.includes(alg)) throw new TokenError(`Unsupported token algorithm ${JSON.stringify(alg)}`);
-    const kid = typeof header.kid === "string" ? header.kid : undefined;
-    if (!await this.#verifyWithProvider(provider, jwt, alg, kid)) {
-      throw new TokenError("The token's signature is invalid");
-    }
-    if (claims.exp !== undefined) {
-      if (typeof claims.exp !== "number") throw new TokenError("The token's `exp` is not a number");
-      if (claims.exp * 1000 + CLOCK_SKEW_MS < nowMs) throw new AuthenticationError("TokenExpired", "Token expired");
-    }
-    if (typeof claims.nbf === "number" && claims.nbf * 1000 - CLOCK_SKEW_MS > nowMs) {
-      throw new TokenError("The token is not valid yet (`nbf`)");
-    }
-    return claims;
-  }
-
-  async #verifyWithProvider(
-    provider: AuthProvider,
-    jwt: ReturnType<typeof parseJwt>,
-    alg: string,
-    kid: string | undefined,
-  ): Promise<boolean> {
-    const pick = (keys: Jwk[]) => keys.filter((key) => kid === undefined || key.kid === undefined || key.kid === kid);
-    let keys = pick(await this.#keys.keys(provider));
-    if (keys.length === 0) keys = pick(await this.#keys.keys(provider, true));
-    for (const key of keys) if (await verifySignature(jwt, key, alg)) return true;
-    return false;
+  #verify(token: string, nowMs: number): Promise<Record<string, unknown>> {
+    return verifyUserToken(token, this.#currentProviders(), this.#keys, nowMs);
   }
 }

@@ -16,6 +16,9 @@ const HISTORY_WINDOW_NS = 30_000_000_000n;
 /** The most commits remembered, whatever their age (bounds memory under bursts). */
 const MAX_HISTORY_COMMITS = 50_000;
 
+/** What a slot before the head holds (never read). */
+const FORGOTTEN: CommitKeys = { ts: 0n, keysByIndex: new Map() };
+
 /** A decoded read range. */
 interface DecodedRange {
   indexId: number;
@@ -52,6 +55,8 @@ export class ConflictHistory {
       (this.#commits.length - this.#head > MAX_HISTORY_COMMITS || this.#commits[this.#head].ts < cutoffTs)
     ) {
       this.#floorTs = this.#commits[this.#head].ts;
+      // Released now, not at the next compaction (every 1,024 commits): one commit may hold many keys (an import).
+      this.#commits[this.#head] = FORGOTTEN;
       this.#head++;
     }
     if (this.#head > 1024 && this.#head * 2 > this.#commits.length) {

@@ -27,6 +27,8 @@ import type { TransactionSyscalls } from "./syscall_extension.ts";
 import { SnapshotReader, SystemTransaction } from "./system_transaction.ts";
 import { type Catalog, type DocumentWrite, SyscallError, type TableInfo, type TransactionOutcome } from "./types.ts";
 import { keysEqual } from "./keys.ts";
+import { addSearchTermKeys } from "./search.ts";
+import { observeCommit, occConflicts } from "../metrics/mod.ts";
 
 const CATALOG_GLOBAL = "catalog";
 /** Attempts of a system transaction before a conflict is reported (its writes are small; conflicts are rare). */
@@ -45,6 +47,8 @@ export interface CommitEvent {
   ts: bigint;
   /** Index keys written (old and new values of every changed entry), per index ID. */
   keysByIndex: Map<number, Uint8Array[]>;
+  /** The commit's document writes (the in-memory search indexes apply them). */
+  writes?: readonly DocumentWrite[];
 }
 
 /** Options of `Database.runSystemTransaction`. */
@@ -299,6 +303,7 @@ export class Database {
         const snapshotTs = BigInt(item.outcome.snapshotTs);
         const conflict = this.#history.findConflict(snapshotTs, item.outcome.readSet);
         if (conflict) {
+          occConflicts.inc();
           item.reject(this.#conflictError(conflict));
           continue;
         }
@@ -313,7 +318,7 @@ export class Database {
     }
     if (batches.length === 0) return;
     try {
-      await this.persistence.commit(batches);
+      await observeCommit(batches.length, this.persistence.commit(batches));
     } catch (error) {
       for (let i = accepted.length - 1; i >= 0; i--) this.#history.forget(accepted[i].keys.ts);
       for (const { item } of accepted) item.reject(error);
@@ -322,7 +327,7 @@ export class Database {
     this.#latestTs = batches[batches.length - 1].ts;
     for (const { item, keys } of accepted) {
       item.resolve(keys.ts);
-      this.#notify({ ts: keys.ts, keysByIndex: keys.keysByIndex });
+      this.#notify({ ts: keys.ts, keysByIndex: keys.keysByIndex, writes: item.outcome.writes });
     }
   }
 
@@ -381,6 +386,7 @@ export class Database {
           keys.push(newKey);
         }
       }
+      addSearchTermKeys(table, before, after, keysByIndex);
     }
     return { batch: { ts, documents, indexEntries }, keys: { ts, keysByIndex } };
   }

@@ -53,6 +53,11 @@ export function decodeLiteral(json: unknown): Value | undefined {
   return jsonToValue(json as any);
 }
 
+/** Convex's message for a query on an index the schema declares with `staged: true`. */
+export function stagedIndexMessage(indexName: string): string {
+  return `Index ${indexName} is currently staged and not available to query until it is enabled`;
+}
+
 function rangeError(indexName: string, message: string): SyscallError {
   return new SyscallError("InvalidIndexRange", `Invalid index range for index ${indexName}: ${message}`);
 }
@@ -62,6 +67,7 @@ function rangeError(indexName: string, message: string): SyscallError {
  * then at most one lower bound (`Gt`/`Gte`) and one upper bound (`Lt`/`Lte`) on the next field.
  */
 export function compileIndexRange(index: IndexInfo, range: RangeExpression[]): KeyRange {
+  if (index.staged === true) throw new SyscallError("IndexStaged", stagedIndexMessage(index.name));
   if (!Array.isArray(range)) throw rangeError(index.name, "the range must be an array");
   const fields = indexKeyFields(index);
   const equalities: (Value | undefined)[] = [];

@@ -31,7 +31,22 @@ export {
   SYSTEM_TABLE_NUMBERS,
 } from "./catalog.ts";
 export { DatabaseSyscalls, type DatabaseSyscallsOptions, int64ToBase64, openTransaction } from "./syscalls.ts";
-export { keyAfter } from "./index_range.ts";
+export { decodeLiteral, keyAfter, stagedIndexMessage } from "./index_range.ts";
+export {
+  BM25_B,
+  BM25_K1,
+  filterValueKey,
+  MAX_SEARCH_RESULTS,
+  registerTextSearchProvider,
+  searchedFields,
+  type SearchTerm,
+  searchTerms,
+  TEXT_SEARCH_OP,
+  type TextSearchProvider,
+  type TextSearchRequest,
+  type TextSearchResponse,
+  tokenize,
+} from "./search.ts";
 export { MAX_FUNCTIONS_SCHEDULED, MAX_SCHEDULED_ARGS_BYTES, TRANSACTION_LIMITS } from "./limits.ts";
 export {
   parseSyscallArgs,

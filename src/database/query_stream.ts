@@ -42,6 +42,19 @@ export interface StreamContext {
   chargeRead(sizeBytes: number): void;
 }
 
+/** The context of a stream that never reads (`QueryStream.readRecord`). */
+const NO_READS: StreamContext = {
+  reader: {
+    getDocument: () => Promise.reject(new Error("invariant: a recorded range is never read")),
+    scanIndex: () => Promise.reject(new Error("invariant: a recorded range is never read")),
+    close: () => Promise.resolve(),
+  },
+  snapshotTs: 0n,
+  overlay: () => [],
+  hasWrite: () => false,
+  chargeRead: () => {},
+};
+
 const FIRST_CHUNK_ROWS = 16;
 const MAX_CHUNK_ROWS = 512;
 
@@ -78,6 +91,17 @@ export class QueryStream {
     this.#operators = operators;
     this.#limitCounts = operators.map(() => 0);
     this.#needsValues = operators.some((operator) => "filter" in operator);
+  }
+
+  /**
+   * A stream that only records `range` of `index` as read, without reading it: the read set of a search answered by
+   * the in-memory index, whose term keys live in no persisted index.
+   */
+  static readRecord(index: IndexInfo, tableNumber: number, range: KeyRange): QueryStream {
+    const stream = new QueryStream(NO_READS, index, tableNumber, range, "asc", []);
+    stream.#exhausted = true;
+    stream.#finished = true;
+    return stream;
   }
 
   /** The compiled operators, for deriving a narrower stream of the same query. */

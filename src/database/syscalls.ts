@@ -78,6 +78,8 @@ export class DatabaseSyscalls implements TransactionHost {
   /** The end cursor this run's page ended at: the journal of this run. */
   #producedJournal: string | null = null;
   readonly #syscalls: TransactionSyscalls;
+  /** The runner's link to the server (set by the runner): searches ask the server's index through it. */
+  serverCall: ((op: string, argsJson: string) => Promise<string>) | null = null;
 
   constructor(options: DatabaseSyscallsOptions) {
     this.transaction = new Transaction(options);
@@ -341,7 +343,11 @@ export class DatabaseSyscalls implements TransactionHost {
       [],
     );
     this.transaction.addStream(scan);
-    return new SearchStream(searchIndex, scan, filters, operators);
+    return new SearchStream(searchIndex, scan, filters, operators, {
+      transaction: this.transaction,
+      table,
+      serverCall: this.serverCall,
+    });
   }
 
   #streamContext() {

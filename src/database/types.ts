@@ -33,6 +33,8 @@ export interface IndexInfo {
   fields: string[];
   /** false while a backfill is running: readable by nobody, maintained by every commit. */
   ready: boolean;
+  /** `staged: true` in the schema: maintained, but queries fail until the schema enables it. */
+  staged?: boolean;
 }
 
 /** A full-text search index of the schema (convex-compat.md §4.2, §4.5). Served by a scan, so no index data. */
@@ -43,6 +45,20 @@ export interface SearchIndexInfo {
   searchField: string;
   /** Fields a search may filter on with `eq`. */
   filterFields: string[];
+  /** Negative ID of its term keys in read sets and commits (src/database/search.ts); absent in older catalogs. */
+  indexId?: number;
+  /** `staged: true` in the schema: built, but queries fail until the schema enables it. */
+  staged?: boolean;
+}
+
+/** A vector index of the schema (`vectorIndex`), served from memory by src/search. */
+export interface VectorIndexInfo {
+  /** `<table>.<index>`. */
+  name: string;
+  vectorField: string;
+  dimensions: number;
+  filterFields: string[];
+  staged?: boolean;
 }
 
 /** One table of the catalog. */
@@ -54,6 +70,8 @@ export interface TableInfo {
   indexes: IndexInfo[];
   /** The schema's search indexes (absent in catalogs from before search). */
   searchIndexes?: SearchIndexInfo[] | undefined;
+  /** The schema's vector indexes (absent in catalogs from before vector search). */
+  vectorIndexes?: VectorIndexInfo[] | undefined;
   /** The schema's document validator when schema validation is active for this table. */
   documentType: ValidatorJson | null;
 }

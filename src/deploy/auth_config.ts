@@ -1,5 +1,5 @@
 /**
- * `auth.config.js` checks at push time: every environment variable it reads must be set (code
+ * `auth.config.js` checks at push time: every environment variable its evaluation read must be set (code
  * `AuthConfigMissingEnvironmentVariable`, which the CLI turns into `npx convex env set` advice, §5.2), and every
  * provider must be an OIDC provider `{domain, applicationID}` or a custom JWT provider.
  *
@@ -18,34 +18,22 @@ export type AuthProvider =
   | { type: "customJwt"; applicationID: string | null; issuer: string; jwks: string; algorithm: string };
 
 /**
- * The environment variables a bundled module reads as `process.env.NAME` or `process.env["NAME"]`. The bundler keeps
- * these accesses literal, and the analysis evaluated the config with missing variables as `undefined`, which would
- * otherwise be silently dropped from the JSON.
+ * Validates the analyzed auth config; returns the providers (empty without an auth config). `missingEnv` lists the
+ * variables the config read while the analysis evaluated it that were not set (a comment naming one reads nothing).
  */
-export function environmentReads(source: string): string[] {
-  const names = new Set<string>();
-  for (const match of source.matchAll(/process\.env\.([A-Za-z_][A-Za-z0-9_]*)/g)) names.add(match[1]);
-  for (const match of source.matchAll(/process\.env\[\s*["'`]([A-Za-z_][A-Za-z0-9_]*)["'`]\s*\]/g)) {
-    names.add(match[1]);
-  }
-  return [...names];
-}
-
-/** Validates the analyzed auth config; returns the providers (empty without an auth config). */
 export function checkAuthConfig(
   module: ModuleConfig | undefined,
   authConfig: JsonValue | null,
-  environment: Record<string, string>,
+  missingEnv: readonly string[],
 ): AuthProvider[] {
   if (!module) return [];
-  for (const name of environmentReads(module.source)) {
-    if (environment[name] === undefined) {
-      throw new DeployError(
-        "AuthConfigMissingEnvironmentVariable",
-        `Environment variable ${name} is used in auth config file but its value was not set. Set it with ` +
-          `\`npx convex env set ${name} <value>\`.`,
-      );
-    }
+  const name = missingEnv[0];
+  if (name !== undefined) {
+    throw new DeployError(
+      "AuthConfigMissingEnvironmentVariable",
+      `Environment variable ${name} is used in auth config file but its value was not set. Set it with ` +
+        `\`npx convex env set ${name} <value>\`.`,
+    );
   }
   const providers = (authConfig as { providers?: unknown } | null)?.providers ?? [];
   if (!Array.isArray(providers)) throw invalid("`providers` must be a list");

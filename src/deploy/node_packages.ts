@@ -115,6 +115,18 @@ export async function installNodeDependencies(
   return performance.now() - started;
 }
 
+/**
+ * The push error of a server started with `--node-packages=off` when the push names external packages, or null when
+ * it names none. The CLI bundles every package convex.json does not list, so dropping the list is the way out.
+ */
+export function externalPackagesRefusal(dependencies: readonly NodeDependency[]): string | null {
+  if (dependencies.length === 0) return null;
+  const list = dependencies.map(({ name, version }) => `${name}@${version}`).join(", ");
+  return `This server does not install external packages for "use node" actions (it runs with --node-packages=off), ` +
+    `but the push lists ${list} (convex.json node.externalPackages). Remove them from externalPackages so the CLI ` +
+    `bundles them into the modules, or ask the server's operator to allow package installs.`;
+}
+
 /** Where node deployment folders live. */
 export function nodeRoot(dataDir: string): string {
   return join(resolve(dataDir), "node");

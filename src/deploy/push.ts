@@ -155,7 +155,7 @@ export class PushCoordinator {
     const appAuth = checkAuthConfig(
       modules.find((module) => module.path === "auth.config.js"),
       analysis.authConfig,
-      environment,
+      analysis.authConfigMissingEnv ?? [],
     );
     const namespaces = [
       { path: "", analysis },

@@ -4,7 +4,7 @@
  *
  * Private to `src/deploy`: other folders use its `mod.ts`.
  */
-import type { Catalog, IndexInfo, SearchIndexInfo, TableInfo } from "../database/mod.ts";
+import type { Catalog, IndexInfo, SearchIndexInfo, TableInfo, VectorIndexInfo } from "../database/mod.ts";
 import {
   componentPathOf,
   FIRST_USER_TABLE_NUMBER,
@@ -27,17 +27,24 @@ export interface SchemaIndex {
   /** `table.index`. */
   name: string;
   fields: string[];
+  /** `staged: true`: backfilled and maintained, but queries fail until a push enables it. */
+  staged?: boolean;
 }
 
 /** Most filter fields of one search index (Convex's limit). */
 export const MAX_SEARCH_FILTER_FIELDS = 16;
+/** Dimensions a vector index may have (Convex's limits). */
+export const MIN_VECTOR_DIMENSIONS = 2;
+export const MAX_VECTOR_DIMENSIONS = 4096;
 
 /** One table of the schema. */
 export interface SchemaTable {
   tableName: string;
   indexes: SchemaIndex[];
-  /** Full-text search indexes (vector indexes are ignored). */
+  /** Full-text search indexes (staged ones flagged). */
   searchIndexes: SearchIndexInfo[];
+  /** Vector indexes (staged ones flagged). */
+  vectorIndexes: VectorIndexInfo[];
   documentType: ValidatorJson | null;
 }
 
@@ -74,11 +81,34 @@ export function parseSchema(schemaJson: string): ParsedSchema {
     if (seen.has(tableName)) throw invalid(`Table ${tableName} is defined twice`);
     seen.add(tableName);
     const documentType = (entry.documentType ?? null) as ValidatorJson | null;
-    const indexes = parseIndexes(tableName, entry.indexes, documentType);
-    const searchIndexes = parseSearchIndexes(tableName, entry.searchIndexes, documentType, indexes);
-    tables.push({ tableName, indexes, searchIndexes, documentType });
+    const indexes = parseIndexes(tableName, stagedList(entry.indexes, entry.stagedDbIndexes), documentType);
+    const searchIndexes = parseSearchIndexes(
+      tableName,
+      stagedList(entry.searchIndexes, entry.stagedSearchIndexes),
+      documentType,
+      indexes,
+    );
+    const vectorIndexes = parseVectorIndexes(
+      tableName,
+      stagedList(entry.vectorIndexes, entry.stagedVectorIndexes),
+      documentType,
+      [...indexes.map((index) => index.name), ...searchIndexes.map((index) => index.name)],
+    );
+    tables.push({ tableName, indexes, searchIndexes, vectorIndexes, documentType });
   }
   return { tables, schemaValidation: raw.schemaValidation !== false, raw };
+}
+
+/**
+ * One list of a table's enabled and staged index entries (`indexes` + `stagedDbIndexes`, ...), the staged ones marked
+ * `staged: true`; a list that is not an array is passed on as it is, for the parser's error.
+ */
+function stagedList(enabled: unknown, staged: unknown): unknown {
+  if (staged === undefined || staged === null) return enabled;
+  if (!Array.isArray(staged)) return staged;
+  const marked = staged.map((entry) => ({ ...(entry as Record<string, unknown>), staged: true }));
+  if (enabled === undefined || enabled === null) return marked;
+  return Array.isArray(enabled) ? [...enabled, ...marked] : enabled;
 }
 
 function parseIndexes(tableName: string, value: unknown, documentType: ValidatorJson | null): SchemaIndex[] {
@@ -116,7 +146,9 @@ function parseIndexes(tableName: string, value: unknown, documentType: Validator
         );
       }
     }
-    indexes.push({ name: `${tableName}.${descriptor}`, fields: fields as string[] });
+    const parsed: SchemaIndex = { name: `${tableName}.${descriptor}`, fields: fields as string[] };
+    if (index.staged === true) parsed.staged = true;
+    indexes.push(parsed);
   }
   return indexes;
 }
@@ -166,9 +198,92 @@ function parseSearchIndexes(
     if ((filterFields as string[]).includes(searchField)) {
       throw invalid(`${where}: the search field "${searchField}" cannot also be a filter field`);
     }
-    searchIndexes.push({ name, searchField, filterFields: filterFields as string[] });
+    const parsed: SearchIndexInfo = { name, searchField, filterFields: filterFields as string[] };
+    if (index.staged === true) parsed.staged = true;
+    searchIndexes.push(parsed);
   }
   return searchIndexes;
+}
+
+function parseVectorIndexes(
+  tableName: string,
+  value: unknown,
+  documentType: ValidatorJson | null,
+  takenNames: string[],
+): VectorIndexInfo[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) throw invalid(`Table ${tableName}: vectorIndexes must be a list`);
+  const vectorIndexes: VectorIndexInfo[] = [];
+  const names = new Set(takenNames);
+  for (const index of value as Record<string, unknown>[]) {
+    const descriptor = index?.indexDescriptor;
+    const where = `Vector index ${tableName}.${String(descriptor)}`;
+    if (typeof descriptor !== "string" || !IDENTIFIER.test(descriptor)) {
+      throw invalid(`${where}: invalid index name (letters, digits and underscores, starting with a letter)`);
+    }
+    if (RESERVED_INDEX_NAMES.has(descriptor)) throw invalid(`${where}: the name ${descriptor} is reserved`);
+    const name = `${tableName}.${descriptor}`;
+    if (names.has(name)) throw invalid(`${where}: the name is used by another index of the table`);
+    names.add(name);
+    const { vectorField, dimensions } = index;
+    if (typeof vectorField !== "string" || vectorField === "") {
+      throw invalid(`${where}: vectorField must be a field name`);
+    }
+    if (
+      typeof dimensions !== "number" || !Number.isInteger(dimensions) || dimensions < MIN_VECTOR_DIMENSIONS ||
+      dimensions > MAX_VECTOR_DIMENSIONS
+    ) {
+      throw invalid(
+        `${where}: dimensions must be an integer between ${MIN_VECTOR_DIMENSIONS} and ${MAX_VECTOR_DIMENSIONS}, ` +
+          `got ${JSON.stringify(dimensions)}`,
+      );
+    }
+    const filterFields = index.filterFields ?? [];
+    if (!Array.isArray(filterFields) || !filterFields.every((f) => typeof f === "string" && f !== "")) {
+      throw invalid(`${where}: filterFields must be a list of field names`);
+    }
+    if (filterFields.length > MAX_SEARCH_FILTER_FIELDS) {
+      throw invalid(`${where} has more than ${MAX_SEARCH_FILTER_FIELDS} filter fields`);
+    }
+    if (new Set(filterFields).size !== filterFields.length) throw invalid(`${where} lists a filter field twice`);
+    for (const field of [vectorField, ...filterFields as string[]]) {
+      const role = field === vectorField ? "vector field" : "filter field";
+      if (field.startsWith("_")) throw invalid(`${where}: the ${role} "${field}" is a system field name`);
+      if (documentType && !validatorHasField(documentType, field.split("."))) {
+        throw invalid(
+          `${where} is on the field "${field}", which is not in the table's validator. Add the field to the ` +
+            `defineTable({...}) validator or remove it from the vector index.`,
+        );
+      }
+    }
+    if ((filterFields as string[]).includes(vectorField)) {
+      throw invalid(`${where}: the vector field "${vectorField}" cannot also be a filter field`);
+    }
+    const parsed: VectorIndexInfo = { name, vectorField, dimensions, filterFields: filterFields as string[] };
+    if (index.staged === true) parsed.staged = true;
+    vectorIndexes.push(parsed);
+  }
+  return vectorIndexes;
+}
+
+/** Search indexes per IDs: IDs of this table's range, -(tableNumber * 100 + k), kept for an unchanged definition. */
+const SEARCH_INDEX_IDS_PER_TABLE = 100;
+
+/** `wanted` with term-key index IDs: an unchanged index keeps its ID, a new or changed one takes a free one. */
+function withSearchIndexIds(table: TableInfo, wanted: SearchIndexInfo[]): SearchIndexInfo[] {
+  const sameDefinition = (a: SearchIndexInfo, b: SearchIndexInfo) =>
+    a.name === b.name && a.searchField === b.searchField && sameFields(a.filterFields, b.filterFields);
+  const kept = wanted.map((index) => (table.searchIndexes ?? []).find((old) => sameDefinition(old, index))?.indexId);
+  const used = new Set(kept.filter((id) => id !== undefined));
+  let k = 0;
+  return wanted.map((index, i) => {
+    let indexId = kept[i];
+    while (indexId === undefined && k < SEARCH_INDEX_IDS_PER_TABLE) {
+      const candidate = -(table.tableNumber * SEARCH_INDEX_IDS_PER_TABLE + k++);
+      if (!used.has(candidate)) indexId = candidate;
+    }
+    return indexId === undefined ? index : { ...index, indexId };
+  });
 }
 
 /** True when some document matching `validator` may have a value at `path`. */
@@ -308,6 +423,10 @@ export function finalCatalog(catalog: Catalog, plan: IndexPlan, schema: ParsedSc
   const addedById = new Map(plan.added.map((added) => [added.indexId, added]));
   const documentTypes = new Map((schema?.tables ?? []).map((table) => [table.tableName, table.documentType]));
   const searchIndexes = new Map((schema?.tables ?? []).map((table) => [table.tableName, table.searchIndexes]));
+  const vectorIndexes = new Map((schema?.tables ?? []).map((table) => [table.tableName, table.vectorIndexes]));
+  const stagedIndexes = new Set(
+    (schema?.tables ?? []).flatMap((table) => table.indexes.filter((index) => index.staged).map((index) => index.name)),
+  );
   return {
     ...catalog,
     schemaValidation: schema?.schemaValidation ?? false,
@@ -318,15 +437,27 @@ export function finalCatalog(catalog: Catalog, plan: IndexPlan, schema: ParsedSc
         : documentTypes.get(table.name) ?? null,
       searchIndexes: table.tableNumber < FIRST_USER_TABLE_NUMBER
         ? table.searchIndexes
-        : searchIndexes.get(table.name) ?? [],
+        : withSearchIndexIds(table, searchIndexes.get(table.name) ?? []),
+      vectorIndexes: table.tableNumber < FIRST_USER_TABLE_NUMBER
+        ? table.vectorIndexes
+        : vectorIndexes.get(table.name) ?? [],
       indexes: table.indexes
         .filter((index) => !removedIds.has(index.indexId))
         .map((index) => {
           const added = addedById.get(index.indexId);
-          return added ? { ...index, name: added.name, ready: true } : index;
+          const named = added ? { ...index, name: added.name, ready: true } : index;
+          return withStagedFlag(named, stagedIndexes.has(named.name));
         }),
     })),
   };
+}
+
+/** `index` with its `staged` flag set to `staged` (absent when false, as in catalogs from before staging). */
+function withStagedFlag(index: IndexInfo, staged: boolean): IndexInfo {
+  if ((index.staged === true) === staged) return index;
+  if (staged) return { ...index, staged: true };
+  const { staged: _, ...enabled } = index;
+  return enabled;
 }
 
 /** An index in the CLI's `IndexConfig` shape (convex-compat.md §5.4). */

@@ -20,7 +20,7 @@ import {
   type RunnerPool,
   writeDeploymentModules,
 } from "../runtime/mod.ts";
-import { NodeInstallError, nodeRoot, prepareNodeDir } from "./node_packages.ts";
+import { externalPackagesRefusal, NodeInstallError, nodeRoot, prepareNodeDir } from "./node_packages.ts";
 
 const DEPLOYMENT_GLOBAL = "deployment";
 const ENVIRONMENT_GLOBAL = "environment";
@@ -334,6 +334,8 @@ export class DeploymentStore {
   async #prepareNode(modules: ModuleConfig[], dependencies: NodeDependency[], environment: Record<string, string>) {
     const unavailable = this.#pool.nodeActionsUnavailable;
     if (unavailable !== null) throw new DeployError("NodeActionsUnsupported", unavailable);
+    const refusal = this.#pool.nodeExternalPackages === "off" ? externalPackagesRefusal(dependencies) : null;
+    if (refusal !== null) throw new DeployError("NodePackagesDisabled", refusal);
     let prepared;
     try {
       prepared = await prepareNodeDir(this.#dataDir, modules, dependencies);

@@ -6,4 +6,11 @@
  * @module
  */
 export { DenvexError, type DenvexErrorOptions, errorCodeOf, isRetryable } from "./denvex_error.ts";
-export { type CallFailure, callFailureOf, type SyscallFailure, syscallFailureOf } from "./runtime_edges.ts";
+export {
+  type CallFailure,
+  callFailureOf,
+  framedFunctionError,
+  newRequestId,
+  type SyscallFailure,
+  syscallFailureOf,
+} from "./runtime_edges.ts";

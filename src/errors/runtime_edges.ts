@@ -43,3 +43,18 @@ export function callFailureOf(error: unknown, retryableByDefault: boolean): Call
   }
   return { errorMessage: error instanceof Error ? error.message : String(error), retryable: retryableByDefault };
 }
+
+/** A request ID as Convex shows them: 16 lowercase hex digits. */
+export function newRequestId(): string {
+  return crypto.getRandomValues(new Uint8Array(8)).toHex();
+}
+
+/**
+ * The client edge of a failed function call, as Convex frames it for every client (`[Request ID: <id>] Server Error`
+ * on its own line, then the failure as the execution reported it, e.g. `Uncaught Error: boom` and its frames). Logs and
+ * nested callers see the failure unframed, so the framing appears once, however deep the call was.
+ */
+export function framedFunctionError(errorMessage: string, requestId: string = newRequestId()): string {
+  if (errorMessage.startsWith("[Request ID: ")) return errorMessage;
+  return `[Request ID: ${requestId}] Server Error\n${errorMessage}`;
+}

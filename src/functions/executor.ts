@@ -3,7 +3,7 @@
  * return values after a run, runs queries at one snapshot, and runs mutations as transactions committed through the
  * database, retried automatically on conflicts (they are deterministic).
  */
-import { callFailureOf, DenvexError } from "../errors/mod.ts";
+import { callFailureOf, DenvexError, newRequestId } from "../errors/mod.ts";
 import { decodeDocumentId, jsonToValue, parseConvexJsonText, validateValue } from "../values/mod.ts";
 import type { JsonValue, ValidatorJson } from "../values/mod.ts";
 import {
@@ -65,9 +65,13 @@ export interface CallRequest {
    * Extra writes (and the reads that guard them) committed atomically with a successful mutation, e.g. a scheduled
    * job's state change to `success`. Called once per attempt, with the mutation's result and a system transaction at
    * the attempt's snapshot, right before the commit. Returning false abandons the attempt uncommitted (the call then
-   * fails), e.g. when the scheduled job was canceled at that snapshot.
+   * fails), e.g. when the scheduled job was canceled at that snapshot. `ownWrites` are the mutation's own writes.
    */
-  withCommit?: (valueJson: string, tx: SystemTransaction) => boolean | Promise<boolean>;
+  withCommit?: (
+    valueJson: string,
+    tx: SystemTransaction,
+    ownWrites: TransactionOutcome["writes"],
+  ) => boolean | Promise<boolean>;
   /** The namespace `withCommit`'s system transaction resolves names and IDs in (default `""`, the app). */
   withCommitNamespace?: string | undefined;
 }
@@ -275,19 +279,21 @@ export class FunctionExecutor {
     return table !== undefined && table.tableNumber === decoded.tableNumber;
   }
 
-  async #execute(call: ResolvedCall, snapshotTs: bigint): Promise<ExecutionResult> {
+  /** Runs the call at `snapshotTs`, or (null) at the latest snapshot when a runner starts it (mutations). */
+  async #execute(call: ResolvedCall, snapshotTs: bigint | null): Promise<ExecutionResult> {
     const { deployment, componentPath, address, info, argsJson, request } = call;
     const database = this.#deps.database;
     const startedAtMs = Date.now();
-    const requestId = request.requestId ?? crypto.randomUUID();
+    const requestId = request.requestId ?? newRequestId();
     const envs = componentEnvironments(deployment, componentPath, this.#deps.environment());
     const result = await this.#deps.pool.execute({
       udfType: info.udfType,
       modulePath: address.modulePath,
       exportName: address.exportName,
       argsJson,
-      snapshotTs,
-      catalog: database.catalog,
+      ...(snapshotTs === null
+        ? { snapshot: () => ({ snapshotTs: database.latestTs, catalog: database.catalog }) }
+        : { snapshotTs, catalog: database.catalog }),
       identityJson: request.identityJson,
       journal: request.journal ?? null,
       env: envs.env,
@@ -374,12 +380,11 @@ export class FunctionExecutor {
    */
   async #runMutation(call: ResolvedCall): Promise<CallResult> {
     const { info, request } = call;
-    const database = this.#deps.database;
     const recordId = request.idempotencyKey === undefined
       ? null
       : await resultRecordId(request.idempotencyKey, idempotencyOwner(request.identityJson, request.allowInternal));
     const mutation: MutationCall = { ...call, recordId };
-    const attempt: MutationAttempt = (commit) => this.#attemptMutation(mutation, database.latestTs, commit);
+    const attempt: MutationAttempt = (commit) => this.#attemptMutation(mutation, commit);
     const optimistic = await this.#runOptimistically(attempt);
     if (!("conflict" in optimistic)) return optimistic;
     return await this.#runInTurns(attempt, info.udfType, optimistic.conflict);
@@ -434,10 +439,12 @@ export class FunctionExecutor {
     return { ok: false, udfType, errorMessage, logLines: [], infrastructure: conflict.retryable };
   }
 
-  /** One execution and commit of a mutation at `snapshotTs`; an optimistic-concurrency conflict is returned. */
+  /**
+   * One execution and commit of a mutation at the latest snapshot when its runner starts (a wait for a runner is no
+   * part of its conflict window); an optimistic-concurrency conflict is returned.
+   */
   async #attemptMutation(
     call: MutationCall,
-    snapshotTs: bigint,
     commit: (outcome: TransactionOutcome) => Promise<bigint>,
   ): Promise<AttemptOutcome> {
     const { info, request, recordId } = call;
@@ -448,7 +455,8 @@ export class FunctionExecutor {
         return { ok: true, udfType: "mutation", valueJson: remembered.valueJson, logLines: [], ts: remembered.ts };
       }
     }
-    const result = await this.#execute(call, snapshotTs);
+    const result = await this.#execute(call, null);
+    const snapshotTs = result.snapshotTs ?? database.latestTs;
     const finished = this.#finish(call, result, snapshotTs);
     if (!finished.ok || !result.outcome) return finished;
     const outcome = result.outcome;
@@ -462,7 +470,7 @@ export class FunctionExecutor {
     }
     if (request.withCommit) {
       const tx = database.beginSystemTransaction(snapshotTs, { componentPath: request.withCommitNamespace ?? "" });
-      if (!await request.withCommit(finished.valueJson, tx)) {
+      if (!await request.withCommit(finished.valueJson, tx, outcome.writes)) {
         return failure("The mutation was not committed: its commit hook declined", info.udfType);
       }
       extras.push(tx);

@@ -28,7 +28,11 @@ export function createApiApp(deps: HttpDeps): Hono {
   app.use("*", limitStreamedRequestBody(resolveLimits(deps).apiMaxRequestBodyBytes));
   app.get("/version", (c) => c.text(deps.version));
   // Someone opening the URL in a browser learns what answers here, rather than meeting a JSON 404.
-  app.get("/", (c) => c.text(`${deps.version}\n${ROOT_PAGE_TEXT}`));
+  app.get("/", (c) =>
+    // A browser goes to the dashboard (mounted by the server); curl and scripts still get the plain answer.
+    (c.req.header("Accept") ?? "").includes("text/html")
+      ? c.redirect("/dashboard", 302)
+      : c.text(`${deps.version}\n${ROOT_PAGE_TEXT}`));
   if (deps.sync) {
     const sync = deps.sync;
     app.get("/api/sync", (c) => sync.handle(c.req.raw));

@@ -25,6 +25,7 @@ import { handleError, handleNotFound, HttpError } from "./errors.ts";
 import { parseFormat, toCleanJson, type ValueFormat } from "./function_format.ts";
 import { limitStreamedRequestBody } from "./limits.ts";
 import type { HttpBackend } from "./types.ts";
+import { framedFunctionError, newRequestId } from "../errors/mod.ts";
 
 /** Convex's limit on a function call's arguments, with room for the JSON around them. */
 export const MAX_FUNCTION_REQUEST_BYTES = 16 * 1024 * 1024 + 64 * 1024;
@@ -176,14 +177,14 @@ function parseTs(ts: unknown): bigint {
 }
 
 /** The response body of a call that reached the function. */
-function udfResponse(result: CallResult, format: ValueFormat): Record<string, JsonValue> {
+function udfResponse(result: CallResult, format: ValueFormat, requestId?: string): Record<string, JsonValue> {
   const convert = (value: JsonValue) => format === "clean" ? toCleanJson(value) : value;
   if (result.ok) {
     return { status: "success", value: convert(JSON.parse(result.valueJson)), logLines: result.logLines };
   }
   const body: Record<string, JsonValue> = {
     status: "error",
-    errorMessage: result.errorMessage,
+    errorMessage: framedFunctionError(result.errorMessage, requestId),
     logLines: result.logLines,
   };
   if (result.errorData !== undefined) body.errorData = convert(result.errorData);
@@ -194,8 +195,8 @@ function udfResponse(result: CallResult, format: ValueFormat): Record<string, Js
  * Sends a call's response. The encoded format splices the result's convex-JSON text in as it is (no parse and
  * re-serialize of the value on the hot path); the clean format converts the value.
  */
-function sendResult(c: Context, result: CallResult, format: ValueFormat): Response {
-  if (format !== "encoded" || !result.ok) return c.json(udfResponse(result, format), 200);
+function sendResult(c: Context, result: CallResult, format: ValueFormat, requestId?: string): Response {
+  if (format !== "encoded" || !result.ok) return c.json(udfResponse(result, format, requestId), 200);
   const text = `{"status":"success","value":${result.valueJson},"logLines":${JSON.stringify(result.logLines)}}`;
   return c.body(text, 200, { "Content-Type": "application/json" });
 }
@@ -251,7 +252,7 @@ export function functionRoutes(backend: HttpBackend): Hono {
   };
 
   /** Runs a query, from the live cache when a result valid at the latest timestamp is there. */
-  const query = async (caller: Caller, call: CallBody): Promise<CallResult> => {
+  const query = async (caller: Caller, call: CallBody, requestId?: string): Promise<CallResult> => {
     const spec: QuerySpec = {
       path: call.path,
       ...(call.componentPath === "" ? {} : { componentPath: call.componentPath }),
@@ -280,6 +281,7 @@ export function functionRoutes(backend: HttpBackend): Hono {
       identityJson: caller.identityJson,
       allowInternal: caller.isAdmin,
       snapshotTs,
+      requestId,
     });
     // Failures that never ran (unknown function, wrong type) carry no udfType: not worth caching.
     if (result.udfType === "query") services.subscriptions.offer(spec, snapshotTs, toQueryRun(result));
@@ -288,15 +290,18 @@ export function functionRoutes(backend: HttpBackend): Hono {
 
   const call = async (c: Context, caller: Caller, body: CallBody, expectedType?: UdfType) => {
     assertMayCallComponent(caller, body);
-    const result = expectedType === "query" ? await query(caller, body) : await backend.executor.call({
+    // One ID for the execution (its log line) and the error the client gets (request_id_contract.md).
+    const requestId = newRequestId();
+    const result = expectedType === "query" ? await query(caller, body, requestId) : await backend.executor.call({
       path: body.path,
       componentPath: body.componentPath,
       args: body.args,
       expectedType,
       identityJson: caller.identityJson,
       allowInternal: caller.isAdmin,
+      requestId,
     });
-    return sendResult(c, result, body.format);
+    return sendResult(c, result, body.format, requestId);
   };
 
   for (const udfType of ["query", "mutation", "action"] as const) {
@@ -347,6 +352,7 @@ export function functionRoutes(backend: HttpBackend): Hono {
     assertRetained(backend, ts);
     const caller = await callerOf(c);
     assertMayCallComponent(caller, body);
+    const requestId = newRequestId();
     const result = await backend.executor.call({
       path: body.path,
       componentPath: body.componentPath,
@@ -355,10 +361,11 @@ export function functionRoutes(backend: HttpBackend): Hono {
       identityJson: caller.identityJson,
       allowInternal: caller.isAdmin,
       snapshotTs: ts,
+      requestId,
     });
     // Retention may have pruned below `ts` while the query ran: then its result may be wrong, never send it.
     assertRetained(backend, ts);
-    return sendResult(c, result, body.format);
+    return sendResult(c, result, body.format, requestId);
   });
 
   // `/api/run/messages/list` runs `messages:list`; the default format is clean JSON (Convex's public HTTP API).

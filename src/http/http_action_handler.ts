@@ -1,12 +1,13 @@
 /**
  * Serves HTTP actions (convex-compat.md §4.2): a request to the site origin runs the deployment's `http.js` router in
  * an action runner, with the action context (`ctx.runQuery` & co. route like an action's). Unrouted paths get a 404
- * and a handler that throws a 500, both as JSON `{code, message}` like every other error of the server (the 404
- * message is the official router's text); the error goes to the execution log; the server never falls over.
+ * JSON `{code, message}` (the official router's text); a handler that throws gets Convex's 500 JSON
+ * `{code, trace, data}`; the error goes to the execution log; the server never falls over.
  *
  * Private to `src/http`: other folders use its `mod.ts`.
  */
 import type { HttpBackend } from "./types.ts";
+import type { JsonValue } from "../values/mod.ts";
 import type { ExecutionResult } from "../runtime/mod.ts";
 import type { HttpRequestHead } from "../runtime/mod.ts";
 import { componentEnvironments } from "../functions/mod.ts";
@@ -16,8 +17,8 @@ import { badRequestBody } from "./request_body.ts";
 
 /** Methods an `http.js` route may have; HEAD is routed as GET. */
 const ROUTABLE_METHODS = new Set(["GET", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]);
-/** What a failed HTTP action answers (details go to the execution log, not to whoever sent the request). */
-const FAILURE_TEXT = "Internal Server Error: the HTTP action failed";
+/** The failure of an HTTP action that ended without reporting one. */
+const FAILURE_TEXT = "Uncaught Error: the HTTP action failed";
 
 /** Runs the HTTP action for `request`, whose path (without any mount prefix) is `path`. */
 export async function handleHttpAction(backend: HttpBackend, request: Request, path: string): Promise<Response> {
@@ -115,7 +116,29 @@ export async function handleHttpAction(backend: HttpBackend, request: Request, p
     const error = badRequestBody();
     return Response.json({ code: error.code, message: error.message }, { status: error.status });
   }
-  return Response.json({ code: "InternalServerError", message: FAILURE_TEXT }, { status: 500 });
+  return failedActionResponse(requestId, first);
+}
+
+/**
+ * What a failed HTTP action answers, as Convex does: 500 with JSON `{code, trace, data?}`, `code` being
+ * `[Request ID: <id>] Server Error: <the error's first lines>`, `trace` the whole failure with its stack frames, and
+ * `data` a ConvexError's data.
+ */
+function failedActionResponse(requestId: string, result: ExecutionResult): Response {
+  const trace = result.errorMessage ?? FAILURE_TEXT;
+  const body: Record<string, JsonValue> = {
+    code: `[Request ID: ${requestId}] Server Error: ${withoutStackFrames(trace)}`,
+    trace,
+  };
+  if (result.errorData !== undefined) body.data = result.errorData;
+  return Response.json(body, { status: 500 });
+}
+
+/** The message part of a failure (what precedes its first `at …` stack line). */
+function withoutStackFrames(errorMessage: string): string {
+  const lines = errorMessage.split("\n");
+  const firstFrame = lines.findIndex((line) => /^\s+at /.test(line));
+  return (firstFrame === -1 ? lines : lines.slice(0, firstFrame)).join("\n").trimEnd();
 }
 
 /** The official answer for a path no route matches. */

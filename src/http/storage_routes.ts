@@ -10,17 +10,21 @@ import { Hono } from "hono";
 import { type ErrorBody, HttpError } from "./errors.ts";
 import { clientBody } from "./request_body.ts";
 import {
+  BadDigestHeaderError,
   BlobTooLargeError,
+  digestHeaderSha256,
   MAX_UPLOAD_BYTES,
   serveFile,
+  Sha256MismatchError,
   StorageFullError,
   type StorageService,
+  uploadTokenRefusal,
 } from "../storage/mod.ts";
 
 const CORS_HEADERS = {
   "Access-Control-Allow-Origin": "*",
   "Access-Control-Allow-Methods": "GET, HEAD, POST, OPTIONS",
-  "Access-Control-Allow-Headers": "Content-Type, Content-Length, Range",
+  "Access-Control-Allow-Headers": "Content-Type, Content-Length, Range, Digest",
   "Access-Control-Max-Age": "86400",
 };
 
@@ -35,7 +39,10 @@ export function storageRoutes(storage: StorageService, maxUploadBytes = MAX_UPLO
   app.options("/storage/*", () => new Response(null, { status: 204, headers: CORS_HEADERS }));
   app.post("/storage/upload", async (c) => {
     const grant = await storage.checkUploadToken(c.req.query("token"));
-    if (!grant.ok) return error("BadUploadToken", `Cannot upload: ${grant.problem}`, 401);
+    if (!grant.ok) {
+      const refusal = uploadTokenRefusal(grant);
+      return error(refusal.code, refusal.message, 401);
+    }
     const declared = Number(c.req.header("Content-Length") ?? "NaN");
     if (declared > maxUploadBytes) {
       return error("PayloadTooLarge", `The file is larger than the upload limit of ${maxUploadBytes} bytes`, 413);
@@ -44,7 +51,9 @@ export function storageRoutes(storage: StorageService, maxUploadBytes = MAX_UPLO
     try {
       const body = c.req.raw.body === null ? new Uint8Array() : clientBody(c.req.raw.body);
       // The file goes to the namespace whose function generated the upload URL (signed into the token).
-      const storageId = await storage.store(body, contentType, maxUploadBytes, grant.componentPath);
+      // A `Digest: sha-256=<base64>` header makes the upload checked against it (Convex's `Sha256Mismatch`).
+      const expected = digestHeaderSha256(c.req.header("Digest"));
+      const storageId = await storage.store(body, contentType, maxUploadBytes, grant.componentPath, expected);
       return Response.json({ storageId }, { headers: { "Access-Control-Allow-Origin": "*" } });
     } catch (caught) {
       if (caught instanceof BlobTooLargeError) {
@@ -54,6 +63,9 @@ export function storageRoutes(storage: StorageService, maxUploadBytes = MAX_UPLO
       if (caught instanceof StorageFullError) return error("StorageFull", caught.message, 507);
       // The upload stopped short of its declared length: the client's fault, and nothing was kept.
       if (caught instanceof HttpError) return error(caught.code, caught.message, caught.status);
+      if (caught instanceof Sha256MismatchError || caught instanceof BadDigestHeaderError) {
+        return error(caught.code, caught.message, 400);
+      }
       throw caught;
     }
   });

@@ -104,7 +104,7 @@ export function validateModules(modules: ModuleConfig[]): void {
     if (module.source.length > MAX_MODULE_SOURCE_BYTES) {
       throw new ModuleLoadError(module.path, `Module ${module.path} is larger than ${MAX_MODULE_SOURCE_BYTES} bytes`);
     }
-    for (const { specifier, line } of scanSpecifiers(module.source)) {
+    for (const { specifier, line } of scanSpecifiers(module.source, module.path)) {
       const problem = checkSpecifier(module.path, specifier, paths);
       if (problem !== null) throw new ModuleLoadError(module.path, `Module ${module.path} (line ${line}) ${problem}`);
     }

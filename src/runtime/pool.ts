@@ -33,6 +33,7 @@ import type {
   RunnerPoolOptions,
 } from "./types.ts";
 import type { JsonValue } from "../values/mod.ts";
+import { runnerRestarts } from "../metrics/mod.ts";
 
 const DEFAULT_MAX_HEAP_MB = 256;
 const DEFAULT_QUERY_TIME_LIMIT_MS = 1_000;
@@ -103,7 +104,7 @@ export class RunnerPool {
     this.#maxHeapMb = options.maxHeapMb ?? DEFAULT_MAX_HEAP_MB;
     this.#modulesDir = modulesRoot(options.dataDir);
     const cores = navigator.hardwareConcurrency || 1;
-    const queryRunners = options.queryRunners ?? Math.max(2, 2 * cores);
+    const queryRunners = options.queryRunners ?? Math.max(2, cores);
     const maxQueued = options.maxQueuedCalls ?? DEFAULT_MAX_QUEUED_CALLS;
     const minActions = options.minActionRunners ?? 1;
     this.#sets = {
@@ -124,6 +125,7 @@ export class RunnerPool {
     this.#node = new NodePool({
       dataDir: options.dataDir,
       maxRunners: options.maxNodeRunners,
+      externalPackages: options.nodePackages ?? "auto",
       maxQueuedCalls: maxQueued,
       denyNet: policy.then((actionNet) => actionNet.denyNet),
       onCall: (op, argsJson, context) => options.onCall(op, argsJson, context),
@@ -150,7 +152,9 @@ export class RunnerPool {
   /** Runs one function call. User-code failures, limits and runner deaths come back as `ok: false`. */
   execute(request: ExecuteRequest): Promise<ExecutionResult> {
     const isAction = request.udfType === "action";
-    if (!isAction && (request.snapshotTs === undefined || request.catalog === undefined)) {
+    const hasSnapshot = request.snapshot !== undefined ||
+      (request.snapshotTs !== undefined && request.catalog !== undefined);
+    if (!isAction && !hasSnapshot) {
       return Promise.reject(new Error(`A ${request.udfType} needs snapshotTs and catalog`));
     }
     if (request.signal?.aborted) {
@@ -177,7 +181,10 @@ export class RunnerPool {
           functionPath: `${request.modulePath}:${request.exportName}`,
           componentPath: request.componentPath ?? "",
         });
-        const catalog = request.catalog ?? null;
+        // Taken now that a runner is ours, not when the call was queued (see ExecuteRequest.snapshot).
+        const taken = request.snapshot?.();
+        const snapshotTs = taken?.snapshotTs ?? request.snapshotTs;
+        const catalog = taken?.catalog ?? request.catalog ?? null;
         const sendCatalog = catalog !== null && runner.catalogVersion !== catalog.version;
         try {
           const message = await runner.execute({
@@ -187,7 +194,7 @@ export class RunnerPool {
             modulePath: request.modulePath,
             exportName: request.exportName,
             argsJson: request.argsJson,
-            snapshotTs: request.snapshotTs === undefined ? null : request.snapshotTs.toString(),
+            snapshotTs: snapshotTs === undefined ? null : snapshotTs.toString(),
             catalog: sendCatalog ? catalog : null,
             catalogVersion: catalog?.version ?? null,
             identityJson: request.identityJson,
@@ -201,7 +208,9 @@ export class RunnerPool {
             ...(request.http === undefined ? {} : { http: request.http.head }),
           }, request.http?.exchange);
           if (catalog !== null) runner.catalogVersion = catalog.version;
-          result.resolve(toExecutionResult(message));
+          const executed = toExecutionResult(message);
+          if (snapshotTs !== undefined) executed.snapshotTs = snapshotTs;
+          result.resolve(executed);
         } catch (error) {
           runner.catalogVersion = null;
           const text = this.#failureText(error, stopReason(), timeLimitMs, job.hardDeadlineMs);
@@ -210,6 +219,7 @@ export class RunnerPool {
             errorMessage: text,
             logLines: [],
             executionTimeMs: performance.now() - queuedAt,
+            ...(snapshotTs === undefined ? {} : { snapshotTs }),
             ...(isInfrastructureFailure(error, stopReason()) ? { infrastructure: true } : {}),
           });
         } finally {
@@ -272,6 +282,11 @@ export class RunnerPool {
    * Why this server cannot run `"use node"` actions, or null when it can. Node runners and external package installs
    * need the `deno` CLI (`deno run --config …`, `deno install`), which a compiled binary is not.
    */
+  /** Whether pushes may name external packages for node actions (`--node-packages`). */
+  get nodeExternalPackages(): "auto" | "off" {
+    return this.#node.externalPackages;
+  }
+
   get nodeActionsUnavailable(): string | null {
     return isCompiledBinary()
       ? 'This denvex executable cannot run "use node" actions: they need the deno CLI (start the server from a ' +
@@ -499,6 +514,7 @@ export class RunnerPool {
       const idleIndex = set.idle.indexOf(runner);
       if (idleIndex !== -1) set.idle.splice(idleIndex, 1);
       if (this.#closed) return;
+      runnerRestarts.inc({ kind: set.kind });
       if (!becameReady) set.startFailures++;
       if (set.startFailures >= MAX_START_FAILURES) {
         // Runners cannot start at all (bad command, missing permission): fail fast instead of spinning.

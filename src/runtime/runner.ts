@@ -32,10 +32,12 @@ import { type CurrentRun, type RunStart, startRun } from "./current_run.ts";
 import { DeploymentUrls } from "./deployment_urls.ts";
 import { OwnCalls } from "./own_calls.ts";
 import { validateConvexJson } from "./validation.ts";
+import { firstBatchSize } from "./worker/query_streams.ts";
 import {
   type FromWorkerMessage,
   NESTED_BEGIN_OP,
   NESTED_END_OP,
+  QUERY_STREAM_FIRST_OP,
   RESULT_OP,
   VALIDATE_OP,
   type WorkerAnalysisMessage,
@@ -67,6 +69,8 @@ export class Runner {
   #exiting = false;
   /** True from receiving an execute/analyze until the runner has told the server it is idle again. */
   #busy = false;
+  /** The worker the current run's execute message went to (it then answers a probe by itself). */
+  #executedOn: UserWorker | null = null;
 
   constructor(
     init: RunnerInitMessage,
@@ -187,6 +191,9 @@ export class Runner {
     const run = this.#current;
     const host = run?.host;
     if (!run || !host) return errorResponse(`Syscall ${op} has no transaction`);
+    // Also checked here, not only by the watchdog: a worker that keeps issuing syscalls keeps this thread in the
+    // channel (blocking waits, microtasks) and its timers may not run until the execution ends.
+    this.#checkTimeLimit();
     run.syscallStartedAt = performance.now();
     try {
       switch (op) {
@@ -196,6 +203,15 @@ export class Runner {
         case NESTED_END_OP:
           host.endNested(argsJson === "true");
           return okResponse("null");
+        case QUERY_STREAM_FIRST_OP: {
+          const opened = JSON.parse(await host.syscall("1.0/queryStream", argsJson, componentPath)) as {
+            queryId: number;
+          };
+          const batchSize = firstBatchSize(JSON.parse(argsJson));
+          const nextArgs = `{"queryId":${opened.queryId},"batchSize":${batchSize}}`;
+          const batch = await host.syscall("1.0/queryStreamNext", nextArgs, componentPath);
+          return okResponse(`{"queryId":${opened.queryId},"batch":${batch}}`);
+        }
         case VALIDATE_OP: {
           const { validator, value } = JSON.parse(argsJson) as { validator: ValidatorJson; value: JsonValue };
           const catalog = this.#transactions?.catalog ?? null;
@@ -262,9 +278,15 @@ export class Runner {
    */
   async #becomeIdle(): Promise<void> {
     const worker = this.#worker;
-    if (worker !== null && !this.#exiting && (await worker.probe(PROBE_TIMEOUT_MS)) === "stalled") {
-      this.#exiting = true;
-      Deno.exit(EXIT_LEFTOVER_WORK);
+    // A worker that ran an execution answers a probe by itself (SETTLED_PROBE_ID): no probe message needed.
+    const selfProbed = worker !== null && this.#executedOn === worker;
+    this.#executedOn = null;
+    if (worker !== null && !this.#exiting) {
+      const outcome = selfProbed ? await worker.settled(PROBE_TIMEOUT_MS) : await worker.probe(PROBE_TIMEOUT_MS);
+      if (outcome === "stalled") {
+        this.#exiting = true;
+        Deno.exit(EXIT_LEFTOVER_WORK);
+      }
     }
     if (this.#exiting) return;
     this.#busy = false;
@@ -327,6 +349,9 @@ export class Runner {
             ) as Catalog,
         });
         host = opened instanceof Promise ? await opened : opened;
+        if (host instanceof DatabaseSyscalls) {
+          host.serverCall = (op, args) => this.#ownCalls.call(executionId, op, args);
+        }
       }
       const start = {
         executionId,
@@ -346,7 +371,8 @@ export class Runner {
           retiring: true,
         }),
       };
-      const result = await this.#runOnWorker(message.deploymentDir, start, (worker) =>
+      const result = await this.#runOnWorker(message.deploymentDir, start, (worker) => {
+        this.#executedOn = worker;
         worker.post({
           type: "execute",
           executionId,
@@ -362,7 +388,10 @@ export class Runner {
           nowMs: Date.now(),
           randomSeed: crypto.getRandomValues(new Uint32Array(1))[0],
           ...(message.http === undefined ? {} : { http: message.http }),
-        })) as WorkerResultMessage;
+        });
+        // Queries and mutations talk to the transaction at once; an action's main thread must stay free for its calls.
+        if (udfType !== "action") worker.expectSyscalls();
+      }) as WorkerResultMessage;
       this.#current = null;
       return {
         type: "result",

@@ -102,7 +102,14 @@ export function runnerCommand(options: RunnerCommandOptions): RunnerCommand {
     fromFileUrl(new URL("../components/", import.meta.url)),
     fromFileUrl(new URL("../errors/", import.meta.url)),
   ];
-  const flags = ["--cached-only", "--unstable-worker-options", "--no-prompt"];
+  // The server's own lockfile and Deno's global cache, as the server runs (src/server/launcher.ts): no node_modules.
+  const flags = [
+    "--cached-only",
+    "--unstable-worker-options",
+    "--no-prompt",
+    "--node-modules-dir=none",
+    `--lock=${fromFileUrl(new URL("../server/deno.lock", import.meta.url))}`,
+  ];
   const configPath = fromFileUrl(new URL("deno.json", projectRoot));
   flags.push(`--config=${configPath}`);
   if (options.kind === "transaction") {

@@ -26,8 +26,8 @@ const RESPONSE_ACK = 3; // the worker consumed a non-final response chunk
 
 /** Default data capacity: large enough that a typical batch of documents travels in one chunk. */
 export const DEFAULT_CHANNEL_BYTES = 1024 * 1024;
-/** Default poll time of the parent before it parks (see `SyncChannelServer`). */
-export const DEFAULT_SPIN_US = 50;
+/** Default time the parent blocks in `Atomics.wait` for the next request before it parks (see `SyncChannelServer`). */
+export const DEFAULT_BLOCK_US = 2_000;
 /** Longest the parent parks in one `Atomics.waitAsync` before it re-reads the state. */
 const WAIT_SLICE_MS = 50;
 /** Hard cap on one message (request or response), so a runaway payload fails instead of exhausting memory. */
@@ -116,20 +116,29 @@ export class SyncChannelClient {
 export class SyncChannelServer {
   readonly #state: Int32Array;
   readonly #data: Uint8Array;
-  readonly #spinMs: number;
+  readonly #blockMs: number;
   #closed = false;
-  /** Skip the spin of the next wait (nothing will follow the request just served soon). */
-  #parkNext = false;
+  /**
+   * Whether waits park in `Atomics.waitAsync` (the event loop stays free) rather than block first: true while no
+   * request is expected (between executions, or after a blocking wait timed out), false from `expectRequests()` or a
+   * request on.
+   */
+  #parked = true;
 
   /**
-   * `spinUs`: how long to poll before parking in `Atomics.waitAsync`. Waking from waitAsync costs ~35 µs on the
-   * event loop while a poll notices a request in ~3 µs, and user code usually issues its next syscall within a few
-   * µs (a collect() loop, a run of gets), so a short spin pays off; it is bounded so an idle worker costs nothing.
+   * `blockUs`: how long to block the thread in `Atomics.wait` for the next request before parking in
+   * `Atomics.waitAsync`. While an execution runs the runner's main thread has nothing else to do, and user code
+   * usually issues its next syscall within microseconds: a blocked thread wakes on the futex in a few µs and burns no
+   * CPU, where a waitAsync wake-up costs ~35 µs of event-loop work and a busy poll burns a core the server and the
+   * other runners need (issue 14). Bounded, so the event loop (watchdog, messages) still runs during long user code.
    */
-  constructor(buffer: SharedArrayBuffer, options: { spinUs?: number } = {}) {
+  constructor(
+    buffer: SharedArrayBuffer,
+    options: { blockUs?: number; /** Older name of `blockUs`. */ spinUs?: number } = {},
+  ) {
     this.#state = new Int32Array(buffer, 0, HEADER_BYTES / 4);
     this.#data = new Uint8Array(buffer, HEADER_BYTES);
-    this.#spinMs = (options.spinUs ?? DEFAULT_SPIN_US) / 1000;
+    this.#blockMs = (options.blockUs ?? options.spinUs ?? DEFAULT_BLOCK_US) / 1000;
   }
 
   /**
@@ -140,17 +149,30 @@ export class SyncChannelServer {
     while (!this.#closed) {
       const request = await this.#receive();
       if (request === null) return;
+      // A request in hand: the next one usually follows within microseconds (unless the handler parks the channel).
+      this.#parked = false;
       const response = await handler(request);
       await this.#send(response);
     }
   }
 
   /**
-   * Makes the next wait park at once instead of spinning: call it while handling a request that no other request
-   * follows soon (the end of an execution), so the thread's event loop is free right away.
+   * Makes the following waits park at once instead of blocking: call it while handling a request that no other
+   * request follows soon (the end of an execution), so the thread's event loop is free right away.
    */
   parkNextWait(): void {
-    this.#parkNext = true;
+    this.#parked = true;
+  }
+
+  /**
+   * Requests will follow soon (an execution was just handed to the worker): a parked wait turns into a blocking one,
+   * so the execution's first syscall is picked up on the futex instead of through the event loop.
+   */
+  expectRequests(): void {
+    if (!this.#parked) return;
+    this.#parked = false;
+    // Wakes the pending waitAsync; the worker, which has not started the execution yet, waits on nothing.
+    Atomics.notify(this.#state, STATE);
   }
 
   /** Stops serving after the current request (wakes a pending wait). */
@@ -161,18 +183,16 @@ export class SyncChannelServer {
   }
 
   async #waitFor(wanted: number): Promise<boolean> {
-    const spin = !this.#parkNext;
-    this.#parkNext = false;
-    if (spin && this.#spinMs > 0 && Atomics.load(this.#state, STATE) !== wanted) {
-      const spinStart = performance.now();
-      while (Atomics.load(this.#state, STATE) !== wanted && performance.now() - spinStart < this.#spinMs) {
-        // busy-poll: see the constructor
-      }
-    }
     for (;;) {
       if (this.#closed) return false;
       const current = Atomics.load(this.#state, STATE);
       if (current === wanted) return true;
+      if (!this.#parked && this.#blockMs > 0) {
+        // A bounded blocking wait (see the constructor); after one that timed out, user code is busy for a while:
+        // park, so the event loop runs (watchdog, messages) until the next request.
+        if (Atomics.wait(this.#state, STATE, current, this.#blockMs) === "timed-out") this.#parked = true;
+        continue;
+      }
       // Bounded: a wakeup that never arrives (seen once as a hang of the channel's unit test) costs one slice, not
       // the call; the state is re-read either way.
       const waiter = Atomics.waitAsync(this.#state, STATE, current, WAIT_SLICE_MS);

@@ -5,7 +5,7 @@
  *
  * Private to `src/runtime`: other folders use its `mod.ts`.
  */
-import { openTransaction } from "../database/mod.ts";
+import { CatalogView, openTransaction } from "../database/mod.ts";
 import type { Catalog, TransactionHost } from "../database/mod.ts";
 import { openPersistenceReader } from "../persistence/mod.ts";
 import type { PersistenceLocation, PersistenceReader } from "../persistence/mod.ts";
@@ -17,6 +17,8 @@ export class TransactionSource {
   /** The reader once open: transactions then open without waiting (every await is a hop on the call's path). */
   #openReader: PersistenceReader | null = null;
   #catalog: Catalog | null = null;
+  /** The lookup maps of `#catalog`, built once per catalog rather than once per transaction (issue 14). */
+  #catalogView: CatalogView | null = null;
 
   constructor(location: PersistenceLocation) {
     this.#location = location;
@@ -40,9 +42,12 @@ export class TransactionSource {
     journal?: string | null;
     createTable: (tableName: string) => Promise<Catalog>;
   }): TransactionHost | Promise<TransactionHost> {
-    if (options.catalog !== null) this.#catalog = options.catalog;
-    const catalog = this.#catalog;
-    if (catalog === null || (options.catalogVersion !== null && catalog.version !== options.catalogVersion)) {
+    if (options.catalog !== null && options.catalog !== this.#catalog) {
+      this.#catalog = options.catalog;
+      this.#catalogView = new CatalogView(options.catalog);
+    }
+    const catalog = this.#catalogView;
+    if (catalog === null || (options.catalogVersion !== null && catalog.catalog.version !== options.catalogVersion)) {
       throw new Error(`Runner has no catalog of version ${options.catalogVersion}`);
     }
     if (this.#openReader !== null) return this.#begin(this.#openReader, catalog, options);
@@ -59,7 +64,7 @@ export class TransactionSource {
     );
   }
 
-  #begin(reader: PersistenceReader, catalog: Catalog, options: {
+  #begin(reader: PersistenceReader, catalog: CatalogView, options: {
     snapshotTs: bigint;
     udfType: "query" | "mutation";
     identityJson: string | null;

@@ -22,6 +22,11 @@ export interface ExecuteRequest {
   snapshotTs?: bigint;
   /** The catalog at `snapshotTs`. Required for queries and mutations; runners cache it by `version`. */
   catalog?: Catalog;
+  /**
+   * Takes the snapshot (and its catalog) when a runner starts the call instead: a mutation's wait for a runner then
+   * stays outside its conflict window (issue 14). Replaces `snapshotTs` and `catalog`; the result says which it took.
+   */
+  snapshot?: () => { snapshotTs: bigint; catalog: Catalog };
   /** JSON of the caller's identity (convex-compat.md §4.4.2) or null when unauthenticated. */
   identityJson: string | null;
   /** A query's journal from its previous run (stable reactive pagination, convex-compat.md §2.9). */
@@ -94,6 +99,8 @@ export interface ExecutionResult {
   outcome?: TransactionOutcome | undefined;
   /** Wall time of the execution in the runner, syscalls included. */
   executionTimeMs: number;
+  /** The snapshot a query or mutation read at (the one `snapshot()` took); absent when it never started. */
+  snapshotTs?: bigint | undefined;
   /**
    * True when the call failed for a reason outside its user code (its runner crashed or stopped answering, the pool
    * closed, an internal error): running it again may succeed. Absent for user-code failures and their limits.
@@ -141,6 +148,8 @@ export interface RunnerPoolOptions {
   maxActionRunners?: number;
   /** Node runners (`"use node"` actions) running a call at once (default 2 × cores). */
   maxNodeRunners?: number;
+  /** `--node-packages`: "off" refuses pushes with `node.externalPackages` (default "auto": install them). */
+  nodePackages?: "auto" | "off";
   /** Default user-code limits. */
   queryTimeLimitMs?: number;
   actionTimeLimitMs?: number;
@@ -208,6 +217,8 @@ export interface DeploymentAnalysis {
   schemaJson: string | null;
   /** The default export of `auth.config.js` (a plain object, evaluated with the env vars), if analyzed. */
   authConfig: JsonValue | null;
+  /** Environment variables `auth.config.js` read while it was evaluated that were not set (sorted). */
+  authConfigMissingEnv?: string[];
   /** What `export()` of the default export of `convex.config.js` returned (a component definition), if analyzed. */
   componentDefinition?: JsonValue;
 }

@@ -5,7 +5,7 @@
  * Private to `src/runtime`: other folders use its `mod.ts`.
  */
 import { createChannelBuffer, SyncChannelServer } from "./sync_channel.ts";
-import type { FromWorkerMessage, ToWorkerMessage } from "./worker/protocol.ts";
+import { type FromWorkerMessage, SETTLED_PROBE_ID, type ToWorkerMessage } from "./worker/protocol.ts";
 
 /** How long a fresh worker may take to load its bootstrap before the runner gives up. */
 const WORKER_START_TIMEOUT_MS = 30_000;
@@ -31,7 +31,9 @@ export type ProbeOutcome = "answered" | "stalled";
 export class UserWorker {
   readonly #worker: Worker;
   readonly #channel: SyncChannelServer;
-  #nextProbeId = 1;
+  #nextProbeId = SETTLED_PROBE_ID + 1;
+  /** A self-probe answer that arrived before `settled()` asked for it. */
+  #settledEarly = false;
   #probe: { probeId: number; settle(outcome: ProbeOutcome): void } | null = null;
 
   private constructor(worker: Worker, channel: SyncChannelServer) {
@@ -94,6 +96,7 @@ export class UserWorker {
    */
   probe(timeoutMs: number): Promise<ProbeOutcome> {
     if (this.#probe !== null) throw new Error("A probe is already in flight");
+    this.#settledEarly = false; // an earlier execution's, already answered for: this probe is the one that counts
     const probeId = this.#nextProbeId++;
     const outcome = Promise.withResolvers<ProbeOutcome>();
     const timer = setTimeout(() => this.#settleProbe("stalled"), timeoutMs);
@@ -108,8 +111,31 @@ export class UserWorker {
     return outcome.promise;
   }
 
+  /**
+   * Like `probe`, for the probe answer the worker sends by itself after an execution (see SETTLED_PROBE_ID): resolves
+   * "answered" when it has arrived (perhaps already), "stalled" when it has not within `timeoutMs`.
+   */
+  settled(timeoutMs: number): Promise<ProbeOutcome> {
+    if (this.#probe !== null) throw new Error("A probe is already in flight");
+    if (this.#settledEarly) {
+      this.#settledEarly = false;
+      return Promise.resolve("answered");
+    }
+    const outcome = Promise.withResolvers<ProbeOutcome>();
+    const timer = setTimeout(() => this.#settleProbe("stalled"), timeoutMs);
+    this.#probe = {
+      probeId: SETTLED_PROBE_ID,
+      settle: (result) => {
+        clearTimeout(timer);
+        outcome.resolve(result);
+      },
+    };
+    return outcome.promise;
+  }
+
   #probeAnswered(probeId: number): void {
     if (this.#probe?.probeId === probeId) this.#settleProbe("answered");
+    else if (probeId === SETTLED_PROBE_ID) this.#settledEarly = true;
   }
 
   #settleProbe(outcome: ProbeOutcome): void {
@@ -120,6 +146,11 @@ export class UserWorker {
 
   post(message: ToWorkerMessage): void {
     this.#worker.postMessage(message);
+  }
+
+  /** See `SyncChannelServer.expectRequests`. */
+  expectSyscalls(): void {
+    this.#channel.expectRequests();
   }
 
   /** See `SyncChannelServer.parkNextWait`. */

@@ -24,6 +24,7 @@ import {
 import type { FunctionExecutor } from "../functions/mod.ts";
 import { BY_NEXT_INDEX, type Job, type JobState, readJob, scanJobs, setJobState, transitionJob } from "./jobs.ts";
 import { InfrastructureRetries } from "./retry.ts";
+import { schedulerDueJobs } from "../metrics/mod.ts";
 import { DATABASE_UNAVAILABLE_MESSAGE, DatabaseUnavailableError } from "../persistence/mod.ts";
 
 /** Jobs running at once. */
@@ -155,6 +156,7 @@ export class Scheduler {
     // Jobs of every namespace in one order; those beyond a namespace's scan limit come in a later pass.
     const jobs = await this.#scanAll("pending", SCAN_LIMIT);
     const nowMs = Date.now();
+    schedulerDueJobs.set(jobs.filter((job) => job.scheduledTimeMs <= nowMs).length);
     let nextDueMs = nowMs + MAX_SLEEP_MS;
     for (const job of jobs) {
       if (this.#stopped) return;
@@ -215,12 +217,15 @@ export class Scheduler {
       allowInternal: true,
       identityJson: null,
       withCommitNamespace: job.namespace,
-      withCommit: async (_valueJson, tx) => {
+      withCommit: async (_valueJson, tx, ownWrites) => {
         // `tx` reads at the mutation's own snapshot: its read of the job then catches any change after it, and a job
         // already canceled (or run) before it is seen here.
         const current = await readJob(tx, job.id, job.namespace);
         declined = !current || current.state.kind !== "pending";
         if (declined) return false;
+        // The mutation changed its own job (it canceled itself): its write is the job's end state, as on Convex; a
+        // second write of the same document in one commit would not be one revision.
+        if (ownWrites.some((write) => write.id === job.id)) return true;
         await setJobState(tx, job.id, { kind: "success" });
         return true;
       },
@@ -282,6 +287,10 @@ export class Scheduler {
       result = { ok: false as const, errorMessage: message };
     }
     this.#retries.clear(job.id);
+    if (!result.ok && "infrastructure" in result && result.infrastructure === true) {
+      // Not the action's own error (its runner died, …): the job fails, and the operator must see why.
+      console.error(`denvex: scheduled action ${job.name} (${job.id}) failed outside its code: ${result.errorMessage}`);
+    }
     const state: JobState = result.ok ? { kind: "success" } : { kind: "failed", error: result.errorMessage };
     // A cancel while it ran wins: the job stays canceled.
     await transitionJob(this.#database, job.id, "inProgress", state, job.namespace);

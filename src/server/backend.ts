@@ -14,8 +14,11 @@ import { ExecutionLog, FunctionExecutor, serveActionCall, sweepResults } from ".
 const RESULT_SWEEP_INTERVAL_MS = 10 * 60 * 1000;
 import { DeploymentStore, type DeploymentUrls, systemFunctions } from "../deploy/mod.ts";
 import { isStorageCall, type S3Options, serveStorageCall, StorageService } from "../storage/mod.ts";
+import { SearchService, TEXT_SEARCH_OP, VECTOR_SEARCH_OP } from "../search/mod.ts";
 import { createFunctionServices, type FunctionServices } from "../sync/mod.ts";
-import { SnapshotService, snapshotSystemFunctions } from "../snapshot/mod.ts";
+import { openServerLog, type ServerLog } from "./log.ts";
+import { observeExecution } from "./observe.ts";
+import { type BackupOptions, BackupScheduler, SnapshotService, snapshotSystemFunctions } from "../snapshot/mod.ts";
 import {
   SCHEDULER_ACTION_OPS,
   type SchedulerService,
@@ -24,6 +27,9 @@ import {
 } from "../scheduler/mod.ts";
 
 export type { DeploymentUrls };
+
+/** The text log: no line per execution (metrics still count them). */
+const TEXT_LOG = openServerLog("text");
 
 /** Everything a request handler needs. */
 export interface Backend {
@@ -38,6 +44,8 @@ export interface Backend {
   storage: StorageService;
   /** Snapshot export and import (`npx convex export` / `import`). */
   snapshots: SnapshotService;
+  /** Scheduled backups, when `--backup-every` asked for them. */
+  backups: BackupScheduler | null;
   /** The authenticator and the query cache shared by the HTTP routes and the sync hub. */
   services: FunctionServices;
   adminKey: string;
@@ -59,6 +67,12 @@ export interface BackendOptions {
   s3?: S3Options | null;
   /** What actions may reach beyond the public internet (`--action-allow-host`, the server's ports). */
   actionNet?: ActionNetOptions;
+  /** Where execution events go (`--log-format json`); default: the text log, which has no line for them. */
+  log?: ServerLog;
+  /** Scheduled snapshot ZIPs (`--backup-every`); null or absent for none. */
+  backup?: BackupOptions | null;
+  /** `--node-packages`: "off" refuses pushes naming external packages (default "auto"). */
+  nodePackages?: "auto" | "off";
 }
 
 /** Opens the runtime pool, the deployment store and the executor on an open database. */
@@ -72,10 +86,12 @@ export async function openBackend(options: BackendOptions): Promise<Backend> {
     adminKey: options.adminKey,
     cloudUrl: () => options.urls.cloudUrl,
   });
+  const search = SearchService.start(options.database);
   const pool = new RunnerPool({
     dataDir: options.dataDir,
     location: options.location,
     actionNet: options.actionNet,
+    ...(options.nodePackages === undefined ? {} : { nodePackages: options.nodePackages }),
     onCall: (op, argsJson, context) => {
       if (op === "denvex/createTable") {
         const { tableName, componentPath } = JSON.parse(argsJson) as { tableName: string; componentPath?: string };
@@ -85,6 +101,10 @@ export async function openBackend(options: BackendOptions): Promise<Backend> {
         return serveSchedulerActionOp(options.database, op, argsJson, context.componentPath);
       }
       if (isStorageCall(op)) return serveStorageCall(storage, op, argsJson, context.componentPath);
+      if (op === TEXT_SEARCH_OP) {
+        return search.searchText(JSON.parse(argsJson), context.componentPath).then((r) => JSON.stringify(r));
+      }
+      if (op === VECTOR_SEARCH_OP) return search.vectorSearch(argsJson, context.componentPath);
       if (!executor) return Promise.reject(new Error("The backend is starting"));
       return serveActionCall(executor, op, argsJson, context.identityJson, context.componentPath);
     },
@@ -102,7 +122,10 @@ export async function openBackend(options: BackendOptions): Promise<Backend> {
         CONVEX_CLOUD_URL: options.urls.cloudUrl,
         CONVEX_SITE_URL: options.urls.siteUrl,
       }),
-      onExecution: (record) => executionLog.append(record),
+      onExecution: (record) => {
+        executionLog.append(record);
+        observeExecution(options.log ?? TEXT_LOG, record);
+      },
       systemFunction: (name) =>
         backend ? systemFunctions(backend)(name) ?? snapshotSystemFunctions(backend.snapshots)(name) : undefined,
     });
@@ -119,6 +142,10 @@ export async function openBackend(options: BackendOptions): Promise<Backend> {
       adminKey: options.adminKey,
       deployments,
     });
+    const backups = options.backup
+      ? new BackupScheduler({ database: options.database, storage }, options.backup, options.dataDir)
+      : null;
+    await backups?.start();
     backend = {
       database: options.database,
       pool,
@@ -127,7 +154,8 @@ export async function openBackend(options: BackendOptions): Promise<Backend> {
       executionLog,
       scheduler,
       storage,
-      snapshots: new SnapshotService({ database: options.database, storage, dataDir: options.dataDir }),
+      snapshots: new SnapshotService({ database: options.database, storage, dataDir: options.dataDir }, backups),
+      backups,
       services,
       adminKey: options.adminKey,
       instanceName: options.instanceName,
@@ -136,6 +164,8 @@ export async function openBackend(options: BackendOptions): Promise<Backend> {
       close: async () => {
         clearInterval(sweepTimer);
         scheduler.stop();
+        search.close();
+        await backups?.stop();
         await services.close();
         await pool.close();
       },

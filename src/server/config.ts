@@ -6,6 +6,7 @@ import { DenvexError } from "../errors/mod.ts";
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import type { S3Options } from "../storage/mod.ts";
 import { parseIp } from "../runtime/mod.ts";
+import { BackupConfigError, type BackupOptions, parseBackupFlags } from "../snapshot/mod.ts";
 
 /** Default API port (Convex's `convex dev` local backend uses the same). */
 export const DEFAULT_API_PORT = 3210;
@@ -13,8 +14,9 @@ export const DEFAULT_API_PORT = 3210;
 export const DEFAULT_SITE_PORT = 3211;
 /** Default listen address: loopback, like other dev servers; the container image passes `--host 0.0.0.0`. */
 export const DEFAULT_HOST = "127.0.0.1";
-/** Default data directory, relative to the working directory. The start task grants exactly this path. */
-export const DEFAULT_DATA_DIR = "./denvex-data";
+/** Default data directory, relative to the working directory (the launcher grants it when --data is absent). */
+export { DEFAULT_DATA_DIR } from "./defaults.ts";
+import { DEFAULT_DATA_DIR } from "./defaults.ts";
 /** Default instance name: the part of the admin key before `|`. */
 export const DEFAULT_INSTANCE_NAME = "denvex";
 /** Environment variable that supplies the admin key (never a flag: flags show up in `ps` and task logs). */
@@ -51,6 +53,12 @@ export interface ServeConfig {
   s3: S3Options | null;
   /** `--action-allow-host` values: hosts (names or IP literals) actions may reach although they are private. */
   actionAllowHosts: string[];
+  /** `--log-format`: `text` (default) or `json`, one object per line. */
+  logFormat: "text" | "json";
+  /** `--backup-every` / `--backup-dir` / `--backup-keep`: scheduled snapshot ZIPs, or null for none. */
+  backup: BackupOptions | null;
+  /** `--node-packages`: "off" refuses pushes whose `"use node"` code names external packages to install. */
+  nodePackages: "auto" | "off";
 }
 
 /** One parsed invocation. */
@@ -59,8 +67,15 @@ export type Command =
   | { kind: "version" }
   | { kind: "serve"; config: ServeConfig }
   | { kind: "admin-key"; dataDir: string }
+  /** `restore <zip>` with serve's flags naming the data directory, database and bucket to restore into. */
+  | { kind: "restore"; zipPath: string; config: ServeConfig }
   /** Internal: a function runner process. Its arguments belong to the runtime and are passed through untouched. */
-  | { kind: "runner"; args: string[] };
+  | { kind: "runner"; args: string[] }
+  /**
+   * Internal to the tasks: `start <command line>` runs the command line in a server process granted what its flags
+   * name (src/server/launcher.ts); `dev` also restarts it on source changes.
+   */
+  | { kind: "launch"; args: string[]; watch: boolean };
 
 /** A mistake in the command line or configuration. Its message is one line, meant for the user. */
 export class UsageError extends DenvexError {
@@ -76,6 +91,8 @@ export const USAGE = `denvex: a Convex-compatible backend (reactive document dat
 Usage:
   denvex [serve] [flags]        start the server (the default command)
   denvex admin-key [--data DIR] print the admin key stored in the data directory
+  denvex restore ZIP [flags]    replace the data of a stopped deployment (serve's --data/--db/--s3-* flags)
+                                with a backup or \`npx convex export\` ZIP
   denvex --help | --version
 
 Flags of serve:
@@ -95,9 +112,18 @@ Flags of serve:
                          and env ${S3_ACCESS_KEY_ID_ENV}, ${S3_SECRET_ACCESS_KEY_ENV}
   --s3-bucket NAME       the bucket (dedicate it to this deployment)
   --s3-region REGION     region used for signing (default ${DEFAULT_S3_REGION})
+  --log-format text|json text (default), or json: one JSON object per line, with the request IDs that errors
+                         returned to clients carry
   --action-allow-host HOST
                          let actions reach HOST (a name or IP address; repeatable) although it is on loopback
                          or a private network; the database port and the server's ports stay closed on it
+  --backup-every DURATION
+                         write a snapshot ZIP of all data and files every DURATION (30m, 6h, 1d) while serving
+  --backup-dir DIR       where backups go (default <data>/backups)
+  --backup-keep N        backups kept, the oldest deleted first (default 7)
+  --node-packages auto|off
+                         off: refuse pushes whose "use node" code lists convex.json node.externalPackages
+                         (nothing is installed from npm at push time); default auto installs them
 
 From a checkout: deno task start [flags]. Deploy code with
   CONVEX_SELF_HOSTED_URL=http://127.0.0.1:${DEFAULT_API_PORT} CONVEX_SELF_HOSTED_ADMIN_KEY=<key> npx convex deploy`;
@@ -115,6 +141,11 @@ const SERVE_OPTIONS = {
   "s3-bucket": { type: "string" },
   "s3-region": { type: "string" },
   "action-allow-host": { type: "string", multiple: true },
+  "log-format": { type: "string" },
+  "backup-every": { type: "string" },
+  "backup-dir": { type: "string" },
+  "backup-keep": { type: "string" },
+  "node-packages": { type: "string" },
   help: { type: "boolean", short: "h" },
   // Accepted here too because `deno task start --version` arrives as `serve --version`.
   version: { type: "boolean", short: "V" },
@@ -155,6 +186,11 @@ export function parseCommandLine(
       return parseAdminKeyCommand(rest);
     case "runner":
       return { kind: "runner", args: rest };
+    case "start":
+    case "dev":
+      return { kind: "launch", args: rest, watch: first === "dev" };
+    case "restore":
+      return parseRestore(rest, readEnv);
     case undefined:
       return parseServe([], readEnv);
   }
@@ -189,8 +225,38 @@ function parseServe(args: readonly string[], readEnv: (name: string) => string |
       adminKey: suppliedAdminKey(values["admin-key"], values["admin-key-file"], readEnv),
       s3: parseS3(values["s3-endpoint"], values["s3-bucket"], values["s3-region"], readEnv),
       actionAllowHosts: (values["action-allow-host"] ?? []).map(parseAllowHost),
+      logFormat: parseLogFormat(values["log-format"]),
+      backup: parseBackup(values["backup-every"], values["backup-dir"], values["backup-keep"]),
+      nodePackages: parseNodePackages(values["node-packages"]),
     },
   };
+}
+
+/** `restore <zip> [serve's flags]`: the flags name where to restore, as they name what to serve. */
+function parseRestore(args: readonly string[], readEnv: (name: string) => string | undefined): Command {
+  const [zipPath, ...flags] = args;
+  if (zipPath === undefined || zipPath.startsWith("-")) throw new UsageError("restore needs the ZIP file first");
+  const serve = parseServe(flags, readEnv);
+  return serve.kind === "serve" ? { kind: "restore", zipPath, config: serve.config } : serve;
+}
+
+function parseNodePackages(text: string | undefined): "auto" | "off" {
+  if (text === undefined || text === "auto" || text === "off") return text ?? "auto";
+  throw new UsageError(`--node-packages must be auto or off, got '${text}'`);
+}
+
+function parseBackup(every?: string, dir?: string, keep?: string): BackupOptions | null {
+  try {
+    return parseBackupFlags(every, dir, keep);
+  } catch (error) {
+    if (error instanceof BackupConfigError) throw new UsageError(error.message);
+    throw error;
+  }
+}
+
+function parseLogFormat(text: string | undefined): "text" | "json" {
+  if (text === undefined || text === "text" || text === "json") return text ?? "text";
+  throw new UsageError(`--log-format must be 'text' or 'json', got '${text}'`);
 }
 
 function parseAdminKeyCommand(args: readonly string[]): Command {

@@ -1,7 +1,7 @@
 /**
- * The data directory: resolving it, checking up front that the process may use it, and creating it. The start task
- * grants read/write on `./denvex-data` only, so a `--data` elsewhere must fail with a clear message before anything
- * is opened, not with a permission error from deep inside SQLite.
+ * The data directory: resolving it, checking up front that the process may use it, and creating it. The start task's
+ * launcher grants the directory `--data` names; a server run by hand without that grant must fail with a clear
+ * message before anything is opened, not with a permission error from deep inside SQLite.
  *
  * Private to `src/server`: other folders use its `mod.ts`.
  */
@@ -22,8 +22,8 @@ export function assertDataDirAccess(dataDir: string, access: readonly ("read" | 
   if (missing.length === 0) return;
   const flags = missing.map((name) => `--allow-${name}=${dataDir}`).join(" ");
   throw new UsageError(
-    `no ${missing.join("/")} permission for data directory ${dataDir}: the start task grants ./denvex-data only; ` +
-      `run deno run with ${flags} in place of the task's grants (README, "Permissions")`,
+    `no ${missing.join("/")} permission for data directory ${dataDir}: start the server with deno task start ` +
+      `(which grants the directory --data names), or give deno run ${flags} (README, "Permissions")`,
   );
 }
 

@@ -6,6 +6,7 @@
 import { DenvexError } from "../errors/mod.ts";
 import type { Hono } from "hono";
 import { fallbackErrorResponse } from "../http/mod.ts";
+import { type ObserveOptions, observeRequests } from "./observe.ts";
 
 /** A listening origin. */
 export interface Listener {
@@ -23,8 +24,11 @@ export class ListenError extends DenvexError {
   }
 }
 
-/** Binds `host:port` and serves `app` there. `what` names the origin in errors. */
-export function listen(app: Hono, host: string, port: number, what: string): Listener {
+/**
+ * Binds `host:port` and serves `app` there. `what` names the origin in errors. With `observe`, requests are counted,
+ * timed and (json log) logged, and the API origin answers `/metrics`.
+ */
+export function listen(app: Hono, host: string, port: number, what: string, observe?: ObserveOptions): Listener {
   let server: Deno.HttpServer<Deno.NetAddr>;
   try {
     server = Deno.serve({
@@ -33,7 +37,7 @@ export function listen(app: Hono, host: string, port: number, what: string): Lis
       // The default prints "Listening on ..."; the server prints its own summary once both ports are bound.
       onListen: () => {},
       onError: fallbackErrorResponse,
-    }, app.fetch);
+    }, observe ? observeRequests(app.fetch, observe) : app.fetch);
   } catch (error) {
     if (error instanceof Deno.errors.AddrInUse) throw new ListenError(`${what} port ${port} is already in use`);
     if (error instanceof Deno.errors.AddrNotAvailable) {

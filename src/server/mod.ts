@@ -8,3 +8,4 @@ export { parseCommandLine, USAGE, UsageError } from "./config.ts";
 export type { Command, ServeConfig } from "./config.ts";
 export { DENVEX_VERSION, VERSION_TEXT } from "./version.ts";
 export { DATABASE_CLOSE_TIMEOUT_MS, printStoredAdminKey, runServer, SHUTDOWN_GRACE_MS } from "./run.ts";
+export { SERVER_ENV_NAMES } from "./launcher.ts";

@@ -13,6 +13,9 @@ import { describeLocation, openStorage, persistenceLocation } from "./storage.ts
 import { VERSION_TEXT } from "./version.ts";
 import { type Backend, openBackend } from "./backend.ts";
 import { SyncHub } from "../sync/mod.ts";
+import { openServerLog, type ServerLog } from "./log.ts";
+import { metricsEndpointEnabled, registerServerGauges } from "./observe.ts";
+import { dashboardApp } from "../dashboard/mod.ts";
 
 /**
  * How long a shutdown waits for in-flight requests before closing the database anyway. Long-lived connections
@@ -29,6 +32,7 @@ export const DATABASE_CLOSE_TIMEOUT_MS = 5_000;
 export async function runServer(config: ServeConfig): Promise<number> {
   const stop = listenForStopSignals();
   const stopCrashing = keepRunningOnStrayErrors();
+  const log = openServerLog(config.logFormat);
   let dataDirLock: DataDirLock | null = null;
   try {
     const dataDir = resolveDataDir(config.dataDir);
@@ -57,6 +61,9 @@ export async function runServer(config: ServeConfig): Promise<number> {
         urls,
         s3: config.s3,
         actionNet: { allowHosts: config.actionAllowHosts, serverPorts: serverPorts.promise },
+        backup: config.backup,
+        nodePackages: config.nodePackages,
+        log,
       });
     } catch (error) {
       await database.close();
@@ -66,6 +73,8 @@ export async function runServer(config: ServeConfig): Promise<number> {
     const sync = new SyncHub(backend);
     // New code or environment variables change query results without a commit.
     backend.deployments.onChange(() => sync.invalidateAll());
+    // An import's progress is not a commit: the CLI's `queryImport` subscription re-runs on each change.
+    backend.snapshots.imports.onChange(() => sync.invalidateAll());
     const listeners: Listener[] = [];
     try {
       const deps: HttpDeps = {
@@ -75,8 +84,17 @@ export async function runServer(config: ServeConfig): Promise<number> {
         backend,
         sync,
       };
-      listeners.push(listen(createApiApp(deps), config.host, config.apiPort, "API"));
-      listeners.push(listen(createSiteApp(deps), config.host, config.sitePort, "HTTP actions"));
+      const apiApp = createApiApp(deps);
+      apiApp.route("/dashboard", dashboardApp(backend, { version: VERSION_TEXT }));
+      const metricsAdminKey = metricsEndpointEnabled() ? adminKey.key : null;
+      listeners.push(listen(apiApp, config.host, config.apiPort, "API", { origin: "api", log, metricsAdminKey }));
+      listeners.push(
+        listen(createSiteApp(deps), config.host, config.sitePort, "HTTP actions", {
+          origin: "site",
+          log,
+          metricsAdminKey: null,
+        }),
+      );
     } catch (error) {
       await Promise.all(listeners.map((listener) => listener.shutdown()));
       await sync.close();
@@ -96,9 +114,11 @@ export async function runServer(config: ServeConfig): Promise<number> {
       adminKey,
       apiPort: api.port,
       sitePort: site.port,
-    });
+    }, log);
+    const unregisterGauges = registerServerGauges(backend, sync, location);
 
     const signal = await stop.received;
+    unregisterGauges();
     console.log(`denvex: ${signal} received, shutting down`);
     // Open WebSockets would otherwise hold the listeners' shutdown open.
     await sync.close();
@@ -116,6 +136,7 @@ export async function runServer(config: ServeConfig): Promise<number> {
     return 0;
   } finally {
     dataDirLock?.release();
+    log.dispose();
     stopCrashing();
     stop.dispose();
   }
@@ -167,9 +188,32 @@ interface BannerFacts {
   sitePort: number;
 }
 
-function printBanner({ config, dataDir, storage, files, adminKey, apiPort, sitePort }: BannerFacts): void {
+function printBanner(facts: BannerFacts, log: ServerLog): void {
+  const { config, dataDir, storage, files, adminKey, apiPort, sitePort } = facts;
   // 0.0.0.0 / :: are not addresses a client can use; show loopback, which always reaches a wildcard listener.
   const host = config.host === "0.0.0.0" ? "127.0.0.1" : config.host === "::" ? "[::1]" : urlHost(config.host);
+  if (log.format === "json") {
+    log.event("info", "server started", {
+      version: VERSION_TEXT,
+      instance: config.instanceName,
+      dataDir,
+      database: storage,
+      files,
+      apiUrl: `http://${host}:${apiPort}`,
+      siteUrl: `http://${host}:${sitePort}`,
+      listen: config.host,
+      ...(config.host === "0.0.0.0" || config.host === "::"
+        ? { warning: "the API is reachable from other machines; use --host 127.0.0.1 to keep it local" }
+        : {}),
+      // Where the key is, never the key.
+      adminKey: adminKey.source === "env"
+        ? "env DENVEX_ADMIN_KEY"
+        : adminKey.source === "file"
+        ? `file ${config.adminKey?.source === "file" ? config.adminKey.path : ""}`
+        : adminKeyPath(dataDir),
+    });
+    return;
+  }
   const lines = [
     `${VERSION_TEXT} (instance ${config.instanceName})`,
     `  data:         ${dataDir}`,
@@ -183,11 +227,11 @@ function printBanner({ config, dataDir, storage, files, adminKey, apiPort, siteP
     case "generated":
       // Never the key itself: server output ends up in logs. The file is owner-only.
       lines.push(
-        `  admin key:    generated and stored in ${adminKeyPath(dataDir)} (print it with: deno task admin-key)`,
+        `  admin key:    generated and stored in ${adminKeyPath(dataDir)} (print it with: ${adminKeyHint(dataDir)})`,
       );
       break;
     case "stored":
-      lines.push(`  admin key:    stored in ${adminKeyPath(dataDir)} (print it with: deno task admin-key)`);
+      lines.push(`  admin key:    stored in ${adminKeyPath(dataDir)} (print it with: ${adminKeyHint(dataDir)})`);
       break;
     case "file":
       lines.push(
@@ -199,6 +243,15 @@ function printBanner({ config, dataDir, storage, files, adminKey, apiPort, siteP
       break;
   }
   console.log(lines.join("\n"));
+}
+
+/**
+ * A command that prints the stored key wherever the server runs: no `deno` on PATH needed (npx users, containers), and
+ * the data directory in use, whichever it is.
+ */
+function adminKeyHint(dataDir: string): string {
+  const path = adminKeyPath(dataDir);
+  return /^[\w./@:+-]+$/.test(path) ? `cat ${path}` : `cat '${path.replaceAll("'", "'\\''")}'`;
 }
 
 /** The address really bound; a wildcard gets a warning, since the admin API and sync are then open to the network. */

@@ -14,6 +14,7 @@ import { type Database, type DocumentReader, FIRST_USER_TABLE_NUMBER, type Table
 import { parseStorageDocument, type StorageService } from "../storage/mod.ts";
 import { type JsonValue, parseConvexJsonText, timestampToBase64, type Value } from "../values/mod.ts";
 import { cleanJsonText, exportContextOf } from "./clean_json.ts";
+import { componentZipPrefix } from "./import_sources.ts";
 import { ZipWriter } from "./zip_writer.ts";
 
 /** Documents read per page of a table scan. */
@@ -95,35 +96,58 @@ export class SnapshotExports {
 
 async function* snapshotZip(host: ExportHost, state: ExportState): AsyncGenerator<Uint8Array> {
   const zip = new ZipWriter(new Date(Number(state.startTs / 1_000_000n)));
-  const snapshot = host.database.readSnapshot(state.startTs);
   yield* zip.entry("README.md", [new TextEncoder().encode(README)]);
-  const tables = exportedTables(host.database);
-  yield* zip.entry("_tables/documents.jsonl", [
-    new TextEncoder().encode(tables.map((t) => JSON.stringify({ name: t.name, id: t.tableNumber }) + "\n").join("")),
-  ]);
-  for (const table of tables) {
-    yield* zip.entry(`${table.name}/generated_schema.jsonl`, schemaLines(snapshot, table.name));
-    yield* zip.entry(`${table.name}/documents.jsonl`, documentLines(snapshot, table.name));
-  }
-  if (state.includeStorage) {
-    yield* zip.entry("_storage/documents.jsonl", storageLines(snapshot));
-    for await (const document of tableDocuments(snapshot, "_storage")) {
-      const entry = parseStorageDocument(document.json);
-      const blob = await host.storage.blobs.stream(entry.storageId, 0, entry.sizeBytes);
-      if (blob === null) throw new Error(`file ${entry.storageId} is missing from storage`);
-      yield* zip.entry(`_storage/${entry.storageId}`, blob);
-    }
+  for (const componentPath of exportedNamespaces(host.database)) {
+    yield* namespaceEntries(host, state, zip, componentPath);
   }
   // Pruning raises the watermark before it deletes: a snapshot still retained now was read whole.
   host.database.assertRetained(state.startTs);
   yield* zip.finish();
 }
 
-/** The app's user tables, by table number (the order an import creates them in). */
-function exportedTables(database: Database): TableInfo[] {
+/** One namespace's entries: `_tables`, each table's schema and documents, and its files when asked. */
+async function* namespaceEntries(
+  host: ExportHost,
+  state: ExportState,
+  zip: ZipWriter,
+  componentPath: string,
+): AsyncGenerator<Uint8Array> {
+  const prefix = componentZipPrefix(componentPath);
+  const snapshot = host.database.readSnapshot(state.startTs, { componentPath });
+  const tables = exportedTables(host.database, componentPath);
+  if (tables.length > 0 || componentPath === "") {
+    yield* zip.entry(`${prefix}_tables/documents.jsonl`, [
+      new TextEncoder().encode(tables.map((t) => JSON.stringify({ name: t.name, id: t.tableNumber }) + "\n").join("")),
+    ]);
+  }
+  for (const table of tables) {
+    yield* zip.entry(`${prefix}${table.name}/generated_schema.jsonl`, schemaLines(snapshot, table.name));
+    yield* zip.entry(`${prefix}${table.name}/documents.jsonl`, documentLines(snapshot, table.name));
+  }
+  const hasStorage = host.database.catalogView.forComponent(componentPath).tableByName("_storage") !== undefined;
+  if (!state.includeStorage || !hasStorage) return;
+  yield* zip.entry(`${prefix}_storage/documents.jsonl`, storageLines(snapshot));
+  for await (const document of tableDocuments(snapshot, "_storage")) {
+    const entry = parseStorageDocument(document.json);
+    const blob = await host.storage.blobs.stream(entry.storageId, 0, entry.sizeBytes);
+    if (blob === null) throw new Error(`file ${entry.storageId} is missing from storage`);
+    yield* zip.entry(`${prefix}_storage/${entry.storageId}`, blob);
+  }
+}
+
+/** The app (`""`) and every component instance, parents before children. */
+function exportedNamespaces(database: Database): string[] {
+  const paths = new Set<string>([""]);
+  for (const table of database.catalog.tables) paths.add(table.componentPath ?? "");
+  return [...paths].sort();
+}
+
+/** The user tables of one namespace, by table number (the order an import creates them in). */
+function exportedTables(database: Database, componentPath: string): TableInfo[] {
   return database.catalog.tables
     .filter((table) =>
-      (table.componentPath ?? "") === "" && table.tableNumber >= FIRST_USER_TABLE_NUMBER && !table.name.startsWith("_")
+      (table.componentPath ?? "") === componentPath && table.tableNumber >= FIRST_USER_TABLE_NUMBER &&
+      !table.name.startsWith("_")
     )
     .sort((a, b) => a.tableNumber - b.tableNumber);
 }

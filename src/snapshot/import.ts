@@ -7,65 +7,59 @@
  * are restored before the commit (their bytes checked against the sha256 of their metadata).
  *
  * The commit runs in an exclusive commit turn, so it cannot lose a conflict to concurrent writers (they wait for the
- * turn). The write set is held in memory until the commit: imports are limited to {@link MAX_IMPORT_DOCUMENTS}
- * documents and {@link MAX_IMPORT_WRITE_BYTES} of JSON. (Staging in chunks and committing by a catalog switch would
- * lift that; not built yet.)
+ * turn). Imports of more than {@link STAGED_ABOVE_DOCUMENTS} documents into empty tables are staged instead
+ * (import_staged.ts: chunks in hidden tables, switched in by one catalog change), so their memory stays bounded;
+ * other imports hold their write set in memory until the one commit and are limited to {@link MAX_IMPORT_DOCUMENTS}
+ * documents and {@link MAX_IMPORT_WRITE_BYTES} of JSON. A confirmed import runs in the background; the CLI follows
+ * its progress lines through `queryImport`.
  */
+import type { Database } from "../database/mod.ts";
+import type { StorageService } from "../storage/mod.ts";
+import { checkUserTableName, type JsonValue } from "../values/mod.ts";
 import {
-  type Database,
-  type DocumentWrite,
-  FIRST_USER_TABLE_NUMBER,
-  type ReadRange,
-  SYSTEM_TABLE_NUMBERS,
-  type TableInfo,
-} from "../database/mod.ts";
-import { storageDocument, type StorageService } from "../storage/mod.ts";
-import {
-  checkDocument,
-  checkUserTableName,
-  generateDocumentId,
-  isDocumentIdOfTable,
-  type JsonValue,
-  type Value,
-  valueToJsonText,
-} from "../values/mod.ts";
+  applyImport,
+  type ImportMode,
+  type ImportProgress,
+  joinComponentPath,
+  MAX_IMPORT_DOCUMENTS,
+  MAX_IMPORT_WRITE_BYTES,
+  tableLabel,
+  validate,
+} from "./import_apply.ts";
 import { ImportFileError, type ImportFormat, type ImportSource, openImportSource } from "./import_sources.ts";
+import { applyStaged, removeLeftoverStaging, stagingRefusal } from "./import_staged.ts";
 
-/** Most bytes of documents (as JSON) one import writes: they are held in memory until its one commit. */
-export const MAX_IMPORT_WRITE_BYTES = 256 * 1024 * 1024;
-/**
- * Most documents one import writes: the one commit's index keys and write set cost about 2 KiB of server memory per
- * document besides its JSON (measured with scripts/bench/snapshot_bench.ts), so this keeps an import under ~500 MiB.
- */
-export const MAX_IMPORT_DOCUMENTS = 200_000;
+export { type ImportMode, type ImportProgress, MAX_IMPORT_DOCUMENTS, MAX_IMPORT_WRITE_BYTES };
+
 /** Most parts of one upload (the CLI sends at most 9,999). */
 const MAX_UPLOAD_PARTS = 10_000;
 /** Largest uploaded file. */
 const MAX_UPLOAD_BYTES = 8 * 1024 * 1024 * 1024;
-/** Largest stored file restored from a snapshot. */
-const MAX_FILE_BYTES = 1024 * 1024 * 1024;
 /** Imports remembered for `queryImport:list` (older ones are forgotten, their files deleted). */
 const MAX_REMEMBERED_IMPORTS = 20;
 /** Uploads started and not yet finished; starting one more abandons the oldest (its files go). */
 const MAX_PENDING_UPLOADS = 8;
-const STORAGE_TABLE = "_storage";
-/** Creation times of one import's generated documents are at least this far apart (ms). */
-const CREATION_TIME_STEP_MS = 0.001;
-
-/** The import modes of the CLI (`--append`, `--replace`, `--replace-all`, none). */
-export type ImportMode = "requireEmpty" | "append" | "replace" | "replaceAll";
 
 /** What `finish_upload` names. */
 export interface ImportRequest {
   tableName: string | null;
   mode: ImportMode;
   format: ImportFormat;
+  /** The component namespace the import writes into (`""`: the app); a ZIP's `_components/` nest below it. */
+  componentPath?: string;
+  /** Registers component namespaces that do not exist here instead of refusing them (`denvex restore`). */
+  mountMissingComponents?: boolean;
 }
+
+/** Progress reaches subscribers at most this often (each announcement re-runs the live system queries). */
+const PROGRESS_ANNOUNCE_MS = 1_000;
+/** How long an urgent announcement is given to reach subscribers before the import's commit blocks the loop. */
+const PROGRESS_FLUSH_MS = 100;
 
 type ImportState =
   | { state: "uploaded" }
   | { state: "waiting_for_confirmation"; message: string }
-  | { state: "in_progress" }
+  | { state: "in_progress"; progress: ImportProgress }
   | { state: "completed"; rowsWritten: number }
   | { state: "failed"; error: string };
 
@@ -75,7 +69,12 @@ interface ImportRecord {
   filePath: string;
   state: ImportState;
   creationTimeMs: number;
+  /** Documents in the file (stored files not counted), known once it is checked. */
+  documentCount: number;
 }
+
+/** Imports of more documents than this are staged when they can be (import_staged.ts). */
+export const STAGED_ABOVE_DOCUMENTS = 50_000;
 
 /** What importing needs of the backend. */
 export interface ImportHost {
@@ -83,6 +82,8 @@ export interface ImportHost {
   storage: StorageService;
   /** Uploads are kept under `<dataDir>/snapshot_imports/` until the import is forgotten. */
   dataDir: string;
+  /** Imports of more documents are staged when they can be (default {@link STAGED_ABOVE_DOCUMENTS}). */
+  stagedAboveDocuments?: number;
 }
 
 /** A request the routes answer with 400 `{code, message}`. */
@@ -98,6 +99,9 @@ export class SnapshotImports {
   readonly #uploads = new Map<string, { dir: string; parts: Set<number>; sizeBytes: number }>();
   readonly #imports = new Map<string, ImportRecord>();
   #clearedLeftovers = false;
+  readonly #listeners = new Set<() => void>();
+  /** Imports run one at a time, in the order they were confirmed. */
+  #running: Promise<void> = Promise.resolve();
 
   constructor(host: ImportHost) {
     this.#host = host;
@@ -186,6 +190,7 @@ export class SnapshotImports {
       filePath,
       state: { state: "uploaded" },
       creationTimeMs: Date.now(),
+      documentCount: 0,
     };
     this.#remember(record);
     try {
@@ -196,21 +201,79 @@ export class SnapshotImports {
     return record.id;
   }
 
-  /** Runs a confirmed import; rejects with an ImportRequestError when it fails (nothing is written then). */
-  async perform(importId: string): Promise<void> {
+  /**
+   * Starts a confirmed import and resolves at once: the CLI then follows its progress through `queryImport` until
+   * it is `completed` or `failed` (nothing is written then). Rejects when the import is unknown or not confirmable.
+   */
+  perform(importId: string): Promise<void> {
     const record = this.#imports.get(importId);
     if (!record) throw new ImportRequestError("ImportNotFound", `No import ${importId}`);
+    // A confirmation repeated by a retrying client confirms nothing new.
+    if (record.state.state === "in_progress" || record.state.state === "completed") return Promise.resolve();
     if (record.state.state !== "waiting_for_confirmation") {
       throw new ImportRequestError("ImportNotReady", `Import ${importId} is ${record.state.state}`);
     }
-    record.state = { state: "in_progress" };
+    const progress: ImportProgress = { checkpoints: [], message: "Importing" };
+    record.state = { state: "in_progress", progress };
+    // Subscribers (the CLI) must not keep seeing "waiting_for_confirmation" from a cached run.
+    this.#announce();
+    this.#running = this.#running.then(() => this.#run(record, progress));
+    return Promise.resolve();
+  }
+
+  /** Calls `listener` whenever an import's state changes (the server re-runs live queries, as after a push). */
+  onChange(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * Imports the file at `filePath` directly (`denvex restore`): checked first, then written like a confirmed
+   * import. Resolves with the documents written; rejects with the reason, having written nothing.
+   */
+  async importFile(
+    filePath: string,
+    request: ImportRequest,
+    onProgress: (progress: ImportProgress) => void = () => {},
+  ): Promise<number> {
+    const record: ImportRecord = {
+      id: crypto.randomUUID(),
+      request,
+      filePath,
+      state: { state: "uploaded" },
+      creationTimeMs: Date.now(),
+      documentCount: 0,
+    };
+    await this.#check(record);
+    const progress: ImportProgress = { checkpoints: [], message: "Importing" };
+    return await this.#apply(record, progress, () => onProgress(progress));
+  }
+
+  async #run(record: ImportRecord, progress: ImportProgress): Promise<void> {
+    let lastAnnouncedMs = 0;
+    const report = (urgent: boolean): Promise<void> | undefined => {
+      if (!urgent && Date.now() - lastAnnouncedMs < PROGRESS_ANNOUNCE_MS) return undefined;
+      lastAnnouncedMs = Date.now();
+      this.#announce();
+      return urgent ? new Promise<void>((resolve) => setTimeout(resolve, PROGRESS_FLUSH_MS)) : undefined;
+    };
     try {
-      record.state = { state: "completed", rowsWritten: await this.#apply(record) };
+      record.state = { state: "completed", rowsWritten: await this.#apply(record, progress, report) };
     } catch (error) {
       record.state = { state: "failed", error: importErrorMessage(error) };
-      throw new ImportRequestError("ImportFailed", record.state.error);
     } finally {
       await Deno.remove(record.filePath).catch(() => {});
+      this.#announce();
+    }
+  }
+
+  #announce(): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener();
+      } catch (error) {
+        console.error("denvex: import state listener failed:", error);
+      }
     }
   }
 
@@ -243,17 +306,20 @@ export class SnapshotImports {
   /** Reads the whole file once, validating every document; returns the summary the CLI shows for confirmation. */
   async #check(record: ImportRecord): Promise<string> {
     const source = await this.#open(record);
+    const base = record.request.componentPath ?? "";
     const rows: string[] = [];
     for (const table of source.tables) {
       checkUserTableName(table.name);
+      const label = tableLabel(joinComponentPath(base, table.componentPath), table.name);
       let count = 0;
       for await (const document of table.documents()) {
-        validate(document, table.name);
+        validate(document, label);
         count++;
       }
-      rows.push(`${table.name} | ${count}`);
+      record.documentCount += count;
+      rows.push(`${label} | ${count}`);
     }
-    if (source.files) rows.push(`${STORAGE_TABLE} | ${source.files.length}`);
+    if (source.files) rows.push(`_storage | ${source.files.length}`);
     const modeNote = {
       requireEmpty: "The tables must be empty.",
       append: "Documents are added to the tables.",
@@ -271,145 +337,34 @@ export class SnapshotImports {
   }
 
   /** Writes the import in one commit; resolves with the documents written. */
-  async #apply(record: ImportRecord): Promise<number> {
-    const database = this.#host.database;
-    const source = await this.#open(record);
-    const ordered = [...source.tables].sort((a, b) =>
-      (a.sourceTableNumber ?? Infinity) - (b.sourceTableNumber ?? Infinity)
-    );
-    const inserts = new Map<string, { table: TableInfo; json: string }>();
-    let writeBytes = 0;
-    const add = (table: TableInfo, id: string, json: string) => {
-      if (inserts.has(id)) throw new ImportFileError(`the document ${id} appears twice in the import`);
-      writeBytes += json.length;
-      if (inserts.size >= MAX_IMPORT_DOCUMENTS) {
-        throw new ImportFileError(`an import writes at most ${MAX_IMPORT_DOCUMENTS} documents (split the file)`);
-      }
-      if (writeBytes > MAX_IMPORT_WRITE_BYTES) {
-        throw new ImportFileError(`an import writes at most ${MAX_IMPORT_WRITE_BYTES} bytes of documents`);
-      }
-      inserts.set(id, { table, json });
+  async #apply(
+    record: ImportRecord,
+    progress: ImportProgress,
+    report: (urgent: boolean) => void | Promise<void>,
+  ): Promise<number> {
+    const context = {
+      database: this.#host.database,
+      storage: this.#host.storage,
+      mode: record.request.mode,
+      componentPath: record.request.componentPath ?? "",
+      mountComponents: record.request.mountMissingComponents ?? false,
+      progress,
+      report,
     };
-    const targetTables: TableInfo[] = [];
-    let lastCreationTimeMs = 0;
-    for (const imported of ordered) {
-      await database.createTable(imported.name);
-      const table = appTable(database, imported.name)!;
-      targetTables.push(table);
-      for await (const document of imported.documents()) {
-        validate(document, table.name);
-        const id = typeof document._id === "string" ? document._id : generateDocumentId(table.tableNumber);
-        if (!isDocumentIdOfTable(id, table.tableNumber)) {
-          throw new ImportFileError(
-            `the ID ${id} of table "${table.name}" was made for another table number than "${table.name}" has here ` +
-              `(${table.tableNumber}); import into a deployment whose tables were created in the same order`,
-          );
-        }
-        // Documents without one get increasing creation times, so they list in the file's order.
-        lastCreationTimeMs = Math.max(Date.now(), lastCreationTimeMs + CREATION_TIME_STEP_MS);
-        const creationTimeMs = typeof document._creationTime === "number" ? document._creationTime : lastCreationTimeMs;
-        add(table, id, valueToJsonText({ ...document, _id: id, _creationTime: creationTimeMs }));
+    // Staging tables of an import the process did not finish (a crash) go before anything else is staged.
+    await removeLeftoverStaging(this.#host.database);
+    const source = await this.#open(record);
+    if (record.documentCount > (this.#host.stagedAboveDocuments ?? STAGED_ABOVE_DOCUMENTS)) {
+      const refusal = await stagingRefusal(context, source);
+      if (refusal === null) return await applyStaged(context, source);
+      if (record.documentCount > MAX_IMPORT_DOCUMENTS) {
+        throw new ImportFileError(
+          `an import of more than ${MAX_IMPORT_DOCUMENTS} documents is written in stages, which needs empty ` +
+            `tables and no stored files, but ${refusal}`,
+        );
       }
     }
-    if (source.files) {
-      const storageTable = appTable(database, STORAGE_TABLE)!;
-      targetTables.push(storageTable);
-      for (const file of source.files) {
-        const { _id: id, _creationTime: creationTimeMs, sha256, contentType } = file.metadata;
-        if (!isDocumentIdOfTable(id, SYSTEM_TABLE_NUMBERS[STORAGE_TABLE])) {
-          throw new ImportFileError(`_storage: ${id} is not a storage ID`);
-        }
-        const written = await this.#host.storage.blobs.write(id, ReadableStream.from(file.bytes()), MAX_FILE_BYTES);
-        if (written.sha256Base64 !== sha256) {
-          throw new ImportFileError(`_storage: the bytes of ${id} do not match their sha256`);
-        }
-        add(storageTable, id, JSON.stringify(storageDocument(id, written, contentType ?? null, creationTimeMs)));
-      }
-    }
-    const mode = record.request.mode;
-    const cleared = mode === "replaceAll" ? [...new Set([...targetTables, ...userTables(database)])] : targetTables;
-    await database.withCommitTurn(async (commit) => {
-      const snapshotTs = database.latestTs;
-      const snapshot = database.readSnapshot(snapshotTs);
-      const writes = new Map<string, DocumentWrite>();
-      if (mode !== "append") {
-        for (const table of cleared) {
-          const existing = await snapshot.scan(`${table.name}.by_id`, { limit: 1 });
-          if (existing.length === 0) continue;
-          if (mode === "requireEmpty") {
-            throw new ImportFileError(
-              `table "${table.name}" is not empty: use --append, --replace or --replace-all`,
-            );
-          }
-          for await (const document of tableDocuments(snapshot, table.name)) {
-            writes.set(document.id, {
-              id: document.id,
-              tableNumber: table.tableNumber,
-              previousJson: document.json,
-              previousTs: String(document.ts),
-              json: null,
-            });
-          }
-        }
-      }
-      for (const [id, insert] of inserts) {
-        const replaced = writes.get(id);
-        if (replaced) {
-          replaced.json = insert.json;
-          continue;
-        }
-        if (mode === "append" && await snapshot.get(id) !== null) {
-          throw new ImportFileError(`the document ${id} already exists: use --replace to overwrite it`);
-        }
-        writes.set(id, {
-          id,
-          tableNumber: insert.table.tableNumber,
-          previousJson: null,
-          previousTs: null,
-          json: insert.json,
-        });
-      }
-      const readSet: ReadRange[] = cleared.concat(targetTables).map((table) => ({
-        indexId: table.indexes.find((index) => index.name === `${table.name}.by_id`)!.indexId,
-        lowKey: "",
-        highKey: null,
-      }));
-      await commit({
-        snapshotTs: snapshotTs.toString(),
-        readSet,
-        writes: [...writes.values()],
-        metrics: { bytesRead: 0, bytesWritten: writeBytes, documentsRead: 0, documentsWritten: writes.size },
-      });
-    });
-    return inserts.size;
-  }
-}
-
-function appTable(database: Database, name: string): TableInfo | undefined {
-  return database.catalog.tables.find((table) => (table.componentPath ?? "") === "" && table.name === name);
-}
-
-function userTables(database: Database): TableInfo[] {
-  return database.catalog.tables.filter((table) =>
-    (table.componentPath ?? "") === "" && table.tableNumber >= FIRST_USER_TABLE_NUMBER && !table.name.startsWith("_")
-  );
-}
-
-async function* tableDocuments(snapshot: ReturnType<Database["readSnapshot"]>, tableName: string) {
-  let resumeAfter: Uint8Array | undefined;
-  while (true) {
-    const page = await snapshot.scan(`${tableName}.by_id`, { limit: 1_000, ...(resumeAfter ? { resumeAfter } : {}) });
-    yield* page;
-    if (page.length < 1_000) return;
-    resumeAfter = page[page.length - 1].key;
-  }
-}
-
-function validate(document: Record<string, Value>, tableName: string): void {
-  try {
-    checkDocument(document);
-  } catch (error) {
-    throw new ImportFileError(`table "${tableName}": ${(error as Error).message}`);
+    return await applyImport(context, source);
   }
 }
 
@@ -426,6 +381,12 @@ function recordJson(record: ImportRecord): JsonValue {
     ? { state: state.state, num_rows_written: state.rowsWritten }
     : state.state === "failed"
     ? { state: state.state, error_message: state.error }
-    : { state: state.state, checkpoint_messages: [], progress_message: "Importing" };
+    : state.state === "in_progress"
+    ? {
+      state: state.state,
+      checkpoint_messages: [...state.progress.checkpoints],
+      progress_message: state.progress.message,
+    }
+    : { state: state.state };
   return { _id: record.id, _creationTime: record.creationTimeMs, state: stateJson };
 }

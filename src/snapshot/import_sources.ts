@@ -20,6 +20,8 @@ export class ImportFileError extends Error {}
 /** One table's documents in the file. */
 export interface ImportedTable {
   name: string;
+  /** The component namespace the table belongs to, relative to the import's target (`""`: the target itself). */
+  componentPath: string;
   /** The table's number in the deployment the snapshot came from (ZIP with `_tables`), for keeping IDs. */
   sourceTableNumber: number | null;
   documents(): AsyncGenerator<Record<string, Value>>;
@@ -27,6 +29,8 @@ export interface ImportedTable {
 
 /** A stored file in a snapshot ZIP. */
 export interface ImportedFile {
+  /** The component namespace whose `_storage` holds it, relative to the import's target. */
+  componentPath: string;
   /** Its `_storage` document (`_id`, `_creationTime`, `sha256`, `size`, `contentType?`). */
   metadata: { _id: string; _creationTime: number; sha256: string; size: number; contentType?: string };
   bytes(): AsyncGenerator<Uint8Array>;
@@ -37,6 +41,8 @@ export interface ImportSource {
   tables: ImportedTable[];
   /** Null when the file has no `_storage` (not a ZIP, or one exported without file storage). */
   files: ImportedFile[] | null;
+  /** The component namespaces with a `_storage/documents.jsonl` (their file storage is part of the import). */
+  storageNamespaces: string[];
 }
 
 /** Opens the file at `path` for reading as `format`; `tableName` is required for every format but a ZIP. */
@@ -52,36 +58,83 @@ export async function openImportSource(
     : format === "jsonArray"
     ? () => jsonArrayDocuments(path)
     : () => csvDocuments(path);
-  return { tables: [{ name: tableName, sourceTableNumber: null, documents }], files: null };
+  return {
+    tables: [{ name: tableName, componentPath: "", sourceTableNumber: null, documents }],
+    files: null,
+    storageNamespaces: [],
+  };
+}
+
+/** Most nested component levels a ZIP path may name (Convex's component trees are shallow). */
+const MAX_COMPONENT_DEPTH = 16;
+
+/**
+ * The ZIP folder of a component namespace: Convex's layout nests each level as `_components/<name>/`, so the
+ * instance `a/b` lives under `_components/a/_components/b/`; the app's tables are at the root.
+ */
+export function componentZipPrefix(componentPath: string): string {
+  return componentPath === "" ? "" : componentPath.split("/").map((name) => `_components/${name}/`).join("");
+}
+
+/** Splits a ZIP path into its component namespace and the path inside it. */
+export function splitComponentZipPath(path: string): { componentPath: string; rest: string } {
+  const segments = path.split("/");
+  const names: string[] = [];
+  let at = 0;
+  while (segments[at] === "_components" && at + 2 < segments.length) {
+    names.push(segments[at + 1]);
+    at += 2;
+  }
+  if (names.length > MAX_COMPONENT_DEPTH) {
+    throw new ImportFileError(`${path}: components nest at most ${MAX_COMPONENT_DEPTH} levels`);
+  }
+  return { componentPath: names.join("/"), rest: segments.slice(at).join("/") };
 }
 
 async function openZip(path: string): Promise<ImportSource> {
   const entries = await readZipDirectory(path);
   const byPath = new Map(entries.map((entry) => [entry.path, entry]));
-  const sourceNumbers = new Map<string, number>();
-  const tablesEntry = byPath.get("_tables/documents.jsonl");
-  if (tablesEntry) {
-    for await (const line of textLines(readZipEntry(path, tablesEntry))) {
-      const row = parseLine(line, "_tables/documents.jsonl") as { name?: unknown; id?: unknown };
-      if (typeof row.name === "string" && typeof row.id === "number") sourceNumbers.set(row.name, row.id);
-    }
-  }
   const tables: ImportedTable[] = [];
+  const numbersByPrefix = new Map<string, Map<string, number>>();
   for (const entry of entries) {
-    const match = /^([^/]+)\/documents\.jsonl$/.exec(entry.path);
-    if (entry.path.startsWith("_components/")) {
-      throw new ImportFileError("snapshots with component data (_components/) cannot be imported yet");
-    }
+    const { componentPath, rest } = splitComponentZipPath(entry.path);
+    const match = /^([^/]+)\/documents\.jsonl$/.exec(rest);
     if (!match || match[1].startsWith("_")) continue;
     const name = match[1];
-    const schemaEntry = byPath.get(`${name}/generated_schema.jsonl`);
+    const prefix = componentZipPrefix(componentPath);
+    let sourceNumbers = numbersByPrefix.get(prefix);
+    if (!sourceNumbers) numbersByPrefix.set(prefix, sourceNumbers = await readTableNumbers(path, byPath, prefix));
+    const schemaEntry = byPath.get(`${prefix}${name}/generated_schema.jsonl`);
     tables.push({
       name,
+      componentPath,
       sourceTableNumber: sourceNumbers.get(name) ?? null,
       documents: () => zipTableDocuments(path, entry, schemaEntry),
     });
   }
-  return { tables, files: await zipFiles(path, entries) };
+  const storageNamespaces = entries
+    .map((entry) => splitComponentZipPath(entry.path))
+    .filter(({ rest }) => rest === "_storage/documents.jsonl")
+    .map(({ componentPath }) => componentPath);
+  const files: ImportedFile[] = [];
+  for (const componentPath of storageNamespaces) files.push(...await zipFiles(path, entries, componentPath));
+  return { tables, files: storageNamespaces.length > 0 ? files : null, storageNamespaces };
+}
+
+/** `<prefix>_tables/documents.jsonl`: the source table numbers of one namespace (empty when absent). */
+async function readTableNumbers(
+  path: string,
+  byPath: Map<string, ZipEntry>,
+  prefix: string,
+): Promise<Map<string, number>> {
+  const sourceNumbers = new Map<string, number>();
+  const tablesEntry = byPath.get(`${prefix}_tables/documents.jsonl`);
+  if (!tablesEntry) return sourceNumbers;
+  for await (const line of textLines(readZipEntry(path, tablesEntry))) {
+    const row = parseLine(line, tablesEntry.path) as { name?: unknown; id?: unknown };
+    if (typeof row.name === "string" && typeof row.id === "number") sourceNumbers.set(row.name, row.id);
+  }
+  return sourceNumbers;
 }
 
 async function* zipTableDocuments(
@@ -118,13 +171,15 @@ async function readContexts(path: string, entry: ZipEntry): Promise<Map<string, 
   return contexts;
 }
 
-async function zipFiles(path: string, entries: ZipEntry[]): Promise<ImportedFile[] | null> {
-  const metadataEntry = entries.find((entry) => entry.path === "_storage/documents.jsonl");
-  if (!metadataEntry) return null;
+async function zipFiles(path: string, entries: ZipEntry[], componentPath: string): Promise<ImportedFile[]> {
+  const prefix = `${componentZipPrefix(componentPath)}_storage/`;
+  const metadataEntry = entries.find((entry) => entry.path === `${prefix}documents.jsonl`)!;
   const blobs = new Map<string, ZipEntry>();
   for (const entry of entries) {
-    const match = /^_storage\/([^/.]+)(\.[^/]*)?$/.exec(entry.path);
-    if (match && entry.path !== metadataEntry.path) blobs.set(match[1], entry);
+    if (!entry.path.startsWith(prefix) || entry.path === metadataEntry.path) continue;
+    // Convex names a file `_storage/<id>` or `_storage/<id>.<extension>`.
+    const match = /^([^/.]+)(\.[^/]*)?$/.exec(entry.path.slice(prefix.length));
+    if (match) blobs.set(match[1], entry);
   }
   const files: ImportedFile[] = [];
   for await (const line of textLines(readZipEntry(path, metadataEntry))) {
@@ -133,8 +188,8 @@ async function zipFiles(path: string, entries: ZipEntry[]): Promise<ImportedFile
       throw new ImportFileError(`${metadataEntry.path}: a line without _id or _creationTime`);
     }
     const blob = blobs.get(metadata._id);
-    if (!blob) throw new ImportFileError(`_storage: the file ${metadata._id} is missing from the ZIP`);
-    files.push({ metadata, bytes: () => readZipEntry(path, blob) });
+    if (!blob) throw new ImportFileError(`${prefix}: the file ${metadata._id} is missing from the ZIP`);
+    files.push({ componentPath, metadata, bytes: () => readZipEntry(path, blob) });
   }
   return files;
 }

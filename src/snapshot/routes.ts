@@ -71,13 +71,15 @@ export function snapshotRoutes(snapshots: SnapshotService, requireAdmin: AdminCh
       if (!FORMATS.includes(String(request.format)) || !MODES.includes(String(request.mode))) {
         throw new ImportRequestError("BadRequest", `unknown import format or mode`);
       }
-      if (typeof request.componentPath === "string" && request.componentPath !== "") {
-        throw new ImportRequestError("NotSupported", "importing into a component is not supported yet");
+      const componentPath = typeof request.componentPath === "string" ? request.componentPath : "";
+      if (!/^([A-Za-z0-9_]+(\/[A-Za-z0-9_]+)*)?$/.test(componentPath) || componentPath.length > 1024) {
+        throw new ImportRequestError("BadRequest", "the component path must look like name or parent/child");
       }
       const importRequest = {
         tableName: typeof request.tableName === "string" ? request.tableName : null,
         mode: request.mode,
         format: request.format,
+        componentPath,
       } as ImportRequest;
       return c.json({
         importId: await snapshots.imports.finishUpload(body.uploadToken, body.partTokens, importRequest),

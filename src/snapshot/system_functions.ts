@@ -11,6 +11,8 @@ export function snapshotSystemFunctions(
     "_system/cli/queryImport": (args) =>
       Promise.resolve(typeof args.importId === "string" ? snapshots.imports.stateJson(args.importId) : null),
     "_system/cli/queryImport:list": () => Promise.resolve(snapshots.imports.listJson()),
+    // For the dashboard: the backups on disk, newest first (null when the server takes none).
+    "_system/frontend/backups:list": () => snapshots.backups?.listJson() ?? Promise.resolve(null),
   };
   return (displayName) => Object.hasOwn(functions, displayName) ? functions[displayName] : undefined;
 }

@@ -18,6 +18,13 @@ export { S3_PART_BYTES, S3BlobStore, type S3Options, S3RequestError } from "./s3
 export { amzDateOf, signRequest, type SigV4Credentials, type SigV4Request } from "./sigv4.ts";
 export { parseRange, serveFile } from "./serve.ts";
 export {
+  BadDigestHeaderError,
+  digestHeaderSha256,
+  expectedSha256Base64,
+  Sha256MismatchError,
+  StorageIdNotFoundError,
+} from "./errors.ts";
+export {
   MAX_SYSCALL_BLOB_BYTES,
   MAX_UPLOAD_BYTES,
   metadataOf,
@@ -28,4 +35,4 @@ export {
 } from "./storage_service.ts";
 export { isStorageCall, READ_BLOB_OP, serveStorageCall, UPLOAD_URL_OP, WRITE_BLOB_OP } from "./syscalls.ts";
 export { STORAGE_TRANSACTION_SYSCALLS } from "./transaction_syscalls.ts";
-export { UPLOAD_TOKEN_LIFETIME_MS, type UploadTokenCheck, UploadTokens } from "./upload_token.ts";
+export { UPLOAD_TOKEN_LIFETIME_MS, type UploadTokenCheck, uploadTokenRefusal, UploadTokens } from "./upload_token.ts";

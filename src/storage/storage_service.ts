@@ -13,6 +13,7 @@ import { componentPathOf, type Database } from "../database/mod.ts";
 import { type BlobStore, LocalBlobStore, type WrittenBlob } from "./blob_store.ts";
 import { S3BlobStore, type S3Options } from "./s3_blob_store.ts";
 import { type UploadTokenCheck, UploadTokens } from "./upload_token.ts";
+import { Sha256MismatchError } from "./errors.ts";
 
 const STORAGE_TABLE = "_storage";
 /** Largest upload through an upload URL (the API origin's 64 MiB body limit does not apply to it). */
@@ -110,14 +111,23 @@ export class StorageService {
     return this.namespaceOf(value) !== null;
   }
 
-  /** Writes a blob under a new storage ID of `componentPath`, without a document (a mutation's `store` commits it). */
+  /**
+   * Writes a blob under a new storage ID of `componentPath`, without a document (a mutation's `store` commits it).
+   * With `expectedSha256Base64`, bytes that hash otherwise are removed again and refused (`Sha256MismatchError`).
+   */
   async writeBlob(
     body: ReadableStream<Uint8Array> | Uint8Array,
     maxBytes: number,
     componentPath = "",
+    expectedSha256Base64: string | null = null,
   ): Promise<WrittenBlob & { storageId: string }> {
     const storageId = this.newStorageId(componentPath);
-    return { storageId, ...(await this.blobs.write(storageId, body, maxBytes)) };
+    const written = await this.blobs.write(storageId, body, maxBytes);
+    if (expectedSha256Base64 !== null && written.sha256Base64 !== expectedSha256Base64) {
+      await this.blobs.remove(storageId).catch(() => {/* the orphan sweep removes it */});
+      throw new Sha256MismatchError(expectedSha256Base64, written.sha256Base64);
+    }
+    return { storageId, ...written };
   }
 
   /** Stores a file in the namespace `componentPath`: blob first, then its `_storage` document. Returns the ID. */
@@ -126,8 +136,9 @@ export class StorageService {
     contentType: string | null,
     maxBytes: number,
     componentPath = "",
+    expectedSha256Base64: string | null = null,
   ) {
-    const written = await this.writeBlob(body, maxBytes, componentPath);
+    const written = await this.writeBlob(body, maxBytes, componentPath, expectedSha256Base64);
     try {
       const document = storageDocument(written.storageId, written, contentType, Date.now());
       // User writes to system tables are refused; this is the internal path.
@@ -155,7 +166,8 @@ export class StorageService {
 
   /**
    * Deletes a file of the namespace `componentPath`: its document first (so it is never listed without bytes), then
-   * the blob. False if missing (or another namespace's).
+   * the blob. False if missing (or another namespace's): the callers that face user code throw
+   * `StorageIdNotFoundError` for it, as Convex does.
    */
   async delete(storageId: string, componentPath = ""): Promise<boolean> {
     if (this.namespaceOf(storageId) !== componentPath) return false;

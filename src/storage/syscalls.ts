@@ -9,6 +9,7 @@
  */
 import { MAX_SYSCALL_BLOB_BYTES, metadataOf, type StorageService } from "./storage_service.ts";
 import { BlobTooLargeError } from "./blob_store.ts";
+import { expectedSha256Base64, StorageIdNotFoundError } from "./errors.ts";
 import { READ_BLOB_OP, UPLOAD_URL_OP, WRITE_BLOB_OP } from "./transaction_syscalls.ts";
 
 export { READ_BLOB_OP, UPLOAD_URL_OP, WRITE_BLOB_OP };
@@ -54,17 +55,21 @@ export async function serveStorageCall(
       const entry = await storage.entry(storageIdArg(args), componentPath);
       return JSON.stringify(entry === null ? null : metadataOf(entry));
     }
-    case "1.0/storageDelete":
-      // Deleting a missing file is not an error (the file may be gone already).
-      await storage.delete(storageIdArg(args), componentPath);
+    case "1.0/storageDelete": {
+      // A file that is not there (deleted already, never stored) is an error, as on Convex.
+      const storageId = storageIdArg(args);
+      if (!await storage.delete(storageId, componentPath)) throw new StorageIdNotFoundError(storageId);
       return "null";
+    }
     case "storage/storeBlob": {
       const bytes = blobArg(args);
       const contentType = typeof args.contentType === "string" && args.contentType !== "" ? args.contentType : null;
-      return JSON.stringify(await storage.store(bytes, contentType, MAX_SYSCALL_BLOB_BYTES, componentPath));
+      const expected = expectedSha256Base64(args.sha256);
+      return JSON.stringify(await storage.store(bytes, contentType, MAX_SYSCALL_BLOB_BYTES, componentPath, expected));
     }
     case WRITE_BLOB_OP: {
-      const written = await storage.writeBlob(blobArg(args), MAX_SYSCALL_BLOB_BYTES, namespaceArg(args));
+      const expected = expectedSha256Base64(args.sha256);
+      const written = await storage.writeBlob(blobArg(args), MAX_SYSCALL_BLOB_BYTES, namespaceArg(args), expected);
       return JSON.stringify({ storageId: written.storageId, sha256: written.sha256Base64, size: written.sizeBytes });
     }
     case "storage/getBlob": {

@@ -23,7 +23,7 @@ import {
 } from "../database/mod.ts";
 
 /**
- * Runner → server: write a blob without a document. Args `{blob: base64, componentPath?}`; result
+ * Runner → server: write a blob without a document. Args `{blob: base64, sha256?, componentPath?}`; result
  * `{storageId, sha256, size}` with an ID of that namespace's `_storage`.
  */
 export const WRITE_BLOB_OP = "denvex/storage/writeBlob";
@@ -55,8 +55,10 @@ async function storageSyscall(context: TransactionSyscallContext, op: string, ar
       return await services.call(UPLOAD_URL_OP, JSON.stringify(namespace));
     case "1.0/storageStore": {
       if (typeof args.blob !== "string") throw new SyscallError("BadArgument", "store: blob must be base64");
+      // A declared `sha256` is checked by the server as the bytes are written (a mismatch keeps nothing).
+      const sha256 = typeof args.sha256 === "string" ? { sha256: args.sha256 } : {};
       const written = JSON.parse(
-        await services.call(WRITE_BLOB_OP, JSON.stringify({ blob: args.blob, ...namespace })),
+        await services.call(WRITE_BLOB_OP, JSON.stringify({ blob: args.blob, ...sha256, ...namespace })),
       ) as {
         storageId: string;
         sha256: string;
@@ -90,7 +92,9 @@ async function storageSyscall(context: TransactionSyscallContext, op: string, ar
         },
       );
     case "1.0/storageDelete":
-      if (document !== null) transaction.write(table, storageId as string, document.read, null);
+      // Convex's error for a file that is not there (never stored, deleted already, another component's).
+      if (document === null) throw new SyscallError("StorageIdNotFound", `storage id ${String(storageId)} not found`);
+      transaction.write(table, storageId as string, document.read, null);
       return "null";
     case "1.0/storageGet": {
       if (document === null) return "null";

@@ -14,6 +14,18 @@ const PATH_SEPARATOR = "~";
 /** What a token grants: an upload into the namespace `componentPath` (`""` the app), or why not. */
 export type UploadTokenCheck = { ok: true; componentPath: string } | { ok: false; problem: string };
 
+const EXPIRED_PROBLEM = "the upload URL has expired";
+
+/**
+ * Convex's answer to an upload with a token that is refused (401 either way): `StorageTokenExpired` for an expired
+ * one, `StorageTokenInvalid` for anything that does not decode or verify (missing, malformed, forged).
+ */
+export function uploadTokenRefusal(check: { ok: false; problem: string }): { code: string; message: string } {
+  return check.problem === EXPIRED_PROBLEM
+    ? { code: "StorageTokenExpired", message: "Store File Authorization expired" }
+    : { code: "StorageTokenInvalid", message: "Couldn't decode the StoreFileAuthorization token" };
+}
+
 /** Signs and checks upload tokens. */
 export class UploadTokens {
   readonly #key: Promise<CryptoKey>;
@@ -60,7 +72,7 @@ export class UploadTokens {
     }
     const valid = await crypto.subtle.verify("HMAC", await this.#key, signature, new TextEncoder().encode(payload));
     if (!valid) return refuse("invalid upload token");
-    if (Number(match[1]) < nowMs) return refuse("the upload URL has expired");
+    if (Number(match[1]) < nowMs) return refuse(EXPIRED_PROBLEM);
     return { ok: true, componentPath };
   }
 }

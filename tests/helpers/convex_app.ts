@@ -181,6 +181,8 @@ export interface SpawnServerOptions {
   port?: number;
   /** HTTP-actions port (default 0: any free port). */
   sitePort?: number;
+  /** More `serve` flags (e.g. `--backup-every=2s`). */
+  extraArgs?: string[];
 }
 
 /** A TCP port that was free a moment ago on 127.0.0.1 (listen on 0, note the port, close). */
@@ -205,6 +207,7 @@ export async function spawnServer(options: SpawnServerOptions = {}): Promise<Ser
       "--host=127.0.0.1",
       `--data=${dataDir}`,
       ...(options.db === undefined ? [] : [`--db=${options.db}`]),
+      ...(options.extraArgs ?? []),
     ]),
     // The key goes through the environment: the server refuses secrets on its command line.
     env: { DENVEX_ADMIN_KEY: adminKey },

@@ -3,12 +3,14 @@
  * time each. Runners are keyed by node deployment folder (a runner's permissions name its folder), none is kept warm
  * by default (the pool pre-starts one after a push, `prewarm`), at most `maxRunners` are busy at once and further
  * calls wait in a bounded queue. A runner idle for `IDLE_MS` exits; a runner that died (deadline, out of memory,
- * crash) fails only its call and is never reused. Each runner has its own temp dir under `<dataDir>/node/tmp/`,
+ * crash) fails only its call and is never reused; a runner that died while idle, before the pool saw its exit,
+ * never started the call handed to it (it confirms each call before running it), so that call runs on a new runner. Each runner has its own temp dir under `<dataDir>/node/tmp/`,
  * emptied by the runner after every call and removed when it exits.
  */
 import { join, resolve } from "node:path";
 import { RunnerPoolFullError } from "../errors.ts";
 import type { CallContext, ExecutionResult, ModuleAnalysis } from "../types.ts";
+import type { NodeCallResult } from "./types.ts";
 import { NODE_MAX_HEAP_MB } from "./command.ts";
 import { answerLocally } from "./local_syscalls.ts";
 import { NodeAnalyzeError, NodeRunner, NodeRunnerDiedError } from "./runner.ts";
@@ -23,6 +25,8 @@ export interface NodePoolOptions {
   dataDir: string;
   /** Most runners running a call at once (default 2 × cores). */
   maxRunners?: number | undefined;
+  /** "off": pushes naming external packages are refused (`--node-packages=off`); default "auto". */
+  externalPackages?: "auto" | "off";
   maxQueuedCalls: number;
   maxHeapMb?: number | undefined;
   /** `--deny-net` entries of the action network policy; resolves once the policy is known. */
@@ -74,15 +78,18 @@ export class NodePool {
     await this.#acquire();
     let runner: NodeRunner | null = null;
     try {
-      runner = this.#takeIdle(request.nodeDir) ?? await this.#start(request.nodeDir);
-      const result = await runner.call(
-        { ...request, requestId: request.context.requestId },
-        (op, argsJson) => {
-          const local = answerLocally(op, request.context);
-          return local === null ? this.#options.onCall(op, argsJson, request.context) : Promise.resolve(local);
-        },
-        request.timeLimitMs,
-      );
+      runner = this.#takeIdle(request.nodeDir);
+      let result: NodeCallResult;
+      if (runner === null) result = await this.#callOn(runner = await this.#start(request.nodeDir), request);
+      else {
+        try {
+          result = await this.#callOn(runner, request);
+        } catch (error) {
+          // An idle runner can die just before the pool sees its exit; a call it never started runs on a new one.
+          if (!(error instanceof NodeRunnerDiedError && error.beforeStart)) throw error;
+          result = await this.#callOn(runner = await this.#start(request.nodeDir), request);
+        }
+      }
       this.#putIdle(request.nodeDir, runner);
       const executionTimeMs = performance.now() - startedAt;
       if (result.ok) return { ok: true, resultJson: result.resultJson, logLines: result.logLines, executionTimeMs };
@@ -107,6 +114,17 @@ export class NodePool {
     } finally {
       this.#release();
     }
+  }
+
+  #callOn(runner: NodeRunner, request: NodeExecuteRequest): Promise<NodeCallResult> {
+    return runner.call(
+      { ...request, requestId: request.context.requestId },
+      (op, argsJson) => {
+        const local = answerLocally(op, request.context);
+        return local === null ? this.#options.onCall(op, argsJson, request.context) : Promise.resolve(local);
+      },
+      request.timeLimitMs,
+    );
   }
 
   /**
@@ -141,6 +159,11 @@ export class NodePool {
       this.#idle.delete(dir);
       for (const { runner } of idle) void runner.close();
     }
+  }
+
+  /** Whether pushes may name external packages (installed into the deployment's folder) or are refused. */
+  get externalPackages(): "auto" | "off" {
+    return this.#options.externalPackages ?? "auto";
   }
 
   /** Number of live node runners (monitoring and tests). */

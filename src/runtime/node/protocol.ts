@@ -40,6 +40,8 @@ export type ToNodeRunnerMessage = NodeInitMessage | NodeCallMessage | NodeAnalyz
 /** Messages the runner sends. */
 export type FromNodeRunnerMessage =
   | { type: "ready" }
+  /** Sent (synchronously) on receiving a call, before any of its code runs. */
+  | { type: "started"; callId: number }
   | { type: "syscall"; callId: number; syscallId: number; op: string; argsJson: string }
   | {
     type: "result";

@@ -20,7 +20,9 @@ export class NodeRunnerDiedError extends Error {
   readonly code: number;
   readonly signal: string | null;
   readonly timedOut: boolean;
-  constructor(code: number, signal: string | null, timedOut: boolean) {
+  /** The runner died before it confirmed the call: none of the call's code ran, so it may run elsewhere. */
+  readonly beforeStart: boolean;
+  constructor(code: number, signal: string | null, timedOut: boolean, beforeStart = false) {
     super(
       timedOut
         ? "Node action timed out: its runner was stopped"
@@ -30,6 +32,7 @@ export class NodeRunnerDiedError extends Error {
     this.code = code;
     this.signal = signal;
     this.timedOut = timedOut;
+    this.beforeStart = beforeStart;
   }
 }
 
@@ -43,6 +46,8 @@ export class NodeAnalyzeError extends Error {
 
 interface InFlight {
   callId: number;
+  /** The runner confirmed the call (its code may have run from then on). */
+  started: boolean;
   logLines: string[];
   onSyscall: NodeSyscallHandler;
   resolve: (result: NodeCallResult) => void;
@@ -76,13 +81,16 @@ export class NodeRunner {
       stderr: "piped",
     }).spawn();
     this.#stdin = this.#child.stdin.getWriter();
-    void readLines(this.#child.stdout, (line) => this.#onLine(line)).catch(() => {});
+    const stdoutRead = readLines(this.#child.stdout, (line) => this.#onLine(line)).catch(() => {});
     void readLines(this.#child.stderr, (line) => this.#stray(line)).catch(() => {});
-    this.exited = this.#child.status.then((status) => {
+    // Every line the runner wrote is read before its death is judged: a "started" still in the pipe counts.
+    this.exited = Promise.all([this.#child.status, stdoutRead]).then(([status]) => {
       this.#dead = true;
       const inFlight = this.#inFlight;
       this.#inFlight = null;
-      inFlight?.reject(new NodeRunnerDiedError(status.code, status.signal, this.#killedAtDeadline));
+      inFlight?.reject(
+        new NodeRunnerDiedError(status.code, status.signal, this.#killedAtDeadline, inFlight.started === false),
+      );
       return status;
     });
   }
@@ -136,12 +144,14 @@ export class NodeRunner {
       const settle = () => clearTimeout(deadline);
       this.#inFlight = {
         callId,
+        started: false,
         logLines: [],
         onSyscall,
         resolve: (result) => (settle(), resolve(result)),
         reject: (error) => (settle(), reject(error)),
       };
-      this.#send({ type: "call", callId, ...call }).catch((error) => this.#inFlight?.reject(error));
+      // A runner that cannot take the call (its stdin is gone) is dying: its exit rejects the call as not started.
+      this.#send({ type: "call", callId, ...call }).catch(() => this.kill());
     });
   }
 
@@ -165,6 +175,7 @@ export class NodeRunner {
       }, timeoutMs);
       this.#inFlight = {
         callId,
+        started: true,
         logLines: [],
         onSyscall: (op) => Promise.reject(new Error(`${op} is not available while modules load`)),
         resolve: (value) => (clearTimeout(deadline), resolve(value)),
@@ -212,6 +223,9 @@ export class NodeRunner {
     const inFlight = this.#inFlight;
     if (inFlight === null || message.callId !== inFlight.callId) return;
     switch (message.type) {
+      case "started":
+        inFlight.started = true;
+        return;
       case "syscall":
         void this.#answerSyscall(inFlight, message.syscallId, message.op, message.argsJson);
         return;

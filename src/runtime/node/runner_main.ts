@@ -178,6 +178,8 @@ function onMessage(message: ToNodeRunnerMessage): void {
       send({ type: "ready" });
       return;
     case "call":
+      // Before any user code: a runner that dies without having said this never ran the call (it may be retried).
+      send({ type: "started", callId: message.callId });
       void runCall(message);
       return;
     case "analyze":

@@ -9,7 +9,10 @@ import { functionKind, loadModule, type RegisteredFunction } from "./functions.t
 /** Imports every module and describes it. Throws an Error naming the module at the first failure. */
 export async function analyzeDeployment(deploymentUrl: string, modulePaths: string[]): Promise<DeploymentAnalysis> {
   const analysis: DeploymentAnalysis = { modules: [], schemaJson: null, authConfig: null };
-  for (const path of modulePaths) {
+  // The auth config first: its top-level `process.env` reads are recorded only while it is first evaluated, which
+  // must not happen earlier as another module's import.
+  const ordered = [...modulePaths].sort((a, b) => Number(b === "auth.config.js") - Number(a === "auth.config.js"));
+  for (const path of ordered) {
     if (path === "convex.config.js") {
       // A component definition (defineApp / defineComponent), evaluated leaves first by the push (deploy/).
       analysis.componentDefinition = await evaluateDefinition(deploymentUrl);
@@ -17,7 +20,13 @@ export async function analyzeDeployment(deploymentUrl: string, modulePaths: stri
     }
     let module: Record<string, unknown>;
     try {
-      module = await loadModule(deploymentUrl, path);
+      if (path === "auth.config.js") {
+        const loaded = await loadRecordingEnv(() => loadModule(deploymentUrl, path));
+        module = loaded.value;
+        analysis.authConfigMissingEnv = loaded.missingEnv;
+      } else {
+        module = await loadModule(deploymentUrl, path);
+      }
     } catch (error) {
       // loadModule's message already names the module.
       throw error instanceof Error ? error : new Error(`Failed to load module ${path}: ${String(error)}`);
@@ -47,10 +56,9 @@ function analyzeModule(path: string, module: Record<string, unknown>): ModuleAna
     const fn = value as RegisteredFunction;
     const kind = functionKind(fn);
     if (kind === null) continue;
-    if (kind === "HttpAction") {
-      functions.push({ name, udfType: kind, visibility: null, args: null, returns: null });
-      continue;
-    }
+    // An `httpAction` exported from an ordinary module is not a function of the deployment (Convex lists only
+    // queries, mutations and actions; HTTP actions are reached through `http.js` routes alone).
+    if (kind === "HttpAction") continue;
     const visibility = fn.isInternal === true ? { kind: "internal" as const } : { kind: "public" as const };
     let args: string;
     let returns: string;
@@ -66,6 +74,31 @@ function analyzeModule(path: string, module: Record<string, unknown>): ModuleAna
   const httpRoutes = path === "http.js" ? routesOf(defaultExport) : null;
   const cronsJson = path === "crons.js" ? callExport(defaultExport, "export", "a cron table (cronJobs)") : null;
   return { path, functions, httpRoutes, cronsJson };
+}
+
+/**
+ * Runs `load` with `process.env` recording the variables read that are not set: what the module's evaluation
+ * actually read, so a comment or an unused string naming `process.env.X` demands nothing.
+ */
+async function loadRecordingEnv<T>(load: () => Promise<T>): Promise<{ value: T; missingEnv: string[] }> {
+  const holder = globalThis as { process?: { env: Record<string, string | undefined> } | undefined };
+  const saved = holder.process;
+  const env = saved?.env ?? {};
+  const missing = new Set<string>();
+  const recording = new Proxy(env, {
+    get(target, key) {
+      const value = Reflect.get(target, key);
+      if (typeof key === "string" && value === undefined) missing.add(key);
+      return value;
+    },
+  });
+  holder.process = { ...saved, env: recording };
+  try {
+    const value = await load();
+    return { value, missingEnv: [...missing].sort() };
+  } finally {
+    holder.process = saved;
+  }
 }
 
 function routesOf(router: Record<string, unknown> | undefined): HttpRoute[] {

@@ -1,6 +1,8 @@
 /**
  * Turning what user code threw into the `errorMessage` / `errorData` of a result (convex-compat.md §4.3).
  */
+import { posix } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { JsonValue } from "../../values/mod.ts";
 import { stripDeploymentUrl } from "./functions.ts";
 import { inspect } from "./inspect.ts";
@@ -37,10 +39,15 @@ export function convexErrorData(error: { data: unknown }): JsonValue {
   return (error.data ?? null) as JsonValue;
 }
 
-/** Formats an error that escaped a function: `Uncaught ConvexError: …` + data, or `Uncaught Error: …` + stack. */
+/**
+ * Formats an error that escaped a function as Convex does: `Uncaught <Name>: <message>` with the error's own class
+ * name (a ConvexError subclass keeps its name) and data, or with the stack frames of the developer's code.
+ */
 export function formatUncaught(error: unknown, deploymentUrl: string): FormattedError {
   if (isConvexError(error)) {
-    return { errorMessage: `Uncaught ConvexError: ${error.message}`, errorData: convexErrorData(error) };
+    const name = (error as { name?: unknown }).name;
+    const shownName = typeof name === "string" && name !== "" ? name : "ConvexError";
+    return { errorMessage: `Uncaught ${shownName}: ${error.message}`, errorData: convexErrorData(error) };
   }
   if (error instanceof Error) {
     const frames = userStackFrames(error.stack ?? "", deploymentUrl);
@@ -50,25 +57,48 @@ export function formatUncaught(error: unknown, deploymentUrl: string): Formatted
   return { errorMessage: `Uncaught ${inspect(error)}` };
 }
 
+/** Our own runtime's folder (`src/`): its frames (the worker, the syscall bridge) are never the developer's. */
+const RUNTIME_SOURCE_URL = new URL("../../", import.meta.url).href;
+/** The convex package's own wrappers (`invokeQuery`, `invokeFunction`, …), bundled or mapped back to its sources. */
+const CONVEX_PACKAGE_PATH = /\/node_modules\/(?:\.deno\/convex@[^/]+\/node_modules\/)?convex\//;
+
 /**
- * Stack lines that point into the deployment's modules, mapped to the developer's sources when the push carried
- * source maps. Frames of bundled libraries (`node_modules`, e.g. convex/server's own invoke wrappers) are dropped.
+ * The stack lines of the developer's code, as Convex shows them: `at handler (../convex/messages.ts:12:5)`. Deno maps
+ * positions through the source maps the CLI pushes by itself (a mapped frame names the original source resolved
+ * against the bundle's folder, outside the deployment folder); frames still in a bundle are mapped here. Paths are
+ * shown relative to the deployment folder. Frames of our runtime and of the convex package's wrappers are dropped.
  */
 function userStackFrames(stack: string, deploymentUrl: string): string[] {
   const frames: string[] = [];
   for (const line of stack.split("\n")) {
     if (frames.length >= MAX_STACK_FRAMES) break;
-    if (!/^\s+at /.test(line) || !line.includes(deploymentUrl)) continue;
-    let library = false;
+    if (!/^\s+at /.test(line) || !line.includes("file://")) continue;
+    let foreign = false;
     const mapped = line.trim().replace(POSITION, (position, url: string, row: string, column: string) => {
-      if (!url.startsWith(deploymentUrl)) return position;
-      const original = originalPosition(url, Number(row), Number(column));
-      if (original?.includes("node_modules/")) library = true;
-      return original ?? `${url.slice(deploymentUrl.length)}:${row}:${column}`;
+      const shown = shownPosition(url, Number(row), Number(column), deploymentUrl);
+      if (shown === null) foreign = true;
+      return shown ?? position;
     });
-    if (!library) frames.push("    " + mapped);
+    if (!foreign) frames.push("    " + mapped);
   }
   return frames;
+}
+
+/** How a frame's position is shown, or null for a frame that is not the developer's code. */
+function shownPosition(url: string, row: number, column: number, deploymentUrl: string): string | null {
+  if (url.startsWith(RUNTIME_SOURCE_URL) || CONVEX_PACKAGE_PATH.test(url)) return null;
+  if (url.startsWith(deploymentUrl)) {
+    const original = originalPosition(url, row, column);
+    if (original !== null) return CONVEX_PACKAGE_PATH.test("/" + original) ? null : original;
+    return `${url.slice(deploymentUrl.length)}:${row}:${column}`;
+  }
+  // Mapped by Deno: the original source, relative to the deployment folder like the source map names it.
+  try {
+    const relative = posix.relative(fileURLToPath(deploymentUrl), fileURLToPath(url));
+    return `${relative}:${row}:${column}`;
+  } catch {
+    return null;
+  }
 }
 
 /**

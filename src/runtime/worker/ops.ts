@@ -42,12 +42,11 @@ export const ACTION_SERVER_OPS: ReadonlySet<string> = new Set([
   "1.0/getServiceUrl",
   "1.0/actions/schedule",
   "1.0/actions/cancel_job",
+  "1.0/actions/vectorSearch",
   ...STORAGE_ACTION_OPS,
 ]);
 
-const UNSUPPORTED_OPS: ReadonlySet<string> = new Set([
-  "1.0/actions/vectorSearch",
-]);
+const UNSUPPORTED_OPS: ReadonlySet<string> = new Set<string>([]);
 
 /** True for the search ops denvex does not implement yet: they fail at once. */
 export function isUnsupportedOp(op: string): boolean {

@@ -29,6 +29,12 @@ export const VALIDATE_OP = "$validate";
  * sooner than for a message.
  */
 export const RESULT_OP = "$result";
+/**
+ * Args: `1.0/queryStream`'s args; answer: `{"queryId": n, "batch": <queryStreamNext answer for FIRST_BATCH>}`. Opens
+ * a stream and reads its first batch in one crossing: a query's reads start at once (the runtime opens a stream on
+ * its first `next()`), so the separate round trip bought nothing (issue 14).
+ */
+export const QUERY_STREAM_FIRST_OP = "$queryStreamFirst";
 
 /** Main → worker: the channel to use; answered by `ReadyMessage`. */
 export interface InitMessage {
@@ -153,7 +159,13 @@ export interface CallMessage {
   argsJson: string;
 }
 
-/** Worker → main: the answer to a probe. */
+/**
+ * The `probeId` of the probe answer a worker sends by itself after every execution (from a task of its event loop,
+ * like the answer to a probe, which executions therefore do not need: one message less per call, issue 14).
+ */
+export const SETTLED_PROBE_ID = 0;
+
+/** Worker → main: the answer to a probe (or, with `SETTLED_PROBE_ID`, the self-probe after an execution). */
 export interface ProbeAckMessage {
   type: "probeAck";
   probeId: number;

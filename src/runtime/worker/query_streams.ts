@@ -11,6 +11,18 @@ export const MAX_BATCH = 256;
 /** Factor by which each next batch grows: 8, 32, 128, 256, … */
 export const BATCH_GROWTH = 4;
 
+/**
+ * The first batch of a stream opened with `queryStream` args `args`: all of it when the query ends in a small `limit`
+ * (`take(n)`, `first()`, `unique()` send one), so such a query reads in one crossing; `FIRST_BATCH` otherwise.
+ */
+export function firstBatchSize(args: unknown): number {
+  const operators = (args as { query?: { operators?: unknown } } | null)?.query?.operators;
+  if (!Array.isArray(operators)) return FIRST_BATCH;
+  const last = operators[operators.length - 1] as { limit?: unknown } | null;
+  const limit = last?.limit;
+  return typeof limit === "number" && Number.isInteger(limit) && limit >= 1 && limit <= MAX_BATCH ? limit : FIRST_BATCH;
+}
+
 interface StreamBuffer {
   documents: unknown[];
   position: number;
@@ -24,9 +36,22 @@ export type FetchBatch = (queryId: number, batchSize: number) => { values: unkno
 /** The read-ahead buffers of one execution's streams. */
 export class QueryStreams {
   readonly #streams = new Map<number, StreamBuffer>();
+  /** Streams cleaned up in this execution: cleanup never crosses to the transaction, so reads of them fail here. */
+  readonly #cleaned = new Set<number>();
+
+  /** Registers a stream opened together with its first batch (`QUERY_STREAM_FIRST_OP`). */
+  open(queryId: number, first: { values: unknown[]; done: boolean }): void {
+    this.#streams.set(queryId, {
+      documents: first.values,
+      position: 0,
+      done: first.done,
+      nextBatch: FIRST_BATCH * BATCH_GROWTH,
+    });
+  }
 
   /** The `queryStreamNext` answer (`{"value": doc | null, "done": bool}`) for `queryId`. */
   next(queryId: number, fetch: FetchBatch): string {
+    if (this.#cleaned.has(queryId)) throw new Error(`queryStreamNext: unknown query ${queryId}`);
     let stream = this.#streams.get(queryId);
     if (stream === undefined) {
       stream = { documents: [], position: 0, done: false, nextBatch: FIRST_BATCH };
@@ -47,13 +72,19 @@ export class QueryStreams {
     return '{"value":null,"done":true}';
   }
 
-  /** Forgets the buffer of a stream (`queryCleanup`). */
-  cleanup(queryId: number): void {
-    this.#streams.delete(queryId);
+  /**
+   * Forgets the buffer of a stream (`queryCleanup`). Returns whether it was open. The transaction keeps its side of
+   * the stream until the execution ends (bounded by the index-range limit), which saves a crossing per query.
+   */
+  cleanup(queryId: number): boolean {
+    const open = this.#streams.delete(queryId);
+    if (open) this.#cleaned.add(queryId);
+    return open;
   }
 
   /** Forgets every stream (a new execution starts). */
   clear(): void {
     this.#streams.clear();
+    this.#cleaned.clear();
   }
 }

@@ -10,7 +10,7 @@
 import type { JsonValue } from "../../values/mod.ts";
 import { NESTED_BEGIN_OP, NESTED_END_OP, VALIDATE_OP } from "./protocol.ts";
 import { markLogSource } from "./console_capture.ts";
-import { convexErrorData, isConvexError, syscallFailure } from "./error_format.ts";
+import { convexErrorData, formatUncaught, isConvexError, syscallFailure } from "./error_format.ts";
 import {
   componentModulesUrl,
   currentExecution,
@@ -193,7 +193,9 @@ async function runNested(
     return resultJson;
   } catch (error) {
     if (isConvexError(error)) throw syscallFailure(error.message, convexErrorData(error));
-    throw error instanceof Error ? syscallFailure(error.message) : syscallFailure(String(error));
+    // The caller sees the callee's failure as Convex reports it (`Uncaught Error: …` with its frames), so an
+    // uncaught rethrow reads `Uncaught Error: Uncaught Error: …`, one level per call, as on Convex.
+    throw syscallFailure(formatUncaught(error, execution.deploymentUrl).errorMessage);
   } finally {
     call(NESTED_END_OP, commit ? "true" : "false");
     if (crossing) markLogSource(parent.componentPath, udfPathOfFrame(parent));

@@ -35,7 +35,8 @@ export async function storageJsSyscall(op: string, args: Record<string, unknown>
     const blob = args.blob;
     if (!(blob instanceof Blob)) throw new Error("store() expects a Blob");
     const blobBase64 = new Uint8Array(await blob.arrayBuffer()).toBase64();
-    const argsJson = JSON.stringify({ blob: blobBase64, contentType: blob.type });
+    const sha256 = (args.options as { sha256?: unknown } | undefined)?.sha256;
+    const argsJson = JSON.stringify({ blob: blobBase64, contentType: blob.type, sha256 });
     return JSON.parse(await serverCall(op, argsJson)) as string;
   }
   const result = JSON.parse(await serverCall(op, JSON.stringify({ storageId: args.storageId }))) as

@@ -17,6 +17,7 @@ import {
   TRANSACTION_SYNC_OPS,
   unsupportedMessage,
 } from "./ops.ts";
+import { QUERY_STREAM_FIRST_OP } from "./protocol.ts";
 import { QueryStreams } from "./query_streams.ts";
 import { checkScheduledReference, createFunctionHandle, runNestedFunction } from "./run_udf.ts";
 import { isStorageJsOp, storageJsSyscall } from "./storage_js.ts";
@@ -58,7 +59,13 @@ export class SyscallRouter implements ConvexGlobal {
     if (frame === null) throw new Error(`Syscall ${op} made outside of a running function`);
     if (isUnsupportedOp(op)) throw new Error(unsupportedMessage(op));
     if (frame.udfType === "action" || !TRANSACTION_SYNC_OPS.has(op)) throw new Error(`Unknown operation ${op}`);
-    if (op === "1.0/queryCleanup") this.streams.cleanup(queryIdOf(argsJson));
+    if (op === "1.0/queryCleanup") return JSON.stringify(this.streams.cleanup(queryIdOf(argsJson)));
+    if (op === "1.0/queryStream") {
+      const answer = this.transactionCall(QUERY_STREAM_FIRST_OP, argsJson, frame.componentPath);
+      const { queryId, batch } = JSON.parse(answer) as { queryId: number; batch: { values: unknown[]; done: boolean } };
+      this.streams.open(queryId, batch);
+      return `{"queryId":${queryId}}`;
+    }
     return this.transactionCall(op, argsJson, frame.componentPath);
   }
 

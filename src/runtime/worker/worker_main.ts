@@ -30,6 +30,7 @@ import {
   type CallResultMessage,
   type FromWorkerMessage,
   RESULT_OP,
+  SETTLED_PROBE_ID,
   type ToWorkerMessage,
   type WorkerAnalysisMessage,
   type WorkerAnalyzeMessage,
@@ -69,6 +70,17 @@ let currentSink: LogSink | null = null;
 /** Set when the globals could not be restored after a call: no user code runs here again (see `workerPoisoned`). */
 let poisoned = false;
 const POISONED = { ok: false, errorMessage: "The worker's globals could not be restored", workerPoisoned: true };
+
+/**
+ * The self-probe after an execution: a message to ourselves, handled as a task once the execution's leftover
+ * microtasks have run (a worker they keep busy never gets there, and the runner retires it, as for a probe).
+ */
+const settleChannel = new MessageChannel();
+const settlePort = settleChannel.port2;
+settleChannel.port1.onmessage = () => {
+  postMessage({ type: "probeAck", probeId: SETTLED_PROBE_ID });
+  if (!restoreGlobalSnapshot()) poisoned = true;
+};
 
 installGlobals();
 addListener("message", (event: Event) => void handle((event as MessageEvent<ToWorkerMessage>).data));
@@ -167,8 +179,10 @@ async function handle(message: ToWorkerMessage): Promise<void> {
       post({ type: "ready" });
       return;
     case "execute":
-      if (poisoned) return post({ ...POISONED, type: "result", executionId: message.executionId, logLines: [] });
-      deliver(await execute(message));
+      if (poisoned) post({ ...POISONED, type: "result", executionId: message.executionId, logLines: [] });
+      else deliver(await execute(message));
+      // The probe answer follows from a task of the event loop, as if the runner had sent a probe (see ProbeMessage).
+      settlePort.postMessage(null);
       return;
     case "probe":
       // Answered from the event loop: a worker that leftover work keeps busy does not get here (see ProbeMessage).

@@ -1,0 +1,478 @@
+/**
+ * The call path (issue 14): what a function call costs beyond the work it does. The real server (`main.ts serve`,
+ * SQLite) with a small app deployed by the official CLI and 10,000 documents, driven by `CLIENTS` closed-loop HTTP
+ * clients; against a bare `Deno.serve` handler doing the same node:sqlite work (WAL, synchronous=FULL, writes
+ * group-committed), measured in the same run, each in its own process. Per workload: calls/s, p50/p99, the ratio to
+ * the bare handler, and CPU µs per call read from /proc (server and runners separately). Memory: RSS and PSS per
+ * process kind, idle and after the load.
+ *
+ *   deno run -A scripts/bench/call_path_bench.ts      (env DURATION_MS, CLIENTS, ONLY=query,insert,rmw,ws,one)
+ *
+ * With env BASELINE_TREE=<dir> (a copy of an older checkout, e.g. `git archive HEAD | tar -x -C <dir>` plus a
+ * `node_modules` link), the same workloads run first against a server started from that tree: before and after in one
+ * run, each against its own bare-handler measurement.
+ */
+import { createConvexApp, runConvexCli, type ServerProcess, spawnServer } from "../../tests/helpers/convex_app.ts";
+import { commandLineOf, descendantPids } from "../../tests/helpers/server_child.ts";
+import { ConvexClient } from "convex/browser";
+
+const DURATION_MS = Number(Deno.env.get("DURATION_MS") ?? 4_000);
+const CLIENTS = Number(Deno.env.get("CLIENTS") ?? 32);
+const ONLY = (Deno.env.get("ONLY") ?? "query,insert,rmw,ws,one").split(",");
+/** Documents seeded: KEYS groups of GROUP_SIZE under one index key each, so `take(10)` reads exactly ten. */
+const KEYS = 1_000;
+const GROUP_SIZE = 10;
+const COUNTERS = 1_000;
+const SEED_BATCH = 1_000;
+/** /proc/<pid>/stat counts CPU in clock ticks; Linux's USER_HZ is 100 on every architecture we run on. */
+const TICK_US = 10_000;
+
+const APP: Record<string, string> = {
+  "schema.ts": `
+import { defineSchema, defineTable } from "convex/server";
+import { v } from "convex/values";
+export default defineSchema({
+  items: defineTable({ k: v.string(), n: v.number() }).index("by_k", ["k"]),
+  counters: defineTable({ i: v.number(), value: v.number() }).index("by_i", ["i"]),
+});
+`,
+  "bench.ts": `
+import { mutation, query } from "./_generated/server";
+import { v } from "convex/values";
+export const list = query({
+  args: { k: v.string(), nonce: v.number() },
+  handler: (ctx, { k }) => ctx.db.query("items").withIndex("by_k", (q) => q.eq("k", k)).take(10),
+});
+export const add = mutation({
+  args: { k: v.string(), n: v.number() },
+  handler: (ctx, args) => ctx.db.insert("items", args),
+});
+export const bump = mutation({
+  args: { i: v.number() },
+  handler: async (ctx, { i }) => {
+    const counter = await ctx.db.query("counters").withIndex("by_i", (q) => q.eq("i", i)).unique();
+    if (counter === null) throw new Error("no counter " + i);
+    await ctx.db.patch(counter._id, { value: counter.value + 1 });
+    return counter.value + 1;
+  },
+});
+export const seed = mutation({
+  args: { from: v.number(), count: v.number(), counters: v.boolean() },
+  handler: async (ctx, { from, count, counters }) => {
+    for (let j = from; j < from + count; j++) {
+      if (counters) await ctx.db.insert("counters", { i: j, value: 0 });
+      else await ctx.db.insert("items", { k: "k" + (j % ${KEYS}), n: j });
+    }
+  },
+});
+`,
+};
+
+/** One workload: the function call and its bare equivalent. */
+interface Workload {
+  name: string;
+  kind: "query" | "mutation";
+  path: string;
+  args(i: number): Record<string, unknown>;
+}
+
+const WORKLOADS: Workload[] = [
+  {
+    name: "query",
+    kind: "query",
+    path: "bench:list",
+    args: (i) => ({ k: `k${(i * 7919) % KEYS}`, nonce: i }),
+  },
+  { name: "insert", kind: "mutation", path: "bench:add", args: (i) => ({ k: `k${i % KEYS}`, n: i }) },
+  { name: "rmw", kind: "mutation", path: "bench:bump", args: (i) => ({ i: (i * 7919) % COUNTERS }) },
+];
+
+// ---------------------------------------------------------------------------------------------------------------
+// The bare handler (runs in its own process: `call_path_bench.ts --bare <db file>`).
+
+async function serveBare(dbPath: string): Promise<void> {
+  const { DatabaseSync } = await import("node:sqlite");
+  const db = new DatabaseSync(dbPath);
+  db.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
+    CREATE TABLE items (id INTEGER PRIMARY KEY, k TEXT NOT NULL, json TEXT NOT NULL);
+    CREATE INDEX items_k ON items (k, id);
+    CREATE TABLE counters (i INTEGER PRIMARY KEY, json TEXT NOT NULL);`);
+  const insertItem = db.prepare("INSERT INTO items (k, json) VALUES (?, ?)");
+  const selectItems = db.prepare("SELECT json FROM items WHERE k = ? ORDER BY id LIMIT 10");
+  const selectCounter = db.prepare("SELECT json FROM counters WHERE i = ?");
+  const updateCounter = db.prepare("UPDATE counters SET json = ? WHERE i = ?");
+  db.exec("BEGIN");
+  for (let j = 0; j < KEYS * GROUP_SIZE; j++) {
+    insertItem.run(`k${j % KEYS}`, JSON.stringify({ k: `k${j % KEYS}`, n: j, _creationTime: Date.now() }));
+  }
+  const insertCounter = db.prepare("INSERT INTO counters (i, json) VALUES (?, ?)");
+  for (let i = 0; i < COUNTERS; i++) insertCounter.run(i, JSON.stringify({ i, value: 0 }));
+  db.exec("COMMIT");
+  // Group commit: writes that arrive in one turn of the event loop go in one transaction (one fsync per group).
+  let pending: { run: () => unknown; resolve: (value: unknown) => void }[] = [];
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    const group = pending;
+    pending = [];
+    db.exec("BEGIN");
+    const results = group.map((write) => write.run());
+    db.exec("COMMIT");
+    group.forEach((write, index) => write.resolve(results[index]));
+  };
+  const write = (run: () => unknown) =>
+    new Promise((resolve) => {
+      pending.push({ run, resolve });
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(flush);
+      }
+    });
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
+    const { path, args } = await request.json() as { path: string; args: Record<string, unknown> };
+    let value: unknown;
+    if (path === "bench:list") {
+      value = (selectItems.all(args.k as string) as { json: string }[]).map((row) => JSON.parse(row.json));
+    } else if (path === "bench:add") {
+      value = await write(() =>
+        String(insertItem.run(args.k as string, JSON.stringify({ ...args, _creationTime: Date.now() })).lastInsertRowid)
+      );
+    } else {
+      value = await write(() => {
+        const counter = JSON.parse((selectCounter.get(args.i as number) as { json: string }).json);
+        counter.value++;
+        updateCounter.run(JSON.stringify(counter), args.i as number);
+        return counter.value;
+      });
+    }
+    return Response.json({ status: "success", value, logLines: [] });
+  });
+  console.log(`port ${server.addr.port}`);
+}
+
+async function spawnBare(): Promise<{ url: string; pid: number; close(): Promise<void> }> {
+  const dir = await Deno.makeTempDir({ prefix: "denvex-bare-" });
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL(import.meta.url).pathname, "--bare", `${dir}/bare.sqlite3`],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!/port \d+/.test(text)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("the bare server did not start");
+    text += value;
+  }
+  (async () => {
+    while (!(await reader.read()).done) { /* discard */ }
+  })().catch(() => {});
+  return {
+    url: `http://127.0.0.1:${/port (\d+)/.exec(text)![1]}`,
+    pid: child.pid,
+    async close() {
+      child.kill("SIGTERM");
+      await child.status;
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Measuring.
+
+/** CPU time of a process in µs (user + system), 0 once it is gone. */
+function cpuUs(pid: number): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * TICK_US;
+  } catch {
+    return 0;
+  }
+}
+
+/** The processes of one side: the server (or bare handler) and its runners, by kind. */
+async function processKinds(rootPid: number): Promise<Map<number, string>> {
+  const kinds = new Map<number, string>([[rootPid, "server"]]);
+  for (const pid of await descendantPids(rootPid)) {
+    const command = await commandLineOf(pid);
+    if (command.includes("node_runner") || command.includes("node-runner")) kinds.set(pid, "node runner");
+    else if (/ runner( |$)/.test(command)) {
+      kinds.set(pid, / --allow-net( |$)|--deny-net/.test(command) ? "action runner" : "transaction runner");
+    } else kinds.set(pid, "other");
+  }
+  return kinds;
+}
+
+/** CPU µs so far, summed per kind. */
+function cpuByKind(kinds: Map<number, string>): Map<string, number> {
+  const sums = new Map<string, number>();
+  for (const [pid, kind] of kinds) sums.set(kind, (sums.get(kind) ?? 0) + cpuUs(pid));
+  return sums;
+}
+
+function memoryOf(pid: number): { rssKib: number; pssKib: number } {
+  try {
+    const text = Deno.readTextFileSync(`/proc/${pid}/smaps_rollup`);
+    const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? 0);
+    return { rssKib: kib("Rss"), pssKib: kib("Pss") };
+  } catch {
+    return { rssKib: 0, pssKib: 0 };
+  }
+}
+
+function memoryLine(label: string, kinds: Map<number, string>): string {
+  const byKind = new Map<string, { n: number; rssKib: number; pssKib: number }>();
+  let rssKib = 0, pssKib = 0;
+  for (const [pid, kind] of kinds) {
+    const memory = memoryOf(pid);
+    const sum = byKind.get(kind) ?? { n: 0, rssKib: 0, pssKib: 0 };
+    byKind.set(kind, { n: sum.n + 1, rssKib: sum.rssKib + memory.rssKib, pssKib: sum.pssKib + memory.pssKib });
+    rssKib += memory.rssKib;
+    pssKib += memory.pssKib;
+  }
+  const mib = (kib: number) => (kib / 1024).toFixed(0);
+  const parts = [...byKind].map(([kind, sum]) =>
+    `${kind}${sum.n > 1 ? ` ×${sum.n}` : ""} ${mib(sum.rssKib)}/${mib(sum.pssKib)}`
+  );
+  return `memory ${label}: total RSS ${mib(rssKib)} MiB, PSS ${mib(pssKib)} MiB (RSS/PSS MiB: ${parts.join(", ")})`;
+}
+
+interface Run {
+  perSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  failures: number;
+  calls: number;
+  cpuUsPerCall: Map<string, number>;
+}
+
+function percentile(sorted: number[], fraction: number): number {
+  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * fraction))];
+}
+
+let nextArg = 0;
+
+/** `clients` closed-loop HTTP clients calling `workload` for DURATION_MS. */
+async function drive(url: string, workload: Workload, clients: number, kinds: Map<number, string>): Promise<Run> {
+  const latencies: number[] = [];
+  let failures = 0;
+  const endpoint = `${url}/api/${workload.kind}`;
+  const call = async () => {
+    const body = JSON.stringify({ path: workload.path, args: workload.args(nextArg++), format: "json" });
+    const started = performance.now();
+    const response = await fetch(endpoint, { method: "POST", headers: { "Content-Type": "application/json" }, body });
+    const result = await response.json() as { status: string; errorMessage?: string };
+    if (result.status !== "success") {
+      if (failures++ === 0) console.error(`  ${workload.name} failed: ${result.errorMessage}`);
+    } else latencies.push(performance.now() - started);
+  };
+  const warmupDeadline = performance.now() + Math.min(1_000, DURATION_MS / 4);
+  await Promise.all(Array.from({ length: clients }, async () => {
+    while (performance.now() < warmupDeadline) await call();
+  }));
+  latencies.length = 0;
+  failures = 0;
+  const cpuBefore = cpuByKind(kinds);
+  const started = performance.now();
+  const deadline = started + DURATION_MS;
+  await Promise.all(Array.from({ length: clients }, async () => {
+    while (performance.now() < deadline) await call();
+  }));
+  const seconds = (performance.now() - started) / 1000;
+  const cpuAfter = cpuByKind(kinds);
+  const calls = latencies.length + failures;
+  const cpuUsPerCall = new Map<string, number>();
+  for (const [kind, after] of cpuAfter) cpuUsPerCall.set(kind, (after - (cpuBefore.get(kind) ?? 0)) / calls);
+  latencies.sort((a, b) => a - b);
+  return {
+    perSecond: latencies.length / seconds,
+    p50Ms: percentile(latencies, 0.5),
+    p99Ms: percentile(latencies, 0.99),
+    failures,
+    calls,
+    cpuUsPerCall,
+  };
+}
+
+function cpuText(run: Run): string {
+  const total = [...run.cpuUsPerCall.values()].reduce((a, b) => a + b, 0);
+  const parts = [...run.cpuUsPerCall].filter(([, us]) => us > 0).map(([kind, us]) => `${kind} ${us.toFixed(0)}`);
+  return `CPU ${total.toFixed(0)} µs/call (${parts.join(", ") || "—"})`;
+}
+
+function runText(run: Run): string {
+  return `${run.perSecond.toFixed(0)}/s, p50 ${run.p50Ms.toFixed(1)} ms, p99 ${run.p99Ms.toFixed(1)} ms, ${
+    cpuText(run)
+  }` +
+    (run.failures > 0 ? `, ${run.failures} FAILED` : "");
+}
+
+/** `CLIENTS` ConvexClient instances over WebSocket calling the insert mutation in a closed loop. */
+async function driveWebSocket(url: string, kinds: Map<number, string>): Promise<Run> {
+  const clients = Array.from({ length: CLIENTS }, () => new ConvexClient(url, { unsavedChangesWarning: false }));
+  const latencies: number[] = [];
+  let failures = 0;
+  const insert = WORKLOADS[1];
+  const call = async (client: ConvexClient) => {
+    const started = performance.now();
+    try {
+      // deno-lint-ignore no-explicit-any
+      await client.mutation(insert.path as any, insert.args(nextArg++));
+      latencies.push(performance.now() - started);
+    } catch (error) {
+      if (failures++ === 0) console.error(`  ws insert failed: ${error}`);
+    }
+  };
+  try {
+    const warmupDeadline = performance.now() + 1_000;
+    await Promise.all(clients.map(async (client) => {
+      while (performance.now() < warmupDeadline) await call(client);
+    }));
+    latencies.length = 0;
+    failures = 0;
+    const cpuBefore = cpuByKind(kinds);
+    const started = performance.now();
+    const deadline = started + DURATION_MS;
+    await Promise.all(clients.map(async (client) => {
+      while (performance.now() < deadline) await call(client);
+    }));
+    const seconds = (performance.now() - started) / 1000;
+    const cpuAfter = cpuByKind(kinds);
+    const calls = latencies.length + failures;
+    const cpuUsPerCall = new Map<string, number>();
+    for (const [kind, after] of cpuAfter) cpuUsPerCall.set(kind, (after - (cpuBefore.get(kind) ?? 0)) / calls);
+    latencies.sort((a, b) => a - b);
+    return {
+      perSecond: latencies.length / seconds,
+      p50Ms: percentile(latencies, 0.5),
+      p99Ms: percentile(latencies, 0.99),
+      failures,
+      calls,
+      cpuUsPerCall,
+    };
+  } finally {
+    await Promise.all(clients.map((client) => client.close()));
+  }
+}
+
+/** Group commits so far, from the server's `/metrics`: how many, the transactions in them, their durable time. */
+interface CommitStats {
+  groups: number;
+  transactions: number;
+  seconds: number;
+}
+
+async function commitStats(server: ServerProcess): Promise<CommitStats> {
+  const response = await fetch(`${server.url}/metrics`, { headers: { Authorization: `Bearer ${server.adminKey}` } });
+  const text = await response.text();
+  const sample = (name: string) => Number(new RegExp(`^${name}(?:\\{\\})? (\\S+)$`, "m").exec(text)?.[1] ?? NaN);
+  return {
+    groups: sample("denvex_commit_batch_size_count"),
+    transactions: sample("denvex_commit_batch_size_sum"),
+    seconds: sample("denvex_commit_duration_seconds_sum"),
+  };
+}
+
+/** The group commits between two samples (warm-up included): average size and time to durable. */
+function commitText(before: CommitStats, after: CommitStats): string {
+  const groups = after.groups - before.groups;
+  if (!(groups > 0)) return "";
+  const size = (after.transactions - before.transactions) / groups;
+  const ms = (after.seconds - before.seconds) * 1000 / groups;
+  return `; commit groups: ${size.toFixed(1)} transactions, ${ms.toFixed(2)} ms each`;
+}
+
+async function seed(url: string): Promise<void> {
+  const post = async (args: Record<string, unknown>) => {
+    const response = await fetch(`${url}/api/mutation`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ path: "bench:seed", args, format: "json" }),
+    });
+    const result = await response.json();
+    if (result.status !== "success") throw new Error(`seed failed: ${result.errorMessage}`);
+  };
+  for (let from = 0; from < KEYS * GROUP_SIZE; from += SEED_BATCH) {
+    await post({ from, count: SEED_BATCH, counters: false });
+  }
+  await post({ from: 0, count: COUNTERS, counters: true });
+}
+
+async function main(): Promise<void> {
+  console.log(`call_path_bench: ${navigator.hardwareConcurrency} cores, ${CLIENTS} clients, ${DURATION_MS} ms each`);
+  const baselineTree = Deno.env.get("BASELINE_TREE");
+  const app = await createConvexApp(APP);
+  const bare = await spawnBare();
+  try {
+    if (baselineTree !== undefined) {
+      const helpers = await import(`file://${baselineTree}/tests/helpers/convex_app.ts`);
+      await measure("before", app, bare, helpers.spawnServer as typeof spawnServer);
+    }
+    await measure(baselineTree === undefined ? "" : "after", app, bare, spawnServer);
+  } finally {
+    await bare.close();
+    await app.dispose();
+  }
+}
+
+/** Starts a server with `spawn`, deploys and seeds the app, and runs the workloads against it and the bare handler. */
+async function measure(
+  label: string,
+  app: Awaited<ReturnType<typeof createConvexApp>>,
+  bare: { url: string; pid: number },
+  spawn: () => Promise<ServerProcess>,
+): Promise<void> {
+  const server = await spawn();
+  const tag = label === "" ? "call_path_bench:" : `call_path_bench [${label}]:`;
+  try {
+    const deployed = await runConvexCli(app, ["deploy", "--typecheck=disable", "-y"], server);
+    if (deployed.code !== 0) throw new Error(`deploy failed: ${deployed.stdout}${deployed.stderr}`);
+    await seed(server.url);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const kinds = await processKinds(server.pid);
+    const bareKinds = new Map([[bare.pid, "bare"]]);
+    console.log(`${tag} ${memoryLine("idle (10,000 documents)", kinds)}`);
+    for (const workload of WORKLOADS) {
+      if (!ONLY.includes(workload.name)) continue;
+      const baseline = await drive(bare.url, workload, CLIENTS, bareKinds);
+      const commitsBefore = await commitStats(server);
+      const run = await drive(server.url, workload, CLIENTS, kinds);
+      const groups = commitText(commitsBefore, await commitStats(server));
+      console.log(`${tag} ${workload.name.padEnd(6)} bare   ${runText(baseline)}`);
+      console.log(
+        `${tag} ${workload.name.padEnd(6)} denvex ${runText(run)} = ${
+          (run.perSecond / baseline.perSecond).toFixed(2)
+        }× bare${groups}`,
+      );
+    }
+    if (ONLY.includes("ws")) {
+      const httpCommits = await commitStats(server);
+      const http = await drive(server.url, WORKLOADS[1], CLIENTS, kinds);
+      const wsCommits = await commitStats(server);
+      const ws = await driveWebSocket(server.url, kinds);
+      const wsGroups = commitText(wsCommits, await commitStats(server));
+      console.log(`${tag} insert over HTTP      ${runText(http)}${commitText(httpCommits, wsCommits)}`);
+      console.log(
+        `${tag} insert over WebSocket ${runText(ws)} = ${(ws.perSecond / http.perSecond).toFixed(2)}× HTTP${wsGroups}`,
+      );
+    }
+    if (ONLY.includes("one")) {
+      for (const workload of WORKLOADS) {
+        const baseline = await drive(bare.url, workload, 1, bareKinds);
+        const run = await drive(server.url, workload, 1, kinds);
+        console.log(
+          `${tag} one client ${workload.name.padEnd(6)} denvex p50 ${run.p50Ms.toFixed(2)} ms, ` +
+            `${cpuText(run)}; bare p50 ${baseline.p50Ms.toFixed(2)} ms`,
+        );
+      }
+    }
+    console.log(`${tag} ${memoryLine("after the load", await processKinds(server.pid))}`);
+  } finally {
+    await server.close().catch(() => {});
+  }
+}
+
+if (Deno.args[0] === "--bare") await serveBare(Deno.args[1]);
+else await main();

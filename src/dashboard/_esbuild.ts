@@ -1,0 +1,13 @@
+/**
+ * The bundler, as module imports: esbuild-wasm's wasm (bytes) and its browser build (text), which the bundling worker
+ * runs. Imported dynamically and only to build, so a server that serves the dashboard from its cache never holds the
+ * 14 MB of wasm.
+ */
+import esbuildWasm from "esbuild-wasm/esbuild.wasm" with { type: "bytes" };
+import esbuildBrowserJs from "esbuild-wasm/esm/browser.js" with { type: "text" };
+
+/** The wasm of esbuild-wasm (the same version as the native esbuild in deno.json). */
+export const ESBUILD_WASM: Uint8Array = esbuildWasm;
+
+/** esbuild-wasm's browser build (an ES module without imports). */
+export const ESBUILD_BROWSER_JS: string = esbuildBrowserJs;
