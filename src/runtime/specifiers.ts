@@ -31,7 +31,7 @@ export interface FoundSpecifier {
 export function scanSpecifiers(source: string, modulePath = ""): FoundSpecifier[] {
   let imports: ReturnType<typeof lexModule>[0];
   try {
-    [imports] = lexModule(source);
+    [imports] = lexModule(withJsLineTerminators(source));
   } catch (error) {
     const index = (error as { idx?: unknown }).idx;
     const where = typeof index === "number" ? ` (line ${lineOf(source, index)})` : "";
@@ -45,6 +45,15 @@ export function scanSpecifiers(source: string, modulePath = ""): FoundSpecifier[
     found.push({ specifier: entry.specifier, line: lineOf(source, entry.start) });
   }
   return found;
+}
+
+/**
+ * `source` with U+2028/U+2029 as "\n". JavaScript ends a line comment at either (so `// x<U+2028>import "npm:y"`
+ * imports), but the lexer knows only \r and \n; the swap keeps every offset. A raw separator inside a string literal
+ * then fails to lex and the module is refused: bundlers escape non-ASCII characters, so only crafted code has one.
+ */
+function withJsLineTerminators(source: string): string {
+  return source.replace(/[\u2028\u2029]/g, "\n");
 }
 
 /**
