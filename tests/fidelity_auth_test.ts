@@ -1,6 +1,7 @@
 /**
  * Issue 13, auth rejections as Convex gives them: each way a user token is refused answers 401 with Convex's code and
- * message (HTTP API and sync), and a Bearer value that is not a JWT does not refuse an HTTP action.
+ * message (HTTP API and sync); an HTTP action runs whatever its Bearer value, and `getUserIdentity()` throws the
+ * verification error there, as on Convex.
  */
 import { ConvexClient } from "convex/browser";
 
@@ -13,13 +14,31 @@ import { handleHttpAction } from "../src/http/http_action_handler.ts";
 const FILES = {
   ...SYNC_APP_FILES,
   "http.ts": `
-    import { httpRouter } from "convex/server";
+    import { anyApi, httpRouter } from "convex/server";
     import { httpAction } from "./_generated/server";
     const http = httpRouter();
     http.route({
       path: "/whoami",
       method: "GET",
       handler: httpAction(async (ctx) => Response.json(await ctx.auth.getUserIdentity())),
+    });
+    // A webhook that checks its own secret never asks for the identity: it runs whatever the header holds.
+    http.route({ path: "/open", method: "POST", handler: httpAction(async () => new Response("ran")) });
+    http.route({
+      path: "/caught",
+      method: "GET",
+      handler: httpAction(async (ctx) => {
+        try {
+          return Response.json({ identity: await ctx.auth.getUserIdentity() });
+        } catch (error) {
+          return Response.json({ thrown: (error as Error).message });
+        }
+      }),
+    });
+    http.route({
+      path: "/nested",
+      method: "GET",
+      handler: httpAction(async (ctx) => Response.json(await ctx.runQuery(anyApi.messages.whoami, {}))),
     });
     export default http;
   `,
@@ -220,14 +239,47 @@ Deno.test({
         }
       });
 
-      await t.step("a Bearer value that is not a JWT still reaches an HTTP action, as no identity", async () => {
-        const response = await handleHttpAction(
-          server.backend,
-          new Request("http://site/whoami", { headers: { Authorization: "Bearer sk_live_webhook_secret" } }),
-          "/whoami",
-        );
-        assertEquals(response.status, 200);
-        assertEquals(await response.json(), null);
+      await t.step(
+        "HTTP actions: a Bearer value that does not verify runs the action; getUserIdentity throws",
+        async () => {
+          // As on Convex (and as the `convex` package documents getUserIdentity: it throws in HTTP actions).
+          const site = (path: string, authorization: string | null, method = "GET") =>
+            handleHttpAction(
+              server.backend,
+              new Request(`http://site${path}`, {
+                method,
+                headers: authorization === null ? {} : { Authorization: authorization },
+              }),
+              path,
+            );
+          const open = await site("/open", "Bearer sk_live_webhook_secret", "POST");
+          assertEquals([open.status, await open.text()], [200, "ran"]);
+          const caught = await site("/caught", "Bearer sk_live_webhook_secret");
+          assertEquals(await caught.json(), { thrown: PARSE });
+          const uncaught = await site("/whoami", "Bearer sk_live_webhook_secret");
+          assertEquals(uncaught.status, 500);
+          const body = await uncaught.json() as { code: string; trace: string };
+          assertEquals(body.code, `${body.code.slice(0, 31)}Server Error: Uncaught Error: ${PARSE}`);
+          assertMatch(body.code, /^\[Request ID: [0-9a-f]{16}\] /);
+          // The queries the action calls see the same failure.
+          const nested = await site("/nested", "Bearer not.a.jwt");
+          assertEquals(nested.status, 500);
+          assertMatch((await nested.json()).trace, new RegExp(`Uncaught Error: ${PARSE.replaceAll(".", "\\.")}`));
+          const expired = await site("/caught", `Bearer ${await sign(multiA, { ...multi, exp: nowS - 60 })}`);
+          assertMatch((await expired.json()).thrown, /^Could not validate token: Token expired 6\d seconds ago$/);
+        },
+      );
+
+      await t.step("HTTP actions: a verified token, no header and another scheme", async () => {
+        const site = (path: string, headers: Record<string, string>) =>
+          handleHttpAction(server.backend, new Request(`http://site${path}`, { headers }), path);
+        const token = await sign(multiA, multi);
+        const identity = await (await site("/whoami", { Authorization: `Bearer ${token}` })).json();
+        assertEquals(identity.tokenIdentifier, "https://multi.example|user-1");
+        const nested = await (await site("/nested", { Authorization: `Bearer ${token}` })).json();
+        assertEquals(nested.tokenIdentifier, "https://multi.example|user-1");
+        assertEquals(await (await site("/whoami", {})).json(), null);
+        assertEquals(await (await site("/caught", { Authorization: "Basic dXNlcjpwYXNz" })).json(), { identity: null });
       });
     } finally {
       await server.close();

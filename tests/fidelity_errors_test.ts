@@ -2,7 +2,7 @@
  * Issue 13, function errors as Convex reports them, through the official clients: `[Request ID: <id>] Server Error`
  * then `Uncaught <Name>: <message>` with the error's own class name and frames mapped into `convex/*.ts`; nested calls
  * wrapped once per level; ConvexError data on every path; logs with the same text; HTTP-action failures as JSON
- * `{code, trace, data}`.
+ * `{code, trace, data}`; the request ID in every client's error names the failed execution's log line.
  */
 import { ConvexClient, ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
@@ -71,6 +71,36 @@ async function failure(run: () => Promise<unknown>): Promise<Error & { data?: un
   throw new Error("expected the call to fail");
 }
 
+/** The `[Request ID: X]` of a client's error. */
+function idOf(error: Error): string {
+  const found = /\[Request ID: ([0-9a-f]{16})\] Server Error/.exec(error.message);
+  assert(found !== null, `no request ID in ${JSON.stringify(error.message)}`);
+  return found[1];
+}
+
+/** Waits for the function log's failed execution of `identifier` with `requestId`. */
+async function loggedFailure(
+  deployment: { url: string; adminKey: string },
+  requestId: string,
+  identifier: string,
+): Promise<void> {
+  type Entry = { identifier: string; requestId?: string; error?: string };
+  const entry = await waitFor(
+    `the log line of request ${requestId}`,
+    async () => {
+      const response = await fetch(`${deployment.url}/api/stream_function_logs?cursor=0`, {
+        headers: { Authorization: `Convex ${deployment.adminKey}` },
+      });
+      const { entries } = await response.json() as { entries: Entry[] };
+      return entries.find((candidate) => candidate.requestId === requestId);
+    },
+    (found) => found !== undefined,
+    5_000,
+  );
+  assertEquals(entry!.identifier, identifier);
+  assert(typeof entry!.error === "string" && entry!.error.length > 0, JSON.stringify(entry));
+}
+
 Deno.test({
   name: "fidelity: function errors are framed, named, source-mapped and carry ConvexError data as on Convex",
   async fn(t) {
@@ -110,6 +140,11 @@ Deno.test({
         const plain = await failure(() => http.action(api.errs.nestedPlain, {}));
         assertMatch(plain.message, FRAMED);
         assertMatch(plain.message, /\nUncaught Error: Uncaught Error: inner boom\n/);
+        // The inner trace, a blank line, then the caller's frames, as Convex shows a nested failure.
+        assertMatch(
+          plain.message,
+          /inner boom\n {4}at handler \(\.\.\/convex\/errs\.ts:\d+:\d+\)\n\n {4}at async handler /,
+        );
         assert(!/Request ID[\s\S]*Request ID/.test(plain.message), plain.message);
       });
 
@@ -143,6 +178,31 @@ Deno.test({
         assertMatch(logged!.error!, /^Uncaught PaymentFailed: card declined\n {4}at .*convex\/errs\.ts/);
       });
 
+      await t.step("the request ID a client is told names the failed execution's log line", async () => {
+        // What an operator does with a user's `[Request ID: X]`: find X in the function logs (`npx convex logs`,
+        // the dashboard: /api/stream_function_logs), as on Convex. HTTP: query, mutation, action.
+        const logged = (error: Error, identifier: string) => loggedFailure(deployment, idOf(error), identifier);
+        await logged(await failure(() => http.query(api.errs.plain, {})), "errs.js:plain");
+        await logged(await failure(() => http.mutation(api.errs.typed, {})), "errs.js:typed");
+        await logged(await failure(() => http.action(api.errs.data, {})), "errs.js:data");
+        // A failed query answered from the cache keeps the ID of the execution that failed.
+        const again = await failure(() => http.query(api.errs.plain, {}));
+        await logged(again, "errs.js:plain");
+        // WebSocket: mutation, action, and a subscribed query (its failure is shared by every subscriber of the same
+        // query and arguments, so all of them are told the ID of the one execution that failed).
+        const client = new ConvexClient(deployment.url);
+        try {
+          await logged(await failure(() => client.mutation(api.errs.typed, {})), "errs.js:typed");
+          await logged(await failure(() => client.action(api.errs.nestedPlain, {})), "errs.js:nestedPlain");
+          const queryError = await new Promise<Error>((resolve) => {
+            client.onUpdate(api.errs.custom, {}, () => {}, resolve);
+          });
+          await logged(queryError, "errs.js:custom");
+        } finally {
+          await client.close();
+        }
+      });
+
       await t.step("a scheduled function's ConvexError is kept in its job and its log", async () => {
         const id = await http.mutation(api.errs.later, {});
         const job = await waitFor(
@@ -160,6 +220,7 @@ Deno.test({
         assertMatch(body.code, /^\[Request ID: [0-9a-f]{16}\] Server Error: Uncaught Error: http boom$/);
         assertMatch(body.trace, /^Uncaught Error: http boom\n {4}at .*convex\/http\.ts/);
         assertEquals("data" in body, false);
+        await loggedFailure(deployment, idOf(new Error(body.code)), "http.js:default");
         const withData = await fetch(`${deployment.siteUrl}/failData`);
         assertEquals(withData.status, 500);
         const dataBody = await withData.json();

@@ -3,16 +3,17 @@
  * backend, then driven with ConvexHttpClient: node:crypto and Buffer, a convex.json external (semver, CommonJS inside)
  * installed by the server, the openai SDK against a mock server, isolate → node → isolate calls, ConvexError data,
  * function handles, metadata and auth in node actions, console lines in the client's logs and in `npx convex logs`,
- * unbounded allocation and a busy loop failing alone, unchanged node modules on a re-push, and pushes refused while
- * the old code keeps serving: a query in a node file (Convex's message), a node file inside a component, a package
- * that cannot install.
+ * unbounded allocation failing alone, unchanged node modules on a re-push, and pushes refused while the old code
+ * keeps serving: a query in a node file (Convex's message), a node file inside a component, a package that cannot
+ * install; on the real server, node and isolate busy loops failing alone by `--action-timeout`.
  */
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import { ConvexError } from "convex/values";
-import { assert, assertEquals, assertMatch, assertStringIncludes } from "./helpers/assert.ts";
+import { assert, assertEquals, assertMatch, assertStringIncludes, assertThrows } from "./helpers/assert.ts";
+import { parseCommandLine, UsageError } from "../src/server/config.ts";
 import {
   type ConvexApp,
   createConvexAppFromFixture,
@@ -24,6 +25,8 @@ import {
 
 const REPO = fileURLToPath(new URL("../", import.meta.url));
 const DEPLOY = ["deploy", "--typecheck=disable", "-y"];
+/** The real server's `--action-timeout` in the last test (seconds). */
+const ACTION_TIMEOUT_S = 3;
 // deno-lint-ignore no-explicit-any
 const api = anyApi as any;
 
@@ -223,22 +226,7 @@ Deno.test("node actions: the fixture app deploys with the CLI and its node actio
     assertStringIncludes(hogFailure.message, "ran out of memory");
     assertEquals((await client.action(api.cryptoBuffer.digest, { text: "hello" })).base64, "aGVsbG8=");
 
-    // A busy loop holds only its runner: another node call is served meanwhile. Its 10-minute deadline ends in a
-    // SIGKILL of the runner (tests/node_pool_test.ts runs that with a short limit; the backend has no such option),
-    // which the test delivers early here: only the looping call fails, and the next call gets a fresh runner.
-    const loop = client.action(api.failures.loopForever, {}).catch((error: Error) => error);
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    assertEquals((await client.action(api.cryptoBuffer.digest, { text: "hello" })).base64, "aGVsbG8=");
-    const killed = deployment.backend.pool.nodeRunnerPids();
-    for (const pid of killed) Deno.kill(pid, "SIGKILL");
-    // The idle runner went too: wait until the pool has seen every exit, so the next call cannot pick a dead one.
-    while (deployment.backend.pool.nodeRunnerPids().some((pid) => killed.includes(pid))) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    const loopFailure = await loop;
-    assert(loopFailure instanceof Error, `expected an error, got ${JSON.stringify(loopFailure)}`);
-    assertStringIncludes(loopFailure.message, "runner process crashed");
-    assertEquals((await client.action(api.cryptoBuffer.digest, { text: "hello" })).base64, "aGVsbG8=");
+    // A busy loop failing by its deadline: the last test, on a server started with a short --action-timeout.
 
     // A re-push sends the node modules as unchanged hashes: it must deploy again.
     await deploy(app, deployment);
@@ -329,8 +317,20 @@ export const get = action({ args: {}, handler: async () => one });
   }
 });
 
+Deno.test("node actions: --action-timeout parses a duration (default Convex's 10 minutes); bad values are refused", () => {
+  const timeoutOf = (...args: string[]) =>
+    (parseCommandLine(args, () => undefined) as { config: { actionTimeoutMs: number } }).config.actionTimeoutMs;
+  assertEquals(timeoutOf(), 600_000);
+  assertEquals(timeoutOf("--action-timeout", "90s"), 90_000);
+  assertEquals(timeoutOf("--action-timeout=1h30m"), 5_400_000);
+  for (const bad of ["10", "5x", "-1s", "500ms", "2d", ""]) {
+    assertThrows(() => parseCommandLine(["--action-timeout", bad], () => undefined), UsageError, "--action-timeout");
+  }
+});
+
 Deno.test("node actions: the real server (scoped permissions) installs the external package and runs node actions", async () => {
-  const server = await spawnServer();
+  // A short action time limit: a looping action fails by its real deadline (Convex's error), alone.
+  const server = await spawnServer({ extraArgs: [`--action-timeout=${ACTION_TIMEOUT_S}s`] });
   const app = await nodeApp();
   try {
     await deploy(app, server);
@@ -339,6 +339,35 @@ Deno.test("node actions: the real server (scoped permissions) installs the exter
     assertEquals((await client.action(api.versions.check, { version: "2.0.0", range: "^1.0.0" })).satisfies, false);
     const round = await client.action(api.notes.viaNode, { text: "n" });
     assertEquals(round.after, ["n"]);
+
+    // A node action and an isolate action that loop forever: each fails by the deadline with Convex's error, while
+    // other calls (node and isolate) are served meanwhile and afterwards.
+    const startedAt = performance.now();
+    const nodeLoop = client.action(api.failures.loopForever, {}).then(() => null, (error: Error) => error);
+    const isolateLoop = client.action(api.plain.loopForever, {}).then(() => null, (error: Error) => error);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assertEquals((await client.action(api.cryptoBuffer.digest, { text: "meanwhile" })).isBuffer, true);
+    assertEquals(await client.query(api.plain.hello, {}), "hello from the isolate");
+    // Bounded here, so a limit that is not applied fails the test instead of hanging it for 10 minutes.
+    let guard: ReturnType<typeof setTimeout> | undefined;
+    const nodeFailure = await Promise.race([
+      nodeLoop,
+      new Promise<string>((resolve) => guard = setTimeout(() => resolve("still running after 60 s"), 60_000)),
+    ]);
+    clearTimeout(guard);
+    const elapsedMs = performance.now() - startedAt;
+    assert(nodeFailure instanceof Error, `the looping node action must fail, got ${nodeFailure}`);
+    assertStringIncludes(nodeFailure.message, `Function execution timed out (maximum duration: ${ACTION_TIMEOUT_S}s)`);
+    // Not before its limit (the deadline is the flag's, not the default 10 minutes: the test would time out).
+    assert(elapsedMs >= ACTION_TIMEOUT_S * 1000 - 50, `failed after ${elapsedMs} ms`);
+    const isolateFailure = await isolateLoop;
+    assert(isolateFailure instanceof Error, "the looping isolate action must fail");
+    assertStringIncludes(
+      isolateFailure.message,
+      `Function execution timed out (maximum duration: ${ACTION_TIMEOUT_S}s)`,
+    );
+    assertEquals((await client.action(api.cryptoBuffer.digest, { text: "hello" })).base64, "aGVsbG8=");
+    assertEquals((await client.action(api.notes.viaNode, { text: "after" })).after, ["n", "after"]);
 
     // A restart on the same data serves the node actions again (the node folder is rebuilt from the stored modules
     // if it is gone).

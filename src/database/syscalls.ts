@@ -31,6 +31,7 @@ import {
   type TransactionSyscallContext,
   type TransactionSyscalls,
 } from "./syscall_extension.ts";
+import { identityFailureOf } from "../errors/mod.ts";
 import { SyscallError, type TableInfo, type TransactionHost, type TransactionOutcome } from "./types.ts";
 
 const MAX_QUERY_OPERATORS = 256;
@@ -153,8 +154,12 @@ export class DatabaseSyscalls implements TransactionHost {
         return Promise.resolve(this.#normalizeId(args));
       case "1.0/getSnapshotTs":
         return Promise.resolve(JSON.stringify({ $integer: int64ToBase64(this.transaction.snapshotTs) }));
-      case "1.0/getUserIdentity":
+      case "1.0/getUserIdentity": {
+        // Called from an HTTP action whose Bearer token did not verify: throw why (errors/identity_failure.ts).
+        const failure = identityFailureOf(this.transaction.identityJson);
+        if (failure !== null) return Promise.reject(new SyscallError(failure.code, failure.message));
         return Promise.resolve(this.transaction.identityJson ?? "null");
+      }
       case "1.0/getTransactionMetrics":
         return Promise.resolve(JSON.stringify(this.#metrics()));
       default: {

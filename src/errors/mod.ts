@@ -6,6 +6,7 @@
  * @module
  */
 export { DenvexError, type DenvexErrorOptions, errorCodeOf, isRetryable } from "./denvex_error.ts";
+export { failedIdentityJson, type IdentityFailure, identityFailureOf } from "./identity_failure.ts";
 export {
   type CallFailure,
   callFailureOf,

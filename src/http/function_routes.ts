@@ -251,8 +251,11 @@ export function functionRoutes(backend: HttpBackend): Hono {
     }
   };
 
-  /** Runs a query, from the live cache when a result valid at the latest timestamp is there. */
-  const query = async (caller: Caller, call: CallBody, requestId?: string): Promise<CallResult> => {
+  /**
+   * Runs a query, from the live cache when a result valid at the latest timestamp is there. `requestId` names the
+   * execution; a cached failure keeps the ID of the execution that failed (whose log line it is), returned beside.
+   */
+  const query = async (caller: Caller, call: CallBody, requestId: string): Promise<[CallResult, string]> => {
     const spec: QuerySpec = {
       path: call.path,
       ...(call.componentPath === "" ? {} : { componentPath: call.componentPath }),
@@ -264,13 +267,17 @@ export function functionRoutes(backend: HttpBackend): Hono {
     if (cached) {
       const run = cached.result;
       const ts = services.subscriptions.watermark;
-      return run.ok ? { ok: true, udfType: "query", valueJson: run.valueJson!, logLines: run.logLines, ts } : {
+      if (run.ok) {
+        return [{ ok: true, udfType: "query", valueJson: run.valueJson!, logLines: run.logLines, ts }, requestId];
+      }
+      const failure: CallResult = {
         ok: false,
         udfType: "query",
         errorMessage: run.errorMessage!,
         errorData: run.errorData,
         logLines: run.logLines,
       };
+      return [failure, run.requestId ?? requestId];
     }
     const snapshotTs = backend.database.latestTs;
     const result = await backend.executor.call({
@@ -284,15 +291,22 @@ export function functionRoutes(backend: HttpBackend): Hono {
       requestId,
     });
     // Failures that never ran (unknown function, wrong type) carry no udfType: not worth caching.
-    if (result.udfType === "query") services.subscriptions.offer(spec, snapshotTs, toQueryRun(result));
-    return result;
+    if (result.udfType === "query") services.subscriptions.offer(spec, snapshotTs, toQueryRun(result, requestId));
+    return [result, requestId];
   };
 
   const call = async (c: Context, caller: Caller, body: CallBody, expectedType?: UdfType) => {
     assertMayCallComponent(caller, body);
     // One ID for the execution (its log line) and the error the client gets (request_id_contract.md).
+    const [result, requestId] = expectedType === "query"
+      ? await query(caller, body, newRequestId())
+      : await callOnce(caller, body, expectedType);
+    return sendResult(c, result, body.format, requestId);
+  };
+
+  const callOnce = async (caller: Caller, body: CallBody, expectedType?: UdfType): Promise<[CallResult, string]> => {
     const requestId = newRequestId();
-    const result = expectedType === "query" ? await query(caller, body, requestId) : await backend.executor.call({
+    const result = await backend.executor.call({
       path: body.path,
       componentPath: body.componentPath,
       args: body.args,
@@ -301,7 +315,7 @@ export function functionRoutes(backend: HttpBackend): Hono {
       allowInternal: caller.isAdmin,
       requestId,
     });
-    return sendResult(c, result, body.format, requestId);
+    return [result, requestId];
   };
 
   for (const udfType of ["query", "mutation", "action"] as const) {

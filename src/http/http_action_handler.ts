@@ -11,6 +11,8 @@ import type { JsonValue } from "../values/mod.ts";
 import type { ExecutionResult } from "../runtime/mod.ts";
 import type { HttpRequestHead } from "../runtime/mod.ts";
 import { componentEnvironments } from "../functions/mod.ts";
+import { AuthenticationError } from "../auth/mod.ts";
+import { failedIdentityJson } from "../errors/mod.ts";
 import { ResponseRelay } from "./http_action_exchange.ts";
 import { hasHandler, routeHttpRequest } from "./http_routing.ts";
 import { badRequestBody } from "./request_body.ts";
@@ -149,15 +151,18 @@ function notRouted(path: string): Response {
 
 /**
  * The identity `ctx.auth.getUserIdentity()` returns in the action: from a `Bearer` JWT checked against
- * `auth.config.ts`. Anything else — no header, an admin key, a token that does not check out (a webhook's own secret,
- * say) — means no identity rather than a refused request, since the route may authenticate callers its own way.
+ * `auth.config.ts`. A `Bearer` value that does not verify (not a JWT, expired, no matching provider) does not refuse
+ * the request, since the route may authenticate callers its own way (a webhook's secret): as on Convex, the action
+ * runs and `getUserIdentity()` throws the verification error (errors/identity_failure.ts). No header, an admin key or
+ * another scheme means no identity.
  */
 async function identityOf(backend: HttpBackend, header: string | null): Promise<string | null> {
   if (header === null || !/^Bearer\s/i.test(header)) return null;
   try {
-    const caller = await backend.services.authenticator.fromAuthorizationHeader(header);
+    const caller = await backend.services.authenticator.fromAuthorizationHeader(`Bearer ${header.slice(7).trim()}`);
     return caller.isAdmin ? null : caller.identityJson;
-  } catch {
-    return null;
+  } catch (error) {
+    if (error instanceof AuthenticationError) return failedIdentityJson(error);
+    return failedIdentityJson({ code: "Unauthenticated", message: "Could not verify the auth token" });
   }
 }

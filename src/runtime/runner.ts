@@ -10,7 +10,7 @@ import {
   type TransactionHost,
   type TransactionSyscalls,
 } from "../database/mod.ts";
-import { syscallFailureOf } from "../errors/mod.ts";
+import { identityFailureOf, syscallFailureOf } from "../errors/mod.ts";
 import type { JsonValue, ValidatorJson } from "../values/mod.ts";
 import {
   CREATE_TABLE_OP,
@@ -148,12 +148,13 @@ export class Runner {
         // Only actions talk to the server; user code can reach postMessage, so check rather than trust.
         if (run?.executionId !== message.executionId || !run.isAction) return;
         if (message.op === "1.0/getUserIdentity") {
-          this.#worker?.post({
-            type: "callResult",
-            callId: message.callId,
-            ok: true,
-            resultJson: run.identityJson ?? "null",
-          });
+          // An HTTP action's Bearer token that did not verify: getUserIdentity throws why (errors/identity_failure.ts).
+          const failure = identityFailureOf(run.identityJson);
+          this.#worker?.post(
+            failure === null
+              ? { type: "callResult", callId: message.callId, ok: true, resultJson: run.identityJson ?? "null" }
+              : { type: "callResult", callId: message.callId, ok: false, error: { message: failure.message } },
+          );
           return;
         }
         void this.#send(message);
@@ -472,7 +473,12 @@ export class Runner {
 }
 
 function timeoutText(udfType: string, limitMs: number): string {
+  // Actions: Convex's own text (clients and logs match on it), as node actions say it (node/pool.ts).
+  if (udfType === "action") {
+    return `Function execution timed out (maximum duration: ${
+      limitMs % 1000 === 0 ? `${limitMs / 1000}s` : `${limitMs}ms`
+    })`;
+  }
   const limit = limitMs % 1000 === 0 ? `${limitMs / 1000} s` : `${limitMs} ms`;
-  const what = udfType === "action" ? "Action" : "Function";
-  return `${what} execution timed out: user code ran for more than ${limit}`;
+  return `Function execution timed out: user code ran for more than ${limit}`;
 }

@@ -73,6 +73,8 @@ export interface BackendOptions {
   backup?: BackupOptions | null;
   /** `--node-packages`: "off" refuses pushes naming external packages (default "auto"). */
   nodePackages?: "auto" | "off";
+  /** `--action-timeout`: the time limit of every action, isolate or node (default Convex's 10 minutes). */
+  actionTimeoutMs?: number;
 }
 
 /** Opens the runtime pool, the deployment store and the executor on an open database. */
@@ -92,6 +94,7 @@ export async function openBackend(options: BackendOptions): Promise<Backend> {
     location: options.location,
     actionNet: options.actionNet,
     ...(options.nodePackages === undefined ? {} : { nodePackages: options.nodePackages }),
+    ...(options.actionTimeoutMs === undefined ? {} : { actionTimeLimitMs: options.actionTimeoutMs }),
     onCall: (op, argsJson, context) => {
       if (op === "denvex/createTable") {
         const { tableName, componentPath } = JSON.parse(argsJson) as { tableName: string; componentPath?: string };

@@ -6,7 +6,7 @@ import { DenvexError } from "../errors/mod.ts";
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import type { S3Options } from "../storage/mod.ts";
 import { parseIp } from "../runtime/mod.ts";
-import { BackupConfigError, type BackupOptions, parseBackupFlags } from "../snapshot/mod.ts";
+import { BackupConfigError, type BackupOptions, parseBackupFlags, parseDuration } from "../snapshot/mod.ts";
 
 /** Default API port (Convex's `convex dev` local backend uses the same). */
 export const DEFAULT_API_PORT = 3210;
@@ -28,6 +28,11 @@ export const S3_ACCESS_KEY_ID_ENV = "DENVEX_S3_ACCESS_KEY_ID";
 export const S3_SECRET_ACCESS_KEY_ENV = "DENVEX_S3_SECRET_ACCESS_KEY";
 /** Default S3 region (what most S3-compatible servers expect when they ignore regions). */
 export const DEFAULT_S3_REGION = "us-east-1";
+/** Default `--action-timeout`: Convex's 10 minutes per action (isolate and node). */
+export const DEFAULT_ACTION_TIMEOUT_MS = 10 * 60 * 1000;
+/** Bounds of `--action-timeout` (a timer cannot exceed about 24 days; a day is already far beyond Convex's). */
+const MIN_ACTION_TIMEOUT_MS = 1_000;
+const MAX_ACTION_TIMEOUT_MS = 24 * 60 * 60 * 1000;
 
 /** Where the documents live. */
 export type DatabaseConfig = { kind: "sqlite" } | { kind: "postgres" | "mysql"; url: string };
@@ -59,6 +64,8 @@ export interface ServeConfig {
   backup: BackupOptions | null;
   /** `--node-packages`: "off" refuses pushes whose `"use node"` code names external packages to install. */
   nodePackages: "auto" | "off";
+  /** `--action-timeout`: how long one action (isolate or node) may run before it fails with a timeout. */
+  actionTimeoutMs: number;
 }
 
 /** One parsed invocation. */
@@ -124,6 +131,9 @@ Flags of serve:
   --node-packages auto|off
                          off: refuse pushes whose "use node" code lists convex.json node.externalPackages
                          (nothing is installed from npm at push time); default auto installs them
+  --action-timeout DURATION
+                         how long one action (isolate or "use node") may run before it fails with Convex's
+                         timeout error: 1s to 1d, e.g. 30s, 2m, 1h (default 10m, Convex's limit)
 
 From a checkout: deno task start [flags]. Deploy code with
   CONVEX_SELF_HOSTED_URL=http://127.0.0.1:${DEFAULT_API_PORT} CONVEX_SELF_HOSTED_ADMIN_KEY=<key> npx convex deploy`;
@@ -146,6 +156,7 @@ const SERVE_OPTIONS = {
   "backup-dir": { type: "string" },
   "backup-keep": { type: "string" },
   "node-packages": { type: "string" },
+  "action-timeout": { type: "string" },
   help: { type: "boolean", short: "h" },
   // Accepted here too because `deno task start --version` arrives as `serve --version`.
   version: { type: "boolean", short: "V" },
@@ -228,6 +239,7 @@ function parseServe(args: readonly string[], readEnv: (name: string) => string |
       logFormat: parseLogFormat(values["log-format"]),
       backup: parseBackup(values["backup-every"], values["backup-dir"], values["backup-keep"]),
       nodePackages: parseNodePackages(values["node-packages"]),
+      actionTimeoutMs: parseActionTimeout(values["action-timeout"]),
     },
   };
 }
@@ -243,6 +255,21 @@ function parseRestore(args: readonly string[], readEnv: (name: string) => string
 function parseNodePackages(text: string | undefined): "auto" | "off" {
   if (text === undefined || text === "auto" || text === "off") return text ?? "auto";
   throw new UsageError(`--node-packages must be auto or off, got '${text}'`);
+}
+
+function parseActionTimeout(text: string | undefined): number {
+  if (text === undefined) return DEFAULT_ACTION_TIMEOUT_MS;
+  let timeoutMs: number;
+  try {
+    timeoutMs = parseDuration(text);
+  } catch (error) {
+    if (error instanceof BackupConfigError) throw new UsageError(`--action-timeout: ${error.message}`);
+    throw error;
+  }
+  if (timeoutMs < MIN_ACTION_TIMEOUT_MS || timeoutMs > MAX_ACTION_TIMEOUT_MS) {
+    throw new UsageError(`--action-timeout must be between 1s and 1d, got '${text}'`);
+  }
+  return timeoutMs;
 }
 
 function parseBackup(every?: string, dir?: string, keep?: string): BackupOptions | null {

@@ -63,6 +63,7 @@ export async function runServer(config: ServeConfig): Promise<number> {
         actionNet: { allowHosts: config.actionAllowHosts, serverPorts: serverPorts.promise },
         backup: config.backup,
         nodePackages: config.nodePackages,
+        actionTimeoutMs: config.actionTimeoutMs,
         log,
       });
     } catch (error) {

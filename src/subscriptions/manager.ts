@@ -55,6 +55,8 @@ export interface QueryRun {
   valueJson?: string;
   errorMessage?: string;
   errorData?: JsonValue | undefined;
+  /** The request ID of the execution that produced it: a failure's `[Request ID: …]` names its log line. */
+  requestId?: string | undefined;
   logLines: string[];
   /** The ranges it read; null when unknown (then every commit re-runs it). */
   readSet: ReadRange[] | null;

@@ -4,6 +4,7 @@
  * queries and subscriptions serve from one cache; nothing is kept in module state.
  */
 import { Authenticator } from "../auth/mod.ts";
+import { newRequestId } from "../errors/mod.ts";
 import type { ActiveDeployment, CallResult, FunctionExecutor } from "../functions/mod.ts";
 import type { Database, ReadRange } from "../database/mod.ts";
 import { type QueryEntry, type QueryRun, type QuerySpec, SubscriptionManager } from "../subscriptions/mod.ts";
@@ -36,8 +37,8 @@ export function readSetOf(result: CallResult): ReadRange[] | null {
   return Array.isArray(readSet) ? readSet as ReadRange[] : null;
 }
 
-/** Converts an executor result into a query run. */
-export function toQueryRun(result: CallResult): QueryRun {
+/** Converts an executor result into a query run; `requestId` is the execution's (its failure's `[Request ID: …]`). */
+export function toQueryRun(result: CallResult, requestId?: string): QueryRun {
   if (result.ok) {
     return {
       ok: true,
@@ -51,6 +52,7 @@ export function toQueryRun(result: CallResult): QueryRun {
     ok: false,
     errorMessage: result.errorMessage,
     errorData: result.errorData,
+    ...(requestId === undefined ? {} : { requestId }),
     logLines: result.logLines,
     readSet: readSetOf(result),
   };
@@ -88,6 +90,7 @@ export function createFunctionServices(backend: FunctionServicesDeps): FunctionS
     if (componentPath !== "" && !spec.allowInternal) {
       return { run: toQueryRun(componentCallRefused(componentPath)), ts: null };
     }
+    const requestId = newRequestId(); // the execution's log line and its failure's `[Request ID: …]` (QueryFailed)
     const result = await backend.executor.call({
       path: spec.path,
       componentPath,
@@ -97,8 +100,9 @@ export function createFunctionServices(backend: FunctionServicesDeps): FunctionS
       allowInternal: spec.allowInternal,
       snapshotTs,
       journal: spec.journal ?? null,
+      requestId,
     });
-    return { run: toQueryRun(result), ts: result.ok ? result.ts : null };
+    return { run: toQueryRun(result, requestId), ts: result.ok ? result.ts : null };
   };
   const subscriptions = new SubscriptionManager<QuerySubscriber>({
     database: backend.database,

@@ -19,6 +19,7 @@ import type { MutationLog, MutationReply } from "./mutation_log.ts";
 import { type ClientMessage, parseClientMessage, ProtocolError, type QuerySetModification } from "./protocol.ts";
 import { componentCallRefused, type FunctionServices, type QuerySubscriber } from "./services.ts";
 import type { SyncBackend } from "./types.ts";
+import { framedFunctionError, newRequestId } from "../errors/mod.ts";
 
 /** Largest client message accepted (Convex's argument limit plus framing). */
 export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024 + 64 * 1024;
@@ -485,6 +486,7 @@ export class SyncSession {
       // Replies are remembered per identity too: another client reusing this sessionId never gets this one's reply.
       const replayScope = `${idempotencyOwner(caller.identityJson, caller.isAdmin)}\u0000${sessionId}`;
       const response = await this.#deps.mutationLog.run(replayScope, requestId, async () => {
+        const executionId = newRequestId(); // the `[Request ID: …]` of its error and of its log line
         const result = componentPath !== "" && !caller.isAdmin
           ? componentCallRefused(componentPath)
           : await this.#deps.backend.executor.call({
@@ -496,6 +498,7 @@ export class SyncSession {
             allowInternal: caller.isAdmin,
             // Recorded in the mutation's own commit, so a re-send after a reconnect or a restart is not run twice.
             idempotencyKey: `${sessionId}\u0000${requestId}`,
+            requestId: executionId,
           });
         if (result.ok) {
           return {
@@ -509,7 +512,7 @@ export class SyncSession {
             type: "MutationResponse",
             requestId,
             success: false,
-            result: result.errorMessage,
+            result: framedFunctionError(result.errorMessage, executionId),
             ts: null,
             logLines: result.logLines,
             ...(result.errorData === undefined ? {} : { errorData: result.errorData }),
@@ -541,6 +544,7 @@ export class SyncSession {
     void (async () => {
       await authDone;
       if (this.#closed) return;
+      const executionId = newRequestId(); // the `[Request ID: …]` of its error and of its log line
       const result = componentPath !== "" && !this.#caller.isAdmin
         ? componentCallRefused(componentPath)
         : await this.#deps.backend.executor.call({
@@ -550,6 +554,7 @@ export class SyncSession {
           expectedType: "action",
           identityJson: this.#caller.identityJson,
           allowInternal: this.#caller.isAdmin,
+          requestId: executionId,
         });
       if (result.ok) {
         this.#send(
@@ -561,7 +566,7 @@ export class SyncSession {
           type: "ActionResponse",
           requestId,
           success: false,
-          result: result.errorMessage,
+          result: framedFunctionError(result.errorMessage, executionId),
           logLines: result.logLines,
           ...(result.errorData === undefined ? {} : { errorData: result.errorData }),
         }));
@@ -640,7 +645,7 @@ export class SyncSession {
     return JSON.stringify({
       type: "QueryFailed",
       queryId: query.queryId,
-      errorMessage: run.errorMessage,
+      errorMessage: framedFunctionError(run.errorMessage ?? "", run.requestId),
       logLines: run.logLines,
       journal: null,
       ...(run.errorData === undefined ? {} : { errorData: run.errorData }),

@@ -4,10 +4,16 @@
  * worker/syscall_router.ts): the server's `onCall` does not know them. Everything else goes on to `onCall`.
  */
 import type { CallContext } from "../types.ts";
+import { identityFailureOf } from "../../errors/mod.ts";
 
 /** The answer JSON of `op` when it is answered locally, or null when the server must answer it. */
 export function answerLocally(op: string, context: CallContext): string | null {
-  if (op === "1.0/getUserIdentity") return context.identityJson ?? "null";
+  if (op === "1.0/getUserIdentity") {
+    // Called from an HTTP action whose Bearer token did not verify: throw why (errors/identity_failure.ts).
+    const failure = identityFailureOf(context.identityJson);
+    if (failure !== null) throw new Error(failure.message);
+    return context.identityJson ?? "null";
+  }
   if (op === "1.0/getFunctionMetadata") {
     return JSON.stringify({ name: metadataName(context.functionPath), componentPath: context.componentPath });
   }

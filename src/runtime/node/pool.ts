@@ -269,7 +269,7 @@ export class NodePool {
 
   #failureText(error: unknown, timeLimitMs: number): string {
     if (error instanceof NodeRunnerDiedError) {
-      if (error.timedOut) return `Function execution timed out: user code ran for more than ${timeLimitMs} ms`;
+      if (error.timedOut) return convexTimeoutText(timeLimitMs);
       if (isOutOfMemory(error)) {
         return `JavaScript execution ran out of memory (maximum heap: ${
           this.#options.maxHeapMb ?? NODE_MAX_HEAP_MB
@@ -286,4 +286,10 @@ export class NodePool {
 
 function isOutOfMemory(error: NodeRunnerDiedError): boolean {
   return error.code === EXIT_OUT_OF_MEMORY || error.signal === "SIGTRAP";
+}
+
+/** Convex's text for a call stopped at its deadline, e.g. `Function execution timed out (maximum duration: 600s)`. */
+function convexTimeoutText(timeLimitMs: number): string {
+  const duration = timeLimitMs % 1000 === 0 ? `${timeLimitMs / 1000}s` : `${timeLimitMs}ms`;
+  return `Function execution timed out (maximum duration: ${duration})`;
 }

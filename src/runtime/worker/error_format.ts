@@ -52,7 +52,9 @@ export function formatUncaught(error: unknown, deploymentUrl: string): Formatted
   if (error instanceof Error) {
     const frames = userStackFrames(error.stack ?? "", deploymentUrl);
     const head = `Uncaught ${error.name}: ${stripDeploymentUrl(error.message, deploymentUrl)}`;
-    return { errorMessage: frames.length === 0 ? head : `${head}\n${frames.join("\n")}` };
+    // A nested call's failure brings its own frames in its message: Convex leaves a blank line before the caller's.
+    const separator = /\n\s+at /.test(head) ? "\n\n" : "\n";
+    return { errorMessage: frames.length === 0 ? head : `${head}${separator}${frames.join("\n")}` };
   }
   return { errorMessage: `Uncaught ${inspect(error)}` };
 }
