@@ -7,6 +7,7 @@
  * it cannot conflict with another transaction. Tasks still run during a turn (the turn's own code may create a
  * table); other commits wait and are taken after the turn, in order.
  */
+import { setImmediate } from "node:timers";
 import { SyscallError, type TransactionOutcome } from "./types.ts";
 
 /** The most transactions written in one group commit. */
@@ -45,6 +46,14 @@ export interface CommitQueueHooks {
   commitGroup(group: QueuedCommit[]): Promise<void>;
   /** The latest commit ts: what a commit without writes resolves with. */
   latestTs(): bigint;
+}
+
+/**
+ * Resolves on the next turn of the event loop, after the I/O callbacks that are ready now. `setImmediate`, not
+ * `setTimeout(0)`: timers have millisecond granularity (~2 ms here), which a lone commit would wait out.
+ */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 function closedError(): SyscallError {
@@ -184,6 +193,10 @@ export class CommitQueue {
           end++;
         }
         await this.#hooks.commitGroup(this.#queue.splice(index, end - index) as QueuedCommit[]);
+        // One turn of the event loop before the next group: the answers that arrived while this group was written
+        // (a synchronous write holds the loop) are read now and join the next group, one fsync for all of them.
+        // Without it the loop found the queue empty, and each of those commits became a group of its own (issue 14).
+        await nextTurn();
       }
     } finally {
       this.#draining = false;

@@ -1,6 +1,7 @@
 /**
- * SQLite persistence on `node:sqlite`: one writer connection (WAL, `synchronous=FULL`, group commit in one
- * `BEGIN IMMEDIATE … COMMIT`) and read-only reader connections, which other processes open on the same file.
+ * SQLite persistence on `node:sqlite`: one writer connection (WAL, group commit in one `BEGIN IMMEDIATE … COMMIT`)
+ * and read-only reader connections, which other processes open on the same file. Every write is acknowledged only
+ * once its WAL frames are fsynced, by an async fsync that leaves the event loop free (`_sqlite_wal_sync.ts`).
  *
  * node:sqlite is synchronous: every method does its work before returning, so calls on one connection never
  * interleave and a transaction never spans an `await`.
@@ -16,6 +17,7 @@ import {
   validateCommit,
 } from "./_shared.ts";
 import { SqlitePruner } from "./_sqlite_prune.ts";
+import { WalSync } from "./_sqlite_wal_sync.ts";
 import { type ArrayStatement, prepareArrays, settle, SqliteReader } from "./_sqlite_reader.ts";
 import { openSqliteReaderConnection, openSqliteWriterConnection } from "./_sqlite_schema.ts";
 import type { CommitBatch, Persistence, PersistenceLocation, PersistenceReader } from "./types.ts";
@@ -102,6 +104,7 @@ class SqlitePersistence extends SqliteReader implements Persistence {
   readonly #path: string;
   readonly #statements: WriterStatements;
   readonly #pruner: SqlitePruner;
+  readonly #walSync: WalSync;
   /** Cached: this is the database's only writer, so nothing else moves it. */
   #maxTs: bigint;
 
@@ -112,27 +115,34 @@ class SqlitePersistence extends SqliteReader implements Persistence {
     this.#statements = prepareWriterStatements(db);
     this.#pruner = new SqlitePruner(db);
     this.#maxTs = readMaxTs(db);
+    this.#walSync = new WalSync(path);
   }
 
-  commit(batches: CommitBatch[]): Promise<void> {
-    return settle(() => {
-      this.assertOpen();
-      if (batches.length === 0) return;
-      const newMaxTs = validateCommit(batches, this.#maxTs);
-      const { insertDocument, insertIndexEntry, setMeta } = this.#statements;
-      this.#inTransaction(() => {
-        for (const batch of batches) {
-          for (const document of batch.documents) {
-            insertDocument.run(document.id, batch.ts, document.tableNumber, document.json, document.prevTs);
-          }
-          for (const entry of batch.indexEntries) {
-            insertIndexEntry.run(entry.indexId, entry.key, batch.ts, entry.deleted ? 1 : 0, entry.documentId);
-          }
+  /** Writes synchronously (no await inside the transaction), then resolves once the WAL is fsynced. */
+  async commit(batches: CommitBatch[]): Promise<void> {
+    const written = this.#commitNow(batches);
+    if (written) await this.#walSync.sync();
+  }
+
+  /** Writes the batches in one transaction; false when there was nothing to write. */
+  #commitNow(batches: CommitBatch[]): boolean {
+    this.#assertWritable();
+    if (batches.length === 0) return false;
+    const newMaxTs = validateCommit(batches, this.#maxTs);
+    const { insertDocument, insertIndexEntry, setMeta } = this.#statements;
+    this.#inTransaction(() => {
+      for (const batch of batches) {
+        for (const document of batch.documents) {
+          insertDocument.run(document.id, batch.ts, document.tableNumber, document.json, document.prevTs);
         }
-        setMeta.run(META_MAX_TS, newMaxTs.toString());
-      });
-      this.#maxTs = newMaxTs;
+        for (const entry of batch.indexEntries) {
+          insertIndexEntry.run(entry.indexId, entry.key, batch.ts, entry.deleted ? 1 : 0, entry.documentId);
+        }
+      }
+      setMeta.run(META_MAX_TS, newMaxTs.toString());
     });
+    this.#maxTs = newMaxTs;
+    return true;
   }
 
   maxTs(): Promise<bigint> {
@@ -150,17 +160,16 @@ class SqlitePersistence extends SqliteReader implements Persistence {
     });
   }
 
-  setGlobals(entries: Record<string, string | null>): Promise<void> {
-    return settle(() => {
-      this.assertOpen();
-      const { setGlobal, deleteGlobal } = this.#statements;
-      this.#inTransaction(() => {
-        for (const [key, value] of Object.entries(entries)) {
-          if (value === null) deleteGlobal.run(key);
-          else setGlobal.run(key, value);
-        }
-      });
+  async setGlobals(entries: Record<string, string | null>): Promise<void> {
+    this.#assertWritable();
+    const { setGlobal, deleteGlobal } = this.#statements;
+    this.#inTransaction(() => {
+      for (const [key, value] of Object.entries(entries)) {
+        if (value === null) deleteGlobal.run(key);
+        else setGlobal.run(key, value);
+      }
     });
+    await this.#walSync.sync();
   }
 
   listGlobals(prefix: string): Promise<string[]> {
@@ -175,13 +184,25 @@ class SqlitePersistence extends SqliteReader implements Persistence {
     });
   }
 
-  prune(retainTs: bigint, maxRows: number): Promise<{ removedRows: number; done: boolean }> {
-    return settle(() => {
-      this.assertOpen();
-      assertValidPrune(retainTs, maxRows);
-      // One transaction per call: one fsync, and the work inside is bounded by maxRows.
-      return this.#inTransaction(() => this.#pruner.prune(retainTs, maxRows));
-    });
+  async prune(retainTs: bigint, maxRows: number): Promise<{ removedRows: number; done: boolean }> {
+    this.#assertWritable();
+    assertValidPrune(retainTs, maxRows);
+    // One transaction per call: one fsync, and the work inside is bounded by maxRows.
+    const result = this.#inTransaction(() => this.#pruner.prune(retainTs, maxRows));
+    await this.#walSync.sync();
+    return result;
+  }
+
+  /** Waits for the fsyncs in flight (their commits are acknowledged), then closes the connection. */
+  override async close(): Promise<void> {
+    await this.#walSync.close();
+    await super.close();
+  }
+
+  /** Open, and no earlier fsync failed. */
+  #assertWritable(): void {
+    this.assertOpen();
+    this.#walSync.assertHealthy();
   }
 
   openReader(): Promise<PersistenceReader> {

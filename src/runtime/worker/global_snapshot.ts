@@ -202,12 +202,17 @@ function restoreObject(snapshot: ObjectSnapshot): boolean {
   if (snapshot.extensible && !isExtensible(target)) clean = false;
   if (getPrototypeOf(target) !== snapshot.prototype && !setPrototypeOf(target, snapshot.prototype)) clean = false;
   const current = ownKeys(target);
-  for (let i = 0; i < current.length; i++) {
-    const key = current[i];
-    if (!(key in keySet) && !deleteProperty(target, key)) clean = false;
+  // The common case, nothing added or removed: the same keys in the same order, checked without any lookup.
+  let sameKeys = current.length === keys.length;
+  for (let i = 0; sameKeys && i < current.length; i++) sameKeys = current[i] === keys[i];
+  if (!sameKeys) {
+    for (let i = 0; i < current.length; i++) {
+      const key = current[i];
+      if (!(key in keySet) && !deleteProperty(target, key)) clean = false;
+    }
   }
   if (snapshot.keysOnly) {
-    if (current.length === keys.length) return clean;
+    if (sameKeys) return clean;
     for (let i = 0; i < keys.length; i++) {
       if (getDescriptor(target, keys[i]) === undefined && !defineProperty(target, keys[i], descriptorAt(snapshot, i))) {
         clean = false;
