@@ -18,6 +18,11 @@ async function main(args: readonly string[]): Promise<number> {
     const { launch } = await import("./src/server/launcher.ts");
     return await launch(args.slice(1), args[0] === "dev");
   }
+  // Hidden: the dashboard's short-lived bundling process, started by the server (src/dashboard/build_child.ts).
+  if (args[0] === "dashboard-build" && args.length === 1) {
+    const { dashboardBuildMain } = await import("./src/dashboard/build_child.ts");
+    return await dashboardBuildMain();
+  }
   const { parseCommandLine, USAGE } = await import("./src/server/config.ts");
   const command = parseCommandLine(args, (name: string) => Deno.env.get(name));
   switch (command.kind) {

@@ -19,6 +19,8 @@ import {
   spawnServer,
 } from "./helpers/convex_app.ts";
 import { documentPage, MAX_PAGE_BYTES } from "../src/dashboard/data_api.ts";
+import { bundleInChild, type ChildBuildCommand, childBuildCommand } from "../src/dashboard/build_child.ts";
+import { bundleInWorker } from "../src/dashboard/bundle.ts";
 import { MAX_SESSIONS, SESSION_COOKIE, SessionStore, sessionTokenOf } from "../src/dashboard/session.ts";
 import { openStorage } from "../src/server/storage.ts";
 
@@ -40,6 +42,15 @@ const ITEM_COUNT = 10_000;
 const SEED_BATCH = 1_000;
 /** Generous: the machine is shared and noisy. */
 const UI_WAIT_MS = 20_000;
+/** How long a background build may take on a busy machine (about 0.5 s of CPU). */
+const CHILD_BUILD_WAIT_MS = 60_000;
+/** What a build may add to the server's RSS: a build in the server's own process added 70–140 MB. */
+const MAX_SERVER_GROWTH_BYTES = 40 * 1024 * 1024;
+
+async function rssBytes(pid: number): Promise<number> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
+}
 
 const FILES: Record<string, string> = {
   "schema.ts": `
@@ -689,4 +700,108 @@ Deno.test("dashboard pages: every document exactly once across pages, in both or
     await database.close();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test({
+  name:
+    "dashboard bundle: built at start by a child process, before any visit, and served when the cache is unwritable",
+  async fn(t) {
+    await t.step("a fresh data directory has the bundle cached soon after start, with no request", async () => {
+      const server = await spawnServer();
+      try {
+        const rssAtStartBytes = await rssBytes(server.pid);
+        const cached = await waitFor(
+          "the background build",
+          async () => {
+            const names: string[] = [];
+            try {
+              for await (const entry of Deno.readDir(`${server.dataDir}/dashboard`)) names.push(entry.name);
+            } catch { /* not made yet */ }
+            return names;
+          },
+          (names) => names.some((name) => /^app-[0-9a-f]{32}\.js$/.test(name)),
+          CHILD_BUILD_WAIT_MS,
+        );
+        // esbuild's memory was the child's: a build inside the server grew it by 70–140 MB.
+        const grownBytes = await rssBytes(server.pid) - rssAtStartBytes;
+        assert(grownBytes < MAX_SERVER_GROWTH_BYTES, `the server grew by ${grownBytes} bytes during the build`);
+        // The visit then serves it from memory, with the same bytes.
+        const js = await fetch(`${server.url}/dashboard/assets/app.js`);
+        const bytes = new Uint8Array(await js.arrayBuffer());
+        const file = cached.find((name) => name.endsWith(".js"))!;
+        assertEquals(bytes, await Deno.readFile(`${server.dataDir}/dashboard/${file}`));
+      } finally {
+        await server.close();
+      }
+    });
+
+    await t.step("a cache folder that cannot be written still serves the dashboard (from memory)", async () => {
+      const dataDir = await Deno.makeTempDir({ prefix: "denvex-dashboard-readonly-" });
+      // A file where the cache folder should be: mkdir and every write under it fail (the tests run as root, so a
+      // read-only mode would not stop a write).
+      await Deno.writeTextFile(`${dataDir}/dashboard`, "not a folder");
+      const server = await spawnServer({ dataDir });
+      try {
+        const js = await fetch(`${server.url}/dashboard/assets/app.js`);
+        assertEquals(js.status, 200);
+        assertStringIncludes(js.headers.get("content-type") ?? "", "javascript");
+        assert((await js.text()).length > 10_000, "a whole bundle");
+        assertEquals(await Deno.readTextFile(`${dataDir}/dashboard`), "not a folder", "left as it was");
+      } finally {
+        await server.close();
+        await Deno.remove(dataDir, { recursive: true });
+      }
+    });
+  },
+});
+
+Deno.test("dashboard bundle: a failing, oversized or slow child is a clear error, and the child is gone", async () => {
+  const script = (code: string): ChildBuildCommand => ({
+    command: Deno.execPath(),
+    args: ["eval", "--no-config", code],
+    env: { NO_COLOR: "1" },
+  });
+  const refusal = async (command: ChildBuildCommand, limits = {}) => {
+    try {
+      await bundleInChild(limits, command);
+    } catch (error) {
+      return (error as Error).message;
+    }
+    throw new Error("not refused");
+  };
+  assertStringIncludes(
+    await refusal(script("console.error('cannot resolve x.tsx'); Deno.exit(3)")),
+    "cannot resolve x.tsx",
+  );
+  assertStringIncludes(await refusal(script("Deno.exit(0)")), "bundling the dashboard failed");
+  assertStringIncludes(
+    await refusal(script("await Deno.stdout.write(new Uint8Array(64 * 1024)); await new Promise(() => {})"), {
+      maxBytes: 1024,
+    }),
+    "wrote more than 1024 bytes",
+  );
+  assertStringIncludes(
+    await refusal(script("await new Promise((resolve) => setTimeout(resolve, 60_000))"), { timeoutMs: 300 }),
+    "took longer than 300 ms",
+  );
+  assertEquals(
+    new TextDecoder().decode(await bundleInChild({}, script("await Deno.stdout.write(new Uint8Array([59]))"))),
+    ";",
+  );
+});
+
+Deno.test("dashboard bundle: the child exits as soon as the server that started it goes away", async () => {
+  const { command, args, env } = childBuildCommand();
+  const child = new Deno.Command(command, { args, env, stdin: "piped", stdout: "piped", stderr: "null" }).spawn();
+  // What the server's death does to the pipe: the child reads end-of-file.
+  await child.stdin.close();
+  const [status, output] = await Promise.all([child.status, new Response(child.stdout).arrayBuffer()]);
+  assertEquals(status.code, 1);
+  assertEquals(output.byteLength, 0, "no bundle written");
+});
+
+Deno.test("dashboard bundle: the child process and the in-process worker fallback build the same bytes", async () => {
+  const [fromChild, fromWorker] = [await bundleInChild(), await bundleInWorker()];
+  assert(fromChild.length > 10_000, `${fromChild.length} bytes`);
+  assertEquals(fromChild, fromWorker);
 });

@@ -1,7 +1,7 @@
 /**
- * The bundler, as module imports: esbuild-wasm's wasm (bytes) and its browser build (text), which the bundling worker
- * runs. Imported dynamically and only to build, so a server that serves the dashboard from its cache never holds the
- * 14 MB of wasm.
+ * The bundler, as module imports: esbuild-wasm's wasm (bytes), and its browser build as text for the in-process
+ * worker fallback (the bundling child imports it as a module). Imported dynamically and only to build, so the server
+ * (which builds in a child process) never holds the 14 MB of wasm.
  */
 import esbuildWasm from "esbuild-wasm/esbuild.wasm" with { type: "bytes" };
 import esbuildBrowserJs from "esbuild-wasm/esm/browser.js" with { type: "text" };

@@ -1,18 +1,16 @@
 /**
- * Bundles the dashboard's client (Preact + `ui/*.tsx`) with esbuild at run time, once per process, in memory: no build
- * output is committed or written. esbuild runs as wasm (esbuild-wasm), because the server's permissions allow no other
- * executable and no reads outside its data directory; its sources come from `_sources.ts`, which is part of the
- * module graph. The first dashboard request pays the build (measured, `buildMs`); later ones get the bytes kept in
- * memory, gzip-compressed once, and a restarted server reads them from its data directory (see {@link AssetCache}).
+ * The dashboard's client (Preact + `ui/*.tsx`), bundled with esbuild-wasm at run time: no build output is committed.
+ * The server starts the build in the background when the dashboard is mounted, so it is ready by the time a person
+ * opens the page; a request that comes earlier waits for it. The bundle is cached in the data directory by source hash
+ * (see {@link AssetCache}), so a restarted server builds nothing.
  *
- * The build runs in a short-lived worker that is then terminated: esbuild's Go heap grows to what a build needs and a
- * wasm memory never shrinks, so building in the server's own isolate kept ~140 MB of RSS for the life of the process
- * (measured: 81 MB before the first dashboard request, 221 MB after; with the worker the server stays within a few
- * MB of where it was). The worker is a blob: module (esbuild's browser build plus {@link bundlingWorkerMain}),
- * because Deno checks read permission for a worker's main module file and the server may read only its data
- * directory.
+ * Where a build runs: in a short-lived child process (`build_child.ts`), which hands the bundle back over stdout and
+ * takes esbuild's memory with it when it exits. Only when that is impossible (no permission to start its own
+ * executable, or the child failed) does the process build in a worker of its own (`bundleInWorker`), which is slower
+ * and leaves it ~70–140 MB larger for a while (esbuild's wasm memory); it says so on stderr.
  */
-import type * as esbuild from "esbuild-wasm/esm/browser.js";
+import { bundleInChild, mayStartChild } from "./build_child.ts";
+import { bundleSources } from "./_bundle_sources.ts";
 
 /** The built assets, with what they cost. */
 export interface DashboardAssets {
@@ -22,7 +20,7 @@ export interface DashboardAssets {
   cssGzip: Uint8Array;
   /** A content hash of both, for `ETag`. */
   etag: string;
-  /** Wall time of loading the sources, starting esbuild in a worker and bundling. */
+  /** Wall time of reading the cached bundle, or of building it (child process or worker). */
   buildMs: number;
 }
 
@@ -37,11 +35,10 @@ interface BundleRequest {
 }
 
 /**
- * The worker's code, serialised with `toString()` into the worker's module after esbuild's browser build, whose
- * `initialize` and `build` it receives: it must use nothing from outside itself. Resolves `ui:` files and the npm
- * packages from the request; anything else is a build error (nothing is fetched or read).
+ * The worker's main, serialised with `toString()` after esbuild's browser build and `bundleSources` in the worker's
+ * source: it must use nothing from outside itself.
  */
-function bundlingWorkerMain(initialize: typeof esbuild.initialize, build: typeof esbuild.build): void {
+function bundlingWorkerMain(bundle: typeof bundleSources, api: Parameters<typeof bundleSources>[0]): void {
   const scope = self as unknown as {
     onmessage: ((event: MessageEvent<BundleRequest>) => void) | null;
     postMessage(message: unknown, transfer?: Transferable[]): void;
@@ -49,38 +46,7 @@ function bundlingWorkerMain(initialize: typeof esbuild.initialize, build: typeof
   scope.onmessage = async (event) => {
     const { wasm, files, packages } = event.data;
     try {
-      await initialize({ wasmModule: await WebAssembly.compile(wasm as Uint8Array<ArrayBuffer>), worker: false });
-      const result = await build({
-        entryPoints: ["ui:main.tsx"],
-        bundle: true,
-        write: false,
-        minify: true,
-        format: "esm",
-        target: "es2022",
-        jsx: "automatic",
-        jsxImportSource: "preact",
-        logLevel: "silent",
-        plugins: [{
-          name: "denvex-dashboard-sources",
-          setup(builder) {
-            builder.onResolve({ filter: /.*/ }, (args) => {
-              if (Object.hasOwn(packages, args.path)) return { path: args.path, namespace: "pkg" };
-              const name = args.path.replace(/^ui:/, "").replace(/^\.\//, "");
-              if (Object.hasOwn(files, name)) return { path: name, namespace: "ui" };
-              return { errors: [{ text: `cannot resolve ${args.path} (list it in src/dashboard/_sources.ts)` }] };
-            });
-            builder.onLoad({ filter: /.*/, namespace: "pkg" }, (args) => ({
-              contents: packages[args.path],
-              loader: "js",
-            }));
-            builder.onLoad({ filter: /.*/, namespace: "ui" }, (args) => ({
-              contents: files[args.path],
-              loader: args.path.endsWith(".tsx") ? "tsx" : "ts",
-            }));
-          },
-        }],
-      });
-      const js = result.outputFiles[0].contents;
+      const js = await bundle(api, wasm, files, packages);
       scope.postMessage({ js }, [js.buffer as ArrayBuffer]);
     } catch (error) {
       scope.postMessage({ error: error instanceof Error ? error.message : String(error) });
@@ -88,15 +54,20 @@ function bundlingWorkerMain(initialize: typeof esbuild.initialize, build: typeof
   };
 }
 
-/** Bundles the client in a fresh worker and ends it; resolves with the script. */
-export async function bundleClient(): Promise<Uint8Array> {
+/**
+ * Bundles the client in a fresh worker of this process and ends it; resolves with the script. The worker is a blob:
+ * module, because Deno checks read permission for a worker's main module file and the server may read only its data
+ * directory. The fallback of {@link bundleClient}.
+ */
+export async function bundleInWorker(): Promise<Uint8Array> {
   const sources = await import("./_sources.ts");
   const bundler = await import("./_esbuild.ts");
-  const workerSource = `${bundler.ESBUILD_BROWSER_JS}\n;(${bundlingWorkerMain.toString()})(initialize, build);\n`;
+  const workerSource = `${bundler.ESBUILD_BROWSER_JS}\n;(${bundlingWorkerMain.toString()})(` +
+    `${bundleSources.toString()}, { initialize, build });\n`;
   const url = URL.createObjectURL(new Blob([workerSource], { type: "text/javascript" }));
   const worker = new Worker(url, { type: "module" });
   try {
-    const js = await new Promise<Uint8Array>((resolve, reject) => {
+    return await new Promise<Uint8Array>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error("bundling the dashboard timed out")), BUNDLE_TIMEOUT_MS);
       worker.onmessage = (event: MessageEvent<{ js?: Uint8Array; error?: string }>) => {
         clearTimeout(timer);
@@ -115,11 +86,31 @@ export async function bundleClient(): Promise<Uint8Array> {
       };
       worker.postMessage(request);
     });
-    return js;
   } finally {
     worker.terminate();
     URL.revokeObjectURL(url);
   }
+}
+
+/**
+ * Bundles the client in a child process, or in a worker of this process when it may not start one or the child fails
+ * (say, a server run with a `node_modules` folder whose packages are not in Deno's cache, which the child reads).
+ */
+export async function bundleClient(): Promise<Uint8Array> {
+  if (!mayStartChild()) {
+    warnInProcess(`no --allow-run=${Deno.execPath()} for a bundling process`);
+    return await bundleInWorker();
+  }
+  try {
+    return await bundleInChild();
+  } catch (error) {
+    warnInProcess((error as Error).message);
+    return await bundleInWorker();
+  }
+}
+
+function warnInProcess(why: string): void {
+  console.error(`denvex: bundling the dashboard inside the server (${why}); this holds ~100 MB more for a while`);
 }
 
 /** What names a build: the bundler and its settings, and every source (a change to any makes a new bundle). */
@@ -150,25 +141,38 @@ async function assetsOf(js: Uint8Array, buildMs: number): Promise<DashboardAsset
   };
 }
 
-/** Builds the assets in a worker (no cache). */
-export async function buildDashboardAssets(): Promise<DashboardAssets> {
+/** Where a bundle comes from: {@link bundleClient}, or one of the ways it chooses between. */
+export type Bundler = () => Promise<Uint8Array>;
+
+/** Builds the assets (no cache). */
+export async function buildDashboardAssets(bundle: Bundler = bundleClient): Promise<DashboardAssets> {
   const startedMs = performance.now();
-  const js = await bundleClient();
+  const js = await bundle();
   return await assetsOf(js, performance.now() - startedMs);
 }
 
 /**
  * The assets, built on first use and kept in memory; with a data directory also kept on disk by source hash
  * (`<data>/dashboard/app-<hash>.js`), so a restarted server serves the dashboard at once instead of bundling again.
- * The cache is an optimisation only: a missing, unreadable or unwritable folder means a build. A failed build is
- * retried by the next request.
+ * The cache is an optimisation only: a missing, unreadable or unwritable folder means a build whose bundle is served
+ * from memory. A failed build is retried by the next request; at most one build runs at a time.
  */
 export class AssetCache {
   readonly #cacheDir: string | null;
+  readonly #bundle: Bundler;
   #assets: Promise<DashboardAssets> | null = null;
 
-  constructor(dataDir: string | null = null) {
+  constructor(dataDir: string | null = null, bundle: Bundler = bundleClient) {
     this.#cacheDir = dataDir === null ? null : `${dataDir}/${CACHE_DIR_NAME}`;
+    this.#bundle = bundle;
+  }
+
+  /**
+   * Starts loading the assets now (reading the cache, or building when it holds no bundle of the current sources), so
+   * the first visit finds them ready. A failure is logged here and retried by the next {@link get}.
+   */
+  prepare(): void {
+    this.get().catch((error) => console.error(`denvex: ${(error as Error).message}`));
   }
 
   get(): Promise<DashboardAssets> {
@@ -187,7 +191,7 @@ export class AssetCache {
         return await assetsOf(await Deno.readFile(file), performance.now() - startedMs);
       } catch { /* not cached yet */ }
     }
-    const js = await bundleClient();
+    const js = await this.#bundle();
     if (file !== null) await this.#store(file, js);
     return await assetsOf(js, performance.now() - startedMs);
   }

@@ -56,6 +56,8 @@ export interface DashboardOptions {
 export function dashboardApp(backend: DashboardBackend, options: DashboardOptions): Hono {
   const sessions = new SessionStore();
   const assets = new AssetCache(backend.dataDir ?? null);
+  // Built in the background from now on (a child process), so the bundle is ready when the first person arrives.
+  assets.prepare();
   const startedAtMs = options.startedAtMs ?? Date.now();
   const signIns = { windowStartMs: 0, failures: 0 };
   const app = new Hono();
