@@ -21,7 +21,7 @@ import { TimestampClock } from "./clock.ts";
 import { type CommitKeys, ConflictHistory } from "./conflicts.ts";
 import { documentIndexKey, keyAfter, TABLE_EXISTENCE_INDEX_ID, tableExistenceKey } from "./index_range.ts";
 import { CommitQueue, type QueuedCommit, type TurnCommit } from "./commit_queue.ts";
-import { RetentionWatermark } from "./retention.ts";
+import { RetentionWatermark, type SnapshotHold, type SnapshotHoldOptions, SnapshotHolds } from "./retention.ts";
 import { DatabaseSyscalls } from "./syscalls.ts";
 import type { TransactionSyscalls } from "./syscall_extension.ts";
 import { SnapshotReader, SystemTransaction } from "./system_transaction.ts";
@@ -73,6 +73,8 @@ export interface SystemCommit<T> {
 export interface DatabaseOptions {
   /** How long superseded revisions stay readable (for snapshots and `query_at_ts`). Default 60 s. */
   retentionMs?: number;
+  /** How often retention runs (default 10 s; tests shorten it together with `retentionMs`). */
+  retentionIntervalMs?: number;
   /** Syscalls of other layers (the scheduler's, storage's) that transactions from `begin` answer too. */
   syscalls?: TransactionSyscalls;
 }
@@ -105,6 +107,7 @@ export class Database {
   #closing: Promise<void> | undefined;
   #pruning = false;
   readonly #watermark: RetentionWatermark;
+  readonly #holds = new SnapshotHolds();
   readonly #queue: CommitQueue;
 
   constructor(
@@ -126,7 +129,7 @@ export class Database {
     this.#history = new ConflictHistory(maxTs);
     this.#retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS;
     this.#syscalls = options.syscalls ?? {};
-    this.#retentionTimer = setInterval(() => this.#prune(), RETENTION_INTERVAL_MS);
+    this.#retentionTimer = setInterval(() => this.#prune(), options.retentionIntervalMs ?? RETENTION_INTERVAL_MS);
     Deno.unrefTimer(this.#retentionTimer);
   }
 
@@ -155,6 +158,30 @@ export class Database {
   /** Throws a `SnapshotTooOld` SyscallError when reads at `snapshotTs` may have lost history to retention. */
   assertRetained(snapshotTs: bigint): void {
     this.#watermark.assertReadable(snapshotTs);
+  }
+
+  /**
+   * Holds the snapshot at `ts` for a reader that may outlive the retention window (exports, backups): retention
+   * prunes nothing a read at `ts` needs until the hold is released or lapses after `maxHoldMs` (at most 6 h). Throws
+   * `SnapshotTooOld` when `ts` is already pruned, `BadTimestamp` when it is in the future, and
+   * `TooManySnapshotHolds` at the hold limit. Release it on finish, error and client disconnect.
+   */
+  holdSnapshot(ts: bigint, options: SnapshotHoldOptions): SnapshotHold {
+    if (ts > this.#latestTs) throw new SyscallError("BadTimestamp", "snapshot is in the future");
+    // Synchronous with the check: a retention pass raises the watermark before it deletes, never in between.
+    this.assertRetained(ts);
+    return this.#holds.add(ts, options);
+  }
+
+  /** Live snapshot holds (for metrics and the dashboard). */
+  get snapshotHolds(): SnapshotHolds {
+    return this.#holds;
+  }
+
+  /** The newest ts retention may prune up to now: the retention window, but never past the oldest live hold. */
+  #retainTsLimit(retainTs: bigint): bigint {
+    const oldestHeldTs = this.#holds.oldestTs();
+    return oldestHeldTs !== null && oldestHeldTs < retainTs ? oldestHeldTs : retainTs;
   }
 
   /** Starts a transaction at the latest snapshot (or an older retained one). */
@@ -513,7 +540,7 @@ export class Database {
   }
 
   async #prunePass(): Promise<void> {
-    const retainTs = this.#latestTs - BigInt(this.#retentionMs) * 1_000_000n;
+    const retainTs = this.#retainTsLimit(this.#latestTs - BigInt(this.#retentionMs) * 1_000_000n);
     if (retainTs <= 0n) return;
     try {
       await this.#watermark.raise(retainTs);
@@ -528,11 +555,15 @@ export class Database {
     }
   }
 
-  /** Runs one bounded retention call now (tests, benchmarks), raising the watermark to `retainTs` first. */
+  /**
+   * Runs one bounded retention call now (tests, benchmarks), raising the watermark to `retainTs` first; like the
+   * timer's passes it stops at the oldest live snapshot hold.
+   */
   async pruneNow(retainTs: bigint): Promise<{ removedRows: number; done?: boolean }> {
     if (retainTs > this.#latestTs) throw new Error("invariant: retention cannot reach past the latest commit");
-    await this.#watermark.raise(retainTs);
-    return await this.persistence.prune(retainTs, RETENTION_ROWS_PER_CALL);
+    const limitTs = this.#retainTsLimit(retainTs);
+    await this.#watermark.raise(limitTs);
+    return await this.persistence.prune(limitTs, RETENTION_ROWS_PER_CALL);
   }
 
   /** Finishes queued commits, then closes persistence. */

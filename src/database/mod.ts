@@ -20,6 +20,16 @@ export {
 } from "./system_transaction.ts";
 export type { TurnCommit } from "./commit_queue.ts";
 export {
+  MAX_SNAPSHOT_HOLD_MS,
+  MAX_SNAPSHOT_HOLDS,
+  SNAPSHOT_TOO_OLD,
+  type SnapshotHold,
+  type SnapshotHoldInfo,
+  type SnapshotHoldOptions,
+  type SnapshotHolds,
+  TOO_MANY_SNAPSHOT_HOLDS,
+} from "./retention.ts";
+export {
   CatalogView,
   componentPathOf,
   componentPathsWithTable,

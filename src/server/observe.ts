@@ -168,7 +168,11 @@ export interface ObservedBackend {
   pool: { stats(): Record<string, { runners: number; idle: number; starting: number; queued: number }> };
   services: { subscriptions: { readonly size: number } };
   scheduler: { scheduler: { readonly runningCount: number; readonly retryingCount: number } };
-  database: { readonly latestTs: bigint; readonly retainedSinceTs: bigint };
+  database: {
+    readonly latestTs: bigint;
+    readonly retainedSinceTs: bigint;
+    readonly snapshotHolds: { readonly count: number };
+  };
 }
 
 /** Gauges read from the running server; returns the function that unregisters them (at shutdown). */
@@ -204,6 +208,11 @@ export function registerServerGauges(
       "denvex_retention_window_seconds",
       "Commit history kept: latest commit ts minus the retention watermark",
       () => Number(backend.database.latestTs - backend.database.retainedSinceTs) / 1e9,
+    ],
+    [
+      "denvex_snapshot_holds",
+      "Snapshots held from retention (exports, backups)",
+      () => backend.database.snapshotHolds.count,
     ],
     [
       "denvex_database_size_bytes",

@@ -7,8 +7,9 @@
  *
  * A backup is written to a hidden `.partial` file, synced, then renamed, so a listed backup is always complete;
  * after each one the oldest beyond `--backup-keep` are deleted. An interval with no commit since the last backup is
- * skipped (the last one is still current). A backup that fails (disk full, or a snapshot pruned by retention before
- * it was read whole) is logged and its partial file removed; the next interval tries again.
+ * skipped (the last one is still current). The snapshot is held while the backup is written, so retention cannot
+ * prune what it still reads however long it takes (up to the hold's 6 h limit). A backup that fails (disk full, or a
+ * hold that lapsed) is logged and its partial file removed; the next interval tries again.
  */
 import { join } from "node:path";
 import type { JsonValue } from "../values/mod.ts";
@@ -194,7 +195,9 @@ export class BackupScheduler {
   }
 
   async #write(partialPath: string, snapshotTs: bigint): Promise<void> {
-    const zip = this.#exports.zip({ state: "completed", startTs: snapshotTs, includeStorage: true, requestedAtMs: 0 });
+    const state = { state: "completed", startTs: snapshotTs, includeStorage: true, requestedAtMs: 0 } as const;
+    // The stream holds the snapshot until it ends, so a backup longer than the retention window stays consistent.
+    const zip = this.#exports.zip(state, "a scheduled backup");
     using file = await Deno.open(partialPath, { write: true, createNew: true });
     const reader = zip.getReader();
     try {

@@ -7,10 +7,19 @@
  * per document that needs one) and `<table>/documents.jsonl`; `_tables/documents.jsonl` (name and table number, so
  * an import can keep IDs); with file storage `_storage/documents.jsonl` and one `_storage/<id>` entry per file.
  *
- * The snapshot must stay retained until the download ends: with the default 60 s retention a very long download fails
- * with `SnapshotTooOld` instead of returning inconsistent data.
+ * The snapshot is held (`Database.holdSnapshot`) from the request until its download ends, so retention keeps the
+ * history it needs however long the export takes: a download holds it for at most 6 h, released when the ZIP is
+ * complete, fails or the client goes away; a requested export not downloaded lapses after 15 min. Should a hold
+ * lapse anyway, the download fails with `SnapshotTooOld` instead of returning inconsistent data.
  */
-import { type Database, type DocumentReader, FIRST_USER_TABLE_NUMBER, type TableInfo } from "../database/mod.ts";
+import {
+  type Database,
+  type DocumentReader,
+  FIRST_USER_TABLE_NUMBER,
+  MAX_SNAPSHOT_HOLD_MS,
+  type SnapshotHold,
+  type TableInfo,
+} from "../database/mod.ts";
 import { parseStorageDocument, type StorageService } from "../storage/mod.ts";
 import { type JsonValue, parseConvexJsonText, timestampToBase64, type Value } from "../values/mod.ts";
 import { cleanJsonText, exportContextOf } from "./clean_json.ts";
@@ -21,6 +30,8 @@ import { ZipWriter } from "./zip_writer.ts";
 const PAGE_DOCUMENTS = 1_000;
 /** Lines are gathered into chunks of about this size before they go to the compressor. */
 const CHUNK_BYTES = 64 * 1024;
+/** How long a requested export stays held for its download (the CLI downloads as soon as it is ready). */
+const EXPORT_DOWNLOAD_WAIT_MS = 15 * 60_000;
 /** The shape denvex writes for every table (see clean_json.ts). */
 export const UNKNOWN_SHAPE = "unknown";
 
@@ -50,6 +61,8 @@ export interface ExportHost {
 export class SnapshotExports {
   readonly #host: ExportHost;
   #latest: ExportState | null = null;
+  /** Keeps the latest requested export's snapshot until its first complete download (or it lapses). */
+  #requestHold: SnapshotHold | null = null;
 
   constructor(host: ExportHost) {
     this.#host = host;
@@ -57,12 +70,14 @@ export class SnapshotExports {
 
   /** Takes a new export at the latest ts; it is complete at once (the ZIP is written as it downloads). */
   request(includeStorage: boolean): ExportState {
-    this.#latest = {
-      state: "completed",
-      startTs: this.#host.database.latestTs,
-      includeStorage,
-      requestedAtMs: Date.now(),
-    };
+    const startTs = this.#host.database.latestTs;
+    const hold = this.#host.database.holdSnapshot(startTs, {
+      reason: "a requested export",
+      maxHoldMs: EXPORT_DOWNLOAD_WAIT_MS,
+    });
+    this.#requestHold?.release();
+    this.#requestHold = hold;
+    this.#latest = { state: "completed", startTs, includeStorage, requestedAtMs: Date.now() };
     return this.#latest;
   }
 
@@ -86,12 +101,43 @@ export class SnapshotExports {
     return this.#latest !== null && this.#latest.startTs === startTs ? this.#latest : null;
   }
 
-  /** The ZIP of `state`, streamed as it is read (pull-driven: a slow client slows the reads). */
-  zip(state: ExportState): ReadableStream<Uint8Array> {
-    // Refuses a snapshot already pruned before any byte is sent.
-    this.#host.database.assertRetained(state.startTs);
-    return ReadableStream.from(snapshotZip(this.#host, state));
+  /**
+   * The ZIP of `state`, streamed as it is read (pull-driven: a slow client slows the reads). Its snapshot is held
+   * until the stream ends, fails or is cancelled; a snapshot already pruned is refused (`SnapshotTooOld`) before any
+   * byte is sent.
+   */
+  zip(state: ExportState, reason = "an export download"): ReadableStream<Uint8Array> {
+    const hold = this.#host.database.holdSnapshot(state.startTs, { reason, maxHoldMs: MAX_SNAPSHOT_HOLD_MS });
+    return heldStream(snapshotZip(this.#host, state), hold, () => {
+      if (this.#requestHold?.ts === state.startTs) this.#requestHold.release();
+    });
   }
+}
+
+/** A pull-driven stream of `chunks` that releases `hold` when it ends, fails or is cancelled (client gone). */
+function heldStream(
+  chunks: AsyncGenerator<Uint8Array>,
+  hold: SnapshotHold,
+  onComplete: () => void,
+): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { done, value } = await chunks.next();
+        if (!done) return controller.enqueue(value);
+        hold.release();
+        onComplete();
+        controller.close();
+      } catch (error) {
+        hold.release();
+        controller.error(error);
+      }
+    },
+    async cancel() {
+      hold.release();
+      await chunks.return(undefined).catch(() => {});
+    },
+  });
 }
 
 async function* snapshotZip(host: ExportHost, state: ExportState): AsyncGenerator<Uint8Array> {

@@ -12,6 +12,7 @@ export {
   BackupScheduler,
   DEFAULT_BACKUP_KEEP,
   listBackups,
+  MAX_BACKUP_INTERVAL_MS,
   parseBackupFlags,
   parseDuration,
 } from "./backup.ts";

@@ -5,6 +5,7 @@
  */
 import { Hono } from "hono";
 import type { Context } from "hono";
+import { SNAPSHOT_TOO_OLD, SyscallError, TOO_MANY_SNAPSHOT_HOLDS } from "../database/mod.ts";
 import { type ImportRequest, ImportRequestError } from "./import.ts";
 import type { SnapshotService } from "./service.ts";
 
@@ -24,6 +25,13 @@ export function snapshotRoutes(snapshots: SnapshotService, requireAdmin: AdminCh
       return await run();
     } catch (error) {
       if (error instanceof ImportRequestError) return c.json({ code: error.code, message: error.message }, 400);
+      // An export whose snapshot was pruned must be requested again; at the hold limit, later.
+      if (error instanceof SyscallError && error.code === SNAPSHOT_TOO_OLD) {
+        return c.json({ code: error.code, message: `${error.message}; request a new export` }, 400);
+      }
+      if (error instanceof SyscallError && error.code === TOO_MANY_SNAPSHOT_HOLDS) {
+        return c.json({ code: error.code, message: error.message }, 503);
+      }
       throw error;
     }
   };
