@@ -24,7 +24,7 @@ import {
 import { componentEnvironments, componentFunctions, tableComponentPath } from "./component_calls.ts";
 import type { ActiveDeployment, FunctionInfo } from "./deployment.ts";
 import { type FunctionAddress, parseFunctionPath } from "../values/mod.ts";
-import { findResult, idempotencyOwner, recordResult, resultRecordId } from "./idempotency.ts";
+import { findResult, idempotencyOwner, recordResult, type RememberedResult, resultRecordId } from "./idempotency.ts";
 
 /** Optimistic attempts of a mutation before it waits for an exclusive commit turn instead. */
 const OPTIMISTIC_MUTATION_ATTEMPTS = 3;
@@ -61,6 +61,12 @@ export interface CallRequest {
   journal?: string | null | undefined;
   /** Makes a mutation idempotent: a repeat of the key returns the first result (see idempotency.ts). */
   idempotencyKey?: string | undefined;
+  /**
+   * False when the caller knows the key is new (a sync client's first connection cannot re-send anything): the
+   * separate look-up before the run is skipped, and the read of the record inside the mutation's own transaction is
+   * the only one. A wrong hint costs a re-run whose writes are discarded, never a second commit. Default true.
+   */
+  idempotencyKeyMayRepeat?: boolean | undefined;
   /**
    * Extra writes (and the reads that guard them) committed atomically with a successful mutation, e.g. a scheduled
    * job's state change to `success`. Called once per attempt, with the mutation's result and a system transaction at
@@ -372,6 +378,16 @@ export class FunctionExecutor {
     };
   }
 
+  /** The key's committed result at `snapshotTs`, or null (also when that snapshot is no longer retained). */
+  async #resultAtSnapshot(recordId: string, snapshotTs: bigint): Promise<RememberedResult | null> {
+    try {
+      return await findResult(this.#deps.database, recordId, snapshotTs);
+    } catch (error) {
+      if (error instanceof SyscallError) return null;
+      throw error;
+    }
+  }
+
   /**
    * Runs a mutation to a commit. Contention costs latency, not errors: a few optimistic attempts with jittered
    * backoff, then exclusive commit turns, in which no other transaction commits between the attempt's snapshot and
@@ -449,15 +465,20 @@ export class FunctionExecutor {
   ): Promise<AttemptOutcome> {
     const { info, request, recordId } = call;
     const database = this.#deps.database;
-    if (recordId !== null) {
+    if (recordId !== null && request.idempotencyKeyMayRepeat !== false) {
+      // A repeat is answered without running anything; the read inside the transaction below is what guarantees once.
       const remembered = await findResult(database, recordId);
-      if (remembered) {
-        return { ok: true, udfType: "mutation", valueJson: remembered.valueJson, logLines: [], ts: remembered.ts };
-      }
+      if (remembered) return rememberedCall(remembered);
     }
     const result = await this.#execute(call, null);
     const snapshotTs = result.snapshotTs ?? database.latestTs;
     const finished = this.#finish(call, result, snapshotTs);
+    if (!finished.ok && recordId !== null && result.snapshotTs !== undefined) {
+      // Another execution of the key may have committed after `findResult` looked (this run then failed on its
+      // writes, e.g. a uniqueness check): the key's one committed result is the answer, not this run's failure.
+      const remembered = await this.#resultAtSnapshot(recordId, result.snapshotTs);
+      if (remembered) return rememberedCall(remembered);
+    }
     if (!finished.ok || !result.outcome) return finished;
     const outcome = result.outcome;
     // Server-side writes that commit atomically with the mutation: system transactions at its snapshot (the
@@ -465,7 +486,9 @@ export class FunctionExecutor {
     const extras: SystemTransaction[] = [];
     if (recordId !== null) {
       const tx = database.beginSystemTransaction(snapshotTs);
-      await recordResult(tx, recordId, finished.valueJson);
+      // Committed between `findResult` and this attempt's snapshot: committing again would run the key twice.
+      const remembered = await recordResult(tx, recordId, finished.valueJson);
+      if (remembered) return rememberedCall(remembered);
       extras.push(tx);
     }
     if (request.withCommit) {
@@ -491,6 +514,11 @@ export class FunctionExecutor {
       return commitFailure(error, info.udfType);
     }
   }
+}
+
+/** The answer to a key that already committed: its first result and commit ts (nothing runs or commits again). */
+function rememberedCall(remembered: RememberedResult): CallResult {
+  return { ok: true, udfType: "mutation", valueJson: remembered.valueJson, logLines: [], ts: remembered.ts };
 }
 
 /** A mutation whose commit did not happen: nothing took effect, so whatever stopped it, the call is retryable. */

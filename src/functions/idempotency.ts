@@ -7,7 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import { encodeDocumentId } from "../values/mod.ts";
-import { type Database, SYSTEM_TABLE_NUMBERS, type SystemTransaction } from "../database/mod.ts";
+import { type Database, type StoredDocument, SYSTEM_TABLE_NUMBERS, type SystemTransaction } from "../database/mod.ts";
 
 const RESULTS_TABLE = "_mutation_results";
 /** How long results are kept; a client re-sends only what was in flight when its socket dropped. */
@@ -47,23 +47,42 @@ export function resultRecordId(key: string, owner: string): Promise<string> {
   return Promise.resolve(encodeDocumentId(SYSTEM_TABLE_NUMBERS[RESULTS_TABLE], idBytes));
 }
 
-/** The record of `recordId` at the latest snapshot, if the mutation already committed. */
-export async function findResult(database: Database, recordId: string): Promise<RememberedResult | null> {
-  const document = await database.readSnapshot().get(recordId);
-  if (document === null || document.ts === null) return null;
-  const record = JSON.parse(document.json) as { result: string };
-  return { valueJson: record.result, ts: document.ts };
+/** The record of `recordId` at `snapshotTs` (default: the latest), if the mutation already committed. */
+export async function findResult(
+  database: Database,
+  recordId: string,
+  snapshotTs?: bigint,
+): Promise<RememberedResult | null> {
+  return rememberedOf(await database.readSnapshot(snapshotTs).get(recordId));
 }
 
 /**
- * Records a result in `tx` (which rides in the mutation's commit). The insert under a chosen ID reads that ID, so two
+ * Records a result in `tx` (which rides in the mutation's commit), or returns the result already recorded at `tx`'s
+ * snapshot: then another execution of the key committed after `findResult` looked and before this attempt's snapshot
+ * was taken, and this attempt must not commit (exactly once). The insert under a chosen ID reads that ID, so two
  * concurrent executions of the same key conflict (the loser retries and finds the winner's record).
  */
-export async function recordResult(tx: SystemTransaction, recordId: string, valueJson: string): Promise<void> {
-  // A record at the snapshot that `findResult` (reading later) missed was swept meanwhile: that sweep conflicts with
-  // this read, so the attempt re-runs, rather than failing on an insert over an existing document.
-  if (await tx.get(recordId) !== null) return;
+export async function recordResult(
+  tx: SystemTransaction,
+  recordId: string,
+  valueJson: string,
+): Promise<RememberedResult | null> {
+  const remembered = await resultAt(tx, recordId);
+  if (remembered !== null) return remembered;
   await tx.insert(RESULTS_TABLE, { _id: recordId, _creationTime: Date.now(), result: valueJson });
+  return null;
+}
+
+/** The record of `recordId` at `tx`'s snapshot (read through `tx`, so a sweep of it conflicts with the attempt). */
+async function resultAt(tx: SystemTransaction, recordId: string): Promise<RememberedResult | null> {
+  return rememberedOf(await tx.get(recordId));
+}
+
+function rememberedOf(document: StoredDocument | null): RememberedResult | null {
+  // A record the transaction itself wrote (ts null) is not a committed result.
+  if (document === null || document.ts === null) return null;
+  const record = JSON.parse(document.json) as { result: string };
+  return { valueJson: record.result, ts: document.ts };
 }
 
 /** Records deleted per sweep (one commit). */

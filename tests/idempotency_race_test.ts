@@ -1,0 +1,97 @@
+/**
+ * Exactly once without the sync session's mutation log: an execution of an idempotency key whose snapshot already
+ * holds another execution's committed record (the record landed between its `findResult` look-up and its runner
+ * starting) returns that record's result and commits nothing of its own.
+ */
+import { assert, assertEquals } from "./helpers/assert.ts";
+import { ADMIN_KEY, bundledModules } from "./helpers/sync_app.ts";
+import { addIndex } from "./helpers/engine.ts";
+import { openBackend } from "../src/server/backend.ts";
+import { openStorage } from "../src/server/storage.ts";
+import { stopBundler } from "./helpers/runtime_app.ts";
+import { FunctionExecutor } from "../src/functions/mod.ts";
+import type { CallRequest } from "../src/functions/mod.ts";
+import type { ExecuteRequest, RunnerPool } from "../src/runtime/mod.ts";
+
+Deno.test({
+  name: "idempotency race: a key committed between the look-up and the snapshot commits once",
+  async fn() {
+    const dataDir = await Deno.makeTempDir({ prefix: "denvex-idem-race-" });
+    const location = { kind: "sqlite" as const, path: `${dataDir}/denvex.sqlite3` };
+    const urls = { cloudUrl: "http://127.0.0.1:1", siteUrl: "http://127.0.0.1:2" };
+    const database = await openStorage(location);
+    const backend = await openBackend({ database, location, dataDir, adminKey: ADMIN_KEY, instanceName: "t", urls });
+    try {
+      await backend.deployments.activate(await backend.deployments.prepare(await bundledModules(), {}));
+      await database.createTable("messages");
+      await addIndex(database, "messages", "by_channel", ["channel"]);
+
+      // A second executor on the same database and runners whose runs wait at a gate before a runner starts them
+      // (the point where a mutation's snapshot is taken): the window between the look-up and the snapshot, held open.
+      const gate = Promise.withResolvers<void>();
+      const reachedGate = Promise.withResolvers<void>();
+      const gatedPool = {
+        execute: async (request: ExecuteRequest) => {
+          reachedGate.resolve();
+          await gate.promise;
+          return await backend.pool.execute(request);
+        },
+      } as unknown as RunnerPool;
+      const gated = new FunctionExecutor({
+        database,
+        pool: gatedPool,
+        deployment: () => backend.deployments.active,
+        environment: () => ({}),
+      });
+      const send = (body: string, key = "session-r\u00000"): CallRequest => ({
+        path: "messages:send",
+        args: { channel: "c", body },
+        expectedType: "mutation",
+        identityJson: null,
+        allowInternal: false,
+        idempotencyKey: key,
+      });
+
+      const held = gated.call(send("one"));
+      await reachedGate.promise; // its look-up found nothing
+      const first = await backend.executor.call(send("one"));
+      assert(first.ok, first.ok ? "" : first.errorMessage);
+      gate.resolve();
+      const late = await held;
+      assert(late.ok, late.ok ? "" : late.errorMessage);
+      assertEquals(late.valueJson, first.valueJson, "the late execution returns the committed result");
+      assertEquals(late.ts, first.ts, "and its commit ts");
+      assertEquals(await messageCount(backend.executor), 1, "the key committed once");
+
+      // The window still lets a different key through: the gate is not what stops a duplicate.
+      const other = await gated.call(send("two", "session-r\u00001"));
+      assert(other.ok, other.ok ? "" : other.errorMessage);
+      assertEquals(await messageCount(backend.executor), 2);
+
+      // A caller that wrongly says the key is new (no look-up before the run) still gets the first result: the read
+      // inside the mutation's transaction finds the record, and the re-run's writes are dropped.
+      const wronglyFresh = await backend.executor.call({ ...send("one"), idempotencyKeyMayRepeat: false });
+      assert(wronglyFresh.ok, wronglyFresh.ok ? "" : wronglyFresh.errorMessage);
+      assertEquals(wronglyFresh.valueJson, first.valueJson);
+      assertEquals(wronglyFresh.ts, first.ts);
+      assertEquals(await messageCount(backend.executor), 2, "nothing committed again");
+    } finally {
+      await backend.close();
+      await database.close();
+      await stopBundler();
+      await Deno.remove(dataDir, { recursive: true });
+    }
+  },
+});
+
+async function messageCount(executor: FunctionExecutor): Promise<number> {
+  const result = await executor.call({
+    path: "messages:count",
+    args: {},
+    expectedType: "query",
+    identityJson: null,
+    allowInternal: false,
+  });
+  assert(result.ok, result.ok ? "" : result.errorMessage);
+  return JSON.parse(result.valueJson);
+}
