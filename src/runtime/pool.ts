@@ -1,7 +1,8 @@
 /**
- * The server's pool of runner processes. Queries and mutations go to a fixed set of warm "transaction" runners sized
- * to the machine; actions (long, I/O bound) go to a separate set that grows on demand up to a bound and shrinks when
- * idle. Each runner runs one call at a time; calls wait in a bounded queue per set.
+ * The server's pool of runner processes. Queries and mutations go to "transaction" runners: one kept warm, more
+ * spawned while calls wait, up to a bound sized to the machine; actions (long, I/O bound) go to a separate set that
+ * starts empty and grows the same way. Runners beyond a set's warm minimum exit after a quiet period, so an idle server
+ * holds one runner. Each runner runs one call at a time; calls wait in a bounded queue per set.
  *
  * A runner that dies (out of memory, crash, killed at its hard deadline) fails only the call it was running and is
  * replaced in the background.
@@ -41,8 +42,19 @@ const DEFAULT_ACTION_TIME_LIMIT_MS = 10 * 60 * 1_000;
 const DEFAULT_ANALYZE_TIME_LIMIT_MS = 30_000;
 const DEFAULT_HARD_DEADLINE_SLACK_MS = 5_000;
 const DEFAULT_MAX_QUEUED_CALLS = 1_000;
-/** An action runner idle this long, beyond the warm minimum, is stopped. */
-const ACTION_RUNNER_IDLE_MS = 60_000;
+/**
+ * A runner idle this long, beyond its set's warm minimum, exits (issue 14: an idle runner holds ~50-80 MB PSS, and a
+ * replacement costs one spawn and bootstrap, ~16 ms plus the worker's start).
+ */
+const IDLE_EXIT_MS: Record<RunnerKind, number> = { transaction: 30_000, action: 30_000 };
+/**
+ * A warm runner that served this many calls is replaced by a fresh one once its set has been quiet for the idle-exit
+ * time: a burst leaves ~20 MiB in a runner (V8 heap, SQLite page cache) that is not given back otherwise. The spare
+ * spawn costs ~16 ms of CPU and happens at most once per quiet period after real use.
+ */
+const RECYCLE_AFTER_JOBS = 100;
+/** Transaction runners kept warm: one, so a quiet server answers its first query without a spawn. */
+const WARM_TRANSACTION_RUNNERS = 1;
 /** Runners that die before becoming ready this many times in a row fail the queued calls (broken setup). */
 const MAX_START_FAILURES = 5;
 
@@ -94,6 +106,9 @@ export class RunnerPool {
   readonly #maxHeapMb: number;
   readonly #modulesDir: string;
   readonly #retireTimer: ReturnType<typeof setInterval>;
+  readonly #idleExitMs: Record<RunnerKind, number>;
+  /** Whether an action runner is started with the pool although none is kept warm. */
+  readonly #prewarmAction: boolean;
   /** `"use node"` actions: the third runner kind (node/pool.ts). */
   readonly #node: NodePool;
   #nextExecutionId = 1;
@@ -106,9 +121,12 @@ export class RunnerPool {
     const cores = navigator.hardwareConcurrency || 1;
     const queryRunners = options.queryRunners ?? Math.max(2, cores);
     const maxQueued = options.maxQueuedCalls ?? DEFAULT_MAX_QUEUED_CALLS;
-    const minActions = options.minActionRunners ?? 1;
+    // No action runner kept warm: most deployments call few actions or none (issue 14, idle footprint). One is still
+    // started with the pool (unless the caller set a minimum), so early actions find it, and exits when quiet.
+    const minActions = options.minActionRunners ?? 0;
+    this.#prewarmAction = options.minActionRunners === undefined;
     this.#sets = {
-      transaction: newSet("transaction", queryRunners, queryRunners, maxQueued),
+      transaction: newSet("transaction", Math.min(WARM_TRANSACTION_RUNNERS, queryRunners), queryRunners, maxQueued),
       action: newSet("action", minActions, Math.max(minActions, options.maxActionRunners ?? 4 * cores), maxQueued),
     };
     const common = {
@@ -132,7 +150,10 @@ export class RunnerPool {
     });
     Deno.mkdirSync(this.#modulesDir, { recursive: true });
     for (let i = 0; i < this.#sets.transaction.min; i++) this.#spawn(this.#sets.transaction);
-    this.#retireTimer = setInterval(() => this.#retireIdleActionRunners(), ACTION_RUNNER_IDLE_MS / 4);
+    this.#idleExitMs = options.runnerIdleExitMs === undefined
+      ? IDLE_EXIT_MS
+      : { transaction: options.runnerIdleExitMs, action: options.runnerIdleExitMs };
+    this.#retireTimer = setInterval(() => this.#retireIdleRunners(), this.#idleExitMs.transaction / 4);
     Deno.unrefTimer(this.#retireTimer);
   }
 
@@ -400,6 +421,9 @@ export class RunnerPool {
       return;
     }
     this.#replenish(set);
+    if (this.#prewarmAction && set.all.size === 0 && !this.#closed && set.startFailures < MAX_START_FAILURES) {
+      this.#spawn(set);
+    }
   }
 
   #hardDeadlineMs(timeLimitMs: number): number {
@@ -477,7 +501,7 @@ export class RunnerPool {
     else runner.kill();
   }
 
-  #spawn(set: RunnerSet): void {
+  #spawn(set: RunnerSet): RunnerProcess {
     const command = this.#commands[set.kind];
     if (command === null) throw new Error(`Spawning a ${set.kind} runner before its command is known`);
     const runner = new RunnerProcess(
@@ -526,6 +550,7 @@ export class RunnerPool {
       set.backoffUntil = performance.now() + backoffMs;
       setTimeout(() => this.#replenish(set), backoffMs);
     });
+    return runner;
   }
 
   #replenish(set: RunnerSet): void {
@@ -534,13 +559,30 @@ export class RunnerPool {
     this.#dispatch(set);
   }
 
-  #retireIdleActionRunners(): void {
-    const set = this.#sets.action;
+  /**
+   * Lets runners beyond each set's warm minimum exit once idle for IDLE_EXIT_MS; they come back on demand. A quiet set
+   * whose warm runners served a burst gets a fresh runner, and the used one then exits by the same rule.
+   */
+  #retireIdleRunners(): void {
+    if (this.#closed) return;
     const now = performance.now();
-    for (const runner of [...set.idle]) {
-      if (set.all.size - countState(set, "retiring") <= set.min) return;
-      if (now - runner.idleSince < ACTION_RUNNER_IDLE_MS) continue;
-      this.#retire(set, runner, true);
+    for (const set of Object.values(this.#sets)) {
+      // Least recently used first (dispatch takes from the end), so the busiest runner is the one that stays.
+      for (const runner of [...set.idle]) {
+        if (set.all.size - countState(set, "retiring") <= set.min) break;
+        if (now - runner.idleSince < this.#idleExitMs[set.kind]) continue;
+        this.#retire(set, runner, true);
+      }
+      const live = set.all.size - countState(set, "retiring");
+      const quiet = set.queue.length === 0 && set.starting === 0 && set.idle.length === live;
+      const used = set.idle.find((runner) =>
+        runner.jobsRun >= RECYCLE_AFTER_JOBS && now - runner.idleSince >= this.#idleExitMs[set.kind]
+      );
+      if (!quiet || live > set.min || used === undefined || this.#commands[set.kind] === null) continue;
+      // The used runner leaves as soon as its replacement is ready (if no call took it meanwhile).
+      this.#spawn(set).ready.then(() => {
+        if (set.all.get(used) === "idle") this.#retire(set, used, true);
+      }, () => {});
     }
   }
 

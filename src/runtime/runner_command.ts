@@ -14,6 +14,12 @@ import type { ActionNetOptions } from "./types.ts";
 
 /** Default ports, when the database URL names none. */
 const DEFAULT_DATABASE_PORTS = { postgres: 5432, mysql: 3306 } as const;
+/**
+ * V8's young generation per semi-space, in MiB (issue 14). By default it grows to 16 MiB under load and is rarely
+ * given back, which kept ~20 MiB per runner after a burst; calls allocate little that survives, so a small nursery
+ * costs more frequent but cheap scavenges.
+ */
+export const RUNNER_MAX_SEMI_SPACE_MIB = 2;
 /** The variable mysql2 reads a password from (the server takes it from there too, never from `--db`). */
 const MYSQL_ENV_NAMES = ["MYSQL_PWD"];
 
@@ -87,7 +93,7 @@ export function runnerCommand(options: RunnerCommandOptions): RunnerCommand {
     return {
       command: Deno.execPath(),
       args: [...entry.args, ...policyArgs],
-      env: { DENO_V8_FLAGS: `--max-old-space-size=${options.maxHeapMb}` },
+      env: { DENO_V8_FLAGS: runnerV8Flags(options.maxHeapMb) },
     };
   }
 
@@ -131,12 +137,17 @@ export function runnerCommand(options: RunnerCommandOptions): RunnerCommand {
     if (options.actionNet.denyNet.length > 0) flags.push(`--deny-net=${options.actionNet.denyNet.join(",")}`);
   }
   flags.push(`--allow-read=${read.join(",")}`);
-  flags.push(`--v8-flags=--max-old-space-size=${options.maxHeapMb}`);
+  flags.push(`--v8-flags=${runnerV8Flags(options.maxHeapMb)}`);
   return {
     command: Deno.execPath(),
     args: ["run", ...flags, fromFileUrl(entry.module), ...entry.args, ...policyArgs],
     cwd: fromFileUrl(projectRoot),
   };
+}
+
+/** The V8 flags of a runner: its heap cap and a small young generation. */
+function runnerV8Flags(maxHeapMb: number): string {
+  return `--max-old-space-size=${maxHeapMb},--max-semi-space-size=${RUNNER_MAX_SEMI_SPACE_MIB}`;
 }
 
 /**

@@ -56,6 +56,8 @@ export class RunnerProcess {
   catalogVersion: number | null = null;
   /** performance.now() of the last finished job, for retiring idle action runners. */
   idleSince = performance.now();
+  /** Executions and analyses answered, for recycling a runner whose heap grew in a burst (pool.ts). */
+  jobsRun = 0;
   readonly #child: Deno.ChildProcess;
   readonly #writer: FrameWriter;
   readonly #onCall: CallHandler;
@@ -153,6 +155,7 @@ export class RunnerProcess {
     this.#idle.promise.catch(() => {}); // observed by whoever awaits it
     this.#writer.send(message).catch(() => this.kill());
     return job.promise.finally(() => {
+      this.jobsRun++;
       this.idleSince = performance.now();
     });
   }

@@ -139,13 +139,15 @@ export interface RunnerPoolOptions {
    * `onCall` as op `denvex/createTable` with args `{tableName, componentPath}` and must return the new catalog's JSON.
    */
   createTable?(tableName: string, componentPath: string): Promise<Catalog>;
-  /** Runners for queries and mutations (default 2 × cores). */
+  /** The most runners for queries and mutations (default cores, at least 2; one is kept warm). */
   queryRunners?: number;
   /** Queued query/mutation calls beyond which `execute` fails at once (default 1000). */
   maxQueuedCalls?: number;
-  /** Action runners kept warm (default 1) and the most that may exist (default 4 × cores). */
+  /** Action runners kept warm (default 0, one started with the pool) and the most that may exist (default 4 × cores). */
   minActionRunners?: number;
   maxActionRunners?: number;
+  /** Idle time after which a runner beyond its set's warm minimum exits (default 30 s). */
+  runnerIdleExitMs?: number;
   /** Node runners (`"use node"` actions) running a call at once (default 2 × cores). */
   maxNodeRunners?: number;
   /** `--node-packages`: "off" refuses pushes with `node.externalPackages` (default "auto": install them). */

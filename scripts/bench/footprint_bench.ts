@@ -1,0 +1,252 @@
+/**
+ * Footprint (issue 14): RSS and PSS of the server and its runners, per process kind, at four moments: idle (10,000
+ * documents), after `QUERIES` distinct HTTP queries, while `SUBSCRIPTIONS` distinct subscriptions are live (raw sync
+ * protocol, `SOCKETS` sockets held by a separate process so the client side is not measured), and `SETTLE_MS` after
+ * those clients left. Each figure is also printed as a ratio to idle, measured in the same run.
+ *
+ *   deno run -A scripts/bench/footprint_bench.ts   (env QUERIES, SUBSCRIPTIONS, SOCKETS, CONCURRENCY, SETTLE_MS)
+ */
+import { createConvexApp, runConvexCli, type ServerProcess, spawnServer } from "../../tests/helpers/convex_app.ts";
+import { commandLineOf, descendantPids } from "../../tests/helpers/server_child.ts";
+
+const QUERIES = Number(Deno.env.get("QUERIES") ?? 10_000);
+const SUBSCRIPTIONS = Number(Deno.env.get("SUBSCRIPTIONS") ?? 10_000);
+const SOCKETS = Number(Deno.env.get("SOCKETS") ?? 100);
+const CONCURRENCY = Number(Deno.env.get("CONCURRENCY") ?? 32);
+/** Time given to the server to settle (idle runners exit, GC, freed sockets) before "after" is read. */
+const SETTLE_MS = Number(Deno.env.get("SETTLE_MS") ?? 45_000);
+/** Subscriptions added per ModifyQuerySet message. */
+const ADDS_PER_MESSAGE = 100;
+const KEYS = 1_000;
+const DOCUMENTS = 10_000;
+const SEED_BATCH = 1_000;
+/** Issue 14's goals on the PSS of the server and its runners. */
+const GOAL_IDLE_PSS_MIB = 150;
+const GOAL_LOADED_PSS_MIB = 300;
+
+const APP: Record<string, string> = {
+  "schema.ts": `
+import { defineSchema, defineTable } from "convex/server";
+import { v } from "convex/values";
+export default defineSchema({ items: defineTable({ k: v.string(), n: v.number() }).index("by_k", ["k"]) });
+`,
+  "bench.ts": `
+import { mutation, query } from "./_generated/server";
+import { v } from "convex/values";
+export const list = query({
+  args: { k: v.string(), nonce: v.number() },
+  handler: (ctx, { k }) => ctx.db.query("items").withIndex("by_k", (q) => q.eq("k", k)).take(10),
+});
+export const seed = mutation({
+  args: { from: v.number(), count: v.number() },
+  handler: async (ctx, { from, count }) => {
+    for (let j = from; j < from + count; j++) await ctx.db.insert("items", { k: "k" + (j % ${KEYS}), n: j });
+  },
+});
+`,
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// The subscriber process (`footprint_bench.ts --subscribe <url> <n> <sockets>`): holds the subscriptions until its
+// stdin closes.
+
+async function holdSubscriptions(url: string, n: number, sockets: number): Promise<void> {
+  const perSocket = Math.ceil(n / sockets);
+  const opened: WebSocket[] = [];
+  let failed = 0;
+  await Promise.all(Array.from({ length: sockets }, async (_, s) => {
+    const first = s * perSocket;
+    const last = Math.min(n, first + perSocket);
+    if (first >= last) return;
+    const socket = new WebSocket(url.replace("http", "ws") + "/api/1.48.0/sync");
+    opened.push(socket);
+    await new Promise<void>((resolve, reject) => {
+      socket.onopen = () => resolve();
+      socket.onerror = () => reject(new Error("the sync socket failed"));
+    });
+    socket.send(JSON.stringify({ type: "Connect", sessionId: crypto.randomUUID(), connectionCount: 0 }));
+    let version = 0;
+    for (let from = first; from < last; from += ADDS_PER_MESSAGE) {
+      const ids = Array.from({ length: Math.min(ADDS_PER_MESSAGE, last - from) }, (_, j) => from + j);
+      const answered = new Promise<void>((resolve) => {
+        socket.onmessage = (event) => {
+          const message = JSON.parse(String(event.data));
+          if (message.type !== "Transition" || message.endVersion.querySet < version) return;
+          failed += (message.modifications as { type: string }[]).filter((m) => m.type !== "QueryUpdated").length;
+          resolve();
+        };
+      });
+      socket.send(JSON.stringify({
+        type: "ModifyQuerySet",
+        baseVersion: version,
+        newVersion: ++version,
+        modifications: ids.map((queryId) => ({
+          type: "Add",
+          queryId,
+          udfPath: "bench:list",
+          args: [{ k: `k${queryId % KEYS}`, nonce: 1_000_000 + queryId }],
+        })),
+      }));
+      await answered;
+    }
+  }));
+  console.log(`held ${n} failed ${failed}`);
+  // Hold until the bench closes our stdin.
+  for await (const _ of Deno.stdin.readable) { /* wait */ }
+  for (const socket of opened) socket.close();
+  await new Promise((resolve) => setTimeout(resolve, 200));
+}
+
+async function spawnSubscriber(url: string): Promise<{ failed: number; leave(): Promise<void> }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL(import.meta.url).pathname, "--subscribe", url, `${SUBSCRIPTIONS}`, `${SOCKETS}`],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!/held \d+ failed \d+/.test(text)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("the subscriber process ended early");
+    text += value;
+  }
+  return {
+    failed: Number(/failed (\d+)/.exec(text)![1]),
+    async leave() {
+      await child.stdin.close();
+      await child.status;
+      reader.cancel().catch(() => {});
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Measuring.
+
+/** The server and its runners, by kind (read again at each moment: runners come and go). */
+async function processKinds(rootPid: number): Promise<Map<number, string>> {
+  const kinds = new Map<number, string>([[rootPid, "server"]]);
+  for (const pid of await descendantPids(rootPid)) {
+    const command = await commandLineOf(pid);
+    if (command.includes("node_runner") || command.includes("node-runner")) kinds.set(pid, "node runner");
+    else if (/ runner( |$)/.test(command)) {
+      kinds.set(pid, / --allow-net( |$)|--deny-net/.test(command) ? "action runner" : "transaction runner");
+    } else kinds.set(pid, "other");
+  }
+  return kinds;
+}
+
+function memoryKib(pid: number): { rssKib: number; pssKib: number } {
+  try {
+    const text = Deno.readTextFileSync(`/proc/${pid}/smaps_rollup`);
+    const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? 0);
+    return { rssKib: kib("Rss"), pssKib: kib("Pss") };
+  } catch {
+    return { rssKib: 0, pssKib: 0 };
+  }
+}
+
+interface Footprint {
+  rssMib: number;
+  pssMib: number;
+  text: string;
+}
+
+async function footprint(rootPid: number): Promise<Footprint> {
+  const byKind = new Map<string, { n: number; rssKib: number; pssKib: number }>();
+  let rssKib = 0, pssKib = 0;
+  for (const [pid, kind] of await processKinds(rootPid)) {
+    const memory = memoryKib(pid);
+    const sum = byKind.get(kind) ?? { n: 0, rssKib: 0, pssKib: 0 };
+    byKind.set(kind, { n: sum.n + 1, rssKib: sum.rssKib + memory.rssKib, pssKib: sum.pssKib + memory.pssKib });
+    rssKib += memory.rssKib;
+    pssKib += memory.pssKib;
+  }
+  const mib = (kib: number) => (kib / 1024).toFixed(0);
+  const parts = [...byKind].map(([kind, sum]) =>
+    `${kind}${sum.n > 1 ? ` ×${sum.n}` : ""} ${mib(sum.rssKib)}/${mib(sum.pssKib)}`
+  );
+  return { rssMib: rssKib / 1024, pssMib: pssKib / 1024, text: `(RSS/PSS MiB: ${parts.join(", ")})` };
+}
+
+function line(label: string, now: Footprint, idle: Footprint, goalMib: number | null): string {
+  const goal = goalMib === null ? "" : `; goal PSS < ${goalMib} MiB: ${now.pssMib < goalMib ? "met" : "MISSED"}`;
+  return `footprint_bench: ${label.padEnd(28)} RSS ${now.rssMib.toFixed(0)} MiB, PSS ${now.pssMib.toFixed(0)} MiB ` +
+    `= ${(now.pssMib / idle.pssMib).toFixed(2)}× idle ${now.text}${goal}`;
+}
+
+async function post(url: string, kind: "query" | "mutation", path: string, args: Record<string, unknown>) {
+  const response = await fetch(`${url}/api/${kind}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ path, args, format: "json" }),
+  });
+  const result = await response.json() as { status: string; errorMessage?: string };
+  if (result.status !== "success") throw new Error(`${path} failed: ${result.errorMessage}`);
+}
+
+async function distinctQueries(url: string): Promise<number> {
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+    while (next < QUERIES) {
+      const i = next++;
+      await post(url, "query", "bench:list", { k: `k${(i * 7919) % KEYS}`, nonce: i });
+    }
+  }));
+  return QUERIES / ((performance.now() - started) / 1000);
+}
+
+/** The server's own view of its memory (`/metrics`): where its RSS goes (V8 heap used and reserved, external). */
+async function serverHeap(server: ServerProcess): Promise<string> {
+  const response = await fetch(`${server.url}/metrics`, { headers: { Authorization: `Bearer ${server.adminKey}` } });
+  const text = await response.text();
+  const mib = (kind: string) =>
+    (Number(new RegExp(`^denvex_process_memory_bytes\\{kind="${kind}"\\} (\\S+)$`, "m").exec(text)?.[1] ?? NaN) /
+      (1024 * 1024)).toFixed(0);
+  return `[server heap used/total ${mib("heap_used")}/${mib("heap_total")} MiB, external ${mib("external")} MiB]`;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function main(): Promise<void> {
+  const app = await createConvexApp(APP);
+  const server = await spawnServer();
+  try {
+    const deployed = await runConvexCli(app, ["deploy", "--typecheck=disable", "-y"], server);
+    if (deployed.code !== 0) throw new Error(`deploy failed: ${deployed.stdout}${deployed.stderr}`);
+    for (let from = 0; from < DOCUMENTS; from += SEED_BATCH) {
+      await post(server.url, "mutation", "bench:seed", { from, count: SEED_BATCH });
+    }
+    await sleep(SETTLE_MS);
+    const idle = await footprint(server.pid);
+    console.log(line(`idle (${DOCUMENTS} documents)`, idle, idle, GOAL_IDLE_PSS_MIB) + ` ${await serverHeap(server)}`);
+    const perSecond = await distinctQueries(server.url);
+    const afterQueries = await footprint(server.pid);
+    console.log(
+      line(`after ${QUERIES} queries`, afterQueries, idle, GOAL_LOADED_PSS_MIB) +
+        ` [${perSecond.toFixed(0)}/s] ${await serverHeap(server)}`,
+    );
+    const subscriber = await spawnSubscriber(server.url);
+    const live = await footprint(server.pid);
+    console.log(
+      line(`${SUBSCRIPTIONS} live subscriptions`, live, idle, GOAL_LOADED_PSS_MIB) +
+        (subscriber.failed > 0 ? ` [${subscriber.failed} FAILED]` : "") + ` ${await serverHeap(server)}`,
+    );
+    await subscriber.leave();
+    await sleep(SETTLE_MS);
+    const after = await footprint(server.pid);
+    console.log(line(`${SETTLE_MS} ms after they left`, after, idle, null) + ` ${await serverHeap(server)}`);
+    const returned = live.pssMib - idle.pssMib <= 0 ? 1 : (live.pssMib - after.pssMib) / (live.pssMib - idle.pssMib);
+    console.log(
+      `footprint_bench: memory returned after the clients left: ${(returned * 100).toFixed(0)} % of the growth`,
+    );
+  } finally {
+    await server.close().catch(() => {});
+    await app.dispose();
+  }
+}
+
+if (Deno.args[0] === "--subscribe") await holdSubscriptions(Deno.args[1], Number(Deno.args[2]), Number(Deno.args[3]));
+else await main();
