@@ -164,41 +164,13 @@ function parseSearchIndexes(
   const searchIndexes: SearchIndexInfo[] = [];
   const names = new Set(indexes.map((index) => index.name));
   for (const index of value as Record<string, unknown>[]) {
-    const descriptor = index?.indexDescriptor;
-    const where = `Search index ${tableName}.${String(descriptor)}`;
-    if (typeof descriptor !== "string" || !IDENTIFIER.test(descriptor)) {
-      throw invalid(`${where}: invalid index name (letters, digits and underscores, starting with a letter)`);
-    }
-    if (RESERVED_INDEX_NAMES.has(descriptor)) throw invalid(`${where}: the name ${descriptor} is reserved`);
-    const name = `${tableName}.${descriptor}`;
-    if (names.has(name)) throw invalid(`${where}: the name is used by another index of the table`);
-    names.add(name);
+    const { name, where } = claimIndexName("Search index", tableName, index?.indexDescriptor, names);
     const searchField = index.searchField;
     if (typeof searchField !== "string" || searchField === "") {
       throw invalid(`${where}: searchField must be a field name`);
     }
-    const filterFields = index.filterFields ?? [];
-    if (!Array.isArray(filterFields) || !filterFields.every((f) => typeof f === "string" && f !== "")) {
-      throw invalid(`${where}: filterFields must be a list of field names`);
-    }
-    if (filterFields.length > MAX_SEARCH_FILTER_FIELDS) {
-      throw invalid(`${where} has more than ${MAX_SEARCH_FILTER_FIELDS} filter fields`);
-    }
-    if (new Set(filterFields).size !== filterFields.length) throw invalid(`${where} lists a filter field twice`);
-    for (const field of [searchField, ...filterFields as string[]]) {
-      const role = field === searchField ? "search field" : "filter field";
-      if (field.startsWith("_")) throw invalid(`${where}: the ${role} "${field}" is a system field name`);
-      if (documentType && !validatorHasField(documentType, field.split("."))) {
-        throw invalid(
-          `${where} is on the field "${field}", which is not in the table's validator. Add the field to the ` +
-            `defineTable({...}) validator or remove it from the search index.`,
-        );
-      }
-    }
-    if ((filterFields as string[]).includes(searchField)) {
-      throw invalid(`${where}: the search field "${searchField}" cannot also be a filter field`);
-    }
-    const parsed: SearchIndexInfo = { name, searchField, filterFields: filterFields as string[] };
+    const filterFields = checkedIndexFields(where, index.filterFields, searchField, "search", documentType);
+    const parsed: SearchIndexInfo = { name, searchField, filterFields };
     if (index.staged === true) parsed.staged = true;
     searchIndexes.push(parsed);
   }
@@ -216,15 +188,7 @@ function parseVectorIndexes(
   const vectorIndexes: VectorIndexInfo[] = [];
   const names = new Set(takenNames);
   for (const index of value as Record<string, unknown>[]) {
-    const descriptor = index?.indexDescriptor;
-    const where = `Vector index ${tableName}.${String(descriptor)}`;
-    if (typeof descriptor !== "string" || !IDENTIFIER.test(descriptor)) {
-      throw invalid(`${where}: invalid index name (letters, digits and underscores, starting with a letter)`);
-    }
-    if (RESERVED_INDEX_NAMES.has(descriptor)) throw invalid(`${where}: the name ${descriptor} is reserved`);
-    const name = `${tableName}.${descriptor}`;
-    if (names.has(name)) throw invalid(`${where}: the name is used by another index of the table`);
-    names.add(name);
+    const { name, where } = claimIndexName("Vector index", tableName, index?.indexDescriptor, names);
     const { vectorField, dimensions } = index;
     if (typeof vectorField !== "string" || vectorField === "") {
       throw invalid(`${where}: vectorField must be a field name`);
@@ -238,32 +202,68 @@ function parseVectorIndexes(
           `got ${JSON.stringify(dimensions)}`,
       );
     }
-    const filterFields = index.filterFields ?? [];
-    if (!Array.isArray(filterFields) || !filterFields.every((f) => typeof f === "string" && f !== "")) {
-      throw invalid(`${where}: filterFields must be a list of field names`);
-    }
-    if (filterFields.length > MAX_SEARCH_FILTER_FIELDS) {
-      throw invalid(`${where} has more than ${MAX_SEARCH_FILTER_FIELDS} filter fields`);
-    }
-    if (new Set(filterFields).size !== filterFields.length) throw invalid(`${where} lists a filter field twice`);
-    for (const field of [vectorField, ...filterFields as string[]]) {
-      const role = field === vectorField ? "vector field" : "filter field";
-      if (field.startsWith("_")) throw invalid(`${where}: the ${role} "${field}" is a system field name`);
-      if (documentType && !validatorHasField(documentType, field.split("."))) {
-        throw invalid(
-          `${where} is on the field "${field}", which is not in the table's validator. Add the field to the ` +
-            `defineTable({...}) validator or remove it from the vector index.`,
-        );
-      }
-    }
-    if ((filterFields as string[]).includes(vectorField)) {
-      throw invalid(`${where}: the vector field "${vectorField}" cannot also be a filter field`);
-    }
-    const parsed: VectorIndexInfo = { name, vectorField, dimensions, filterFields: filterFields as string[] };
+    const filterFields = checkedIndexFields(where, index.filterFields, vectorField, "vector", documentType);
+    const parsed: VectorIndexInfo = { name, vectorField, dimensions, filterFields };
     if (index.staged === true) parsed.staged = true;
     vectorIndexes.push(parsed);
   }
   return vectorIndexes;
+}
+
+/**
+ * Checks a search or vector index's name (an identifier, not reserved, not taken by another index of the table) and
+ * adds it to `names`; returns its full name and the prefix of its error messages.
+ */
+function claimIndexName(
+  kind: "Search index" | "Vector index",
+  tableName: string,
+  descriptor: unknown,
+  names: Set<string>,
+): { name: string; where: string } {
+  const where = `${kind} ${tableName}.${String(descriptor)}`;
+  if (typeof descriptor !== "string" || !IDENTIFIER.test(descriptor)) {
+    throw invalid(`${where}: invalid index name (letters, digits and underscores, starting with a letter)`);
+  }
+  if (RESERVED_INDEX_NAMES.has(descriptor)) throw invalid(`${where}: the name ${descriptor} is reserved`);
+  const name = `${tableName}.${descriptor}`;
+  if (names.has(name)) throw invalid(`${where}: the name is used by another index of the table`);
+  names.add(name);
+  return { name, where };
+}
+
+/**
+ * The filter fields of a search or vector index on `mainField`, checked as Convex does: field names, at most
+ * MAX_SEARCH_FILTER_FIELDS, no repeats, no system fields, each in the table's validator, the main field not among them.
+ */
+function checkedIndexFields(
+  where: string,
+  value: unknown,
+  mainField: string,
+  kind: "search" | "vector",
+  documentType: ValidatorJson | null,
+): string[] {
+  const filterFields = value ?? [];
+  if (!Array.isArray(filterFields) || !filterFields.every((f) => typeof f === "string" && f !== "")) {
+    throw invalid(`${where}: filterFields must be a list of field names`);
+  }
+  if (filterFields.length > MAX_SEARCH_FILTER_FIELDS) {
+    throw invalid(`${where} has more than ${MAX_SEARCH_FILTER_FIELDS} filter fields`);
+  }
+  if (new Set(filterFields).size !== filterFields.length) throw invalid(`${where} lists a filter field twice`);
+  for (const field of [mainField, ...filterFields as string[]]) {
+    const role = field === mainField ? `${kind} field` : "filter field";
+    if (field.startsWith("_")) throw invalid(`${where}: the ${role} "${field}" is a system field name`);
+    if (documentType && !validatorHasField(documentType, field.split("."))) {
+      throw invalid(
+        `${where} is on the field "${field}", which is not in the table's validator. Add the field to the ` +
+          `defineTable({...}) validator or remove it from the ${kind} index.`,
+      );
+    }
+  }
+  if ((filterFields as string[]).includes(mainField)) {
+    throw invalid(`${where}: the ${kind} field "${mainField}" cannot also be a filter field`);
+  }
+  return filterFields as string[];
 }
 
 /** Search indexes per IDs: IDs of this table's range, -(tableNumber * 100 + k), kept for an unchanged definition. */
