@@ -4,7 +4,6 @@
  * (`--backup-every`), their files with a download and a "back up now".
  */
 import { Hono } from "hono";
-import { listBackups } from "../snapshot/mod.ts";
 import { jsonBody } from "./json_body.ts";
 import { type DashboardBackend, DashboardError } from "./types.ts";
 
@@ -12,7 +11,7 @@ import { type DashboardBackend, DashboardError } from "./types.ts";
 export function backupRoutes(app: Hono, backend: DashboardBackend): void {
   app.get("/api/backups", async (c) => {
     const backups = backend.backups ?? null;
-    const files = backups ? await listBackups(backups.dir) : [];
+    const files = backups ? await backups.list() : [];
     return c.json({
       exports: backend.snapshots !== undefined,
       scheduled: backups !== null,
@@ -35,11 +34,11 @@ export function backupRoutes(app: Hono, backend: DashboardBackend): void {
   app.get("/api/backups/file/:name", async (c) => {
     const backups = backend.backups ?? null;
     const name = c.req.param("name");
-    // Only a name the folder listing returns: never a path the caller made up.
-    const file = backups ? (await listBackups(backups.dir)).find((candidate) => candidate.name === name) : undefined;
-    if (!file) throw new DashboardError(404, "BackupNotFound", `No backup named ${name}`);
-    const opened = await Deno.open(file.path, { read: true });
-    return new Response(opened.readable, {
+    // Only a name the listing returns (folder or bucket): never a path the caller made up.
+    const opened = backups ? await backups.open(name) : null;
+    if (!opened) throw new DashboardError(404, "BackupNotFound", `No backup named ${name}`);
+    const file = opened.file;
+    return new Response(opened.body, {
       headers: {
         "Content-Type": "application/zip",
         "Content-Length": String(file.sizeBytes),

@@ -19,7 +19,7 @@ export interface DashboardBackend {
   /** Snapshot exports (the Backups page's download); absent: no such page. */
   snapshots?: Pick<SnapshotService, "exports">;
   /** Scheduled backups (`--backup-every`); null or absent when off. */
-  backups?: Pick<BackupScheduler, "dir" | "backupNow"> | null;
+  backups?: Pick<BackupScheduler, "dir" | "backupNow" | "list" | "open"> | null;
   /** Where the bundled client is cached between starts; absent: rebuilt by every process. */
   dataDir?: string;
   urls: { readonly cloudUrl: string; readonly siteUrl: string };

@@ -6,7 +6,7 @@
  * before anything is written, then one commit, so a bad file or a crash leaves the old data as it was. Code is not
  * part of a snapshot: deploy the app again after restoring into a fresh data directory.
  */
-import { SnapshotImports } from "../snapshot/mod.ts";
+import { downloadS3Backup, S3_BACKUP_SCHEME, SnapshotImports } from "../snapshot/mod.ts";
 import { StorageService } from "../storage/mod.ts";
 import type { ServeConfig } from "./config.ts";
 import { assertDataDirAccess, ensureDataDir, resolveDataDir } from "./data_dir.ts";
@@ -15,8 +15,9 @@ import { describeLocation, openStorage, persistenceLocation } from "./storage.ts
 
 /** Restores `zipPath` into the deployment `config` names; resolves with the exit code. */
 export async function runRestore(zipPath: string, config: ServeConfig): Promise<number> {
-  const stat = await Deno.stat(zipPath).catch(() => null);
-  if (stat === null || !stat.isFile) {
+  const fromBucket = zipPath.startsWith(S3_BACKUP_SCHEME);
+  const stat = fromBucket ? null : await Deno.stat(zipPath).catch(() => null);
+  if (!fromBucket && (stat === null || !stat.isFile)) {
     console.error(`denvex: restore: ${zipPath} is not a readable file`);
     return 1;
   }
@@ -38,13 +39,15 @@ export async function runRestore(zipPath: string, config: ServeConfig): Promise<
       });
       const imports = new SnapshotImports({ database, storage, dataDir });
       let printed = 0;
+      // `s3:<backup name>`: a backup in the bucket's `_backups/`, downloaded next to the data first (streamed).
+      const localZip = fromBucket ? await downloadS3Backup(storage.blobs, zipPath, dataDir) : zipPath;
       const documents = await imports.importFile(
-        zipPath,
+        localZip,
         { tableName: null, mode: "replaceAll", format: "zip", componentPath: "", mountMissingComponents: true },
         (progress) => {
           for (; printed < progress.checkpoints.length; printed++) console.log(`  ${progress.checkpoints[printed]}`);
         },
-      );
+      ).finally(() => localZip !== zipPath && Deno.remove(localZip).catch(() => {}));
       console.log(`denvex: restored ${documents} documents from ${zipPath} into ${describeLocation(location)}`);
       return 0;
     } catch (error) {

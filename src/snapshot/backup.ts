@@ -5,7 +5,9 @@
  * the ZIP is consistent at that ts. `denvex restore <zip>` (or `npx convex import <zip> --replace-all`) brings one
  * back.
  *
- * A backup is written to a hidden `.partial` file, synced, then renamed, so a listed backup is always complete;
+ * With file storage on S3 (`--s3-endpoint`) and no `--backup-dir`, backups are objects under `_backups/` in the same
+ * bucket (a reserved prefix the orphan sweep never touches), uploaded as they are written with bounded memory.
+ * In a folder, a backup is written to a hidden `.partial` file, synced, then renamed, so a listed backup is always complete;
  * after each one the oldest beyond `--backup-keep` are deleted. An interval with no commit since the last backup is
  * skipped (the last one is still current). The snapshot is held while the backup is written, so retention cannot
  * prune what it still reads however long it takes (up to the hold's 6 h limit). A backup that fails (disk full, or a
@@ -13,6 +15,7 @@
  */
 import { join } from "node:path";
 import type { JsonValue } from "../values/mod.ts";
+import { type BlobStore, S3_BACKUP_PREFIX, S3BlobStore } from "../storage/mod.ts";
 import type { ExportHost } from "./export.ts";
 import { SnapshotExports } from "./export.ts";
 
@@ -104,12 +107,127 @@ export async function listBackups(dir: string): Promise<BackupFile[]> {
   return found.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 }
 
+/** Where backups go: a folder, or the S3 bucket of file storage. */
+interface BackupTarget {
+  /** The folder, or the bucket and prefix, for messages and the listing. */
+  readonly location: string;
+  /** Gets ready to write (creates the folder, clears what a previous process left half written). */
+  prepare(): Promise<void>;
+  /** Writes `zip` as the backup `name`, visible only once complete; resolves with its size. */
+  write(name: string, zip: ReadableStream<Uint8Array>): Promise<number>;
+  /** The complete backups, oldest first. */
+  list(): Promise<BackupFile[]>;
+  /** The bytes of `file`, streamed. */
+  open(file: BackupFile): Promise<ReadableStream<Uint8Array>>;
+  remove(file: BackupFile): Promise<void>;
+}
+
+/** Backups as files in a folder: written to a hidden `.partial` file, synced, then renamed. */
+class DirectoryTarget implements BackupTarget {
+  constructor(readonly location: string) {}
+
+  async prepare(): Promise<void> {
+    try {
+      await Deno.mkdir(this.location, { recursive: true });
+      for await (const entry of Deno.readDir(this.location)) {
+        if (entry.isFile && entry.name.endsWith(PARTIAL_SUFFIX)) await Deno.remove(join(this.location, entry.name));
+      }
+    } catch (error) {
+      if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
+        throw new Error(`cannot write backups to ${this.location}: grant it with --allow-read and --allow-write`);
+      }
+      throw error;
+    }
+  }
+
+  async write(name: string, zip: ReadableStream<Uint8Array>): Promise<number> {
+    const path = join(this.location, name);
+    const partialPath = `${path}${PARTIAL_SUFFIX}`;
+    const reader = zip.getReader();
+    try {
+      using file = await Deno.open(partialPath, { write: true, createNew: true });
+      while (true) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        for (let written = 0; written < value.length;) written += await file.write(value.subarray(written));
+      }
+      // Durable before the rename makes it a listed backup.
+      await file.syncData();
+      await Deno.rename(partialPath, path);
+    } catch (error) {
+      await reader.cancel().catch(() => {});
+      await Deno.remove(partialPath).catch(() => {});
+      throw error;
+    }
+    return (await Deno.stat(path)).size;
+  }
+
+  list(): Promise<BackupFile[]> {
+    return listBackups(this.location);
+  }
+
+  async open(file: BackupFile): Promise<ReadableStream<Uint8Array>> {
+    return (await Deno.open(file.path, { read: true })).readable;
+  }
+
+  remove(file: BackupFile): Promise<void> {
+    return Deno.remove(file.path);
+  }
+}
+
+/**
+ * Backups as objects under `_backups/` in the file storage bucket: a multipart upload of fixed-size parts (memory
+ * bounded by two parts), which S3 makes visible only once complete and which is aborted on failure.
+ */
+class S3Target implements BackupTarget {
+  readonly location: string;
+  readonly #bucket: S3BlobStore;
+
+  constructor(bucket: S3BlobStore) {
+    this.#bucket = bucket;
+    this.location = `${bucket.description}, prefix ${S3_BACKUP_PREFIX}`;
+  }
+
+  prepare(): Promise<void> {
+    // Nothing half written is ever visible; an upload a killed process left incomplete is S3's to expire (a
+    // lifecycle rule "abort incomplete multipart uploads" on the bucket frees its parts).
+    return Promise.resolve();
+  }
+
+  async write(name: string, zip: ReadableStream<Uint8Array>): Promise<number> {
+    return (await this.#bucket.writeBackup(S3_BACKUP_PREFIX + name, zip)).sizeBytes;
+  }
+
+  async list(): Promise<BackupFile[]> {
+    const found: BackupFile[] = [];
+    for (const object of await this.#bucket.listBackups()) {
+      const name = object.key.slice(S3_BACKUP_PREFIX.length);
+      const match = BACKUP_FILE_PATTERN.exec(name);
+      if (match) found.push({ path: object.key, name, snapshotTs: BigInt(match[2]), sizeBytes: object.sizeBytes });
+    }
+    return found.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  }
+
+  async open(file: BackupFile): Promise<ReadableStream<Uint8Array>> {
+    const stream = await this.#bucket.streamBackup(file.path);
+    if (stream === null) throw new Error(`backup ${file.name} is gone from the bucket`);
+    return stream;
+  }
+
+  remove(file: BackupFile): Promise<void> {
+    return this.#bucket.removeBackup(file.path);
+  }
+}
+
 /** See the module comment. */
 export class BackupScheduler {
   readonly #host: ExportHost;
   readonly #exports: SnapshotExports;
   readonly #options: BackupOptions;
+  readonly #target: BackupTarget;
+  /** Where backups go: the folder, or the bucket and prefix (`kind` tells which). */
   readonly dir: string;
+  readonly kind: "directory" | "s3";
   #timer: ReturnType<typeof setTimeout> | undefined;
   #running: Promise<BackupFile | null> = Promise.resolve(null);
   #stopped = false;
@@ -119,22 +237,18 @@ export class BackupScheduler {
     this.#host = host;
     this.#exports = new SnapshotExports(host);
     this.#options = options;
-    this.dir = options.dir ?? join(dataDir, DEFAULT_BACKUP_DIR_NAME);
+    // File storage on S3 and no --backup-dir: backups go to the bucket too, so they leave the machine.
+    const blobs = host.storage.blobs;
+    this.#target = options.dir === null && blobs instanceof S3BlobStore
+      ? new S3Target(blobs)
+      : new DirectoryTarget(options.dir ?? join(dataDir, DEFAULT_BACKUP_DIR_NAME));
+    this.kind = this.#target instanceof S3Target ? "s3" : "directory";
+    this.dir = this.#target.location;
   }
 
-  /** Creates the folder, removes partial files a previous process left, and schedules the first backup. */
+  /** Prepares the target (folder created, partial files removed) and schedules the first backup. */
   async start(): Promise<void> {
-    try {
-      await Deno.mkdir(this.dir, { recursive: true });
-      for await (const entry of Deno.readDir(this.dir)) {
-        if (entry.isFile && entry.name.endsWith(PARTIAL_SUFFIX)) await Deno.remove(join(this.dir, entry.name));
-      }
-    } catch (error) {
-      if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
-        throw new Error(`cannot write backups to ${this.dir}: grant it with --allow-read and --allow-write`);
-      }
-      throw error;
-    }
+    await this.#target.prepare();
     this.#schedule();
   }
 
@@ -144,11 +258,23 @@ export class BackupScheduler {
     return this.#running;
   }
 
-  /** The backups on disk, newest first, as JSON for the dashboard (`_system/frontend/backups:list`). */
+  /** The complete backups, oldest first. */
+  list(): Promise<BackupFile[]> {
+    return this.#target.list();
+  }
+
+  /** The bytes of the backup named `name` (only a name the listing returns), or null if there is none. */
+  async open(name: string): Promise<{ file: BackupFile; body: ReadableStream<Uint8Array> } | null> {
+    const file = (await this.list()).find((candidate) => candidate.name === name);
+    return file ? { file, body: await this.#target.open(file) } : null;
+  }
+
+  /** The backups, newest first, as JSON for the dashboard (`_system/frontend/backups:list`). */
   async listJson(): Promise<JsonValue> {
-    const backups = (await listBackups(this.dir)).reverse();
+    const backups = (await this.list()).reverse();
     return {
       dir: this.dir,
+      kind: this.kind,
       everyMs: this.#options.everyMs,
       keep: this.#options.keep,
       backups: backups.map((backup) => ({
@@ -159,7 +285,7 @@ export class BackupScheduler {
     };
   }
 
-  /** Stops the schedule; a backup under way is abandoned (its partial file removed). */
+  /** Stops the schedule; a backup under way is abandoned (its partial file or upload removed). */
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#timer);
@@ -180,46 +306,31 @@ export class BackupScheduler {
     const snapshotTs = this.#host.database.latestTs;
     if (this.#stopped || snapshotTs === this.#lastSnapshotTs) return null;
     const name = `backup-${utcStamp(new Date())}-${snapshotTs}.zip`;
-    const path = join(this.dir, name);
-    const partialPath = `${path}${PARTIAL_SUFFIX}`;
-    try {
-      await this.#write(partialPath, snapshotTs);
-      await Deno.rename(partialPath, path);
-    } catch (error) {
-      await Deno.remove(partialPath).catch(() => {});
-      throw error;
-    }
-    this.#lastSnapshotTs = snapshotTs;
-    await this.#prune();
-    return { path, name, snapshotTs, sizeBytes: (await Deno.stat(path)).size };
-  }
-
-  async #write(partialPath: string, snapshotTs: bigint): Promise<void> {
     const state = { state: "completed", startTs: snapshotTs, includeStorage: true, requestedAtMs: 0 } as const;
     // The stream holds the snapshot until it ends, so a backup longer than the retention window stays consistent.
-    const zip = this.#exports.zip(state, "a scheduled backup");
-    using file = await Deno.open(partialPath, { write: true, createNew: true });
-    const reader = zip.getReader();
-    try {
-      while (true) {
+    const zip = this.#exports.zip(state, "a scheduled backup").pipeThrough(this.#abandonWhenStopped());
+    const sizeBytes = await this.#target.write(name, zip);
+    this.#lastSnapshotTs = snapshotTs;
+    await this.#prune();
+    const written = (await this.list()).find((file) => file.name === name);
+    return written ?? { path: join(this.dir, name), name, snapshotTs, sizeBytes };
+  }
+
+  /** Fails the backup's stream once the server is stopping (the target then drops what it wrote). */
+  #abandonWhenStopped(): TransformStream<Uint8Array, Uint8Array> {
+    return new TransformStream({
+      transform: (chunk, controller) => {
         if (this.#stopped) throw new Error("the server is stopping");
-        const { done, value } = await reader.read();
-        if (done) break;
-        for (let written = 0; written < value.length;) written += await file.write(value.subarray(written));
-      }
-    } catch (error) {
-      await reader.cancel().catch(() => {});
-      throw error;
-    }
-    // Durable before the rename makes it a listed backup.
-    await file.syncData();
+        controller.enqueue(chunk);
+      },
+    });
   }
 
   /** Deletes the oldest backups beyond `keep`. */
   async #prune(): Promise<void> {
-    const backups = await listBackups(this.dir);
+    const backups = await this.list();
     for (const old of backups.slice(0, Math.max(0, backups.length - this.#options.keep))) {
-      await Deno.remove(old.path).catch((error) =>
+      await this.#target.remove(old).catch((error) =>
         console.error(`denvex: cannot delete old backup ${old.name}:`, error)
       );
     }
@@ -229,4 +340,30 @@ export class BackupScheduler {
 /** `20261130T062300Z`. */
 function utcStamp(date: Date): string {
   return date.toISOString().replace(/[-:]/g, "").replace(/\.\d{3}Z$/, "Z");
+}
+
+/** `denvex restore s3:<backup name>`: the backup is read from the file storage bucket's `_backups/`. */
+export const S3_BACKUP_SCHEME = "s3:";
+
+/**
+ * Downloads the backup `s3:<name>` from `blobs` (which must be the S3 bucket) to a new file in `dir`, streamed;
+ * resolves with its path (the caller removes it). Throws with a clear message when the bucket has no such backup.
+ */
+export async function downloadS3Backup(blobs: BlobStore, source: string, dir: string): Promise<string> {
+  const name = source.slice(S3_BACKUP_SCHEME.length);
+  if (!(blobs instanceof S3BlobStore)) throw new Error(`${source} needs the bucket's --s3-endpoint and --s3-bucket`);
+  if (!BACKUP_FILE_PATTERN.test(name)) throw new Error(`${source}: a backup name looks like backup-<time>-<ts>.zip`);
+  const body = await blobs.streamBackup(S3_BACKUP_PREFIX + name);
+  if (body === null) throw new Error(`the bucket has no backup ${name} (${blobs.description})`);
+  const path = join(dir, `.restore-${crypto.randomUUID()}.zip`);
+  try {
+    using file = await Deno.open(path, { write: true, createNew: true });
+    for await (const chunk of body) {
+      for (let written = 0; written < chunk.length;) written += await file.write(chunk.subarray(written));
+    }
+  } catch (error) {
+    await Deno.remove(path).catch(() => {});
+    throw error;
+  }
+  return path;
 }

@@ -26,8 +26,15 @@ import { cleanJsonText, exportContextOf } from "./clean_json.ts";
 import { componentZipPrefix } from "./import_sources.ts";
 import { ZipWriter } from "./zip_writer.ts";
 
-/** Documents read per page of a table scan. */
-const PAGE_DOCUMENTS = 1_000;
+/**
+ * Documents per page of a table scan: pages aim at PAGE_TARGET_BYTES of JSON, starting small and sized from the
+ * previous page's documents, never more than MAX_PAGE_DOCUMENTS (which bounds a page of the largest, 1 MiB,
+ * documents) nor fewer than one. A page is held in memory while its lines are written, so this bounds an export's
+ * reads whatever the table's size.
+ */
+const MAX_PAGE_DOCUMENTS = 100;
+const FIRST_PAGE_DOCUMENTS = 16;
+const PAGE_TARGET_BYTES = 256 * 1024;
 /** Lines are gathered into chunks of about this size before they go to the compressor. */
 const CHUNK_BYTES = 64 * 1024;
 /** How long a requested export stays held for its download (the CLI downloads as soon as it is ready). */
@@ -200,15 +207,22 @@ function exportedTables(database: Database, componentPath: string): TableInfo[] 
 
 async function* tableDocuments(snapshot: DocumentReader, tableName: string) {
   let resumeAfter: Uint8Array | undefined;
+  let limit = FIRST_PAGE_DOCUMENTS;
   while (true) {
-    const page = await snapshot.scan(`${tableName}.by_id`, {
-      limit: PAGE_DOCUMENTS,
-      ...(resumeAfter ? { resumeAfter } : {}),
-    });
+    const page = await snapshot.scan(`${tableName}.by_id`, { limit, ...(resumeAfter ? { resumeAfter } : {}) });
     yield* page;
-    if (page.length < PAGE_DOCUMENTS) return;
+    if (page.length < limit) return;
     resumeAfter = page[page.length - 1].key;
+    limit = nextPageLimit(page);
   }
+}
+
+/** The next page's size: as many documents like these as fit PAGE_TARGET_BYTES (see MAX_PAGE_DOCUMENTS). */
+function nextPageLimit(page: { json: string }[]): number {
+  let pageBytes = 0;
+  for (const document of page) pageBytes += document.json.length;
+  const fitting = Math.floor(PAGE_TARGET_BYTES * page.length / Math.max(1, pageBytes));
+  return Math.min(MAX_PAGE_DOCUMENTS, Math.max(1, fitting));
 }
 
 /** Gathers text lines into chunks of about CHUNK_BYTES. */

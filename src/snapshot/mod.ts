@@ -11,10 +11,12 @@ export {
   type BackupOptions,
   BackupScheduler,
   DEFAULT_BACKUP_KEEP,
+  downloadS3Backup,
   listBackups,
   MAX_BACKUP_INTERVAL_MS,
   parseBackupFlags,
   parseDuration,
+  S3_BACKUP_SCHEME,
 } from "./backup.ts";
 export { applyExportContext, cleanJsonText, type ExportContext, exportContextOf } from "./clean_json.ts";
 export { type ExportHost, type ExportState, SnapshotExports } from "./export.ts";

@@ -14,7 +14,15 @@ export {
   StorageFullError,
   type WrittenBlob,
 } from "./blob_store.ts";
-export { S3_PART_BYTES, S3BlobStore, type S3Options, S3RequestError } from "./s3_blob_store.ts";
+export {
+  MAX_S3_BACKUP_BYTES,
+  S3_BACKUP_PREFIX,
+  S3_PART_BYTES,
+  type S3BackupObject,
+  S3BlobStore,
+  type S3Options,
+  S3RequestError,
+} from "./s3_blob_store.ts";
 export { amzDateOf, signRequest, type SigV4Credentials, type SigV4Request } from "./sigv4.ts";
 export { parseRange, serveFile } from "./serve.ts";
 export {

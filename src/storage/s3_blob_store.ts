@@ -10,6 +10,11 @@
  * body. The orphan sweep lists the bucket a few pages per pass, resuming where the last pass stopped, so a large
  * bucket costs a bounded number of requests per sweep; the bucket should be dedicated to one deployment, since any
  * object named like a storage ID that this deployment has no document for is an orphan to it.
+ *
+ * Scheduled backups live in the same bucket under the reserved prefix `_backups/` (`S3_BACKUP_PREFIX`). No blob key
+ * can start with it (storage IDs are lowercase base32, no `_` or `/`), so the orphan sweep, which only ever considers
+ * keys that are storage IDs, never touches a backup, and the blob calls refuse such keys; backups have their own
+ * calls (`writeBackup`, `listBackups`, `streamBackup`, `removeBackup`) that accept only keys under the prefix.
  */
 import { DenvexError } from "../errors/mod.ts";
 import { createHash } from "node:crypto";
@@ -38,9 +43,29 @@ const TRANSFER_TIMEOUT_MS = 120_000;
 const MAX_ATTEMPTS = 3;
 const RETRY_BACKOFF_MS = 250;
 const RETRIED_STATUSES: ReadonlySet<number> = new Set([500, 502, 503, 504]);
+/** The prefix `open` lists to check the bucket and credentials (no object is ever written under it). */
+const OPEN_PROBE_PREFIX = "_denvex-open-check/";
 /** ListObjectsV2 pages read per orphan sweep, and keys per page. */
 const LIST_PAGES_PER_SWEEP = 10;
 const LIST_PAGE_KEYS = 1_000;
+
+/** The reserved prefix of backup objects (see the module comment). */
+export const S3_BACKUP_PREFIX = "_backups/";
+/** A backup object's key: the prefix, then a plain file name. */
+const BACKUP_KEY = /^_backups\/[0-9A-Za-z][0-9A-Za-z._-]{0,199}$/;
+/**
+ * Largest backup object: S3's 10,000 parts of `S3_PART_BYTES` (about 78 GiB). A fixed part size keeps an upload's
+ * memory at two parts (16 MiB) whatever the backup's size; a larger database needs `--backup-dir`.
+ */
+export const MAX_S3_BACKUP_BYTES = S3_PART_BYTES * MAX_PARTS;
+/** Most backup objects one listing returns (ListObjectsV2 pages of LIST_PAGE_KEYS; `--backup-keep` is at most 10,000). */
+const MAX_BACKUP_LIST_PAGES = 20;
+
+/** An object under the backup prefix. */
+export interface S3BackupObject {
+  key: string;
+  sizeBytes: number;
+}
 
 /** An S3 error response. */
 export class S3RequestError extends DenvexError {
@@ -87,7 +112,10 @@ export class S3BlobStore implements BlobStore {
     const what = `bucket ${options.bucket} at ${store.#endpoint}`;
     let response: { status: number; text: string };
     try {
-      response = await store.#call({ method: "GET", query: [["list-type", "2"], ["max-keys", "1"]] });
+      // A listing of a prefix nothing uses: the same permission check, and never a truncated page (whose
+      // continuation token some S3-compatible servers fail to make) however full the bucket is.
+      const query: [string, string][] = [["list-type", "2"], ["max-keys", "1"], ["prefix", OPEN_PROBE_PREFIX]];
+      response = await store.#call({ method: "GET", query });
     } catch (error) {
       throw new Error(`cannot reach S3 ${what}: ${error instanceof Error ? error.message : String(error)}`);
     }
@@ -99,8 +127,71 @@ export class S3BlobStore implements BlobStore {
     return `S3 bucket ${this.#options.bucket} at ${this.#endpoint}`;
   }
 
-  async write(key: string, body: ReadableStream<Uint8Array> | Uint8Array, maxBytes: number): Promise<WrittenBlob> {
+  write(key: string, body: ReadableStream<Uint8Array> | Uint8Array, maxBytes: number): Promise<WrittenBlob> {
     assertKey(key);
+    return this.#upload(key, body, maxBytes);
+  }
+
+  /**
+   * Streams a backup ZIP to `key` (under `S3_BACKUP_PREFIX`) with bounded memory: visible only once complete
+   * (a failed or abandoned upload is aborted), at most `MAX_S3_BACKUP_BYTES`.
+   */
+  writeBackup(key: string, body: ReadableStream<Uint8Array>): Promise<WrittenBlob> {
+    assertBackupKey(key);
+    return this.#upload(key, body, MAX_S3_BACKUP_BYTES);
+  }
+
+  /** The objects under `S3_BACKUP_PREFIX`, in key order (at most MAX_BACKUP_LIST_PAGES pages of them). */
+  async listBackups(): Promise<S3BackupObject[]> {
+    const found: S3BackupObject[] = [];
+    let token: string | null = null;
+    for (let page = 0; page < MAX_BACKUP_LIST_PAGES; page++) {
+      const query: [string, string][] = [
+        ["list-type", "2"],
+        ["max-keys", String(LIST_PAGE_KEYS)],
+        ["prefix", S3_BACKUP_PREFIX],
+      ];
+      if (token !== null) query.push(["continuation-token", token]);
+      const response = await this.#call({ method: "GET", query });
+      checkOk(`ListObjectsV2 ${S3_BACKUP_PREFIX}`, response);
+      for (const contents of response.text.matchAll(/<Contents>([\s\S]*?)<\/Contents>/g)) {
+        const key = xmlText(contents[1], "Key");
+        const sizeBytes = Number(xmlText(contents[1], "Size") ?? NaN);
+        if (key !== null && BACKUP_KEY.test(key) && Number.isSafeInteger(sizeBytes)) found.push({ key, sizeBytes });
+      }
+      token = xmlText(response.text, "NextContinuationToken");
+      if (xmlText(response.text, "IsTruncated") !== "true" || token === null) break;
+    }
+    return found.sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+  }
+
+  /** The whole backup object `key`, streamed as it downloads; null if there is none. */
+  async streamBackup(key: string): Promise<ReadableStream<Uint8Array> | null> {
+    assertBackupKey(key);
+    const response = await this.#send({ method: "GET", key }, true, (r) => Promise.resolve(r));
+    if (response.status === 404) {
+      await response.body?.cancel();
+      return null;
+    }
+    if (response.status !== 200 || response.body === null) {
+      throw s3Error(`GET ${key}`, response.status, await response.text());
+    }
+    return response.body;
+  }
+
+  /** Deletes the backup object `key` (no error if it is gone already). */
+  async removeBackup(key: string): Promise<void> {
+    assertBackupKey(key);
+    const response = await this.#call({ method: "DELETE", key });
+    if (response.status === 404) return;
+    checkOk(`DELETE ${key}`, response);
+  }
+
+  async #upload(
+    key: string,
+    body: ReadableStream<Uint8Array> | Uint8Array,
+    maxBytes: number,
+  ): Promise<WrittenBlob> {
     const partBytes = Math.max(S3_PART_BYTES, Math.ceil(maxBytes / MAX_PARTS));
     const hash = createHash("sha256");
     let sizeBytes = 0;
@@ -201,6 +292,7 @@ export class S3BlobStore implements BlobStore {
       for (const contents of response.text.matchAll(/<Contents>([\s\S]*?)<\/Contents>/g)) {
         const key = xmlText(contents[1], "Key");
         const modifiedMs = Date.parse(xmlText(contents[1], "LastModified") ?? "");
+        // Only storage IDs: backups (`_backups/…`) and anything else in the bucket are never orphans.
         if (key !== null && isBlobKey(key) && modifiedMs < beforeMs) keys.push(key);
       }
       const next = xmlText(response.text, "NextContinuationToken");
@@ -337,6 +429,10 @@ function checkOk(what: string, response: { status: number; text: string }): void
 
 function assertKey(key: string): void {
   if (!isBlobKey(key)) throw new Error(`Invalid storage key "${key}"`);
+}
+
+function assertBackupKey(key: string): void {
+  if (!BACKUP_KEY.test(key)) throw new Error(`Invalid backup object key "${key}"`);
 }
 
 /** An error for a failed S3 response, with the code and message of its XML error document when there is one. */
