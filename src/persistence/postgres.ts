@@ -43,7 +43,8 @@ export async function openPostgresReader(url: string): Promise<PersistenceReader
     return new PostgresReader(sql, () => connectPostgres(url, READER_POOL_SIZE));
   } catch (error) {
     await sql.end({ timeout: 1 });
-    throw error;
+    // A runner started while the server is down must say "unavailable", not the driver's text with its address.
+    throw toPersistenceError(error);
   }
 }
 

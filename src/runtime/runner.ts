@@ -10,7 +10,7 @@ import {
   type TransactionHost,
   type TransactionSyscalls,
 } from "../database/mod.ts";
-import { identityFailureOf, syscallFailureOf } from "../errors/mod.ts";
+import { DenvexError, identityFailureOf, syscallFailureOf } from "../errors/mod.ts";
 import type { JsonValue, ValidatorJson } from "../values/mod.ts";
 import {
   CREATE_TABLE_OP,
@@ -411,7 +411,10 @@ export class Runner {
         type: "result",
         executionId,
         ok: false,
-        errorMessage: `Internal error: ${error instanceof Error ? error.message : String(error)}`,
+        // Our own errors (e.g. the database unavailable while a fresh runner connects) say what they are.
+        errorMessage: error instanceof DenvexError
+          ? error.message
+          : `Internal error: ${error instanceof Error ? error.message : String(error)}`,
         logLines: [],
         executionTimeMs: performance.now() - started,
       };
