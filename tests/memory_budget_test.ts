@@ -153,20 +153,23 @@ Deno.test({
         assertEquals((await over.json()).code, "PayloadTooLarge");
       });
 
-      await t.step("HTTP actions: an unrouted path answers JSON {code, message}, a throwing handler {code, trace}", async () => {
-        for (const base of [server.siteUrl, `${server.url}/http`]) {
-          const missing = await fetch(`${base}/nowhere`);
-          assertEquals(missing.status, 404);
-          assertEquals(missing.headers.get("content-type"), "application/json");
-          assertEquals(await missing.json(), { code: "NotFound", message: "No HttpAction routed for /nowhere" });
-          const thrown = await fetch(`${base}/throw`);
-          assertEquals(thrown.status, 500);
-          // As Convex answers a throwing HTTP action: 500 {code, trace}, the request-id framed message and its trace.
-          const body = await thrown.json() as { code: string; trace: string };
-          assertMatch(body.code, /^\[Request ID: [0-9a-f]+\] Server Error: Uncaught Error: handler exploded/);
-          assert(body.trace.includes("handler exploded"), body.trace);
-        }
-      });
+      await t.step(
+        "HTTP actions: an unrouted path answers JSON {code, message}, a throwing handler {code, trace}",
+        async () => {
+          for (const base of [server.siteUrl, `${server.url}/http`]) {
+            const missing = await fetch(`${base}/nowhere`);
+            assertEquals(missing.status, 404);
+            assertEquals(missing.headers.get("content-type"), "application/json");
+            assertEquals(await missing.json(), { code: "NotFound", message: "No HttpAction routed for /nowhere" });
+            const thrown = await fetch(`${base}/throw`);
+            assertEquals(thrown.status, 500);
+            // As Convex answers a throwing HTTP action: 500 {code, trace}, the request-id framed message and its trace.
+            const body = await thrown.json() as { code: string; trace: string };
+            assertMatch(body.code, /^\[Request ID: [0-9a-f]+\] Server Error: Uncaught Error: handler exploded/);
+            assert(body.trace.includes("handler exploded"), body.trace);
+          }
+        },
+      );
     });
   },
 });
