@@ -13,7 +13,7 @@
 
 /** Folders by layer: a folder may import only folders on lower layers. Same-layer folders are independent. */
 const LAYERS: readonly (readonly string[])[] = [
-  ["errors", "metrics"],
+  ["errors", "metrics", "environment"],
   ["values", "components"],
   ["persistence", "auth"],
   ["database"],

@@ -15,6 +15,7 @@
  */
 import { basename } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
+import { SECRET_ENV_NAMES } from "../environment/mod.ts";
 import { bundleSources } from "./_bundle_sources.ts";
 
 /** The hidden command (main.ts) that runs {@link dashboardBuildMain}. */
@@ -30,15 +31,6 @@ const STDERR_TAIL_BYTES = 4 * 1024;
  * small; esbuild's memory is wasm, outside it.
  */
 const CHILD_V8_FLAGS = "--liftoff-only,--max-old-space-size=256";
-/** The server's secrets, blanked in the child's environment (it needs none; it also has no env permission). */
-const SECRET_ENV_NAMES = [
-  "DENVEX_ADMIN_KEY",
-  "DENVEX_DB_URL",
-  "DENVEX_S3_ACCESS_KEY_ID",
-  "DENVEX_S3_SECRET_ACCESS_KEY",
-  "PGPASSWORD",
-  "MYSQL_PWD",
-];
 /** Every permission a compiled binary may hold; the child drops them before it loads anything. */
 const DROPPED_PERMISSIONS: readonly Deno.PermissionName[] = ["read", "write", "net", "env", "run", "sys", "ffi"];
 

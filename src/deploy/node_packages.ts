@@ -15,15 +15,9 @@
  * internals included. A fresh folder per push keeps the old code serving until the new one is installed.
  */
 import { dirname, join, normalize, resolve, sep } from "node:path";
+import { SECRET_ENV_NAMES } from "../environment/mod.ts";
 import { nodeConfigPath, type NodeDependency, type NodeModuleConfig } from "../runtime/mod.ts";
 
-/** Variables of the server that `deno install` has no use for (blanked in its environment). */
-const SERVER_SECRET_ENV_NAMES = [
-  "DENVEX_ADMIN_KEY",
-  "DENVEX_DB_URL",
-  "DENVEX_S3_ACCESS_KEY_ID",
-  "DENVEX_S3_SECRET_ACCESS_KEY",
-];
 /** How long `deno install` may take before the push fails. */
 const INSTALL_TIMEOUT_MS = 120_000;
 /** npm package names (scoped or not), as npm accepts them. */
@@ -92,7 +86,7 @@ export async function installNodeDependencies(
   // needs to reach npm: with a cleared environment Deno fails on TLS here), minus the server's own secrets. It runs
   // no package code (no lifecycle scripts), only Deno's resolver.
   const env: Record<string, string> = { NO_COLOR: "1" };
-  for (const secret of SERVER_SECRET_ENV_NAMES) env[secret] = "";
+  for (const secret of SECRET_ENV_NAMES) env[secret] = "";
   if (options.denoDir !== undefined) env.DENO_DIR = options.denoDir;
   // The server may run from a compiled binary, which cannot install: a real deno then (design §3).
   const args = ["install", `--config=${nodeConfigPath(dir)}`, "--node-modules-dir=auto", "--quiet"];

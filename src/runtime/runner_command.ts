@@ -7,6 +7,7 @@
  */
 import { posix } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
+import { MYSQL_ENV_NAMES, POSTGRES_ENV_NAMES } from "../environment/mod.ts";
 import type { PersistenceLocation } from "../persistence/mod.ts";
 import { type ActionNetPolicy, encodePolicyArg, resolveActionNetPolicy } from "./net_policy/mod.ts";
 import type { RunnerKind } from "./runner_protocol.ts";
@@ -20,33 +21,6 @@ const DEFAULT_DATABASE_PORTS = { postgres: 5432, mysql: 3306 } as const;
  * costs more frequent but cheap scavenges.
  */
 export const RUNNER_MAX_SEMI_SPACE_MIB = 2;
-/** The variable mysql2 reads a password from (the server takes it from there too, never from `--db`). */
-const MYSQL_ENV_NAMES = ["MYSQL_PWD"];
-
-/** The `PG*` variables postgres.js reads (platform-notes.md). */
-export const POSTGRES_ENV_NAMES = [
-  "PGHOST",
-  "PGPORT",
-  "PGUSER",
-  "PGUSERNAME",
-  "PGPASSWORD",
-  "PGDATABASE",
-  "PGSSL",
-  "PGSSLNEGOTIATION",
-  "PGIDLE_TIMEOUT",
-  "PGCONNECT_TIMEOUT",
-  "PGMAX_LIFETIME",
-  "PGMAX_PIPELINE",
-  "PGBACKOFF",
-  "PGKEEP_ALIVE",
-  "PGPREPARE",
-  "PGDEBUG",
-  "PGFETCH_TYPES",
-  "PGPUBLICATIONS",
-  "PGTARGET_SESSION_ATTRS",
-  "PGAPPNAME",
-  "PGTARGETSESSIONATTRS",
-];
 
 /** What a runner command depends on. */
 export interface RunnerCommandOptions {

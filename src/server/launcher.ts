@@ -16,39 +16,11 @@
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { SERVER_ENV_NAMES } from "../environment/mod.ts";
 import { DEFAULT_DATA_DIR } from "./defaults.ts";
 import { VERSION_TEXT } from "./version.ts";
 
-/** Every environment variable the server may read: its own settings and secrets, and the database drivers'. */
-export const SERVER_ENV_NAMES: readonly string[] = [
-  "DENVEX_ADMIN_KEY",
-  "DENVEX_DB_URL",
-  "DENVEX_S3_ACCESS_KEY_ID",
-  "DENVEX_S3_SECRET_ACCESS_KEY",
-  "PGHOST",
-  "PGPORT",
-  "PGUSER",
-  "PGUSERNAME",
-  "PGPASSWORD",
-  "PGDATABASE",
-  "PGSSL",
-  "PGSSLNEGOTIATION",
-  "PGIDLE_TIMEOUT",
-  "PGCONNECT_TIMEOUT",
-  "PGMAX_LIFETIME",
-  "PGMAX_PIPELINE",
-  "PGBACKOFF",
-  "PGKEEP_ALIVE",
-  "PGPREPARE",
-  "PGDEBUG",
-  "PGFETCH_TYPES",
-  "PGPUBLICATIONS",
-  "PGTARGET_SESSION_ATTRS",
-  "PGAPPNAME",
-  "PGTARGETSESSIONATTRS",
-  "MYSQL_PWD",
-  "DISABLE_METRICS_ENDPOINT",
-];
+export { SERVER_ENV_NAMES };
 
 const PROJECT_ROOT = new URL("../../", import.meta.url);
 /**
