@@ -62,12 +62,6 @@ export interface CallRequest {
   /** Makes a mutation idempotent: a repeat of the key returns the first result (see idempotency.ts). */
   idempotencyKey?: string | undefined;
   /**
-   * False when the caller knows the key is new (a sync client's first connection cannot re-send anything): the
-   * separate look-up before the run is skipped, and the read of the record inside the mutation's own transaction is
-   * the only one. A wrong hint costs a re-run whose writes are discarded, never a second commit. Default true.
-   */
-  idempotencyKeyMayRepeat?: boolean | undefined;
-  /**
    * Extra writes (and the reads that guard them) committed atomically with a successful mutation, e.g. a scheduled
    * job's state change to `success`. Called once per attempt, with the mutation's result and a system transaction at
    * the attempt's snapshot, right before the commit. Returning false abandons the attempt uncommitted (the call then
@@ -465,7 +459,7 @@ export class FunctionExecutor {
   ): Promise<AttemptOutcome> {
     const { info, request, recordId } = call;
     const database = this.#deps.database;
-    if (recordId !== null && request.idempotencyKeyMayRepeat !== false) {
+    if (recordId !== null) {
       // A repeat is answered without running anything; the read inside the transaction below is what guarantees once.
       const remembered = await findResult(database, recordId);
       if (remembered) return rememberedCall(remembered);

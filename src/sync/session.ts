@@ -92,8 +92,6 @@ export class SyncSession {
   readonly #socket: WebSocket;
   readonly #deps: SessionDeps;
   #sessionId: string | null = null;
-  /** The client's first socket (`connectionCount` 0): nothing it sends can be a re-send of an earlier request. */
-  #firstConnection = false;
   #closed = false;
   #caller: Caller = ANONYMOUS;
   /** Versions received from the client (validated on arrival) and applied (reflected in the next Transition). */
@@ -274,7 +272,6 @@ export class SyncSession {
   #connect(message: Extract<ClientMessage, { type: "Connect" }>): void {
     if (this.#sessionId !== null) throw new ProtocolError("Connect was sent twice");
     this.#sessionId = message.sessionId;
-    this.#firstConnection = message.connectionCount === 0;
     if (message.clientTs !== null) this.#clockSkewMs = message.clientTs - Date.now();
     if (message.maxObservedTimestamp !== null) {
       let observed: bigint;
@@ -501,7 +498,6 @@ export class SyncSession {
             allowInternal: caller.isAdmin,
             // Recorded in the mutation's own commit, so a re-send after a reconnect or a restart is not run twice.
             idempotencyKey: `${sessionId}\u0000${requestId}`,
-            idempotencyKeyMayRepeat: !this.#firstConnection,
             requestId: executionId,
           });
         if (result.ok) {
