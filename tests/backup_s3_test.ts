@@ -6,10 +6,10 @@
  * run, keeps only the newest `--backup-keep`, lists them for the dashboard, and `denvex restore s3:<name>` brings
  * the newest back (documents, IDs and a stored file larger than one upload part) into a fresh data directory.
  */
+import { startLocalS3 } from "./helpers/s3rver.ts";
 import { ConvexHttpClient } from "convex/browser";
 import { makeFunctionReference } from "convex/server";
 import { join } from "node:path";
-import S3rver from "s3rver";
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
 import { createConvexApp, runConvexCli, spawnServer } from "./helpers/convex_app.ts";
 import { S3_BACKUP_PREFIX, S3_PART_BYTES, S3BlobStore, type S3Options } from "../src/storage/mod.ts";
@@ -65,27 +65,16 @@ interface S3Fixture {
 }
 
 async function startS3(): Promise<S3Fixture> {
-  const directory = await Deno.makeTempDir({ prefix: "denvex-s3rver-backup-" });
-  const s3rver = new S3rver({
-    address: "127.0.0.1",
-    port: 0,
-    silent: true,
-    directory,
-    configureBuckets: [{ name: BUCKET, configs: [] }],
-  });
-  const { port } = await s3rver.run() as { port: number };
+  const s3 = await startLocalS3(BUCKET);
   return {
     options: {
-      endpoint: `http://127.0.0.1:${port}`,
+      endpoint: s3.endpoint,
       bucket: BUCKET,
       region: "us-east-1",
-      accessKeyId: "S3RVER",
-      secretAccessKey: "S3RVER",
+      accessKeyId: s3.accessKeyId,
+      secretAccessKey: s3.secretAccessKey,
     },
-    async close() {
-      await s3rver.close();
-      await Deno.remove(directory, { recursive: true }).catch(() => {});
-    },
+    close: () => s3.close(),
   };
 }
 

@@ -10,7 +10,7 @@
  */
 import { createHash, createHmac } from "node:crypto";
 import { join } from "node:path";
-import S3rver from "s3rver";
+import { startLocalS3 } from "./helpers/s3rver.ts";
 import { ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import { assert, assertEquals } from "./helpers/assert.ts";
@@ -245,16 +245,8 @@ interface S3Fixture {
 }
 
 async function startS3(): Promise<S3Fixture> {
-  const directory = await Deno.makeTempDir({ prefix: "denvex-s3rver-" });
-  const s3rver = new S3rver({
-    address: "127.0.0.1",
-    port: 0,
-    silent: true,
-    directory,
-    configureBuckets: [{ name: BUCKET, configs: [] }],
-  });
-  const { port } = await s3rver.run() as { port: number };
-  const upstream = `http://127.0.0.1:${port}`;
+  const s3 = await startLocalS3(BUCKET);
+  const upstream = s3.endpoint;
   const requests: LoggedRequest[] = [];
   const rejected: string[] = [];
   const proxy = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
@@ -294,8 +286,7 @@ async function startS3(): Promise<S3Fixture> {
     rejected,
     async close() {
       await proxy.shutdown();
-      await s3rver.close();
-      await Deno.remove(directory, { recursive: true }).catch(() => {});
+      await s3.close();
     },
   };
 }
