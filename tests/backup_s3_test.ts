@@ -8,7 +8,7 @@
  */
 import { startLocalS3 } from "./helpers/s3rver.ts";
 import { ConvexHttpClient } from "convex/browser";
-import { makeFunctionReference } from "convex/server";
+import { bank, bankModule } from "./helpers/bank_app.ts";
 import { join } from "node:path";
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
 import { createConvexApp, runConvexCli, spawnServer } from "./helpers/convex_app.ts";
@@ -23,41 +23,8 @@ const KEEP = 2;
 /** Larger than one upload part, so the backup holding it is a multipart upload. */
 const FILE_BYTES = S3_PART_BYTES + 3 * 1024 * 1024;
 
-const BANK = `
-import { mutation, query } from "./_generated/server";
-import { v } from "convex/values";
-export const seed = mutation({
-  args: {},
-  handler: async (ctx) => {
-    const ids = [];
-    for (let i = 0; i < ${ACCOUNTS}; i++) ids.push(await ctx.db.insert("accounts", { balance: ${START_BALANCE} }));
-    return ids;
-  },
-});
-export const transfer = mutation({
-  args: { from: v.id("accounts"), to: v.id("accounts"), amount: v.number() },
-  handler: async (ctx, { from, to, amount }) => {
-    const a = (await ctx.db.get(from))!;
-    const b = (await ctx.db.get(to))!;
-    await ctx.db.patch(from, { balance: a.balance - amount });
-    await ctx.db.patch(to, { balance: b.balance + amount });
-  },
-});
-export const accounts = query({ args: {}, handler: async (ctx) => await ctx.db.query("accounts").collect() });
-export const uploadUrl = mutation({ args: {}, handler: async (ctx) => await ctx.storage.generateUploadUrl() });
-export const fileUrl = query({ args: { id: v.id("_storage") }, handler: async (ctx, { id }) => await ctx.storage.getUrl(id) });
-`;
-
-const seed = makeFunctionReference<"mutation", Record<string, never>, string[]>("bank:seed");
-const transfer = makeFunctionReference<"mutation", { from: string; to: string; amount: number }, null>(
-  "bank:transfer",
-);
-const accounts = makeFunctionReference<"query", Record<string, never>, { _id: string; balance: number }[]>(
-  "bank:accounts",
-);
-const uploadUrl = makeFunctionReference<"mutation", Record<string, never>, string>("bank:uploadUrl");
-const fileUrl = makeFunctionReference<"query", { id: string }, string | null>("bank:fileUrl");
-const backupList = makeFunctionReference<"query", Record<string, never>, unknown>("_system/frontend/backups:list");
+const { seed, transfer, accounts, uploadUrl, fileUrl, backupList } = bank;
+const BANK = bankModule(ACCOUNTS, START_BALANCE);
 
 interface S3Fixture {
   options: S3Options;

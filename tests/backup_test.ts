@@ -6,7 +6,7 @@
  * fresh data directory that then serves it. The dashboard's `_system/frontend/backups:list` lists them.
  */
 import { ConvexHttpClient } from "convex/browser";
-import { makeFunctionReference } from "convex/server";
+import { bank, bankModule } from "./helpers/bank_app.ts";
 import { join } from "node:path";
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "./helpers/assert.ts";
 import { createConvexApp, runConvexCli, spawnServer } from "./helpers/convex_app.ts";
@@ -25,44 +25,8 @@ import {
 const ACCOUNTS = 8;
 const START_BALANCE = 100;
 
-const BANK = `
-import { mutation, query } from "./_generated/server";
-import { v } from "convex/values";
-export const seed = mutation({
-  args: {},
-  handler: async (ctx) => {
-    const ids = [];
-    for (let i = 0; i < ${ACCOUNTS}; i++) ids.push(await ctx.db.insert("accounts", { owner: "o" + i, balance: ${START_BALANCE} }));
-    return ids;
-  },
-});
-export const transfer = mutation({
-  args: { from: v.id("accounts"), to: v.id("accounts"), amount: v.number() },
-  handler: async (ctx, { from, to, amount }) => {
-    const a = (await ctx.db.get(from))!;
-    const b = (await ctx.db.get(to))!;
-    await ctx.db.patch(from, { balance: a.balance - amount });
-    await ctx.db.patch(to, { balance: b.balance + amount });
-    await ctx.db.insert("transfers", { from, to, amount });
-  },
-});
-export const accounts = query({ args: {}, handler: async (ctx) => await ctx.db.query("accounts").collect() });
-export const transferCount = query({ args: {}, handler: async (ctx) => (await ctx.db.query("transfers").collect()).length });
-export const uploadUrl = mutation({ args: {}, handler: async (ctx) => await ctx.storage.generateUploadUrl() });
-export const fileUrl = query({ args: { id: v.id("_storage") }, handler: async (ctx, { id }) => await ctx.storage.getUrl(id) });
-`;
-
-const seed = makeFunctionReference<"mutation", Record<string, never>, string[]>("bank:seed");
-const transfer = makeFunctionReference<"mutation", { from: string; to: string; amount: number }, null>(
-  "bank:transfer",
-);
-const accounts = makeFunctionReference<"query", Record<string, never>, { _id: string; balance: number }[]>(
-  "bank:accounts",
-);
-const transferCount = makeFunctionReference<"query", Record<string, never>, number>("bank:transferCount");
-const uploadUrl = makeFunctionReference<"mutation", Record<string, never>, string>("bank:uploadUrl");
-const backupList = makeFunctionReference<"query", Record<string, never>, unknown>("_system/frontend/backups:list");
-const fileUrl = makeFunctionReference<"query", { id: string }, string | null>("bank:fileUrl");
+const { seed, transfer, accounts, transferCount, uploadUrl, backupList, fileUrl } = bank;
+const BANK = bankModule(ACCOUNTS, START_BALANCE);
 
 Deno.test("backup flags: durations, limits and the restore command line", () => {
   assertEquals(parseDuration("90s"), 90_000);
