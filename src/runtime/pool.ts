@@ -16,6 +16,7 @@ import { modulesRoot } from "./module_writer.ts";
 import { actionNetPolicy, isCompiledBinary, type RunnerCommand, runnerCommand } from "./runner_command.ts";
 import { NodeAnalyzeError, NodePool } from "./node/mod.ts";
 import { RunnerExitError, RunnerProcess } from "./runner_process.ts";
+import { prepareRunnerSocketDir } from "./runner_socket.ts";
 import {
   CREATE_TABLE_OP,
   EXIT_OUT_OF_MEMORY,
@@ -105,6 +106,7 @@ export class RunnerPool {
   readonly #contexts = new Map<string, CallContext>();
   readonly #maxHeapMb: number;
   readonly #modulesDir: string;
+  readonly #socketDir: string;
   readonly #retireTimer: ReturnType<typeof setInterval>;
   readonly #idleExitMs: Record<RunnerKind, number>;
   /** Whether an action runner is started with the pool although none is kept warm. */
@@ -129,7 +131,9 @@ export class RunnerPool {
       transaction: newSet("transaction", Math.min(WARM_TRANSACTION_RUNNERS, queryRunners), queryRunners, maxQueued),
       action: newSet("action", minActions, Math.max(minActions, options.maxActionRunners ?? 4 * cores), maxQueued),
     };
+    this.#socketDir = prepareRunnerSocketDir(options.dataDir);
     const common = {
+      socketDir: this.#socketDir,
       modulesDir: this.#modulesDir,
       location: options.location,
       maxHeapMb: this.#maxHeapMb,
@@ -506,6 +510,7 @@ export class RunnerPool {
     if (command === null) throw new Error(`Spawning a ${set.kind} runner before its command is known`);
     const runner = new RunnerProcess(
       command,
+      this.#socketDir,
       {
         type: "init",
         kind: set.kind,

@@ -11,6 +11,7 @@ import { MYSQL_ENV_NAMES, POSTGRES_ENV_NAMES } from "../environment/mod.ts";
 import type { PersistenceLocation } from "../persistence/mod.ts";
 import { type ActionNetPolicy, encodePolicyArg, resolveActionNetPolicy } from "./net_policy/mod.ts";
 import type { RunnerKind } from "./runner_protocol.ts";
+import { RUNNER_SOCKET_ARG_PREFIX } from "./runner_socket.ts";
 import type { ActionNetOptions } from "./types.ts";
 
 /** Default ports, when the database URL names none. */
@@ -32,12 +33,15 @@ export interface RunnerCommandOptions {
   entry?: { module: URL; args: string[] } | undefined;
   /** What an action runner may reach (net_policy/); null for transaction runners, whose workers have no network. */
   actionNet: ActionNetPolicy | null;
+  /** The folder of the runners' sockets (runner_socket.ts): the runner connects to its own socket there. */
+  socketDir: string;
 }
 
 /** The command, arguments and working directory of a runner process. */
 export interface RunnerCommand {
   command: string;
-  args: string[];
+  /** The arguments of the runner that connects to the socket at `socketPath` (runner_socket.ts). */
+  args(socketPath: string): string[];
   cwd?: string;
   /** Extra environment variables (added to the inherited ones). */
   env?: Record<string, string>;
@@ -66,7 +70,7 @@ export function runnerCommand(options: RunnerCommandOptions): RunnerCommand {
     // The heap cap still applies through the environment.
     return {
       command: Deno.execPath(),
-      args: [...entry.args, ...policyArgs],
+      args: (socketPath) => [...entry.args, ...policyArgs, RUNNER_SOCKET_ARG_PREFIX + socketPath],
       env: { DENO_V8_FLAGS: runnerV8Flags(options.maxHeapMb) },
     };
   }
@@ -92,6 +96,8 @@ export function runnerCommand(options: RunnerCommandOptions): RunnerCommand {
   ];
   const configPath = fromFileUrl(new URL("deno.json", projectRoot));
   flags.push(`--config=${configPath}`);
+  /** The hosts a transaction runner reaches (its database server); "all" for action runners (minus the policy). */
+  let netHosts: string[] | "all" = [];
   if (options.kind === "transaction") {
     if (options.location.kind === "sqlite") {
       const path = posix.resolve(options.location.path);
@@ -101,20 +107,33 @@ export function runnerCommand(options: RunnerCommandOptions): RunnerCommand {
     } else {
       const { kind } = options.location;
       const url = new URL(options.location.url);
-      flags.push(`--allow-net=${url.hostname}:${url.port || DEFAULT_DATABASE_PORTS[kind]}`);
+      netHosts = [`${url.hostname}:${url.port || DEFAULT_DATABASE_PORTS[kind]}`];
       flags.push(`--allow-env=${(kind === "postgres" ? POSTGRES_ENV_NAMES : MYSQL_ENV_NAMES).join(",")}`);
     }
   } else if (options.actionNet !== null) {
     // The public internet, minus the policy's addresses: Deno checks the resolved address of every connect, fetch
     // and listen against --deny-net, and a deny wins over the allow.
-    flags.push("--allow-net");
+    netHosts = "all";
     if (options.actionNet.denyNet.length > 0) flags.push(`--deny-net=${options.actionNet.denyNet.join(",")}`);
   }
+  // Connecting to a Unix socket takes read and write permission on its path and net permission for it (`unix:<path>`);
+  // only the main thread has them (the worker's permissions are its own, user_worker.ts).
+  read.push(options.socketDir);
   flags.push(`--allow-read=${read.join(",")}`);
+  flags.push(`--allow-write=${options.socketDir}`);
   flags.push(`--v8-flags=${runnerV8Flags(options.maxHeapMb)}`);
+  const hosts = netHosts;
   return {
     command: Deno.execPath(),
-    args: ["run", ...flags, fromFileUrl(entry.module), ...entry.args, ...policyArgs],
+    args: (socketPath) => [
+      "run",
+      ...flags,
+      hosts === "all" ? "--allow-net" : `--allow-net=${[...hosts, `unix:${socketPath}`].join(",")}`,
+      fromFileUrl(entry.module),
+      ...entry.args,
+      ...policyArgs,
+      RUNNER_SOCKET_ARG_PREFIX + socketPath,
+    ],
     cwd: fromFileUrl(projectRoot),
   };
 }

@@ -1,8 +1,10 @@
 /**
- * Entry of a runner process (`denvex runner`): speaks the framed protocol on stdin/stdout until the server closes
- * stdin. stdout carries only frames, so console output of the runner's own code is sent to stderr.
+ * Entry of a runner process (`denvex runner`): connects to the Unix socket the server named (runner_socket.ts) and
+ * speaks the framed protocol there until the server closes it. Console output of the runner's own code goes to stderr;
+ * the server drops whatever reaches the runner's stdout.
  */
 import { FrameWriter, pumpFrames } from "./framing.ts";
+import { connectToServer } from "./runner_socket.ts";
 import { Runner } from "./runner.ts";
 import { EXIT_PROTOCOL_ERROR, type FromRunnerMessage, type ToRunnerMessage } from "./runner_protocol.ts";
 import type { TransactionSyscalls } from "../database/mod.ts";
@@ -22,12 +24,13 @@ export async function runnerMain(syscalls: TransactionSyscalls = {}): Promise<ne
   console.warn = console.error;
   const fail = (error: unknown): never => {
     // The server went away (killed, or exited): nothing left to answer, and nothing worth a stack trace.
-    if (error instanceof Deno.errors.BrokenPipe) Deno.exit(0);
+    if (error instanceof Deno.errors.BrokenPipe || error instanceof Deno.errors.ConnectionReset) Deno.exit(0);
     console.error(`denvex runner: ${error instanceof Error ? error.stack : String(error)}`);
     Deno.exit(EXIT_PROTOCOL_ERROR);
   };
-  // Raw reads and writes of the standard streams: no stream machinery on the path of every call.
-  const writer = new FrameWriter(Deno.stdout);
+  // Raw reads and writes of the socket: no stream machinery on the path of every call.
+  const connection = await connectToServer(Deno.args).catch(fail);
+  const writer = new FrameWriter(connection);
   let runner: Runner | null = null;
   let initialized = false;
   const early: ToRunnerMessage[] = [];
@@ -40,7 +43,7 @@ export async function runnerMain(syscalls: TransactionSyscalls = {}): Promise<ne
     for (const message of early.splice(0)) started.handle(message);
   };
   try {
-    await pumpFrames(Deno.stdin, (raw) => {
+    await pumpFrames(connection, (raw) => {
       const message = raw as ToRunnerMessage;
       if (runner !== null) return runner.handle(message);
       if (!initialized) {
@@ -54,6 +57,6 @@ export async function runnerMain(syscalls: TransactionSyscalls = {}): Promise<ne
   } catch (error) {
     fail(error);
   }
-  // stdin closed: the server is gone or closed the pool.
+  // The socket closed: the server is gone or closed the pool.
   Deno.exit(0);
 }

@@ -1,12 +1,14 @@
 /**
- * The server's handle on one runner process: spawns it, frames messages to its stdin, reads its stdout, relays its
- * calls, and reports how it ended. A runner runs one execution or analysis at a time.
+ * The server's handle on one runner process: spawns it, frames messages over its socket (runner_socket.ts; never its
+ * stdin/stdout, which user code can reach), relays its calls, and reports how it ended. A runner runs one execution or
+ * analysis at a time.
  *
  * Private to `src/runtime`: other folders use its `mod.ts`.
  */
 import { DenvexError } from "../errors/mod.ts";
 import { FrameWriter, pumpFrames } from "./framing.ts";
 import type { RunnerCommand } from "./runner_command.ts";
+import { listenForRunner, type RunnerSocketListener } from "./runner_socket.ts";
 import type {
   FromRunnerMessage,
   RunnerAnalysisMessage,
@@ -59,6 +61,9 @@ export class RunnerProcess {
   /** Executions and analyses answered, for recycling a runner whose heap grew in a burst (pool.ts). */
   jobsRun = 0;
   readonly #child: Deno.ChildProcess;
+  readonly #listener: RunnerSocketListener;
+  /** The runner's connection once it has connected (frames sent before then wait for it). */
+  #connection: Deno.UnixConn | null = null;
   readonly #writer: FrameWriter;
   readonly #onCall: CallHandler;
   #job: {
@@ -75,23 +80,31 @@ export class RunnerProcess {
   #killedByPool = false;
   #exit: RunnerExit | null = null;
 
-  constructor(command: RunnerCommand, init: RunnerInitMessage, onCall: CallHandler) {
+  constructor(command: RunnerCommand, socketDir: string, init: RunnerInitMessage, onCall: CallHandler) {
     this.kind = init.kind;
     this.#onCall = onCall;
+    this.#listener = listenForRunner(socketDir);
     this.#child = new Deno.Command(command.command, {
-      args: command.args,
+      args: command.args(this.#listener.path),
       ...(command.cwd !== undefined ? { cwd: command.cwd } : {}),
       ...(command.env !== undefined ? { env: command.env } : {}),
-      stdin: "piped",
-      stdout: "piped",
+      stdin: "null",
+      // Anything user code writes to the standard output is dropped (console output travels with results).
+      stdout: "null",
       stderr: "inherit",
     }).spawn();
-    this.#writer = new FrameWriter(this.#child.stdin);
+    // A runner that dies before connecting leaves the listener waiting: its exit closes it.
+    this.#child.status.finally(() => this.#listener.close());
+    const connection = this.#listener.connection.then((conn) => this.#connection = conn);
+    this.#writer = new FrameWriter({
+      write: (bytes) =>
+        this.#connection !== null ? this.#connection.write(bytes) : connection.then((c) => c.write(bytes)),
+    });
     const ready = Promise.withResolvers<void>();
     this.ready = ready.promise;
     this.ready.catch(() => {}); // observed by whoever awaits it; never an unhandled rejection
     const readLoop = this.#readLoop(ready.resolve);
-    // Wait for stdout to drain too: a runner that stops itself (time limit) sends its answer right before exiting.
+    // Wait for the socket to drain too: a runner that stops itself (time limit) sends its answer right before exiting.
     this.exited = Promise.all([this.#child.status, readLoop]).then(([status]) => {
       this.#exit = { code: status.code, signal: status.signal, killedByPool: this.#killedByPool };
       const error = new RunnerExitError(this.#exit);
@@ -171,20 +184,40 @@ export class RunnerProcess {
     }
   }
 
-  /** Closes stdin so the runner exits by itself; kills it if it has not after `graceMs`. */
+  /** Ends the socket's sending side so the runner exits by itself; kills it if it has not after `graceMs`. */
   async close(graceMs = 1_000): Promise<void> {
     await this.#writer.close().catch(() => {});
+    try {
+      this.#connection?.closeWrite();
+    } catch {
+      // already closed
+    }
     const timer = setTimeout(() => this.kill(), graceMs);
     await this.exited;
     clearTimeout(timer);
   }
 
   async #readLoop(onReady: () => void): Promise<void> {
+    let connection: Deno.UnixConn;
     try {
-      await pumpFrames(this.#child.stdout, (raw) => this.#receive(raw as FromRunnerMessage, onReady));
+      connection = await this.#listener.connection;
+    } catch {
+      return; // it died before connecting: its exit says how
+    }
+    try {
+      await pumpFrames(connection, (raw) => this.#receive(raw as FromRunnerMessage, onReady));
     } catch (error) {
-      console.error(`denvex: runner ${this.id} sent a corrupted message: ${error}`);
+      // A reset connection is the runner dying (killed): its exit says how.
+      if (!(error instanceof Deno.errors.ConnectionReset)) {
+        console.error(`denvex: runner ${this.id} sent a corrupted message: ${error}`);
+      }
       this.kill();
+    } finally {
+      try {
+        connection.close();
+      } catch {
+        // already closed
+      }
     }
   }
 
