@@ -81,6 +81,12 @@ Deno.test({
         const commandLine = await commandLineOf(pid);
         assert(!commandLine.includes("5e5e5e"), `the admin key is on the command line of ${pid}: ${commandLine}`);
         assert(!commandLine.includes(DB_PASSWORD), `the password is on the command line of ${pid}: ${commandLine}`);
+        if (pid === server.pid) continue;
+        // A runner needs none of the server's secrets in its environment (its database URL comes in its init
+        // message), so even code that escaped its worker's permissions would find none there.
+        const environment = await Deno.readTextFile(`/proc/${pid}/environ`);
+        assert(!environment.includes("5e5e5e"), `the admin key is in the environment of runner ${pid}`);
+        assert(!environment.includes(DB_PASSWORD), `the database URL is in the environment of runner ${pid}`);
       }
       assert(server.output().includes("admin key:    from DENVEX_ADMIN_KEY"), server.output());
     } finally {

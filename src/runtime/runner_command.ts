@@ -7,7 +7,7 @@
  */
 import { posix } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
-import { MYSQL_ENV_NAMES, POSTGRES_ENV_NAMES } from "../environment/mod.ts";
+import { MYSQL_ENV_NAMES, POSTGRES_ENV_NAMES, SECRET_ENV_NAMES } from "../environment/mod.ts";
 import type { PersistenceLocation } from "../persistence/mod.ts";
 import { type ActionNetPolicy, encodePolicyArg, resolveActionNetPolicy } from "./net_policy/mod.ts";
 import type { RunnerKind } from "./runner_protocol.ts";
@@ -43,8 +43,8 @@ export interface RunnerCommand {
   /** The arguments of the runner that connects to the socket at `socketPath` (runner_socket.ts). */
   args(socketPath: string): string[];
   cwd?: string;
-  /** Extra environment variables (added to the inherited ones). */
-  env?: Record<string, string>;
+  /** Environment variables set over the inherited ones (the server's secrets blanked, see `runnerEnv`). */
+  env: Record<string, string>;
 }
 
 /** The default entry: the server's `main.ts` in runner mode. */
@@ -71,7 +71,7 @@ export function runnerCommand(options: RunnerCommandOptions): RunnerCommand {
     return {
       command: Deno.execPath(),
       args: (socketPath) => [...entry.args, ...policyArgs, RUNNER_SOCKET_ARG_PREFIX + socketPath],
-      env: { DENO_V8_FLAGS: runnerV8Flags(options.maxHeapMb) },
+      env: { ...runnerEnv(options), DENO_V8_FLAGS: runnerV8Flags(options.maxHeapMb) },
     };
   }
 
@@ -135,7 +135,25 @@ export function runnerCommand(options: RunnerCommandOptions): RunnerCommand {
       RUNNER_SOCKET_ARG_PREFIX + socketPath,
     ],
     cwd: fromFileUrl(projectRoot),
+    env: runnerEnv(options),
   };
+}
+
+/**
+ * The server's secrets blanked for a runner: none of its code needs the admin key, the S3 credentials or the database
+ * URL (the URL comes in its init message), so even code that escaped a worker's permissions finds none of them. A
+ * transaction runner keeps its driver's password variable, which it may need to connect.
+ */
+function runnerEnv(options: RunnerCommandOptions): Record<string, string> {
+  const { kind, location } = options;
+  const driverNames = kind !== "transaction" || location.kind === "sqlite"
+    ? []
+    : location.kind === "postgres"
+    ? POSTGRES_ENV_NAMES
+    : MYSQL_ENV_NAMES;
+  const env: Record<string, string> = {};
+  for (const name of SECRET_ENV_NAMES) if (!driverNames.includes(name)) env[name] = "";
+  return env;
 }
 
 /** The V8 flags of a runner: its heap cap and a small young generation. */

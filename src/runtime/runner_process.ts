@@ -87,7 +87,7 @@ export class RunnerProcess {
     this.#child = new Deno.Command(command.command, {
       args: command.args(this.#listener.path),
       ...(command.cwd !== undefined ? { cwd: command.cwd } : {}),
-      ...(command.env !== undefined ? { env: command.env } : {}),
+      env: command.env,
       stdin: "null",
       // Anything user code writes to the standard output is dropped (console output travels with results).
       stdout: "null",
