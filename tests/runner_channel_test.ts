@@ -65,6 +65,9 @@ Deno.test("runner channel: frames user code writes to stdout never reach the ser
   const persistence = await openPersistence({ kind: "sqlite", path: `${dataDir}/db.sqlite` });
   const database = await openDatabase(persistence);
   const { deploymentDir } = await writeDeploymentModules(dataDir, modules);
+  // A socket a killed server left behind, in a folder others could enter.
+  await Deno.mkdir(`${dataDir}/runners`, { mode: 0o755 });
+  await Deno.writeTextFile(`${dataDir}/runners/stale.sock`, "");
   const pool = new RunnerPool({
     dataDir,
     location: persistence.location,
@@ -88,6 +91,8 @@ Deno.test("runner channel: frames user code writes to stdout never reach the ser
       deploymentDir,
     });
   try {
+    assertEquals((await Deno.stat(`${dataDir}/runners`)).mode! & 0o777, 0o700);
+    assertEquals(await exists(`${dataDir}/runners/stale.sock`), false);
     for (const [udfType, name] of [["query", "forgeQuery"], ["mutation", "forgeMutation"], ["action", "forgeAction"]]) {
       const type = udfType as ExecuteRequest["udfType"];
       // Twice: the forged frames of the first call must not answer the second either.
@@ -110,3 +115,13 @@ Deno.test("runner channel: frames user code writes to stdout never reach the ser
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}

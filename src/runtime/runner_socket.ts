@@ -31,6 +31,10 @@ export function prepareRunnerSocketDir(dataDir: string): string {
   Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
   // mkdir leaves an existing folder's mode alone, and the umask may have widened a new one.
   Deno.chmodSync(dir, 0o700);
+  // Sockets a killed server left behind (one server per data directory, data_dir_lock: none is in use).
+  for (const entry of Deno.readDirSync(dir)) {
+    if (entry.name.endsWith(".sock")) removeIfPresent(join(dir, entry.name));
+  }
   return dir;
 }
 
