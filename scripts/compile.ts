@@ -12,6 +12,7 @@
  */
 import { join } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
+import { SERVER_V8_FLAGS } from "../src/server/launcher.ts";
 
 const ROOT = fromFileUrl(new URL("../", import.meta.url));
 const SERVER_LOCK = join(ROOT, "src/server/deno.lock");
@@ -29,6 +30,10 @@ export function compileArgs(output: string, envNames: readonly string[]): string
     "--no-check",
     "--unstable-worker-options",
     "--no-prompt",
+    // The server's V8 flags (src/server/launcher.ts). Baked into the executable, they apply to its runner mode too,
+    // and Deno reads them after DENO_V8_FLAGS, where the runners' own flags are: there a runner's young generation
+    // gets the server's cap instead of RUNNER_MAX_SEMI_SPACE_MIB (src/runtime); its heap cap is unaffected.
+    `--v8-flags=${SERVER_V8_FLAGS}`,
     "--allow-net",
     "--allow-sys=networkInterfaces",
     "--allow-read",

@@ -5,6 +5,7 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
 import { commandLineOf, descendantPids } from "./helpers/server_child.ts";
+import { SERVER_V8_FLAGS } from "../src/server/launcher.ts";
 
 const ROOT = new URL("..", import.meta.url);
 const DENO = Deno.execPath();
@@ -93,6 +94,8 @@ Deno.test("deno task start --data <anywhere>: the server gets exactly that direc
     assertStringIncludes(serving, ` --allow-read=${dataDir} `);
     assertStringIncludes(serving, ` --allow-write=${dataDir} `);
     assertStringIncludes(serving, ` --allow-run=${DENO} `);
+    // The server's young-generation cap (issue 14): the process `deno task start` starts carries it.
+    assertStringIncludes(serving, ` --v8-flags=${SERVER_V8_FLAGS} `);
     for (const unscoped of [" --allow-read ", " --allow-write ", " --allow-env ", " --allow-run ", " -A "]) {
       assert(!serving.includes(unscoped), `the server got${unscoped}: ${serving}`);
     }

@@ -11,6 +11,9 @@
  * With env BASELINE_TREE=<dir> (a copy of an older checkout, e.g. `git archive HEAD | tar -x -C <dir>` plus a
  * `node_modules` link), the same workloads run first against a server started from that tree: before and after in one
  * run, each against its own bare-handler measurement.
+ *
+ * Env SERVER_DENO_FLAGS adds `deno run` flags to the server process (space-separated), e.g.
+ * `SERVER_DENO_FLAGS=--v8-flags=--max-semi-space-size=4`.
  */
 import { createConvexApp, runConvexCli, type ServerProcess, spawnServer } from "../../tests/helpers/convex_app.ts";
 import { commandLineOf, descendantPids } from "../../tests/helpers/server_child.ts";
@@ -19,6 +22,7 @@ import { ConvexClient } from "convex/browser";
 const DURATION_MS = Number(Deno.env.get("DURATION_MS") ?? 4_000);
 const CLIENTS = Number(Deno.env.get("CLIENTS") ?? 32);
 const ONLY = (Deno.env.get("ONLY") ?? "query,insert,rmw,ws,one").split(",");
+const SERVER_DENO_FLAGS = (Deno.env.get("SERVER_DENO_FLAGS") ?? "").split(" ").filter((flag) => flag !== "");
 /** Documents seeded: KEYS groups of GROUP_SIZE under one index key each, so `take(10)` reads exactly ten. */
 const KEYS = 1_000;
 const GROUP_SIZE = 10;
@@ -401,7 +405,10 @@ async function seed(url: string): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  console.log(`call_path_bench: ${navigator.hardwareConcurrency} cores, ${CLIENTS} clients, ${DURATION_MS} ms each`);
+  console.log(
+    `call_path_bench: ${navigator.hardwareConcurrency} cores, ${CLIENTS} clients, ${DURATION_MS} ms each` +
+      (SERVER_DENO_FLAGS.length > 0 ? `, server flags ${SERVER_DENO_FLAGS.join(" ")}` : ""),
+  );
   const baselineTree = Deno.env.get("BASELINE_TREE");
   const app = await createConvexApp(APP);
   const bare = await spawnBare();
@@ -422,9 +429,9 @@ async function measure(
   label: string,
   app: Awaited<ReturnType<typeof createConvexApp>>,
   bare: { url: string; pid: number },
-  spawn: () => Promise<ServerProcess>,
+  spawn: typeof spawnServer,
 ): Promise<void> {
-  const server = await spawn();
+  const server = await spawn({ denoFlags: SERVER_DENO_FLAGS });
   const tag = label === "" ? "call_path_bench:" : `call_path_bench [${label}]:`;
   try {
     const deployed = await runConvexCli(app, ["deploy", "--typecheck=disable", "-y"], server);

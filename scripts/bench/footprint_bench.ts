@@ -1,13 +1,18 @@
 /**
- * Footprint (issue 14): RSS and PSS of the server and its runners, per process kind, at four moments: idle (10,000
+ * Footprint (issue 14): RSS and PSS of the server and its runners, per process kind, at five moments: idle (10,000
  * documents), after `QUERIES` distinct HTTP queries, while `SUBSCRIPTIONS` distinct subscriptions are live (raw sync
- * protocol, `SOCKETS` sockets held by a separate process so the client side is not measured), and `SETTLE_MS` after
- * those clients left. Each figure is also printed as a ratio to idle, measured in the same run.
+ * protocol, `SOCKETS` sockets held by a separate process so the client side is not measured), the same `SETTLE_MS`
+ * later, and `SETTLE_MS` after those clients left. Each figure is also printed as a ratio to idle, measured in the
+ * same run.
  *
  *   deno run -A scripts/bench/footprint_bench.ts   (env QUERIES, SUBSCRIPTIONS, SOCKETS, CONCURRENCY, SETTLE_MS)
+ *
+ * Env SERVER_DENO_FLAGS adds `deno run` flags to the server process (space-separated), e.g.
+ * `SERVER_DENO_FLAGS=--v8-flags=--max-semi-space-size=4` to compare V8 settings against the default ones.
  */
 import { createConvexApp, runConvexCli, type ServerProcess, spawnServer } from "../../tests/helpers/convex_app.ts";
 import { commandLineOf, descendantPids } from "../../tests/helpers/server_child.ts";
+import { spawnSubscriber } from "./subscriber_process.ts";
 
 const QUERIES = Number(Deno.env.get("QUERIES") ?? 10_000);
 const SUBSCRIPTIONS = Number(Deno.env.get("SUBSCRIPTIONS") ?? 10_000);
@@ -15,8 +20,7 @@ const SOCKETS = Number(Deno.env.get("SOCKETS") ?? 100);
 const CONCURRENCY = Number(Deno.env.get("CONCURRENCY") ?? 32);
 /** Time given to the server to settle (idle runners exit, GC, freed sockets) before "after" is read. */
 const SETTLE_MS = Number(Deno.env.get("SETTLE_MS") ?? 45_000);
-/** Subscriptions added per ModifyQuerySet message. */
-const ADDS_PER_MESSAGE = 100;
+const SERVER_DENO_FLAGS = (Deno.env.get("SERVER_DENO_FLAGS") ?? "").split(" ").filter((flag) => flag !== "");
 const KEYS = 1_000;
 const DOCUMENTS = 10_000;
 const SEED_BATCH = 1_000;
@@ -45,81 +49,6 @@ export const seed = mutation({
 });
 `,
 };
-
-// ---------------------------------------------------------------------------------------------------------------
-// The subscriber process (`footprint_bench.ts --subscribe <url> <n> <sockets>`): holds the subscriptions until its
-// stdin closes.
-
-async function holdSubscriptions(url: string, n: number, sockets: number): Promise<void> {
-  const perSocket = Math.ceil(n / sockets);
-  const opened: WebSocket[] = [];
-  let failed = 0;
-  await Promise.all(Array.from({ length: sockets }, async (_, s) => {
-    const first = s * perSocket;
-    const last = Math.min(n, first + perSocket);
-    if (first >= last) return;
-    const socket = new WebSocket(url.replace("http", "ws") + "/api/1.48.0/sync");
-    opened.push(socket);
-    await new Promise<void>((resolve, reject) => {
-      socket.onopen = () => resolve();
-      socket.onerror = () => reject(new Error("the sync socket failed"));
-    });
-    socket.send(JSON.stringify({ type: "Connect", sessionId: crypto.randomUUID(), connectionCount: 0 }));
-    let version = 0;
-    for (let from = first; from < last; from += ADDS_PER_MESSAGE) {
-      const ids = Array.from({ length: Math.min(ADDS_PER_MESSAGE, last - from) }, (_, j) => from + j);
-      const answered = new Promise<void>((resolve) => {
-        socket.onmessage = (event) => {
-          const message = JSON.parse(String(event.data));
-          if (message.type !== "Transition" || message.endVersion.querySet < version) return;
-          failed += (message.modifications as { type: string }[]).filter((m) => m.type !== "QueryUpdated").length;
-          resolve();
-        };
-      });
-      socket.send(JSON.stringify({
-        type: "ModifyQuerySet",
-        baseVersion: version,
-        newVersion: ++version,
-        modifications: ids.map((queryId) => ({
-          type: "Add",
-          queryId,
-          udfPath: "bench:list",
-          args: [{ k: `k${queryId % KEYS}`, nonce: 1_000_000 + queryId }],
-        })),
-      }));
-      await answered;
-    }
-  }));
-  console.log(`held ${n} failed ${failed}`);
-  // Hold until the bench closes our stdin.
-  for await (const _ of Deno.stdin.readable) { /* wait */ }
-  for (const socket of opened) socket.close();
-  await new Promise((resolve) => setTimeout(resolve, 200));
-}
-
-async function spawnSubscriber(url: string): Promise<{ failed: number; leave(): Promise<void> }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL(import.meta.url).pathname, "--subscribe", url, `${SUBSCRIPTIONS}`, `${SOCKETS}`],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!/held \d+ failed \d+/.test(text)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error("the subscriber process ended early");
-    text += value;
-  }
-  return {
-    failed: Number(/failed (\d+)/.exec(text)![1]),
-    async leave() {
-      await child.stdin.close();
-      await child.status;
-      reader.cancel().catch(() => {});
-    },
-  };
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Measuring.
@@ -198,6 +127,30 @@ async function distinctQueries(url: string): Promise<number> {
   return QUERIES / ((performance.now() - started) / 1000);
 }
 
+/**
+ * Where the server's RSS lives, from /proc/<pid>/smaps: glibc's main heap (`[heap]`, native allocations of the
+ * runtime: sockets, buffers, SQLite), anonymous mappings (V8's heap pages, thread stacks, glibc's thread arenas) and
+ * the executable's own pages.
+ */
+function serverMappings(pid: number): string {
+  const kib = new Map<string, number>();
+  let text = "";
+  try {
+    text = Deno.readTextFileSync(`/proc/${pid}/smaps`);
+  } catch {
+    return "";
+  }
+  let kind = "";
+  for (const row of text.split("\n")) {
+    const mapping = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(row);
+    if (mapping) kind = mapping[1] === "" ? "anon" : mapping[1].startsWith("/") ? "files" : mapping[1];
+    const rss = /^Rss:\s+(\d+) kB/.exec(row);
+    if (rss) kib.set(kind, (kib.get(kind) ?? 0) + Number(rss[1]));
+  }
+  const mib = (k: string) => ((kib.get(k) ?? 0) / 1024).toFixed(0);
+  return `[server RSS: [heap] ${mib("[heap]")}, anon ${mib("anon")}, files ${mib("files")} MiB]`;
+}
+
 /** The server's own view of its memory (`/metrics`): where its RSS goes (V8 heap used and reserved, external). */
 async function serverHeap(server: ServerProcess): Promise<string> {
   const response = await fetch(`${server.url}/metrics`, { headers: { Authorization: `Bearer ${server.adminKey}` } });
@@ -205,14 +158,16 @@ async function serverHeap(server: ServerProcess): Promise<string> {
   const mib = (kind: string) =>
     (Number(new RegExp(`^denvex_process_memory_bytes\\{kind="${kind}"\\} (\\S+)$`, "m").exec(text)?.[1] ?? NaN) /
       (1024 * 1024)).toFixed(0);
-  return `[server heap used/total ${mib("heap_used")}/${mib("heap_total")} MiB, external ${mib("external")} MiB]`;
+  return `[server heap used/total ${mib("heap_used")}/${mib("heap_total")} MiB, external ${mib("external")} MiB] ` +
+    serverMappings(server.pid);
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function main(): Promise<void> {
   const app = await createConvexApp(APP);
-  const server = await spawnServer();
+  const server = await spawnServer({ denoFlags: SERVER_DENO_FLAGS });
+  if (SERVER_DENO_FLAGS.length > 0) console.log(`footprint_bench: server flags ${SERVER_DENO_FLAGS.join(" ")}`);
   try {
     const deployed = await runConvexCli(app, ["deploy", "--typecheck=disable", "-y"], server);
     if (deployed.code !== 0) throw new Error(`deploy failed: ${deployed.stdout}${deployed.stderr}`);
@@ -228,11 +183,25 @@ async function main(): Promise<void> {
       line(`after ${QUERIES} queries`, afterQueries, idle, GOAL_LOADED_PSS_MIB) +
         ` [${perSecond.toFixed(0)}/s] ${await serverHeap(server)}`,
     );
-    const subscriber = await spawnSubscriber(server.url);
+    const subscriber = await spawnSubscriber(server.url, {
+      udfPath: "bench:list",
+      count: SUBSCRIPTIONS,
+      sockets: SOCKETS,
+      keyPrefix: "k",
+      keyModulo: KEYS,
+      nonceBase: 1_000_000,
+    });
     const live = await footprint(server.pid);
     console.log(
       line(`${SUBSCRIPTIONS} live subscriptions`, live, idle, GOAL_LOADED_PSS_MIB) +
         (subscriber.failed > 0 ? ` [${subscriber.failed} FAILED]` : "") + ` ${await serverHeap(server)}`,
+    );
+    // The same subscriptions once the burst of adding them is over (idle GC has run): the steady state.
+    await sleep(SETTLE_MS);
+    const liveSettled = await footprint(server.pid);
+    console.log(
+      line(`  still live ${SETTLE_MS} ms later`, liveSettled, idle, GOAL_LOADED_PSS_MIB) +
+        ` ${await serverHeap(server)}`,
     );
     await subscriber.leave();
     await sleep(SETTLE_MS);
@@ -248,5 +217,4 @@ async function main(): Promise<void> {
   }
 }
 
-if (Deno.args[0] === "--subscribe") await holdSubscriptions(Deno.args[1], Number(Deno.args[2]), Number(Deno.args[3]));
-else await main();
+await main();

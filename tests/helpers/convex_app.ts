@@ -183,6 +183,8 @@ export interface SpawnServerOptions {
   sitePort?: number;
   /** More `serve` flags (e.g. `--backup-every=2s`). */
   extraArgs?: string[];
+  /** More `deno run` flags for the server process (e.g. `--v8-flags=…` from a benchmark's knob). */
+  denoFlags?: readonly string[];
 }
 
 /** A TCP port that was free a moment ago on 127.0.0.1 (listen on 0, note the port, close). */
@@ -200,15 +202,18 @@ export function freePort(): number {
 export async function spawnServer(options: SpawnServerOptions = {}): Promise<ServerProcess> {
   const dataDir = options.dataDir ?? await Deno.makeTempDir({ prefix: "denvex-server-" });
   const adminKey = options.adminKey ?? `denvex-test|${crypto.randomUUID().replaceAll("-", "")}`;
+  const args = await serveCommandArgs(dataDir, [
+    `--port=${options.port ?? 0}`,
+    `--site-port=${options.sitePort ?? 0}`,
+    "--host=127.0.0.1",
+    `--data=${dataDir}`,
+    ...(options.db === undefined ? [] : [`--db=${options.db}`]),
+    ...(options.extraArgs ?? []),
+  ]);
+  // Just before the module, after the default flags: a later `--v8-flags` wins over an earlier one.
+  args.splice(args.findIndex((arg) => arg.endsWith("main.ts")), 0, ...(options.denoFlags ?? []));
   const child = new Deno.Command(Deno.execPath(), {
-    args: await serveCommandArgs(dataDir, [
-      `--port=${options.port ?? 0}`,
-      `--site-port=${options.sitePort ?? 0}`,
-      "--host=127.0.0.1",
-      `--data=${dataDir}`,
-      ...(options.db === undefined ? [] : [`--db=${options.db}`]),
-      ...(options.extraArgs ?? []),
-    ]),
+    args,
     // The key goes through the environment: the server refuses secrets on its command line.
     env: { DENVEX_ADMIN_KEY: adminKey },
     cwd: REPO,

@@ -5,6 +5,7 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SERVER_ENV_NAMES } from "../../src/server/mod.ts";
+import { SERVER_V8_FLAGS } from "../../src/server/launcher.ts";
 
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
 const STARTUP_TIMEOUT_MS = 30_000;
@@ -24,6 +25,7 @@ export async function serveCommandArgs(dataDir: string, serveArgs: string[]): Pr
     "--cached-only",
     "--unstable-worker-options",
     "--no-prompt",
+    `--v8-flags=${SERVER_V8_FLAGS}`,
     "--allow-net",
     "--allow-sys=networkInterfaces",
     `--allow-read=${dataDir}`,
