@@ -223,7 +223,11 @@ Deno.test("memory: the query cache keeps to its byte budget and refuses subscrip
   });
   try {
     // HTTP callers' results (no subscribers) stay within the unsubscribed budget.
-    for (let seed = 0; seed < 20; seed++) manager.offer(spec(seed), manager.watermark, await run(spec(seed)));
+    // (Each twice: a result is cached on its query's second offer.)
+    for (let seed = 0; seed < 40; seed++) {
+      manager.offer(spec(seed % 20), manager.watermark, await run(spec(seed % 20)));
+    }
+    assert(manager.retainedBytes.unsubscribed > 0, "offered results are cached");
     assert(manager.retainedBytes.unsubscribed <= maxUnsubscribedBytes, JSON.stringify(manager.retainedBytes));
     // Subscriptions: admitted while they fit, then refused with a clear error; never past the budget.
     let refused = 0;

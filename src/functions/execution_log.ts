@@ -12,18 +12,28 @@ export interface LoggedExecution extends ExecutionRecord {
   cursor: number;
 }
 
-/** See the module comment. */
+/**
+ * See the module comment. The entries are a ring: appending to a full log overwrites the oldest entry in O(1) (a
+ * shifted array cost ~16 µs per call once full, issue 14). The entry with cursor `c` sits at `(c - 1) % capacity`.
+ */
 export class ExecutionLog {
-  readonly #entries: LoggedExecution[] = [];
+  readonly #capacity: number;
+  readonly #ring: LoggedExecution[] = [];
   #nextCursor = 1;
   #waiters = new Set<() => void>();
 
+  constructor(capacity = MAX_LOGGED_EXECUTIONS) {
+    if (!Number.isSafeInteger(capacity) || capacity < 1) throw new RangeError(`invalid capacity ${capacity}`);
+    this.#capacity = capacity;
+  }
+
   /** Appends an execution and wakes long polls. */
   append(record: ExecutionRecord): void {
-    this.#entries.push({ ...record, cursor: this.#nextCursor++ });
-    if (this.#entries.length > MAX_LOGGED_EXECUTIONS) {
-      this.#entries.splice(0, this.#entries.length - MAX_LOGGED_EXECUTIONS);
-    }
+    const cursor = this.#nextCursor++;
+    const entry = { ...record, cursor };
+    if (this.#ring.length < this.#capacity) this.#ring.push(entry);
+    else this.#ring[(cursor - 1) % this.#capacity] = entry;
+    if (this.#waiters.size === 0) return;
     const waiters = this.#waiters;
     this.#waiters = new Set();
     for (const wake of waiters) wake();
@@ -36,7 +46,11 @@ export class ExecutionLog {
 
   /** Entries with a cursor above `cursor`, oldest first. */
   after(cursor: number): LoggedExecution[] {
-    return this.#entries.filter((entry) => entry.cursor > cursor);
+    const head = this.#nextCursor - 1;
+    const first = Math.max(Math.floor(cursor) + 1, head - this.#ring.length + 1, 1);
+    const out: LoggedExecution[] = [];
+    for (let at = first; at <= head; at++) out.push(this.#ring[(at - 1) % this.#capacity]);
+    return out;
   }
 
   /** Waits until there are entries after `cursor`, or `timeoutMs`, or `signal` aborts. */

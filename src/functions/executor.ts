@@ -41,6 +41,8 @@ const HOT_CONTENTION_RETRYING_MUTATIONS = 4;
 /** The backoff ceiling of the first optimistic retry; it doubles per retry up to `MAX_RETRY_BACKOFF_MS`. */
 const FIRST_RETRY_BACKOFF_MS = 4;
 const MAX_RETRY_BACKOFF_MS = 50;
+/** Function paths whose parse is remembered (cleared when full; a path parses in a few µs, issue 14). */
+const MAX_REMEMBERED_PATHS = 1_024;
 
 /** One call of a function. */
 export interface CallRequest {
@@ -148,6 +150,8 @@ export class FunctionExecutor {
   readonly #deps: ExecutorDependencies;
   /** Mutations between their first conflict and the end of their optimistic attempts (a contention gauge). */
   #retryingMutations = 0;
+  /** Parsed function paths (see `#parsePath`). */
+  readonly #parsedPaths = new Map<string, FunctionAddress | string>();
 
   constructor(deps: ExecutorDependencies) {
     this.#deps = deps;
@@ -162,12 +166,8 @@ export class FunctionExecutor {
     allowInternal: boolean,
     componentPath = "",
   ): { address: FunctionAddress; info: FunctionInfo } | string {
-    let address: FunctionAddress;
-    try {
-      address = parseFunctionPath(path);
-    } catch (error) {
-      return (error as Error).message;
-    }
+    const address = this.#parsePath(path);
+    if (typeof address === "string") return address;
     const info = componentFunctions(this.#deps.deployment(), componentPath)?.get(address.key);
     if (!info || (info.visibility === "internal" && !allowInternal)) {
       const shown = componentPath === "" ? address.displayName : `${componentPath}/${address.displayName}`;
@@ -177,6 +177,20 @@ export class FunctionExecutor {
       return `Could not find ${what} for '${shown}'. Did you forget to run \`npx convex dev\` or \`npx convex deploy\`?`;
     }
     return { address, info };
+  }
+
+  /** `path` parsed (remembered: a deployment's callers use a few paths), or the parse error's message. */
+  #parsePath(path: string): FunctionAddress | string {
+    let parsed = this.#parsedPaths.get(path);
+    if (parsed !== undefined) return parsed;
+    try {
+      parsed = Object.freeze(parseFunctionPath(path));
+    } catch (error) {
+      parsed = (error as Error).message;
+    }
+    if (this.#parsedPaths.size >= MAX_REMEMBERED_PATHS) this.#parsedPaths.clear();
+    this.#parsedPaths.set(path, parsed);
+    return parsed;
   }
 
   /** Whether the active deployment has a component instance at `componentPath` (the app always counts). */

@@ -10,7 +10,7 @@ import { type Context, Hono } from "hono";
 import { AuthenticationError, type Caller } from "../auth/mod.ts";
 import { SyscallError } from "../database/mod.ts";
 import type { CallResult } from "../functions/mod.ts";
-import type { QuerySpec } from "../subscriptions/mod.ts";
+import { queryKeyOf, type QuerySpec } from "../subscriptions/mod.ts";
 import { ByteBudget, toQueryRun } from "../sync/mod.ts";
 import {
   jsonNestingExceeds,
@@ -29,6 +29,8 @@ import { framedFunctionError, newRequestId } from "../errors/mod.ts";
 
 /** Convex's limit on a function call's arguments, with room for the JSON around them. */
 export const MAX_FUNCTION_REQUEST_BYTES = 16 * 1024 * 1024 + 64 * 1024;
+/** Bodies up to this declared size are held in the in-flight budget before they arrive and read in one piece. */
+const MAX_WHOLE_BODY_BYTES = 64 * 1024;
 /** The longest function path accepted. */
 const MAX_PATH_LENGTH = 1024;
 /**
@@ -55,22 +57,54 @@ interface BodyHolds {
   held: WeakMap<Context, number>;
 }
 
-/** Reads the body, holding its bytes in the in-flight budget chunk by chunk (503 once the budget is spent). */
+/** Takes `bytes` of the in-flight budget for this request; 503 when they do not fit. */
+function holdBodyBytes(c: Context, holds: BodyHolds, bytes: number): void {
+  if (!holds.budget.tryTake(bytes)) {
+    throw new HttpError(
+      503,
+      "TooManyConcurrentRequests",
+      "The server is handling too many large requests at once; try again later",
+    );
+  }
+  holds.held.set(c, (holds.held.get(c) ?? 0) + bytes);
+}
+
+/**
+ * Reads the body, holding its bytes in the in-flight budget (503 once the budget is spent). A small body with a
+ * declared `Content-Length` (what every client sends for a JSON call) takes its size before it is read and is read in
+ * one piece, which costs ~35 µs less CPU than iterating the stream (issue 14). Larger and chunked bodies are held
+ * chunk by chunk as they arrive, so a client that declares a large body and sends it slowly holds only what it sent.
+ */
 async function readBodyText(c: Context, holds: BodyHolds): Promise<string> {
-  const body = c.req.raw.body;
-  if (body === null) return "";
+  const request = c.req.raw;
+  const declared = request.headers.get("Content-Length");
+  if (
+    declared !== null && /^\d{1,9}$/.test(declared) && Number(declared) <= MAX_WHOLE_BODY_BYTES &&
+    !request.headers.has("Transfer-Encoding")
+  ) {
+    // The HTTP layer ends the body at the declared length.
+    holdBodyBytes(c, holds, Number(declared));
+    try {
+      return await request.text();
+    } catch {
+      throw new HttpError(400, "BadRequest", "Could not read the request body");
+    }
+  }
+  if (request.body === null) return "";
+  return await readChunkedBodyText(c, holds, request.body);
+}
+
+/** Reads a body of unknown length, holding its bytes in the in-flight budget chunk by chunk. */
+async function readChunkedBodyText(
+  c: Context,
+  holds: BodyHolds,
+  body: ReadableStream<Uint8Array>,
+): Promise<string> {
   const chunks: Uint8Array[] = [];
   let total = 0;
   try {
     for await (const chunk of body) {
-      if (!holds.budget.tryTake(chunk.length)) {
-        throw new HttpError(
-          503,
-          "TooManyConcurrentRequests",
-          "The server is handling too many large requests at once; try again later",
-        );
-      }
-      holds.held.set(c, (holds.held.get(c) ?? 0) + chunk.length);
+      holdBodyBytes(c, holds, chunk.length);
       chunks.push(chunk);
       total += chunk.length;
     }
@@ -192,13 +226,25 @@ function udfResponse(result: CallResult, format: ValueFormat, requestId?: string
 }
 
 /**
- * Sends a call's response. The encoded format splices the result's convex-JSON text in as it is (no parse and
- * re-serialize of the value on the hot path); the clean format converts the value.
+ * Sends a call's response. A success splices the result's convex-JSON text in as it is (no parse and re-serialize of
+ * the value on the hot path) when the format is encoded, or when the value holds no special value (`$integer`,
+ * `$float`, `$bytes`), in which case its clean form is the same text; otherwise the clean format converts the value.
  */
 function sendResult(c: Context, result: CallResult, format: ValueFormat, requestId?: string): Response {
-  if (format !== "encoded" || !result.ok) return c.json(udfResponse(result, format, requestId), 200);
+  if (!result.ok || (format === "clean" && mayHoldSpecialValues(result.valueJson))) {
+    return c.json(udfResponse(result, format, requestId), 200);
+  }
   const text = `{"status":"success","value":${result.valueJson},"logLines":${JSON.stringify(result.logLines)}}`;
   return c.body(text, 200, { "Content-Type": "application/json" });
+}
+
+/**
+ * Whether convex-JSON text may encode an Int64, a special float or bytes: those are objects with a single `$`-key,
+ * and field names starting with `$` are reserved, so text without `"$` (or an escaped `$`) holds none. A string
+ * containing `"$` only makes this answer true, and the value is then converted.
+ */
+function mayHoldSpecialValues(valueJson: string): boolean {
+  return valueJson.includes('"$') || valueJson.includes("\\u0024");
 }
 
 /** A 400 `SnapshotTooOld` when retention has pruned history a read at `ts` needs (src/database/retention.ts). */
@@ -263,7 +309,8 @@ export function functionRoutes(backend: HttpBackend): Hono {
       identityJson: caller.identityJson,
       allowInternal: caller.isAdmin,
     };
-    const cached = services.subscriptions.lookup(spec);
+    const key = queryKeyOf(spec); // once for the lookup and the offer after a miss
+    const cached = services.subscriptions.lookup(spec, key);
     if (cached) {
       const run = cached.result;
       const ts = services.subscriptions.watermark;
@@ -291,7 +338,9 @@ export function functionRoutes(backend: HttpBackend): Hono {
       requestId,
     });
     // Failures that never ran (unknown function, wrong type) carry no udfType: not worth caching.
-    if (result.udfType === "query") services.subscriptions.offer(spec, snapshotTs, toQueryRun(result, requestId));
+    if (result.udfType === "query") {
+      services.subscriptions.offer(spec, snapshotTs, toQueryRun(result, requestId), key);
+    }
     return [result, requestId];
   };
 

@@ -37,13 +37,14 @@ export function limitRequestBody(maxBytes: number): MiddlewareHandler {
 export function limitStreamedRequestBody(maxBytes: number): MiddlewareHandler {
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) throw new RangeError(`invalid body limit ${maxBytes}`);
   return async (c, next) => {
-    const body = c.req.raw.body;
-    if (body === null) return await next();
-    const declared = c.req.header("Content-Length");
-    if (declared !== undefined && !c.req.raw.headers.has("Transfer-Encoding")) {
+    // The declared length first: a body stream is only created (~5 µs, issue 14) when the body must be counted.
+    const declared = c.req.raw.headers.get("Content-Length");
+    if (declared !== null && !c.req.raw.headers.has("Transfer-Encoding")) {
       if (Number.parseInt(declared, 10) > maxBytes) return tooLarge(c, maxBytes);
       return await next();
     }
+    const body = c.req.raw.body;
+    if (body === null) return await next();
     let seenBytes = 0;
     const counted = body.pipeThrough(
       new TransformStream<Uint8Array, Uint8Array>({

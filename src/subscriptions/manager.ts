@@ -17,7 +17,7 @@ import { DenvexError } from "../errors/mod.ts";
 import { createHash } from "node:crypto";
 import type { CommitEvent, Database, ReadRange } from "../database/mod.ts";
 import type { JsonValue } from "../values/mod.ts";
-import { type QueryKey, queryKey, queryKeyOf, type QuerySpec } from "./query_key.ts";
+import { type QueryKey, queryKeyOf, type QuerySpec } from "./query_key.ts";
 import { ReadRangeIndex } from "./range_index.ts";
 
 const MIB = 1024 * 1024;
@@ -72,8 +72,8 @@ export class QueryEntry<S> {
   readonly key: string;
   readonly spec: QuerySpec;
   result: CachedRun;
-  /** Compared to decide whether watchers need the new result (a digest of value, error and log lines). */
-  hash: string;
+  /** The digest of `result`, once a watcher asked for it (see {@link hash}). */
+  #hash: string | null = null;
   readonly subscribers = new Set<S>();
   /** Memory this entry retains (key, args, result, read ranges), an estimate kept current by the manager. */
   retainedBytes = 0;
@@ -85,7 +85,23 @@ export class QueryEntry<S> {
     this.specBytes = specBytes(key);
     this.spec = spec;
     this.result = withoutReadSet(result);
-    this.hash = resultHash(result);
+  }
+
+  /**
+   * A digest of the result (value, error and log lines), which watchers compare to decide whether they need it
+   * (entries of different queries included). Computed when first asked, once per result: results served only to HTTP
+   * callers never need one (a SHA-256 per query cost ~10-35 µs, issue 14).
+   */
+  get hash(): string {
+    return this.#hash ??= resultHash(this.result);
+  }
+
+  /** Replaces the result with a re-run's; returns whether watchers would see anything new in it. */
+  update(run: QueryRun): boolean {
+    const changed = !sameResult(this.result, run);
+    this.result = withoutReadSet(run);
+    if (changed) this.#hash = null;
+    return changed;
   }
 }
 
@@ -95,12 +111,25 @@ function withoutReadSet(run: QueryRun): CachedRun {
 }
 
 /** A digest, not the text: the text of a large result would otherwise be retained twice. */
-function resultHash(run: QueryRun): string {
+function resultHash(run: CachedRun): string {
   const hash = createHash("sha256");
   if (run.ok) hash.update(`v${run.valueJson}`);
   else hash.update(`e${run.errorMessage}\u0000${JSON.stringify(run.errorData ?? null)}`);
   for (const line of run.logLines) hash.update(`\u0000${line}`);
   return hash.digest("base64");
+}
+
+/** Whether `before` and `after` have the same digest: the same value or error and the same log lines. */
+function sameResult(before: CachedRun, after: QueryRun): boolean {
+  if (before.ok !== after.ok) return false;
+  if (after.ok) {
+    if (before.valueJson !== after.valueJson) return false;
+  } else if (
+    before.errorMessage !== after.errorMessage ||
+    JSON.stringify(before.errorData ?? null) !== JSON.stringify(after.errorData ?? null)
+  ) return false;
+  if (before.logLines.length !== after.logLines.length) return false;
+  return before.logLines.every((line, i) => line === after.logLines[i]);
 }
 
 /** Memory of a spec: its args (about as large as their canonical JSON), its key digest and the objects around. */
@@ -133,6 +162,12 @@ export interface SubscriptionManagerOptions<S> {
   maxUnsubscribedBytes?: number;
 }
 
+/**
+ * Fingerprints of HTTP query keys offered once and not (yet) cached; a full set starts over. See
+ * {@link SubscriptionManager.offer}.
+ */
+const MAX_OFFERED_ONCE = 8_192;
+
 /** Commit events queued beyond this are folded into "re-run everything" so memory stays bounded under bursts. */
 const MAX_PENDING_COMMITS = 10_000;
 /** Subscriptions waiting for the loop; beyond it `subscribe` fails (sync sessions bound their own queues first). */
@@ -158,6 +193,8 @@ export class SubscriptionManager<S> {
   #pendingCommits: CommitEvent[] = [];
   #invalidateEverything = false;
   #pendingSubscribes: PendingSubscribe<S>[] = [];
+  /** Fingerprints of the keys offered once (the doorkeeper of {@link offer}). */
+  readonly #offeredOnce = new Set<number>();
   /** Σ retainedBytes of all entries. */
   #cacheBytes = 0;
   /** Σ retainedBytes of the entries in `#unsubscribed`. */
@@ -240,20 +277,35 @@ export class SubscriptionManager<S> {
     this.#trimUnsubscribed();
   }
 
-  /** A cached result of `spec` valid at the database's latest timestamp, or null. */
-  lookup(spec: QuerySpec): QueryEntry<S> | null {
+  /**
+   * A cached result of `spec` valid at the database's latest timestamp, or null. `key` is `spec`'s, when the caller
+   * computed it already (e.g. to {@link offer} the result after a miss).
+   */
+  lookup(spec: QuerySpec, key: QueryKey = queryKeyOf(spec)): QueryEntry<S> | null {
     if (!this.current) return null;
-    const entry = this.#entries.get(queryKey(spec));
+    const entry = this.#entries.get(key.key);
     if (!entry) return null;
     if (this.#unsubscribed.delete(entry.key)) this.#unsubscribed.set(entry.key, entry);
     return entry;
   }
 
-  /** Offers a result run elsewhere (an HTTP query) at `snapshotTs`; kept only if nothing was committed since. */
-  offer(spec: QuerySpec, snapshotTs: bigint, run: QueryRun): void {
+  /**
+   * Offers a result run elsewhere (an HTTP query) at `snapshotTs`; kept only if nothing was committed since, and only
+   * when the same query was offered before: a result asked for once (distinct args, e.g. a nonce) is never asked for
+   * again, and caching it cost a cache entry, a read-range insertion and the eviction of an older entry (~10 µs per
+   * call, issue 14). A doorkeeper of key fingerprints decides; a fingerprint collision only caches a result early.
+   * `key` is `spec`'s, when the caller has it.
+   */
+  offer(spec: QuerySpec, snapshotTs: bigint, run: QueryRun, key?: QueryKey): void {
     if (!this.current || snapshotTs !== this.#watermark || this.#closed) return;
-    const keyOf = queryKeyOf(spec);
+    const keyOf = key ?? queryKeyOf(spec);
     if (this.#entries.has(keyOf.key)) return;
+    const fingerprint = fingerprintOf(keyOf.key);
+    if (!this.#offeredOnce.delete(fingerprint)) {
+      if (this.#offeredOnce.size >= MAX_OFFERED_ONCE) this.#offeredOnce.clear();
+      this.#offeredOnce.add(fingerprint);
+      return;
+    }
     const entry = new QueryEntry<S>(keyOf, spec, run);
     // Measured before anything is kept: the read ranges cost about what their keys cost as text.
     const bytes = entry.specBytes + runBytes(entry.result) + readSetBytes(run.readSet);
@@ -387,13 +439,9 @@ export class SubscriptionManager<S> {
       const run = runs[i];
       // Dropped while it ran (its last subscriber left and the cache was trimmed): registering it would leak it.
       if (this.#entries.get(entry.key) !== entry) continue;
-      const hash = resultHash(run);
-      entry.result = withoutReadSet(run);
+      const resultChanged = entry.update(run);
       this.#setRetained(entry, entry.specBytes + runBytes(entry.result) + this.#index.add(entry, run.readSet));
-      if (hash !== entry.hash) {
-        entry.hash = hash;
-        changed.push(entry);
-      }
+      if (resultChanged) changed.push(entry);
     }
     this.#watermark = ts;
     this.#notify(ts, changed);
@@ -458,6 +506,13 @@ export class SubscriptionManager<S> {
       console.error("denvex: delivering query updates failed:", error);
     }
   }
+}
+
+/** A 32-bit FNV-1a hash of a key's UTF-16 units (not a cache key: collisions only make the doorkeeper admit early). */
+function fingerprintOf(key: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) hash = Math.imul(hash ^ key.charCodeAt(i), 0x01000193);
+  return hash >>> 0;
 }
 
 /** What a read set will retain once registered (its keys as byte text, about ¾ of their base64 length). */

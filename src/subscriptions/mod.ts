@@ -14,5 +14,12 @@ export {
   SubscriptionManager,
   type SubscriptionManagerOptions,
 } from "./manager.ts";
-export { canonicalJson, type QueryKey, queryKey, queryKeyOf, type QuerySpec } from "./query_key.ts";
+export {
+  canonicalJson,
+  MAX_PLAIN_KEY_CHARS,
+  type QueryKey,
+  queryKey,
+  queryKeyOf,
+  type QuerySpec,
+} from "./query_key.ts";
 export { keyToByteText, keyToHex, ReadRangeIndex } from "./range_index.ts";

@@ -1,7 +1,8 @@
 /**
- * Cache keys of query results: (function, args, identity, admin, journal), canonical so equal calls share one entry,
- * and a digest, so a key costs 44 bytes however large the args (the entry keeps the args themselves once, in its
- * spec; a key holding their JSON kept them twice).
+ * Cache keys of query results: (function, args, identity, admin, journal), canonical so equal calls share one entry.
+ * A short key is its own text (at most {@link MAX_PLAIN_KEY_CHARS}); a longer one is a digest, so a key costs at most
+ * that however large the args (the entry keeps the args themselves once, in its spec). Digesting every key cost
+ * ~10-35 µs of node:crypto per lookup (issue 14), and a plain key cannot collide with a digest (see below).
  */
 import { createHash } from "node:crypto";
 import { parseFunctionPath } from "../values/mod.ts";
@@ -44,22 +45,39 @@ export interface QueryKey {
   argsBytes: number;
 }
 
+/**
+ * Longest key kept as its own text. A plain key starts with `=`, which a base64 digest never does, so the two kinds
+ * never meet; past this length the text is digested (SHA-256), bounding what a key retains.
+ */
+export const MAX_PLAIN_KEY_CHARS = 512;
+/** Function paths whose canonical key is remembered (a few per deployment; cleared when full). */
+const MAX_REMEMBERED_PATHS = 1_024;
+const functionKeys = new Map<string, string>();
+
+/** The deployment key of a function path (`messages` → `messages.js:default`); the path itself when invalid. */
+function functionKeyOf(path: string): string {
+  let key = functionKeys.get(path);
+  if (key !== undefined) return key;
+  try {
+    key = parseFunctionPath(path).key;
+  } catch {
+    key = path; // An invalid path fails when run; it still needs a key.
+  }
+  if (functionKeys.size >= MAX_REMEMBERED_PATHS) functionKeys.clear();
+  functionKeys.set(path, key);
+  return key;
+}
+
 /** The cache key of a query call (`messages`, `messages:default` and `messages.js:default` are one function). */
 export function queryKeyOf(spec: QuerySpec): QueryKey {
-  let path = spec.path;
-  try {
-    path = parseFunctionPath(spec.path).key;
-  } catch {
-    // An invalid path fails when run; it still needs a key.
-  }
+  let path = functionKeyOf(spec.path);
   const args = canonicalJson(spec.args);
   // A component's query is keyed under its path; the app's keys stay as they were.
   if (spec.componentPath) path = `${spec.componentPath}\u0001${path}`;
-  const key = createHash("sha256")
-    .update(`${path}\u0000${spec.identityJson ?? ""}\u0000${spec.allowInternal ? 1 : 0}\u0000${spec.journal ?? ""}`)
-    .update("\u0000")
-    .update(args)
-    .digest("base64");
+  const text = `${path}\u0000${spec.identityJson ?? ""}\u0000${spec.allowInternal ? 1 : 0}\u0000${
+    spec.journal ?? ""
+  }\u0000${args}`;
+  const key = text.length < MAX_PLAIN_KEY_CHARS ? `=${text}` : createHash("sha256").update(text).digest("base64");
   return { key, argsBytes: args.length };
 }
 
