@@ -6,14 +6,39 @@
  *
  * 1. a trivial query through the pool vs. calling its `invokeQuery` directly in this process;
  * 2. one `ctx.db.get` syscall from user code vs. one `host.syscall("1.0/get")` on an in-process transaction;
- * 3. `collect()` of 1,000 documents vs. the same scan on an in-process transaction.
+ * 3. `collect()` of 1,000 documents vs. the same scan on an in-process transaction;
+ * 4. the CPU a runner spends per call, by thread (its main thread, its user-code worker, V8's helper threads), read
+ *    from /proc for a `Runner` driven in this process, for a query without syscalls, a `take(10)` query and an insert;
+ *    baseline: the same database work on an in-process transaction. With env `BASELINE_TREE=<dir>` (a copy of an older
+ *    checkout), that tree's `Runner` is measured too, in alternating rounds: before and after in one run;
+ * 5. the same through a RunnerPool of real runner processes (2 runners, 32 calls in flight), `take(10)` queries: CPU
+ *    per call of the runner processes by thread, and calls/s; with `BASELINE_TREE`, that tree's pool too.
+ *
+ *   deno run -A scripts/bench/runtime_bench.ts      (env ONLY=cpu: section 4 only; CPU_CALLS, CPU_ROUNDS)
  */
-import { bundleApp, stopBundler, writeApp } from "../../tests/helpers/runtime_app.ts";
+import { APP_FILES, bundleApp, stopBundler, writeApp } from "../../tests/helpers/runtime_app.ts";
 import { type ExecuteRequest, RunnerPool, writeDeploymentModules } from "../../src/runtime/mod.ts";
+import { modulesRoot } from "../../src/runtime/module_writer.ts";
+import type { FromRunnerMessage, ToRunnerMessage } from "../../src/runtime/runner_protocol.ts";
 import { openPersistence } from "../../src/persistence/mod.ts";
-import { openDatabase } from "../../src/database/mod.ts";
+import { type Database, openDatabase, type TransactionOutcome } from "../../src/database/mod.ts";
 
 const ROUNDS = 200;
+const ONLY_CPU = Deno.env.get("ONLY") === "cpu";
+/** Calls per measurement of section 4, and alternating rounds (each measures every runner once). */
+const CPU_CALLS = Number(Deno.env.get("CPU_CALLS") ?? 2_000);
+const CPU_ROUNDS = Number(Deno.env.get("CPU_ROUNDS") ?? 2);
+/** Section 5's pool: runners, and calls kept in flight (as many as the HTTP benchmark's clients). */
+const POOL_RUNNERS = 2;
+const POOL_IN_FLIGHT = 32;
+/** Section 4's functions, next to the app of the other sections. */
+const CPU_MODULE = `
+import { query, mutation } from "./_generated/server";
+import { v } from "convex/values";
+export const trivial = query({ args: { nonce: v.number() }, handler: async () => null });
+export const take10 = query({ args: { nonce: v.number() }, handler: (ctx) => ctx.db.query("messages").take(10) });
+export const add = mutation({ args: { body: v.string() }, handler: (ctx, args) => ctx.db.insert("messages", args) });
+`;
 const GETS_PER_QUERY = 1_000;
 const DOCUMENTS = 1_000;
 
@@ -45,7 +70,7 @@ function row(what: string, valueMs: number, baselineMs: number, unit: "ms" | "µ
 
 const dir = await Deno.makeTempDir({ prefix: "denvex-runtime-bench-" });
 try {
-  const modules = await bundleApp(await writeApp(dir));
+  const modules = await bundleApp(await writeApp(dir, { ...APP_FILES, "cpu.ts": CPU_MODULE }));
   await stopBundler();
   const dataDir = `${dir}/data`;
   await Deno.mkdir(dataDir);
@@ -86,6 +111,11 @@ try {
   const firstId = (JSON.parse((await call("query", "list", {})).resultJson!) as { _id: string }[])[0]._id;
 
   console.log(`runtime benchmark (medians; ${navigator.hardwareConcurrency} cores)\n`);
+  if (ONLY_CPU) {
+    await runnerCpuSection(database, persistence.location, dataDir, deploymentDir);
+    await poolCpuSection(database, persistence.location, dataDir, deploymentDir);
+    Deno.exit(0);
+  }
 
   // 1. Trivial query: pool round trip vs. a direct call in this process.
   const { convexGlobal } = directGlobal();
@@ -128,6 +158,8 @@ try {
 
   console.log("\ngoals: one syscall < 50 µs, collect of 1,000 documents < 20 ms");
   await pool.close();
+  await runnerCpuSection(database, persistence.location, dataDir, deploymentDir);
+  await poolCpuSection(database, persistence.location, dataDir, deploymentDir);
   await persistence.close();
 } finally {
   await Deno.remove(dir, { recursive: true });
@@ -139,4 +171,210 @@ function directGlobal() {
     throw new Error("no syscalls expected");
   };
   return { convexGlobal: { syscall: unused, asyncSyscall: unused, jsSyscall: unused } };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 4. Runner CPU per call, by thread.
+
+/**
+ * CPU ns so far of each thread of the processes `pids` (default: this one), summed by kind: main threads, user-code
+ * workers, V8 helpers.
+ */
+function threadCpuNs(pids: number[] = [Deno.pid]): Map<string, number> {
+  const byKind = new Map<string, number>();
+  for (const pid of pids) {
+    for (const entry of Deno.readDirSync(`/proc/${pid}/task`)) {
+      try {
+        const name = Deno.readTextFileSync(`/proc/${pid}/task/${entry.name}/comm`).trim();
+        // schedstat's first field: time on a CPU, in ns (finer than stat's clock ticks).
+        const ns = Number(Deno.readTextFileSync(`/proc/${pid}/task/${entry.name}/schedstat`).split(" ")[0]);
+        const kind = entry.name === String(pid) ? "main" : name.startsWith("worker-") ? "worker" : "other";
+        byKind.set(kind, (byKind.get(kind) ?? 0) + ns);
+      } catch {
+        // The thread ended meanwhile.
+      }
+    }
+  }
+  return byKind;
+}
+
+/** µs per call by thread kind while `calls` runs of `run` complete. */
+async function cpuPerCall(calls: number, run: (i: number) => Promise<unknown>): Promise<Map<string, number>> {
+  for (let i = 0; i < Math.min(200, calls); i++) await run(i); // warm up
+  const before = threadCpuNs();
+  for (let i = 0; i < calls; i++) await run(i);
+  const after = threadCpuNs();
+  const perCall = new Map<string, number>();
+  for (const [kind, ns] of after) perCall.set(kind, (ns - (before.get(kind) ?? 0)) / 1000 / calls);
+  return perCall;
+}
+
+/** A `Runner` (of this tree or `tree`) driven in this process, one call at a time, as the pool drives a runner. */
+async function inProcessRunner(tree: string | null, database: Database, location: unknown, dataDir: string) {
+  const runnerUrl = tree === null
+    ? new URL("../../src/runtime/runner.ts", import.meta.url)
+    : `file://${tree}/src/runtime/runner.ts`;
+  const { Runner } = await import(runnerUrl.toString());
+  let answer: PromiseWithResolvers<FromRunnerMessage> | null = null;
+  let idle: PromiseWithResolvers<void> | null = null;
+  // deno-lint-ignore prefer-const
+  let runner: { handle(message: ToRunnerMessage): void; start(): Promise<void> };
+  runner = new Runner(
+    { type: "init", kind: "transaction", location, modulesDir: modulesRoot(dataDir), allowNet: false },
+    (message: FromRunnerMessage) => {
+      if (message.type === "idle") idle?.resolve();
+      else if (message.type === "result") answer?.resolve(message);
+      return Promise.resolve();
+    },
+  );
+  await runner.start();
+  let executionId = 0;
+  let catalogVersion: number | null = null;
+  return async (
+    udfType: "query" | "mutation",
+    modulePath: string,
+    exportName: string,
+    args: unknown,
+    deploymentDir: string,
+  ) => {
+    answer = Promise.withResolvers();
+    idle = Promise.withResolvers();
+    const catalog = database.catalog;
+    runner.handle({
+      type: "execute",
+      executionId: `cpu-${executionId++}`,
+      udfType,
+      modulePath,
+      exportName,
+      argsJson: JSON.stringify([args]),
+      snapshotTs: database.latestTs.toString(),
+      catalog: catalog.version === catalogVersion ? null : catalog,
+      catalogVersion: catalog.version,
+      identityJson: null,
+      journal: null,
+      env: {},
+      requestId: "bench",
+      deploymentDir,
+      timeLimitMs: 1_000,
+    });
+    catalogVersion = catalog.version;
+    const result = await answer.promise;
+    await idle.promise;
+    if (result.type !== "result" || !result.ok) throw new Error(`call failed: ${JSON.stringify(result)}`);
+    return result.outcome;
+  };
+}
+
+function cpuText(perCall: Map<string, number>): string {
+  const total = [...perCall.values()].reduce((sum, us) => sum + us, 0);
+  const part = (kind: string) => (perCall.get(kind) ?? 0).toFixed(0);
+  return `${total.toFixed(0).padStart(5)} µs (main ${part("main")}, worker ${part("worker")}, V8 helpers ${
+    part("other")
+  })`;
+}
+
+async function runnerCpuSection(database: Database, location: unknown, dataDir: string, deploymentDir: string) {
+  const baselineTree = Deno.env.get("BASELINE_TREE") ?? null;
+  console.log(`\nrunner CPU per call, by thread (${CPU_CALLS} calls, one at a time, ${CPU_ROUNDS} rounds)`);
+  const runners: [string, Awaited<ReturnType<typeof inProcessRunner>>][] = [];
+  if (baselineTree !== null) runners.push(["before", await inProcessRunner(baselineTree, database, location, dataDir)]);
+  runners.push([baselineTree === null ? "runner" : "after", await inProcessRunner(null, database, location, dataDir)]);
+  const commit = (outcome: TransactionOutcome | undefined) => database.commit(outcome!);
+  // The database work alone, on this thread: the floor a runner's CPU is compared with.
+  const take10Args = JSON.stringify({
+    query: { source: { type: "FullTableScan", tableName: "messages", order: null }, operators: [{ limit: 10 }] },
+    version: "1.48.0",
+  });
+  const engine = {
+    take10: async () => {
+      const host = database.begin("query");
+      const { queryId } = JSON.parse(await host.syscall("1.0/queryStream", take10Args));
+      await host.syscall("1.0/queryStreamNext", JSON.stringify({ queryId, batchSize: 10 }));
+    },
+    insert: async (i: number) => {
+      const host = database.begin("mutation");
+      await host.syscall("1.0/insert", JSON.stringify({ table: "messages", value: { body: `e${i}` } }));
+      await commit(host.outcome());
+    },
+  };
+  for (let round = 0; round < CPU_ROUNDS; round++) {
+    for (const [label, call] of runners) {
+      const trivial = await cpuPerCall(
+        CPU_CALLS,
+        (i) => call("query", "cpu.js", "trivial", { nonce: i }, deploymentDir),
+      );
+      const take10 = await cpuPerCall(CPU_CALLS, (i) => call("query", "cpu.js", "take10", { nonce: i }, deploymentDir));
+      const insert = await cpuPerCall(
+        CPU_CALLS,
+        async (i) => await commit(await call("mutation", "cpu.js", "add", { body: `r${i}` }, deploymentDir)),
+      );
+      console.log(`  ${label.padEnd(7)} trivial query ${cpuText(trivial)}`);
+      console.log(`  ${label.padEnd(7)} take(10)      ${cpuText(take10)}`);
+      console.log(`  ${label.padEnd(7)} insert        ${cpuText(insert)} (commit included)`);
+    }
+    const engineTake10 = await cpuPerCall(CPU_CALLS, engine.take10);
+    const engineInsert = await cpuPerCall(CPU_CALLS, engine.insert);
+    console.log(`  engine  take(10)      ${cpuText(engineTake10)}   insert ${cpuText(engineInsert)}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 5. Runner processes' CPU per call through a pool.
+
+async function poolCpuSection(database: Database, location: unknown, dataDir: string, deploymentDir: string) {
+  const baselineTree = Deno.env.get("BASELINE_TREE") ?? null;
+  const trees: [string, string | null][] = baselineTree === null
+    ? [["pool", null]]
+    : [["before", baselineTree], ["after", null]];
+  console.log(
+    `\nrunner processes' CPU per take(10) query through a pool (${POOL_RUNNERS} runners, ${POOL_IN_FLIGHT} in flight, ` +
+      `${CPU_CALLS} calls, ${CPU_ROUNDS} rounds)`,
+  );
+  for (let round = 0; round < CPU_ROUNDS; round++) {
+    for (const [label, tree] of trees) {
+      const mod = tree === null ? "../../src/runtime/mod.ts" : `file://${tree}/src/runtime/mod.ts`;
+      const { RunnerPool: Pool } = await import(mod) as { RunnerPool: typeof RunnerPool };
+      const pool = new Pool({
+        dataDir,
+        location: location as never,
+        queryRunners: POOL_RUNNERS,
+        minActionRunners: 0,
+        onCall: () => Promise.reject(new Error("no calls in this benchmark")),
+        createTable: (name) => database.createTable(name),
+      });
+      await pool.ready();
+      const call = (i: number) =>
+        pool.execute({
+          udfType: "query",
+          modulePath: "cpu.js",
+          exportName: "take10",
+          argsJson: JSON.stringify([{ nonce: i }]),
+          snapshotTs: database.latestTs,
+          catalog: database.catalog,
+          identityJson: null,
+          env: {},
+          requestId: "bench",
+          deploymentDir,
+        }).then((result) => {
+          if (!result.ok) throw new Error(result.errorMessage);
+        });
+      const drive = async (calls: number) => {
+        let next = 0;
+        await Promise.all(Array.from({ length: POOL_IN_FLIGHT }, async () => {
+          while (next < calls) await call(next++);
+        }));
+      };
+      await drive(300); // warm up
+      const pids = pool.runnerPids();
+      const before = threadCpuNs(pids);
+      const started = performance.now();
+      await drive(CPU_CALLS);
+      const perSecond = CPU_CALLS / (performance.now() - started) * 1000;
+      const after = threadCpuNs(pids);
+      const perCall = new Map<string, number>();
+      for (const [kind, ns] of after) perCall.set(kind, (ns - (before.get(kind) ?? 0)) / 1000 / CPU_CALLS);
+      console.log(`  ${label.padEnd(7)} take(10)      ${cpuText(perCall)}, ${perSecond.toFixed(0)} calls/s`);
+      await pool.close();
+    }
+  }
 }

@@ -71,6 +71,8 @@ export class Runner {
   #busy = false;
   /** The worker the current run's execute message went to (it then answers a probe by itself). */
   #executedOn: UserWorker | null = null;
+  /** Resolves once the answer of the run in progress has been written to the server (or failed to be). */
+  #answerSent = Promise.withResolvers<void>();
 
   constructor(
     init: RunnerInitMessage,
@@ -134,6 +136,7 @@ export class Runner {
         Deno.exit(1);
       },
       handleSyscall: (request) => this.#syscall(request),
+      parkBetweenCalls: this.#init.kind === "transaction",
     });
   }
 
@@ -184,10 +187,17 @@ export class Runner {
   async #syscall(request: string): Promise<string> {
     const { op, componentPath, argsJson } = decodeRequest(request);
     if (op === RESULT_OP) {
-      // The execution is over: no syscall follows soon, so the channel should not poll for one.
-      this.#worker?.parkChannel();
       this.#workerMessage(JSON.parse(argsJson) as WorkerResultMessage);
-      return okResponse("null");
+      if (this.#init.kind !== "transaction") {
+        // No request follows soon (an action's worker settles by message): the channel should not wait for one.
+        this.#worker?.parkChannel();
+        return okResponse("null");
+      }
+      // A parked worker's IDLE_OP follows within microseconds of this answer, and the channel picks it up blocked on
+      // the futex rather than through the event loop; answered once the result is written, so that wait never holds
+      // the result back.
+      const answered = () => okResponse("null");
+      return this.#answerSent.promise.then(answered, answered);
     }
     const run = this.#current;
     const host = run?.host;
@@ -301,10 +311,13 @@ export class Runner {
   /** Runs one execution or analysis, answers the server, and becomes idle. */
   async #serve(run: () => Promise<FromRunnerMessage>): Promise<void> {
     this.#busy = true;
+    const answerSent = this.#answerSent = Promise.withResolvers<void>();
     const answer = await run();
     // Late messages of the finished run are dropped from here on.
     this.#current = null;
-    await this.#send(answer);
+    const sending = this.#send(answer);
+    sending.then(answerSent.resolve, answerSent.resolve);
+    await sending;
     await this.#becomeIdle();
   }
 

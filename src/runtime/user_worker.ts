@@ -4,8 +4,8 @@
  *
  * Private to `src/runtime`: other folders use its `mod.ts`.
  */
-import { createChannelBuffer, SyncChannelServer } from "./sync_channel.ts";
-import { type FromWorkerMessage, SETTLED_PROBE_ID, type ToWorkerMessage } from "./worker/protocol.ts";
+import { createChannelBuffer, okResponse, SyncChannelServer } from "./sync_channel.ts";
+import { type FromWorkerMessage, IDLE_OP, SETTLED_PROBE_ID, type ToWorkerMessage } from "./worker/protocol.ts";
 
 /** How long a fresh worker may take to load its bootstrap before the runner gives up. */
 const WORKER_START_TIMEOUT_MS = 30_000;
@@ -22,7 +22,14 @@ export interface UserWorkerOptions {
   onFatalError(message: string): void;
   /** Answers one channel request (see SyncChannelServer.serve). */
   handleSyscall(request: string): string | Promise<string>;
+  /** Whether the worker waits for its next query or mutation on the channel rather than for a message (`IDLE_OP`). */
+  parkBetweenCalls?: boolean;
 }
+
+/** The start of an `IDLE_OP` request (see `encodeRequest`: op, component path, args). */
+const IDLE_REQUEST_PREFIX = IDLE_OP + "\n\n";
+/** The answer to a parked worker that sends it back to its event loop. */
+const RESUME_EVENT_LOOP = okResponse("null");
 
 /** What a probe found: a worker that answered, or one that did not in time. */
 export type ProbeOutcome = "answered" | "stalled";
@@ -34,6 +41,10 @@ export class UserWorker {
   #nextProbeId = SETTLED_PROBE_ID + 1;
   /** A self-probe answer that arrived before `settled()` asked for it. */
   #settledEarly = false;
+  /** Set while the worker is parked on the channel (`IDLE_OP`): answers it with its next instruction. */
+  #wake: ((response: string) => void) | null = null;
+  /** Messages sent by postMessage (the worker parks only once it has received them all). */
+  #messagesSent = 0;
   #probe: { probeId: number; settle(outcome: ProbeOutcome): void } | null = null;
 
   private constructor(worker: Worker, channel: SyncChannelServer) {
@@ -79,15 +90,42 @@ export class UserWorker {
       ready.reject(new Error(message));
       options.onFatalError(message);
     };
-    worker.postMessage({ type: "init", channel: buffer } satisfies ToWorkerMessage);
+    const parkBetweenCalls = options.parkBetweenCalls === true;
+    worker.postMessage({ type: "init", channel: buffer, parkBetweenCalls } satisfies ToWorkerMessage);
     try {
       await ready.promise;
     } finally {
       clearTimeout(timer);
     }
-    void channel.serve(options.handleSyscall);
     started = new UserWorker(worker, channel);
+    started.#messagesSent = 1; // init
+    const self = started;
+    void channel.serve((request) =>
+      request.startsWith(IDLE_REQUEST_PREFIX)
+        ? self.#parked(request.slice(IDLE_REQUEST_PREFIX.length))
+        : options.handleSyscall(request)
+    );
     return started;
+  }
+
+  /** The worker parked on the channel (`IDLE_OP` with `argsJson`): resolves with its next instruction (see `post`). */
+  #parked(argsJson: string): string | Promise<string> {
+    const [settled, received] = JSON.parse(argsJson) as [boolean, number];
+    // Nothing follows on the channel until the worker is woken: the wait after the answer must not block the thread.
+    this.#channel.parkNextWait();
+    if (settled) this.#probeAnswered(SETTLED_PROBE_ID);
+    // A message the worker parked before receiving would never be read: send it back to its event loop first.
+    if (received < this.#messagesSent) return RESUME_EVENT_LOOP;
+    const wake = Promise.withResolvers<string>();
+    this.#wake = wake.resolve;
+    return wake.promise;
+  }
+
+  /** Sends a parked worker back to its event loop (before a message, or its end). */
+  #resume(): void {
+    const wake = this.#wake;
+    this.#wake = null;
+    wake?.(RESUME_EVENT_LOOP);
   }
 
   /**
@@ -107,7 +145,7 @@ export class UserWorker {
         outcome.resolve(result);
       },
     };
-    this.#worker.postMessage({ type: "probe", probeId } satisfies ToWorkerMessage);
+    this.post({ type: "probe", probeId });
     return outcome.promise;
   }
 
@@ -144,7 +182,20 @@ export class UserWorker {
     probe?.settle(outcome);
   }
 
+  /**
+   * Sends `message` to the worker: a query or mutation to a parked worker as the answer to its `IDLE_OP` (a worker
+   * that parks on the channel between calls skips two postMessage hops per call), anything else by postMessage.
+   */
   post(message: ToWorkerMessage): void {
+    if (this.#wake !== null && message.type === "execute" && message.udfType !== "action") {
+      const wake = this.#wake;
+      this.#wake = null;
+      // The execution's first syscall follows within microseconds: the channel's next wait blocks (expectSyscalls).
+      wake(okResponse(JSON.stringify(message)));
+      return;
+    }
+    this.#resume();
+    this.#messagesSent++;
     this.#worker.postMessage(message);
   }
 
@@ -161,6 +212,7 @@ export class UserWorker {
   /** Ends an idle worker. (A busy one keeps spinning in Deno 2.9.6: the runner exits instead.) */
   terminate(): void {
     this.#settleProbe("stalled");
+    this.#resume();
     this.#channel.close();
     this.#worker.terminate();
   }

@@ -7,6 +7,8 @@
 import { trackedFetch, trackedSetInterval, trackedSetTimeout } from "./call_resources.ts";
 
 const RealDate = Date;
+/** Captured before the shape guards wrap it (global_snapshot.ts): our own per-call globals are no shape change. */
+const defineProperty = Object.defineProperty;
 const realRandom = Math.random;
 /** What actions get: the real ones, tracked so that the end of the execution drops what is left (call_resources.ts). */
 const realGlobals = {
@@ -72,7 +74,7 @@ export function suspendDeterminism(): () => void {
 }
 
 function setGlobal(name: string, value: unknown): void {
-  Object.defineProperty(globalThis, name, { value, writable: true, configurable: true, enumerable: true });
+  defineProperty(globalThis, name, { value, writable: true, configurable: true, enumerable: true });
 }
 
 /**

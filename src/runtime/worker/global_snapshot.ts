@@ -5,8 +5,17 @@
  * global state and stay (like a warm Convex isolate).
  *
  * Core objects (the global object, its prototype chain, ECMAScript constructors, their prototypes and the hidden
- * iterator/generator intrinsics) are compared descriptor by descriptor. Web API prototypes (`Response.prototype`, …)
+ * iterator/generator intrinsics) are compared property by property. Web API prototypes (`Response.prototype`, …)
  * are only checked for added or removed keys, which keeps the per-call cost low (see scripts/bench/runtime_bench.ts).
+ *
+ * Listing every object's keys and reading every property's descriptor after every call cost most of a worker's CPU
+ * per call (issue 14), so the usual restore proves the snapshot unchanged without them. The functions that can change
+ * a property's attributes, turn it into an accessor, add a non-enumerable property, or change an object's prototype or
+ * extensibility (`Object.defineProperty` and kin, see SHAPE_CHANGERS) are wrapped: called on a snapshotted object (or
+ * a Proxy, which may forward to one) they mark the snapshot for a full restore. Without that mark, a call can only have
+ * assigned, added (enumerable, by assignment) or deleted properties, which the enumerable keys (V8 caches them per
+ * object shape), the count of symbol keys, a plain read of each writable value and an own-property check of the keys a
+ * deletion would not show in that read reveal. Any difference found makes it a full restore.
  *
  * The restore runs in a worker that user code has touched, so it uses only functions captured at load time and never
  * looks a property up through a prototype chain that user code may have changed.
@@ -19,6 +28,12 @@ const deleteProperty = Reflect.deleteProperty;
 const getPrototypeOf = Reflect.getPrototypeOf;
 const setPrototypeOf = Reflect.setPrototypeOf;
 const isExtensible = Reflect.isExtensible;
+const hasOwn = Object.hasOwn;
+const enumerableKeysOf = Object.keys;
+const symbolsOf = Object.getOwnPropertySymbols;
+const apply = Reflect.apply;
+const setAdd = Set.prototype.add;
+const setHas = Set.prototype.has;
 const objectIs = Object.is;
 const createNullObject = () => Object.create(null) as Record<PropertyKey, number>;
 
@@ -99,9 +114,69 @@ interface ObjectSnapshot {
   keySet: Record<PropertyKey, number>;
   /** Whether only added or removed keys are looked for (Web API prototypes). */
   keysOnly: boolean;
+  /** `Object.keys(target)` as snapshotted. */
+  enumerableKeys: string[];
+  /** How many of `keys` are symbols. */
+  symbolCount: number;
+  /** Indexes into `keys` of the properties whose deletion a read of the value would not reveal (see `readsAsDeleted`). */
+  ownChecked: number[];
 }
 
 let snapshots: ObjectSnapshot[] = [];
+/** The objects of `snapshots`, for the shape guards. */
+let snapshotTargets = new Set<object>();
+/** Set when a guarded function may have changed the shape of a snapshotted object: the next restore is a full one. */
+let shapeMayHaveChanged = false;
+
+/**
+ * Built-in functions that change properties other than by assignment or deletion, or an object's prototype or
+ * extensibility: [owner, name, whether the object they change is `this` (else their first argument)].
+ */
+const SHAPE_CHANGERS: [object, string, boolean][] = [
+  [Object, "defineProperty", false],
+  [Object, "defineProperties", false],
+  [Object, "setPrototypeOf", false],
+  [Object, "freeze", false],
+  [Object, "seal", false],
+  [Object, "preventExtensions", false],
+  [Reflect, "defineProperty", false],
+  [Reflect, "setPrototypeOf", false],
+  [Reflect, "preventExtensions", false],
+  [Object.prototype, "__defineGetter__", true],
+  [Object.prototype, "__defineSetter__", true],
+];
+
+/**
+ * Wraps the SHAPE_CHANGERS and the `__proto__` setter so that using them on a snapshotted object marks the snapshot
+ * for a full restore. Call once, before the first snapshot (which then records the wrappers as the originals).
+ * `isProxy` tells a Proxy apart: what is defined on one may reach a snapshotted object as its target.
+ */
+export function installShapeGuards(isProxy: (value: unknown) => boolean): void {
+  // Through captured functions: user code may replace Set.prototype.has to hide a change.
+  const mayChange = (target: unknown) => {
+    if (apply(setHas, snapshotTargets, [target]) || isProxy(target)) shapeMayHaveChanged = true;
+  };
+  for (const [owner, name, onThis] of SHAPE_CHANGERS) {
+    const original = (owner as Record<string, (...args: unknown[]) => unknown>)[name];
+    // A method (not a constructor), like the built-in, with the built-in's name and length.
+    const guarded = {
+      [name](this: unknown, ...args: unknown[]): unknown {
+        mayChange(onThis ? this : args[0]);
+        return apply(original, this, args);
+      },
+    }[name];
+    defineProperty(guarded, "length", { value: original.length, configurable: true });
+    defineProperty(owner, name, { value: guarded, writable: true, enumerable: false, configurable: true });
+  }
+  const proto = getDescriptor(Object.prototype, "__proto__")!;
+  const setPrototype = proto.set!;
+  function guardedSetPrototype(this: unknown, value: unknown): void {
+    mayChange(this);
+    apply(setPrototype, this, [value]);
+  }
+  defineProperty(guardedSetPrototype, "name", { value: setPrototype.name, configurable: true });
+  defineProperty(Object.prototype, "__proto__", { ...proto, set: guardedSetPrototype });
+}
 
 /**
  * Takes (or retakes) the snapshot. Call it in the worker's idle state (action-mode globals), before user code or
@@ -127,6 +202,11 @@ export function takeGlobalSnapshot(): void {
   for (const target of full) next.push(snapshotOf(target, false));
   for (const target of webPrototypes(full)) next.push(snapshotOf(target, true));
   snapshots = next;
+  // Module top-level code may have run before a retake: built with captured functions only.
+  const targets = new Set<object>();
+  for (let i = 0; i < next.length; i++) apply(setAdd, targets, [next[i].target]);
+  snapshotTargets = targets;
+  shapeMayHaveChanged = false;
 }
 
 /**
@@ -134,11 +214,56 @@ export function takeGlobalSnapshot(): void {
  * change, a prototype made non-extensible): the worker must then be replaced.
  */
 export function restoreGlobalSnapshot(): boolean {
+  const shapeChanged = shapeMayHaveChanged;
+  shapeMayHaveChanged = false;
+  if (!shapeChanged && allUnchanged()) return true;
   let clean = true;
   for (let i = 0; i < snapshots.length; i++) {
     if (!restoreObject(snapshots[i])) clean = false;
   }
   return clean;
+}
+
+/** Whether every snapshotted object is as snapshotted, given that no guarded function touched one. */
+function allUnchanged(): boolean {
+  // A plain loop: user code may have replaced Array.prototype.every.
+  for (let i = 0; i < snapshots.length; i++) if (!unchangedWithoutShapeChange(snapshots[i])) return false;
+  return true;
+}
+
+/**
+ * Whether `snapshot`'s object is as snapshotted, given that no guarded function touched it (see the module comment):
+ * its properties then have their attributes and kinds, so reading a data property runs no code, and only a value
+ * assigned, an enumerable key added, or a key deleted can differ.
+ */
+function unchangedWithoutShapeChange(snapshot: ObjectSnapshot): boolean {
+  const { target, keys, values, flags, enumerableKeys, ownChecked } = snapshot;
+  const enumerable = enumerableKeysOf(target);
+  if (enumerable.length !== enumerableKeys.length) return false;
+  for (let i = 0; i < enumerable.length; i++) if (enumerable[i] !== enumerableKeys[i]) return false;
+  if (snapshot.symbolCount !== 0 || snapshot.keysOnly) {
+    // An assigned symbol key adds to the count; a deleted one is found below.
+    if (symbolsOf(target).length !== snapshot.symbolCount) return false;
+  }
+  for (let i = 0; i < ownChecked.length; i++) if (!hasOwn(target, keys[ownChecked[i]])) return false;
+  if (snapshot.keysOnly) return true;
+  const object = target as Record<PropertyKey, unknown>;
+  for (let i = 0; i < keys.length; i++) {
+    if ((flags[i] & (WRITABLE | ACCESSOR)) === WRITABLE && !objectIs(object[keys[i]], values[i])) return false;
+  }
+  return true;
+}
+
+/**
+ * Whether reading property `key` of `target` after deleting it (from the prototype chain, as snapshotted) could give
+ * its value `value` again, or run a getter: then only an own-property check reveals its deletion.
+ */
+function readsAsDeleted(target: object, key: PropertyKey, value: unknown): boolean {
+  for (let object = getPrototypeOf(target); object !== null; object = getPrototypeOf(object)) {
+    const inherited = getDescriptor(object, key);
+    if (inherited !== undefined) return "get" in inherited || objectIs(inherited.value, value);
+  }
+  return value === undefined;
 }
 
 function snapshotOf(target: object, keysOnly: boolean): ObjectSnapshot {
@@ -154,14 +279,25 @@ function snapshotOf(target: object, keysOnly: boolean): ObjectSnapshot {
     flags: [],
     keySet: createNullObject(),
     keysOnly,
+    enumerableKeys: enumerableKeysOf(target),
+    symbolCount: 0,
+    ownChecked: [],
   };
-  for (const key of keys) {
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i];
     snapshot.keySet[key] = 1;
+    if (typeof key === "symbol") snapshot.symbolCount++;
     const descriptor = getDescriptor(target, key)!;
+    const flags = flagsOf(descriptor);
     snapshot.values.push(descriptor.value);
     snapshot.getters.push(descriptor.get);
     snapshot.setters.push(descriptor.set);
-    snapshot.flags.push(flagsOf(descriptor));
+    snapshot.flags.push(flags);
+    // A configurable property can be deleted; only the writable data properties of a fully compared object are read.
+    const read = !keysOnly && (flags & (WRITABLE | ACCESSOR)) === WRITABLE;
+    if ((flags & CONFIGURABLE) !== 0 && (!read || readsAsDeleted(target, key, descriptor.value))) {
+      snapshot.ownChecked.push(i);
+    }
   }
   return snapshot;
 }

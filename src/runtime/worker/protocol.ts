@@ -36,10 +36,24 @@ export const RESULT_OP = "$result";
  */
 export const QUERY_STREAM_FIRST_OP = "$queryStreamFirst";
 
+/**
+ * Args: `[settled, received]`: `settled` is true when the worker settled after an execution (the answer to its
+ * self-probe, see SETTLED_PROBE_ID), `received` counts the messages it has received so far; answer: a
+ * `WorkerExecuteMessage` as JSON to run next, or `null` to return to the event loop (to receive messages: the runner
+ * sent more than `received`, or sends one now; or the worker is being ended). A parked worker waits for its next call
+ * on the channel, blocked in `Atomics.wait`: the call then costs no postMessage either way (issue 14).
+ */
+export const IDLE_OP = "$idle";
+
 /** Main → worker: the channel to use; answered by `ReadyMessage`. */
 export interface InitMessage {
   type: "init";
   channel: SharedArrayBuffer;
+  /**
+   * Whether the worker parks on the channel between calls (`IDLE_OP`): transaction runners. An action runner's worker
+   * stays on its event loop, where the in-flight work of an action (fetch, timers) is settled or dropped.
+   */
+  parkBetweenCalls?: boolean;
 }
 
 /** Main → worker: run one function. */

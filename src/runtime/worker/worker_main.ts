@@ -10,7 +10,8 @@ import { analyzeDeployment } from "./analyze.ts";
 import { installConsole, LogSink, setLogSink } from "./console_capture.ts";
 import { enterActionMode, enterDeterministicMode, installDeterminismShims, suspendDeterminism } from "./determinism.ts";
 import { dropCallResources, installCallResources } from "./call_resources.ts";
-import { restoreGlobalSnapshot, takeGlobalSnapshot } from "./global_snapshot.ts";
+import { installShapeGuards, restoreGlobalSnapshot, takeGlobalSnapshot } from "./global_snapshot.ts";
+import { types as nodeTypes } from "node:util";
 import { disableWorkers } from "./no_workers.ts";
 import { formatUncaught, syscallFailure } from "./error_format.ts";
 import {
@@ -29,6 +30,7 @@ import { receiveHttpMessage, runHttpAction } from "./http_action.ts";
 import {
   type CallResultMessage,
   type FromWorkerMessage,
+  IDLE_OP,
   RESULT_OP,
   SETTLED_PROBE_ID,
   type ToWorkerMessage,
@@ -69,6 +71,12 @@ let channel: SyncChannelClient | null = null;
 let currentSink: LogSink | null = null;
 /** Set when the globals could not be restored after a call: no user code runs here again (see `workerPoisoned`). */
 let poisoned = false;
+/** Whether user code may have run since the last restore of the global snapshot. */
+let globalsDirty = false;
+/** Whether this worker waits for its next call on the channel (see `IDLE_OP`); set by `init`. */
+let parkBetweenCalls = false;
+/** Messages received from the runner so far: it compares them to those it sent (see `IDLE_OP`). */
+let messagesReceived = 0;
 const POISONED = { ok: false, errorMessage: "The worker's globals could not be restored", workerPoisoned: true };
 
 /**
@@ -78,12 +86,39 @@ const POISONED = { ok: false, errorMessage: "The worker's globals could not be r
 const settleChannel = new MessageChannel();
 const settlePort = settleChannel.port2;
 settleChannel.port1.onmessage = () => {
+  if (parkBetweenCalls) return park(true);
   postMessage({ type: "probeAck", probeId: SETTLED_PROBE_ID });
-  if (!restoreGlobalSnapshot()) poisoned = true;
+  restoreGlobals();
 };
 
+function restoreGlobals(): void {
+  globalsDirty = false;
+  if (!restoreGlobalSnapshot()) poisoned = true;
+}
+
+/**
+ * Waits, blocked on the channel, for the runner's next instruction (see `IDLE_OP`): `settled` tells the runner that the
+ * execution before left no work behind. Called from a task of the event loop, never from inside an execution.
+ */
+function park(settled: boolean): void {
+  const request = encodeRequest(IDLE_OP, `[${settled},${messagesReceived}]`);
+  const response = decodeResponse(requireChannel().call(request));
+  // Before anything else runs: what the finished call changed never reaches the next one. Done after the answer
+  // rather than before it, so the runner learns at once that this worker is free.
+  if (globalsDirty) restoreGlobals();
+  if (response.ok && response.resultJson !== "null") void handle(JSON.parse(response.resultJson) as ToWorkerMessage);
+}
+
+function requireChannel(): SyncChannelClient {
+  if (channel === null) throw new Error("The worker has no channel");
+  return channel;
+}
+
 installGlobals();
-addListener("message", (event: Event) => void handle((event as MessageEvent<ToWorkerMessage>).data));
+addListener("message", (event: Event) => {
+  messagesReceived++;
+  void handle((event as MessageEvent<ToWorkerMessage>).data);
+});
 // Last, once everything of ours is in place: what user code changes from here on is undone after each call.
 takeGlobalSnapshot();
 
@@ -91,6 +126,9 @@ function installGlobals(): void {
   installConsole();
   installCallResources();
   installDeterminismShims();
+  // The idle state the snapshot records is the one every call ends in (endRun), so a restore after a call that
+  // changed nothing finds nothing to put back.
+  enterActionMode();
   disableWorkers();
   const define = (name: string, value: unknown) =>
     Object.defineProperty(globalThis, name, { value, writable: true, configurable: true });
@@ -112,6 +150,11 @@ function installGlobals(): void {
       throw new Error("Deno.exit() is not allowed in Convex functions");
     },
   });
+  // Deno's internals (`Deno[Deno.internal]`: core ops, webidl helpers) are not for user code, and they define
+  // properties with functions the shape guards cannot see (global_snapshot.ts).
+  Reflect.deleteProperty(Deno, (Deno as unknown as { internal: symbol }).internal);
+  // Last: what installGlobals itself defines is no change of user code's.
+  installShapeGuards(nodeTypes.isProxy);
   // A stray rejection or timer error in user code must not kill the worker: log it on the running execution.
   addListener("unhandledrejection", (event: Event) => {
     event.preventDefault();
@@ -176,7 +219,9 @@ async function handle(message: ToWorkerMessage): Promise<void> {
     case "init":
       channel = new SyncChannelClient(message.channel);
       router = new SyscallRouter(channel, serverCall);
+      parkBetweenCalls = message.parkBetweenCalls === true;
       post({ type: "ready" });
+      if (parkBetweenCalls) park(false);
       return;
     case "execute":
       if (poisoned) post({ ...POISONED, type: "result", executionId: message.executionId, logLines: [] });
@@ -188,7 +233,8 @@ async function handle(message: ToWorkerMessage): Promise<void> {
       // Answered from the event loop: a worker that leftover work keeps busy does not get here (see ProbeMessage).
       // The restore follows the answer, off the caller's path, and still before the next message is handled.
       postMessage({ type: "probeAck", probeId: message.probeId });
-      if (!restoreGlobalSnapshot()) poisoned = true;
+      restoreGlobals();
+      if (parkBetweenCalls) park(false);
       return;
     case "analyze":
       if (poisoned) return post({ ...POISONED, type: "analysis", executionId: message.executionId });
@@ -237,6 +283,7 @@ function settleCall(message: CallResultMessage): void {
 }
 
 function beginRun(executionId: string, runEnv: Record<string, string>): LogSink {
+  globalsDirty = true;
   currentExecutionId = executionId;
   postedDuringRun = false;
   for (const key of Object.keys(env)) delete env[key];

@@ -1,0 +1,90 @@
+/**
+ * Test helper (global_snapshot_test.ts): runs in a worker of its own, since the shape guards change this realm's
+ * `Object.defineProperty` & co. for good. Installs the guards, takes the snapshot, then for each case makes one change,
+ * restores, and reports whether the restore succeeded and the change is gone.
+ */
+import { types } from "node:util";
+import {
+  installShapeGuards,
+  restoreGlobalSnapshot,
+  takeGlobalSnapshot,
+} from "../../src/runtime/worker/global_snapshot.ts";
+
+// deno-lint-ignore no-explicit-any
+type Any = any;
+const scope = globalThis as Any;
+const originalMap = Array.prototype.map;
+const originalStringify = JSON.stringify;
+const originalFlat = Array.prototype.flat;
+const mathPrototype = Object.getPrototypeOf(Math);
+const mapSize = Object.getOwnPropertyDescriptor(Map.prototype, "size")!.get;
+const marker = Symbol.for("denvex.test.marker");
+let getterCalls = 0;
+
+installShapeGuards(types.isProxy);
+takeGlobalSnapshot();
+
+/** Each case changes something, and says whether it is gone after the restore. */
+const CASES: Record<string, { change(): void; undone(): boolean }> = {
+  "nothing": { change() {}, undone: () => true },
+  "an assigned built-in method": {
+    change: () => ((Array.prototype as Any).map = () => "hijacked"),
+    undone: () => Array.prototype.map === originalMap,
+  },
+  "an assigned global": { change: () => (scope.lastCaller = "alice"), undone: () => !("lastCaller" in scope) },
+  "a symbol key assigned on the global object": {
+    change: () => (scope[marker] = "alice"),
+    undone: () => !Object.hasOwn(scope, marker),
+  },
+  "a deleted built-in method": {
+    change: () => delete (Array.prototype as Any).flat,
+    undone: () => Array.prototype.flat === originalFlat,
+  },
+  "a deleted built-in accessor": {
+    change: () => delete (Map.prototype as Any).size,
+    undone: () => Object.getOwnPropertyDescriptor(Map.prototype, "size")?.get === mapSize,
+  },
+  "a method turned into an accessor": {
+    change: () =>
+      Object.defineProperty(JSON, "stringify", {
+        get: () => (getterCalls++, originalStringify),
+        configurable: true,
+      }),
+    undone: () => Object.getOwnPropertyDescriptor(JSON, "stringify")?.value === originalStringify,
+  },
+  "a non-enumerable key defined with Reflect": {
+    change: () => Reflect.defineProperty(Object.prototype, "hidden", { value: 1, configurable: true }),
+    undone: () => !Object.hasOwn(Object.prototype, "hidden"),
+  },
+  "a method redefined through a Proxy": {
+    change: () => Object.defineProperty(new Proxy(Array.prototype, {}), "map", { value: () => "proxied" }),
+    undone: () => Array.prototype.map === originalMap,
+  },
+  "a prototype changed with setPrototypeOf": {
+    change: () => Object.setPrototypeOf(Math, { injected: true }),
+    undone: () => Object.getPrototypeOf(Math) === mathPrototype,
+  },
+  "a prototype changed with __proto__": {
+    change: () => ((Math as Any).__proto__ = { injected: true }),
+    undone: () => Object.getPrototypeOf(Math) === mathPrototype,
+  },
+  "an attribute changed with __defineGetter__": {
+    change: () => (Array.prototype as Any).__defineGetter__("map", () => (getterCalls++, originalMap)),
+    undone: () => Object.getOwnPropertyDescriptor(Array.prototype, "map")?.value === originalMap,
+  },
+};
+
+const results: Record<string, { restored: boolean; undone: boolean }> = {};
+for (const [name, { change, undone }] of Object.entries(CASES)) {
+  change();
+  const restored = restoreGlobalSnapshot();
+  results[name] = { restored, undone: undone() };
+}
+const guarded = Object.defineProperty;
+(self as Any).postMessage({
+  results,
+  getterCalls,
+  guardedName: guarded.name,
+  guardedLength: guarded.length,
+  restoredTwice: restoreGlobalSnapshot(),
+});
