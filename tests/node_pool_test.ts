@@ -128,13 +128,22 @@ Deno.test("node pool: a runaway loop or allocation fails alone", async () => {
 });
 
 Deno.test("node pool: identity and function metadata are answered from the call's context, not by onCall", () => {
+  const requestMetadata = { ip: "10.0.0.7", userAgent: "ua/1", scheduledFunctionId: null, authToken: "jwt" };
   const context: CallContext = {
     executionId: "e1",
     requestId: "r1",
+    requestMetadata,
+    deploymentName: "my-deployment",
     identityJson: '{"subject":"u1"}',
     functionPath: "dir/tools.js:run",
     componentPath: "widget",
   };
+  assertEquals(JSON.parse(answerLocally("1.0/getRequestMetadata", context)!), { ...requestMetadata, requestId: "r1" });
+  assertEquals(JSON.parse(answerLocally("1.0/getDeploymentMetadata", context)!), {
+    name: "my-deployment",
+    region: null,
+    class: "s16",
+  });
   assertEquals(answerLocally("1.0/getUserIdentity", context), '{"subject":"u1"}');
   assertEquals(answerLocally("1.0/getUserIdentity", { ...context, identityJson: null }), "null");
   assertEquals(JSON.parse(answerLocally("1.0/getFunctionMetadata", context)!), {

@@ -14,9 +14,11 @@ import {
   type TransactionOutcome,
 } from "../database/mod.ts";
 import {
+  type CallContext,
   type ExecutionResult,
   handleOf,
   type LogLineSource,
+  type RequestMetadata,
   resolveCallAddress,
   type ResolvedCallAddress,
   type RunnerPool,
@@ -55,6 +57,8 @@ export interface CallRequest {
   /** Admin callers and nested calls may call internal functions. */
   allowInternal: boolean;
   requestId?: string | undefined;
+  /** What `ctx.meta.getRequestMetadata()` reports besides the request id (default: none of it known). */
+  requestMetadata?: RequestMetadata | undefined;
   /** The component whose function `path` names (`""`, the default, is the app). */
   componentPath?: string | undefined;
   /** Read at this snapshot instead of the latest (`/api/query_at_ts`). Queries only. */
@@ -312,6 +316,7 @@ export class FunctionExecutor {
       journal: request.journal ?? null,
       env: envs.env,
       requestId,
+      ...(request.requestMetadata === undefined ? {} : { requestMetadata: request.requestMetadata }),
       deploymentDir: deployment.dir,
       ...(info.environment === "node" && deployment.nodeDir !== null
         ? { environment: "node" as const, nodeDir: deployment.nodeDir }
@@ -600,9 +605,9 @@ export async function serveActionCall(
   executor: FunctionExecutor,
   op: string,
   argsJson: string,
-  identityJson: string | null,
-  callerPath = "",
+  caller: Pick<CallContext, "identityJson" | "componentPath" | "requestId" | "requestMetadata">,
 ): Promise<string> {
+  const { identityJson, componentPath: callerPath } = caller;
   const expectedType = ACTION_CALL_TYPES[op];
   if (!expectedType && op !== CREATE_FUNCTION_HANDLE_OP) throw new ActionCallError(`Unknown async operation ${op}`);
   const args = JSON.parse(argsJson) as Record<string, unknown>;
@@ -625,6 +630,9 @@ export async function serveActionCall(
     expectedType,
     identityJson,
     allowInternal: !target.publicOnly,
+    // The request's metadata and id reach the whole call tree, as in Convex.
+    requestId: caller.requestId,
+    requestMetadata: caller.requestMetadata,
   });
   if (!result.ok) throw new ActionCallError(result.errorMessage, result.errorData);
   return result.valueJson;

@@ -7,6 +7,7 @@ import type { HttpDeps } from "./types.ts";
 import { resolveLimits } from "./types.ts";
 import { deployRoutes } from "./deploy_routes.ts";
 import { functionRoutes } from "./function_routes.ts";
+import { remoteIpOf } from "./request_metadata.ts";
 import { storageRoutes } from "./storage_routes.ts";
 
 /** The body of `GET /` after the version line. */
@@ -35,8 +36,8 @@ export function createApiApp(deps: HttpDeps): Hono {
       : c.text(`${deps.version}\n${ROOT_PAGE_TEXT}`));
   if (deps.sync) {
     const sync = deps.sync;
-    app.get("/api/sync", (c) => sync.handle(c.req.raw));
-    app.get("/api/:version/sync", (c) => sync.handle(c.req.raw));
+    app.get("/api/sync", (c) => sync.handle(c.req.raw, remoteIpOf(c)));
+    app.get("/api/:version/sync", (c) => sync.handle(c.req.raw, remoteIpOf(c)));
   }
   if (deps.backend) {
     app.route("/api", deployRoutes(deps.backend));

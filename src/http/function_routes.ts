@@ -24,6 +24,7 @@ import { functionCors } from "./cors.ts";
 import { handleError, handleNotFound, HttpError } from "./errors.ts";
 import { parseFormat, toCleanJson, type ValueFormat } from "./function_format.ts";
 import { limitStreamedRequestBody } from "./limits.ts";
+import { remoteIpOf, requestMetadataOf } from "./request_metadata.ts";
 import type { HttpBackend } from "./types.ts";
 import { framedFunctionError, newRequestId } from "../errors/mod.ts";
 
@@ -349,11 +350,16 @@ export function functionRoutes(backend: HttpBackend): Hono {
     // One ID for the execution (its log line) and the error the client gets (request_id_contract.md).
     const [result, requestId] = expectedType === "query"
       ? await query(caller, body, newRequestId())
-      : await callOnce(caller, body, expectedType);
+      : await callOnce(c, caller, body, expectedType);
     return sendResult(c, result, body.format, requestId);
   };
 
-  const callOnce = async (caller: Caller, body: CallBody, expectedType?: UdfType): Promise<[CallResult, string]> => {
+  const callOnce = async (
+    c: Context,
+    caller: Caller,
+    body: CallBody,
+    expectedType?: UdfType,
+  ): Promise<[CallResult, string]> => {
     const requestId = newRequestId();
     const result = await backend.executor.call({
       path: body.path,
@@ -363,6 +369,7 @@ export function functionRoutes(backend: HttpBackend): Hono {
       identityJson: caller.identityJson,
       allowInternal: caller.isAdmin,
       requestId,
+      requestMetadata: requestMetadataOf(c.req.raw, remoteIpOf(c), !caller.isAdmin && caller.identityJson !== null),
     });
     return [result, requestId];
   };

@@ -12,7 +12,8 @@ import type { ExecutionResult } from "../runtime/mod.ts";
 import type { HttpRequestHead } from "../runtime/mod.ts";
 import { componentEnvironments } from "../functions/mod.ts";
 import { AuthenticationError } from "../auth/mod.ts";
-import { failedIdentityJson } from "../errors/mod.ts";
+import { failedIdentityJson, identityFailureOf } from "../errors/mod.ts";
+import { requestMetadataOf } from "./request_metadata.ts";
 import { ResponseRelay } from "./http_action_exchange.ts";
 import { hasHandler, routeHttpRequest } from "./http_routing.ts";
 import { badRequestBody } from "./request_body.ts";
@@ -23,7 +24,12 @@ const ROUTABLE_METHODS = new Set(["GET", "POST", "PUT", "DELETE", "OPTIONS", "PA
 const FAILURE_TEXT = "Uncaught Error: the HTTP action failed";
 
 /** Runs the HTTP action for `request`, whose path (without any mount prefix) is `path`. */
-export async function handleHttpAction(backend: HttpBackend, request: Request, path: string): Promise<Response> {
+export async function handleHttpAction(
+  backend: HttpBackend,
+  request: Request,
+  path: string,
+  remoteIp: string | null = null,
+): Promise<Response> {
   const deployment = backend.deployments.active;
   const method = request.method === "HEAD" ? "GET" : request.method;
   if (deployment === null || !ROUTABLE_METHODS.has(method)) return notRouted(path);
@@ -65,6 +71,11 @@ export async function handleHttpAction(backend: HttpBackend, request: Request, p
     identityJson,
     env: envs.env,
     requestId,
+    requestMetadata: requestMetadataOf(
+      request,
+      remoteIp,
+      identityJson !== null && identityFailureOf(identityJson) === null,
+    ),
     deploymentDir: deployment.dir,
     ...(componentPath === "" ? {} : { componentPath }),
     ...(envs.others === undefined ? {} : { componentEnvs: envs.others }),

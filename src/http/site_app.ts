@@ -2,6 +2,7 @@
 import { Hono } from "hono";
 import { handleError, handleNotFound } from "./errors.ts";
 import { handleHttpAction } from "./http_action_handler.ts";
+import { remoteIpOf } from "./request_metadata.ts";
 import { limitRequestBody } from "./limits.ts";
 import type { HttpDeps } from "./types.ts";
 import { resolveLimits } from "./types.ts";
@@ -23,7 +24,7 @@ export function createSiteApp(deps: HttpDeps, mountPrefix = ""): Hono {
       const path = mountPrefix !== "" && pathname.startsWith(mountPrefix)
         ? pathname.slice(mountPrefix.length)
         : pathname;
-      return handleHttpAction(backend, c.req.raw, path === "" ? "/" : path);
+      return handleHttpAction(backend, c.req.raw, path === "" ? "/" : path, remoteIpOf(c));
     });
   }
   return app;

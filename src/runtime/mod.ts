@@ -49,6 +49,8 @@ export type {
   LogLineSource,
   ModuleAnalysis,
   ModuleConfig,
+  RequestMetadata,
   RunnerPoolOptions,
   UdfType,
 } from "./types.ts";
+export { NO_REQUEST_METADATA } from "./types.ts";

@@ -26,18 +26,21 @@ import {
   type RunnerKind,
   type RunnerResultMessage,
 } from "./runner_protocol.ts";
-import type {
-  CallContext,
-  DeploymentAnalysis,
-  ExecuteRequest,
-  ExecutionResult,
-  ModuleAnalysis,
-  RunnerPoolOptions,
+import {
+  type CallContext,
+  type DeploymentAnalysis,
+  type ExecuteRequest,
+  type ExecutionResult,
+  type ModuleAnalysis,
+  NO_REQUEST_METADATA,
+  type RunnerPoolOptions,
 } from "./types.ts";
 import type { JsonValue } from "../values/mod.ts";
 import { runnerRestarts } from "../metrics/mod.ts";
 
 const DEFAULT_MAX_HEAP_MB = 256;
+/** `ctx.meta.getDeploymentMetadata().name` when the server names none. */
+const DEFAULT_DEPLOYMENT_NAME = "denvex";
 const DEFAULT_QUERY_TIME_LIMIT_MS = 1_000;
 const DEFAULT_ACTION_TIME_LIMIT_MS = 10 * 60 * 1_000;
 const DEFAULT_ANALYZE_TIME_LIMIT_MS = 30_000;
@@ -107,6 +110,7 @@ export class RunnerPool {
   readonly #maxHeapMb: number;
   readonly #modulesDir: string;
   readonly #socketDir: string;
+  readonly #deploymentName: string;
   readonly #retireTimer: ReturnType<typeof setInterval>;
   readonly #idleExitMs: Record<RunnerKind, number>;
   /** Whether an action runner is started with the pool although none is kept warm. */
@@ -132,6 +136,7 @@ export class RunnerPool {
       action: newSet("action", minActions, Math.max(minActions, options.maxActionRunners ?? 4 * cores), maxQueued),
     };
     this.#socketDir = prepareRunnerSocketDir(options.dataDir);
+    this.#deploymentName = options.deploymentName ?? DEFAULT_DEPLOYMENT_NAME;
     const common = {
       socketDir: this.#socketDir,
       modulesDir: this.#modulesDir,
@@ -202,6 +207,8 @@ export class RunnerPool {
         this.#contexts.set(executionId, {
           executionId,
           requestId: request.requestId,
+          requestMetadata: request.requestMetadata ?? NO_REQUEST_METADATA,
+          deploymentName: this.#deploymentName,
           identityJson: request.identityJson,
           functionPath: `${request.modulePath}:${request.exportName}`,
           componentPath: request.componentPath ?? "",
@@ -231,6 +238,10 @@ export class RunnerPool {
             ...(request.componentEnvs === undefined ? {} : { componentEnvs: request.componentEnvs }),
             timeLimitMs,
             ...(request.http === undefined ? {} : { http: request.http.head }),
+            metadata: {
+              deploymentName: this.#deploymentName,
+              request: request.requestMetadata ?? NO_REQUEST_METADATA,
+            },
           }, request.http?.exchange);
           if (catalog !== null) runner.catalogVersion = catalog.version;
           const executed = toExecutionResult(message);
@@ -354,6 +365,8 @@ export class RunnerPool {
     const context: CallContext = {
       executionId,
       requestId: request.requestId,
+      requestMetadata: request.requestMetadata ?? NO_REQUEST_METADATA,
+      deploymentName: this.#deploymentName,
       identityJson: request.identityJson,
       functionPath: `${request.modulePath}:${request.exportName}`,
       componentPath: request.componentPath ?? "",

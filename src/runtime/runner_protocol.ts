@@ -6,7 +6,7 @@
 import type { Catalog, TransactionOutcome } from "../database/mod.ts";
 import type { PersistenceLocation } from "../persistence/mod.ts";
 import type { JsonValue } from "../values/mod.ts";
-import type { DeploymentAnalysis, ExecuteRequest, UdfType } from "./types.ts";
+import type { DeploymentAnalysis, ExecuteRequest, ExecutionMetadata, UdfType } from "./types.ts";
 import type { ExecutionResultFields } from "./worker/protocol.ts";
 import type {
   HttpBodyChunkMessage,
@@ -62,6 +62,7 @@ export interface RunnerExecuteMessage extends PassedRequestFields {
   timeLimitMs: number;
   /** Set for an HTTP action (udfType "action"): the request to route through `http.js`. */
   http?: HttpRequestHead;
+  metadata: ExecutionMetadata;
 }
 
 /** Server → runner: analyze a deployment. */

@@ -35,6 +35,8 @@ export interface ExecuteRequest {
   env: Record<string, string>;
   /** Request ID given to actions (`invokeAction(requestId, …)`) and reported in metadata. */
   requestId: string;
+  /** `ctx.meta.getRequestMetadata()` apart from the request id; default {@link NO_REQUEST_METADATA}. */
+  requestMetadata?: RequestMetadata;
   /** Absolute directory of the deployment's modules, as returned by `writeDeploymentModules`. */
   deploymentDir: string;
   /**
@@ -108,10 +110,42 @@ export interface ExecutionResult {
   infrastructure?: boolean;
 }
 
+/**
+ * What `ctx.meta.getRequestMetadata()` reports besides the request id (convex 1.48, server/meta.d.ts). A nested call
+ * (`ctx.runMutation` …) carries its parent's, as in Convex.
+ */
+export interface RequestMetadata {
+  /** The client's address, null when no HTTP request started the call (scheduled jobs, crons). */
+  ip: string | null;
+  userAgent: string | null;
+  /** The `_scheduled_functions` job the call belongs to (down the whole call tree), else null. */
+  scheduledFunctionId: string | null;
+  /** The user's raw token (a JWT), null when unauthenticated or called with the admin key. */
+  authToken: string | null;
+}
+
+/** What `ctx.meta` reports that a runner cannot know itself (worker/syscall_router.ts answers it). */
+export interface ExecutionMetadata {
+  deploymentName: string;
+  request: RequestMetadata;
+}
+
+/** The metadata of a call no request started and no user made. */
+export const NO_REQUEST_METADATA: RequestMetadata = Object.freeze({
+  ip: null,
+  userAgent: null,
+  scheduledFunctionId: null,
+  authToken: null,
+});
+
 /** Context given to `onCall` for syscalls an action makes to the server (`1.0/actions/query`, …). */
 export interface CallContext {
   executionId: string;
   requestId: string;
+  /** The calling action's request metadata, which its own calls keep. */
+  requestMetadata: RequestMetadata;
+  /** What `ctx.meta.getDeploymentMetadata()` names (node actions answer it from here). */
+  deploymentName: string;
   identityJson: string | null;
   /** `"messages.js:send"` style path of the calling action. */
   functionPath: string;
@@ -125,6 +159,8 @@ export interface RunnerPoolOptions {
   dataDir: string;
   /** Where runners open their own database reader. */
   location: PersistenceLocation;
+  /** The name `ctx.meta.getDeploymentMetadata()` reports (the instance name); default `"denvex"`. */
+  deploymentName?: string;
   /** V8 old-space cap of each runner process; a worker exceeding it kills its runner (fails only its call). */
   maxHeapMb?: number;
   /**

@@ -22,6 +22,7 @@ import {
   SCHEDULED_FUNCTIONS_TABLE,
 } from "../database/mod.ts";
 import type { FunctionExecutor } from "../functions/mod.ts";
+import { NO_REQUEST_METADATA, type RequestMetadata } from "../runtime/mod.ts";
 import { BY_NEXT_INDEX, type Job, type JobState, readJob, scanJobs, setJobState, transitionJob } from "./jobs.ts";
 import { InfrastructureRetries } from "./retry.ts";
 import { schedulerDueJobs } from "../metrics/mod.ts";
@@ -216,6 +217,7 @@ export class Scheduler {
       args: job.args,
       allowInternal: true,
       identityJson: null,
+      requestMetadata: scheduledMetadata(job),
       withCommitNamespace: job.namespace,
       withCommit: async (_valueJson, tx, ownWrites) => {
         // `tx` reads at the mutation's own snapshot: its read of the job then catches any change after it, and a job
@@ -275,6 +277,7 @@ export class Scheduler {
         args: job.args,
         allowInternal: true,
         identityJson: null,
+        requestMetadata: scheduledMetadata(job),
       });
     } catch (error) {
       // The call never reached a runner (the pool's queue was full, or it is closing): the action did not run, so
@@ -318,4 +321,9 @@ export class Scheduler {
       }
     }
   }
+}
+
+/** `ctx.meta.getRequestMetadata()` of a job's run (and, through it, of the calls the job makes). */
+function scheduledMetadata(job: Job): RequestMetadata {
+  return { ...NO_REQUEST_METADATA, scheduledFunctionId: job.id };
 }

@@ -92,6 +92,7 @@ export async function openBackend(options: BackendOptions): Promise<Backend> {
   const pool = new RunnerPool({
     dataDir: options.dataDir,
     location: options.location,
+    deploymentName: options.instanceName,
     actionNet: options.actionNet,
     ...(options.nodePackages === undefined ? {} : { nodePackages: options.nodePackages }),
     ...(options.actionTimeoutMs === undefined ? {} : { actionTimeLimitMs: options.actionTimeoutMs }),
@@ -109,7 +110,7 @@ export async function openBackend(options: BackendOptions): Promise<Backend> {
       }
       if (op === VECTOR_SEARCH_OP) return search.vectorSearch(argsJson, context.componentPath);
       if (!executor) return Promise.reject(new Error("The backend is starting"));
-      return serveActionCall(executor, op, argsJson, context.identityJson, context.componentPath);
+      return serveActionCall(executor, op, argsJson, context);
     },
   });
   try {

@@ -47,8 +47,10 @@ export class SyncHub {
     return this.#sessions.size;
   }
 
-  /** Upgrades a sync request to a WebSocket; anything else is a 400 JSON error. */
-  handle(request: Request): Response {
+  /**
+   * Upgrades a sync request (from the peer address `remoteIp`) to a WebSocket; anything else is a 400 JSON error.
+   */
+  handle(request: Request, remoteIp: string | null = null): Response {
     if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
       return Response.json({ code: "BadRequest", message: "The sync endpoint expects a WebSocket upgrade" }, {
         status: 400,
@@ -60,6 +62,8 @@ export class SyncHub {
     if (this.#sessions.size >= MAX_SOCKETS) {
       return Response.json({ code: "TooManyConnections", message: "Too many open sync connections" }, { status: 503 });
     }
+    // Read before the upgrade: the request's headers are gone after it.
+    const client = { ip: remoteIp, userAgent: request.headers.get("User-Agent") };
     let upgraded: { socket: WebSocket; response: Response };
     try {
       upgraded = Deno.upgradeWebSocket(request, { idleTimeout: 30 });
@@ -71,6 +75,7 @@ export class SyncHub {
     }
     const { socket, response } = upgraded;
     const session = new SyncSession(socket, {
+      client,
       backend: this.#backend,
       services: this.#services,
       mutationLog: this.#mutationLog,

@@ -19,6 +19,7 @@ import type { MutationLog, MutationReply } from "./mutation_log.ts";
 import { type ClientMessage, parseClientMessage, ProtocolError, type QuerySetModification } from "./protocol.ts";
 import { componentCallRefused, type FunctionServices, type QuerySubscriber } from "./services.ts";
 import type { SyncBackend } from "./types.ts";
+import type { RequestMetadata } from "../runtime/mod.ts";
 import { framedFunctionError, newRequestId } from "../errors/mod.ts";
 
 /** Largest client message accepted (Convex's argument limit plus framing). */
@@ -43,6 +44,8 @@ export const MAX_QUERY_SET_BYTES_PER_SOCKET = 64 * 1024 * 1024;
 
 /** What a session needs from the hub. */
 export interface SessionDeps {
+  /** The client's address and `User-Agent` (`ctx.meta.getRequestMetadata()` of its mutations and actions). */
+  client: { ip: string | null; userAgent: string | null };
   backend: SyncBackend;
   services: FunctionServices;
   mutationLog: MutationLog<MutationReply>;
@@ -94,6 +97,8 @@ export class SyncSession {
   #sessionId: string | null = null;
   #closed = false;
   #caller: Caller = ANONYMOUS;
+  /** The user token `#caller` was authenticated with (null: anonymous or admin), for `getRequestMetadata`. */
+  #userToken: string | null = null;
   /** Versions received from the client (validated on arrival) and applied (reflected in the next Transition). */
   #receivedQuerySet = 0;
   #appliedQuerySet = 0;
@@ -440,6 +445,7 @@ export class SyncSession {
       const identityChanged = caller.identityJson !== this.#caller.identityJson ||
         caller.isAdmin !== this.#caller.isAdmin;
       this.#caller = caller;
+      this.#userToken = message.tokenType === "User" ? message.value! : null;
       if (identityChanged) {
         // Every query re-runs under the new identity (its cache key changes).
         const queries = [...this.#queries.values()];
@@ -499,6 +505,7 @@ export class SyncSession {
             // Recorded in the mutation's own commit, so a re-send after a reconnect or a restart is not run twice.
             idempotencyKey: `${sessionId}\u0000${requestId}`,
             requestId: executionId,
+            requestMetadata: this.#requestMetadata(),
           });
         if (result.ok) {
           return {
@@ -534,6 +541,12 @@ export class SyncSession {
     });
   }
 
+  /** What `ctx.meta.getRequestMetadata()` reports for this client's calls now. */
+  #requestMetadata(): RequestMetadata {
+    const { ip, userAgent } = this.#deps.client;
+    return { ip, userAgent, scheduledFunctionId: null, authToken: this.#userToken };
+  }
+
   #action(message: FunctionRequest, sizeBytes: number): void {
     const { requestId, udfPath, args, componentPath } = message;
     const full = this.#pendingActions >= MAX_PENDING_ACTIONS;
@@ -555,6 +568,7 @@ export class SyncSession {
           identityJson: this.#caller.identityJson,
           allowInternal: this.#caller.isAdmin,
           requestId: executionId,
+          requestMetadata: this.#requestMetadata(),
         });
       if (result.ok) {
         this.#send(

@@ -17,6 +17,13 @@ export function answerLocally(op: string, context: CallContext): string | null {
   if (op === "1.0/getFunctionMetadata") {
     return JSON.stringify({ name: metadataName(context.functionPath), componentPath: context.componentPath });
   }
+  // As worker/metadata.ts answers them for isolate functions.
+  if (op === "1.0/getDeploymentMetadata") {
+    return JSON.stringify({ name: context.deploymentName, region: null, class: "s16" });
+  }
+  if (op === "1.0/getRequestMetadata") {
+    return JSON.stringify({ ...context.requestMetadata, requestId: context.requestId });
+  }
   return null;
 }
 

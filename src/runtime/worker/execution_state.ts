@@ -5,6 +5,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { componentModulesSubdir } from "../../components/mod.ts";
 import type { UdfType } from "../types.ts";
+import type { WorkerExecuteMessage } from "./protocol.ts";
 
 /** Serializes async tasks (nested calls of one parent run one after another). */
 export class SerialQueue {
@@ -40,6 +41,8 @@ export interface Execution {
   root: Frame;
   /** `process.env` of each component's functions, by component path (one not listed gets the deployment URLs only). */
   envs: Map<string, Record<string, string>>;
+  /** What `ctx.meta` reports about the deployment, the request and the snapshot. */
+  metadata: WorkerExecuteMessage["metadata"];
 }
 
 const frames = new AsyncLocalStorage<Frame>();

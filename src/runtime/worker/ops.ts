@@ -36,8 +36,6 @@ export const ACTION_SERVER_OPS: ReadonlySet<string> = new Set([
   "1.0/actions/mutation",
   "1.0/actions/action",
   "1.0/getUserIdentity",
-  "1.0/getDeploymentMetadata",
-  "1.0/getRequestMetadata",
   "1.0/createServiceToken",
   "1.0/getServiceUrl",
   "1.0/actions/schedule",

@@ -2,7 +2,7 @@
  * Messages between a runner's main thread and its worker (postMessage). Syscalls of queries and mutations do not
  * appear here: they use the synchronous channel (sync_channel.ts), whose extra ops are named below.
  */
-import type { DeploymentAnalysis, LogLineSource, UdfType } from "../types.ts";
+import type { DeploymentAnalysis, ExecutionMetadata, LogLineSource, UdfType } from "../types.ts";
 import type { JsonValue } from "../../values/mod.ts";
 import type {
   HttpBodyPullMessage,
@@ -82,6 +82,8 @@ export interface WorkerExecuteMessage {
   randomSeed: number;
   /** Set for an HTTP action: the request to route through the deployment's `http.js`. */
   http?: HttpRequestHead;
+  /** What `ctx.meta` reports: the deployment, the request, and (queries, mutations) the snapshot, decimal. */
+  metadata: ExecutionMetadata & { snapshotTs: string | null };
 }
 
 /** Main → worker: analyze modules of a deployment. */

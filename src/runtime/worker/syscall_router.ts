@@ -2,7 +2,7 @@
  * The `Convex` global user code calls (convex-compat.md §4.1), routing each op to where it is answered:
  * - queries/mutations: the transaction on the runner's main thread, through the synchronous channel;
  * - actions: the server, through postMessage (several calls may be in flight);
- * - locally: `getFunctionMetadata`, `createFunctionHandle`, `runUdf`, and the ops denvex does not support yet.
+ * - locally: `ctx.meta` (metadata.ts), `createFunctionHandle`, `runUdf`, and the ops denvex does not support yet.
  *
  * Every transaction call carries the component path of the frame that made it, so it runs in that namespace.
  */
@@ -21,6 +21,7 @@ import { QUERY_STREAM_FIRST_OP } from "./protocol.ts";
 import { QueryStreams } from "./query_streams.ts";
 import { checkScheduledReference, createFunctionHandle, runNestedFunction } from "./run_udf.ts";
 import { isStorageJsOp, storageJsSyscall } from "./storage_js.ts";
+import { localMetadataSyscall } from "./metadata.ts";
 
 /** Sends an action's syscall to the server and resolves with the result JSON. */
 export type ServerCall = (op: string, argsJson: string) => Promise<string>;
@@ -58,7 +59,10 @@ export class SyscallRouter implements ConvexGlobal {
     const frame = currentFrame();
     if (frame === null) throw new Error(`Syscall ${op} made outside of a running function`);
     if (isUnsupportedOp(op)) throw new Error(unsupportedMessage(op));
-    if (frame.udfType === "action" || !TRANSACTION_SYNC_OPS.has(op)) throw new Error(`Unknown operation ${op}`);
+    if (frame.udfType === "action") throw new Error(`Unknown operation ${op}`);
+    const metadata = localMetadataSyscall(op, frame);
+    if (metadata !== null) return metadata;
+    if (!TRANSACTION_SYNC_OPS.has(op)) throw new Error(`Unknown operation ${op}`);
     if (op === "1.0/queryCleanup") return JSON.stringify(this.streams.cleanup(queryIdOf(argsJson)));
     if (op === "1.0/queryStream") {
       const answer = this.transactionCall(QUERY_STREAM_FIRST_OP, argsJson, frame.componentPath);
@@ -85,9 +89,8 @@ export class SyscallRouter implements ConvexGlobal {
     const frame = currentFrame();
     if (frame === null) throw syscallFailure(`Syscall ${op} made outside of a running function`);
     if (isUnsupportedOp(op)) throw syscallFailure(unsupportedMessage(op));
-    if (op === "1.0/getFunctionMetadata") {
-      return JSON.stringify({ name: frame.functionName, componentPath: frame.componentPath });
-    }
+    const metadata = localMetadataSyscall(op, frame);
+    if (metadata !== null) return metadata;
     // Answered here for every kind of function: the frame knows its component, and resolving needs nothing else.
     if (op === "1.0/createFunctionHandle") return createFunctionHandle(argsJson);
     if (frame.udfType === "action") {

@@ -325,7 +325,14 @@ async function execute(message: WorkerExecuteMessage): Promise<WorkerResultMessa
   };
   const envs = new Map(Object.entries(message.componentEnvs ?? {}));
   envs.set(componentPath, env);
-  setCurrentExecution({ executionId, requestId: message.requestId, deploymentUrl, root, envs });
+  setCurrentExecution({
+    executionId,
+    requestId: message.requestId,
+    deploymentUrl,
+    root,
+    envs,
+    metadata: message.metadata,
+  });
   const fail = (errorMessage: string, errorData?: JsonValue): WorkerResultMessage => ({
     type: "result",
     executionId,
