@@ -17,7 +17,7 @@
  *   deno run -A scripts/bench/runtime_bench.ts      (env ONLY=cpu: section 4 only; CPU_CALLS, CPU_ROUNDS)
  */
 import { APP_FILES, bundleApp, stopBundler, writeApp } from "../../tests/helpers/runtime_app.ts";
-import { type ExecuteRequest, RunnerPool, writeDeploymentModules } from "../../src/runtime/mod.ts";
+import { type ExecuteRequest, NO_REQUEST_METADATA, RunnerPool, writeDeploymentModules } from "../../src/runtime/mod.ts";
 import { modulesRoot } from "../../src/runtime/module_writer.ts";
 import type { FromRunnerMessage, ToRunnerMessage } from "../../src/runtime/runner_protocol.ts";
 import { openPersistence } from "../../src/persistence/mod.ts";
@@ -256,6 +256,7 @@ async function inProcessRunner(tree: string | null, database: Database, location
       requestId: "bench",
       deploymentDir,
       timeLimitMs: 1_000,
+      metadata: { deploymentName: "bench", request: NO_REQUEST_METADATA },
     });
     catalogVersion = catalog.version;
     const result = await answer.promise;
