@@ -59,9 +59,11 @@ export const SERVER_MAX_SEMI_SPACE_MIB = 4;
 
 /**
  * The V8 flags of every server process: `deno task start` and the container (both through this launcher), the
- * compiled binary (scripts/compile.ts) and the servers tests start (tests/helpers/server_child.ts).
+ * compiled binary (scripts/compile.ts) and the servers tests start (tests/helpers/server_child.ts). `--expose-gc`
+ * lets the sync hub ask for one full collection after a wave of disconnects (src/sync/heap_release.ts); user code
+ * never runs in the server, and a worker deletes `gc` before loading any (a compiled binary's runners share its flags).
  */
-export const SERVER_V8_FLAGS = `--max-semi-space-size=${SERVER_MAX_SEMI_SPACE_MIB}`;
+export const SERVER_V8_FLAGS = `--max-semi-space-size=${SERVER_MAX_SEMI_SPACE_MIB},--expose-gc`;
 
 /** What the server process may touch, derived from one command line. */
 export interface ServerGrants {

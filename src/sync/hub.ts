@@ -3,6 +3,7 @@
  * idle ones every 15 s, and tells clients when their token expires.
  */
 import { ByteBudget } from "./byte_budget.ts";
+import { HeapRelease } from "./heap_release.ts";
 import { MutationLog, type MutationReply } from "./mutation_log.ts";
 import type { FunctionServices } from "./services.ts";
 import { SyncSession } from "./session.ts";
@@ -29,6 +30,7 @@ export class SyncHub {
   readonly #waiting = new Set<SyncSession>();
   readonly #mutationLog = new MutationLog<MutationReply>();
   readonly #inboundBudget = new ByteBudget(MAX_PENDING_INBOUND_BYTES);
+  readonly #heapRelease = new HeapRelease();
   readonly #timer: ReturnType<typeof setInterval>;
   readonly #onAdvance: () => void;
   #closed = false;
@@ -82,7 +84,8 @@ export class SyncHub {
       inboundBudget: this.#inboundBudget,
       onDirty: (s) => this.#dirty.add(s),
       onWaiting: (s, waiting) => waiting ? this.#waiting.add(s) : this.#waiting.delete(s),
-      onClosed: (s) => {
+      onClosed: (s, releasedQueries) => {
+        this.#heapRelease.noteReleased(releasedQueries, Date.now());
         this.#sessions.delete(s);
         this.#dirty.delete(s);
         this.#waiting.delete(s);
@@ -116,6 +119,7 @@ export class SyncHub {
 
   #tick(): void {
     const nowMs = Date.now();
+    this.#heapRelease.maybeCollect(nowMs);
     for (const session of this.#sessions) {
       const expiresAtMs = session.tokenExpiresAtMs;
       if (expiresAtMs !== null && expiresAtMs < nowMs) session.tokenExpired();

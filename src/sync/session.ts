@@ -55,7 +55,8 @@ export interface SessionDeps {
   onDirty(session: SyncSession): void;
   /** The session waits for the watermark to reach a mutation's commit (flush it on advances), or no longer does. */
   onWaiting(session: SyncSession, waiting: boolean): void;
-  onClosed(session: SyncSession): void;
+  /** The socket closed; `releasedQueries` of its subscriptions were let go. */
+  onClosed(session: SyncSession, releasedQueries: number): void;
 }
 
 /** A client's `Mutation` or `Action` message. */
@@ -181,10 +182,11 @@ export class SyncSession {
   #teardown(): void {
     if (this.#closed) return;
     this.#closed = true;
+    const released = this.#queries.size;
     for (const query of this.#queries.values()) this.#release(query);
     this.#queries.clear();
     this.#deps.onWaiting(this, false);
-    this.#deps.onClosed(this);
+    this.#deps.onClosed(this, released);
   }
 
   #release(query: LiveQuery): void {

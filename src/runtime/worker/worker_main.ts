@@ -153,6 +153,8 @@ function installGlobals(): void {
   // Deno's internals (`Deno[Deno.internal]`: core ops, webidl helpers) are not for user code, and they define
   // properties with functions the shape guards cannot see (global_snapshot.ts).
   Reflect.deleteProperty(Deno, (Deno as unknown as { internal: symbol }).internal);
+  // A compiled binary's runners share its V8 flags, `--expose-gc` included (src/server/launcher.ts): not for user code.
+  Reflect.deleteProperty(globalThis, "gc");
   // Last: what installGlobals itself defines is no change of user code's.
   installShapeGuards(nodeTypes.isProxy);
   // A stray rejection or timer error in user code must not kill the worker: log it on the running execution.
