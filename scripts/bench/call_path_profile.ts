@@ -11,6 +11,7 @@
  */
 import { createConvexApp, runConvexCli } from "../../tests/helpers/convex_app.ts";
 import { serveCommandArgs } from "../../tests/helpers/server_child.ts";
+import { ITEMS_FUNCTIONS_TS, ITEMS_SCHEMA_TS } from "./items_app.ts";
 
 const DURATION_MS = Number(Deno.env.get("DURATION_MS") ?? 6_000);
 const CLIENTS = Number(Deno.env.get("CLIENTS") ?? 32);
@@ -18,22 +19,8 @@ const TOP = Number(Deno.env.get("TOP") ?? 45);
 const REPO = new URL("../../", import.meta.url).pathname;
 
 const APP: Record<string, string> = {
-  "schema.ts": `
-import { defineSchema, defineTable } from "convex/server";
-import { v } from "convex/values";
-export default defineSchema({ items: defineTable({ k: v.string(), n: v.number() }).index("by_k", ["k"]) });
-`,
-  "bench.ts": `
-import { mutation, query } from "./_generated/server";
-import { v } from "convex/values";
-export const list = query({
-  args: { k: v.string(), nonce: v.number() },
-  handler: (ctx, { k }) => ctx.db.query("items").withIndex("by_k", (q) => q.eq("k", k)).take(10),
-});
-export const add = mutation({
-  args: { k: v.string(), n: v.number() },
-  handler: (ctx, args) => ctx.db.insert("items", args),
-});
+  "schema.ts": ITEMS_SCHEMA_TS,
+  "bench.ts": ITEMS_FUNCTIONS_TS + `
 export const seed = mutation({
   args: { from: v.number(), count: v.number() },
   handler: async (ctx, { from, count }) => {

@@ -13,6 +13,7 @@
 import { createConvexApp, runConvexCli, type ServerProcess, spawnServer } from "../../tests/helpers/convex_app.ts";
 import { commandLineOf, descendantPids } from "../../tests/helpers/server_child.ts";
 import { spawnSubscriber } from "./subscriber_process.ts";
+import { ITEMS_FUNCTIONS_TS, ITEMS_SCHEMA_TS } from "./items_app.ts";
 
 const QUERIES = Number(Deno.env.get("QUERIES") ?? 10_000);
 const SUBSCRIPTIONS = Number(Deno.env.get("SUBSCRIPTIONS") ?? 10_000);
@@ -29,18 +30,8 @@ const GOAL_IDLE_PSS_MIB = 150;
 const GOAL_LOADED_PSS_MIB = 300;
 
 const APP: Record<string, string> = {
-  "schema.ts": `
-import { defineSchema, defineTable } from "convex/server";
-import { v } from "convex/values";
-export default defineSchema({ items: defineTable({ k: v.string(), n: v.number() }).index("by_k", ["k"]) });
-`,
-  "bench.ts": `
-import { mutation, query } from "./_generated/server";
-import { v } from "convex/values";
-export const list = query({
-  args: { k: v.string(), nonce: v.number() },
-  handler: (ctx, { k }) => ctx.db.query("items").withIndex("by_k", (q) => q.eq("k", k)).take(10),
-});
+  "schema.ts": ITEMS_SCHEMA_TS,
+  "bench.ts": ITEMS_FUNCTIONS_TS + `
 export const seed = mutation({
   args: { from: v.number(), count: v.number() },
   handler: async (ctx, { from, count }) => {

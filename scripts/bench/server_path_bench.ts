@@ -16,6 +16,7 @@
  * Run it under `--cpu-prof` for a profile free of the scheduling noise a multi-process run has.
  */
 import type { ExecuteRequest, ExecutionResult } from "../../src/runtime/mod.ts";
+import { ITEMS_FUNCTIONS_TS, ITEMS_SCHEMA_TS } from "./items_app.ts";
 
 type ConvexAppHelpers = typeof import("../../tests/helpers/convex_app.ts");
 type HttpModule = typeof import("../../src/http/mod.ts");
@@ -33,18 +34,8 @@ const ROUNDS = Number(Deno.env.get("ROUNDS") ?? 3);
 const REAL_POOL = Deno.env.get("REAL_POOL") === "1";
 
 const APP: Record<string, string> = {
-  "schema.ts": `
-import { defineSchema, defineTable } from "convex/server";
-import { v } from "convex/values";
-export default defineSchema({ items: defineTable({ k: v.string(), n: v.number() }).index("by_k", ["k"]) });
-`,
-  "bench.ts": `
-import { mutation, query } from "./_generated/server";
-import { v } from "convex/values";
-export const list = query({
-  args: { k: v.string(), nonce: v.number() },
-  handler: (ctx, { k }) => ctx.db.query("items").withIndex("by_k", (q) => q.eq("k", k)).take(10),
-});
+  "schema.ts": ITEMS_SCHEMA_TS,
+  "bench.ts": ITEMS_FUNCTIONS_TS + `
 export const seed = mutation({
   args: {},
   handler: async (ctx) => {

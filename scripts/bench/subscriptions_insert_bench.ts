@@ -23,6 +23,7 @@ import { createConvexApp, freePort, runConvexCli, spawnServer } from "../../test
 import { descendantPids } from "../../tests/helpers/server_child.ts";
 import { spawnSubscriber } from "./subscriber_process.ts";
 import { connectProfiler, type ServerProfiler } from "./subscriptions_server_profile.ts";
+import { ITEMS_FUNCTIONS_TS, ITEMS_SCHEMA_TS } from "./items_app.ts";
 
 const SUBSCRIPTIONS = Number(Deno.env.get("SUBSCRIPTIONS") ?? 10_000);
 const SOCKETS = Number(Deno.env.get("SOCKETS") ?? 100);
@@ -40,22 +41,8 @@ const TICK_US = 10_000;
 const GOAL_RATIO = 0.7;
 
 const APP: Record<string, string> = {
-  "schema.ts": `
-import { defineSchema, defineTable } from "convex/server";
-import { v } from "convex/values";
-export default defineSchema({ items: defineTable({ k: v.string(), n: v.number() }).index("by_k", ["k"]) });
-`,
-  "bench.ts": `
-import { mutation, query } from "./_generated/server";
-import { v } from "convex/values";
-export const list = query({
-  args: { k: v.string(), nonce: v.number() },
-  handler: (ctx, { k }) => ctx.db.query("items").withIndex("by_k", (q) => q.eq("k", k)).take(10),
-});
-export const add = mutation({
-  args: { k: v.string(), n: v.number() },
-  handler: (ctx, args) => ctx.db.insert("items", args),
-});
+  "schema.ts": ITEMS_SCHEMA_TS,
+  "bench.ts": ITEMS_FUNCTIONS_TS + `
 export const seed = mutation({
   args: { from: v.number(), count: v.number() },
   handler: async (ctx, { from, count }) => {
