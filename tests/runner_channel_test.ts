@@ -5,7 +5,8 @@
  * mutation outcome with writes to any table — and the server took it as the runner's word. The protocol now runs over
  * a per-runner Unix socket that only the runner's own code can connect to; what user code writes to stdout is dropped.
  */
-import { assertEquals } from "./helpers/assert.ts";
+import { assert, assertEquals, assertThrows } from "./helpers/assert.ts";
+import { prepareRunnerSocketDir } from "../src/runtime/runner_socket.ts";
 import { APP_FILES, bundleApp, stopBundler, writeApp } from "./helpers/runtime_app.ts";
 import { type ExecuteRequest, RunnerPool, writeDeploymentModules } from "../src/runtime/mod.ts";
 import { openPersistence } from "../src/persistence/mod.ts";
@@ -125,3 +126,15 @@ async function exists(path: string): Promise<boolean> {
     throw error;
   }
 }
+
+Deno.test("runner channel: a data directory too long for a socket path is refused at start, naming the limit", () => {
+  const fits = `/tmp/${"d".repeat(70)}`;
+  const tooLong = `/tmp/${"d".repeat(90)}`;
+  try {
+    assertEquals(prepareRunnerSocketDir(fits), `${fits}/runners`);
+    const error = assertThrows(() => prepareRunnerSocketDir(tooLong));
+    assert(/too long for the runners' Unix sockets/.test(error.message) && error.message.includes("--data"));
+  } finally {
+    Deno.removeSync(fits, { recursive: true });
+  }
+});

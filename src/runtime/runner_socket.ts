@@ -15,8 +15,13 @@ import { isAbsolute, join, resolve } from "node:path";
 export const RUNNER_SOCKET_ARG_PREFIX = "--runner-socket=";
 /** Linux's `sun_path` holds 108 bytes, the terminating NUL included. */
 const MAX_SOCKET_PATH_BYTES = 107;
-/** A socket's file name: 32 random hex digits (nothing in a runner can list the folder or guess a name) and `.sock`. */
-const SOCKET_NAME_BYTES = 37;
+/**
+ * A socket's file name: 12 random hex digits and `.sock`. Short, so that data directories of up to 81 bytes fit in
+ * `sun_path`; the name only keeps other processes of the server's user from guessing it (nothing inside a runner may
+ * connect to any socket), and a listener lives only until its runner connects, milliseconds.
+ */
+const SOCKET_NAME_HEX_DIGITS = 12;
+const SOCKET_NAME_BYTES = SOCKET_NAME_HEX_DIGITS + ".sock".length;
 
 /** The folder of the runners' sockets under `dataDir`, created private to the server's user. */
 export function prepareRunnerSocketDir(dataDir: string): string {
@@ -50,7 +55,7 @@ export interface RunnerSocketListener {
 
 /** Listens at a new random path in `dir` for one runner. */
 export function listenForRunner(dir: string): RunnerSocketListener {
-  const name = crypto.getRandomValues(new Uint8Array(16)).toHex();
+  const name = crypto.getRandomValues(new Uint8Array(SOCKET_NAME_HEX_DIGITS / 2)).toHex();
   const path = join(dir, `${name}.sock`);
   removeIfPresent(path);
   const listener = Deno.listen({ transport: "unix", path });
