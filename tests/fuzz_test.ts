@@ -41,8 +41,14 @@ const MIB = 1024 * 1024;
  * found (~120 MB kept per 1 MB argument) still overshoots at once.
  */
 const MAX_RSS_GROWTH_BYTES = 256 * MIB;
-/** How far the server's live V8 heap may stay above its start after the fuzz (caches of a few MiB; a leak is more). */
-const MAX_HEAP_GROWTH_BYTES = 32 * MIB;
+/**
+ * How far the server's V8 heap may stay above its start after the fuzz: caches of a few MiB, plus garbage no full
+ * collection has swept yet. With the server's 4 MiB young generation (src/server/launcher.ts) short-lived request
+ * objects reach the old space, and an idle server runs no mark-compact: four CI runs ended 28–52 MiB from an 18 MiB start,
+ * and 21 MiB from 15 when the server collected right before reading (the same seed). A leak of the kind issue 9 found
+ * (~120 MB per 1 MB argument) still overshoots at once.
+ */
+const MAX_HEAP_GROWTH_BYTES = 64 * MIB;
 /**
  * Longest wait for the RSS to come back under the bound. V8's memory reducer shrinks the heap on idle, ~15-20 s after
  * the load on a quiet machine, later on a busy one: with other test processes on both cores it was still at 280 MiB
