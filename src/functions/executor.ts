@@ -45,6 +45,8 @@ const FIRST_RETRY_BACKOFF_MS = 4;
 const MAX_RETRY_BACKOFF_MS = 50;
 /** Function paths whose parse is remembered (cleared when full; a path parses in a few µs, issue 14). */
 const MAX_REMEMBERED_PATHS = 1_024;
+/** Longest path remembered: paths come from callers, so the cache is bounded in bytes too (1,024 × 256 chars). */
+const MAX_REMEMBERED_PATH_CHARS = 256;
 
 /** One call of a function. */
 export interface CallRequest {
@@ -192,6 +194,7 @@ export class FunctionExecutor {
     } catch (error) {
       parsed = (error as Error).message;
     }
+    if (path.length > MAX_REMEMBERED_PATH_CHARS) return parsed;
     if (this.#parsedPaths.size >= MAX_REMEMBERED_PATHS) this.#parsedPaths.clear();
     this.#parsedPaths.set(path, parsed);
     return parsed;

@@ -402,7 +402,7 @@ export class Runner {
           nowMs: Date.now(),
           randomSeed: crypto.getRandomValues(new Uint32Array(1))[0],
           ...(message.http === undefined ? {} : { http: message.http }),
-          metadata: { ...message.metadata, snapshotTs: message.snapshotTs },
+          metadata: message.metadata,
         });
         // Queries and mutations talk to the transaction at once; an action's main thread must stay free for its calls.
         if (udfType !== "action") worker.expectSyscalls();

@@ -84,6 +84,8 @@ export function pathnameOf(url: string): string {
 /** Endpoint labels of recent paths: the label is a function of the path, computed once per distinct path. */
 class EndpointCache {
   static readonly MAX_PATHS = 1_024;
+  /** Longest path remembered: paths come from clients, so the cache is bounded in bytes too (1,024 × 256 chars). */
+  static readonly MAX_PATH_CHARS = 256;
   readonly #origin: "api" | "site";
   readonly #labels = new Map<string, string>();
 
@@ -96,6 +98,7 @@ class EndpointCache {
     if (label !== undefined) return label;
     label = endpointOf(this.#origin, pathname);
     // IDs in paths make them unbounded; a full cache starts over (a label costs ~1 µs to compute again).
+    if (pathname.length > EndpointCache.MAX_PATH_CHARS) return label;
     if (this.#labels.size >= EndpointCache.MAX_PATHS) this.#labels.clear();
     this.#labels.set(pathname, label);
     return label;

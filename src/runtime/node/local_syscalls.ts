@@ -5,6 +5,7 @@
  */
 import type { CallContext } from "../types.ts";
 import { identityFailureOf } from "../../errors/mod.ts";
+import { deploymentMetadataJson, requestMetadataJson } from "../worker/metadata.ts";
 
 /** The answer JSON of `op` when it is answered locally, or null when the server must answer it. */
 export function answerLocally(op: string, context: CallContext): string | null {
@@ -17,13 +18,8 @@ export function answerLocally(op: string, context: CallContext): string | null {
   if (op === "1.0/getFunctionMetadata") {
     return JSON.stringify({ name: metadataName(context.functionPath), componentPath: context.componentPath });
   }
-  // As worker/metadata.ts answers them for isolate functions.
-  if (op === "1.0/getDeploymentMetadata") {
-    return JSON.stringify({ name: context.deploymentName, region: null, class: "s16" });
-  }
-  if (op === "1.0/getRequestMetadata") {
-    return JSON.stringify({ ...context.requestMetadata, requestId: context.requestId });
-  }
+  if (op === "1.0/getDeploymentMetadata") return deploymentMetadataJson(context.deploymentName);
+  if (op === "1.0/getRequestMetadata") return requestMetadataJson(context.requestMetadata, context.requestId);
   return null;
 }
 

@@ -1,17 +1,29 @@
 /**
  * `ctx.meta` (convex 1.48, server/impl/meta_impl.js), answered in the worker from what the execution carries: the
- * function (its frame), the deployment, the request that started the call and the snapshot a query or mutation reads.
- * Which kinds of function may ask for what is the convex package's business (`setupQueryMeta` has no request
- * metadata, actions no snapshot); an action asking for the snapshot gets no answer here.
+ * function (its frame), the deployment and the request that started the call. (`getSnapshotTs` and
+ * `getTransactionMetrics` are the transaction's, database/syscalls.ts.) Which kinds of function may ask for what is the
+ * convex package's business: `setupQueryMeta` has no request metadata.
  *
  * Private to `src/runtime`: other folders use its `mod.ts`.
  */
+import type { RequestMetadata } from "../types.ts";
 import { currentExecution, type Frame } from "./execution_state.ts";
 
 /** Convex's smallest deployment class; denvex has no classes, and the type admits no "none". */
 const DEPLOYMENT_CLASS = "s16";
 
-/** The answer (JSON) to a metadata syscall of `frame`, or null when `op` is not one. */
+const METADATA_OPS: ReadonlySet<string> = new Set([
+  "1.0/getFunctionMetadata",
+  "1.0/getDeploymentMetadata",
+  "1.0/getRequestMetadata",
+]);
+
+/** Whether `op` is one of `ctx.meta`'s (a set lookup, for the paths every syscall takes). */
+export function isMetadataOp(op: string): boolean {
+  return METADATA_OPS.has(op);
+}
+
+/** The answer (JSON) to a metadata syscall of `frame`, or null when `op` is not one (or not answerable here). */
 export function localMetadataSyscall(op: string, frame: Frame): string | null {
   const execution = currentExecution();
   if (execution === null) return null;
@@ -20,24 +32,21 @@ export function localMetadataSyscall(op: string, frame: Frame): string | null {
     case "1.0/getFunctionMetadata":
       return JSON.stringify({ name: frame.functionName, componentPath: frame.componentPath });
     case "1.0/getDeploymentMetadata":
-      // Self-hosted: no region, as Convex reports for local deployments.
-      return JSON.stringify({ name: metadata.deploymentName, region: null, class: DEPLOYMENT_CLASS });
+      return deploymentMetadataJson(metadata.deploymentName);
     case "1.0/getRequestMetadata":
-      return JSON.stringify({ ...metadata.request, requestId: execution.requestId });
-    case "1.0/getSnapshotTs":
-      if (frame.udfType === "action" || metadata.snapshotTs === null) return null;
-      return int64Json(BigInt(metadata.snapshotTs));
+      return requestMetadataJson(metadata.request, execution.requestId);
     default:
       return null;
   }
 }
 
-/**
- * convex-JSON of an int64 (`{"$integer": base64 of 8 bytes, little-endian}`), written here: the worker reads only
- * src/runtime, src/components and src/errors (runner_command.ts), not src/values.
- */
-function int64Json(value: bigint): string {
-  const bytes = new Uint8Array(8);
-  new DataView(bytes.buffer).setBigInt64(0, value, true);
-  return JSON.stringify({ $integer: bytes.toBase64() });
+/** `getDeploymentMetadata`'s answer (also node actions', node/local_syscalls.ts). */
+export function deploymentMetadataJson(deploymentName: string): string {
+  // Self-hosted: no region, as Convex reports for local deployments.
+  return JSON.stringify({ name: deploymentName, region: null, class: DEPLOYMENT_CLASS });
+}
+
+/** `getRequestMetadata`'s answer (also node actions', node/local_syscalls.ts). */
+export function requestMetadataJson(request: RequestMetadata, requestId: string): string {
+  return JSON.stringify({ ...request, requestId });
 }

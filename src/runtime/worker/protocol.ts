@@ -82,8 +82,8 @@ export interface WorkerExecuteMessage {
   randomSeed: number;
   /** Set for an HTTP action: the request to route through the deployment's `http.js`. */
   http?: HttpRequestHead;
-  /** What `ctx.meta` reports: the deployment, the request, and (queries, mutations) the snapshot, decimal. */
-  metadata: ExecutionMetadata & { snapshotTs: string | null };
+  /** What `ctx.meta` reports about the deployment and the request (the transaction answers `getSnapshotTs`). */
+  metadata: ExecutionMetadata;
 }
 
 /** Main → worker: analyze modules of a deployment. */

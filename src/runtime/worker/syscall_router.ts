@@ -21,7 +21,7 @@ import { QUERY_STREAM_FIRST_OP } from "./protocol.ts";
 import { QueryStreams } from "./query_streams.ts";
 import { checkScheduledReference, createFunctionHandle, runNestedFunction } from "./run_udf.ts";
 import { isStorageJsOp, storageJsSyscall } from "./storage_js.ts";
-import { localMetadataSyscall } from "./metadata.ts";
+import { isMetadataOp, localMetadataSyscall } from "./metadata.ts";
 
 /** Sends an action's syscall to the server and resolves with the result JSON. */
 export type ServerCall = (op: string, argsJson: string) => Promise<string>;
@@ -60,8 +60,6 @@ export class SyscallRouter implements ConvexGlobal {
     if (frame === null) throw new Error(`Syscall ${op} made outside of a running function`);
     if (isUnsupportedOp(op)) throw new Error(unsupportedMessage(op));
     if (frame.udfType === "action") throw new Error(`Unknown operation ${op}`);
-    const metadata = localMetadataSyscall(op, frame);
-    if (metadata !== null) return metadata;
     if (!TRANSACTION_SYNC_OPS.has(op)) throw new Error(`Unknown operation ${op}`);
     if (op === "1.0/queryCleanup") return JSON.stringify(this.streams.cleanup(queryIdOf(argsJson)));
     if (op === "1.0/queryStream") {
@@ -89,8 +87,10 @@ export class SyscallRouter implements ConvexGlobal {
     const frame = currentFrame();
     if (frame === null) throw syscallFailure(`Syscall ${op} made outside of a running function`);
     if (isUnsupportedOp(op)) throw syscallFailure(unsupportedMessage(op));
-    const metadata = localMetadataSyscall(op, frame);
-    if (metadata !== null) return metadata;
+    if (isMetadataOp(op)) {
+      const metadata = localMetadataSyscall(op, frame);
+      if (metadata !== null) return metadata;
+    }
     // Answered here for every kind of function: the frame knows its component, and resolving needs nothing else.
     if (op === "1.0/createFunctionHandle") return createFunctionHandle(argsJson);
     if (frame.udfType === "action") {
