@@ -57,6 +57,45 @@ Deno.test("sync channel: round trips, and chunks messages larger than its buffer
   assertEquals(served, ["echo", "grow", "other", "echo"]);
 });
 
+Deno.test("sync channel: one-way messages need no answer, in any size, between calls", async () => {
+  const buffer = createChannelBuffer(64);
+  const server = new SyncChannelServer(buffer, { spinUs: 0 });
+  const served: string[] = [];
+  const sentByWorker = Promise.withResolvers<void>();
+  const serving = server.serve(async (request) => {
+    const { op, argsJson } = decodeRequest(request);
+    served.push(`${op}:${argsJson.length}`);
+    // The worker says it went on past `send` while this handler still holds its message: send did not wait for it.
+    if (op === "note") await sentByWorker.promise;
+    return "O" + argsJson;
+  });
+  const clientUrl = new URL("../src/runtime/sync_channel.ts", import.meta.url).href;
+  const source = `
+    import { SyncChannelClient, decodeResponse, encodeRequest } from "${clientUrl}";
+    self.onmessage = (event) => {
+      const client = new SyncChannelClient(event.data);
+      client.send(encodeRequest("note", "n".repeat(1_000)));
+      self.postMessage("sent");
+      const after = decodeResponse(client.call(encodeRequest("echo", "abc")));
+      client.send(encodeRequest("tail", "t"));
+      client.send(encodeRequest("tail", "tt"));
+      const last = decodeResponse(client.call(encodeRequest("echo", "z".repeat(300))));
+      self.postMessage({ after, last: last.ok && last.resultJson.length });
+    };
+  `;
+  const worker = new Worker(URL.createObjectURL(new Blob([source], { type: "text/javascript" })), { type: "module" });
+  const answer = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    worker.onmessage = (event) => event.data === "sent" ? sentByWorker.resolve() : resolve(event.data);
+    worker.onerror = (event) => reject(new Error(event.message));
+    worker.postMessage(buffer);
+  });
+  worker.terminate();
+  server.close();
+  await serving;
+  assertEquals(answer, { after: { ok: true, resultJson: "abc" }, last: 300 });
+  assertEquals(served, ["note:1000", "echo:3", "tail:1", "tail:2", "echo:300"]);
+});
+
 Deno.test("framing: messages survive arbitrary stream chunking", async () => {
   const messages = [{ a: 1 }, { text: "x".repeat(200_000) }, { unicode: "é✓" }, []];
   const bytes = new Uint8Array(messages.flatMap((m) => [...encodeFrame(m)]));

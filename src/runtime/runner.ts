@@ -193,9 +193,9 @@ export class Runner {
         this.#worker?.parkChannel();
         return okResponse("null");
       }
-      // A parked worker's IDLE_OP follows within microseconds of this answer, and the channel picks it up blocked on
-      // the futex rather than through the event loop; answered once the result is written, so that wait never holds
-      // the result back.
+      // The result comes one-way (the worker does not wait for this answer, which is dropped). A parked worker's
+      // IDLE_OP follows within microseconds, and the channel picks it up blocked on the futex rather than through the
+      // event loop; this handler resolves once the result is written, so that blocking wait never holds it back.
       const answered = () => okResponse("null");
       return this.#answerSent.promise.then(answered, answered);
     }

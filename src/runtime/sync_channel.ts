@@ -8,6 +8,8 @@
  *
  * Messages of any size travel in chunks of at most the buffer's data capacity; the receiver acknowledges every chunk
  * but the last. The channel is half-duplex and carries one call at a time, which matches one execution per worker.
+ * A one-way message (`send`) gets no response: the parent acknowledges its last chunk too, and the worker goes on at
+ * once instead of blocking for an answer it does not need (an execution's result: one block and wake-up fewer per call).
  *
  * Private to `src/runtime`: other folders use its `mod.ts`.
  */
@@ -16,10 +18,12 @@ import { concatBytes } from "./bytes.ts";
 const STATE = 0;
 const CHUNK_BYTES = 1;
 const MORE_CHUNKS = 2;
+/** 1 when the message being sent is one-way (`SyncChannelClient.send`): no response follows its last chunk. */
+const ONE_WAY = 3;
 const HEADER_BYTES = 16;
 
 /** Whose turn it is, stored in the STATE slot. */
-const IDLE = 0; // the worker may write a request chunk
+const IDLE = 0; // the worker may write a request chunk (also: the parent took a one-way message's last chunk)
 const REQUEST_CHUNK = 1; // a request chunk is waiting for the parent
 const RESPONSE_CHUNK = 2; // a response chunk is waiting for the worker
 const RESPONSE_ACK = 3; // the worker consumed a non-final response chunk
@@ -75,18 +79,37 @@ export class SyncChannelClient {
 
   /** Sends `request` and returns the response text. Blocks the calling thread. */
   call(request: string): string {
-    const bytes = encoder.encode(request);
+    this.#publish(request, false);
+    return this.#receive();
+  }
+
+  /**
+   * Sends `message`, which gets no response: returns once its last chunk is in the buffer, without waiting for the
+   * parent to take it (the next `call` or `send` waits for that).
+   */
+  send(message: string): void {
+    this.#publish(message, true);
+  }
+
+  #publish(message: string, oneWay: boolean): void {
+    const bytes = encoder.encode(message);
     if (bytes.length > MAX_CHANNEL_MESSAGE_BYTES) {
       throw new Error(`Syscall request of ${bytes.length} bytes exceeds ${MAX_CHANNEL_MESSAGE_BYTES} bytes`);
     }
+    // A one-way message sent before may still be in the buffer.
+    for (let state = Atomics.load(this.#state, STATE); state !== IDLE; state = Atomics.load(this.#state, STATE)) {
+      Atomics.wait(this.#state, STATE, state);
+    }
+    this.#state[ONE_WAY] = oneWay ? 1 : 0;
     let offset = 0;
     for (;;) {
       offset = publishChunk(this.#state, this.#data, bytes, offset, REQUEST_CHUNK);
+      const last = offset >= bytes.length;
+      if (last && oneWay) return;
       // Wait until the parent has taken the chunk (IDLE = ack) or, after the last one, started answering.
       while (Atomics.load(this.#state, STATE) === REQUEST_CHUNK) Atomics.wait(this.#state, STATE, REQUEST_CHUNK);
-      if (offset >= bytes.length) break;
+      if (last) return;
     }
-    return this.#receive();
   }
 
   #receive(): string {
@@ -147,12 +170,13 @@ export class SyncChannelServer {
    */
   async serve(handler: (request: string) => string | Promise<string>): Promise<void> {
     while (!this.#closed) {
-      const request = await this.#receive();
-      if (request === null) return;
+      const received = await this.#receive();
+      if (received === null) return;
       // A request in hand: the next one usually follows within microseconds (unless the handler parks the channel).
       this.#parked = false;
-      const response = await handler(request);
-      await this.#send(response);
+      // A one-way message's handler is still awaited before the next wait: it may hold that wait back on purpose.
+      const response = await handler(received.message);
+      if (!received.oneWay) await this.#send(response);
     }
   }
 
@@ -200,20 +224,24 @@ export class SyncChannelServer {
     }
   }
 
-  async #receive(): Promise<string | null> {
+  async #receive(): Promise<{ message: string; oneWay: boolean } | null> {
     const parts: Uint8Array[] = [];
     let total = 0;
+    let oneWay = false;
     for (;;) {
       if (!await this.#waitFor(REQUEST_CHUNK)) return null;
       const chunk = this.#state[CHUNK_BYTES];
       const more = this.#state[MORE_CHUNKS] === 1;
       parts.push(this.#data.slice(0, chunk));
       total += chunk;
-      if (!more) break;
+      oneWay = !more && this.#state[ONE_WAY] === 1;
+      // The chunk is copied out: the worker may write the next one (no response will use the buffer after a one-way).
+      if (!more && !oneWay) break;
       Atomics.store(this.#state, STATE, IDLE);
       Atomics.notify(this.#state, STATE);
+      if (!more) break;
     }
-    return decoder.decode(parts.length === 1 ? parts[0] : concatBytes(parts, total));
+    return { message: decoder.decode(parts.length === 1 ? parts[0] : concatBytes(parts, total)), oneWay };
   }
 
   async #send(response: string): Promise<void> {

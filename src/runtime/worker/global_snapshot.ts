@@ -35,6 +35,8 @@ const apply = Reflect.apply;
 const setAdd = Set.prototype.add;
 const setHas = Set.prototype.has;
 const objectIs = Object.is;
+const FunctionConstructor = Function;
+const quote = JSON.stringify;
 const createNullObject = () => Object.create(null) as Record<PropertyKey, number>;
 
 /** ECMAScript constructors whose own properties and prototypes are compared in full. */
@@ -120,6 +122,8 @@ interface ObjectSnapshot {
   symbolCount: number;
   /** Indexes into `keys` of the properties whose deletion a read of the value would not reveal (see `readsAsDeleted`). */
   ownChecked: number[];
+  /** Whether every writable data property still holds its snapshotted value (see `valueCheckOf`); null: keys only. */
+  valuesUnchanged: ((target: object) => boolean) | null;
 }
 
 let snapshots: ObjectSnapshot[] = [];
@@ -250,7 +254,7 @@ function allUnchanged(): boolean {
  * assigned, an enumerable key added, or a key deleted can differ.
  */
 function unchangedWithoutShapeChange(snapshot: ObjectSnapshot): boolean {
-  const { target, keys, values, flags, enumerableKeys, ownChecked } = snapshot;
+  const { target, keys, enumerableKeys, ownChecked } = snapshot;
   const enumerable = enumerableKeysOf(target);
   if (enumerable.length !== enumerableKeys.length) return false;
   for (let i = 0; i < enumerable.length; i++) if (enumerable[i] !== enumerableKeys[i]) return false;
@@ -259,12 +263,37 @@ function unchangedWithoutShapeChange(snapshot: ObjectSnapshot): boolean {
     if (symbolsOf(target).length !== snapshot.symbolCount) return false;
   }
   for (let i = 0; i < ownChecked.length; i++) if (!hasOwn(target, keys[ownChecked[i]])) return false;
-  if (snapshot.keysOnly) return true;
-  const object = target as Record<PropertyKey, unknown>;
+  if (snapshot.valuesUnchanged === null) return true;
+  return snapshot.valuesUnchanged(target);
+}
+
+/**
+ * A function that reads each writable data property of `snapshot`'s object and compares it with its snapshotted value,
+ * with one property access per key in its own code: each access site then sees one object and one key, which V8
+ * caches, where a loop over the keys of 160 objects is a megamorphic lookup per property (most of the restore's cost,
+ * issue 14). Built with functions captured at load time only (see the module comment).
+ */
+function valueCheckOf(snapshot: ObjectSnapshot): (target: object) => boolean {
+  const { keys, values, flags } = snapshot;
+  const checkedKeys: PropertyKey[] = [];
+  const checkedValues: unknown[] = [];
+  let body = "return true";
   for (let i = 0; i < keys.length; i++) {
-    if ((flags[i] & (WRITABLE | ACCESSOR)) === WRITABLE && !objectIs(object[keys[i]], values[i])) return false;
+    if ((flags[i] & (WRITABLE | ACCESSOR)) !== WRITABLE) continue;
+    const n = checkedKeys.length;
+    checkedKeys[n] = keys[i];
+    checkedValues[n] = values[i];
+    const read = typeof keys[i] === "string" ? `t[${quote(keys[i])}]` : `t[k[${n}]]`;
+    // Object.is for numbers (NaN, -0), a plain comparison for the rest (functions and objects, nearly all of them).
+    body += typeof values[i] === "number" ? ` && is(${read}, v[${n}])` : ` && ${read} === v[${n}]`;
   }
-  return true;
+  const check = new FunctionConstructor("t", "v", "k", "is", body + ";") as (
+    target: object,
+    values: unknown[],
+    keys: PropertyKey[],
+    is: typeof objectIs,
+  ) => boolean;
+  return (target) => check(target, checkedValues, checkedKeys, objectIs);
 }
 
 /**
@@ -295,6 +324,7 @@ function snapshotOf(target: object, keysOnly: boolean): ObjectSnapshot {
     enumerableKeys: enumerableKeysOf(target),
     symbolCount: 0,
     ownChecked: [],
+    valuesUnchanged: null,
   };
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i];
@@ -312,6 +342,7 @@ function snapshotOf(target: object, keysOnly: boolean): ObjectSnapshot {
       snapshot.ownChecked.push(i);
     }
   }
+  if (!keysOnly) snapshot.valuesUnchanged = valueCheckOf(snapshot);
   return snapshot;
 }
 

@@ -253,13 +253,14 @@ async function handle(message: ToWorkerMessage): Promise<void> {
 }
 
 /**
- * Hands a finished execution's result to the main thread: over the channel, unless the execution posted messages
- * (action calls, HTTP streams), which the result must not overtake.
+ * Hands a finished execution's result to the main thread: over the channel, one-way (nothing to wait for: the worker
+ * goes on to settle and park), unless the execution posted messages (action calls, HTTP streams), which the result
+ * must not overtake.
  */
 function deliver(result: WorkerResultMessage): void {
   const json = postedDuringRun ? "" : JSON.stringify(result);
   if (!postedDuringRun && channel !== null && json.length <= MAX_CHANNEL_RESULT_CHARS) {
-    if (decodeResponse(channel.call(encodeRequest(RESULT_OP, json))).ok) return;
+    return channel.send(encodeRequest(RESULT_OP, json));
   }
   post(result);
 }
