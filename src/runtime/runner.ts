@@ -90,7 +90,10 @@ export class Runner {
   /** Starts the worker and the watchdog. */
   async start(): Promise<void> {
     this.#worker = await this.#startWorker();
-    setInterval(() => this.#checkTimeLimit(), WATCHDOG_INTERVAL_MS);
+    setInterval(() => {
+      this.#checkTimeLimit();
+      this.#worker?.checkProbeDeadline(performance.now());
+    }, WATCHDOG_INTERVAL_MS);
   }
 
   /** Handles one message from the server. */

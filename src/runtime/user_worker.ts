@@ -45,7 +45,12 @@ export class UserWorker {
   #wake: ((response: string) => void) | null = null;
   /** Messages sent by postMessage (the worker parks only once it has received them all). */
   #messagesSent = 0;
-  #probe: { probeId: number; settle(outcome: ProbeOutcome): void } | null = null;
+  /**
+   * The probe awaiting its answer. Its deadline is checked by the runner's watchdog (`checkProbeDeadline`) rather than
+   * by a timer of its own: a self-probe follows every call, and a timer set and cleared per call showed in the runner's
+   * profile (issue 14).
+   */
+  #probe: { probeId: number; deadlineMs: number; settle(outcome: ProbeOutcome): void } | null = null;
 
   private constructor(worker: Worker, channel: SyncChannelServer) {
     this.#worker = worker;
@@ -137,14 +142,7 @@ export class UserWorker {
     this.#settledEarly = false; // an earlier execution's, already answered for: this probe is the one that counts
     const probeId = this.#nextProbeId++;
     const outcome = Promise.withResolvers<ProbeOutcome>();
-    const timer = setTimeout(() => this.#settleProbe("stalled"), timeoutMs);
-    this.#probe = {
-      probeId,
-      settle: (result) => {
-        clearTimeout(timer);
-        outcome.resolve(result);
-      },
-    };
+    this.#probe = { probeId, deadlineMs: performance.now() + timeoutMs, settle: outcome.resolve };
     this.post({ type: "probe", probeId });
     return outcome.promise;
   }
@@ -160,15 +158,13 @@ export class UserWorker {
       return Promise.resolve("answered");
     }
     const outcome = Promise.withResolvers<ProbeOutcome>();
-    const timer = setTimeout(() => this.#settleProbe("stalled"), timeoutMs);
-    this.#probe = {
-      probeId: SETTLED_PROBE_ID,
-      settle: (result) => {
-        clearTimeout(timer);
-        outcome.resolve(result);
-      },
-    };
+    this.#probe = { probeId: SETTLED_PROBE_ID, deadlineMs: performance.now() + timeoutMs, settle: outcome.resolve };
     return outcome.promise;
+  }
+
+  /** Resolves the probe in flight as "stalled" once its deadline has passed (the runner's watchdog calls this). */
+  checkProbeDeadline(nowMs: number): void {
+    if (this.#probe !== null && nowMs >= this.#probe.deadlineMs) this.#settleProbe("stalled");
   }
 
   #probeAnswered(probeId: number): void {
