@@ -81,9 +81,9 @@ for (const [name, { change, undone }] of Object.entries(CASES)) {
   const restored = restoreGlobalSnapshot();
   results[name] = { restored, undone: undone() };
 }
-// A global deleted and defined again (as something in Deno's runtime does to `queueMicrotask` in a runner's worker)
+// A global deleted and defined again (as happened to `queueMicrotask` in a worker started by runtime_bench's process)
 // comes back at another place in V8's enumeration order, also once restored; restores after that must still prove an
-// unchanged snapshot cheaply (once, every later call of a runner paid a full restore).
+// unchanged snapshot cheaply (there, every later call paid a full restore).
 const enumerableOrder = Object.keys(globalThis).join();
 const microtask = Object.getOwnPropertyDescriptor(globalThis, "queueMicrotask")!;
 delete scope.queueMicrotask;

@@ -229,8 +229,8 @@ export function restoreGlobalSnapshot(): boolean {
     if (!restoreObject(snapshot)) clean = false;
     // Putting a property back (its attributes, or the property itself) can move it in V8's enumeration order. The
     // object holds the snapshot's keys again, so their order now is the one to compare with; keeping the old order
-    // would fail the cheap proof after every later call, and each would pay a full restore (issue 14: a lazily
-    // redefined `queueMicrotask` did that to every call of every runner).
+    // would fail the cheap proof after every later call, and each would pay a full restore (seen in runtime_bench's
+    // in-process runner, whose worker found `queueMicrotask` redefined after its first call; real runners were spared).
     else snapshot.enumerableKeys = enumerableKeysOf(snapshot.target);
   }
   return clean;
