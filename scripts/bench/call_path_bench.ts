@@ -10,7 +10,9 @@
  *
  * With env BASELINE_TREE=<dir> (a copy of an older checkout, e.g. `git archive HEAD | tar -x -C <dir>` plus a
  * `node_modules` link), the same workloads run first against a server started from that tree: before and after in one
- * run, each against its own bare-handler measurement.
+ * run, each against its own bare-handler measurement. Env ROUNDS=n (default 1) alternates before and after n times, each
+ * round with fresh servers, and ends with the medians of each workload's calls/s, CPU per call and ratio to the bare
+ * handler: on a machine whose speed drifts by 10–20 % within minutes, one round cannot tell a small change from noise.
  *
  * Env SERVER_DENO_FLAGS adds `deno run` flags to the server process (space-separated), e.g.
  * `SERVER_DENO_FLAGS=--v8-flags=--max-semi-space-size=4`.
@@ -23,6 +25,7 @@ const DURATION_MS = Number(Deno.env.get("DURATION_MS") ?? 4_000);
 const CLIENTS = Number(Deno.env.get("CLIENTS") ?? 32);
 const ONLY = (Deno.env.get("ONLY") ?? "query,insert,rmw,ws,one").split(",");
 const SERVER_DENO_FLAGS = (Deno.env.get("SERVER_DENO_FLAGS") ?? "").split(" ").filter((flag) => flag !== "");
+const ROUNDS = Number(Deno.env.get("ROUNDS") ?? 1);
 /** Documents seeded: KEYS groups of GROUP_SIZE under one index key each, so `take(10)` reads exactly ten. */
 const KEYS = 1_000;
 const GROUP_SIZE = 10;
@@ -412,15 +415,57 @@ async function main(): Promise<void> {
   const baselineTree = Deno.env.get("BASELINE_TREE");
   const app = await createConvexApp(APP);
   const bare = await spawnBare();
+  const results: RoundResult[] = [];
   try {
-    if (baselineTree !== undefined) {
-      const helpers = await import(`file://${baselineTree}/tests/helpers/convex_app.ts`);
-      await measure("before", app, bare, helpers.spawnServer as typeof spawnServer);
+    for (let round = 1; round <= ROUNDS; round++) {
+      const suffix = ROUNDS > 1 ? ` ${round}` : "";
+      if (baselineTree !== undefined) {
+        const helpers = await import(`file://${baselineTree}/tests/helpers/convex_app.ts`);
+        const runs = await measure(`before${suffix}`, app, bare, helpers.spawnServer as typeof spawnServer);
+        results.push({ tree: "before", runs });
+      }
+      const label = baselineTree === undefined ? (ROUNDS > 1 ? `round${suffix}` : "") : `after${suffix}`;
+      results.push({
+        tree: baselineTree === undefined ? "" : "after",
+        runs: await measure(label, app, bare, spawnServer),
+      });
     }
-    await measure(baselineTree === undefined ? "" : "after", app, bare, spawnServer);
+    if (ROUNDS > 1) printMedians(results);
   } finally {
     await bare.close();
     await app.dispose();
+  }
+}
+
+/** One round's runs of one tree: per workload, denvex's run and the bare handler's. */
+interface RoundResult {
+  tree: string;
+  runs: Map<string, { run: Run; bare: Run }>;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+/** Per tree and workload, the medians over the rounds (see ROUNDS). */
+function printMedians(results: RoundResult[]): void {
+  const trees = [...new Set(results.map((result) => result.tree))];
+  const workloads = [...new Set(results.flatMap((result) => [...result.runs.keys()]))];
+  for (const workload of workloads) {
+    for (const tree of trees) {
+      const pairs = results.filter((result) => result.tree === tree).map((result) => result.runs.get(workload)!);
+      const cpu = (run: Run) => [...run.cpuUsPerCall.values()].reduce((a, b) => a + b, 0);
+      const tag = tree === "" ? "" : ` [${tree}]`;
+      console.log(
+        `call_path_bench median of ${pairs.length}${tag}: ${workload.padEnd(6)} ` +
+          `${median(pairs.map((p) => p.run.perSecond)).toFixed(0)}/s, ` +
+          `p99 ${median(pairs.map((p) => p.run.p99Ms)).toFixed(1)} ms, ` +
+          `CPU ${median(pairs.map((p) => cpu(p.run))).toFixed(0)} µs/call, ` +
+          `${median(pairs.map((p) => p.run.perSecond / p.bare.perSecond)).toFixed(3)}× bare`,
+      );
+    }
   }
 }
 
@@ -430,7 +475,8 @@ async function measure(
   app: Awaited<ReturnType<typeof createConvexApp>>,
   bare: { url: string; pid: number },
   spawn: typeof spawnServer,
-): Promise<void> {
+): Promise<Map<string, { run: Run; bare: Run }>> {
+  const runs = new Map<string, { run: Run; bare: Run }>();
   const server = await spawn({ denoFlags: SERVER_DENO_FLAGS });
   const tag = label === "" ? "call_path_bench:" : `call_path_bench [${label}]:`;
   try {
@@ -447,6 +493,7 @@ async function measure(
       const commitsBefore = await commitStats(server);
       const run = await drive(server.url, workload, CLIENTS, kinds);
       const groups = commitText(commitsBefore, await commitStats(server));
+      runs.set(workload.name, { run, bare: baseline });
       console.log(`${tag} ${workload.name.padEnd(6)} bare   ${runText(baseline)}`);
       console.log(
         `${tag} ${workload.name.padEnd(6)} denvex ${runText(run)} = ${
@@ -479,6 +526,7 @@ async function measure(
   } finally {
     await server.close().catch(() => {});
   }
+  return runs;
 }
 
 if (Deno.args[0] === "--bare") await serveBare(Deno.args[1]);
