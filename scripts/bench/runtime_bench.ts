@@ -223,7 +223,11 @@ async function inProcessRunner(tree: string | null, database: Database, location
     { type: "init", kind: "transaction", location, modulesDir: modulesRoot(dataDir), allowNet: false },
     (message: FromRunnerMessage) => {
       if (message.type === "idle") idle?.resolve();
-      else if (message.type === "result") answer?.resolve(message);
+      else if (message.type === "result") {
+        answer?.resolve(message);
+        // An answer marked idle stands for the idle message (RunnerResultMessage.idle).
+        if (message.idle === true) idle?.resolve();
+      }
       return Promise.resolve();
     },
   );

@@ -50,6 +50,11 @@ import {
  * restart, not a failed call.
  */
 const PROBE_TIMEOUT_MS = 500;
+/**
+ * Longest an answer waits for its worker to settle so as to go out marked idle, should the channel's blocking wait
+ * (which normally decides first, within 2 ms) already be over when the wait starts; checked by the watchdog.
+ */
+const SETTLE_SOON_MS = 20;
 /** How often the time limit is checked. */
 const WATCHDOG_INTERVAL_MS = 20;
 
@@ -69,10 +74,10 @@ export class Runner {
   #exiting = false;
   /** True from receiving an execute/analyze until the runner has told the server it is idle again. */
   #busy = false;
+  #watchdog: ReturnType<typeof setInterval> | null = null;
   /** The worker the current run's execute message went to (it then answers a probe by itself). */
   #executedOn: UserWorker | null = null;
   /** Resolves once the answer of the run in progress has been written to the server (or failed to be). */
-  #answerSent = Promise.withResolvers<void>();
 
   constructor(
     init: RunnerInitMessage,
@@ -90,10 +95,20 @@ export class Runner {
   /** Starts the worker and the watchdog. */
   async start(): Promise<void> {
     this.#worker = await this.#startWorker();
-    setInterval(() => {
+    this.#watchdog = setInterval(() => {
       this.#checkTimeLimit();
       this.#worker?.checkProbeDeadline(performance.now());
     }, WATCHDOG_INTERVAL_MS);
+  }
+
+  /**
+   * Stops the watchdog and ends an idle worker. A runner process never calls it (it ends by exiting); tests and
+   * benchmarks that drive a Runner in their own process do.
+   */
+  stop(): void {
+    if (this.#watchdog !== null) clearInterval(this.#watchdog);
+    this.#watchdog = null;
+    this.#dropWorker();
   }
 
   /** Handles one message from the server. */
@@ -196,11 +211,10 @@ export class Runner {
         this.#worker?.parkChannel();
         return okResponse("null");
       }
-      // The result comes one-way (the worker does not wait for this answer, which is dropped). A parked worker's
-      // IDLE_OP follows within microseconds, and the channel picks it up blocked on the futex rather than through the
-      // event loop; this handler resolves once the result is written, so that blocking wait never holds it back.
-      const answered = () => okResponse("null");
-      return this.#answerSent.promise.then(answered, answered);
+      // The result comes one-way (this answer is dropped). A parked worker's IDLE_OP follows within microseconds,
+      // and the channel picks it up blocked on the futex rather than through the event loop: the answer to the server
+      // waits for it, to go out marked idle (see #answerIdle), or for that wait to end without it.
+      return okResponse("null");
     }
     const run = this.#current;
     const host = run?.host;
@@ -314,14 +328,29 @@ export class Runner {
   /** Runs one execution or analysis, answers the server, and becomes idle. */
   async #serve(run: () => Promise<FromRunnerMessage>): Promise<void> {
     this.#busy = true;
-    const answerSent = this.#answerSent = Promise.withResolvers<void>();
     const answer = await run();
     // Late messages of the finished run are dropped from here on.
     this.#current = null;
-    const sending = this.#send(answer);
-    sending.then(answerSent.resolve, answerSent.resolve);
-    await sending;
+    if (await this.#answerIdle(answer)) return;
+    await this.#send(answer);
     await this.#becomeIdle();
+  }
+
+  /**
+   * Sends a query's or mutation's answer marked idle (RunnerResultMessage.idle) when the worker that ran it settles
+   * while the channel still blocks for it, microseconds after its result: one frame instead of the answer and then
+   * `idle`. Returns false, having sent nothing, when the worker is not that quick (work the call left behind, or a
+   * pause); the answer then goes alone, at once, and `#becomeIdle` waits for the worker as before.
+   */
+  async #answerIdle(answer: FromRunnerMessage): Promise<boolean> {
+    const worker = this.#worker;
+    const eligible = answer.type === "result" && answer.retiring !== true && !this.#exiting &&
+      this.#init.kind === "transaction" && worker !== null && this.#executedOn === worker;
+    if (!eligible || !await worker.settledSoon(SETTLE_SOON_MS) || this.#exiting) return false;
+    this.#executedOn = null;
+    this.#busy = false;
+    await this.#send({ ...answer, idle: true });
+    return true;
   }
 
   /**

@@ -240,6 +240,8 @@ export class RunnerProcess {
           const inline = message.type === "result" ? message.httpResponse : undefined;
           if (inline !== undefined && job.http !== undefined) deliverInline(job.http, inline);
           job.resolve(message);
+          // An answer that says the runner is idle stands for its `idle` message (RunnerResultMessage.idle).
+          if (message.type === "result" && message.idle === true) this.#receive({ type: "idle" }, onReady);
         }
         return;
       case "call":

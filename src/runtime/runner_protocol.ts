@@ -106,6 +106,11 @@ export interface RunnerResultMessage extends ExecutionResultFields {
   executionTimeMs: number;
   /** Set when the runner exits right after this answer (time limit): the server must not send it another call. */
   retiring?: boolean;
+  /**
+   * Set when the runner is idle as of this answer (its worker settled before the answer left): the answer then stands
+   * for the `idle` message too, which saves a frame, a write and a wake-up of the server per call (issue 14).
+   */
+  idle?: true;
 }
 
 /** Runner → server: an analysis finished. */

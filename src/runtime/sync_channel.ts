@@ -140,6 +140,7 @@ export class SyncChannelServer {
   readonly #state: Int32Array;
   readonly #data: Uint8Array;
   readonly #blockMs: number;
+  readonly #onBlockTimedOut: () => void;
   #closed = false;
   /**
    * Whether waits park in `Atomics.waitAsync` (the event loop stays free) rather than block first: true while no
@@ -157,11 +158,18 @@ export class SyncChannelServer {
    */
   constructor(
     buffer: SharedArrayBuffer,
-    options: { blockUs?: number; /** Older name of `blockUs`. */ spinUs?: number } = {},
+    options: {
+      blockUs?: number;
+      /** Older name of `blockUs`. */
+      spinUs?: number;
+      /** Called when a blocking wait ended without a request (the channel parks from then on). */
+      onBlockTimedOut?: () => void;
+    } = {},
   ) {
     this.#state = new Int32Array(buffer, 0, HEADER_BYTES / 4);
     this.#data = new Uint8Array(buffer, HEADER_BYTES);
     this.#blockMs = (options.blockUs ?? options.spinUs ?? DEFAULT_BLOCK_US) / 1000;
+    this.#onBlockTimedOut = options.onBlockTimedOut ?? (() => {});
   }
 
   /**
@@ -214,7 +222,10 @@ export class SyncChannelServer {
       if (!this.#parked && this.#blockMs > 0) {
         // A bounded blocking wait (see the constructor); after one that timed out, user code is busy for a while:
         // park, so the event loop runs (watchdog, messages) until the next request.
-        if (Atomics.wait(this.#state, STATE, current, this.#blockMs) === "timed-out") this.#parked = true;
+        if (Atomics.wait(this.#state, STATE, current, this.#blockMs) === "timed-out") {
+          this.#parked = true;
+          this.#onBlockTimedOut();
+        }
         continue;
       }
       // Bounded: a wakeup that never arrives (seen once as a hang of the channel's unit test) costs one slice, not

@@ -51,6 +51,8 @@ export class UserWorker {
    * profile (issue 14).
    */
   #probe: { probeId: number; deadlineMs: number; settle(outcome: ProbeOutcome): void } | null = null;
+  /** Set while `settledSoon` waits: the self-probe answer resolves it true, the channel's wait ending first false. */
+  #soon: { deadlineMs: number; resolve(settled: boolean): void } | null = null;
 
   private constructor(worker: Worker, channel: SyncChannelServer) {
     this.#worker = worker;
@@ -76,13 +78,17 @@ export class UserWorker {
       },
     });
     const buffer = createChannelBuffer();
-    const channel = new SyncChannelServer(buffer);
+    let started: UserWorker | null = null;
+    const channel = new SyncChannelServer(buffer, {
+      onBlockTimedOut: () => {
+        if (started !== null) started.#endSoon(false);
+      },
+    });
     const ready = Promise.withResolvers<void>();
     const timer = setTimeout(
       () => ready.reject(new Error("The user-code worker did not start in time")),
       WORKER_START_TIMEOUT_MS,
     );
-    let started: UserWorker | null = null;
     worker.onmessage = (event: MessageEvent<FromWorkerMessage>) => {
       if (event.data.type === "ready") ready.resolve();
       else if (event.data.type === "probeAck") {
@@ -162,13 +168,37 @@ export class UserWorker {
     return outcome.promise;
   }
 
+  /**
+   * Right after a call's result: resolves true once the worker's self-probe answer arrives (see `settled`) while the
+   * channel still blocks waiting for it, false as soon as that wait ends without it or after `timeoutMs`. The answer
+   * arriving later then counts for `settled`.
+   */
+  settledSoon(timeoutMs: number): Promise<boolean> {
+    if (this.#probe !== null || this.#soon !== null) throw new Error("A probe is already in flight");
+    if (this.#settledEarly) {
+      this.#settledEarly = false;
+      return Promise.resolve(true);
+    }
+    const { promise, resolve } = Promise.withResolvers<boolean>();
+    this.#soon = { deadlineMs: performance.now() + timeoutMs, resolve };
+    return promise;
+  }
+
+  #endSoon(settled: boolean): void {
+    const soon = this.#soon;
+    this.#soon = null;
+    soon?.resolve(settled);
+  }
+
   /** Resolves the probe in flight as "stalled" once its deadline has passed (the runner's watchdog calls this). */
   checkProbeDeadline(nowMs: number): void {
     if (this.#probe !== null && nowMs >= this.#probe.deadlineMs) this.#settleProbe("stalled");
+    if (this.#soon !== null && nowMs >= this.#soon.deadlineMs) this.#endSoon(false);
   }
 
   #probeAnswered(probeId: number): void {
     if (this.#probe?.probeId === probeId) this.#settleProbe("answered");
+    else if (probeId === SETTLED_PROBE_ID && this.#soon !== null) this.#endSoon(true);
     else if (probeId === SETTLED_PROBE_ID) this.#settledEarly = true;
   }
 
@@ -208,6 +238,7 @@ export class UserWorker {
   /** Ends an idle worker. (A busy one keeps spinning in Deno 2.9.6: the runner exits instead.) */
   terminate(): void {
     this.#settleProbe("stalled");
+    this.#endSoon(false);
     this.#resume();
     this.#channel.close();
     this.#worker.terminate();
