@@ -6,11 +6,9 @@
  * go together in the next group; and user code that keeps the runner in the channel still meets its time limit.
  */
 import { assert, assertEquals, assertThrows } from "./helpers/assert.ts";
-import { APP_FILES, bundleApp, stopBundler, writeApp } from "./helpers/runtime_app.ts";
-import { type ExecuteRequest, RunnerPool, writeDeploymentModules } from "../src/runtime/mod.ts";
+import { APP_FILES, bundleApp, openDeployedApp, stopBundler, writeApp } from "./helpers/runtime_app.ts";
+import { type ExecuteRequest, RunnerPool } from "../src/runtime/mod.ts";
 import { FIRST_BATCH, firstBatchSize, QueryStreams } from "../src/runtime/worker/query_streams.ts";
-import { openPersistence } from "../src/persistence/mod.ts";
-import { openDatabase } from "../src/database/mod.ts";
 import { CommitQueue, type QueuedCommit } from "../src/database/commit_queue.ts";
 import type { TransactionOutcome } from "../src/database/mod.ts";
 
@@ -73,11 +71,7 @@ Deno.test("call path: stream reads, snapshot at runner start, and reuse after th
   const dir = await Deno.makeTempDir({ prefix: "denvex-call-path-test-" });
   const modules = await bundleApp(await writeApp(dir, APP));
   await stopBundler();
-  const dataDir = `${dir}/data`;
-  await Deno.mkdir(dataDir);
-  const persistence = await openPersistence({ kind: "sqlite", path: `${dataDir}/db.sqlite` });
-  const database = await openDatabase(persistence);
-  const { deploymentDir } = await writeDeploymentModules(dataDir, modules);
+  const { dataDir, persistence, database, deploymentDir } = await openDeployedApp(dir, modules);
   const pool = new RunnerPool({
     dataDir,
     location: persistence.location,

@@ -5,13 +5,11 @@
  * Drives a real `Runner` (runner.ts, with its user-code worker and the app's SQLite file) in this process.
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
-import { APP_FILES, bundleApp, stopBundler, writeApp } from "./helpers/runtime_app.ts";
-import { NO_REQUEST_METADATA, writeDeploymentModules } from "../src/runtime/mod.ts";
+import { APP_FILES, bundleApp, openDeployedApp, stopBundler, writeApp } from "./helpers/runtime_app.ts";
+import { NO_REQUEST_METADATA } from "../src/runtime/mod.ts";
 import { modulesRoot } from "../src/runtime/module_writer.ts";
 import { Runner } from "../src/runtime/runner.ts";
 import type { FromRunnerMessage } from "../src/runtime/runner_protocol.ts";
-import { openPersistence } from "../src/persistence/mod.ts";
-import { openDatabase } from "../src/database/mod.ts";
 
 const MODULE = `
 import { query } from "./_generated/server";
@@ -38,11 +36,7 @@ Deno.test("runner: the answer stands for idle when the worker settles at once, n
   try {
     const modules = await bundleApp(await writeApp(dir, { ...APP_FILES, "idle.ts": MODULE }));
     await stopBundler();
-    const dataDir = `${dir}/data`;
-    await Deno.mkdir(dataDir);
-    const persistence = await openPersistence({ kind: "sqlite", path: `${dataDir}/db.sqlite` });
-    const database = await openDatabase(persistence);
-    const { deploymentDir } = await writeDeploymentModules(dataDir, modules);
+    const { dataDir, persistence, database, deploymentDir } = await openDeployedApp(dir, modules);
     const sent: FromRunnerMessage[] = [];
     let changed = Promise.withResolvers<void>();
     const runner = new Runner(

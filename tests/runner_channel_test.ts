@@ -7,10 +7,8 @@
  */
 import { assert, assertEquals, assertThrows } from "./helpers/assert.ts";
 import { prepareRunnerSocketDir } from "../src/runtime/runner_socket.ts";
-import { APP_FILES, bundleApp, stopBundler, writeApp } from "./helpers/runtime_app.ts";
-import { type ExecuteRequest, RunnerPool, writeDeploymentModules } from "../src/runtime/mod.ts";
-import { openPersistence } from "../src/persistence/mod.ts";
-import { openDatabase } from "../src/database/mod.ts";
+import { APP_FILES, bundleApp, openDeployedApp, stopBundler, writeApp } from "./helpers/runtime_app.ts";
+import { type ExecuteRequest, RunnerPool } from "../src/runtime/mod.ts";
 
 /** Forges a frame (4-byte big-endian length, JSON) claiming success for execution ids e1…e2000 and a1…a2000. */
 const FORGE_MODULE = `
@@ -61,11 +59,7 @@ Deno.test("runner channel: frames user code writes to stdout never reach the ser
   const dir = await Deno.makeTempDir({ prefix: "denvex-channel-test-" });
   const modules = await bundleApp(await writeApp(`${dir}/app`, { ...APP_FILES, "forge.ts": FORGE_MODULE }));
   await stopBundler();
-  const dataDir = `${dir}/data`;
-  await Deno.mkdir(dataDir);
-  const persistence = await openPersistence({ kind: "sqlite", path: `${dataDir}/db.sqlite` });
-  const database = await openDatabase(persistence);
-  const { deploymentDir } = await writeDeploymentModules(dataDir, modules);
+  const { dataDir, persistence, database, deploymentDir } = await openDeployedApp(dir, modules);
   // A socket a killed server left behind, in a folder others could enter.
   await Deno.mkdir(`${dataDir}/runners`, { mode: 0o755 });
   await Deno.writeTextFile(`${dataDir}/runners/stale.sock`, "");

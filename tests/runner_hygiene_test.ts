@@ -4,7 +4,7 @@
  * recycled when it cannot be cleaned.
  */
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
-import { APP_FILES, bundleApp, stopBundler, writeApp } from "./helpers/runtime_app.ts";
+import { APP_FILES, bundleApp, openDeployedApp, stopBundler, writeApp } from "./helpers/runtime_app.ts";
 import {
   type ExecuteRequest,
   type ExecutionResult,
@@ -12,8 +12,6 @@ import {
   RunnerPool,
   writeDeploymentModules,
 } from "../src/runtime/mod.ts";
-import { openPersistence } from "../src/persistence/mod.ts";
-import { openDatabase } from "../src/database/mod.ts";
 import { startTestDeployment } from "./helpers/convex_app.ts";
 import { handleHttpAction } from "../src/http/http_action_handler.ts";
 
@@ -161,11 +159,7 @@ Deno.test("runner hygiene: nothing a call leaves behind reaches the next call", 
     "hygiene.ts": OTHER_DEPLOYMENT_MODULE,
   });
   await stopBundler();
-  const dataDir = `${dir}/data`;
-  await Deno.mkdir(dataDir);
-  const persistence = await openPersistence({ kind: "sqlite", path: `${dataDir}/db.sqlite` });
-  const database = await openDatabase(persistence);
-  const { deploymentDir } = await writeDeploymentModules(dataDir, modules);
+  const { dataDir, persistence, database, deploymentDir } = await openDeployedApp(dir, modules);
   const other = await writeDeploymentModules(dataDir, otherModules);
   // One runner of each kind: every call below lands on the runner the previous call used (or its replacement).
   const pool = new RunnerPool({

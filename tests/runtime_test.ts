@@ -3,7 +3,7 @@
  * and run in runner processes against a real SQLite database.
  */
 import { assert, assertEquals, assertMatch, assertRejects, assertStringIncludes } from "./helpers/assert.ts";
-import { bundleApp, stopBundler, writeApp } from "./helpers/runtime_app.ts";
+import { bundleApp, openDeployedApp, stopBundler, writeApp } from "./helpers/runtime_app.ts";
 import {
   type ExecuteRequest,
   type ExecutionResult,
@@ -12,8 +12,6 @@ import {
   RunnerPoolFullError,
   writeDeploymentModules,
 } from "../src/runtime/mod.ts";
-import { openPersistence } from "../src/persistence/mod.ts";
-import { openDatabase } from "../src/database/mod.ts";
 import { freshPostgres } from "./helpers/databases.ts";
 import { startAppPool } from "./helpers/app_pool.ts";
 
@@ -33,11 +31,7 @@ Deno.test("runtime: runs a bundled Convex app in sandboxed runners", async (t) =
   const dir = await Deno.makeTempDir({ prefix: "denvex-runtime-test-" });
   const modules = await bundleApp(await writeApp(dir));
   await stopBundler();
-  const dataDir = `${dir}/data`;
-  await Deno.mkdir(dataDir);
-  const persistence = await openPersistence({ kind: "sqlite", path: `${dataDir}/db.sqlite` });
-  const database = await openDatabase(persistence);
-  const { deploymentDir } = await writeDeploymentModules(dataDir, modules);
+  const { dataDir, persistence, database, deploymentDir } = await openDeployedApp(dir, modules);
   const calls: string[] = [];
   const fileServer = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, () => new Response("served"));
 

@@ -16,12 +16,11 @@
  *
  *   deno run -A scripts/bench/runtime_bench.ts      (env ONLY=cpu: section 4 only; CPU_CALLS, CPU_ROUNDS)
  */
-import { APP_FILES, bundleApp, stopBundler, writeApp } from "../../tests/helpers/runtime_app.ts";
-import { type ExecuteRequest, NO_REQUEST_METADATA, RunnerPool, writeDeploymentModules } from "../../src/runtime/mod.ts";
+import { APP_FILES, bundleApp, openDeployedApp, stopBundler, writeApp } from "../../tests/helpers/runtime_app.ts";
+import { type ExecuteRequest, NO_REQUEST_METADATA, RunnerPool } from "../../src/runtime/mod.ts";
 import { modulesRoot } from "../../src/runtime/module_writer.ts";
 import type { FromRunnerMessage, ToRunnerMessage } from "../../src/runtime/runner_protocol.ts";
-import { openPersistence } from "../../src/persistence/mod.ts";
-import { type Database, openDatabase, type TransactionOutcome } from "../../src/database/mod.ts";
+import type { Database, TransactionOutcome } from "../../src/database/mod.ts";
 
 const ROUNDS = 200;
 const ONLY_CPU = Deno.env.get("ONLY") === "cpu";
@@ -72,11 +71,7 @@ const dir = await Deno.makeTempDir({ prefix: "denvex-runtime-bench-" });
 try {
   const modules = await bundleApp(await writeApp(dir, { ...APP_FILES, "cpu.ts": CPU_MODULE }));
   await stopBundler();
-  const dataDir = `${dir}/data`;
-  await Deno.mkdir(dataDir);
-  const persistence = await openPersistence({ kind: "sqlite", path: `${dataDir}/db.sqlite` });
-  const database = await openDatabase(persistence);
-  const { deploymentDir } = await writeDeploymentModules(dataDir, modules);
+  const { dataDir, persistence, database, deploymentDir } = await openDeployedApp(dir, modules);
   const pool = new RunnerPool({
     dataDir,
     location: persistence.location,

@@ -5,7 +5,9 @@
 import * as esbuild from "esbuild";
 import { posix } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { ModuleConfig } from "../../src/runtime/mod.ts";
+import { type ModuleConfig, writeDeploymentModules } from "../../src/runtime/mod.ts";
+import { openPersistence, type Persistence } from "../../src/persistence/mod.ts";
+import { type Database, openDatabase } from "../../src/database/mod.ts";
 
 const NODE_MODULES = fileURLToPath(new URL("../../node_modules", import.meta.url));
 
@@ -309,4 +311,22 @@ async function* walk(dir: string): AsyncGenerator<string> {
     if (entry.isDirectory) yield* walk(path);
     else if (/\.(ts|js)$/.test(entry.name)) yield path;
   }
+}
+
+/** A data directory with a SQLite database and `modules` written as a deployment, as a server would keep them. */
+export interface DeployedApp {
+  dataDir: string;
+  persistence: Persistence;
+  database: Database;
+  deploymentDir: string;
+}
+
+/** Creates `<dir>/data`, opens its SQLite database and writes `modules` there as a deployment. */
+export async function openDeployedApp(dir: string, modules: ModuleConfig[]): Promise<DeployedApp> {
+  const dataDir = `${dir}/data`;
+  await Deno.mkdir(dataDir);
+  const persistence = await openPersistence({ kind: "sqlite", path: `${dataDir}/db.sqlite` });
+  const database = await openDatabase(persistence);
+  const { deploymentDir } = await writeDeploymentModules(dataDir, modules);
+  return { dataDir, persistence, database, deploymentDir };
 }
