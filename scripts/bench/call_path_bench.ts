@@ -18,8 +18,9 @@
  * `SERVER_DENO_FLAGS=--v8-flags=--max-semi-space-size=4`.
  */
 import { createConvexApp, runConvexCli, type ServerProcess, spawnServer } from "../../tests/helpers/convex_app.ts";
-import { commandLineOf, descendantPids } from "../../tests/helpers/server_child.ts";
+import { commandLineOf, descendantPids, processCpuUs } from "../../tests/helpers/server_child.ts";
 import { ConvexClient } from "convex/browser";
+import { ITEMS_FUNCTIONS_TS } from "./items_app.ts";
 
 const DURATION_MS = Number(Deno.env.get("DURATION_MS") ?? 4_000);
 const CLIENTS = Number(Deno.env.get("CLIENTS") ?? 32);
@@ -31,8 +32,6 @@ const KEYS = 1_000;
 const GROUP_SIZE = 10;
 const COUNTERS = 1_000;
 const SEED_BATCH = 1_000;
-/** /proc/<pid>/stat counts CPU in clock ticks; Linux's USER_HZ is 100 on every architecture we run on. */
-const TICK_US = 10_000;
 
 const APP: Record<string, string> = {
   "schema.ts": `
@@ -43,17 +42,7 @@ export default defineSchema({
   counters: defineTable({ i: v.number(), value: v.number() }).index("by_i", ["i"]),
 });
 `,
-  "bench.ts": `
-import { mutation, query } from "./_generated/server";
-import { v } from "convex/values";
-export const list = query({
-  args: { k: v.string(), nonce: v.number() },
-  handler: (ctx, { k }) => ctx.db.query("items").withIndex("by_k", (q) => q.eq("k", k)).take(10),
-});
-export const add = mutation({
-  args: { k: v.string(), n: v.number() },
-  handler: (ctx, args) => ctx.db.insert("items", args),
-});
+  "bench.ts": ITEMS_FUNCTIONS_TS + `
 export const bump = mutation({
   args: { i: v.number() },
   handler: async (ctx, { i }) => {
@@ -188,17 +177,6 @@ async function spawnBare(): Promise<{ url: string; pid: number; close(): Promise
 // ---------------------------------------------------------------------------------------------------------------
 // Measuring.
 
-/** CPU time of a process in µs (user + system), 0 once it is gone. */
-function cpuUs(pid: number): number {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) * TICK_US;
-  } catch {
-    return 0;
-  }
-}
-
 /** The processes of one side: the server (or bare handler) and its runners, by kind. */
 async function processKinds(rootPid: number): Promise<Map<number, string>> {
   const kinds = new Map<number, string>([[rootPid, "server"]]);
@@ -215,7 +193,7 @@ async function processKinds(rootPid: number): Promise<Map<number, string>> {
 /** CPU µs so far, summed per kind. */
 function cpuByKind(kinds: Map<number, string>): Map<string, number> {
   const sums = new Map<string, number>();
-  for (const [pid, kind] of kinds) sums.set(kind, (sums.get(kind) ?? 0) + cpuUs(pid));
+  for (const [pid, kind] of kinds) sums.set(kind, (sums.get(kind) ?? 0) + processCpuUs(pid));
   return sums;
 }
 

@@ -9,26 +9,16 @@
  * env DURATION_MS (default 6000), CLIENTS (32), TOP (rows shown, 45), PROFILE_DIR (keep the .cpuprofile there).
  * Or analyse an existing profile: `deno run -A scripts/bench/call_path_profile.ts --read <file.cpuprofile> <calls>`.
  */
-import { createConvexApp, runConvexCli } from "../../tests/helpers/convex_app.ts";
+import { createConvexApp } from "../../tests/helpers/convex_app.ts";
 import { serveCommandArgs } from "../../tests/helpers/server_child.ts";
-import { ITEMS_FUNCTIONS_TS, ITEMS_SCHEMA_TS } from "./items_app.ts";
+import { callFunction, deployAndSeed, itemsApp } from "./items_app.ts";
 
 const DURATION_MS = Number(Deno.env.get("DURATION_MS") ?? 6_000);
 const CLIENTS = Number(Deno.env.get("CLIENTS") ?? 32);
 const TOP = Number(Deno.env.get("TOP") ?? 45);
 const REPO = new URL("../../", import.meta.url).pathname;
 
-const APP: Record<string, string> = {
-  "schema.ts": ITEMS_SCHEMA_TS,
-  "bench.ts": ITEMS_FUNCTIONS_TS + `
-export const seed = mutation({
-  args: { from: v.number(), count: v.number() },
-  handler: async (ctx, { from, count }) => {
-    for (let j = from; j < from + count; j++) await ctx.db.insert("items", { k: "k" + (j % 1000), n: j });
-  },
-});
-`,
-};
+const APP = itemsApp(`"k" + (j % 1000)`);
 
 /** One node of a `.cpuprofile`. */
 interface ProfileNode {
@@ -216,16 +206,6 @@ function threadCpuUs(pid: number): Map<string, number> {
   return sums;
 }
 
-async function post(url: string, path: string, kind: string, args: Record<string, unknown>): Promise<void> {
-  const response = await fetch(`${url}/api/${kind}`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ path, args, format: "json" }),
-  });
-  const result = await response.json();
-  if (result.status !== "success") throw new Error(`${path} failed: ${result.errorMessage}`);
-}
-
 async function main(workload: string, extraFlags: string[]): Promise<void> {
   const app = await createConvexApp(APP);
   const dataDir = await Deno.makeTempDir({ prefix: "denvex-prof-data-" });
@@ -239,16 +219,12 @@ async function main(workload: string, extraFlags: string[]): Promise<void> {
   let mainThread = { runUs: 0, waitUs: 0, slices: 0 };
   const threadUsPerCall = new Map<string, number>();
   try {
-    const deployed = await runConvexCli(app, ["deploy", "--typecheck=disable", "-y"], server);
-    if (deployed.code !== 0) throw new Error(`deploy failed: ${deployed.stdout}${deployed.stderr}`);
-    for (let from = 0; from < 10_000; from += 1_000) {
-      await post(server.url, "bench:seed", "mutation", { from, count: 1_000 });
-    }
+    await deployAndSeed(app, server, 10_000);
     let next = 0;
     const call = () =>
       workload === "insert"
-        ? post(server.url, "bench:add", "mutation", { k: `k${next % 1000}`, n: next++ })
-        : post(server.url, "bench:list", "query", { k: `k${(next * 7919) % 1000}`, nonce: next++ });
+        ? callFunction(server.url, "mutation", "bench:add", { k: `k${next % 1000}`, n: next++ })
+        : callFunction(server.url, "query", "bench:list", { k: `k${(next * 7919) % 1000}`, nonce: next++ });
     // A warm-up, then the measured window (only its samples are counted).
     const drive = async (ms: number) => {
       const deadline = performance.now() + ms;

@@ -10,10 +10,10 @@
  * Env SERVER_DENO_FLAGS adds `deno run` flags to the server process (space-separated), e.g.
  * `SERVER_DENO_FLAGS=--v8-flags=--max-semi-space-size=4` to compare V8 settings against the default ones.
  */
-import { createConvexApp, runConvexCli, type ServerProcess, spawnServer } from "../../tests/helpers/convex_app.ts";
+import { createConvexApp, type ServerProcess, spawnServer } from "../../tests/helpers/convex_app.ts";
 import { commandLineOf, descendantPids } from "../../tests/helpers/server_child.ts";
 import { spawnSubscriber } from "./subscriber_process.ts";
-import { ITEMS_FUNCTIONS_TS, ITEMS_SCHEMA_TS } from "./items_app.ts";
+import { callFunction, deployAndSeed, itemsApp } from "./items_app.ts";
 
 const QUERIES = Number(Deno.env.get("QUERIES") ?? 10_000);
 const SUBSCRIPTIONS = Number(Deno.env.get("SUBSCRIPTIONS") ?? 10_000);
@@ -24,22 +24,11 @@ const SETTLE_MS = Number(Deno.env.get("SETTLE_MS") ?? 45_000);
 const SERVER_DENO_FLAGS = (Deno.env.get("SERVER_DENO_FLAGS") ?? "").split(" ").filter((flag) => flag !== "");
 const KEYS = 1_000;
 const DOCUMENTS = 10_000;
-const SEED_BATCH = 1_000;
 /** Issue 14's goals on the PSS of the server and its runners. */
 const GOAL_IDLE_PSS_MIB = 150;
 const GOAL_LOADED_PSS_MIB = 300;
 
-const APP: Record<string, string> = {
-  "schema.ts": ITEMS_SCHEMA_TS,
-  "bench.ts": ITEMS_FUNCTIONS_TS + `
-export const seed = mutation({
-  args: { from: v.number(), count: v.number() },
-  handler: async (ctx, { from, count }) => {
-    for (let j = from; j < from + count; j++) await ctx.db.insert("items", { k: "k" + (j % ${KEYS}), n: j });
-  },
-});
-`,
-};
+const APP = itemsApp(`"k" + (j % ${KEYS})`);
 
 // ---------------------------------------------------------------------------------------------------------------
 // Measuring.
@@ -96,23 +85,13 @@ function line(label: string, now: Footprint, idle: Footprint, goalMib: number | 
     `= ${(now.pssMib / idle.pssMib).toFixed(2)}× idle ${now.text}${goal}`;
 }
 
-async function post(url: string, kind: "query" | "mutation", path: string, args: Record<string, unknown>) {
-  const response = await fetch(`${url}/api/${kind}`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ path, args, format: "json" }),
-  });
-  const result = await response.json() as { status: string; errorMessage?: string };
-  if (result.status !== "success") throw new Error(`${path} failed: ${result.errorMessage}`);
-}
-
 async function distinctQueries(url: string): Promise<number> {
   let next = 0;
   const started = performance.now();
   await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
     while (next < QUERIES) {
       const i = next++;
-      await post(url, "query", "bench:list", { k: `k${(i * 7919) % KEYS}`, nonce: i });
+      await callFunction(url, "query", "bench:list", { k: `k${(i * 7919) % KEYS}`, nonce: i });
     }
   }));
   return QUERIES / ((performance.now() - started) / 1000);
@@ -160,11 +139,7 @@ async function main(): Promise<void> {
   const server = await spawnServer({ denoFlags: SERVER_DENO_FLAGS });
   if (SERVER_DENO_FLAGS.length > 0) console.log(`footprint_bench: server flags ${SERVER_DENO_FLAGS.join(" ")}`);
   try {
-    const deployed = await runConvexCli(app, ["deploy", "--typecheck=disable", "-y"], server);
-    if (deployed.code !== 0) throw new Error(`deploy failed: ${deployed.stdout}${deployed.stderr}`);
-    for (let from = 0; from < DOCUMENTS; from += SEED_BATCH) {
-      await post(server.url, "mutation", "bench:seed", { from, count: SEED_BATCH });
-    }
+    await deployAndSeed(app, server, DOCUMENTS);
     await sleep(SETTLE_MS);
     const idle = await footprint(server.pid);
     console.log(line(`idle (${DOCUMENTS} documents)`, idle, idle, GOAL_IDLE_PSS_MIB) + ` ${await serverHeap(server)}`);

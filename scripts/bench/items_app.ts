@@ -1,8 +1,9 @@
 /**
  * The small Convex app the call-path benches share: an `items` table indexed by `k`, a query reading the ten items of
- * one key (`nonce` makes each call distinct, so none is answered from the cache) and an insert. Each bench adds its
- * own seeding mutation (`seed`), whose key scheme differs.
+ * one key (`nonce` makes each call distinct, so none is answered from the cache), an insert, and a seeding mutation
+ * whose key scheme each bench chooses (`itemsApp`). Also: calling a function over HTTP, and deploying and seeding.
  */
+import { type ConvexApp, runConvexCli } from "../../tests/helpers/convex_app.ts";
 
 /** `schema.ts`: `items` with `by_k`. */
 export const ITEMS_SCHEMA_TS = `
@@ -24,3 +25,51 @@ export const add = mutation({
   handler: (ctx, args) => ctx.db.insert("items", args),
 });
 `;
+
+/**
+ * The app's files: `items` with `list`, `add`, and `seed({from, count})`, which inserts items `from`… with `n: j` and
+ * `k` given by `keyOfJ` (a JavaScript expression of `j`, e.g. `"k" + (j % 1000)`).
+ */
+export function itemsApp(keyOfJ: string): Record<string, string> {
+  return {
+    "schema.ts": ITEMS_SCHEMA_TS,
+    "bench.ts": ITEMS_FUNCTIONS_TS + `
+export const seed = mutation({
+  args: { from: v.number(), count: v.number() },
+  handler: async (ctx, { from, count }) => {
+    for (let j = from; j < from + count; j++) await ctx.db.insert("items", { k: ${keyOfJ}, n: j });
+  },
+});
+`,
+  };
+}
+
+/** Calls a function over the HTTP API (`POST /api/<kind>`); throws with the server's message when it fails. */
+export async function callFunction(
+  url: string,
+  kind: "query" | "mutation",
+  path: string,
+  args: Record<string, unknown>,
+): Promise<void> {
+  const response = await fetch(`${url}/api/${kind}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ path, args, format: "json" }),
+  });
+  const result = await response.json() as { status: string; errorMessage?: string };
+  if (result.status !== "success") throw new Error(`${path} failed: ${result.errorMessage}`);
+}
+
+/** Deploys `app` to `server` with the official CLI, then seeds `documents` items in batches of `batch`. */
+export async function deployAndSeed(
+  app: ConvexApp,
+  server: { url: string; adminKey: string },
+  documents: number,
+  batch = 1_000,
+): Promise<void> {
+  const deployed = await runConvexCli(app, ["deploy", "--typecheck=disable", "-y"], server);
+  if (deployed.code !== 0) throw new Error(`deploy failed: ${deployed.stdout}${deployed.stderr}`);
+  for (let from = 0; from < documents; from += batch) {
+    await callFunction(server.url, "mutation", "bench:seed", { from, count: Math.min(batch, documents - from) });
+  }
+}

@@ -19,11 +19,11 @@
  * With env PROFILE_DIR, the server runs with its inspector open and each phase also writes a CPU profile of the server
  * (`<PROFILE_DIR>/<phase>.cpuprofile`) and prints its self time by function and file.
  */
-import { createConvexApp, freePort, runConvexCli, spawnServer } from "../../tests/helpers/convex_app.ts";
-import { descendantPids } from "../../tests/helpers/server_child.ts";
+import { createConvexApp, freePort, spawnServer } from "../../tests/helpers/convex_app.ts";
+import { descendantPids, processCpuUs } from "../../tests/helpers/server_child.ts";
 import { spawnSubscriber } from "./subscriber_process.ts";
 import { connectProfiler, type ServerProfiler } from "./subscriptions_server_profile.ts";
-import { ITEMS_FUNCTIONS_TS, ITEMS_SCHEMA_TS } from "./items_app.ts";
+import { deployAndSeed, itemsApp } from "./items_app.ts";
 
 const SUBSCRIPTIONS = Number(Deno.env.get("SUBSCRIPTIONS") ?? 10_000);
 const SOCKETS = Number(Deno.env.get("SOCKETS") ?? 100);
@@ -33,24 +33,11 @@ const SERVER_DENO_FLAGS = (Deno.env.get("SERVER_DENO_FLAGS") ?? "").split(" ").f
 const PROFILE_DIR = Deno.env.get("PROFILE_DIR");
 /** One document per subscribed key, so every subscription reads one. */
 const DOCUMENTS = SUBSCRIPTIONS;
-const SEED_BATCH = 1_000;
 const WARMUP_MS = 1_000;
-/** /proc/<pid>/stat counts CPU in clock ticks; Linux's USER_HZ is 100. */
-const TICK_US = 10_000;
 /** The issue's goal: inserts with the subscriptions live ≥ this × inserts with none. */
 const GOAL_RATIO = 0.7;
 
-const APP: Record<string, string> = {
-  "schema.ts": ITEMS_SCHEMA_TS,
-  "bench.ts": ITEMS_FUNCTIONS_TS + `
-export const seed = mutation({
-  args: { from: v.number(), count: v.number() },
-  handler: async (ctx, { from, count }) => {
-    for (let j = from; j < from + count; j++) await ctx.db.insert("items", { k: "s" + j, n: j });
-  },
-});
-`,
-};
+const APP = itemsApp(`"s" + j`);
 
 /** Where phase `name`'s `i`-th insert lands: between the subscribed keys (`s<j>-new`), or on one (`s<j>`). */
 type KeyOf = (i: number) => string;
@@ -66,21 +53,10 @@ interface Phase {
   runnersCpuUs: number;
 }
 
-/** CPU time of a process in µs (user + system), 0 once it is gone. */
-function cpuUs(pid: number): number {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) * TICK_US;
-  } catch {
-    return 0;
-  }
-}
-
 async function cpuSnapshot(serverPid: number): Promise<{ server: number; runners: Map<number, number> }> {
   const runners = new Map<number, number>();
-  for (const pid of await descendantPids(serverPid)) runners.set(pid, cpuUs(pid));
-  return { server: cpuUs(serverPid), runners };
+  for (const pid of await descendantPids(serverPid)) runners.set(pid, processCpuUs(pid));
+  return { server: processCpuUs(serverPid), runners };
 }
 
 let nextArg = 0;
@@ -161,16 +137,6 @@ function phaseLine(label: string, phase: Phase, none: Phase | null, extra = ""):
     (phase.failures > 0 ? `, ${phase.failures} FAILED` : "") + extra + `; load ${loadAverage()}`;
 }
 
-async function post(url: string, path: string, args: Record<string, unknown>): Promise<void> {
-  const response = await fetch(`${url}/api/mutation`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ path, args, format: "json" }),
-  });
-  const result = await response.json() as { status: string; errorMessage?: string };
-  if (result.status !== "success") throw new Error(`${path} failed: ${result.errorMessage}`);
-}
-
 async function main(): Promise<void> {
   console.log(
     `subscriptions_insert_bench: ${navigator.hardwareConcurrency} cores, ${CLIENTS} clients, ${DURATION_MS} ms ` +
@@ -185,11 +151,7 @@ async function main(): Promise<void> {
   const profiler = inspectPort === null ? null : await connectProfiler(inspectPort);
   const profiling = (name: string) => profiler === null ? null : { profiler, name };
   try {
-    const deployed = await runConvexCli(app, ["deploy", "--typecheck=disable", "-y"], server);
-    if (deployed.code !== 0) throw new Error(`deploy failed: ${deployed.stdout}${deployed.stderr}`);
-    for (let from = 0; from < DOCUMENTS; from += SEED_BATCH) {
-      await post(server.url, "bench:seed", { from, count: Math.min(SEED_BATCH, DOCUMENTS - from) });
-    }
+    await deployAndSeed(app, server, DOCUMENTS);
     const none = await drive(server.url, server.pid, BETWEEN_SUBSCRIBED, profiling("none"));
     console.log(phaseLine("none live", none, null));
     const subscribeStarted = performance.now();

@@ -143,3 +143,17 @@ export async function commandLineOf(pid: number): Promise<string> {
   const raw = await Deno.readTextFile(`/proc/${pid}/cmdline`).catch(() => "");
   return raw.replaceAll("\0", " ");
 }
+
+/** /proc/<pid>/stat counts CPU in clock ticks; Linux's USER_HZ is 100 on every architecture we run on. */
+const TICK_US = 10_000;
+
+/** CPU time of a process in µs (user + system), from /proc (Linux); 0 once it is gone. */
+export function processCpuUs(pid: number): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * TICK_US;
+  } catch {
+    return 0;
+  }
+}
