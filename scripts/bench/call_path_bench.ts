@@ -178,8 +178,8 @@ async function spawnBare(): Promise<{ url: string; pid: number; close(): Promise
 // Measuring.
 
 /** The processes of one side: the server (or bare handler) and its runners, by kind. */
-async function processKinds(rootPid: number): Promise<Map<number, string>> {
-  const kinds = new Map<number, string>([[rootPid, "server"]]);
+async function processKinds(rootPid: number, rootKind = "server"): Promise<Map<number, string>> {
+  const kinds = new Map<number, string>([[rootPid, rootKind]]);
   for (const pid of await descendantPids(rootPid)) {
     const command = await commandLineOf(pid);
     if (command.includes("node_runner") || command.includes("node-runner")) kinds.set(pid, "node runner");
@@ -188,6 +188,13 @@ async function processKinds(rootPid: number): Promise<Map<number, string>> {
     } else kinds.set(pid, "other");
   }
   return kinds;
+}
+
+/** The machine's busy CPU µs so far, all cores (from /proc/stat: everything but idle and iowait). */
+function machineBusyUs(): number {
+  const fields = Deno.readTextFileSync("/proc/stat").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+  const busyTicks = fields.reduce((sum, ticks) => sum + ticks, 0) - fields[3] - fields[4];
+  return busyTicks * 10_000;
 }
 
 /** CPU µs so far, summed per kind. */
@@ -231,6 +238,8 @@ interface Run {
   failures: number;
   calls: number;
   cpuUsPerCall: Map<string, number>;
+  /** The whole machine's busy CPU per call, the benchmark's own clients included. */
+  machineUsPerCall: number;
 }
 
 function percentile(sorted: number[], fraction: number): number {
@@ -239,8 +248,14 @@ function percentile(sorted: number[], fraction: number): number {
 
 let nextArg = 0;
 
+/**
+ * The processes whose CPU a run counts, listed after its warm-up: a runner the pool spawns for the load (its second
+ * transaction runner) is counted too.
+ */
+type ProcessesOf = () => Promise<Map<number, string>>;
+
 /** `clients` closed-loop HTTP clients calling `workload` for DURATION_MS. */
-async function drive(url: string, workload: Workload, clients: number, kinds: Map<number, string>): Promise<Run> {
+async function drive(url: string, workload: Workload, clients: number, processesOf: ProcessesOf): Promise<Run> {
   const latencies: number[] = [];
   let failures = 0;
   const endpoint = `${url}/api/${workload.kind}`;
@@ -259,7 +274,9 @@ async function drive(url: string, workload: Workload, clients: number, kinds: Ma
   }));
   latencies.length = 0;
   failures = 0;
+  const kinds = await processesOf();
   const cpuBefore = cpuByKind(kinds);
+  const machineBefore = machineBusyUs();
   const started = performance.now();
   const deadline = started + DURATION_MS;
   await Promise.all(Array.from({ length: clients }, async () => {
@@ -267,6 +284,7 @@ async function drive(url: string, workload: Workload, clients: number, kinds: Ma
   }));
   const seconds = (performance.now() - started) / 1000;
   const cpuAfter = cpuByKind(kinds);
+  const machineUsPerCall = (machineBusyUs() - machineBefore) / (latencies.length + failures);
   const calls = latencies.length + failures;
   const cpuUsPerCall = new Map<string, number>();
   for (const [kind, after] of cpuAfter) cpuUsPerCall.set(kind, (after - (cpuBefore.get(kind) ?? 0)) / calls);
@@ -278,13 +296,14 @@ async function drive(url: string, workload: Workload, clients: number, kinds: Ma
     failures,
     calls,
     cpuUsPerCall,
+    machineUsPerCall,
   };
 }
 
 function cpuText(run: Run): string {
   const total = [...run.cpuUsPerCall.values()].reduce((a, b) => a + b, 0);
   const parts = [...run.cpuUsPerCall].filter(([, us]) => us > 0).map(([kind, us]) => `${kind} ${us.toFixed(0)}`);
-  return `CPU ${total.toFixed(0)} µs/call (${parts.join(", ") || "—"})`;
+  return `CPU ${total.toFixed(0)} µs/call (${parts.join(", ") || "—"}; machine ${run.machineUsPerCall.toFixed(0)})`;
 }
 
 function runText(run: Run): string {
@@ -295,7 +314,7 @@ function runText(run: Run): string {
 }
 
 /** `CLIENTS` ConvexClient instances over WebSocket calling the insert mutation in a closed loop. */
-async function driveWebSocket(url: string, kinds: Map<number, string>): Promise<Run> {
+async function driveWebSocket(url: string, processesOf: ProcessesOf): Promise<Run> {
   const clients = Array.from({ length: CLIENTS }, () => new ConvexClient(url, { unsavedChangesWarning: false }));
   const latencies: number[] = [];
   let failures = 0;
@@ -317,7 +336,9 @@ async function driveWebSocket(url: string, kinds: Map<number, string>): Promise<
     }));
     latencies.length = 0;
     failures = 0;
+    const kinds = await processesOf();
     const cpuBefore = cpuByKind(kinds);
+    const machineBefore = machineBusyUs();
     const started = performance.now();
     const deadline = started + DURATION_MS;
     await Promise.all(clients.map(async (client) => {
@@ -325,6 +346,7 @@ async function driveWebSocket(url: string, kinds: Map<number, string>): Promise<
     }));
     const seconds = (performance.now() - started) / 1000;
     const cpuAfter = cpuByKind(kinds);
+    const machineUsPerCall = (machineBusyUs() - machineBefore) / (latencies.length + failures);
     const calls = latencies.length + failures;
     const cpuUsPerCall = new Map<string, number>();
     for (const [kind, after] of cpuAfter) cpuUsPerCall.set(kind, (after - (cpuBefore.get(kind) ?? 0)) / calls);
@@ -336,6 +358,7 @@ async function driveWebSocket(url: string, kinds: Map<number, string>): Promise<
       failures,
       calls,
       cpuUsPerCall,
+      machineUsPerCall,
     };
   } finally {
     await Promise.all(clients.map((client) => client.close()));
@@ -462,9 +485,9 @@ async function measure(
     if (deployed.code !== 0) throw new Error(`deploy failed: ${deployed.stdout}${deployed.stderr}`);
     await seed(server.url);
     await new Promise((resolve) => setTimeout(resolve, 1_000));
-    const kinds = await processKinds(server.pid);
-    const bareKinds = new Map([[bare.pid, "bare"]]);
-    console.log(`${tag} ${memoryLine("idle (10,000 documents)", kinds)}`);
+    const kinds = () => processKinds(server.pid);
+    const bareKinds = () => processKinds(bare.pid, "bare");
+    console.log(`${tag} ${memoryLine("idle (10,000 documents)", await kinds())}`);
     for (const workload of WORKLOADS) {
       if (!ONLY.includes(workload.name)) continue;
       const baseline = await drive(bare.url, workload, CLIENTS, bareKinds);

@@ -4,14 +4,18 @@
  * closed-loop HTTP clients for `DURATION_MS`, stops the server (which writes its profile) and prints self time per
  * function and per source file, in µs per call, with the GC share.
  *
- *   deno run -A scripts/bench/call_path_profile.ts [query|insert] [more deno flags for the server...]
+ *   deno run -A scripts/bench/call_path_profile.ts [query|insert|ws] [more deno flags for the server...]
+ *
+ * `ws` is the insert sent over the sync protocol by the official `ConvexClient` (one per client).
  *
  * env DURATION_MS (default 6000), CLIENTS (32), TOP (rows shown, 45), PROFILE_DIR (keep the .cpuprofile there).
  * Or analyse an existing profile: `deno run -A scripts/bench/call_path_profile.ts --read <file.cpuprofile> <calls>`.
  */
 import { createConvexApp } from "../../tests/helpers/convex_app.ts";
+import { SERVER_PROCESS_ENV } from "../../src/server/launcher.ts";
 import { serveCommandArgs } from "../../tests/helpers/server_child.ts";
 import { callFunction, deployAndSeed, itemsApp } from "./items_app.ts";
+import { ConvexClient } from "convex/browser";
 
 const DURATION_MS = Number(Deno.env.get("DURATION_MS") ?? 6_000);
 const CLIENTS = Number(Deno.env.get("CLIENTS") ?? 32);
@@ -157,7 +161,7 @@ async function spawnProfiledServer(dataDir: string, profileDir: string, extraFla
   args.splice(args.indexOf("--allow-write=" + dataDir), 1, `--allow-write=${dataDir},${profileDir}`);
   const child = new Deno.Command(Deno.execPath(), {
     args,
-    env: { DENVEX_ADMIN_KEY: adminKey },
+    env: { ...SERVER_PROCESS_ENV, DENVEX_ADMIN_KEY: adminKey },
     cwd: REPO,
     stdout: "piped",
     stderr: "inherit",
@@ -218,20 +222,29 @@ async function main(workload: string, extraFlags: string[]): Promise<void> {
   let processUsPerCall = 0;
   let mainThread = { runUs: 0, waitUs: 0, slices: 0 };
   const threadUsPerCall = new Map<string, number>();
+  let closeSockets = () => Promise.resolve([] as void[]);
   try {
     await deployAndSeed(app, server, 10_000);
     let next = 0;
-    const call = () =>
-      workload === "insert"
+    // "ws": the insert over the sync protocol, one official ConvexClient per closed-loop client.
+    const sockets = workload === "ws"
+      ? Array.from({ length: CLIENTS }, () => new ConvexClient(server.url, { unsavedChangesWarning: false }))
+      : [];
+    closeSockets = () => Promise.all(sockets.map((socket) => socket.close()));
+    const call = (client: number) =>
+      workload === "ws"
+        // deno-lint-ignore no-explicit-any
+        ? sockets[client].mutation("bench:add" as any, { k: `k${next % 1000}`, n: next++ })
+        : workload === "insert"
         ? callFunction(server.url, "mutation", "bench:add", { k: `k${next % 1000}`, n: next++ })
         : callFunction(server.url, "query", "bench:list", { k: `k${(next * 7919) % 1000}`, nonce: next++ });
     // A warm-up, then the measured window (only its samples are counted).
     const drive = async (ms: number) => {
       const deadline = performance.now() + ms;
       let done = 0;
-      await Promise.all(Array.from({ length: CLIENTS }, async () => {
+      await Promise.all(Array.from({ length: CLIENTS }, async (_, client) => {
         while (performance.now() < deadline) {
-          await call();
+          await call(client);
           done++;
         }
       }));
@@ -255,6 +268,7 @@ async function main(workload: string, extraFlags: string[]): Promise<void> {
       slices: (schedAfter.slices - schedBefore.slices) / calls,
     };
   } finally {
+    await closeSockets();
     server.child.kill("SIGTERM");
     await server.child.status;
     await app.dispose();
