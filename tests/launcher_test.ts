@@ -5,7 +5,8 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
 import { commandLineOf, descendantPids } from "./helpers/server_child.ts";
-import { SERVER_V8_FLAGS } from "../src/server/launcher.ts";
+import { SERVER_PROCESS_ENV, SERVER_V8_FLAGS } from "../src/server/launcher.ts";
+import { RUNNER_MALLOC_ARENA_MAX } from "../src/runtime/runner_command.ts";
 
 const ROOT = new URL("..", import.meta.url);
 const DENO = Deno.execPath();
@@ -72,6 +73,22 @@ async function withTempDir(body: (dir: string) => Promise<void>): Promise<void> 
   }
 }
 
+/** The command line and environment of each of `pid`'s descendants. */
+async function processEnvironments(pid: number): Promise<{ line: string; env: Map<string, string> }[]> {
+  const found = [];
+  for (const child of await descendantPids(pid)) {
+    const raw = await Deno.readTextFile(`/proc/${child}/environ`).catch(() => "");
+    const env = new Map(
+      raw.split("\0").filter((entry) => entry.includes("=")).map((entry) => {
+        const at = entry.indexOf("=");
+        return [entry.slice(0, at), entry.slice(at + 1)] as [string, string];
+      }),
+    );
+    found.push({ line: await commandLineOf(child), env });
+  }
+  return found;
+}
+
 /** The command lines of `pid`'s descendants that run main.ts. */
 async function mainTsProcesses(pid: number): Promise<string[]> {
   const lines = await Promise.all((await descendantPids(pid)).map(commandLineOf));
@@ -96,6 +113,16 @@ Deno.test("deno task start --data <anywhere>: the server gets exactly that direc
     assertStringIncludes(serving, ` --allow-run=${DENO} `);
     // The server's young-generation cap (issue 14): the process `deno task start` starts carries it.
     assertStringIncludes(serving, ` --v8-flags=${SERVER_V8_FLAGS} `);
+    // Its malloc arena cap too (issue 14, footprint), and its runners get theirs.
+    const environments = await processEnvironments(server.pid);
+    const servingEnv = environments.find(({ line }) => line === serving)?.env;
+    assertEquals(servingEnv?.get("MALLOC_ARENA_MAX"), SERVER_PROCESS_ENV.MALLOC_ARENA_MAX);
+    const runners = environments.filter(({ line }) => / runner /.test(` ${line} `) && line.includes("main.ts"));
+    assert(runners.length > 0, environments.map(({ line }) => line).join("\n"));
+    for (const runner of runners) {
+      assertEquals(runner.env.get("MALLOC_ARENA_MAX"), RUNNER_MALLOC_ARENA_MAX);
+      assertStringIncludes(runner.line, "--optimize-for-size");
+    }
     for (const unscoped of [" --allow-read ", " --allow-write ", " --allow-env ", " --allow-run ", " -A "]) {
       assert(!serving.includes(unscoped), `the server got${unscoped}: ${serving}`);
     }
