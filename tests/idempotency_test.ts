@@ -21,7 +21,12 @@ Deno.test({
       const backend = await openBackend({ database, location, dataDir, adminKey: ADMIN_KEY, instanceName: "t", urls });
       return { database, backend };
     };
-    const send = (backend: Awaited<ReturnType<typeof open>>["backend"], key: string, body: string) =>
+    const send = (
+      backend: Awaited<ReturnType<typeof open>>["backend"],
+      key: string,
+      body: string,
+      idempotencyKeyIsFresh = false,
+    ) =>
       backend.executor.call({
         path: "messages:send",
         args: { channel: "c", body },
@@ -29,6 +34,7 @@ Deno.test({
         identityJson: null,
         allowInternal: false,
         idempotencyKey: key,
+        idempotencyKeyIsFresh,
       });
     const count = async (backend: Awaited<ReturnType<typeof open>>["backend"]) => {
       const result = await backend.executor.call({
@@ -53,6 +59,13 @@ Deno.test({
       assert(repeat.ok);
       assertEquals(repeat.valueJson, first.valueJson, "the repeat returns the first result (the same new ID)");
       assertEquals(repeat.ts, first.ts, "and the first commit ts");
+      assertEquals(await count(backend), 1);
+      // A repeat whose sender wrongly claims the key is fresh (no look before running) still commits nothing: the read
+      // inside the commit finds the first result.
+      const claimedFresh = await send(backend, "session-1\u00000", "one", true);
+      assert(claimedFresh.ok, claimedFresh.ok ? "" : claimedFresh.errorMessage);
+      assertEquals(claimedFresh.valueJson, first.valueJson);
+      assertEquals(claimedFresh.ts, first.ts);
       assertEquals(await count(backend), 1);
 
       // Two concurrent sends of one new key commit once.

@@ -70,6 +70,13 @@ export interface CallRequest {
   /** Makes a mutation idempotent: a repeat of the key returns the first result (see idempotency.ts). */
   idempotencyKey?: string | undefined;
   /**
+   * The caller knows `idempotencyKey` was never sent before (a sync socket's first connection, whose mutations cannot
+   * be re-sends): the look for an earlier result before running is skipped (a point read on the server's event loop
+   * per mutation, issue 14). Only a shortcut: the read inside the commit still answers a repeat with the first result
+   * and commits nothing, so a caller that claims this wrongly gets a repeat run and discarded, never run twice.
+   */
+  idempotencyKeyIsFresh?: boolean | undefined;
+  /**
    * Extra writes (and the reads that guard them) committed atomically with a successful mutation, e.g. a scheduled
    * job's state change to `success`. Called once per attempt, with the mutation's result and a system transaction at
    * the attempt's snapshot, right before the commit. Returning false abandons the attempt uncommitted (the call then
@@ -481,7 +488,7 @@ export class FunctionExecutor {
   ): Promise<AttemptOutcome> {
     const { info, request, recordId } = call;
     const database = this.#deps.database;
-    if (recordId !== null) {
+    if (recordId !== null && request.idempotencyKeyIsFresh !== true) {
       // A repeat is answered without running anything; the read inside the transaction below is what guarantees once.
       const remembered = await findResult(database, recordId);
       if (remembered) return rememberedCall(remembered);

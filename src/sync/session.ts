@@ -96,6 +96,11 @@ export class SyncSession {
   readonly #socket: WebSocket;
   readonly #deps: SessionDeps;
   #sessionId: string | null = null;
+  /**
+   * Whether the client said this is not its session's first connection: only then may its mutations be re-sends of
+   * ones an earlier connection sent (`idempotencyKeyIsFresh` otherwise).
+   */
+  #reconnected = true;
   #closed = false;
   #caller: Caller = ANONYMOUS;
   /** The user token `#caller` was authenticated with (null: anonymous or admin), for `getRequestMetadata`. */
@@ -279,6 +284,7 @@ export class SyncSession {
   #connect(message: Extract<ClientMessage, { type: "Connect" }>): void {
     if (this.#sessionId !== null) throw new ProtocolError("Connect was sent twice");
     this.#sessionId = message.sessionId;
+    this.#reconnected = message.connectionCount > 0;
     if (message.clientTs !== null) this.#clockSkewMs = message.clientTs - Date.now();
     if (message.maxObservedTimestamp !== null) {
       let observed: bigint;
@@ -506,6 +512,7 @@ export class SyncSession {
             allowInternal: caller.isAdmin,
             // Recorded in the mutation's own commit, so a re-send after a reconnect or a restart is not run twice.
             idempotencyKey: `${sessionId}\u0000${requestId}`,
+            idempotencyKeyIsFresh: !this.#reconnected,
             requestId: executionId,
             requestMetadata: this.#requestMetadata(),
           });
