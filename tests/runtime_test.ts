@@ -33,6 +33,7 @@ Deno.test("runtime: runs a bundled Convex app in sandboxed runners", async (t) =
   await stopBundler();
   const { dataDir, persistence, database, deploymentDir } = await openDeployedApp(dir, modules);
   const calls: string[] = [];
+  const runnerOutput: string[] = [];
   const fileServer = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, () => new Response("served"));
 
   const execute = (
@@ -69,6 +70,7 @@ Deno.test("runtime: runs a bundled Convex app in sandboxed runners", async (t) =
     // The action below fetches a local test server, which the default network policy keeps out of reach.
     actionNet: { allowHosts: ["127.0.0.1"] },
     createTable: (name) => database.createTable(name),
+    onRunnerOutput: (line) => runnerOutput.push(line),
     onCall: async (op, argsJson, context) => {
       calls.push(`${op} from ${context.functionPath}`);
       const args = JSON.parse(argsJson) as { name: string; args: Record<string, unknown> };
@@ -201,6 +203,25 @@ Deno.test("runtime: runs a bundled Convex app in sandboxed runners", async (t) =
       assertStringIncludes(exited.errorMessage!, "Deno.exit() is not allowed");
       const closed = await query("exits", { how: "close" });
       assertStringIncludes(closed.errorMessage!, "TypeError");
+      // The runner's standard streams are the server's (stderr: its log): user code writes log lines, not to them.
+      for (const stream of ["stdout", "stderr"]) {
+        const written = await query("writesStdio", { stream });
+        assertEquals(written.ok, false, `Deno.${stream} was writable`);
+        assertStringIncludes(written.errorMessage!, `Deno.${stream} is not available in Convex functions`);
+      }
+      // What still reaches the runner's stderr (node:process needs no permission) reaches the server's marked as the
+      // runner's, one line per line, with no control character that could redraw a log line.
+      const nodeWrite = await query("writesNodeStderr", {
+        module: "node:process",
+        text: "from user code\x1b[2K\rforged line\nsecond\n",
+      });
+      assertEquals(nodeWrite.resultJson, '"written"');
+      const deadline = performance.now() + 5_000;
+      while (runnerOutput.length < 2 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      const pids = pool.runnerPids().join("|");
+      assertEquals(runnerOutput.length, 2, runnerOutput.join("\n"));
+      assertMatch(runnerOutput[0], new RegExp(`^denvex runner (${pids}): from user code\\?\\[2K\\?forged line$`));
+      assertMatch(runnerOutput[1], new RegExp(`^denvex runner (${pids}): second$`));
       const imported = await query("importOutside");
       assertEquals(imported.ok, false);
       assertStringIncludes(imported.errorMessage!, "Requires read access");

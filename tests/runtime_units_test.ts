@@ -11,6 +11,7 @@ import { ModuleLoadError } from "../src/runtime/errors.ts";
 import { inspect } from "../src/runtime/worker/inspect.ts";
 import { resolveFunctionPath } from "../src/runtime/worker/functions.ts";
 import { QueryStreams } from "../src/runtime/worker/query_streams.ts";
+import { forwardRunnerOutput, RUNNER_OUTPUT_LINE_CHARS } from "../src/runtime/runner_output.ts";
 
 Deno.test("sync channel: round trips, and chunks messages larger than its buffer both ways", async () => {
   const buffer = createChannelBuffer(64); // tiny, so most messages span many chunks
@@ -224,4 +225,45 @@ Deno.test("query streams: growing read-ahead batches served one document at a ti
   assertEquals(seen, documents);
   assertEquals(batches, [8, 32, 128]);
   streams.cleanup(7);
+});
+
+Deno.test("runner output: lines marked as the runner's, cut, without control characters, within a budget", async () => {
+  const chunks = [
+    "first\r\x1b[31mred",
+    " line\n" + "x".repeat(RUNNER_OUTPUT_LINE_CHARS + 500),
+    "\nunfinished",
+  ];
+  const encoder = new TextEncoder();
+  const stream = (parts: string[]) =>
+    new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (const part of parts) controller.enqueue(encoder.encode(part));
+        controller.close();
+      },
+    });
+  const lines: string[] = [];
+  await forwardRunnerOutput(stream(chunks), "denvex runner 7", (line) => lines.push(line));
+  assertEquals(lines.length, 3);
+  assertEquals(lines[0], "denvex runner 7: first??[31mred line");
+  assertEquals(lines[1], `denvex runner 7: ${"x".repeat(RUNNER_OUTPUT_LINE_CHARS)} [line cut]`);
+  assertEquals(lines[2], "denvex runner 7: unfinished");
+
+  // Past the budget: one notice, then nothing, and the stream is still read to its end (a full pipe would block).
+  const many = Array.from({ length: 1_000 }, (_, i) => `line ${i}\n`);
+  let pulled = 0;
+  const counted = stream(many).pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        pulled++;
+        controller.enqueue(chunk);
+      },
+    }),
+  );
+  const budgeted: string[] = [];
+  await forwardRunnerOutput(counted, "r", (line) => budgeted.push(line), 100);
+  assertEquals(pulled, 1_000);
+  assertEquals(budgeted.at(-1), "r: further output dropped (over 100 characters)");
+  // "r: line 0" to "r: line 9" (9 characters each) and "r: line 10" fill the 100 exactly; then the notice.
+  assertEquals(budgeted.length, 12);
+  assert(budgeted.slice(0, -1).every((line, i) => line === `r: line ${i}`));
 });

@@ -532,6 +532,7 @@ export class RunnerPool {
         allowNet: set.kind === "action",
       },
       (call) => this.#answerCall(call),
+      this.#options.onRunnerOutput,
     );
     set.all.set(runner, "starting");
     set.starting++;

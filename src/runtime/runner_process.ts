@@ -22,6 +22,7 @@ import type {
 } from "./runner_protocol.ts";
 import type { HttpExchange, HttpInlineResponse } from "./http_action_protocol.ts";
 import { relayHttpMessage } from "./http_action_relay.ts";
+import { forwardRunnerOutput } from "./runner_output.ts";
 
 /** How a runner process ended. */
 export interface RunnerExit {
@@ -80,7 +81,13 @@ export class RunnerProcess {
   #killedByPool = false;
   #exit: RunnerExit | null = null;
 
-  constructor(command: RunnerCommand, socketDir: string, init: RunnerInitMessage, onCall: CallHandler) {
+  constructor(
+    command: RunnerCommand,
+    socketDir: string,
+    init: RunnerInitMessage,
+    onCall: CallHandler,
+    onOutput: (line: string) => void = (line) => console.error(line),
+  ) {
     this.kind = init.kind;
     this.#onCall = onCall;
     this.#listener = listenForRunner(socketDir);
@@ -89,10 +96,12 @@ export class RunnerProcess {
       ...(command.cwd !== undefined ? { cwd: command.cwd } : {}),
       env: command.env,
       stdin: "null",
-      // Anything user code writes to the standard output is dropped (console output travels with results).
+      // Anything user code writes to the standard output is dropped (console output travels with results); the
+      // standard error is passed on to the server's, bounded and marked as the runner's (runner_output.ts).
       stdout: "null",
-      stderr: "inherit",
+      stderr: "piped",
     }).spawn();
+    const output = forwardRunnerOutput(this.#child.stderr, `denvex runner ${this.#child.pid}`, onOutput);
     // A runner that dies before connecting leaves the listener waiting: its exit closes it.
     this.#child.status.finally(() => this.#listener.close());
     const connection = this.#listener.connection.then((conn) => this.#connection = conn);
@@ -105,7 +114,8 @@ export class RunnerProcess {
     this.ready.catch(() => {}); // observed by whoever awaits it; never an unhandled rejection
     const readLoop = this.#readLoop(ready.resolve);
     // Wait for the socket to drain too: a runner that stops itself (time limit) sends its answer right before exiting.
-    this.exited = Promise.all([this.#child.status, readLoop]).then(([status]) => {
+    // And for its last words on stderr (an out-of-memory report), which end with the process.
+    this.exited = Promise.all([this.#child.status, readLoop, output]).then(([status]) => {
       this.#exit = { code: status.code, signal: status.signal, killedByPool: this.#killedByPool };
       const error = new RunnerExitError(this.#exit);
       ready.reject(error);

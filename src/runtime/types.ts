@@ -203,6 +203,11 @@ export interface RunnerPoolOptions {
   actionNet?: ActionNetOptions | undefined;
   /** Wall-time limit of an analysis (module top-level code). */
   analyzeTimeLimitMs?: number;
+  /**
+   * Receives each line a runner writes to its standard error, prefixed with the runner and bounded (runner_output.ts);
+   * default: the server's standard error.
+   */
+  onRunnerOutput?: (line: string) => void;
   /** The module run in runner mode and its arguments (default: `main.ts runner` of this checkout). */
   runnerEntry?: { module: URL; args: string[] };
 }

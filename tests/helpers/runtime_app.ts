@@ -160,6 +160,23 @@ export const APP_FILES: Record<string, string> = {
         return "still running";
       },
     });
+    export const writesStdio = query({
+      args: { stream: v.string() },
+      handler: async (_ctx, { stream }) => {
+        const handle = (Deno as any)[stream];
+        handle.writeSync(new TextEncoder().encode("user code wrote to the runner's " + stream + "\\n"));
+        return "written";
+      },
+    });
+    export const writesNodeStderr = query({
+      args: { module: v.string(), text: v.string() },
+      handler: async (_ctx, { module, text }) => {
+        // A specifier the bundler cannot see (the module writer refuses a literal node: import).
+        const process = (await import(module)).default;
+        process.stderr.write(text);
+        return "written";
+      },
+    });
     export const importOutside = query({
       args: {},
       handler: async () => {

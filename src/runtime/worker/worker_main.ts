@@ -150,6 +150,16 @@ function installGlobals(): void {
       throw new Error("Deno.exit() is not allowed in Convex functions");
     },
   });
+  // The runner's standard streams need no permission, and its stderr is the server's (its log): console output
+  // travels with the result as log lines instead (console_capture.ts), so user code gets no handle on them.
+  for (const name of ["stdin", "stdout", "stderr"]) {
+    Object.defineProperty(Deno, name, {
+      get: () => {
+        throw new Error(`Deno.${name} is not available in Convex functions (console output is captured as log lines)`);
+      },
+      configurable: true,
+    });
+  }
   // Deno's internals (`Deno[Deno.internal]`: core ops, webidl helpers) are not for user code, and they define
   // properties with functions the shape guards cannot see (global_snapshot.ts).
   Reflect.deleteProperty(Deno, (Deno as unknown as { internal: symbol }).internal);

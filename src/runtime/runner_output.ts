@@ -1,0 +1,69 @@
+/**
+ * What a runner process writes to its standard error, passed on to the server's. The runner's own messages belong in
+ * the server's log (a worker that failed to start, V8 out of memory), but user code can write there too: the standard
+ * streams need no permission (`node:process`, `node:fs` on fd 2), and the worker's `Deno.stderr` is only hidden, not
+ * all of them. So each line is cut to {@link RUNNER_OUTPUT_LINE_CHARS}, stripped of control characters, prefixed
+ * with the runner it came from (no line can pass for the server's own), and a runner's output stops being passed on
+ * after {@link RUNNER_OUTPUT_BUDGET_CHARS}: the rest is read and dropped, so the runner never blocks on a full pipe.
+ *
+ * Private to `src/runtime`: other folders use its `mod.ts`.
+ */
+
+/** Characters of one runner's output passed on over its life; a runner that writes more is cut off with a notice. */
+export const RUNNER_OUTPUT_BUDGET_CHARS = 64 * 1024;
+/** Characters kept of one line. */
+export const RUNNER_OUTPUT_LINE_CHARS = 2_048;
+
+/** C0 controls but tab, and DEL: a carriage return or an escape sequence could redraw a terminal's log line. */
+const CONTROL_CHARACTERS = /[\u0000-\u0008\u000a-\u001f\u007f]/g;
+
+/**
+ * Reads `stream` to its end and writes each of its lines, as `<label>: <line>`, with `write`, within the budgets of the
+ * module comment. Never rejects.
+ */
+export async function forwardRunnerOutput(
+  stream: ReadableStream<Uint8Array>,
+  label: string,
+  write: (line: string) => void,
+  budgetChars = RUNNER_OUTPUT_BUDGET_CHARS,
+): Promise<void> {
+  const decoder = new TextDecoder();
+  let line = "";
+  let cut = false;
+  let left = budgetChars;
+  let dropping = false;
+  const emit = () => {
+    const text = `${label}: ${line.replace(CONTROL_CHARACTERS, "?")}${cut ? " [line cut]" : ""}`;
+    line = "";
+    cut = false;
+    if (dropping) return;
+    if (text.length > left) {
+      dropping = true;
+      write(`${label}: further output dropped (over ${budgetChars} characters)`);
+      return;
+    }
+    left -= text.length;
+    write(text);
+  };
+  const append = (text: string) => {
+    const room = RUNNER_OUTPUT_LINE_CHARS - line.length;
+    if (text.length > room) cut = true;
+    if (room > 0) line += text.slice(0, room);
+  };
+  try {
+    for await (const chunk of stream) {
+      const text = decoder.decode(chunk, { stream: true });
+      let start = 0;
+      for (let newline = text.indexOf("\n"); newline !== -1; newline = text.indexOf("\n", start)) {
+        append(text.slice(start, newline));
+        emit();
+        start = newline + 1;
+      }
+      append(text.slice(start));
+    }
+    append(decoder.decode());
+    if (line.length > 0 || cut) emit();
+  } catch {
+    // The pipe broke with the process: what came before was passed on.
+  }
+}
