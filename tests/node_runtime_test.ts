@@ -6,6 +6,7 @@
  */
 import { assert, assertEquals, assertMatch, assertRejects, assertStringIncludes } from "./helpers/assert.ts";
 import { join } from "node:path";
+import { MAX_LOG_LINE_CHARS, MAX_LOG_LINES } from "../src/runtime/worker/console_capture.ts";
 import { resolveActionNetPolicy } from "../src/runtime/net_policy/mod.ts";
 import { installNodeDependencies, NodeInstallError, writeNodeModules } from "../src/deploy/node_packages.ts";
 import {
@@ -59,6 +60,12 @@ export const timerUnref = action(async () => {
   return { hasUnref: typeof timer.unref === "function", worker: typeof Worker };
 });
 export const echo = action(async (args) => args);
+export const floodsStderr = action(async ({ lines, longChars }) => {
+  for (let i = 0; i < lines; i++) process.stderr.write("stray " + i + "\\n");
+  process.stderr.write("x".repeat(longChars) + "\\n");
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  return "done";
+});
 export const importSpecifier = action(async ({ specifier }) => {
   try { await import(specifier); return "loaded"; } catch (error) { return error.message; }
 });
@@ -278,6 +285,28 @@ Deno.test("node runtime: ConvexError data, plain errors, logs and syscalls back 
     const rethrown = await runner.call(call("roundTrip.js", "addAndList", { text: "x" }), rejecting);
     assert(!rethrown.ok);
     assertStringIncludes(rethrown.errorMessage, "denied");
+  } finally {
+    await h.dispose();
+  }
+});
+
+Deno.test("node runtime: output written straight to stderr joins the call's log lines within their limits", async () => {
+  const h = await harness();
+  try {
+    const runner = await h.start();
+    const flooded = await runner.call(call("probes.js", "floodsStderr", { lines: 2_000, longChars: 0 }), noSyscalls);
+    assertEquals(value(flooded), "done");
+    assertEquals(flooded.logLines.length, MAX_LOG_LINES + 1, "the limit, then one overflow line");
+    assertEquals(flooded.logLines[0], "[LOG] stray 0");
+    assertStringIncludes(flooded.logLines.at(-1)!, "Log overflow");
+
+    const long = await runner.call(call("probes.js", "floodsStderr", { lines: 0, longChars: 1_000_000 }), noSyscalls);
+    assertEquals(value(long), "done");
+    assertEquals(long.logLines.length, 1);
+    assert(long.logLines[0].length < MAX_LOG_LINE_CHARS + 200, `a line of ${long.logLines[0].length} characters`);
+    assertStringIncludes(long.logLines[0], "truncated");
+    // The runner still answers.
+    assertEquals(value(await runner.call(call("probes.js", "echo", { still: "here" }), noSyscalls)), { still: "here" });
   } finally {
     await h.dispose();
   }

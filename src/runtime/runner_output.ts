@@ -5,6 +5,7 @@
  * all of them. So each line is cut to {@link RUNNER_OUTPUT_LINE_CHARS}, stripped of control characters, prefixed
  * with the runner it came from (no line can pass for the server's own), and a runner's output stops being passed on
  * after {@link RUNNER_OUTPUT_BUDGET_CHARS}: the rest is read and dropped, so the runner never blocks on a full pipe.
+ * `readBoundedLines`, the line reader underneath, also reads node runners' stderr (node/runner.ts).
  *
  * Private to `src/runtime`: other folders use its `mod.ts`.
  */
@@ -27,16 +28,11 @@ export async function forwardRunnerOutput(
   write: (line: string) => void,
   budgetChars = RUNNER_OUTPUT_BUDGET_CHARS,
 ): Promise<void> {
-  const decoder = new TextDecoder();
-  let line = "";
-  let cut = false;
   let left = budgetChars;
   let dropping = false;
-  const emit = () => {
-    const text = `${label}: ${line.replace(CONTROL_CHARACTERS, "?")}${cut ? " [line cut]" : ""}`;
-    line = "";
-    cut = false;
+  await readBoundedLines(stream, RUNNER_OUTPUT_LINE_CHARS, (line, cut) => {
     if (dropping) return;
+    const text = `${label}: ${line.replace(CONTROL_CHARACTERS, "?")}${cut ? " [line cut]" : ""}`;
     if (text.length > left) {
       dropping = true;
       write(`${label}: further output dropped (over ${budgetChars} characters)`);
@@ -44,11 +40,32 @@ export async function forwardRunnerOutput(
     }
     left -= text.length;
     write(text);
-  };
+  });
+}
+
+/**
+ * Reads `stream` to its end and calls `onLine` with each of its lines (without the newline), cut to `maxLineChars`
+ * (`cut` tells): however long a line, no more than that is held. Never rejects: a stream that breaks (its process
+ * died) ends the lines, the last one included if it had started.
+ */
+export async function readBoundedLines(
+  stream: ReadableStream<Uint8Array>,
+  maxLineChars: number,
+  onLine: (line: string, cut: boolean) => void,
+): Promise<void> {
+  const decoder = new TextDecoder();
+  let line = "";
+  let cut = false;
   const append = (text: string) => {
-    const room = RUNNER_OUTPUT_LINE_CHARS - line.length;
+    const room = maxLineChars - line.length;
     if (text.length > room) cut = true;
     if (room > 0) line += text.slice(0, room);
+  };
+  const end = () => {
+    const [ended, wasCut] = [line, cut];
+    line = "";
+    cut = false;
+    onLine(ended, wasCut);
   };
   try {
     for await (const chunk of stream) {
@@ -56,14 +73,14 @@ export async function forwardRunnerOutput(
       let start = 0;
       for (let newline = text.indexOf("\n"); newline !== -1; newline = text.indexOf("\n", start)) {
         append(text.slice(start, newline));
-        emit();
+        end();
         start = newline + 1;
       }
       append(text.slice(start));
     }
     append(decoder.decode());
-    if (line.length > 0 || cut) emit();
   } catch {
     // The pipe broke with the process: what came before was passed on.
   }
+  if (line.length > 0 || cut) end();
 }

@@ -7,6 +7,16 @@ import { decodeRunnerLine, type FromNodeRunnerMessage, readLines, type ToNodeRun
 import { nodeRunnerCommand, type NodeRunnerSandbox } from "./command.ts";
 import type { NodeModuleAnalysis } from "./analyze.ts";
 import type { NodeCall, NodeCallResult, NodeSyscallHandler } from "./types.ts";
+import { LogSink, MAX_LOG_LINE_CHARS } from "../worker/console_capture.ts";
+import { readBoundedLines } from "../runner_output.ts";
+
+/** Lines written outside any call kept for a start-up failure's message. */
+const MAX_STRAY_OUTPUT_LINES = 100;
+
+/** A finished call's log lines: its console's, then what it wrote to stdout/stderr directly. */
+function logLinesOf(message: { logLines?: string[] }, inFlight: InFlight): string[] {
+  return [...(message.logLines ?? []), ...inFlight.stray.lines];
+}
 
 /** Convex's Node action limit. */
 export const NODE_ACTION_TIMEOUT_MS = 10 * 60 * 1000;
@@ -48,7 +58,8 @@ interface InFlight {
   callId: number;
   /** The runner confirmed the call (its code may have run from then on). */
   started: boolean;
-  logLines: string[];
+  /** What the call's code wrote to stdout/stderr directly, as `[LOG]` lines, within the console's limits. */
+  stray: LogSink;
   onSyscall: NodeSyscallHandler;
   resolve: (result: NodeCallResult) => void;
   reject: (error: Error) => void;
@@ -82,7 +93,9 @@ export class NodeRunner {
     }).spawn();
     this.#stdin = this.#child.stdin.getWriter();
     const stdoutRead = readLines(this.#child.stdout, (line) => this.#onLine(line)).catch(() => {});
-    void readLines(this.#child.stderr, (line) => this.#stray(line)).catch(() => {});
+    // Bounded lines, read to the end whatever comes (a reader that stopped would leave the runner blocked on a full
+    // pipe); #stray bounds how many are kept.
+    void readBoundedLines(this.#child.stderr, MAX_LOG_LINE_CHARS, (line) => this.#stray(line));
     // Every line the runner wrote is read before its death is judged: a "started" still in the pipe counts.
     this.exited = Promise.all([this.#child.status, stdoutRead]).then(([status]) => {
       this.#dead = true;
@@ -145,7 +158,7 @@ export class NodeRunner {
       this.#inFlight = {
         callId,
         started: false,
-        logLines: [],
+        stray: new LogSink(),
         onSyscall,
         resolve: (result) => (settle(), resolve(result)),
         reject: (error) => (settle(), reject(error)),
@@ -176,7 +189,7 @@ export class NodeRunner {
       this.#inFlight = {
         callId,
         started: true,
-        logLines: [],
+        stray: new LogSink(),
         onSyscall: (op) => Promise.reject(new Error(`${op} is not available while modules load`)),
         resolve: (value) => (clearTimeout(deadline), resolve(value)),
         reject: (error) => (clearTimeout(deadline), reject(error)),
@@ -208,8 +221,8 @@ export class NodeRunner {
   }
 
   #stray(line: string): void {
-    if (this.#inFlight !== null) this.#inFlight.logLines.push(`[LOG] ${line}`);
-    else if (this.strayOutput.length < 100) this.strayOutput.push(line);
+    if (this.#inFlight !== null) this.#inFlight.stray.add("LOG", line);
+    else if (this.strayOutput.length < MAX_STRAY_OUTPUT_LINES) this.strayOutput.push(line.slice(0, MAX_LOG_LINE_CHARS));
   }
 
   #onLine(line: string): void {
@@ -232,14 +245,15 @@ export class NodeRunner {
       case "result":
         this.#inFlight = null;
         // Console lines first; output written to stdout/stderr directly (`[LOG]` lines of #stray) after them.
-        inFlight.logLines.unshift(...(message.logLines ?? []));
         inFlight.resolve(
-          message.ok ? { ok: true, resultJson: message.resultJson ?? "null", logLines: inFlight.logLines } : {
-            ok: false,
-            errorMessage: message.errorMessage ?? "Unknown error",
-            ...(message.errorData === undefined ? {} : { errorData: message.errorData }),
-            logLines: inFlight.logLines,
-          },
+          message.ok
+            ? { ok: true, resultJson: message.resultJson ?? "null", logLines: logLinesOf(message, inFlight) }
+            : {
+              ok: false,
+              errorMessage: message.errorMessage ?? "Unknown error",
+              ...(message.errorData === undefined ? {} : { errorData: message.errorData }),
+              logLines: logLinesOf(message, inFlight),
+            },
         );
         return;
     }
