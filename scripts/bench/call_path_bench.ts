@@ -432,6 +432,7 @@ async function main(): Promise<void> {
       });
     }
     if (ROUNDS > 1) printMedians(results);
+    printGoals(results);
   } finally {
     await bare.close();
     await app.dispose();
@@ -450,10 +451,41 @@ function median(values: number[]): number {
   return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
+/** The key of the WebSocket insert in a round's runs; its `bare` is the insert over HTTP of the same moment. */
+const WS_WORKLOAD = "ws";
+
+/** Issue 14's goals, each with the median over the rounds of one tree (the last one: the tree being measured). */
+function printGoals(results: RoundResult[]): void {
+  const tree = results.at(-1)?.tree ?? "";
+  const runs = results.filter((result) => result.tree === tree).map((result) => result.runs);
+  const cpu = (run: Run) => [...run.cpuUsPerCall.values()].reduce((a, b) => a + b, 0);
+  const of = (workload: string, value: (pair: { run: Run; bare: Run }) => number) => {
+    const values = runs.map((each) => each.get(workload)).filter((pair) => pair !== undefined).map(value);
+    return values.length === 0 ? null : median(values);
+  };
+  const goals: [string, number | null, "≥" | "<", number, string][] = [
+    ["query/bare", of("query", (p) => p.run.perSecond / p.bare.perSecond), "≥", 0.4, "×"],
+    ["insert/bare", of("insert", (p) => p.run.perSecond / p.bare.perSecond), "≥", 0.3, "×"],
+    ["query p99", of("query", (p) => p.run.p99Ms), "<", 25, " ms"],
+    ["insert p99", of("insert", (p) => p.run.p99Ms), "<", 25, " ms"],
+    ["query CPU", of("query", (p) => cpu(p.run)), "<", 400, " µs"],
+    ["insert CPU", of("insert", (p) => cpu(p.run)), "<", 500, " µs"],
+    ["WebSocket/HTTP insert", of(WS_WORKLOAD, (p) => p.run.perSecond / p.bare.perSecond), "≥", 1, "×"],
+  ];
+  const lines = goals.filter(([, value]) => value !== null).map(([name, value, sense, goal, unit]) => {
+    const met = sense === "≥" ? value! >= goal : value! < goal;
+    const shown = unit === "×" ? value!.toFixed(2) : value!.toFixed(unit === " ms" ? 1 : 0);
+    return `${name} ${shown}${unit} (goal ${sense} ${goal}${unit}: ${met ? "met" : "MISSED"})`;
+  });
+  const over = runs.length > 1 ? ` (medians of ${runs.length} rounds)` : "";
+  console.log(`call_path_bench goals${over}: ${lines.join("; ")}`);
+}
+
 /** Per tree and workload, the medians over the rounds (see ROUNDS). */
 function printMedians(results: RoundResult[]): void {
   const trees = [...new Set(results.map((result) => result.tree))];
-  const workloads = [...new Set(results.flatMap((result) => [...result.runs.keys()]))];
+  const workloads = [...new Set(results.flatMap((result) => [...result.runs.keys()]))]
+    .filter((workload) => workload !== WS_WORKLOAD);
   for (const workload of workloads) {
     for (const tree of trees) {
       const pairs = results.filter((result) => result.tree === tree).map((result) => result.runs.get(workload)!);
@@ -512,6 +544,8 @@ async function measure(
       console.log(
         `${tag} insert over WebSocket ${runText(ws)} = ${(ws.perSecond / http.perSecond).toFixed(2)}× HTTP${wsGroups}`,
       );
+      // Its baseline is the insert over HTTP, measured right before it (see printGoals).
+      runs.set(WS_WORKLOAD, { run: ws, bare: http });
     }
     if (ONLY.includes("one")) {
       for (const workload of WORKLOADS) {
