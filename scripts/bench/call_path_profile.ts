@@ -12,7 +12,6 @@
  * Or analyse an existing profile: `deno run -A scripts/bench/call_path_profile.ts --read <file.cpuprofile> <calls>`.
  */
 import { createConvexApp } from "../../tests/helpers/convex_app.ts";
-import { SERVER_PROCESS_ENV } from "../../src/server/launcher.ts";
 import { serveCommandArgs } from "../../tests/helpers/server_child.ts";
 import { callFunction, deployAndSeed, itemsApp } from "./items_app.ts";
 import { ConvexClient } from "convex/browser";
@@ -161,7 +160,7 @@ async function spawnProfiledServer(dataDir: string, profileDir: string, extraFla
   args.splice(args.indexOf("--allow-write=" + dataDir), 1, `--allow-write=${dataDir},${profileDir}`);
   const child = new Deno.Command(Deno.execPath(), {
     args,
-    env: { ...SERVER_PROCESS_ENV, DENVEX_ADMIN_KEY: adminKey },
+    env: { DENVEX_ADMIN_KEY: adminKey },
     cwd: REPO,
     stdout: "piped",
     stderr: "inherit",

@@ -24,9 +24,10 @@ const DEFAULT_DATABASE_PORTS = { postgres: 5432, mysql: 3306 } as const;
 export const RUNNER_MAX_SEMI_SPACE_MIB = 2;
 /**
  * glibc's malloc arenas per runner process. By default a process gets up to 8 per core as its threads contend, and each
- * keeps the memory freed into it; a runner's allocating threads are few (main, worker, V8's helpers), and with 2 arenas
- * the 10,000-subscription footprint of issue 14 fell by ~11 MiB over two runners (scripts/bench/footprint_bench.ts)
- * with no CPU change call_path_bench could see.
+ * keeps the memory freed into it; a runner's allocating threads are few (main, worker, V8's helpers). With this and
+ * `--optimize-for-size` (runnerV8Flags), the two transaction runners that 10,000 live subscriptions keep busy held
+ * 146–151 MiB PSS instead of 174 (scripts/bench/footprint_bench.ts, issue 14); the arena cap alone, ~11 MiB of that.
+ * The server was measured with the same cap too, and showed no difference beyond noise: it is left at the default.
  */
 export const RUNNER_MALLOC_ARENA_MAX = "2";
 
@@ -165,10 +166,10 @@ function runnerEnv(options: RunnerCommandOptions): Record<string, string> {
 }
 
 /**
- * The V8 flags of a runner: its heap cap, a small young generation, and `--optimize-for-size`, which took ~7 MiB PSS off
- * each runner after 10,000 queries (issue 14) for no CPU per call that 3 alternating rounds of call_path_bench could
- * tell from noise (query 709 → 701 µs, insert 704 → 712 µs, medians). The server keeps V8's defaults: there the same
- * flag cost throughput.
+ * The V8 flags of a runner: its heap cap, a small young generation, and `--optimize-for-size` (smaller heaps, see
+ * RUNNER_MALLOC_ARENA_MAX), for no CPU per call that 3 alternating rounds of call_path_bench could tell from noise
+ * (query 709 → 701 µs, insert 704 → 712 µs, medians). The server keeps V8's defaults: there the same flag cost
+ * throughput (footprint_bench's query rate 2,045 → 1,571/s in one run).
  */
 function runnerV8Flags(maxHeapMb: number): string {
   return `--max-old-space-size=${maxHeapMb},--max-semi-space-size=${RUNNER_MAX_SEMI_SPACE_MIB},--optimize-for-size`;

@@ -65,14 +65,6 @@ export const SERVER_MAX_SEMI_SPACE_MIB = 4;
  */
 export const SERVER_V8_FLAGS = `--max-semi-space-size=${SERVER_MAX_SEMI_SPACE_MIB},--expose-gc`;
 
-/**
- * Environment the launcher adds for the server process: at most 2 glibc malloc arenas (by default up to 8 per core,
- * each keeping what was freed into it). Measured with 10,000 live subscriptions: server PSS 142 → 137 MiB
- * (scripts/bench/footprint_bench.ts). Runners get the same (src/runtime/runner_command.ts). A compiled binary started
- * directly keeps glibc's default: only its runners get it.
- */
-export const SERVER_PROCESS_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: "2" };
-
 /** What the server process may touch, derived from one command line. */
 export interface ServerGrants {
   read: string[];
@@ -104,7 +96,6 @@ export async function launch(args: readonly string[], watch: boolean): Promise<n
   }
   const child = new Deno.Command(Deno.execPath(), {
     args: serverRunArgs(grantsFor(args), args, { watch }),
-    env: { ...SERVER_PROCESS_ENV },
     stdin: "inherit",
     stdout: "inherit",
     stderr: "inherit",

@@ -10,7 +10,6 @@ import { deployRoutes } from "../../src/http/mod.ts";
 import type { ActionNetOptions } from "../../src/runtime/mod.ts";
 import { type Backend, openBackend } from "../../src/server/backend.ts";
 import { openStorage } from "../../src/server/storage.ts";
-import { SERVER_PROCESS_ENV } from "../../src/server/launcher.ts";
 import { serveCommandArgs } from "./server_child.ts";
 
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
@@ -216,7 +215,7 @@ export async function spawnServer(options: SpawnServerOptions = {}): Promise<Ser
   const child = new Deno.Command(Deno.execPath(), {
     args,
     // The key goes through the environment: the server refuses secrets on its command line.
-    env: { ...SERVER_PROCESS_ENV, DENVEX_ADMIN_KEY: adminKey },
+    env: { DENVEX_ADMIN_KEY: adminKey },
     cwd: REPO,
     stdout: "piped",
     stderr: "inherit",

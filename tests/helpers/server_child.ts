@@ -5,7 +5,7 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SERVER_ENV_NAMES } from "../../src/server/mod.ts";
-import { SERVER_PROCESS_ENV, SERVER_V8_FLAGS } from "../../src/server/launcher.ts";
+import { SERVER_V8_FLAGS } from "../../src/server/launcher.ts";
 
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
 const STARTUP_TIMEOUT_MS = 30_000;
@@ -69,7 +69,7 @@ export async function spawnServerChild(
       ...args,
     ]),
     cwd: REPO,
-    env: { ...SERVER_PROCESS_ENV, NO_COLOR: "1", DENVEX_ADMIN_KEY: "", DENVEX_DB_URL: "", ...env },
+    env: { NO_COLOR: "1", DENVEX_ADMIN_KEY: "", DENVEX_DB_URL: "", ...env },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
