@@ -37,6 +37,15 @@ const CASES: Record<string, { change(): void; undone(): boolean }> = {
     change: () => (scope[marker] = "alice"),
     undone: () => !Object.hasOwn(scope, marker),
   },
+  // Objects that had no symbol key of their own when snapshotted: the next call (another user's) would find it.
+  "a well-known symbol assigned on Object.prototype": {
+    change: () => ((Object.prototype as Any)[Symbol.toPrimitive] = () => "alice"),
+    undone: () => !Object.hasOwn(Object.prototype, Symbol.toPrimitive) && `${{}}` === "[object Object]",
+  },
+  "a symbol key assigned on the Object constructor": {
+    change: () => ((Object as Any)[marker] = "alice"),
+    undone: () => !Object.hasOwn(Object, marker),
+  },
   "a deleted built-in method": {
     change: () => delete (Array.prototype as Any).flat,
     undone: () => Array.prototype.flat === originalFlat,

@@ -258,10 +258,9 @@ function unchangedWithoutShapeChange(snapshot: ObjectSnapshot): boolean {
   const enumerable = enumerableKeysOf(target);
   if (enumerable.length !== enumerableKeys.length) return false;
   for (let i = 0; i < enumerable.length; i++) if (enumerable[i] !== enumerableKeys[i]) return false;
-  if (snapshot.symbolCount !== 0 || snapshot.keysOnly) {
-    // An assigned symbol key adds to the count; a deleted one is found below.
-    if (symbolsOf(target).length !== snapshot.symbolCount) return false;
-  }
+  // An assigned symbol key adds to the count; a deleted one is found below. Every object, those without a symbol key
+  // of their own too: `Object.prototype[Symbol.toPrimitive] = …` would otherwise reach the next call.
+  if (symbolsOf(target).length !== snapshot.symbolCount) return false;
   for (let i = 0; i < ownChecked.length; i++) if (!hasOwn(target, keys[ownChecked[i]])) return false;
   if (snapshot.valuesUnchanged === null) return true;
   return snapshot.valuesUnchanged(target);
