@@ -57,6 +57,8 @@ const HYGIENE_MODULE = `
       (Array.prototype as any).at = () => "hijacked";
       (String.prototype as any).shout = () => "!";
       (Promise.prototype as any).leak = identity?.subject;
+      // RegExp's legacy statics (RegExp.$1, .input, .lastMatch…) keep the last match of the realm.
+      new RegExp("user (\\w+)").exec("token of user " + identity?.subject);
       return "polluted";
     },
   });
@@ -70,6 +72,7 @@ const HYGIENE_MODULE = `
       shout: typeof ("" as any).shout,
       leak: (Promise.resolve() as any).leak ?? null,
       frozen: Object.isFrozen(Array.prototype),
+      lastMatch: [RegExp.$1, (RegExp as any).input, (RegExp as any).lastMatch, (RegExp as any).leftContext].join("|"),
     }),
   });
   export const freeze = query({ args: {}, handler: async () => { Object.freeze(Array.prototype); return "frozen"; } });
@@ -262,6 +265,7 @@ Deno.test("runner hygiene: nothing a call leaves behind reaches the next call", 
         shout: "undefined",
         leak: null,
         frozen: false,
+        lastMatch: "|||",
       });
     });
 

@@ -43,6 +43,11 @@ import { type ConvexGlobal, SyscallRouter } from "./syscall_router.ts";
 import type { JsonValue } from "../../values/mod.ts";
 import type { LogLineSource } from "../types.ts";
 
+const apply = Reflect.apply;
+const regExpExec = RegExp.prototype.exec;
+/** Matches the empty string with no group: a match of it leaves every legacy static empty. */
+const EMPTY_PATTERN = /(?:)/;
+
 /** Most action calls to the server in flight at once. */
 const MAX_PENDING_CALLS = 1_000;
 /** Results up to this size (UTF-16 units of JSON) go back over the channel; bigger ones by postMessage. */
@@ -362,6 +367,7 @@ async function execute(message: WorkerExecuteMessage): Promise<WorkerResultMessa
       const importsBefore = freshImportCount();
       await loadModule(modulesUrl, "http.js").catch(() => {}); // runHttpAction reports a failure itself
       if (freshImportCount() !== importsBefore) retakeSnapshot();
+      clearLastMatch();
       const httpResponse = await runInFrame(root, () => runHttpAction(executionId, modulesUrl, head, post));
       return {
         type: "result",
@@ -390,6 +396,7 @@ async function execute(message: WorkerExecuteMessage): Promise<WorkerResultMessa
     return fail(error instanceof Error ? error.message : String(error));
   }
   try {
+    clearLastMatch();
     const resultJson = await runInFrame(root, () => invoke(fn, message));
     return { type: "result", executionId, ok: true, resultJson, logLines: sink.lines, ...logSourcesOf(sink) };
   } catch (error) {
@@ -398,6 +405,15 @@ async function execute(message: WorkerExecuteMessage): Promise<WorkerResultMessa
   } finally {
     endRun();
   }
+}
+
+/**
+ * Empties RegExp's legacy statics (`RegExp.$1`, `.input`, `.lastMatch`, …), which hold the realm's last match: what an
+ * earlier call (another user's) matched, or what this worker matched on its behalf, must not reach the code about to
+ * run. The global restore cannot see them (their accessors are unchanged; the state is V8's). Through `exec` as loaded.
+ */
+function clearLastMatch(): void {
+  apply(regExpExec, EMPTY_PATTERN, [""]);
 }
 
 function invoke(fn: RegisteredFunction, message: WorkerExecuteMessage): Promise<string> {
