@@ -17,6 +17,8 @@ const scope = globalThis as Any;
 const originalMap = Array.prototype.map;
 const originalStringify = JSON.stringify;
 const originalFlat = Array.prototype.flat;
+const originalDigest = SubtleCrypto.prototype.digest;
+const originalBlobText = Blob.prototype.text;
 const mathPrototype = Object.getPrototypeOf(Math);
 const mapSize = Object.getOwnPropertyDescriptor(Map.prototype, "size")!.get;
 const marker = Symbol.for("denvex.test.marker");
@@ -45,6 +47,15 @@ const CASES: Record<string, { change(): void; undone(): boolean }> = {
   "a symbol key assigned on the Object constructor": {
     change: () => ((Object as Any)[marker] = "alice"),
     undone: () => !Object.hasOwn(Object, marker),
+  },
+  // Web API prototypes: a hook left on one would see the next call's data.
+  "a method replaced on SubtleCrypto.prototype": {
+    change: () => ((SubtleCrypto.prototype as Any).digest = () => "hooked"),
+    undone: () => SubtleCrypto.prototype.digest === originalDigest,
+  },
+  "a method replaced on Blob.prototype": {
+    change: () => ((Blob.prototype as Any).text = () => "hooked"),
+    undone: () => Blob.prototype.text === originalBlobText,
   },
   "a deleted built-in method": {
     change: () => delete (Array.prototype as Any).flat,

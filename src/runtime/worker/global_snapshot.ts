@@ -5,8 +5,10 @@
  * global state and stay (like a warm Convex isolate).
  *
  * Core objects (the global object, its prototype chain, ECMAScript constructors, their prototypes and the hidden
- * iterator/generator intrinsics) are compared property by property. Web API prototypes (`Response.prototype`, …)
- * are only checked for added or removed keys, which keeps the per-call cost low (see scripts/bench/runtime_bench.ts).
+ * iterator/generator intrinsics) and the prototypes of the other global classes (Web APIs: `Blob.prototype`,
+ * `SubtleCrypto.prototype`, …) are compared property by property. The Web API prototypes were once checked only for
+ * added or removed keys, to save time; a method replaced on one (`SubtleCrypto.prototype.digest = hook`) then
+ * survived into the next call, which could be another user's.
  *
  * Listing every object's keys and reading every property's descriptor after every call cost most of a worker's CPU
  * per call (issue 14), so the usual restore proves the snapshot unchanged without them. The functions that can change
@@ -114,16 +116,14 @@ interface ObjectSnapshot {
   flags: number[];
   /** `keys` as a null-prototype set (key → 1). */
   keySet: Record<PropertyKey, number>;
-  /** Whether only added or removed keys are looked for (Web API prototypes). */
-  keysOnly: boolean;
   /** `Object.keys(target)` as snapshotted. */
   enumerableKeys: string[];
   /** How many of `keys` are symbols. */
   symbolCount: number;
   /** Indexes into `keys` of the properties whose deletion a read of the value would not reveal (see `readsAsDeleted`). */
   ownChecked: number[];
-  /** Whether every writable data property still holds its snapshotted value (see `valueCheckOf`); null: keys only. */
-  valuesUnchanged: ((target: object) => boolean) | null;
+  /** Whether every writable data property still holds its snapshotted value (see `valueCheckOf`). */
+  valuesUnchanged: (target: object) => boolean;
 }
 
 let snapshots: ObjectSnapshot[] = [];
@@ -204,8 +204,8 @@ export function takeGlobalSnapshot(): void {
   for (const name of CORE_NAMESPACES) add(scope[name]);
   for (const intrinsic of hiddenIntrinsics()) add(intrinsic);
   const next: ObjectSnapshot[] = [];
-  for (const target of full) next.push(snapshotOf(target, false));
-  for (const target of webPrototypes(full)) next.push(snapshotOf(target, true));
+  for (const target of webPrototypes(full)) full.add(target);
+  for (const target of full) next.push(snapshotOf(target));
   snapshots = next;
   // Module top-level code may have run before a retake: built with captured functions only.
   const targets = new Set<object>();
@@ -262,7 +262,6 @@ function unchangedWithoutShapeChange(snapshot: ObjectSnapshot): boolean {
   // of their own too: `Object.prototype[Symbol.toPrimitive] = …` would otherwise reach the next call.
   if (symbolsOf(target).length !== snapshot.symbolCount) return false;
   for (let i = 0; i < ownChecked.length; i++) if (!hasOwn(target, keys[ownChecked[i]])) return false;
-  if (snapshot.valuesUnchanged === null) return true;
   return snapshot.valuesUnchanged(target);
 }
 
@@ -307,7 +306,7 @@ function readsAsDeleted(target: object, key: PropertyKey, value: unknown): boole
   return value === undefined;
 }
 
-function snapshotOf(target: object, keysOnly: boolean): ObjectSnapshot {
+function snapshotOf(target: object): ObjectSnapshot {
   const keys = ownKeys(target);
   const snapshot: ObjectSnapshot = {
     target,
@@ -319,11 +318,10 @@ function snapshotOf(target: object, keysOnly: boolean): ObjectSnapshot {
     setters: [],
     flags: [],
     keySet: createNullObject(),
-    keysOnly,
     enumerableKeys: enumerableKeysOf(target),
     symbolCount: 0,
     ownChecked: [],
-    valuesUnchanged: null,
+    valuesUnchanged: () => true,
   };
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i];
@@ -335,13 +333,13 @@ function snapshotOf(target: object, keysOnly: boolean): ObjectSnapshot {
     snapshot.getters.push(descriptor.get);
     snapshot.setters.push(descriptor.set);
     snapshot.flags.push(flags);
-    // A configurable property can be deleted; only the writable data properties of a fully compared object are read.
-    const read = !keysOnly && (flags & (WRITABLE | ACCESSOR)) === WRITABLE;
+    // A configurable property can be deleted; the value check reads the writable data properties.
+    const read = (flags & (WRITABLE | ACCESSOR)) === WRITABLE;
     if ((flags & CONFIGURABLE) !== 0 && (!read || readsAsDeleted(target, key, descriptor.value))) {
       snapshot.ownChecked.push(i);
     }
   }
-  if (!keysOnly) snapshot.valuesUnchanged = valueCheckOf(snapshot);
+  snapshot.valuesUnchanged = valueCheckOf(snapshot);
   return snapshot;
 }
 
@@ -390,15 +388,6 @@ function restoreObject(snapshot: ObjectSnapshot): boolean {
       if (!(key in keySet) && !deleteProperty(target, key)) clean = false;
     }
   }
-  if (snapshot.keysOnly) {
-    if (sameKeys) return clean;
-    for (let i = 0; i < keys.length; i++) {
-      if (getDescriptor(target, keys[i]) === undefined && !defineProperty(target, keys[i], descriptorAt(snapshot, i))) {
-        clean = false;
-      }
-    }
-    return clean;
-  }
   for (let i = 0; i < keys.length; i++) {
     const now = getDescriptor(target, keys[i]);
     if (now !== undefined && sameAsSnapshot(now, flags[i], values[i], getters[i], setters[i])) continue;
@@ -431,7 +420,7 @@ function hiddenIntrinsics(): unknown[] {
   ];
 }
 
-/** Prototypes of the other global classes (Web APIs), checked for added or removed keys only. */
+/** Prototypes of the other global classes (Web APIs), not already among `exclude`. */
 function webPrototypes(exclude: Set<object>): object[] {
   const found: object[] = [];
   for (const key of ownKeys(globalThis)) {
