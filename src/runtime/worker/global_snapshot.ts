@@ -10,6 +10,13 @@
  * added or removed keys, to save time; a method replaced on one (`SubtleCrypto.prototype.digest = hook`) then
  * survived into the next call, which could be another user's.
  *
+ * Not compared, for the per-call cost: the prototypes of the ~90 classes Deno defines behind lazy getters on the global
+ * object (`ReadableStream`, `FormData`, `WebSocket`, the `GPU*` classes, …; covering them measured +12–17 µs per
+ * restore, ~+50 %), objects reachable only through a global's properties (`crypto.subtle`, `performance`,
+ * `navigator`, `Intl.DateTimeFormat.prototype`), and the own properties of built-in functions. What a call puts
+ * there on purpose stays for the next; the accidental kinds of leak (a global, a polluted core prototype) are covered.
+ * RegExp's legacy statics, V8's own state, are emptied before each call instead (worker_main.ts).
+ *
  * Listing every object's keys and reading every property's descriptor after every call cost most of a worker's CPU
  * per call (issue 14), so the usual restore proves the snapshot unchanged without them. The functions that can change
  * a property's attributes, turn it into an accessor, add a non-enumerable property, or change an object's prototype or
