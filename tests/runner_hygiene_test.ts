@@ -59,6 +59,8 @@ const HYGIENE_MODULE = `
       (Promise.prototype as any).leak = identity?.subject;
       // RegExp's legacy statics (RegExp.$1, .input, .lastMatch…) keep the last match of the realm.
       new RegExp("user (\\w+)").exec("token of user " + identity?.subject);
+      console.count("calls");
+      console.time("timer of " + identity?.subject);
       return "polluted";
     },
   });
@@ -74,6 +76,14 @@ const HYGIENE_MODULE = `
       frozen: Object.isFrozen(Array.prototype),
       lastMatch: [RegExp.$1, (RegExp as any).input, (RegExp as any).lastMatch, (RegExp as any).leftContext].join("|"),
     }),
+  });
+  export const consoleState = query({
+    args: {},
+    handler: async () => {
+      console.count("calls");
+      console.timeEnd("timer of alice");
+      return null;
+    },
   });
   export const freeze = query({ args: {}, handler: async () => { Object.freeze(Array.prototype); return "frozen"; } });
   export const leaveTimers = action({
@@ -267,6 +277,10 @@ Deno.test("runner hygiene: nothing a call leaves behind reaches the next call", 
         frozen: false,
         lastMatch: "|||",
       });
+      // console.count and console.time state is the call's own.
+      assertEquals(await result("query", "pollute", { identityJson: ALICE }), "polluted");
+      const consoleState = await run("query", "consoleState", { identityJson: BOB });
+      assertEquals(consoleState.logLines, ["[INFO] calls: 1", "[WARN] Timer 'timer of alice' does not exist"]);
     });
 
     await t.step("module-level state and load-time globals stay within a deployment", async () => {

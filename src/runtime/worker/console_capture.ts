@@ -13,6 +13,9 @@ export const MAX_LOG_LINE_CHARS = 32_768;
 /** Where the lines of the execution in progress go. */
 export class LogSink {
   readonly lines: string[] = [];
+  /** `console.count` and `console.time` state: the execution's own, so no call sees another's labels or counts. */
+  readonly counts = new Map<string, number>();
+  readonly timers = new Map<string, number>();
   /** Runs of lines written by nested calls into other components (see `LogLineSource`). */
   readonly sources: LogLineSource[] = [];
   #overflowed = false;
@@ -65,8 +68,9 @@ function emit(level: string, args: unknown[]): void {
 
 /** Installs the capturing console on `globalThis`. */
 export function installConsole(): void {
-  const timers = new Map<string, number>();
-  const counts = new Map<string, number>();
+  // Outside an execution (module top-level code of an analysis has one too) the counts and timers go nowhere.
+  const counts = () => sink?.counts ?? new Map<string, number>();
+  const timers = () => sink?.timers ?? new Map<string, number>();
   const label = (value: unknown) => (value === undefined ? "default" : String(value));
   const capturing = {
     log: (...args: unknown[]) => emit("LOG", args),
@@ -83,27 +87,27 @@ export function installConsole(): void {
     },
     count: (name?: unknown) => {
       const key = label(name);
-      const count = (counts.get(key) ?? 0) + 1;
-      counts.set(key, count);
+      const count = (counts().get(key) ?? 0) + 1;
+      counts().set(key, count);
       sink?.add("INFO", `${key}: ${count}`);
     },
-    countReset: (name?: unknown) => counts.delete(label(name)),
+    countReset: (name?: unknown) => counts().delete(label(name)),
     time: (name?: unknown) => {
       const key = label(name);
-      if (timers.has(key)) sink?.add("WARN", `Timer '${key}' already exists`);
-      else timers.set(key, nowMs());
+      if (timers().has(key)) sink?.add("WARN", `Timer '${key}' already exists`);
+      else timers().set(key, nowMs());
     },
     timeLog: (name?: unknown, ...args: unknown[]) => {
       const key = label(name);
-      const start = timers.get(key);
+      const start = timers().get(key);
       if (start === undefined) sink?.add("WARN", `Timer '${key}' does not exist`);
       else sink?.add("INFO", [`${key}: ${Math.round(nowMs() - start)}ms`, ...args.map((a) => inspect(a))].join(" "));
     },
     timeEnd: (name?: unknown) => {
       const key = label(name);
-      const start = timers.get(key);
+      const start = timers().get(key);
       if (start === undefined) return sink?.add("WARN", `Timer '${key}' does not exist`);
-      timers.delete(key);
+      timers().delete(key);
       sink?.add("INFO", `${key}: ${Math.round(nowMs() - start)}ms`);
     },
     table: (...args: unknown[]) => emit("LOG", args),
