@@ -12,10 +12,8 @@ import * as data from "./data_api.ts";
 import * as ops from "./ops_api.ts";
 import { clearedSessionCookie, sessionCookie, SessionStore, sessionTokenOf } from "./session.ts";
 import { badRequest, type DashboardBackend, DashboardError } from "./types.ts";
-
-/** Failed sign-ins allowed per window before further attempts are refused for the rest of it. */
-const MAX_FAILED_SIGN_INS = 20;
-const SIGN_IN_WINDOW_MS = 60_000;
+import { signInClientOf, SignInLimiter } from "./sign_in_limit.ts";
+import { remoteIpOf } from "../http/mod.ts";
 
 const SECURITY_HEADERS: Record<string, string> = {
   "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " +
@@ -59,7 +57,7 @@ export function dashboardApp(backend: DashboardBackend, options: DashboardOption
   // Built in the background from now on (a child process), so the bundle is ready when the first person arrives.
   assets.prepare();
   const startedAtMs = options.startedAtMs ?? Date.now();
-  const signIns = { windowStartMs: 0, failures: 0 };
+  const signIns = new SignInLimiter();
   const app = new Hono();
   app.onError((error) => errorResponse(error));
   app.use("*", async (c, next) => {
@@ -75,15 +73,13 @@ export function dashboardApp(backend: DashboardBackend, options: DashboardOption
   app.post("/api/login", async (c) => {
     const body = await jsonBody(c);
     const nowMs = Date.now();
-    if (nowMs - signIns.windowStartMs > SIGN_IN_WINDOW_MS) {
-      Object.assign(signIns, { windowStartMs: nowMs, failures: 0 });
-    }
-    if (signIns.failures >= MAX_FAILED_SIGN_INS) {
+    const client = signInClientOf(remoteIpOf(c));
+    if (signIns.blocked(client, nowMs)) {
       throw new DashboardError(429, "TooManySignIns", "Too many failed sign-ins; wait a minute and try again");
     }
     const key = typeof body.adminKey === "string" ? body.adminKey.trim() : "";
     if (!constantTimeEqual(key, backend.adminKey)) {
-      signIns.failures++;
+      signIns.recordFailure(client, nowMs);
       throw new DashboardError(403, "BadAdminKey", "That is not this deployment's admin key");
     }
     const token = sessions.create();
