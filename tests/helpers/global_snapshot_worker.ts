@@ -18,6 +18,7 @@ const originalMap = Array.prototype.map;
 const originalStringify = JSON.stringify;
 const originalFlat = Array.prototype.flat;
 const originalDigest = SubtleCrypto.prototype.digest;
+const originalValidate = WebAssembly.validate;
 const originalBlobText = Blob.prototype.text;
 const mathPrototype = Object.getPrototypeOf(Math);
 const mapSize = Object.getOwnPropertyDescriptor(Map.prototype, "size")!.get;
@@ -56,6 +57,10 @@ const CASES: Record<string, { change(): void; undone(): boolean }> = {
   "a method replaced on Blob.prototype": {
     change: () => ((Blob.prototype as Any).text = () => "hooked"),
     undone: () => Blob.prototype.text === originalBlobText,
+  },
+  "a function replaced on WebAssembly": {
+    change: () => ((WebAssembly as Any).validate = () => true),
+    undone: () => WebAssembly.validate === originalValidate,
   },
   "a deleted built-in method": {
     change: () => delete (Array.prototype as Any).flat,

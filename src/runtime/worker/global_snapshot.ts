@@ -12,9 +12,10 @@
  *
  * Not compared, for the per-call cost: the prototypes of the ~90 classes Deno defines behind lazy getters on the global
  * object (`ReadableStream`, `FormData`, `WebSocket`, the `GPU*` classes, …; covering them measured +12–17 µs per
- * restore, ~+50 %), objects reachable only through a global's properties (`crypto.subtle`, `performance`,
- * `navigator`, `Intl.DateTimeFormat.prototype`), and the own properties of built-in functions. What a call puts
- * there on purpose stays for the next; the accidental kinds of leak (a global, a polluted core prototype) are covered.
+ * restore, ~+50 %), objects reached through another object or a lazy getter (`crypto.subtle`, `navigator`,
+ * `Intl.DateTimeFormat.prototype`; the objects global data properties hold, such as `WebAssembly` and `performance`, are
+ * compared), and the own properties of built-in functions. What a call puts there on purpose stays for the next; the
+ * accidental kinds of leak (a global, a polluted core prototype) are covered.
  * RegExp's legacy statics, V8's own state, are emptied before each call instead (worker_main.ts).
  *
  * Listing every object's keys and reading every property's descriptor after every call cost most of a worker's CPU
@@ -209,6 +210,12 @@ export function takeGlobalSnapshot(): void {
     add(constructor?.prototype);
   }
   for (const name of CORE_NAMESPACES) add(scope[name]);
+  // Every other object a global data property holds (`WebAssembly`, `Temporal`, `performance`, …): a namespace whose
+  // functions a call replaced would keep them for the next.
+  for (const key of ownKeys(globalThis)) {
+    const value = getDescriptor(globalThis, key)?.value;
+    if (typeof value === "object" && value !== null) add(value);
+  }
   for (const intrinsic of hiddenIntrinsics()) add(intrinsic);
   const next: ObjectSnapshot[] = [];
   for (const target of webPrototypes(full)) full.add(target);
