@@ -201,6 +201,12 @@ Deno.test("runtime: runs a bundled Convex app in sandboxed runners", async (t) =
       assertEquals(env.denoEnv, "NotCapable");
       const exited = await query("exits", { how: "exit" });
       assertStringIncludes(exited.errorMessage!, "Deno.exit() is not allowed");
+      // Node's process.exit/abort must not end the worker either (its call would hang until the time limit): they go
+      // through the guarded Deno.exit, or are refused in a worker.
+      for (const method of ["exit", "abort", "reallyExit"]) {
+        const nodeExit = await query("exits", { how: `node:process ${method}` });
+        assertMatch(nodeExit.errorMessage!, /Deno\.exit\(\) is not allowed|process\.abort\(\) is not supported/);
+      }
       const closed = await query("exits", { how: "close" });
       assertStringIncludes(closed.errorMessage!, "TypeError");
       // The runner's standard streams are the server's (stderr: its log): user code writes log lines, not to them.

@@ -156,7 +156,11 @@ export const APP_FILES: Record<string, string> = {
       args: { how: v.string() },
       handler: async (_ctx, { how }) => {
         if (how === "exit") Deno.exit(3);
-        else (globalThis as any).close();
+        else if (how.startsWith("node:")) {
+          // "node:process exit" / "node:process abort": Node's process, imported by a name the bundler cannot see.
+          const [module, method] = how.split(" ");
+          (await import(module)).default[method](3);
+        } else (globalThis as any).close();
         return "still running";
       },
     });
