@@ -71,12 +71,13 @@ export function dashboardApp(backend: DashboardBackend, options: DashboardOption
 
   app.get("/api/session", (c) => c.json({ signedIn: sessions.isValid(sessionTokenOf(c.req.header("Cookie"))) }));
   app.post("/api/login", async (c) => {
-    const body = await jsonBody(c);
+    // A client out of attempts is refused before its body is read.
     const nowMs = Date.now();
     const client = signInClientOf(remoteIpOf(c));
     if (signIns.blocked(client, nowMs)) {
       throw new DashboardError(429, "TooManySignIns", "Too many failed sign-ins; wait a minute and try again");
     }
+    const body = await jsonBody(c);
     const key = typeof body.adminKey === "string" ? body.adminKey.trim() : "";
     if (!constantTimeEqual(key, backend.adminKey)) {
       signIns.recordFailure(client, nowMs);

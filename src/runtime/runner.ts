@@ -74,10 +74,10 @@ export class Runner {
   #exiting = false;
   /** True from receiving an execute/analyze until the runner has told the server it is idle again. */
   #busy = false;
+  /** The time-limit and probe-deadline check (see `start`); null before `start` and after `stop`. */
   #watchdog: ReturnType<typeof setInterval> | null = null;
   /** The worker the current run's execute message went to (it then answers a probe by itself). */
   #executedOn: UserWorker | null = null;
-  /** Resolves once the answer of the run in progress has been written to the server (or failed to be). */
 
   constructor(
     init: RunnerInitMessage,

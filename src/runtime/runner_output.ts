@@ -16,6 +16,7 @@ export const RUNNER_OUTPUT_BUDGET_CHARS = 64 * 1024;
 export const RUNNER_OUTPUT_LINE_CHARS = 2_048;
 
 /** C0 controls but tab, and DEL: a carriage return or an escape sequence could redraw a terminal's log line. */
+// deno-lint-ignore no-control-regex -- matching control characters is the point
 const CONTROL_CHARACTERS = /[\u0000-\u0008\u000a-\u001f\u007f]/g;
 
 /**

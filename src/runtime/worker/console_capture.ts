@@ -68,9 +68,6 @@ function emit(level: string, args: unknown[]): void {
 
 /** Installs the capturing console on `globalThis`. */
 export function installConsole(): void {
-  // Outside an execution (module top-level code of an analysis has one too) the counts and timers go nowhere.
-  const counts = () => sink?.counts ?? new Map<string, number>();
-  const timers = () => sink?.timers ?? new Map<string, number>();
   const label = (value: unknown) => (value === undefined ? "default" : String(value));
   const capturing = {
     log: (...args: unknown[]) => emit("LOG", args),
@@ -85,30 +82,35 @@ export function installConsole(): void {
     assert: (condition: unknown, ...args: unknown[]) => {
       if (!condition) emit("ERROR", ["Assertion failed", ...args]);
     },
+    // Counts and timers are the execution's (its sink's); outside one (between calls) they, like the lines, go nowhere.
     count: (name?: unknown) => {
+      if (sink === null) return;
       const key = label(name);
-      const count = (counts().get(key) ?? 0) + 1;
-      counts().set(key, count);
-      sink?.add("INFO", `${key}: ${count}`);
+      const count = (sink.counts.get(key) ?? 0) + 1;
+      sink.counts.set(key, count);
+      sink.add("INFO", `${key}: ${count}`);
     },
-    countReset: (name?: unknown) => counts().delete(label(name)),
+    countReset: (name?: unknown) => sink?.counts.delete(label(name)),
     time: (name?: unknown) => {
+      if (sink === null) return;
       const key = label(name);
-      if (timers().has(key)) sink?.add("WARN", `Timer '${key}' already exists`);
-      else timers().set(key, nowMs());
+      if (sink.timers.has(key)) sink.add("WARN", `Timer '${key}' already exists`);
+      else sink.timers.set(key, nowMs());
     },
     timeLog: (name?: unknown, ...args: unknown[]) => {
+      if (sink === null) return;
       const key = label(name);
-      const start = timers().get(key);
-      if (start === undefined) sink?.add("WARN", `Timer '${key}' does not exist`);
-      else sink?.add("INFO", [`${key}: ${Math.round(nowMs() - start)}ms`, ...args.map((a) => inspect(a))].join(" "));
+      const start = sink.timers.get(key);
+      if (start === undefined) sink.add("WARN", `Timer '${key}' does not exist`);
+      else sink.add("INFO", [`${key}: ${Math.round(nowMs() - start)}ms`, ...args.map((a) => inspect(a))].join(" "));
     },
     timeEnd: (name?: unknown) => {
+      if (sink === null) return;
       const key = label(name);
-      const start = timers().get(key);
-      if (start === undefined) return sink?.add("WARN", `Timer '${key}' does not exist`);
-      timers().delete(key);
-      sink?.add("INFO", `${key}: ${Math.round(nowMs() - start)}ms`);
+      const start = sink.timers.get(key);
+      if (start === undefined) return sink.add("WARN", `Timer '${key}' does not exist`);
+      sink.timers.delete(key);
+      sink.add("INFO", `${key}: ${Math.round(nowMs() - start)}ms`);
     },
     table: (...args: unknown[]) => emit("LOG", args),
     dir: (value: unknown) => emit("LOG", [value]),

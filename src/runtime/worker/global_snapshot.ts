@@ -210,15 +210,14 @@ export function takeGlobalSnapshot(): void {
     add(constructor?.prototype);
   }
   for (const name of CORE_NAMESPACES) add(scope[name]);
-  // Every other object a global data property holds (`WebAssembly`, `Temporal`, `performance`, …): a namespace whose
-  // functions a call replaced would keep them for the next.
+  // Every other object a global data property holds (`WebAssembly`, `Temporal`, `performance`, …: a namespace whose
+  // functions a call replaced would keep them for the next), and the prototype of every class one holds (Web APIs).
   for (const key of ownKeys(globalThis)) {
     const value = getDescriptor(globalThis, key)?.value;
-    if (typeof value === "object" && value !== null) add(value);
+    add(typeof value === "function" ? (value as { prototype?: unknown }).prototype : value);
   }
   for (const intrinsic of hiddenIntrinsics()) add(intrinsic);
   const next: ObjectSnapshot[] = [];
-  for (const target of webPrototypes(full)) full.add(target);
   for (const target of full) next.push(snapshotOf(target));
   snapshots = next;
   // Module top-level code may have run before a retake: built with captured functions only.
@@ -432,16 +431,4 @@ function hiddenIntrinsics(): unknown[] {
     getPrototypeOf(Uint8Array),
     getPrototypeOf(Uint8Array.prototype),
   ];
-}
-
-/** Prototypes of the other global classes (Web APIs), not already among `exclude`. */
-function webPrototypes(exclude: Set<object>): object[] {
-  const found: object[] = [];
-  for (const key of ownKeys(globalThis)) {
-    const value = getDescriptor(globalThis, key)?.value as { prototype?: unknown } | undefined;
-    if (typeof value !== "function") continue;
-    const prototype = value.prototype;
-    if (typeof prototype === "object" && prototype !== null && !exclude.has(prototype)) found.push(prototype);
-  }
-  return found;
 }
