@@ -2,6 +2,7 @@
  * The committer's cores as units: the conflict history (optimistic concurrency), the commit queue (grouping, order,
  * turns, closing), the timestamp clock and the retention watermark, then the database's commit path on SQLite.
  */
+import { setImmediate } from "node:timers";
 import { assert, assertEquals, assertRejects, assertThrows } from "./helpers/assert.ts";
 import { freshSqlite } from "./helpers/databases.ts";
 import { mutate, sys, withSqliteDatabase } from "./helpers/engine.ts";
@@ -99,12 +100,35 @@ Deno.test("commit queue: commits queued behind a running group go together in th
   const gate = Promise.withResolvers<void>();
   const { queue, groups } = recordingQueue(gate.promise);
   const first = queue.commit(outcome("a"));
+  // The first group is being written (gathered for its turns, then held at the gate) when the others arrive.
+  await nextTurns(4);
   const rest = ["b", "c", "d"].map((label) => queue.commit(outcome(label)));
   gate.resolve();
   assertEquals([await first, ...await Promise.all(rest)], [1n, 2n, 3n, 4n], "commit ts strictly increase");
   assertEquals(groups, [["a"], ["b", "c", "d"]]);
   await queue.close();
 });
+
+Deno.test("commit queue: a small group waits two turns of the event loop for commits that are about to arrive", async () => {
+  const { queue, groups } = recordingQueue();
+  const committed = [queue.commit(outcome("a"))];
+  // One turn later (a runner's answer read in the next poll of the loop): it joins the group.
+  await nextTurns(1);
+  committed.push(queue.commit(outcome("b")));
+  await Promise.all(committed);
+  // Bounded: a commit that comes many turns after the last one is a group of its own.
+  committed.push(queue.commit(outcome("c")));
+  await nextTurns(6);
+  committed.push(queue.commit(outcome("d")));
+  assertEquals(await Promise.all(committed), [1n, 2n, 3n, 4n]);
+  assertEquals(groups, [["a", "b"], ["c"], ["d"]]);
+  await queue.close();
+});
+
+/** Resolves after `count` turns of the event loop (setImmediate, as the committer's own turns). */
+async function nextTurns(count: number): Promise<void> {
+  for (let i = 0; i < count; i++) await new Promise((resolve) => setImmediate(resolve));
+}
 
 Deno.test("commit queue: a commit without writes is not queued; it resolves with the latest ts", async () => {
   const { queue, groups } = recordingQueue();
