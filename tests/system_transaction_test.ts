@@ -8,6 +8,7 @@ import { freshSqlite } from "./helpers/databases.ts";
 import { rejects } from "./helpers/engine.ts";
 import { type Database, openDatabase } from "../src/database/mod.ts";
 import { openPersistence } from "../src/persistence/mod.ts";
+import { encodeDocumentId } from "../src/values/mod.ts";
 
 async function withDatabase(body: (db: Database) => Promise<void>): Promise<void> {
   const location = await freshSqlite();
@@ -153,5 +154,34 @@ Deno.test("system transaction: chosen IDs, system tables and bad input", async (
     );
     const pending = await db.readSnapshot().scan("_scheduled_functions.by_next", { prefix: ["pending"], limit: 5 });
     assertEquals(pending.map((document) => document.id), [jobId]);
+  });
+});
+
+Deno.test("system transaction: an ID read as missing is not read again when a document is inserted under it", async () => {
+  await withDatabase(async (db) => {
+    await insertItems(db, 1);
+    const tableNumber = db.catalog.tables.find((table) => table.name === "items")!.tableNumber;
+    const freshId = () => encodeDocumentId(tableNumber, crypto.getRandomValues(new Uint8Array(16)));
+    // What a mutation's idempotency record does (src/functions/idempotency.ts): look for it, then insert it.
+    const lookedUp = await db.runSystemTransaction(async (tx) => {
+      const id = freshId();
+      assertEquals(await tx.get(id), null);
+      await tx.insert("items", { _id: id, n: 2 });
+      return tx.outcome().readSet.length;
+    });
+    const insertedOnly = await db.runSystemTransaction(async (tx) => {
+      await tx.insert("items", { _id: freshId(), n: 3 });
+      return tx.outcome().readSet.length;
+    });
+    // One point read of the ID either way: the miss is remembered, not read from persistence a second time.
+    assertEquals(lookedUp.value, insertedOnly.value);
+    // A miss remembered does not hide the transaction's own insert.
+    await db.runSystemTransaction(async (tx) => {
+      const id = freshId();
+      assertEquals(await tx.get(id), null);
+      await tx.insert("items", { _id: id, n: 4 });
+      assertEquals(JSON.parse((await tx.get(id))!.json).n, 4);
+      await rejects(tx.insert("items", { _id: id, n: 5 }), /already exists/);
+    });
   });
 });

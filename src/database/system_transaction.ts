@@ -122,8 +122,12 @@ export interface SystemTransactionOptions extends SystemReadContext {
 /** A transaction of server code: see the module comment. */
 export class SystemTransaction implements DocumentReader {
   readonly #transaction: Transaction;
-  /** Documents read from persistence, so a write after a read needs no second read. */
-  readonly #reads = new Map<string, ReadDocument>();
+  /**
+   * Documents read from persistence, and IDs found missing (null), so a write after a read needs no second read: an
+   * idempotency record is looked up and then inserted under the same ID, once per mutation sent over the sync protocol
+   * (issue 14). At one snapshot a miss stays a miss; the transaction's own writes are read from its write set instead.
+   */
+  readonly #reads = new Map<string, ReadDocument | null>();
 
   constructor(options: SystemTransactionOptions) {
     this.#transaction = new Transaction({
@@ -240,9 +244,9 @@ export class SystemTransaction implements DocumentReader {
   async #read(table: TableInfo, id: string): Promise<ReadDocument | null> {
     // Once written, the transaction's own version is the current one (the transaction reads it from its writes).
     const cached = this.#transaction.hasWrite(id) ? undefined : this.#reads.get(id);
-    if (cached) return cached;
+    if (cached !== undefined) return cached;
     const read = await this.#transaction.readDocument(table, id);
-    if (read !== null && read.ts !== null) this.#reads.set(id, read);
+    if (read === null || read.ts !== null) this.#reads.set(id, read);
     return read;
   }
 
