@@ -3,8 +3,9 @@
  * SQLite) with a small app deployed by the official CLI and 10,000 documents, driven by `CLIENTS` closed-loop HTTP
  * clients; against a bare `Deno.serve` handler doing the same node:sqlite work (WAL, synchronous=FULL, writes
  * group-committed), measured in the same run, each in its own process. Per workload: calls/s, p50/p99, the ratio to
- * the bare handler, and CPU µs per call read from /proc (server and runners separately). Memory: RSS and PSS per
- * process kind, idle and after the load.
+ * the bare handler, CPU µs per call read from /proc (server and runners separately), and context switches per call
+ * per process kind (blocked: hand-offs between threads and processes; preempted). Memory: RSS and PSS per process
+ * kind, idle and after the load.
  *
  *   deno run -A scripts/bench/call_path_bench.ts      (env DURATION_MS, CLIENTS, ONLY=query,insert,rmw,ws,one)
  *
@@ -18,7 +19,12 @@
  * `SERVER_DENO_FLAGS=--v8-flags=--max-semi-space-size=4`.
  */
 import { createConvexApp, runConvexCli, type ServerProcess, spawnServer } from "../../tests/helpers/convex_app.ts";
-import { commandLineOf, descendantPids, processCpuUs } from "../../tests/helpers/server_child.ts";
+import {
+  commandLineOf,
+  descendantPids,
+  processContextSwitches,
+  processCpuUs,
+} from "../../tests/helpers/server_child.ts";
 import { ConvexClient } from "convex/browser";
 import { ITEMS_FUNCTIONS_TS } from "./items_app.ts";
 
@@ -197,11 +203,44 @@ function machineBusyUs(): number {
   return busyTicks * 10_000;
 }
 
-/** CPU µs so far, summed per kind. */
-function cpuByKind(kinds: Map<number, string>): Map<string, number> {
-  const sums = new Map<string, number>();
-  for (const [pid, kind] of kinds) sums.set(kind, (sums.get(kind) ?? 0) + processCpuUs(pid));
+/** CPU µs and context switches so far, summed per kind. */
+function countersByKind(kinds: Map<number, string>): Map<string, { cpuUs: number } & ContextSwitches> {
+  const sums = new Map<string, { cpuUs: number } & ContextSwitches>();
+  for (const [pid, kind] of kinds) {
+    const sum = sums.get(kind) ?? { cpuUs: 0, voluntary: 0, involuntary: 0 };
+    const switches = processContextSwitches(pid);
+    sums.set(kind, {
+      cpuUs: sum.cpuUs + processCpuUs(pid),
+      voluntary: sum.voluntary + switches.voluntary,
+      involuntary: sum.involuntary + switches.involuntary,
+    });
+  }
   return sums;
+}
+
+/** What a run costs per call, measured between `startMeter` and its `stop`. */
+type CallCosts = Pick<Run, "cpuUsPerCall" | "switchesPerCall" | "machineUsPerCall">;
+
+/** Starts counting the CPU and context switches of `kinds` and the machine's busy CPU. */
+function startMeter(kinds: Map<number, string>): { stop(calls: number): CallCosts } {
+  const before = countersByKind(kinds);
+  const machineBefore = machineBusyUs();
+  return {
+    stop(calls) {
+      const machineUsPerCall = (machineBusyUs() - machineBefore) / calls;
+      const cpuUsPerCall = new Map<string, number>();
+      const switchesPerCall = new Map<string, ContextSwitches>();
+      for (const [kind, after] of countersByKind(kinds)) {
+        const start = before.get(kind) ?? { cpuUs: 0, voluntary: 0, involuntary: 0 };
+        cpuUsPerCall.set(kind, (after.cpuUs - start.cpuUs) / calls);
+        switchesPerCall.set(kind, {
+          voluntary: (after.voluntary - start.voluntary) / calls,
+          involuntary: (after.involuntary - start.involuntary) / calls,
+        });
+      }
+      return { cpuUsPerCall, switchesPerCall, machineUsPerCall };
+    },
+  };
 }
 
 function memoryOf(pid: number): { rssKib: number; pssKib: number } {
@@ -238,8 +277,18 @@ interface Run {
   failures: number;
   calls: number;
   cpuUsPerCall: Map<string, number>;
+  /**
+   * Context switches per call by process kind: how often its threads blocked (hand-offs between threads and processes)
+   * and how often they were preempted.
+   */
+  switchesPerCall: Map<string, ContextSwitches>;
   /** The whole machine's busy CPU per call, the benchmark's own clients included. */
   machineUsPerCall: number;
+}
+
+interface ContextSwitches {
+  voluntary: number;
+  involuntary: number;
 }
 
 function percentile(sorted: number[], fraction: number): number {
@@ -274,20 +323,15 @@ async function drive(url: string, workload: Workload, clients: number, processes
   }));
   latencies.length = 0;
   failures = 0;
-  const kinds = await processesOf();
-  const cpuBefore = cpuByKind(kinds);
-  const machineBefore = machineBusyUs();
+  const meter = startMeter(await processesOf());
   const started = performance.now();
   const deadline = started + DURATION_MS;
   await Promise.all(Array.from({ length: clients }, async () => {
     while (performance.now() < deadline) await call();
   }));
   const seconds = (performance.now() - started) / 1000;
-  const cpuAfter = cpuByKind(kinds);
-  const machineUsPerCall = (machineBusyUs() - machineBefore) / (latencies.length + failures);
   const calls = latencies.length + failures;
-  const cpuUsPerCall = new Map<string, number>();
-  for (const [kind, after] of cpuAfter) cpuUsPerCall.set(kind, (after - (cpuBefore.get(kind) ?? 0)) / calls);
+  const costs = meter.stop(calls);
   latencies.sort((a, b) => a - b);
   return {
     perSecond: latencies.length / seconds,
@@ -295,8 +339,7 @@ async function drive(url: string, workload: Workload, clients: number, processes
     p99Ms: percentile(latencies, 0.99),
     failures,
     calls,
-    cpuUsPerCall,
-    machineUsPerCall,
+    ...costs,
   };
 }
 
@@ -306,10 +349,17 @@ function cpuText(run: Run): string {
   return `CPU ${total.toFixed(0)} µs/call (${parts.join(", ") || "—"}; machine ${run.machineUsPerCall.toFixed(0)})`;
 }
 
+/** Context switches per call of the kinds that have any: blocked + preempted. */
+function switchesText(run: Run): string {
+  const parts = [...run.switchesPerCall].filter(([, { voluntary, involuntary }]) => voluntary + involuntary >= 0.05)
+    .map(([kind, { voluntary, involuntary }]) => `${kind} ${voluntary.toFixed(1)}+${involuntary.toFixed(1)}`);
+  return parts.length === 0 ? "" : `; switches/call, blocked+preempted: ${parts.join(", ")}`;
+}
+
 function runText(run: Run): string {
   return `${run.perSecond.toFixed(0)}/s, p50 ${run.p50Ms.toFixed(1)} ms, p99 ${run.p99Ms.toFixed(1)} ms, ${
     cpuText(run)
-  }` +
+  }${switchesText(run)}` +
     (run.failures > 0 ? `, ${run.failures} FAILED` : "");
 }
 
@@ -336,20 +386,15 @@ async function driveWebSocket(url: string, processesOf: ProcessesOf): Promise<Ru
     }));
     latencies.length = 0;
     failures = 0;
-    const kinds = await processesOf();
-    const cpuBefore = cpuByKind(kinds);
-    const machineBefore = machineBusyUs();
+    const meter = startMeter(await processesOf());
     const started = performance.now();
     const deadline = started + DURATION_MS;
     await Promise.all(clients.map(async (client) => {
       while (performance.now() < deadline) await call(client);
     }));
     const seconds = (performance.now() - started) / 1000;
-    const cpuAfter = cpuByKind(kinds);
-    const machineUsPerCall = (machineBusyUs() - machineBefore) / (latencies.length + failures);
     const calls = latencies.length + failures;
-    const cpuUsPerCall = new Map<string, number>();
-    for (const [kind, after] of cpuAfter) cpuUsPerCall.set(kind, (after - (cpuBefore.get(kind) ?? 0)) / calls);
+    const costs = meter.stop(calls);
     latencies.sort((a, b) => a - b);
     return {
       perSecond: latencies.length / seconds,
@@ -357,8 +402,7 @@ async function driveWebSocket(url: string, processesOf: ProcessesOf): Promise<Ru
       p99Ms: percentile(latencies, 0.99),
       failures,
       calls,
-      cpuUsPerCall,
-      machineUsPerCall,
+      ...costs,
     };
   } finally {
     await Promise.all(clients.map((client) => client.close()));

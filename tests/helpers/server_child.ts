@@ -157,3 +157,21 @@ export function processCpuUs(pid: number): number {
     return 0;
   }
 }
+
+/**
+ * Context switches so far, summed over every thread of `pid` (Linux): `voluntary` when a thread blocked (a wait, a
+ * read with nothing to read), `involuntary` when it was preempted. Zeros once it is gone.
+ */
+export function processContextSwitches(pid: number): { voluntary: number; involuntary: number } {
+  const sums = { voluntary: 0, involuntary: 0 };
+  try {
+    for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
+      const status = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/status`);
+      sums.voluntary += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+      sums.involuntary += Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+    }
+  } catch {
+    // The process (or one of its threads) is gone.
+  }
+  return sums;
+}
