@@ -243,10 +243,12 @@ export class SystemTransaction implements DocumentReader {
 
   async #read(table: TableInfo, id: string): Promise<ReadDocument | null> {
     // Once written, the transaction's own version is the current one (the transaction reads it from its writes).
-    const cached = this.#transaction.hasWrite(id) ? undefined : this.#reads.get(id);
+    const written = this.#transaction.hasWrite(id);
+    const cached = written ? undefined : this.#reads.get(id);
     if (cached !== undefined) return cached;
     const read = await this.#transaction.readDocument(table, id);
-    if (read === null || read.ts !== null) this.#reads.set(id, read);
+    // Only persistence's answers are remembered: a null read from the write set (a deletion) is not a miss.
+    if (!written && (read === null || read.ts !== null)) this.#reads.set(id, read);
     return read;
   }
 
