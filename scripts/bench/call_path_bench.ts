@@ -21,6 +21,7 @@
 import { createConvexApp, runConvexCli, type ServerProcess, spawnServer } from "../../tests/helpers/convex_app.ts";
 import {
   commandLineOf,
+  type ContextSwitches,
   descendantPids,
   processContextSwitches,
   processCpuUs,
@@ -284,11 +285,6 @@ interface Run {
   switchesPerCall: Map<string, ContextSwitches>;
   /** The whole machine's busy CPU per call, the benchmark's own clients included. */
   machineUsPerCall: number;
-}
-
-interface ContextSwitches {
-  voluntary: number;
-  involuntary: number;
 }
 
 function percentile(sorted: number[], fraction: number): number {

@@ -162,16 +162,34 @@ export function processCpuUs(pid: number): number {
  * Context switches so far, summed over every thread of `pid` (Linux): `voluntary` when a thread blocked (a wait, a
  * read with nothing to read), `involuntary` when it was preempted. Zeros once it is gone.
  */
-export function processContextSwitches(pid: number): { voluntary: number; involuntary: number } {
+export function processContextSwitches(pid: number): ContextSwitches {
   const sums = { voluntary: 0, involuntary: 0 };
+  let tasks: Deno.DirEntry[];
   try {
-    for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
-      const status = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/status`);
-      sums.voluntary += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
-      sums.involuntary += Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
-    }
+    tasks = [...Deno.readDirSync(`/proc/${pid}/task`)];
   } catch {
-    // The process (or one of its threads) is gone.
+    return sums; // the process is gone
+  }
+  for (const task of tasks) {
+    // A thread that ended since the listing is skipped; the others still count.
+    const status = readTextOrNull(`/proc/${pid}/task/${task.name}/status`);
+    if (status === null) continue;
+    sums.voluntary += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+    sums.involuntary += Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
   }
   return sums;
+}
+
+/** Context switches of a process's threads: blocked (`voluntary`) and preempted (`involuntary`). */
+export interface ContextSwitches {
+  voluntary: number;
+  involuntary: number;
+}
+
+function readTextOrNull(path: string): string | null {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return null;
+  }
 }

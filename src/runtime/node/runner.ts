@@ -222,7 +222,7 @@ export class NodeRunner {
 
   #stray(line: string): void {
     if (this.#inFlight !== null) this.#inFlight.stray.add("LOG", line);
-    else if (this.strayOutput.length < MAX_STRAY_OUTPUT_LINES) this.strayOutput.push(line.slice(0, MAX_LOG_LINE_CHARS));
+    else if (this.strayOutput.length < MAX_STRAY_OUTPUT_LINES) this.strayOutput.push(line);
   }
 
   #onLine(line: string): void {
