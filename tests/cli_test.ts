@@ -201,7 +201,11 @@ Deno.test("start task: a launcher with --allow-run only; the server gets scoped 
   }
   assert(server.includes("--allow-read=/srv/x"), server.join(" "));
   assert(server.includes("--allow-write=/srv/x"), server.join(" "));
-  assert(server.includes(`--allow-run=${DENO}`), "the server may run its own deno binary only");
+  const runGrants = server.filter((token) => token.startsWith("--allow-run"));
+  assert(
+    runGrants.length === 1 && [`--allow-run=${DENO}`, `--allow-run=${DENO},taskset`].includes(runGrants[0]),
+    `the server may run its own deno binary only, and taskset (--pin-runners): ${runGrants}`,
+  );
   assert(server.includes(`--allow-env=${SERVER_ENV_NAMES.join(",")}`), "env list");
   assertEquals(server.filter((token) => token.startsWith("--allow-sys")), ["--allow-sys=networkInterfaces"]);
   const adminKey = launchedArgs(["admin-key", "--data", "/srv/x"]);

@@ -9,6 +9,7 @@
  * @module
  */
 export { RunnerPool } from "./pool.ts";
+export { TASKSET } from "./cpu_affinity.ts";
 export {
   type CallAddress,
   CallAddressError,

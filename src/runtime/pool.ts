@@ -16,6 +16,7 @@ import { modulesRoot } from "./module_writer.ts";
 import { actionNetPolicy, isCompiledBinary, type RunnerCommand, runnerCommand } from "./runner_command.ts";
 import { NodeAnalyzeError, NodePool } from "./node/mod.ts";
 import { RunnerExitError, RunnerProcess } from "./runner_process.ts";
+import { CpuAffinity } from "./cpu_affinity.ts";
 import { prepareRunnerSocketDir } from "./runner_socket.ts";
 import {
   CREATE_TABLE_OP,
@@ -119,6 +120,8 @@ export class RunnerPool {
   readonly #node: NodePool;
   #nextExecutionId = 1;
   #closed = false;
+  /** Pins transaction runners to CPUs; resolves to null where it cannot (see cpu_affinity.ts). */
+  readonly #affinity: Promise<CpuAffinity | null>;
 
   constructor(options: RunnerPoolOptions) {
     this.#options = options;
@@ -158,6 +161,8 @@ export class RunnerPool {
       onCall: (op, argsJson, context) => options.onCall(op, argsJson, context),
     });
     Deno.mkdirSync(this.#modulesDir, { recursive: true });
+    const affinityProgram = options.cpuAffinityProgram ?? null;
+    this.#affinity = affinityProgram === null ? Promise.resolve(null) : CpuAffinity.detect(affinityProgram);
     for (let i = 0; i < this.#sets.transaction.min; i++) this.#spawn(this.#sets.transaction);
     this.#idleExitMs = options.runnerIdleExitMs === undefined
       ? IDLE_EXIT_MS
@@ -536,6 +541,7 @@ export class RunnerPool {
     );
     set.all.set(runner, "starting");
     set.starting++;
+    if (set.kind === "transaction") this.#pin(runner);
     let becameReady = false;
     runner.ready.then(
       () => {
@@ -570,6 +576,16 @@ export class RunnerPool {
       setTimeout(() => this.#replenish(set), backoffMs);
     });
     return runner;
+  }
+
+  /** Pins a transaction runner to a CPU (best effort) and releases the CPU when it exits. */
+  #pin(runner: RunnerProcess): void {
+    const pid = runner.pid;
+    void this.#affinity.then((affinity) => {
+      if (affinity === null) return;
+      void affinity.pin(pid);
+      void runner.exited.then(() => affinity.release(pid));
+    });
   }
 
   #replenish(set: RunnerSet): void {

@@ -7,7 +7,7 @@
  */
 import type { Database } from "../database/mod.ts";
 import type { PersistenceLocation } from "../persistence/mod.ts";
-import { type ActionNetOptions, RunnerPool } from "../runtime/mod.ts";
+import { type ActionNetOptions, RunnerPool, TASKSET } from "../runtime/mod.ts";
 import { ExecutionLog, FunctionExecutor, serveActionCall, sweepResults } from "../functions/mod.ts";
 
 /** How often old mutation results (idempotency records) are swept. */
@@ -75,6 +75,8 @@ export interface BackendOptions {
   nodePackages?: "auto" | "off";
   /** `--action-timeout`: the time limit of every action, isolate or node (default Convex's 10 minutes). */
   actionTimeoutMs?: number;
+  /** `--pin-runners`: pin each transaction runner to one CPU (default false). */
+  pinRunners?: boolean;
 }
 
 /** Opens the runtime pool, the deployment store and the executor on an open database. */
@@ -96,6 +98,7 @@ export async function openBackend(options: BackendOptions): Promise<Backend> {
     actionNet: options.actionNet,
     ...(options.nodePackages === undefined ? {} : { nodePackages: options.nodePackages }),
     ...(options.actionTimeoutMs === undefined ? {} : { actionTimeLimitMs: options.actionTimeoutMs }),
+    cpuAffinityProgram: options.pinRunners === true ? TASKSET : null,
     onCall: (op, argsJson, context) => {
       if (op === "denvex/createTable") {
         const { tableName, componentPath } = JSON.parse(argsJson) as { tableName: string; componentPath?: string };

@@ -178,11 +178,36 @@ export function serverRunArgs(
     "--allow-net",
     "--allow-sys=networkInterfaces",
     `--allow-env=${SERVER_ENV_NAMES.join(",")}`,
-    `--allow-run=${Deno.execPath()}`,
+    serverRunGrant(),
   ];
   if (grants.read.length > 0) flags.push(`--allow-read=${grants.read.map(grantablePath).join(",")}`);
   if (grants.write.length > 0) flags.push(`--allow-write=${grants.write.map(grantablePath).join(",")}`);
   return ["run", ...flags, fileURLToPath(new URL("main.ts", PROJECT_ROOT)), ...args];
+}
+
+/**
+ * The server's `--allow-run`: its own executable (runner processes) and, on Linux where util-linux's `taskset` is
+ * installed, that (pinning each transaction runner to one CPU, src/runtime/cpu_affinity.ts). Running a program already
+ * lets the server start any other through its own executable, so naming `taskset` grants nothing new.
+ */
+export function serverRunGrant(): string {
+  return `--allow-run=${[Deno.execPath(), ...(tasksetInstalled() ? ["taskset"] : [])].join(",")}`;
+}
+
+let tasksetFound: boolean | null = null;
+
+/** Whether `taskset` runs here (asked once; Deno would otherwise log that it cannot resolve the name it is granted). */
+function tasksetInstalled(): boolean {
+  if (tasksetFound !== null) return tasksetFound;
+  tasksetFound = false;
+  if (Deno.build.os === "linux") {
+    try {
+      tasksetFound = new Deno.Command("taskset", { args: ["-V"], stdout: "null", stderr: "null" }).outputSync().success;
+    } catch {
+      // Not installed, or not allowed to run it: runners stay unpinned.
+    }
+  }
+  return tasksetFound;
 }
 
 function absolute(path: string): string {

@@ -64,6 +64,7 @@ export async function runServer(config: ServeConfig): Promise<number> {
         backup: config.backup,
         nodePackages: config.nodePackages,
         actionTimeoutMs: config.actionTimeoutMs,
+        pinRunners: config.pinRunners,
         log,
       });
     } catch (error) {

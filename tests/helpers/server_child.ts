@@ -5,7 +5,7 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SERVER_ENV_NAMES } from "../../src/server/mod.ts";
-import { SERVER_V8_FLAGS } from "../../src/server/launcher.ts";
+import { SERVER_V8_FLAGS, serverRunGrant } from "../../src/server/launcher.ts";
 
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
 const STARTUP_TIMEOUT_MS = 30_000;
@@ -31,7 +31,7 @@ export async function serveCommandArgs(dataDir: string, serveArgs: string[]): Pr
     `--allow-read=${dataDir}`,
     `--allow-write=${dataDir}`,
     `--allow-env=${await startTaskEnvList()}`,
-    `--allow-run=${Deno.execPath()}`,
+    serverRunGrant(),
     join(REPO, "main.ts"),
     "serve",
     ...serveArgs,

@@ -1,0 +1,158 @@
+/**
+ * Transaction runners pinned to one CPU each (src/runtime/cpu_affinity.ts, issue 14): the CPU list parser, pinning
+ * real processes with the real `taskset`, and a real RunnerPool whose runners end up pinned (or not, when told not to
+ * or when the program is missing), answering calls either way.
+ */
+import { assert, assertEquals } from "./helpers/assert.ts";
+import { APP_FILES, bundleApp, openDeployedApp, stopBundler, writeApp } from "./helpers/runtime_app.ts";
+import { RunnerPool } from "../src/runtime/mod.ts";
+import { CpuAffinity, parseCpuList, TASKSET } from "../src/runtime/cpu_affinity.ts";
+import { parseCommandLine } from "../src/server/config.ts";
+import { spawnServer } from "./helpers/convex_app.ts";
+import { commandLineOf, descendantPids } from "./helpers/server_child.ts";
+
+/** The CPUs process `pid` may run on, from /proc. */
+function allowedCpusOf(pid: number): number[] {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const line = status.split("\n").find((entry) => entry.startsWith("Cpus_allowed_list:"))!;
+  return parseCpuList(line.slice(line.indexOf(":") + 1))!;
+}
+
+/** Every thread of `pid` allowed exactly `cpus`. */
+function threadsAllowed(pid: number, cpus: number[]): boolean {
+  return [...Deno.readDirSync(`/proc/${pid}/task`)].every((task) =>
+    JSON.stringify(allowedCpusOf(Number(task.name))) === JSON.stringify(cpus)
+  );
+}
+
+async function eventually(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+const cpusHere = Deno.build.os === "linux" ? allowedCpusOf(Deno.pid) : [];
+
+Deno.test("cpu affinity: CPU lists parse as Linux prints them; anything else is refused", () => {
+  assertEquals(parseCpuList("0"), [0]);
+  assertEquals(parseCpuList(" 0,1\n"), [0, 1]);
+  assertEquals(parseCpuList("0-3,8,10-11"), [0, 1, 2, 3, 8, 10, 11]);
+  assertEquals(parseCpuList("3,1-2,2"), [1, 2, 3]);
+  for (const bad of ["", "a", "1-", "3-1", "1,,2", "0-99999999", "-1"]) assertEquals(parseCpuList(bad), null, bad);
+});
+
+Deno.test({
+  name: "cpu affinity: real processes pinned with taskset, spread over the allowed CPUs, released when they exit",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    const affinity = await CpuAffinity.detect();
+    if (cpusHere.length < 2) return assertEquals(affinity, null, "one CPU: nothing to gain, no pinning");
+    assert(affinity !== null, "taskset is part of util-linux, installed on every Debian machine");
+    assertEquals([...affinity.cpus], cpusHere);
+    const children = [0, 1].map(() => new Deno.Command("sleep", { args: ["30"] }).spawn());
+    try {
+      const pinned = await Promise.all(children.map((child) => affinity.pin(child.pid)));
+      assert(pinned[0] !== null && pinned[1] !== null && pinned[0] !== pinned[1], `spread: ${pinned}`);
+      for (const [i, child] of children.entries()) assertEquals(allowedCpusOf(child.pid), [pinned[i]!]);
+      affinity.release(children[0].pid);
+      assertEquals(affinity.load().get(pinned[0]!), 0);
+      // A process that is gone cannot be pinned: no CPU is counted for it.
+      assertEquals(await affinity.pin(999_999_999), null);
+      assertEquals([...affinity.load().values()].reduce((a, b) => a + b, 0), 1);
+    } finally {
+      for (const child of children) child.kill();
+      await Promise.all(children.map((child) => child.status));
+    }
+    assertEquals(await CpuAffinity.detect("/nonexistent/taskset"), null);
+  },
+});
+
+Deno.test({
+  name: "cpu affinity: a pool's transaction runner is pinned when asked to, and unpinned by default or without taskset",
+  ignore: Deno.build.os !== "linux" || cpusHere.length < 2,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "denvex-cpu-affinity-test-" });
+    const modules = await bundleApp(await writeApp(dir, APP_FILES));
+    await stopBundler();
+    const { dataDir, persistence, database, deploymentDir } = await openDeployedApp(dir, modules);
+    try {
+      for (const program of [TASKSET, undefined, null, "/nonexistent/taskset"]) {
+        const pool = new RunnerPool({
+          dataDir,
+          location: persistence.location,
+          queryRunners: 1,
+          minActionRunners: 0,
+          onCall: () => Promise.reject(new Error("no server calls in this test")),
+          createTable: (name) => database.createTable(name),
+          ...(program === undefined ? {} : { cpuAffinityProgram: program }),
+        });
+        try {
+          await pool.ready();
+          const result = await pool.execute({
+            udfType: "query",
+            modulePath: "messages.js",
+            exportName: "hello",
+            argsJson: '[{"name":"cpu"}]',
+            snapshotTs: database.latestTs,
+            catalog: database.catalog,
+            identityJson: null,
+            env: {},
+            requestId: "cpu-affinity-test",
+            deploymentDir,
+          });
+          assert(result.ok, `the runner answers (${program}): ${result.ok ? "" : result.errorMessage}`);
+          const [pid] = pool.runnerPids();
+          if (program === TASKSET) {
+            await eventually(() => allowedCpusOf(pid).length === 1, "the runner is pinned");
+            const [cpu] = allowedCpusOf(pid);
+            assert(cpusHere.includes(cpu));
+            // Its worker thread, started after the pinning or before, shares the CPU.
+            assert(threadsAllowed(pid, [cpu]), "every thread of the runner on its CPU");
+          } else {
+            await new Promise((resolve) => setTimeout(resolve, 200));
+            assertEquals(allowedCpusOf(pid), cpusHere, `unpinned (${program})`);
+          }
+        } finally {
+          await pool.close();
+        }
+      }
+    } finally {
+      await persistence.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test("cpu affinity: --pin-runners parses as a switch (default off)", () => {
+  const pinOf = (...args: string[]) =>
+    (parseCommandLine(args, () => undefined) as { config: { pinRunners: boolean } }).config.pinRunners;
+  assertEquals(pinOf(), false);
+  assertEquals(pinOf("--pin-runners"), true);
+});
+
+Deno.test({
+  name: "cpu affinity: the real server (scoped permissions) started with --pin-runners pins its transaction runner",
+  ignore: Deno.build.os !== "linux" || cpusHere.length < 2,
+  fn: async () => {
+    const server = await spawnServer({ extraArgs: ["--pin-runners"] });
+    try {
+      const runners = async () => {
+        const pids = await descendantPids(server.pid);
+        const lines = await Promise.all(pids.map(async (pid) => [pid, await commandLineOf(pid)] as const));
+        return lines.filter(([, line]) => / runner /.test(`${line} `)).map(([pid]) => pid);
+      };
+      const deadline = performance.now() + 15_000;
+      let pinned: number[] = [];
+      while (pinned.length === 0 && performance.now() < deadline) {
+        pinned = (await runners()).filter((pid) => allowedCpusOf(pid).length === 1);
+        if (pinned.length === 0) await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assertEquals(pinned.length, 1, "the warm transaction runner, pinned (action runners stay unpinned)");
+      assertEquals(allowedCpusOf(server.pid), cpusHere, "the server itself stays free to move");
+    } finally {
+      await server.close();
+    }
+  },
+});
