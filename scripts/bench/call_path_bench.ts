@@ -24,7 +24,7 @@ import {
   type ContextSwitches,
   descendantPids,
   processContextSwitches,
-  processCpuUs,
+  processCpuSplitUs,
 } from "../../tests/helpers/server_child.ts";
 import { ConvexClient } from "convex/browser";
 import { ITEMS_FUNCTIONS_TS } from "./items_app.ts";
@@ -204,14 +204,18 @@ function machineBusyUs(): number {
   return busyTicks * 10_000;
 }
 
-/** CPU µs and context switches so far, summed per kind. */
-function countersByKind(kinds: Map<number, string>): Map<string, { cpuUs: number } & ContextSwitches> {
-  const sums = new Map<string, { cpuUs: number } & ContextSwitches>();
+/** CPU µs (and the kernel's part of it) and context switches so far, summed per kind. */
+type Counters = { cpuUs: number; systemUs: number } & ContextSwitches;
+
+function countersByKind(kinds: Map<number, string>): Map<string, Counters> {
+  const sums = new Map<string, Counters>();
   for (const [pid, kind] of kinds) {
-    const sum = sums.get(kind) ?? { cpuUs: 0, voluntary: 0, involuntary: 0 };
+    const sum = sums.get(kind) ?? { cpuUs: 0, systemUs: 0, voluntary: 0, involuntary: 0 };
     const switches = processContextSwitches(pid);
+    const { userUs, systemUs } = processCpuSplitUs(pid);
     sums.set(kind, {
-      cpuUs: sum.cpuUs + processCpuUs(pid),
+      cpuUs: sum.cpuUs + userUs + systemUs,
+      systemUs: sum.systemUs + systemUs,
       voluntary: sum.voluntary + switches.voluntary,
       involuntary: sum.involuntary + switches.involuntary,
     });
@@ -220,7 +224,7 @@ function countersByKind(kinds: Map<number, string>): Map<string, { cpuUs: number
 }
 
 /** What a run costs per call, measured between `startMeter` and its `stop`. */
-type CallCosts = Pick<Run, "cpuUsPerCall" | "switchesPerCall" | "machineUsPerCall">;
+type CallCosts = Pick<Run, "cpuUsPerCall" | "systemUsPerCall" | "switchesPerCall" | "machineUsPerCall">;
 
 /** Starts counting the CPU and context switches of `kinds` and the machine's busy CPU. */
 function startMeter(kinds: Map<number, string>): { stop(calls: number): CallCosts } {
@@ -230,16 +234,18 @@ function startMeter(kinds: Map<number, string>): { stop(calls: number): CallCost
     stop(calls) {
       const machineUsPerCall = (machineBusyUs() - machineBefore) / calls;
       const cpuUsPerCall = new Map<string, number>();
+      const systemUsPerCall = new Map<string, number>();
       const switchesPerCall = new Map<string, ContextSwitches>();
       for (const [kind, after] of countersByKind(kinds)) {
-        const start = before.get(kind) ?? { cpuUs: 0, voluntary: 0, involuntary: 0 };
+        const start = before.get(kind) ?? { cpuUs: 0, systemUs: 0, voluntary: 0, involuntary: 0 };
         cpuUsPerCall.set(kind, (after.cpuUs - start.cpuUs) / calls);
+        systemUsPerCall.set(kind, (after.systemUs - start.systemUs) / calls);
         switchesPerCall.set(kind, {
           voluntary: (after.voluntary - start.voluntary) / calls,
           involuntary: (after.involuntary - start.involuntary) / calls,
         });
       }
-      return { cpuUsPerCall, switchesPerCall, machineUsPerCall };
+      return { cpuUsPerCall, systemUsPerCall, switchesPerCall, machineUsPerCall };
     },
   };
 }
@@ -278,6 +284,8 @@ interface Run {
   failures: number;
   calls: number;
   cpuUsPerCall: Map<string, number>;
+  /** The kernel's part of `cpuUsPerCall` (system calls, and the wake-ups of each hand-off between threads). */
+  systemUsPerCall: Map<string, number>;
   /**
    * Context switches per call by process kind: how often its threads blocked (hand-offs between threads and processes)
    * and how often they were preempted.
@@ -341,7 +349,9 @@ async function drive(url: string, workload: Workload, clients: number, processes
 
 function cpuText(run: Run): string {
   const total = [...run.cpuUsPerCall.values()].reduce((a, b) => a + b, 0);
-  const parts = [...run.cpuUsPerCall].filter(([, us]) => us > 0).map(([kind, us]) => `${kind} ${us.toFixed(0)}`);
+  const parts = [...run.cpuUsPerCall].filter(([, us]) => us > 0).map(([kind, us]) =>
+    `${kind} ${us.toFixed(0)} (kernel ${(run.systemUsPerCall.get(kind) ?? 0).toFixed(0)})`
+  );
   return `CPU ${total.toFixed(0)} µs/call (${parts.join(", ") || "—"}; machine ${run.machineUsPerCall.toFixed(0)})`;
 }
 

@@ -149,12 +149,18 @@ const TICK_US = 10_000;
 
 /** CPU time of a process in µs (user + system), from /proc (Linux); 0 once it is gone. */
 export function processCpuUs(pid: number): number {
+  const { userUs, systemUs } = processCpuSplitUs(pid);
+  return userUs + systemUs;
+}
+
+/** CPU time of a process in µs, in its own code (user) and in the kernel on its behalf (system); zeros once gone. */
+export function processCpuSplitUs(pid: number): { userUs: number; systemUs: number } {
   try {
     const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) * TICK_US;
+    return { userUs: Number(fields[11]) * TICK_US, systemUs: Number(fields[12]) * TICK_US };
   } catch {
-    return 0;
+    return { userUs: 0, systemUs: 0 };
   }
 }
 
