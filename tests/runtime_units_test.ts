@@ -97,6 +97,56 @@ Deno.test("sync channel: one-way messages need no answer, in any size, between c
   assertEquals(served, ["note:1000", "echo:3", "tail:1", "tail:2", "echo:300"]);
 });
 
+Deno.test("sync channel: a staged message rides with the next call, or is taken alone by a parent that looks first", async () => {
+  const clientUrl = new URL("../src/runtime/sync_channel.ts", import.meta.url).href;
+  // The worker stages "result", waits `pauseMs`, then calls "idle"; a message too big to stage is sent as usual.
+  const source = `
+    import { SyncChannelClient, decodeResponse, encodeRequest } from "${clientUrl}";
+    self.onmessage = ({ data: { buffer, pauseMs } }) => {
+      const client = new SyncChannelClient(buffer);
+      const staged = client.stage(encodeRequest("result", "r"));
+      if (pauseMs > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, pauseMs);
+      const answer = decodeResponse(client.call(encodeRequest("idle", "i")));
+      const big = client.stage(encodeRequest("big", "b".repeat(4000)));
+      if (!big) client.send(encodeRequest("big", "b".repeat(4000)));
+      const after = decodeResponse(client.call(encodeRequest("idle", "j")));
+      self.postMessage({ staged, answer, big, after });
+    };
+  `;
+  const run = async (pauseMs: number) => {
+    const buffer = createChannelBuffer(4096);
+    const server = new SyncChannelServer(buffer, { blockUs: 0 });
+    const served: string[] = [];
+    const serving = server.serve((request) => {
+      const { op, argsJson } = decodeRequest(request);
+      served.push(`${op}:${argsJson.length}`);
+      return "O" + argsJson;
+    });
+    const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
+    const worker = new Worker(url, { type: "module" });
+    const answer = await new Promise<Record<string, unknown>>((resolve, reject) => {
+      worker.onmessage = (event) => resolve(event.data);
+      worker.onerror = (event) => reject(new Error(event.message));
+      worker.postMessage({ buffer, pauseMs });
+    });
+    worker.terminate();
+    server.close();
+    await serving;
+    assertEquals(answer, {
+      staged: true,
+      answer: { ok: true, resultJson: "i" },
+      big: false,
+      after: { ok: true, resultJson: "j" },
+    });
+    assertEquals(served, ["result:1", "idle:1", "big:4000", "idle:1"], "each message once, in the order sent");
+    return server.stagedCarried;
+  };
+  // Called at once: the staged message travels with the call (one message, one wake-up of the parent).
+  assertEquals(await run(0), 1);
+  // A pause longer than the parent's slice of parked waiting (50 ms): the parent finds it and takes it alone.
+  assertEquals(await run(300), 0);
+});
+
 Deno.test("framing: messages survive arbitrary stream chunking", async () => {
   const messages = [{ a: 1 }, { text: "x".repeat(200_000) }, { unicode: "é✓" }, []];
   const bytes = new Uint8Array(messages.flatMap((m) => [...encodeFrame(m)]));

@@ -270,12 +270,15 @@ async function handle(message: ToWorkerMessage): Promise<void> {
 /**
  * Hands a finished execution's result to the main thread: over the channel, one-way (nothing to wait for: the worker
  * goes on to settle and park), unless the execution posted messages (action calls, HTTP streams), which the result
- * must not overtake.
+ * must not overtake. A worker that parks stages it instead: the `IDLE_OP` it sends once settled carries it, and the
+ * main thread, which answers the server only then anyway (marked idle), is woken once rather than twice.
  */
 function deliver(result: WorkerResultMessage): void {
   const json = postedDuringRun ? "" : JSON.stringify(result);
   if (!postedDuringRun && channel !== null && json.length <= MAX_CHANNEL_RESULT_CHARS) {
-    return channel.send(encodeRequest(RESULT_OP, json));
+    const message = encodeRequest(RESULT_OP, json);
+    if (parkBetweenCalls && channel.stage(message)) return;
+    return channel.send(message);
   }
   post(result);
 }
