@@ -188,8 +188,11 @@ export class SyncChannelClient {
     const parts: Uint8Array[] = [];
     let total = 0;
     for (;;) {
-      while (Atomics.load(this.#state, STATE) !== RESPONSE_CHUNK) {
-        Atomics.wait(this.#state, STATE, Atomics.load(this.#state, STATE));
+      // Waits on the value it looked at: reading it again for the wait could read the response that arrived in
+      // between (its wake-up already sent) and sleep on it for good.
+      for (let state = Atomics.load(this.#state, STATE); state !== RESPONSE_CHUNK;) {
+        Atomics.wait(this.#state, STATE, state);
+        state = Atomics.load(this.#state, STATE);
       }
       const chunk = this.#state[CHUNK_BYTES];
       const more = this.#state[MORE_CHUNKS] === 1;
