@@ -223,6 +223,8 @@ export class SyncChannelServer {
    * request on.
    */
   #parked = true;
+  /** Whether a wait is parked in `Atomics.waitAsync` now (only `expectRequests` needs to wake it early). */
+  #asyncWaiting = false;
   #stagedCarried = 0;
 
   /**
@@ -289,8 +291,9 @@ export class SyncChannelServer {
   expectRequests(): void {
     if (!this.#parked) return;
     this.#parked = false;
-    // Wakes the pending waitAsync; the worker, which has not started the execution yet, waits on nothing.
-    Atomics.notify(this.#state, STATE);
+    // Wakes the pending waitAsync, if one is pending: a notify wakes every waiter on the state, and a worker parked on
+    // the channel waits there for the execution this thread is about to hand it (a wake-up for nothing, issue 14).
+    if (this.#asyncWaiting) Atomics.notify(this.#state, STATE);
   }
 
   /** Stops serving after the current request (wakes a pending wait). */
@@ -317,7 +320,13 @@ export class SyncChannelServer {
       // Bounded: a wakeup that never arrives (seen once as a hang of the channel's unit test) costs one slice, not
       // the call; the state is re-read either way.
       const waiter = Atomics.waitAsync(this.#state, STATE, current, WAIT_SLICE_MS);
-      if (waiter.async) await waiter.value;
+      if (!waiter.async) continue;
+      this.#asyncWaiting = true;
+      try {
+        await waiter.value;
+      } finally {
+        this.#asyncWaiting = false;
+      }
     }
   }
 
