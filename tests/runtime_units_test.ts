@@ -141,8 +141,11 @@ Deno.test("sync channel: a staged message rides with the next call, or is taken 
     assertEquals(served, ["result:1", "idle:1", "big:4000", "idle:1"], "each message once, in the order sent");
     return server.stagedCarried;
   };
-  // Called at once: the staged message travels with the call (one message, one wake-up of the parent).
-  assertEquals(await run(0), 1);
+  // Called at once: the staged message travels with the call (one message, one wake-up of the parent). Up to three
+  // tries: the parent's 50 ms slice of parked waiting could end in the microseconds between the stage and the call.
+  let carried = 0;
+  for (let attempt = 0; attempt < 3 && carried === 0; attempt++) carried = await run(0);
+  assertEquals(carried, 1);
   // A pause longer than the parent's slice of parked waiting (50 ms): the parent finds it and takes it alone.
   assertEquals(await run(300), 0);
 });
