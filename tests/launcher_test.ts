@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
 import { commandLineOf, descendantPids } from "./helpers/server_child.ts";
-import { SERVER_V8_FLAGS, serverRunGrant } from "../src/server/launcher.ts";
+import { SERVER_V8_FLAGS } from "../src/server/launcher.ts";
 import { RUNNER_MALLOC_ARENA_MAX } from "../src/runtime/runner_command.ts";
 
 const ROOT = new URL("..", import.meta.url);
@@ -110,9 +110,7 @@ Deno.test("deno task start --data <anywhere>: the server gets exactly that direc
     assertEquals(launcher.split(" ").filter((token) => token.startsWith("--allow")), ["--allow-run"]);
     assertStringIncludes(serving, ` --allow-read=${dataDir} `);
     assertStringIncludes(serving, ` --allow-write=${dataDir} `);
-    // Its own executable, and taskset where installed (pinning runners to CPUs, issue 14): nothing else.
-    assertStringIncludes(serving, ` ${serverRunGrant()} `);
-    assert([`--allow-run=${DENO}`, `--allow-run=${DENO},taskset`].includes(serverRunGrant()), serverRunGrant());
+    assertStringIncludes(serving, ` --allow-run=${DENO} `);
     // The server's young-generation cap (issue 14): the process `deno task start` starts carries it.
     assertStringIncludes(serving, ` --v8-flags=${SERVER_V8_FLAGS} `);
     // Its runners' malloc arena cap and V8 flag (issue 14, footprint).

@@ -162,7 +162,17 @@ export class RunnerPool {
     });
     Deno.mkdirSync(this.#modulesDir, { recursive: true });
     const affinityProgram = options.cpuAffinityProgram ?? null;
-    this.#affinity = affinityProgram === null ? Promise.resolve(null) : CpuAffinity.detect(affinityProgram);
+    this.#affinity = affinityProgram === null ? Promise.resolve(null) : CpuAffinity.detect(affinityProgram).then(
+      (affinity) => {
+        if (affinity === null) {
+          console.error(
+            `denvex: runners stay unpinned: ${affinityProgram} cannot pin them here (it needs Linux, ` +
+              `${affinityProgram} installed and allowed to run, and more than one CPU)`,
+          );
+        }
+        return affinity;
+      },
+    );
     for (let i = 0; i < this.#sets.transaction.min; i++) this.#spawn(this.#sets.transaction);
     this.#idleExitMs = options.runnerIdleExitMs === undefined
       ? IDLE_EXIT_MS

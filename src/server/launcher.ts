@@ -178,7 +178,7 @@ export function serverRunArgs(
     "--allow-net",
     "--allow-sys=networkInterfaces",
     `--allow-env=${SERVER_ENV_NAMES.join(",")}`,
-    serverRunGrant(),
+    serverRunGrant(args),
   ];
   if (grants.read.length > 0) flags.push(`--allow-read=${grants.read.map(grantablePath).join(",")}`);
   if (grants.write.length > 0) flags.push(`--allow-write=${grants.write.map(grantablePath).join(",")}`);
@@ -186,12 +186,13 @@ export function serverRunArgs(
 }
 
 /**
- * The server's `--allow-run`: its own executable (runner processes) and, on Linux where util-linux's `taskset` is
- * installed, that (pinning each transaction runner to one CPU, src/runtime/cpu_affinity.ts). Running a program already
- * lets the server start any other through its own executable, so naming `taskset` grants nothing new.
+ * The server's `--allow-run` for the command line `args`: its own executable (runner processes) and, with
+ * `--pin-runners` on Linux where util-linux's `taskset` is installed, that (src/runtime/cpu_affinity.ts). Running a
+ * program already lets the server start any other through its own executable, so naming `taskset` grants nothing new.
  */
-export function serverRunGrant(): string {
-  return `--allow-run=${[Deno.execPath(), ...(tasksetInstalled() ? ["taskset"] : [])].join(",")}`;
+export function serverRunGrant(args: readonly string[]): string {
+  const taskset = args.includes("--pin-runners") && tasksetInstalled();
+  return `--allow-run=${[Deno.execPath(), ...(taskset ? ["taskset"] : [])].join(",")}`;
 }
 
 let tasksetFound: boolean | null = null;

@@ -31,7 +31,7 @@ export async function serveCommandArgs(dataDir: string, serveArgs: string[]): Pr
     `--allow-read=${dataDir}`,
     `--allow-write=${dataDir}`,
     `--allow-env=${await startTaskEnvList()}`,
-    serverRunGrant(),
+    serverRunGrant(serveArgs),
     join(REPO, "main.ts"),
     "serve",
     ...serveArgs,
