@@ -4,8 +4,7 @@
  * or when the program is missing), answering calls either way.
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
-import { APP_FILES, bundleApp, openDeployedApp, stopBundler, writeApp } from "./helpers/runtime_app.ts";
-import { RunnerPool } from "../src/runtime/mod.ts";
+import { startAppPool } from "./helpers/app_pool.ts";
 import { CpuAffinity, parseCpuList, TASKSET } from "../src/runtime/cpu_affinity.ts";
 import { parseCommandLine } from "../src/server/config.ts";
 import { spawnServer } from "./helpers/convex_app.ts";
@@ -73,54 +72,31 @@ Deno.test({
   name: "cpu affinity: a pool's transaction runner is pinned when asked to, and unpinned by default or without taskset",
   ignore: Deno.build.os !== "linux" || cpusHere.length < 2,
   fn: async () => {
-    const dir = await Deno.makeTempDir({ prefix: "denvex-cpu-affinity-test-" });
-    const modules = await bundleApp(await writeApp(dir, APP_FILES));
-    await stopBundler();
-    const { dataDir, persistence, database, deploymentDir } = await openDeployedApp(dir, modules);
-    try {
-      for (const program of [TASKSET, undefined, null, "/nonexistent/taskset"]) {
-        const pool = new RunnerPool({
-          dataDir,
-          location: persistence.location,
+    for (const program of [TASKSET, undefined, null, "/nonexistent/taskset"]) {
+      const app = await startAppPool({
+        pool: {
           queryRunners: 1,
           minActionRunners: 0,
-          onCall: () => Promise.reject(new Error("no server calls in this test")),
-          createTable: (name) => database.createTable(name),
           ...(program === undefined ? {} : { cpuAffinityProgram: program }),
-        });
-        try {
-          await pool.ready();
-          const result = await pool.execute({
-            udfType: "query",
-            modulePath: "messages.js",
-            exportName: "hello",
-            argsJson: '[{"name":"cpu"}]',
-            snapshotTs: database.latestTs,
-            catalog: database.catalog,
-            identityJson: null,
-            env: {},
-            requestId: "cpu-affinity-test",
-            deploymentDir,
-          });
-          assert(result.ok, `the runner answers (${program}): ${result.ok ? "" : result.errorMessage}`);
-          const [pid] = pool.runnerPids();
-          if (program === TASKSET) {
-            await eventually(() => allowedCpusOf(pid).length === 1, "the runner is pinned");
-            const [cpu] = allowedCpusOf(pid);
-            assert(cpusHere.includes(cpu));
-            // Its worker thread, started after the pinning or before, shares the CPU.
-            assert(threadsAllowed(pid, [cpu]), "every thread of the runner on its CPU");
-          } else {
-            await new Promise((resolve) => setTimeout(resolve, 200));
-            assertEquals(allowedCpusOf(pid), cpusHere, `unpinned (${program})`);
-          }
-        } finally {
-          await pool.close();
+        },
+      });
+      try {
+        const result = await app.execute("query", "messages.js", "hello", { name: "cpu" });
+        assert(result.ok, `the runner answers (${program}): ${result.ok ? "" : result.errorMessage}`);
+        const [pid] = app.pool.runnerPids();
+        if (program === TASKSET) {
+          await eventually(() => allowedCpusOf(pid).length === 1, "the runner is pinned");
+          const [cpu] = allowedCpusOf(pid);
+          assert(cpusHere.includes(cpu));
+          // Its worker thread, started after the pinning or before, shares the CPU.
+          assert(threadsAllowed(pid, [cpu]), "every thread of the runner on its CPU");
+        } else {
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          assertEquals(allowedCpusOf(pid), cpusHere, `unpinned (${program})`);
         }
+      } finally {
+        await app.close();
       }
-    } finally {
-      await persistence.close();
-      await Deno.remove(dir, { recursive: true });
     }
   },
 });
