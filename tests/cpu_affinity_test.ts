@@ -3,7 +3,7 @@
  * real processes with the real `taskset`, and a real RunnerPool whose runners end up pinned (or not, when told not to
  * or when the program is missing), answering calls either way.
  */
-import { assert, assertEquals } from "./helpers/assert.ts";
+import { assert, assertEquals, waitFor } from "./helpers/assert.ts";
 import { startAppPool } from "./helpers/app_pool.ts";
 import { CpuAffinity, parseCpuList, TASKSET } from "../src/runtime/cpu_affinity.ts";
 import { parseCommandLine } from "../src/server/config.ts";
@@ -22,14 +22,6 @@ function threadsAllowed(pid: number, cpus: number[]): boolean {
   return [...Deno.readDirSync(`/proc/${pid}/task`)].every((task) =>
     JSON.stringify(allowedCpusOf(Number(task.name))) === JSON.stringify(cpus)
   );
-}
-
-async function eventually(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 const cpusHere = Deno.build.os === "linux" ? allowedCpusOf(Deno.pid) : [];
@@ -85,7 +77,7 @@ Deno.test({
         assert(result.ok, `the runner answers (${program}): ${result.ok ? "" : result.errorMessage}`);
         const [pid] = app.pool.runnerPids();
         if (program === TASKSET) {
-          await eventually(() => allowedCpusOf(pid).length === 1, "the runner is pinned");
+          await waitFor("the runner pinned", () => Promise.resolve(allowedCpusOf(pid)), (cpus) => cpus.length === 1);
           const [cpu] = allowedCpusOf(pid);
           assert(cpusHere.includes(cpu));
           // Its worker thread, started after the pinning or before, shares the CPU.
@@ -119,12 +111,11 @@ Deno.test({
         const lines = await Promise.all(pids.map(async (pid) => [pid, await commandLineOf(pid)] as const));
         return lines.filter(([, line]) => / runner /.test(`${line} `)).map(([pid]) => pid);
       };
-      const deadline = performance.now() + 15_000;
-      let pinned: number[] = [];
-      while (pinned.length === 0 && performance.now() < deadline) {
-        pinned = (await runners()).filter((pid) => allowedCpusOf(pid).length === 1);
-        if (pinned.length === 0) await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      const pinned = await waitFor(
+        "a pinned runner",
+        async () => (await runners()).filter((pid) => allowedCpusOf(pid).length === 1),
+        (pids) => pids.length > 0,
+      );
       assertEquals(pinned.length, 1, "the warm transaction runner, pinned (action runners stay unpinned)");
       assertEquals(allowedCpusOf(server.pid), cpusHere, "the server itself stays free to move");
     } finally {

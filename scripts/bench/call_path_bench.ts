@@ -206,11 +206,12 @@ function machineBusyUs(): number {
 
 /** CPU µs (and the kernel's part of it) and context switches so far, summed per kind. */
 type Counters = { cpuUs: number; systemUs: number } & ContextSwitches;
+const NO_COUNTS: Counters = { cpuUs: 0, systemUs: 0, voluntary: 0, involuntary: 0 };
 
 function countersByKind(kinds: Map<number, string>): Map<string, Counters> {
   const sums = new Map<string, Counters>();
   for (const [pid, kind] of kinds) {
-    const sum = sums.get(kind) ?? { cpuUs: 0, systemUs: 0, voluntary: 0, involuntary: 0 };
+    const sum = sums.get(kind) ?? NO_COUNTS;
     const switches = processContextSwitches(pid);
     const { userUs, systemUs } = processCpuSplitUs(pid);
     sums.set(kind, {
@@ -237,7 +238,7 @@ function startMeter(kinds: Map<number, string>): { stop(calls: number): CallCost
       const systemUsPerCall = new Map<string, number>();
       const switchesPerCall = new Map<string, ContextSwitches>();
       for (const [kind, after] of countersByKind(kinds)) {
-        const start = before.get(kind) ?? { cpuUs: 0, systemUs: 0, voluntary: 0, involuntary: 0 };
+        const start = before.get(kind) ?? NO_COUNTS;
         cpuUsPerCall.set(kind, (after.cpuUs - start.cpuUs) / calls);
         systemUsPerCall.set(kind, (after.systemUs - start.systemUs) / calls);
         switchesPerCall.set(kind, {

@@ -92,7 +92,7 @@ export class CpuAffinity {
     this.#pinned.delete(pid);
   }
 
-  /** How many pinned processes each CPU holds (for tests). */
+  /** How many pinned processes each CPU holds. */
   load(): Map<number, number> {
     const counts = new Map(this.cpus.map((cpu) => [cpu, 0]));
     for (const cpu of this.#pinned.values()) counts.set(cpu, counts.get(cpu)! + 1);

@@ -148,7 +148,15 @@ export class SyncChannelClient {
       this.#stagedBytes = 0;
       Atomics.notify(this.#state, STATE);
     }
-    for (let state = Atomics.load(this.#state, STATE); state !== IDLE; state = Atomics.load(this.#state, STATE)) {
+    this.#waitUntil((state) => state === IDLE);
+  }
+
+  /**
+   * Blocks until the state satisfies `done`. Each wait is on the value just looked at: waiting on a second read could
+   * take a change that arrived in between (its wake-up already sent) as the value to wait on, and sleep for good.
+   */
+  #waitUntil(done: (state: number) => boolean): void {
+    for (let state = Atomics.load(this.#state, STATE); !done(state); state = Atomics.load(this.#state, STATE)) {
       Atomics.wait(this.#state, STATE, state);
     }
   }
@@ -176,10 +184,7 @@ export class SyncChannelClient {
       const last = offset >= bytes.length;
       if (last && oneWay) return;
       // Wait until the parent has taken the chunk (IDLE = ack) or, after the last one, started answering.
-      for (let state = Atomics.load(this.#state, STATE); state === REQUEST_CHUNK || state === READING;) {
-        Atomics.wait(this.#state, STATE, state);
-        state = Atomics.load(this.#state, STATE);
-      }
+      this.#waitUntil((state) => state !== REQUEST_CHUNK && state !== READING);
       if (last) return;
     }
   }
@@ -188,12 +193,7 @@ export class SyncChannelClient {
     const parts: Uint8Array[] = [];
     let total = 0;
     for (;;) {
-      // Waits on the value it looked at: reading it again for the wait could read the response that arrived in
-      // between (its wake-up already sent) and sleep on it for good.
-      for (let state = Atomics.load(this.#state, STATE); state !== RESPONSE_CHUNK;) {
-        Atomics.wait(this.#state, STATE, state);
-        state = Atomics.load(this.#state, STATE);
-      }
+      this.#waitUntil((state) => state === RESPONSE_CHUNK);
       const chunk = this.#state[CHUNK_BYTES];
       const more = this.#state[MORE_CHUNKS] === 1;
       // slice() copies out of shared memory: TextDecoder refuses shared views.
