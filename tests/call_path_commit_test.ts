@@ -10,7 +10,7 @@ import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
 import { freshSqlite as freshLocation } from "./helpers/databases.ts";
 import { openSqlitePersistence, openSqliteReader } from "../src/persistence/sqlite.ts";
 import type { CommitBatch } from "../src/persistence/types.ts";
-import { resultRecordId } from "../src/functions/idempotency.ts";
+import { legacyRecordId, resultKey } from "../src/functions/idempotency.ts";
 import { SYSTEM_TABLE_NUMBERS } from "../src/database/mod.ts";
 import { encodeDocumentId } from "../src/values/mod.ts";
 
@@ -168,14 +168,14 @@ console.log("committed");`,
   }
 });
 
-Deno.test("call path: idempotency record IDs are unchanged by the synchronous hash", async () => {
-  // Computed with WebCrypto's SHA-256 before the change: a record written then must still be found.
+Deno.test("call path: idempotency result keys are unchanged by the synchronous hash", async () => {
+  // Computed with WebCrypto's SHA-256 before the change: a result recorded then (under a document ID made of these
+  // 16 bytes) must still be found.
   const expected = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(JSON.stringify(["owner", "s\0r"])));
-  const id = await resultRecordId("s\0r", "owner");
-  const again = await resultRecordId("s\0r", "owner");
-  assertEquals(id, again);
-  const other = await resultRecordId("s\0r", "another owner");
-  assert(id !== other, "another owner's key is another record");
+  const key = resultKey("s\0r", "owner");
+  assertEquals(key, resultKey("s\0r", "owner"));
+  assert(!resultKey("s\0r", "another owner").every((byte, i) => byte === key[i]), "another owner's key differs");
+  assertEquals(key, new Uint8Array(expected, 0, 16));
   const webCryptoId = encodeDocumentId(SYSTEM_TABLE_NUMBERS["_mutation_results"], new Uint8Array(expected, 0, 16));
-  assertEquals(id, webCryptoId);
+  assertEquals(legacyRecordId(key), webCryptoId);
 });

@@ -4,10 +4,7 @@
  * starting) returns that record's result and commits nothing of its own.
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
-import { ADMIN_KEY, bundledModules } from "./helpers/sync_app.ts";
-import { addIndex } from "./helpers/engine.ts";
-import { openBackend } from "../src/server/backend.ts";
-import { openStorage } from "../src/server/storage.ts";
+import { messageCount, withTestBackend } from "./helpers/sync_app.ts";
 import { stopBundler } from "./helpers/runtime_app.ts";
 import { FunctionExecutor } from "../src/functions/mod.ts";
 import type { CallRequest } from "../src/functions/mod.ts";
@@ -16,16 +13,7 @@ import type { ExecuteRequest, RunnerPool } from "../src/runtime/mod.ts";
 Deno.test({
   name: "idempotency race: a key committed between the look-up and the snapshot commits once",
   async fn() {
-    const dataDir = await Deno.makeTempDir({ prefix: "denvex-idem-race-" });
-    const location = { kind: "sqlite" as const, path: `${dataDir}/denvex.sqlite3` };
-    const urls = { cloudUrl: "http://127.0.0.1:1", siteUrl: "http://127.0.0.1:2" };
-    const database = await openStorage(location);
-    const backend = await openBackend({ database, location, dataDir, adminKey: ADMIN_KEY, instanceName: "t", urls });
-    try {
-      await backend.deployments.activate(await backend.deployments.prepare(await bundledModules(), {}));
-      await database.createTable("messages");
-      await addIndex(database, "messages", "by_channel", ["channel"]);
-
+    await withTestBackend(async ({ database, backend }) => {
       // A second executor on the same database and runners whose runs wait at a gate before a runner starts them
       // (the point where a mutation's snapshot is taken): the window between the look-up and the snapshot, held open.
       const gate = Promise.withResolvers<void>();
@@ -61,36 +49,20 @@ Deno.test({
       assert(late.ok, late.ok ? "" : late.errorMessage);
       assertEquals(late.valueJson, first.valueJson, "the late execution returns the committed result");
       assertEquals(late.ts, first.ts, "and its commit ts");
-      assertEquals(await messageCount(backend.executor), 1, "the key committed once");
+      assertEquals(await messageCount(backend), 1, "the key committed once");
 
       // The window still lets a different key through: the gate is not what stops a duplicate.
       const other = await gated.call(send("two", "session-r\u00001"));
       assert(other.ok, other.ok ? "" : other.errorMessage);
-      assertEquals(await messageCount(backend.executor), 2);
+      assertEquals(await messageCount(backend), 2);
 
       // A plain re-send of the key, after the race, is answered from the record too.
       const wronglyFresh = await backend.executor.call(send("one"));
       assert(wronglyFresh.ok, wronglyFresh.ok ? "" : wronglyFresh.errorMessage);
       assertEquals(wronglyFresh.valueJson, first.valueJson);
       assertEquals(wronglyFresh.ts, first.ts);
-      assertEquals(await messageCount(backend.executor), 2, "nothing committed again");
-    } finally {
-      await backend.close();
-      await database.close();
-      await stopBundler();
-      await Deno.remove(dataDir, { recursive: true });
-    }
+      assertEquals(await messageCount(backend), 2, "nothing committed again");
+    });
+    await stopBundler();
   },
 });
-
-async function messageCount(executor: FunctionExecutor): Promise<number> {
-  const result = await executor.call({
-    path: "messages:count",
-    args: {},
-    expectedType: "query",
-    identityJson: null,
-    allowInternal: false,
-  });
-  assert(result.ok, result.ok ? "" : result.errorMessage);
-  return JSON.parse(result.valueJson);
-}

@@ -3,12 +3,13 @@
  * and reopened its data — returns the first result and commit ts and runs once.
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
-import { ADMIN_KEY, bundledModules } from "./helpers/sync_app.ts";
+import { ADMIN_KEY, bundledModules, messageCount, withTestBackend } from "./helpers/sync_app.ts";
 import { addIndex } from "./helpers/engine.ts";
 import { openBackend } from "../src/server/backend.ts";
 import { openStorage } from "../src/server/storage.ts";
 import { stopBundler } from "./helpers/runtime_app.ts";
-import { sweepResults } from "../src/functions/mod.ts";
+import { idempotencyOwner, sweepResults } from "../src/functions/mod.ts";
+import { legacyRecordId, resultKey } from "../src/functions/idempotency.ts";
 
 Deno.test({
   name: "idempotency: a repeated mutation key returns the first result, also after a restart",
@@ -36,17 +37,7 @@ Deno.test({
         idempotencyKey: key,
         idempotencyKeyIsFresh,
       });
-    const count = async (backend: Awaited<ReturnType<typeof open>>["backend"]) => {
-      const result = await backend.executor.call({
-        path: "messages:count",
-        args: {},
-        expectedType: "query",
-        identityJson: null,
-        allowInternal: false,
-      });
-      assert(result.ok, result.ok ? "" : result.errorMessage);
-      return JSON.parse(result.valueJson);
-    };
+    const count = (backend: Awaited<ReturnType<typeof open>>["backend"]) => messageCount(backend);
     try {
       let { database, backend } = await open();
       await backend.deployments.activate(await backend.deployments.prepare(await bundledModules(), {}));
@@ -100,5 +91,42 @@ Deno.test({
       await stopBundler();
       await Deno.remove(dataDir, { recursive: true });
     }
+  },
+});
+
+Deno.test({
+  name: "idempotency: a result recorded as a _mutation_results document (before keyed rows) is still found and swept",
+  async fn() {
+    await withTestBackend(async ({ database, backend }) => {
+      // What a server from before keyed rows wrote for a mutation of key `legacy-session\0 0`, run by nobody.
+      const key = "legacy-session\u00000";
+      const recordId = legacyRecordId(resultKey(key, idempotencyOwner(null, false)));
+      const { ts: legacyTs } = await database.runSystemTransaction(async (tx) => {
+        await tx.insert("_mutation_results", { _id: recordId, _creationTime: Date.now(), result: '"legacy result"' });
+      });
+      const send = (idempotencyKey: string) =>
+        backend.executor.call({
+          path: "messages:send",
+          args: { channel: "c", body: "legacy" },
+          expectedType: "mutation",
+          identityJson: null,
+          allowInternal: false,
+          idempotencyKey,
+        });
+      const resent = await send(key);
+      assert(resent.ok, resent.ok ? "" : resent.errorMessage);
+      assertEquals(resent.valueJson, '"legacy result"', "the re-send is answered from the old record");
+      assertEquals(resent.ts, legacyTs);
+      assertEquals(await messageCount(backend), 0, "and did not run");
+      // A new key is recorded as a keyed row; the sweep deletes both kinds.
+      assert((await send("legacy-session\u00001")).ok);
+      assertEquals(await messageCount(backend), 1);
+      assertEquals(await sweepResults(database, 0), 1, "the keyed row first");
+      assertEquals(await sweepResults(database, 0), 1, "then the old document");
+      assertEquals(await sweepResults(database, 0), 0);
+      assert((await send(key)).ok, "once swept, the key runs as a new mutation");
+      assertEquals(await messageCount(backend), 2);
+    });
+    await stopBundler();
   },
 });

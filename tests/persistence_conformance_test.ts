@@ -199,6 +199,36 @@ function defineConformanceTests(backend: Backend): void {
     assertEquals(await scanKeys(p, 1, 100n), []);
   });
 
+  test("mutation results: stored with their commit, found by key, swept oldest first", async (p) => {
+    const resultKey = (n: number) => new Uint8Array(16).fill(n);
+    const withResult = (ts: bigint, n: number, valueJson: string): CommitBatch => ({
+      ...batch(ts, [revision(`doc${n}`, ts, n)]),
+      mutationResult: { key: resultKey(n), valueJson },
+    });
+    assertEquals(await p.getMutationResult(resultKey(1)), null);
+    // A group commit: results of several batches, one without a result, and a result that is large JSON text.
+    const large = JSON.stringify("é".repeat(100_000));
+    await p.commit([withResult(10n, 1, '"one"'), batch(11n, [revision("plain", 11n, 0)]), withResult(12n, 2, large)]);
+    await p.commit([withResult(20n, 3, '{"three":3}')]);
+    assertEquals(await p.getMutationResult(resultKey(1)), { ts: 10n, valueJson: '"one"' });
+    assertEquals(await p.getMutationResult(resultKey(2)), { ts: 12n, valueJson: large });
+    assertEquals(await p.getMutationResult(resultKey(3)), { ts: 20n, valueJson: '{"three":3}' });
+    assertEquals(await p.getMutationResult(resultKey(4)), null);
+    assertEquals(await p.maxTs(), 20n);
+    // A second result under a stored key is refused with the whole commit: nothing of it lands.
+    await assertRejects(() => p.commit([withResult(30n, 1, '"again"')]));
+    assertEquals(await p.getMutationResult(resultKey(1)), { ts: 10n, valueJson: '"one"' });
+    assertEquals(await p.getDocument("doc1", 30n), revision("doc1", 10n, 1));
+    // Sweeps: only results committed before the cutoff, at most maxRows per call, oldest first.
+    assertEquals(await p.sweepMutationResults(20n, 1), 1);
+    assertEquals(await p.getMutationResult(resultKey(1)), null);
+    assertEquals(await p.getMutationResult(resultKey(2)), { ts: 12n, valueJson: large });
+    assertEquals(await p.sweepMutationResults(20n, 10), 1);
+    assertEquals(await p.sweepMutationResults(20n, 10), 0);
+    assertEquals(await p.getMutationResult(resultKey(3)), { ts: 20n, valueJson: '{"three":3}' });
+    assertEquals(await p.getDocument("doc2", 20n), revision("doc2", 12n, 2), "sweeping results leaves documents");
+  });
+
   test("snapshot reads see insert, update and delete only from their ts", async (p) => {
     await p.commit([batch(10n, [revision("a", 10n, 1)])]);
     await p.commit([batch(20n, [revision("a", 20n, 2, 10n)])]);

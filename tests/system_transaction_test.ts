@@ -6,7 +6,7 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { freshSqlite } from "./helpers/databases.ts";
 import { rejects } from "./helpers/engine.ts";
-import { type Database, openDatabase } from "../src/database/mod.ts";
+import { type Database, openDatabase, withMutationResult } from "../src/database/mod.ts";
 import { openPersistence } from "../src/persistence/mod.ts";
 import { encodeDocumentId } from "../src/values/mod.ts";
 
@@ -183,5 +183,28 @@ Deno.test("system transaction: an ID read as missing is not read again when a do
       assertEquals(JSON.parse((await tx.get(id))!.json).n, 4);
       await rejects(tx.insert("items", { _id: id, n: 5 }), /already exists/);
     });
+  });
+});
+
+Deno.test("mutation results: commit without document writes, and two commits of one key conflict", async () => {
+  await withDatabase(async (db) => {
+    const key = new Uint8Array(16).fill(7);
+    const snapshotTs = db.latestTs;
+    const first = db.beginSystemTransaction(snapshotTs).outcome();
+    withMutationResult(first, key, '"first"');
+    assertEquals(first.writes.length, 0);
+    const ts = await db.commit(first);
+    assert(ts > snapshotTs, "a result alone is a write: it gets its own commit");
+    assertEquals(await db.mutationResult(key), { ts, valueJson: '"first"' });
+    assertEquals(await db.mutationResult(key, snapshotTs), null, "not visible before its commit");
+    // Another execution of the key from the same snapshot: the look-up it made is in its read set.
+    const second = db.beginSystemTransaction(snapshotTs).outcome();
+    withMutationResult(second, key, '"second"');
+    await rejects(db.commit(second), /same idempotency key/);
+    assertEquals(await db.mutationResult(key), { ts, valueJson: '"first"' });
+    // Another key from that snapshot commits.
+    const other = db.beginSystemTransaction(snapshotTs).outcome();
+    withMutationResult(other, new Uint8Array(16).fill(8), '"other"');
+    assert(await db.commit(other) > ts);
   });
 });

@@ -66,6 +66,12 @@ function nextTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
+/** A transaction with nothing to write commits at the latest ts without a turn of the committer. */
+function writesNothing(outcome: TransactionOutcome): boolean {
+  // A mutation result is a write: a repeat of its key must find it even when the mutation wrote no document.
+  return outcome.writes.length === 0 && outcome.mutationResult === undefined;
+}
+
 function closedError(): SyscallError {
   return new SyscallError("DatabaseClosed", "The database is shutting down");
 }
@@ -90,7 +96,7 @@ export class CommitQueue {
 
   /** Queues a commit; resolves with its commit ts, or rejects as `commitGroup` decides. */
   commit(outcome: TransactionOutcome): Promise<bigint> {
-    if (outcome.writes.length === 0) return Promise.resolve(this.#hooks.latestTs());
+    if (writesNothing(outcome)) return Promise.resolve(this.#hooks.latestTs());
     return new Promise((resolve, reject) => {
       this.#enqueue({ kind: "commit", outcome, resolve, reject, turn: null });
     });
@@ -108,7 +114,7 @@ export class CommitQueue {
         kind: "turn",
         start: () => {
           const commit: TurnCommit = (outcome) => {
-            if (outcome.writes.length === 0) return Promise.resolve(this.#hooks.latestTs());
+            if (writesNothing(outcome)) return Promise.resolve(this.#hooks.latestTs());
             return new Promise((resolveCommit, rejectCommit) => {
               this.#enqueue({ kind: "commit", outcome, resolve: resolveCommit, reject: rejectCommit, turn });
             });

@@ -6,7 +6,13 @@
  * (retention.ts).
  */
 import { parseConvexJsonText } from "../values/mod.ts";
-import type { CommitBatch, DocumentRevision, IndexEntry, Persistence } from "../persistence/mod.ts";
+import type {
+  CommitBatch,
+  DocumentRevision,
+  IndexEntry,
+  Persistence,
+  StoredMutationResult,
+} from "../persistence/mod.ts";
 import {
   builtinIndexes,
   CatalogView,
@@ -17,7 +23,8 @@ import {
   withComponentSystemTables,
   withSystemTables,
 } from "./catalog.ts";
-import { TimestampClock } from "./clock.ts";
+import { TimestampClock, wallClockNs } from "./clock.ts";
+import { MUTATION_RESULTS_INDEX_ID, mutationResultKeyOf, visibleAt } from "./mutation_results.ts";
 import { type CommitKeys, ConflictHistory } from "./conflicts.ts";
 import { documentIndexKey, keyAfter, TABLE_EXISTENCE_INDEX_ID, tableExistenceKey } from "./index_range.ts";
 import { CommitQueue, type QueuedCommit, type TurnCommit } from "./commit_queue.ts";
@@ -259,6 +266,20 @@ export class Database {
     return new SnapshotReader({ reader: this.persistence, catalog, snapshotTs });
   }
 
+  /**
+   * The result a mutation sent with idempotency key `key` (its hash, src/functions/idempotency.ts) committed at or
+   * before `snapshotTs` (default: the latest durable commit), or null.
+   */
+  async mutationResult(key: Uint8Array, snapshotTs = this.#latestTs): Promise<StoredMutationResult | null> {
+    return visibleAt(await this.persistence.getMutationResult(key), snapshotTs);
+  }
+
+  /** Deletes at most `maxRows` mutation results committed more than `retentionMs` ago; returns how many. */
+  sweepMutationResults(retentionMs: number, maxRows: number): Promise<number> {
+    const beforeTs = wallClockNs() - BigInt(Math.round(retentionMs)) * 1_000_000n;
+    return this.persistence.sweepMutationResults(beforeTs > 0n ? beforeTs : 0n, maxRows);
+  }
+
   // ---- deployment globals: durable key-value metadata that is not documents (modules, environment variables) ----
 
   /** The global `key`, or null. */
@@ -335,7 +356,7 @@ export class Database {
           continue;
         }
         const ts = this.#clock.next();
-        const { batch, keys } = this.#buildBatch(ts, item.outcome.writes);
+        const { batch, keys } = this.#buildBatch(ts, item.outcome);
         this.#history.record(keys);
         batches.push(batch);
         accepted.push({ item, keys });
@@ -375,6 +396,12 @@ export class Database {
         "The transaction's snapshot is too old to commit; it must be retried",
       );
     }
+    if (conflict.indexId === MUTATION_RESULTS_INDEX_ID) {
+      return new SyscallError(
+        "OptimisticConcurrencyControlFailure",
+        "Another execution of this mutation (the same idempotency key) committed while it was being run",
+      );
+    }
     const tableName = this.#catalog.indexById(conflict.indexId)?.table.name ?? "a";
     return new SyscallError(
       "OptimisticConcurrencyControlFailure",
@@ -383,11 +410,13 @@ export class Database {
   }
 
   /** The document revisions and index entries of one commit, and the keys it touched. */
-  #buildBatch(ts: bigint, writes: DocumentWrite[]): { batch: CommitBatch; keys: CommitKeys } {
+  #buildBatch(ts: bigint, outcome: TransactionOutcome): { batch: CommitBatch; keys: CommitKeys } {
     const documents: DocumentRevision[] = [];
     const indexEntries: IndexEntry[] = [];
     const keysByIndex = new Map<number, Uint8Array[]>();
-    for (const write of writes) {
+    const resultKey = mutationResultKeyOf(outcome);
+    if (resultKey !== null) keysByIndex.set(MUTATION_RESULTS_INDEX_ID, [resultKey]);
+    for (const write of outcome.writes) {
       const table = this.#catalog.tableByNumberInAnyComponent(write.tableNumber);
       if (!table) throw new SyscallError("TableMissing", `Table number ${write.tableNumber} no longer exists`);
       documents.push({
@@ -415,7 +444,10 @@ export class Database {
       }
       addSearchTermKeys(table, before, after, keysByIndex);
     }
-    return { batch: { ts, documents, indexEntries }, keys: { ts, keysByIndex } };
+    const mutationResult = resultKey === null
+      ? undefined
+      : { key: resultKey, valueJson: outcome.mutationResult!.valueJson };
+    return { batch: { ts, documents, indexEntries, mutationResult }, keys: { ts, keysByIndex } };
   }
 
   // ---- catalog ----

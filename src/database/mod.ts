@@ -42,6 +42,7 @@ export {
 } from "./catalog.ts";
 export { DatabaseSyscalls, type DatabaseSyscallsOptions, int64ToBase64, openTransaction } from "./syscalls.ts";
 export { decodeLiteral, keyAfter, stagedIndexMessage } from "./index_range.ts";
+export { MUTATION_RESULTS_INDEX_ID, withMutationResult } from "./mutation_results.ts";
 export {
   BM25_B,
   BM25_K1,

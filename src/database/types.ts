@@ -118,6 +118,11 @@ export interface TransactionOutcome {
    * (convex-compat.md §2.9). Absent when the function did not paginate.
    */
   journal?: string | null;
+  /**
+   * The result of a mutation sent with an idempotency key (key base64), committed with its writes
+   * (src/database/mutation_results.ts). Set by the server only.
+   */
+  mutationResult?: { key: string; valueJson: string } | undefined;
 }
 
 /** A transaction as the runtime drives it. Queries and mutations each get one; actions get none. */

@@ -26,7 +26,14 @@ import {
 import { componentEnvironments, componentFunctions, tableComponentPath } from "./component_calls.ts";
 import type { ActiveDeployment, FunctionInfo } from "./deployment.ts";
 import { type FunctionAddress, parseFunctionPath } from "../values/mod.ts";
-import { findResult, idempotencyOwner, recordResult, type RememberedResult, resultRecordId } from "./idempotency.ts";
+import {
+  findResult,
+  idempotencyOwner,
+  recordResult,
+  type RememberedResult,
+  resultAt,
+  resultKey,
+} from "./idempotency.ts";
 
 /** Optimistic attempts of a mutation before it waits for an exclusive commit turn instead. */
 const OPTIMISTIC_MUTATION_ATTEMPTS = 3;
@@ -402,9 +409,9 @@ export class FunctionExecutor {
   }
 
   /** The key's committed result at `snapshotTs`, or null (also when that snapshot is no longer retained). */
-  async #resultAtSnapshot(recordId: string, snapshotTs: bigint): Promise<RememberedResult | null> {
+  async #resultAtSnapshot(key: Uint8Array, snapshotTs: bigint): Promise<RememberedResult | null> {
     try {
-      return await findResult(this.#deps.database, recordId, snapshotTs);
+      return await resultAt(this.#deps.database, key, snapshotTs);
     } catch (error) {
       if (error instanceof SyscallError) return null;
       throw error;
@@ -419,10 +426,10 @@ export class FunctionExecutor {
    */
   async #runMutation(call: ResolvedCall): Promise<CallResult> {
     const { info, request } = call;
-    const recordId = request.idempotencyKey === undefined
+    const key = request.idempotencyKey === undefined
       ? null
-      : await resultRecordId(request.idempotencyKey, idempotencyOwner(request.identityJson, request.allowInternal));
-    const mutation: MutationCall = { ...call, recordId };
+      : resultKey(request.idempotencyKey, idempotencyOwner(request.identityJson, request.allowInternal));
+    const mutation: MutationCall = { ...call, resultKey: key };
     const attempt: MutationAttempt = (commit) => this.#attemptMutation(mutation, commit);
     const optimistic = await this.#runOptimistically(attempt);
     if (!("conflict" in optimistic)) return optimistic;
@@ -486,34 +493,32 @@ export class FunctionExecutor {
     call: MutationCall,
     commit: (outcome: TransactionOutcome) => Promise<bigint>,
   ): Promise<AttemptOutcome> {
-    const { info, request, recordId } = call;
+    const { info, request, resultKey } = call;
     const database = this.#deps.database;
-    if (recordId !== null && request.idempotencyKeyIsFresh !== true) {
-      // A repeat is answered without running anything; the read inside the transaction below is what guarantees once.
-      const remembered = await findResult(database, recordId);
+    if (resultKey !== null && request.idempotencyKeyIsFresh !== true) {
+      // A repeat is answered without running anything; the look-up in the commit below is what guarantees once.
+      const remembered = await findResult(database, resultKey);
       if (remembered) return rememberedCall(remembered);
     }
     const result = await this.#execute(call, null);
     const snapshotTs = result.snapshotTs ?? database.latestTs;
     const finished = this.#finish(call, result, snapshotTs);
-    if (!finished.ok && recordId !== null && result.snapshotTs !== undefined) {
+    if (!finished.ok && resultKey !== null && result.snapshotTs !== undefined) {
       // Another execution of the key may have committed after `findResult` looked (this run then failed on its
       // writes, e.g. a uniqueness check): the key's one committed result is the answer, not this run's failure.
-      const remembered = await this.#resultAtSnapshot(recordId, result.snapshotTs);
+      const remembered = await this.#resultAtSnapshot(resultKey, result.snapshotTs);
       if (remembered) return rememberedCall(remembered);
     }
     if (!finished.ok || !result.outcome) return finished;
     const outcome = result.outcome;
-    // Server-side writes that commit atomically with the mutation: system transactions at its snapshot (the
-    // idempotency record is the app's; the commit hook's namespace is the caller's choice, e.g. a job's component).
-    const extras: SystemTransaction[] = [];
-    if (recordId !== null) {
-      const tx = database.beginSystemTransaction(snapshotTs);
+    if (resultKey !== null) {
       // Committed between `findResult` and this attempt's snapshot: committing again would run the key twice.
-      const remembered = await recordResult(tx, recordId, finished.valueJson);
+      const remembered = await recordResult(database, outcome, resultKey, finished.valueJson);
       if (remembered) return rememberedCall(remembered);
-      extras.push(tx);
     }
+    // Server-side writes that commit atomically with the mutation: system transactions at its snapshot (the commit
+    // hook's namespace is the caller's choice, e.g. a job's component).
+    const extras: SystemTransaction[] = [];
     if (request.withCommit) {
       const tx = database.beginSystemTransaction(snapshotTs, { componentPath: request.withCommitNamespace ?? "" });
       if (!await request.withCommit(finished.valueJson, tx, outcome.writes)) {
@@ -570,8 +575,8 @@ interface ResolvedCall {
 
 /** What every attempt of one mutation call shares. */
 interface MutationCall extends ResolvedCall {
-  /** The idempotency record's document ID, or null without a key. */
-  recordId: string | null;
+  /** The key the result is stored under (idempotency.ts), or null without an idempotency key. */
+  resultKey: Uint8Array | null;
 }
 
 /** A jittered exponential backoff before optimistic retry `retry` (1-based): spreads out colliding retries. */

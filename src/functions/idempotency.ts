@@ -1,15 +1,19 @@
 /**
  * Durable mutation idempotency (convex-compat.md §2.6): the result of a mutation sent with a key (a sync client's
- * `(sessionId, requestId)`) is written in the same commit as the mutation, into the internal `_mutation_results`
- * table, under an ID derived from the key and the caller's identity. A repeat of the key by the same identity — after
- * a reconnect, even after a server restart — finds the record and returns the first result and commit ts instead of
- * running the mutation again. The same key from another identity is another request: it runs its own mutation.
+ * `(sessionId, requestId)`) is written in the same commit as the mutation, as a keyed row (src/database/
+ * mutation_results.ts), under a hash of the key and the caller's identity. A repeat of the key by the same identity —
+ * after a reconnect, even after a server restart — finds the row and returns the first result and commit ts instead
+ * of running the mutation again. The same key from another identity is another request: it runs its own mutation.
+ *
+ * Results used to be documents of the internal `_mutation_results` table, under an ID made of the same hash. A
+ * repeat whose result predates the keyed rows is still found there (`findResult`), and the sweep empties that table.
  */
 import { createHash } from "node:crypto";
 import { encodeDocumentId } from "../values/mod.ts";
-import { type Database, type StoredDocument, SYSTEM_TABLE_NUMBERS, type SystemTransaction } from "../database/mod.ts";
+import { type Database, SYSTEM_TABLE_NUMBERS, type TransactionOutcome, withMutationResult } from "../database/mod.ts";
 
-const RESULTS_TABLE = "_mutation_results";
+/** The internal table of results written before they were keyed rows. */
+const LEGACY_RESULTS_TABLE = "_mutation_results";
 /** How long results are kept; a client re-sends only what was in flight when its socket dropped. */
 export const MUTATION_RESULT_RETENTION_MS = 24 * 60 * 60 * 1000;
 
@@ -36,65 +40,70 @@ function tokenIdentifierOf(identityJson: string): string {
 }
 
 /**
- * The document ID the record of `key` sent by `owner` lives under: the SHA-256 of both, so every server finds it
- * without an index, and another owner's record is a different document (it runs its own mutation).
+ * The 16 bytes the result of `key` sent by `owner` is stored under: the start of the SHA-256 of both, so another
+ * owner's key is another record (it runs its own mutation). node:crypto hashes synchronously (~2 µs here).
  */
-export function resultRecordId(key: string, owner: string): Promise<string> {
-  // node:crypto hashes synchronously (~2 µs here); WebCrypto's digest is an async op whose completion waits for a
-  // turn of the busy event loop, once per mutation sent over the sync protocol (issue 14).
+export function resultKey(key: string, owner: string): Uint8Array {
   const digest = createHash("sha256").update(JSON.stringify([owner, key])).digest();
-  const idBytes = new Uint8Array(digest.buffer, digest.byteOffset, 16);
-  return Promise.resolve(encodeDocumentId(SYSTEM_TABLE_NUMBERS[RESULTS_TABLE], idBytes));
+  return new Uint8Array(digest.buffer, digest.byteOffset, 16).slice();
 }
 
-/** The record of `recordId` at `snapshotTs` (default: the latest), if the mutation already committed. */
-export async function findResult(
-  database: Database,
-  recordId: string,
-  snapshotTs?: bigint,
-): Promise<RememberedResult | null> {
-  return rememberedOf(await database.readSnapshot(snapshotTs).get(recordId));
+/** The `_mutation_results` document ID a result of `resultKey` had before results were keyed rows. */
+export function legacyRecordId(key: Uint8Array): string {
+  return encodeDocumentId(SYSTEM_TABLE_NUMBERS[LEGACY_RESULTS_TABLE], key);
+}
+
+/** The committed result of `key`, if the mutation already committed (looked up before running it). */
+export async function findResult(database: Database, key: Uint8Array): Promise<RememberedResult | null> {
+  const stored = await database.mutationResult(key);
+  if (stored !== null) return stored;
+  const legacy = await database.readSnapshot().get(legacyRecordId(key));
+  if (legacy === null || legacy.ts === null) return null;
+  const record = JSON.parse(legacy.json) as { result: string };
+  return { valueJson: record.result, ts: legacy.ts };
+}
+
+/** The result of `key` committed at or before `snapshotTs`, or null. */
+export function resultAt(database: Database, key: Uint8Array, snapshotTs: bigint): Promise<RememberedResult | null> {
+  return database.mutationResult(key, snapshotTs);
 }
 
 /**
- * Records a result in `tx` (which rides in the mutation's commit), or returns the result already recorded at `tx`'s
- * snapshot: then another execution of the key committed after `findResult` looked and before this attempt's snapshot
- * was taken, and this attempt must not commit (exactly once). The insert under a chosen ID reads that ID, so two
- * concurrent executions of the same key conflict (the loser retries and finds the winner's record).
+ * Adds the result to `outcome` (it commits with the mutation), or returns the result already committed at the
+ * outcome's snapshot: then another execution of the key committed after `findResult` looked and before this
+ * attempt's snapshot was taken, and this attempt must not commit (exactly once). The look-up is in the outcome's
+ * read set, so an execution of the same key committing after the snapshot makes this commit conflict; its retry
+ * finds that result.
  */
 export async function recordResult(
-  tx: SystemTransaction,
-  recordId: string,
+  database: Database,
+  outcome: TransactionOutcome,
+  key: Uint8Array,
   valueJson: string,
 ): Promise<RememberedResult | null> {
-  const remembered = await resultAt(tx, recordId);
+  const remembered = await resultAt(database, key, BigInt(outcome.snapshotTs));
   if (remembered !== null) return remembered;
-  await tx.insert(RESULTS_TABLE, { _id: recordId, _creationTime: Date.now(), result: valueJson });
+  withMutationResult(outcome, key, valueJson);
   return null;
 }
 
-/** The record of `recordId` at `tx`'s snapshot (read through `tx`, so a sweep of it conflicts with the attempt). */
-async function resultAt(tx: SystemTransaction, recordId: string): Promise<RememberedResult | null> {
-  return rememberedOf(await tx.get(recordId));
-}
-
-function rememberedOf(document: StoredDocument | null): RememberedResult | null {
-  // A record the transaction itself wrote (ts null) is not a committed result.
-  if (document === null || document.ts === null) return null;
-  const record = JSON.parse(document.json) as { result: string };
-  return { valueJson: record.result, ts: document.ts };
-}
-
-/** Records deleted per sweep (one commit). */
+/** Results deleted per sweep (one persistence transaction). */
 const SWEEP_BATCH = 1_000;
 
 /**
- * Deletes results older than `retentionMs`, one bounded commit at a time, so the internal table stays small.
- * Returns how many were deleted.
+ * Deletes results older than `retentionMs`, a bounded batch at a time, so the results stay few. Returns how many were
+ * deleted (0: none are left to sweep).
  */
 export async function sweepResults(database: Database, retentionMs = MUTATION_RESULT_RETENTION_MS): Promise<number> {
+  const swept = await database.sweepMutationResults(retentionMs, SWEEP_BATCH);
+  if (swept > 0) return swept;
+  return await sweepLegacyResults(database, retentionMs);
+}
+
+/** The sweep of results written as `_mutation_results` documents, until none is left. */
+async function sweepLegacyResults(database: Database, retentionMs: number): Promise<number> {
   const { value } = await database.runSystemTransaction(async (tx) => {
-    const expired = await tx.scan(`${RESULTS_TABLE}.by_creation_time`, {
+    const expired = await tx.scan(`${LEGACY_RESULTS_TABLE}.by_creation_time`, {
       before: [Date.now() - retentionMs],
       limit: SWEEP_BATCH,
     });

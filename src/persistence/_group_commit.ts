@@ -7,7 +7,7 @@
 
 import { validateCommit } from "./_shared.ts";
 import type { UnavailableHandling } from "./_unavailable.ts";
-import type { CommitBatch, DocumentRevision, IndexEntry } from "./types.ts";
+import type { CommitBatch, DocumentRevision, IndexEntry, MutationResultRecord } from "./types.ts";
 
 /**
  * How long a commit whose connection broke keeps asking whether its COMMIT landed (the database may be restarting),
@@ -22,12 +22,25 @@ export interface TimedIndexEntry {
   entry: IndexEntry;
 }
 
+/** A mutation result with the ts of the batch that wrote it. */
+export interface TimedMutationResult {
+  ts: bigint;
+  result: MutationResultRecord;
+}
+
+/** The rows of one commit call, all batches flattened. */
+export interface CommitRows {
+  documents: DocumentRevision[];
+  entries: TimedIndexEntry[];
+  results: TimedMutationResult[];
+}
+
 /** What a backend does for {@link GroupCommitter}. */
 export interface CommitTarget {
   /** Throws once the persistence is closed. */
   assertOpen(): void;
   /** Writes the rows and the `max_ts` meta row in one transaction. */
-  write(documents: DocumentRevision[], entries: TimedIndexEntry[], newMaxTs: bigint): Promise<void>;
+  write(rows: CommitRows, newMaxTs: bigint): Promise<void>;
   /** The `max_ts` meta row (null when missing), read within `deadlineMs`. */
   readCommittedMaxTs(deadlineMs: number): Promise<bigint | null>;
   /** The backend's connectivity handling (`_postgres_errors.ts`, `_mysql_errors.ts`). */
@@ -64,11 +77,9 @@ export class GroupCommitter {
     this.#target.assertOpen();
     if (batches.length === 0) return;
     const newMaxTs = validateCommit(batches, this.#maxTs);
-    const documents = batches.flatMap((batch) => batch.documents);
-    const entries = batches.flatMap((batch) => batch.indexEntries.map((entry) => ({ ts: batch.ts, entry })));
     const failures = this.#target.failures;
     try {
-      await this.#target.write(documents, entries, newMaxTs);
+      await this.#target.write(commitRows(batches), newMaxTs);
     } catch (error) {
       if (!failures.isConnectionError(error)) throw error;
       // The connection broke: the COMMIT may have landed before it did. The max_ts meta row moves in the same
@@ -101,6 +112,16 @@ export class GroupCommitter {
       }
     }
   }
+}
+
+function commitRows(batches: CommitBatch[]): CommitRows {
+  const documents = batches.flatMap((batch) => batch.documents);
+  const entries = batches.flatMap((batch) => batch.indexEntries.map((entry) => ({ ts: batch.ts, entry })));
+  const results: TimedMutationResult[] = [];
+  for (const batch of batches) {
+    if (batch.mutationResult !== undefined) results.push({ ts: batch.ts, result: batch.mutationResult });
+  }
+  return { documents, entries, results };
 }
 
 /** The largest ts on disk: the `max_ts` meta row (its text, null when missing) or a newer index entry's ts. */

@@ -71,7 +71,7 @@ export const MAX_INDEX_KEY_BYTES = 3_000;
 /**
  * VARBINARY for every key and id: it compares bytewise with no trailing-space padding (the `_bin` text collations of
  * MariaDB and MySQL 5.7 are PAD SPACE), which is the order SQLite's BINARY and PostgreSQL's COLLATE "C" give.
- * `index_key` because `key` is reserved. Both `*_by_ts` indexes serve prune's cursor walk and `maxTs` (MySQL has no
+ * `index_key` and `result_key` because `key` is reserved. Both `*_by_ts` indexes serve prune's cursor walk and `maxTs` (MySQL has no
  * partial indexes, so documents' covers every row).
  */
 export const SCHEMA_STATEMENTS = [
@@ -92,6 +92,12 @@ export const SCHEMA_STATEMENTS = [
     document_id VARBINARY(255) NOT NULL,
     PRIMARY KEY (index_id, index_key, ts),
     KEY indexes_by_ts (ts, index_id, index_key)
+  ) ENGINE=InnoDB ROW_FORMAT=DYNAMIC`,
+  `CREATE TABLE IF NOT EXISTS mutation_results (
+    ts BIGINT NOT NULL PRIMARY KEY,
+    result_key VARBINARY(16) NOT NULL,
+    json LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+    UNIQUE KEY mutation_results_by_key (result_key)
   ) ENGINE=InnoDB ROW_FORMAT=DYNAMIC`,
   `CREATE TABLE IF NOT EXISTS globals (
     name VARBINARY(${MAX_INDEX_KEY_BYTES}) NOT NULL PRIMARY KEY,

@@ -68,7 +68,7 @@ export function connectPostgres(url: string, poolSize: number): Sql {
 /**
  * Text keys use COLLATE "C" so they compare bytewise, as SQLite's BINARY does (listGlobals' ranges and prune's
  * cursors depend on one order); bytea always compares bytewise. The `*_by_ts` indexes serve prune's cursor walk
- * (partial on documents, as in `_sqlite_schema.ts`) and `maxTs`.
+ * (partial on documents, as in `_sqlite_schema.ts`) and `maxTs`. `mutation_results`: as in `_sqlite_schema.ts`.
  */
 export const SCHEMA_STATEMENTS = [
   `CREATE TABLE IF NOT EXISTS documents (
@@ -90,6 +90,7 @@ export const SCHEMA_STATEMENTS = [
     PRIMARY KEY (index_id, key, ts)
   )`,
   `CREATE INDEX IF NOT EXISTS indexes_by_ts ON indexes (ts, index_id, key)`,
+  `CREATE TABLE IF NOT EXISTS mutation_results (ts BIGINT PRIMARY KEY, key BYTEA NOT NULL UNIQUE, json TEXT NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS globals (key TEXT COLLATE "C" PRIMARY KEY, value TEXT NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS meta (key TEXT COLLATE "C" PRIMARY KEY, value TEXT NOT NULL)`,
 ];

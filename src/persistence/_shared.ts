@@ -4,7 +4,7 @@
  */
 
 import { DenvexError } from "../errors/mod.ts";
-import type { CommitBatch, IndexScan } from "./types.ts";
+import { type CommitBatch, type IndexScan, MUTATION_RESULT_KEY_BYTES } from "./types.ts";
 
 /** Both databases store ts as a signed 64-bit integer, so the u64 ts space is cut to the signed range. */
 export const MAX_TS = (1n << 63n) - 1n;
@@ -74,6 +74,15 @@ export function validateCommit(batches: CommitBatch[], lastTs: bigint): bigint {
     for (const entry of batch.indexEntries) {
       assert(Number.isInteger(entry.indexId), `index entry has a non-integer indexId: ${entry.indexId}`);
       assert(entry.key instanceof Uint8Array, "index entry key must be a Uint8Array");
+    }
+    if (batch.mutationResult !== undefined) {
+      const { key, valueJson } = batch.mutationResult;
+      assert(
+        key instanceof Uint8Array && key.length === MUTATION_RESULT_KEY_BYTES,
+        "a mutation result key is 16 bytes",
+      );
+      assert(typeof valueJson === "string", "a mutation result is JSON text");
+      rowCount++;
     }
     rowCount += batch.documents.length + batch.indexEntries.length;
     previousTs = batch.ts;

@@ -11,7 +11,8 @@ import { SQLITE_BUSY_TIMEOUT_MS } from "./_shared.ts";
  * keeps each entry in one b-tree. The `*_by_ts` indexes let `prune` walk the log in ts order from a durable cursor
  * instead of sweeping whole tables. On documents it is partial: only revisions that supersede one (`prev_ts`) or are
  * tombstones can make anything prunable, so inserts, the commonest write, skip it. Index entries carry no
- * predecessor, so all of them are listed.
+ * predecessor, so all of them are listed. `mutation_results` holds at most one row per commit (its ts is the rowid, so
+ * rows are appended in ts order and swept by a rowid range); its key is looked up only on a mutation's repeat.
  */
 const SCHEMA_SQL = `
 CREATE TABLE IF NOT EXISTS documents (
@@ -32,6 +33,7 @@ CREATE TABLE IF NOT EXISTS indexes (
   PRIMARY KEY (index_id, key, ts)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS indexes_by_ts ON indexes (ts, index_id, key);
+CREATE TABLE IF NOT EXISTS mutation_results (ts INTEGER PRIMARY KEY, key BLOB NOT NULL UNIQUE, json TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS globals (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 `;

@@ -16,10 +16,13 @@ export type {
   IndexEntry,
   IndexScan,
   IndexScanRow,
+  MutationResultRecord,
   Persistence,
   PersistenceLocation,
   PersistenceReader,
+  StoredMutationResult,
 } from "./types.ts";
+export { MUTATION_RESULT_KEY_BYTES } from "./types.ts";
 export { MAX_SCAN_LIMIT, MAX_TS, PersistenceError } from "./_shared.ts";
 export { DATABASE_UNAVAILABLE_MESSAGE, DatabaseUnavailableError } from "./_unavailable.ts";
 export { openPostgresPersistence, openPostgresReader } from "./postgres.ts";

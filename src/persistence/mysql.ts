@@ -32,9 +32,15 @@ import {
   WRITER_POOL_SIZE,
 } from "./_mysql_schema.ts";
 import { isConnectionError, neverConnected, toPersistenceError } from "./_mysql_errors.ts";
-import { chunkDocuments, GroupCommitter, newestStoredTs, splitGlobals, type TimedIndexEntry } from "./_group_commit.ts";
+import { chunkDocuments, type CommitRows, GroupCommitter, newestStoredTs, splitGlobals } from "./_group_commit.ts";
 import { assert, assertValidPrune, MAX_LISTED_GLOBALS, META_MAX_TS, prefixUpperBound } from "./_shared.ts";
-import type { CommitBatch, DocumentRevision, Persistence, PersistenceLocation, PersistenceReader } from "./types.ts";
+import type {
+  CommitBatch,
+  Persistence,
+  PersistenceLocation,
+  PersistenceReader,
+  StoredMutationResult,
+} from "./types.ts";
 
 /** Rows per INSERT statement. */
 const INSERT_CHUNK_ROWS = 2_000;
@@ -118,7 +124,7 @@ class MysqlPersistence extends MysqlReader implements Persistence {
     this.#url = url;
     this.#commits = new GroupCommitter(maxTs, {
       assertOpen: () => this.assertOpen(),
-      write: (documents, entries, newMaxTs) => this.#writeCommitRetrying(documents, entries, newMaxTs),
+      write: (rows, newMaxTs) => this.#writeCommitRetrying(rows, newMaxTs),
       readCommittedMaxTs: async (deadlineMs) => {
         const rows = await this.queryRows<{ value: string }>(
           "SELECT value FROM meta WHERE name = ?",
@@ -136,11 +142,11 @@ class MysqlPersistence extends MysqlReader implements Persistence {
   }
 
   /** Writes one commit in its own transaction, tried again when InnoDB rolls it back for a lock conflict. */
-  async #writeCommitRetrying(documents: DocumentRevision[], entries: TimedIndexEntry[], newMaxTs: bigint) {
+  async #writeCommitRetrying(rows: CommitRows, newMaxTs: bigint) {
     for (let attempt = 1;; attempt++) {
       try {
         await this.withConnection(
-          (connection) => inTransaction(connection, () => this.#writeCommit(connection, documents, entries, newMaxTs)),
+          (connection) => inTransaction(connection, () => this.#writeCommit(connection, rows, newMaxTs)),
           COMMIT_DEADLINE_MS,
         );
         return;
@@ -150,12 +156,7 @@ class MysqlPersistence extends MysqlReader implements Persistence {
     }
   }
 
-  async #writeCommit(
-    connection: Connection,
-    documents: DocumentRevision[],
-    entries: TimedIndexEntry[],
-    newMaxTs: bigint,
-  ): Promise<void> {
+  async #writeCommit(connection: Connection, { documents, entries, results }: CommitRows, newMaxTs: bigint) {
     for (const chunk of chunkDocuments(documents, INSERT_CHUNK_ROWS, INSERT_CHUNK_JSON_CHARS)) {
       await connection.query("INSERT INTO documents (id, ts, table_number, json, prev_ts) VALUES ?", [
         chunk.map((d) => [utf8(d.id), d.ts, d.tableNumber, d.json, d.prevTs]),
@@ -165,6 +166,12 @@ class MysqlPersistence extends MysqlReader implements Persistence {
       const chunk = entries.slice(start, start + INSERT_CHUNK_ROWS);
       await connection.query("INSERT INTO indexes (index_id, index_key, ts, deleted, document_id) VALUES ?", [
         chunk.map(({ ts, entry }) => [entry.indexId, entry.key, ts, entry.deleted ? 1 : 0, utf8(entry.documentId)]),
+      ]);
+    }
+    if (results.length > 0) {
+      // At most one per batch, and a group holds at most 512 batches: one statement.
+      await connection.query("INSERT INTO mutation_results (ts, result_key, json) VALUES ?", [
+        results.map(({ ts, result }) => [ts, result.key, result.valueJson]),
       ]);
     }
     await connection.query(
@@ -217,6 +224,27 @@ class MysqlPersistence extends MysqlReader implements Persistence {
     assert(rows.length <= MAX_LISTED_GLOBALS, `more than ${MAX_LISTED_GLOBALS} globals start with "${prefix}"`);
     const decoder = new TextDecoder();
     return rows.map((row) => decoder.decode(row.name));
+  }
+
+  async getMutationResult(key: Uint8Array): Promise<StoredMutationResult | null> {
+    this.assertOpen();
+    const rows = await this.queryRows<{ ts: string | number; json: string }>(
+      "SELECT ts, json FROM mutation_results WHERE result_key = ?",
+      [key],
+    );
+    return rows.length === 0 ? null : { ts: BigInt(rows[0].ts), valueJson: rows[0].json };
+  }
+
+  async sweepMutationResults(beforeTs: bigint, maxRows: number): Promise<number> {
+    this.assertOpen();
+    assertValidPrune(beforeTs, maxRows);
+    return await this.withConnection(async (connection) => {
+      const [result] = await connection.query("DELETE FROM mutation_results WHERE ts < ? ORDER BY ts LIMIT ?", [
+        beforeTs,
+        maxRows,
+      ]);
+      return (result as { affectedRows: number }).affectedRows;
+    }, MAINTENANCE_DEADLINE_MS);
   }
 
   async prune(retainTs: bigint, maxRows: number): Promise<{ removedRows: number; done: boolean }> {

@@ -7,9 +7,15 @@ import { PostgresReader } from "./_postgres_reader.ts";
 import { prunePostgres } from "./_postgres_prune.ts";
 import { connectPostgres, createSchema, READER_POOL_SIZE, type Sql, WRITER_POOL_SIZE } from "./_postgres_schema.ts";
 import { isConnectionError, neverConnected, toPersistenceError } from "./_postgres_errors.ts";
-import { chunkDocuments, GroupCommitter, newestStoredTs, splitGlobals, type TimedIndexEntry } from "./_group_commit.ts";
+import { chunkDocuments, type CommitRows, GroupCommitter, newestStoredTs, splitGlobals } from "./_group_commit.ts";
 import { assert, assertValidPrune, bytesToHex, MAX_LISTED_GLOBALS, META_MAX_TS, prefixUpperBound } from "./_shared.ts";
-import type { CommitBatch, DocumentRevision, Persistence, PersistenceLocation, PersistenceReader } from "./types.ts";
+import type {
+  CommitBatch,
+  Persistence,
+  PersistenceLocation,
+  PersistenceReader,
+  StoredMutationResult,
+} from "./types.ts";
 
 /** A transaction-level advisory lock id that serializes prune calls. */
 const PRUNE_LOCK_ID = 0x64656e77;
@@ -69,7 +75,7 @@ class PostgresPersistence extends PostgresReader implements Persistence {
     this.#url = url;
     this.#commits = new GroupCommitter(maxTs, {
       assertOpen: () => this.assertOpen(),
-      write: (documents, entries, newMaxTs) => this.#writeCommit(documents, entries, newMaxTs),
+      write: (rows, newMaxTs) => this.#writeCommit(rows, newMaxTs),
       readCommittedMaxTs: async (deadlineMs) => {
         const rows = await this.guarded(
           this.sql<{ value: string }[]>`SELECT value FROM meta WHERE key = ${META_MAX_TS}`,
@@ -85,11 +91,7 @@ class PostgresPersistence extends PostgresReader implements Persistence {
     return this.#commits.commit(batches);
   }
 
-  async #writeCommit(
-    documents: DocumentRevision[],
-    entries: TimedIndexEntry[],
-    newMaxTs: bigint,
-  ): Promise<void> {
+  async #writeCommit({ documents, entries, results }: CommitRows, newMaxTs: bigint): Promise<void> {
     await this.guarded(
       this.sql.begin(async (tx) => {
         for (const chunk of chunkDocuments(documents, INSERT_CHUNK_ROWS, INSERT_CHUNK_JSON_CHARS)) {
@@ -112,6 +114,16 @@ class PostgresPersistence extends PostgresReader implements Persistence {
                       ${tx.array(chunk.map((e) => e.entry.deleted), 16)}::bool[],
                       ${tx.array(chunk.map((e) => e.entry.documentId), 25)}::text[])
                AS v(index_id, key_hex, ts, deleted, document_id)`;
+        }
+        if (results.length > 0) {
+          // At most one per batch, and a group holds at most 512 batches: one statement.
+          await tx`
+          INSERT INTO mutation_results (ts, key, json)
+          SELECT ts, decode(key_hex, 'hex'), json
+          FROM unnest(${tx.array(results.map((r) => r.ts.toString()), 25)}::bigint[],
+                      ${tx.array(results.map((r) => bytesToHex(r.result.key)), 25)}::text[],
+                      ${tx.array(results.map((r) => r.result.valueJson), 25)}::text[])
+               AS v(ts, key_hex, json)`;
         }
         await tx`INSERT INTO meta (key, value) VALUES (${META_MAX_TS}, ${newMaxTs.toString()})
                ON CONFLICT (key) DO UPDATE SET value = excluded.value`;
@@ -159,6 +171,26 @@ class PostgresPersistence extends PostgresReader implements Persistence {
           SELECT key FROM globals WHERE key >= ${prefix} AND key < ${upperBound} ORDER BY key LIMIT ${limit}`);
     assert(rows.length <= MAX_LISTED_GLOBALS, `more than ${MAX_LISTED_GLOBALS} globals start with "${prefix}"`);
     return rows.map((row) => row.key);
+  }
+
+  async getMutationResult(key: Uint8Array): Promise<StoredMutationResult | null> {
+    this.assertOpen();
+    const rows = await this.guarded(this.sql<{ ts: bigint; json: string }[]>`
+      SELECT ts, json FROM mutation_results WHERE key = decode(${bytesToHex(key)}, 'hex')`);
+    return rows.length === 0 ? null : { ts: BigInt(rows[0].ts), valueJson: rows[0].json };
+  }
+
+  async sweepMutationResults(beforeTs: bigint, maxRows: number): Promise<number> {
+    this.assertOpen();
+    assertValidPrune(beforeTs, maxRows);
+    const deleted = await this.guarded(
+      this.sql`
+        DELETE FROM mutation_results WHERE ts IN (
+          SELECT ts FROM mutation_results WHERE ts < ${beforeTs.toString()} ORDER BY ts LIMIT ${maxRows}
+        )`,
+      MAINTENANCE_DEADLINE_MS,
+    );
+    return deleted.count;
   }
 
   async prune(retainTs: bigint, maxRows: number): Promise<{ removedRows: number; done: boolean }> {

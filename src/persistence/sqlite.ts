@@ -20,7 +20,13 @@ import { SqlitePruner } from "./_sqlite_prune.ts";
 import { WalSync } from "./_sqlite_wal_sync.ts";
 import { type ArrayStatement, prepareArrays, settle, SqliteReader } from "./_sqlite_reader.ts";
 import { openSqliteReaderConnection, openSqliteWriterConnection } from "./_sqlite_schema.ts";
-import type { CommitBatch, Persistence, PersistenceLocation, PersistenceReader } from "./types.ts";
+import type {
+  CommitBatch,
+  Persistence,
+  PersistenceLocation,
+  PersistenceReader,
+  StoredMutationResult,
+} from "./types.ts";
 
 /** Opens (creating if missing) the SQLite database at `path` as its one writer. */
 export function openSqlitePersistence(path: string): Promise<Persistence> {
@@ -55,6 +61,9 @@ interface WriterStatements {
   rollback: StatementSync;
   insertDocument: StatementSync;
   insertIndexEntry: StatementSync;
+  insertMutationResult: StatementSync;
+  getMutationResult: ArrayStatement;
+  sweepMutationResults: StatementSync;
   setMeta: StatementSync;
   getGlobal: ArrayStatement;
   setGlobal: StatementSync;
@@ -73,6 +82,11 @@ function prepareWriterStatements(db: DatabaseSync): WriterStatements {
     ),
     insertIndexEntry: db.prepare(
       "INSERT INTO indexes (index_id, key, ts, deleted, document_id) VALUES (?, ?, ?, ?, ?)",
+    ),
+    insertMutationResult: db.prepare("INSERT INTO mutation_results (ts, key, json) VALUES (?, ?, ?)"),
+    getMutationResult: prepareArrays(db, "SELECT ts, json FROM mutation_results WHERE key = ?"),
+    sweepMutationResults: db.prepare(
+      "DELETE FROM mutation_results WHERE ts IN (SELECT ts FROM mutation_results WHERE ts < ? ORDER BY ts LIMIT +?)",
     ),
     setMeta: db.prepare(
       "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -129,7 +143,7 @@ class SqlitePersistence extends SqliteReader implements Persistence {
     this.#assertWritable();
     if (batches.length === 0) return false;
     const newMaxTs = validateCommit(batches, this.#maxTs);
-    const { insertDocument, insertIndexEntry, setMeta } = this.#statements;
+    const { insertDocument, insertIndexEntry, insertMutationResult, setMeta } = this.#statements;
     this.#inTransaction(() => {
       for (const batch of batches) {
         for (const document of batch.documents) {
@@ -138,6 +152,8 @@ class SqlitePersistence extends SqliteReader implements Persistence {
         for (const entry of batch.indexEntries) {
           insertIndexEntry.run(entry.indexId, entry.key, batch.ts, entry.deleted ? 1 : 0, entry.documentId);
         }
+        const result = batch.mutationResult;
+        if (result !== undefined) insertMutationResult.run(batch.ts, result.key, result.valueJson);
       }
       setMeta.run(META_MAX_TS, newMaxTs.toString());
     });
@@ -182,6 +198,22 @@ class SqlitePersistence extends SqliteReader implements Persistence {
       assert(rows.length <= MAX_LISTED_GLOBALS, `more than ${MAX_LISTED_GLOBALS} globals start with "${prefix}"`);
       return rows.map((row) => row[0] as string);
     });
+  }
+
+  getMutationResult(key: Uint8Array): Promise<StoredMutationResult | null> {
+    return settle(() => {
+      this.assertOpen();
+      const row = this.#statements.getMutationResult.get(key);
+      return row === undefined ? null : { ts: row[0] as bigint, valueJson: row[1] as string };
+    });
+  }
+
+  async sweepMutationResults(beforeTs: bigint, maxRows: number): Promise<number> {
+    this.#assertWritable();
+    assertValidPrune(beforeTs, maxRows);
+    const removed = this.#inTransaction(() => this.#statements.sweepMutationResults.run(beforeTs, maxRows).changes);
+    await this.#walSync.sync();
+    return Number(removed);
   }
 
   async prune(retainTs: bigint, maxRows: number): Promise<{ removedRows: number; done: boolean }> {

@@ -28,11 +28,34 @@ export interface IndexEntry {
   deleted: boolean;
 }
 
+/**
+ * A mutation's result, written in its commit so that a repeat of its idempotency key is answered without running it
+ * again (src/functions/idempotency.ts). A plain keyed row, not a document: one small insert per mutation instead of a
+ * document revision and its index entries (issue 14).
+ */
+export interface MutationResultRecord {
+  /** The key's hash: MUTATION_RESULT_KEY_BYTES bytes. */
+  key: Uint8Array;
+  /** The result as convex-JSON text. */
+  valueJson: string;
+}
+
+/** A stored mutation result and the ts of the commit that wrote it. */
+export interface StoredMutationResult {
+  ts: bigint;
+  valueJson: string;
+}
+
+/** The length of a mutation result's key. */
+export const MUTATION_RESULT_KEY_BYTES = 16;
+
 /** Everything one committed transaction writes, at one timestamp. */
 export interface CommitBatch {
   ts: bigint;
   documents: DocumentRevision[];
   indexEntries: IndexEntry[];
+  /** The result of the mutation this commit is, when it was sent with an idempotency key. */
+  mutationResult?: MutationResultRecord | undefined;
 }
 
 /** A half-open range of one index read at a snapshot. */
@@ -97,4 +120,8 @@ export interface Persistence extends PersistenceReader {
   prune(retainTs: bigint, maxRows: number): Promise<{ removedRows: number; done?: boolean }>;
   /** Opens another reader on the same database (used by tests and benchmarks; runners use `location`). */
   openReader(): Promise<PersistenceReader>;
+  /** The mutation result stored under `key` by any commit so far, or null. */
+  getMutationResult(key: Uint8Array): Promise<StoredMutationResult | null>;
+  /** Deletes at most `maxRows` mutation results committed before `beforeTs`, oldest first; returns how many. */
+  sweepMutationResults(beforeTs: bigint, maxRows: number): Promise<number>;
 }

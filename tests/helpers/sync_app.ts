@@ -6,6 +6,7 @@
 import { Hono } from "hono";
 import { type Backend, openBackend } from "../../src/server/backend.ts";
 import { openStorage } from "../../src/server/storage.ts";
+import type { Database } from "../../src/database/mod.ts";
 import { createApiApp } from "../../src/http/mod.ts";
 import { functionRoutes } from "../../src/http/function_routes.ts";
 import { SyncHub } from "../../src/sync/mod.ts";
@@ -143,4 +144,42 @@ export async function withServer(fn: (server: TestServer) => Promise<void>): Pro
   } finally {
     await server.close();
   }
+}
+
+/** An in-process backend with the test app deployed and its `messages` table, without HTTP. */
+export interface TestBackend {
+  database: Database;
+  backend: Backend;
+}
+
+/** Runs `fn` against a fresh in-process backend (SQLite in a temp dir), closing everything afterwards. */
+export async function withTestBackend(fn: (test: TestBackend) => Promise<void>): Promise<void> {
+  const dataDir = await Deno.makeTempDir({ prefix: "denvex-backend-" });
+  const location = { kind: "sqlite" as const, path: `${dataDir}/denvex.sqlite3` };
+  const urls = { cloudUrl: "http://127.0.0.1:1", siteUrl: "http://127.0.0.1:2" };
+  const database = await openStorage(location);
+  const backend = await openBackend({ database, location, dataDir, adminKey: ADMIN_KEY, instanceName: "t", urls });
+  try {
+    await backend.deployments.activate(await backend.deployments.prepare(await bundledModules(), {}));
+    await database.createTable("messages");
+    await addIndex(database, "messages", "by_channel", ["channel"]);
+    await fn({ database, backend });
+  } finally {
+    await backend.close();
+    await database.close();
+    await Deno.remove(dataDir, { recursive: true });
+  }
+}
+
+/** How many messages the app holds, read through `messages:count`. */
+export async function messageCount(backend: Backend): Promise<number> {
+  const result = await backend.executor.call({
+    path: "messages:count",
+    args: {},
+    expectedType: "query",
+    identityJson: null,
+    allowInternal: false,
+  });
+  if (!result.ok) throw new Error(`messages:count failed: ${result.errorMessage}`);
+  return JSON.parse(result.valueJson);
 }
