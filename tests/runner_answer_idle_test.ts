@@ -16,15 +16,17 @@ import { query } from "./_generated/server";
 import { v } from "convex/values";
 export const plain = query({ args: { n: v.number() }, handler: async (_ctx, { n }) => n * 2 });
 /**
- * Returns at once, leaving ~40 ms of microtasks behind: 400 links of 0.1 ms, so that the few the runtime's own
- * continuations interleave with before the result leaves are a small part (finite: the worker settles after them).
+ * Returns at once, leaving ~150 ms of microtasks behind: 1,500 links of 0.1 ms, so that the few the runtime's own
+ * continuations interleave with before the result leaves are a small part (finite: the worker settles after them,
+ * well within the runner's 500 ms probe timeout). Long enough that a runner thread preempted under a loaded machine
+ * (the whole suite on two cores) still wakes while they run: with ~40 ms it once woke after them.
  */
 export const lingering = query({
   args: {},
   handler: async () => {
     const spin = () => { const end = performance.now() + 0.1; while (performance.now() < end); };
     let chain = Promise.resolve();
-    for (let i = 0; i < 400; i++) chain = chain.then(spin);
+    for (let i = 0; i < 1500; i++) chain = chain.then(spin);
     void chain;
     return true;
   },
