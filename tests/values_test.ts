@@ -494,6 +494,13 @@ Deno.test("ids: lengths and round trips", () => {
   }
   const ids = new Set(Array.from({ length: 1000 }, () => generateDocumentId(5)));
   assertStrictEquals(ids.size, 1000);
+  // A later millisecond's ID sorts after an earlier one's (inserts append to the b-trees), whatever the random part.
+  const earlier = generateDocumentId(5);
+  const waitUntil = Date.now() + 2;
+  while (Date.now() < waitUntil) { /* the next millisecond */ }
+  const later = Array.from({ length: 100 }, () => generateDocumentId(5));
+  assert(later.every((id) => id > earlier), "IDs of a later millisecond sort after");
+  assert(new Set(later.map((id) => id.slice(10))).size === 100, "the random part differs within one millisecond");
   throwsValueError(() => generateDocumentId(0), "table number");
   throwsValueError(() => generateDocumentId(1.5), "table number");
   throwsValueError(() => generateDocumentId(2 ** 32), "table number");

@@ -80,12 +80,34 @@ function finishId(length: number): string {
   return encodeBase32(scratch, length + FOOTER_BYTES);
 }
 
-/** A new random document ID for a table; throws a ValueError unless `tableNumber` is an integer in 1..2^32-1. */
+/**
+ * A new document ID for a table; throws a ValueError unless `tableNumber` is an integer in 1..2^32-1.
+ *
+ * The internal ID is the wall-clock millisecond (TIME_PREFIX_BYTES, big-endian) followed by random bytes. Base32 keeps
+ * byte order, so a table's new IDs sort after its older ones, and an insert lands at the end of the `documents` and
+ * `by_id` b-trees, in pages the previous commits already wrote, instead of in a random page each (issue 14: a commit
+ * group of two inserts took 110–120 instead of 150–160 µs of SQLite work). The ID reveals the creation time to the
+ * millisecond, which `_creationTime` already tells; RANDOM_ID_BYTES (80 bits) keep IDs unguessable.
+ */
 export function generateDocumentId(tableNumber: number): string {
   checkTableNumber(tableNumber);
   const vintLength = writeVInt(tableNumber, scratch);
-  fillRandom(scratch, vintLength, INTERNAL_ID_BYTES);
+  writeTimePrefix(Date.now(), scratch, vintLength);
+  fillRandom(scratch, vintLength + TIME_PREFIX_BYTES, RANDOM_ID_BYTES);
   return finishId(vintLength + INTERNAL_ID_BYTES);
+}
+
+/** Bytes of a generated ID's time prefix: milliseconds up to 2^48 (the year 10889). */
+const TIME_PREFIX_BYTES = 6;
+const RANDOM_ID_BYTES = INTERNAL_ID_BYTES - TIME_PREFIX_BYTES;
+
+/** Writes `timeMs` as TIME_PREFIX_BYTES big-endian bytes at `offset`. */
+function writeTimePrefix(timeMs: number, out: Uint8Array, offset: number): void {
+  let rest = Math.max(0, Math.floor(timeMs));
+  for (let i = TIME_PREFIX_BYTES - 1; i >= 0; i--) {
+    out[offset + i] = rest % 256;
+    rest = Math.floor(rest / 256);
+  }
 }
 
 /**
