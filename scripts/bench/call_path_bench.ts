@@ -208,45 +208,53 @@ function machineBusyUs(): number {
 type Counters = { cpuUs: number; systemUs: number } & ContextSwitches;
 const NO_COUNTS: Counters = { cpuUs: 0, systemUs: 0, voluntary: 0, involuntary: 0 };
 
-function countersByKind(kinds: Map<number, string>): Map<string, Counters> {
-  const sums = new Map<string, Counters>();
-  for (const [pid, kind] of kinds) {
-    const sum = sums.get(kind) ?? NO_COUNTS;
+/** Each process's counters so far. */
+function countersByPid(kinds: Map<number, string>): Map<number, Counters> {
+  const counters = new Map<number, Counters>();
+  for (const pid of kinds.keys()) {
     const switches = processContextSwitches(pid);
     const { userUs, systemUs } = processCpuSplitUs(pid);
-    sums.set(kind, {
-      cpuUs: sum.cpuUs + userUs + systemUs,
-      systemUs: sum.systemUs + systemUs,
-      voluntary: sum.voluntary + switches.voluntary,
-      involuntary: sum.involuntary + switches.involuntary,
-    });
+    counters.set(pid, { cpuUs: userUs + systemUs, systemUs, ...switches });
   }
-  return sums;
+  return counters;
 }
 
 /** What a run costs per call, measured between `startMeter` and its `stop`. */
-type CallCosts = Pick<Run, "cpuUsPerCall" | "systemUsPerCall" | "switchesPerCall" | "machineUsPerCall">;
+type CallCosts = Pick<
+  Run,
+  "cpuUsPerCall" | "systemUsPerCall" | "switchesPerCall" | "machineUsPerCall" | "replacedProcesses"
+>;
 
-/** Starts counting the CPU and context switches of `kinds` and the machine's busy CPU. */
-function startMeter(kinds: Map<number, string>): { stop(calls: number): CallCosts } {
-  const before = countersByKind(kinds);
+/**
+ * Starts counting the CPU and context switches of the processes `processesOf` lists, by kind, and the machine's busy
+ * CPU. Per process: a runner started during the run counts from zero; one that exited during it is left out (what it
+ * used before exiting can no longer be read) and counted in `replacedProcesses`, so the figures are a floor then.
+ */
+async function startMeter(processesOf: ProcessesOf): Promise<{ stop(calls: number): Promise<CallCosts> }> {
+  const before = countersByPid(await processesOf());
   const machineBefore = machineBusyUs();
   return {
-    stop(calls) {
+    async stop(calls) {
       const machineUsPerCall = (machineBusyUs() - machineBefore) / calls;
+      const kinds = await processesOf();
+      const after = countersByPid(kinds);
       const cpuUsPerCall = new Map<string, number>();
       const systemUsPerCall = new Map<string, number>();
       const switchesPerCall = new Map<string, ContextSwitches>();
-      for (const [kind, after] of countersByKind(kinds)) {
-        const start = before.get(kind) ?? NO_COUNTS;
-        cpuUsPerCall.set(kind, (after.cpuUs - start.cpuUs) / calls);
-        systemUsPerCall.set(kind, (after.systemUs - start.systemUs) / calls);
+      for (const [pid, counters] of after) {
+        const kind = kinds.get(pid)!;
+        const start = before.get(pid) ?? NO_COUNTS;
+        const add = (map: Map<string, number>, value: number) => map.set(kind, (map.get(kind) ?? 0) + value / calls);
+        add(cpuUsPerCall, counters.cpuUs - start.cpuUs);
+        add(systemUsPerCall, counters.systemUs - start.systemUs);
+        const switches = switchesPerCall.get(kind) ?? { voluntary: 0, involuntary: 0 };
         switchesPerCall.set(kind, {
-          voluntary: (after.voluntary - start.voluntary) / calls,
-          involuntary: (after.involuntary - start.involuntary) / calls,
+          voluntary: switches.voluntary + (counters.voluntary - start.voluntary) / calls,
+          involuntary: switches.involuntary + (counters.involuntary - start.involuntary) / calls,
         });
       }
-      return { cpuUsPerCall, systemUsPerCall, switchesPerCall, machineUsPerCall };
+      const replacedProcesses = [...before.keys()].filter((pid) => !after.has(pid)).length;
+      return { cpuUsPerCall, systemUsPerCall, switchesPerCall, machineUsPerCall, replacedProcesses };
     },
   };
 }
@@ -294,6 +302,8 @@ interface Run {
   switchesPerCall: Map<string, ContextSwitches>;
   /** The whole machine's busy CPU per call, the benchmark's own clients included. */
   machineUsPerCall: number;
+  /** Processes that exited during the run (see `startMeter`): their CPU is not in the figures. */
+  replacedProcesses: number;
 }
 
 function percentile(sorted: number[], fraction: number): number {
@@ -328,7 +338,7 @@ async function drive(url: string, workload: Workload, clients: number, processes
   }));
   latencies.length = 0;
   failures = 0;
-  const meter = startMeter(await processesOf());
+  const meter = await startMeter(processesOf);
   const started = performance.now();
   const deadline = started + DURATION_MS;
   await Promise.all(Array.from({ length: clients }, async () => {
@@ -336,7 +346,7 @@ async function drive(url: string, workload: Workload, clients: number, processes
   }));
   const seconds = (performance.now() - started) / 1000;
   const calls = latencies.length + failures;
-  const costs = meter.stop(calls);
+  const costs = await meter.stop(calls);
   latencies.sort((a, b) => a - b);
   return {
     perSecond: latencies.length / seconds,
@@ -353,7 +363,12 @@ function cpuText(run: Run): string {
   const parts = [...run.cpuUsPerCall].filter(([, us]) => us > 0).map(([kind, us]) =>
     `${kind} ${us.toFixed(0)} (kernel ${(run.systemUsPerCall.get(kind) ?? 0).toFixed(0)})`
   );
-  return `CPU ${total.toFixed(0)} µs/call (${parts.join(", ") || "—"}; machine ${run.machineUsPerCall.toFixed(0)})`;
+  const replaced = run.replacedProcesses === 0
+    ? ""
+    : `; ${run.replacedProcesses} process(es) exited during the run, their CPU not counted`;
+  return `CPU ${total.toFixed(0)} µs/call (${parts.join(", ") || "—"}; machine ${
+    run.machineUsPerCall.toFixed(0)
+  }${replaced})`;
 }
 
 /** Context switches per call of the kinds that have any: blocked + preempted. */
@@ -393,7 +408,7 @@ async function driveWebSocket(url: string, processesOf: ProcessesOf): Promise<Ru
     }));
     latencies.length = 0;
     failures = 0;
-    const meter = startMeter(await processesOf());
+    const meter = await startMeter(processesOf);
     const started = performance.now();
     const deadline = started + DURATION_MS;
     await Promise.all(clients.map(async (client) => {
@@ -401,7 +416,7 @@ async function driveWebSocket(url: string, processesOf: ProcessesOf): Promise<Ru
     }));
     const seconds = (performance.now() - started) / 1000;
     const calls = latencies.length + failures;
-    const costs = meter.stop(calls);
+    const costs = await meter.stop(calls);
     latencies.sort((a, b) => a - b);
     return {
       perSecond: latencies.length / seconds,
