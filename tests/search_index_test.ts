@@ -6,10 +6,11 @@
  */
 import { assert, assertEquals, seededRandom } from "./helpers/assert.ts";
 import { freshPostgres, freshSqlite } from "./helpers/databases.ts";
-import { collect, mutate, query, sys } from "./helpers/engine.ts";
+import { collect, mutate, query, rejects, sys } from "./helpers/engine.ts";
 import { type Database, type DatabaseSyscalls, openDatabase } from "../src/database/mod.ts";
 import { openPersistence, type PersistenceLocation } from "../src/persistence/mod.ts";
 import { SearchService } from "../src/search/mod.ts";
+import { parseCommandLine } from "../src/server/config.ts";
 import { TextIndex } from "../src/search/text_index.ts";
 
 const INDEX = "docs.search_body";
@@ -35,6 +36,16 @@ async function declareIndex(db: Database): Promise<void> {
         }
         : table
     ),
+  }));
+}
+
+/** Creates `items` with the two-dimensional vector index `items.by_embedding` on `embedding`, as a push would. */
+async function declareVectorIndex(db: Database): Promise<void> {
+  await db.createTable("items");
+  const vectorIndexes = [{ name: "items.by_embedding", vectorField: "embedding", dimensions: 2, filterFields: [] }];
+  await db.updateCatalog((catalog) => ({
+    ...catalog,
+    tables: catalog.tables.map((table) => table.name === "items" ? { ...table, vectorIndexes } : table),
   }));
 }
 
@@ -267,23 +278,7 @@ for (const backend of [{ name: "SQLite", fresh: freshSqlite }, { name: "PostgreS
       let before: unknown[] = [];
       {
         const db = await openDatabase(await openPersistence(location));
-        await db.createTable("items");
-        await db.updateCatalog((catalog) => ({
-          ...catalog,
-          tables: catalog.tables.map((table) =>
-            table.name === "items"
-              ? {
-                ...table,
-                vectorIndexes: [{
-                  name: "items.by_embedding",
-                  vectorField: "embedding",
-                  dimensions: 2,
-                  filterFields: [],
-                }],
-              }
-              : table
-          ),
-        }));
+        await declareVectorIndex(db);
         const insertItem = (name: string, embedding: number[]) =>
           mutate(db, async (tx) => {
             const id = (await sys<{ _id: string }>(tx, "1.0/insert", { table: "items", value: { name, embedding } }))
@@ -313,3 +308,99 @@ for (const backend of [{ name: "SQLite", fresh: freshSqlite }, { name: "PostgreS
     }
   });
 }
+
+Deno.test("search index: indexes over the memory budget are dropped, largest first: text searches scan, vector searches fail clearly", async () => {
+  const location = await freshSqlite();
+  const db = await openDatabase(await openPersistence(location));
+  const errors: string[] = [];
+  const consoleError = console.error;
+  console.error = (...args: unknown[]) => errors.push(args.map(String).join(" "));
+  try {
+    await declareIndex(db);
+    await declareVectorIndex(db);
+    const random = seededRandom(7);
+    for (let batch = 0; batch < 10; batch++) {
+      await mutate(db, async (tx) => {
+        for (let i = 0; i < 30; i++) await insert(tx, randomBody(random, batch * 30 + i), TAGS[i % 3]);
+      });
+    }
+    await mutate(db, async (tx) => {
+      for (const embedding of [[1, 0], [0, 1], [1, 1]]) {
+        await sys(tx, "1.0/insert", { table: "items", value: { embedding } });
+      }
+    });
+    const vectorSearch = (service: SearchService) =>
+      service.vectorSearch(
+        JSON.stringify({ query: { indexName: "items.by_embedding", vector: [1, 0], limit: 2, expressions: null } }),
+        "",
+      );
+    const sizes = new Map((await SearchService.open(db).then((service) => {
+      const stats = service.stats();
+      service.close();
+      return stats;
+    })).map((stat) => [stat.name, stat.sizeBytes]));
+    const textBytes = sizes.get(INDEX)!;
+    const vectorBytes = sizes.get("items.by_embedding")!;
+    assert(textBytes > vectorBytes, `the text index (${textBytes} B) is the larger one (${vectorBytes} B)`);
+    const scanned = await runQueries(db); // no service: every search scans
+
+    // Both fit: both serve.
+    const roomy = await SearchService.open(db, { memoryBudgetBytes: textBytes + vectorBytes });
+    assertEquals(await runQueries(db), scanned);
+    assertEquals(roomy.answeredTextSearches, QUERIES.length);
+    roomy.close();
+
+    // One byte short: the largest (text) goes, its searches scan with the same results; the vector index serves.
+    const tight = await SearchService.open(db, { memoryBudgetBytes: textBytes + vectorBytes - 1 });
+    assertEquals(tight.stats().map((stat) => stat.name), ["items.by_embedding"]);
+    assertEquals(await runQueries(db), scanned);
+    assertEquals(tight.answeredTextSearches, 0, "answered by scans");
+    assertEquals(JSON.parse(await vectorSearch(tight)).results.length, 2);
+    assert(errors.some((line) => line.includes(`search index ${INDEX}`) && line.includes("--search-memory")));
+    tight.close();
+
+    // Smaller than either: both go; a vector search says why.
+    const none = await SearchService.open(db, { memoryBudgetBytes: vectorBytes - 1 });
+    assertEquals(none.stats(), []);
+    assertEquals(await runQueries(db), scanned);
+    const message = await rejects(vectorSearch(none), /does not fit in the search memory budget/);
+    assert(message.includes("items.by_embedding"), message);
+    none.close();
+
+    // Growth past the budget after the build: the next check drops the index.
+    const growing = await SearchService.open(db, { memoryBudgetBytes: textBytes + vectorBytes, compactIntervalMs: 20 });
+    await mutate(db, async (tx) => {
+      for (let i = 0; i < 200; i++) await insert(tx, `${randomBody(random, 5000 + i)} novel${i}`, "red");
+    });
+    const deadline = Date.now() + 5_000;
+    while (growing.stats().some((stat) => stat.name === INDEX) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assertEquals(growing.stats().map((stat) => stat.name), ["items.by_embedding"], "the grown text index is dropped");
+    const answeredBefore = growing.answeredTextSearches;
+    const afterGrowth = await runQueries(db);
+    assertEquals(growing.answeredTextSearches, answeredBefore);
+    growing.close();
+    assertEquals(afterGrowth, await runQueries(db), "the scans answer as before");
+  } finally {
+    console.error = consoleError;
+    await db.close();
+    await location.cleanup();
+  }
+});
+
+Deno.test("search index: --search-memory takes whole MiB (default 512) and refuses anything else clearly", () => {
+  const bytesOf = (...args: string[]) =>
+    (parseCommandLine(args, () => undefined) as { config: { searchMemoryBytes: number } }).config.searchMemoryBytes;
+  assertEquals(bytesOf(), 512 * 1024 * 1024);
+  assertEquals(bytesOf("--search-memory", "64"), 64 * 1024 * 1024);
+  for (const bad of ["0", "-1", "1.5", "64MiB", "", "99999999"]) {
+    let error: Error | null = null;
+    try {
+      bytesOf(`--search-memory=${bad}`);
+    } catch (caught) {
+      error = caught as Error;
+    }
+    assert(error?.name === "UsageError" && error.message.includes("--search-memory"), `refused: '${bad}'`);
+  }
+});

@@ -7,6 +7,12 @@
  * transaction can hold is already applied. A build reads the table at one snapshot and then applies the commits that
  * arrived during the scan, in order, before it serves.
  *
+ * Memory: the indexes share a byte budget (`memoryBudgetBytes`, `--search-memory`), checked while an index builds,
+ * after each build and with every compaction (so writes overshoot it by at most COMPACT_INTERVAL_MS of growth). An
+ * index that does not fit is dropped, largest first, and stays dropped until the server restarts or a push changes
+ * it: its text searches are answered by a table scan instead (the same results, slower), its vector searches fail
+ * with an error that names the budget. The server never grows without bound because a table did.
+ *
  * Private to `src/search`: other folders use its `mod.ts`.
  */
 import type { CommitEvent, Database, SearchIndexInfo, TableInfo, VectorIndexInfo } from "../database/mod.ts";
@@ -27,8 +33,20 @@ import { normalized, type VectorFilterTerm, VectorIndex, type VectorResult } fro
 const BUILD_PAGE_DOCUMENTS = 2_000;
 /** Writes held for an index while it builds; past this the build starts over at a newer snapshot. */
 const MAX_PENDING_WRITES = 200_000;
-/** How often old versions are compacted out of the text indexes. */
+/** How often old versions are compacted out of the text indexes (and the memory budget checked). */
 const COMPACT_INTERVAL_MS = 10_000;
+/** The indexes' byte budget when none is given: room for a few million short documents. */
+export const DEFAULT_SEARCH_MEMORY_BYTES = 512 * 1024 * 1024;
+/** A building index checks the budget every this many pages (an index's size is a walk over its terms). */
+const BUDGET_CHECK_PAGES = 8;
+
+/** How the service is set up. */
+export interface SearchServiceOptions {
+  /** Bytes all indexes together may hold (default DEFAULT_SEARCH_MEMORY_BYTES). */
+  memoryBudgetBytes?: number;
+  /** How often text indexes are compacted and the budget checked (default COMPACT_INTERVAL_MS; tests shorten it). */
+  compactIntervalMs?: number;
+}
 /** Vector search limits (Convex's). */
 export const DEFAULT_VECTOR_LIMIT = 10;
 export const MAX_VECTOR_LIMIT = 256;
@@ -87,18 +105,21 @@ export class SearchService implements TextSearchProvider {
   readonly #unsubscribe: () => void;
   readonly #unregister: () => void;
   readonly #compactTimer: ReturnType<typeof setInterval>;
+  readonly #budgetBytes: number;
 
-  private constructor(database: Database) {
+  private constructor(database: Database, options: SearchServiceOptions) {
     this.#database = database;
+    this.#budgetBytes = options.memoryBudgetBytes ?? DEFAULT_SEARCH_MEMORY_BYTES;
+    if (!(this.#budgetBytes > 0)) throw new Error("invariant: the search memory budget is positive");
     this.#unsubscribe = database.onCommit((event) => this.#onCommit(event));
     this.#unregister = registerTextSearchProvider(database.persistence, this);
-    this.#compactTimer = setInterval(() => this.#compact(), COMPACT_INTERVAL_MS);
+    this.#compactTimer = setInterval(() => this.#compact(), options.compactIntervalMs ?? COMPACT_INTERVAL_MS);
     Deno.unrefTimer(this.#compactTimer);
   }
 
   /** Starts the service and builds every index of the catalog; resolves once all are built. */
-  static async open(database: Database): Promise<SearchService> {
-    const service = SearchService.start(database);
+  static async open(database: Database, options: SearchServiceOptions = {}): Promise<SearchService> {
+    const service = SearchService.start(database, options);
     await service.whenBuilt();
     return service;
   }
@@ -107,8 +128,8 @@ export class SearchService implements TextSearchProvider {
    * Starts the service with its builds in the background, so a server serves at once after a restart; a search of
    * an index still building waits for it.
    */
-  static start(database: Database): SearchService {
-    const service = new SearchService(database);
+  static start(database: Database, options: SearchServiceOptions = {}): SearchService {
+    const service = new SearchService(database, options);
     service.#sync();
     return service;
   }
@@ -197,6 +218,7 @@ export class SearchService implements TextSearchProvider {
     const index = make();
     if (index instanceof TextIndex) index.rebase(snapshotTs);
     let resumeAfter: Uint8Array | undefined;
+    let pages = 0;
     for (;;) {
       const page = await reader.scan(`${entry.tableName}.by_creation_time`, {
         limit: BUILD_PAGE_DOCUMENTS,
@@ -205,6 +227,7 @@ export class SearchService implements TextSearchProvider {
       for (const document of page) applyTo(index, snapshotTs, document.id, document.json);
       if (page.length < BUILD_PAGE_DOCUMENTS) break;
       resumeAfter = page[page.length - 1].key;
+      if (++pages % BUDGET_CHECK_PAGES === 0) this.#assertFits(index.info.name, index.sizeBytes);
     }
     if (entry.failure !== null) return; // abandoned (too many writes meanwhile): a newer build replaces it
     for (const write of entry.pending) if (write.ts > snapshotTs) applyTo(index, write.ts, write.id, write.json);
@@ -218,6 +241,47 @@ export class SearchService implements TextSearchProvider {
       sizeBytes: index.sizeBytes,
       buildMs: performance.now() - started,
     });
+    this.#enforceBudget();
+  }
+
+  // ---- the memory budget ----
+
+  /** The built indexes with their sizes. */
+  #builtSizes(): { entry: Entry<TextIndex> | Entry<VectorIndex>; bytes: number }[] {
+    const built: { entry: Entry<TextIndex> | Entry<VectorIndex>; bytes: number }[] = [];
+    for (const entry of [...this.#text.values(), ...this.#vector.values()]) {
+      if (entry.index !== null) built.push({ entry, bytes: entry.index.sizeBytes });
+    }
+    return built;
+  }
+
+  /** Throws (ending a build) when the index `name`, at `bytes` so far, does not fit beside the built ones. */
+  #assertFits(name: string, bytes: number): void {
+    const othersBytes = this.#builtSizes().reduce((sum, built) => sum + built.bytes, 0);
+    if (othersBytes + bytes > this.#budgetBytes) throw new Error(this.#overBudgetMessage(name, bytes, othersBytes));
+  }
+
+  /** Drops built indexes, largest first, until the rest fit in the budget. */
+  #enforceBudget(): void {
+    const built = this.#builtSizes().sort((a, b) => b.bytes - a.bytes);
+    let totalBytes = built.reduce((sum, { bytes }) => sum + bytes, 0);
+    for (const { entry, bytes } of built) {
+      if (totalBytes <= this.#budgetBytes) return;
+      totalBytes -= bytes;
+      const message = this.#overBudgetMessage(entry.index!.info.name, bytes, totalBytes);
+      entry.index = null;
+      entry.failure = new Error(message);
+      entry.pending = [];
+      this.#stats.delete(entry.key);
+      console.error(`denvex: ${message}`);
+    }
+  }
+
+  #overBudgetMessage(name: string, bytes: number, othersBytes: number): string {
+    const mib = (n: number) => `${(n / (1024 * 1024)).toFixed(1)} MiB`;
+    return `the search index ${name} (${mib(bytes)}) does not fit in the search memory budget of ` +
+      `${mib(this.#budgetBytes)} beside ${mib(othersBytes)} of other indexes (--search-memory): it is not kept; ` +
+      `text searches of it scan the table, vector searches of it fail`;
   }
 
   // ---- commits ----
@@ -263,6 +327,7 @@ export class SearchService implements TextSearchProvider {
   #compact(): void {
     const horizonTs = this.#database.retainedSinceTs;
     for (const entry of this.#text.values()) entry.index?.compact(horizonTs);
+    this.#enforceBudget();
   }
 
   // ---- text search ----

@@ -77,6 +77,8 @@ export interface BackendOptions {
   actionTimeoutMs?: number;
   /** `--pin-runners`: pin each transaction runner to one CPU (default false). */
   pinRunners?: boolean;
+  /** `--search-memory`: bytes the in-memory search indexes may hold together (default DEFAULT_SEARCH_MEMORY_BYTES). */
+  searchMemoryBytes?: number;
 }
 
 /** Opens the runtime pool, the deployment store and the executor on an open database. */
@@ -90,7 +92,10 @@ export async function openBackend(options: BackendOptions): Promise<Backend> {
     adminKey: options.adminKey,
     cloudUrl: () => options.urls.cloudUrl,
   });
-  const search = SearchService.start(options.database);
+  const search = SearchService.start(
+    options.database,
+    options.searchMemoryBytes === undefined ? {} : { memoryBudgetBytes: options.searchMemoryBytes },
+  );
   const pool = new RunnerPool({
     dataDir: options.dataDir,
     location: options.location,

@@ -7,6 +7,7 @@ import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import type { S3Options } from "../storage/mod.ts";
 import { parseIp } from "../runtime/mod.ts";
 import { BackupConfigError, type BackupOptions, parseBackupFlags, parseDuration } from "../snapshot/mod.ts";
+import { DEFAULT_SEARCH_MEMORY_BYTES } from "../search/mod.ts";
 
 /** Default API port (Convex's `convex dev` local backend uses the same). */
 export const DEFAULT_API_PORT = 3210;
@@ -31,6 +32,11 @@ export const DEFAULT_S3_REGION = "us-east-1";
 /** Default `--action-timeout`: Convex's 10 minutes per action (isolate and node). */
 export const DEFAULT_ACTION_TIMEOUT_MS = 10 * 60 * 1000;
 /** Bounds of `--action-timeout` (a timer cannot exceed about 24 days; a day is already far beyond Convex's). */
+const MIB = 1024 * 1024;
+/** `--search-memory` when not given, in MiB (the search service's default). */
+const DEFAULT_SEARCH_MEMORY_MIB = DEFAULT_SEARCH_MEMORY_BYTES / MIB;
+/** The largest `--search-memory`: 1 TiB. */
+const MAX_SEARCH_MEMORY_MIB = 1024 * 1024;
 const MIN_ACTION_TIMEOUT_MS = 1_000;
 const MAX_ACTION_TIMEOUT_MS = 24 * 60 * 60 * 1000;
 
@@ -68,6 +74,8 @@ export interface ServeConfig {
   actionTimeoutMs: number;
   /** `--pin-runners`: pin each transaction runner to one CPU (Linux, with `taskset`). */
   pinRunners: boolean;
+  /** `--search-memory`: bytes the in-memory text and vector indexes may hold together. */
+  searchMemoryBytes: number;
 }
 
 /** One parsed invocation. */
@@ -138,6 +146,9 @@ Flags of serve:
                          timeout error: 1s to 1d, e.g. 30s, 2m, 1h (default 10m, Convex's limit)
   --pin-runners          pin each query/mutation runner process to one CPU (Linux, with taskset): lower
                          latency and CPU per call at light load, less throughput when every CPU is busy
+  --search-memory MIB    memory the text and vector search indexes may hold together, in MiB (default
+                         ${DEFAULT_SEARCH_MEMORY_MIB}); an index that does not fit is dropped: its text searches scan
+                         the table, its vector searches fail
 
 From a checkout: deno task start [flags]. Deploy code with
   CONVEX_SELF_HOSTED_URL=http://127.0.0.1:${DEFAULT_API_PORT} CONVEX_SELF_HOSTED_ADMIN_KEY=<key> npx convex deploy`;
@@ -162,6 +173,7 @@ const SERVE_OPTIONS = {
   "node-packages": { type: "string" },
   "action-timeout": { type: "string" },
   "pin-runners": { type: "boolean" },
+  "search-memory": { type: "string" },
   help: { type: "boolean", short: "h" },
   // Accepted here too because `deno task start --version` arrives as `serve --version`.
   version: { type: "boolean", short: "V" },
@@ -246,6 +258,7 @@ function parseServe(args: readonly string[], readEnv: (name: string) => string |
       nodePackages: parseNodePackages(values["node-packages"]),
       actionTimeoutMs: parseActionTimeout(values["action-timeout"]),
       pinRunners: values["pin-runners"] === true,
+      searchMemoryBytes: parseSearchMemory(values["search-memory"]),
     },
   };
 }
@@ -261,6 +274,18 @@ function parseRestore(args: readonly string[], readEnv: (name: string) => string
 function parseNodePackages(text: string | undefined): "auto" | "off" {
   if (text === undefined || text === "auto" || text === "off") return text ?? "auto";
   throw new UsageError(`--node-packages must be auto or off, got '${text}'`);
+}
+
+/** `--search-memory`: whole MiB, from 1 MiB to 1 TiB. */
+function parseSearchMemory(text: string | undefined): number {
+  if (text === undefined) return DEFAULT_SEARCH_MEMORY_MIB * MIB;
+  const mib = /^[0-9]{1,7}$/.test(text) ? Number(text) : NaN;
+  if (!(mib >= 1 && mib <= MAX_SEARCH_MEMORY_MIB)) {
+    throw new UsageError(
+      `--search-memory must be a whole number of MiB from 1 to ${MAX_SEARCH_MEMORY_MIB}, got '${text}'`,
+    );
+  }
+  return mib * MIB;
 }
 
 function parseActionTimeout(text: string | undefined): number {

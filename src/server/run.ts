@@ -65,6 +65,7 @@ export async function runServer(config: ServeConfig): Promise<number> {
         nodePackages: config.nodePackages,
         actionTimeoutMs: config.actionTimeoutMs,
         pinRunners: config.pinRunners,
+        searchMemoryBytes: config.searchMemoryBytes,
         log,
       });
     } catch (error) {
