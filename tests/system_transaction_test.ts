@@ -208,3 +208,19 @@ Deno.test("mutation results: commit without document writes, and two commits of 
     assert(await db.commit(other) > ts);
   });
 });
+
+Deno.test("system transaction: inserts get strictly increasing _creationTime and keep their order in by_creation_time", async () => {
+  await withDatabase(async (db) => {
+    await insertItems(db, 0);
+    // Fifty small inserts take well under a millisecond: with plain Date.now() they tied, and the tie fell to the ID.
+    await db.runSystemTransaction(async (tx) => {
+      for (let n = 0; n < 50; n++) await tx.insert("items", { n });
+    });
+    const scanned = await db.readSnapshot().scan("items.by_creation_time", { limit: 100 });
+    const documents = scanned.map((document) => JSON.parse(document.json) as { n: number; _creationTime: number });
+    assertEquals(documents.map((document) => document.n), Array.from({ length: 50 }, (_, n) => n));
+    for (let i = 1; i < documents.length; i++) {
+      assert(documents[i]._creationTime > documents[i - 1]._creationTime, `creation time ${i} is above ${i - 1}`);
+    }
+  });
+});

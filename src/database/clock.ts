@@ -28,3 +28,18 @@ export class TimestampClock {
     return this.#lastTs;
   }
 }
+
+/**
+ * `_creationTime`s for one transaction's inserts: wall-clock milliseconds with a fractional part, strictly increasing,
+ * so the inserts of one transaction keep their order in `by_creation_time` (and never tie on it).
+ */
+export class CreationTimes {
+  #lastMs = 0;
+
+  next(): number {
+    let nowMs = performance.timeOrigin + performance.now();
+    if (nowMs <= this.#lastMs) nowMs = this.#lastMs + 0.001;
+    this.#lastMs = nowMs;
+    return nowMs;
+  }
+}

@@ -4,6 +4,7 @@
  */
 import { compareKeys, jsonToValue, parseConvexJsonText, type Value } from "../values/mod.ts";
 import { compileExpression } from "./filter.ts";
+import { CreationTimes } from "./clock.ts";
 import { INTERNAL_TABLE_NAMES } from "./catalog.ts";
 import { compileIndexRange, keyAfter, type KeyRange, type RangeExpression } from "./index_range.ts";
 import {
@@ -49,11 +50,6 @@ function requireString(args: Args, field: string, op: string): string {
   return value;
 }
 
-/** Wall-clock milliseconds with a fractional part, as `_creationTime` carries. */
-function creationTimeMs(): number {
-  return performance.timeOrigin + performance.now();
-}
-
 /** What `DatabaseSyscalls` is opened with: a transaction's options, plus the syscalls other layers add. */
 export interface DatabaseSyscallsOptions extends TransactionOptions {
   /** Syscalls of other layers (the scheduler's, storage's) this transaction answers too. */
@@ -71,7 +67,7 @@ export class DatabaseSyscalls implements TransactionHost {
   readonly #streams = new Map<number, QueryStream | SearchStream>();
   #nextQueryId = 0;
   #paginated = false;
-  #lastCreationTimeMs = 0;
+  readonly #creationTimes = new CreationTimes();
   /** Syscalls started and not yet answered (see `syscall`). */
   #syscallsInFlight = 0;
   /** The end cursor the previous run's page ended at, from its journal. */
@@ -90,7 +86,7 @@ export class DatabaseSyscalls implements TransactionHost {
 
   /** What a syscall of another layer reaches of this transaction (`services`: the runner's link to the server). */
   syscallContext(services: SyscallServices | null): TransactionSyscallContext {
-    return { transaction: this.transaction, nextCreationTimeMs: () => this.#nextCreationTimeMs(), services };
+    return { transaction: this.transaction, nextCreationTimeMs: () => this.#creationTimes.next(), services };
   }
 
   get snapshotTs(): bigint {
@@ -213,18 +209,10 @@ export class DatabaseSyscalls implements TransactionHost {
     const table = await this.transaction.tableForInsert(tableName);
     const id = this.transaction.newId(table);
     const fields = jsonToValue(value) as Record<string, Value>;
-    const document: Record<string, Value> = { _id: id, _creationTime: this.#nextCreationTimeMs(), ...fields };
+    const document: Record<string, Value> = { _id: id, _creationTime: this.#creationTimes.next(), ...fields };
     this.transaction.checkNewDocument(table, document);
     this.transaction.write(table, id, null, document);
     return JSON.stringify({ _id: id });
-  }
-
-  /** Creation times strictly increase within a transaction so inserts keep their order in `by_creation_time`. */
-  #nextCreationTimeMs(): number {
-    let now = creationTimeMs();
-    if (now <= this.#lastCreationTimeMs) now = this.#lastCreationTimeMs + 0.001;
-    this.#lastCreationTimeMs = now;
-    return now;
   }
 
   async #update(args: Args, mode: "patch" | "replace"): Promise<string> {

@@ -18,6 +18,7 @@ import {
 } from "../values/mod.ts";
 import type { PersistenceReader } from "../persistence/mod.ts";
 import type { CatalogView } from "./catalog.ts";
+import { CreationTimes } from "./clock.ts";
 import { keyAfter, type KeyRange } from "./index_range.ts";
 import { QueryStream } from "./query_stream.ts";
 import { type ReadDocument, Transaction } from "./transaction.ts";
@@ -124,10 +125,11 @@ export class SystemTransaction implements DocumentReader {
   readonly #transaction: Transaction;
   /**
    * Documents read from persistence, and IDs found missing (null), so a write after a read needs no second read: an
-   * idempotency record is looked up and then inserted under the same ID, once per mutation sent over the sync protocol
-   * (issue 14). At one snapshot a miss stays a miss; the transaction's own writes are read from its write set instead.
+   * ID is looked up and then inserted under it (a storage ID chosen before its blob was written). At one snapshot a
+   * miss stays a miss; the transaction's own writes are read from its write set instead.
    */
   readonly #reads = new Map<string, ReadDocument | null>();
+  readonly #creationTimes = new CreationTimes();
 
   constructor(options: SystemTransactionOptions) {
     this.#transaction = new Transaction({
@@ -192,7 +194,7 @@ export class SystemTransaction implements DocumentReader {
         throw new SyscallError("BadArgument", `insert: document ${givenId} already exists`);
       }
     }
-    const creationTimeMs = typeof value._creationTime === "number" ? value._creationTime : Date.now();
+    const creationTimeMs = typeof value._creationTime === "number" ? value._creationTime : this.#creationTimes.next();
     const document: Record<string, Value> = { ...value, _id: id, _creationTime: creationTimeMs };
     this.#transaction.checkNewDocument(table, document);
     this.#transaction.write(table, id, null, document);
