@@ -229,6 +229,18 @@ function defineConformanceTests(backend: Backend): void {
     assertEquals(await p.getDocument("doc2", 20n), revision("doc2", 12n, 2), "sweeping results leaves documents");
   });
 
+  test("mutation results as large as a return value, several in one group commit", async (p) => {
+    // Three results of 6 MiB: together over one statement's size on MariaDB (max_allowed_packet 16 MiB).
+    const resultJson = (n: number) => JSON.stringify(String(n).repeat(6 * 1024 * 1024));
+    await p.commit([1, 2, 3].map((n) => ({
+      ...batch(BigInt(n), [revision(`big${n}`, BigInt(n), n)]),
+      mutationResult: { key: new Uint8Array(16).fill(n), valueJson: resultJson(n) },
+    })));
+    for (const n of [1, 2, 3]) {
+      assertEquals(await p.getMutationResult(new Uint8Array(16).fill(n)), { ts: BigInt(n), valueJson: resultJson(n) });
+    }
+  });
+
   test("snapshot reads see insert, update and delete only from their ts", async (p) => {
     await p.commit([batch(10n, [revision("a", 10n, 1)])]);
     await p.commit([batch(20n, [revision("a", 20n, 2, 10n)])]);

@@ -39,6 +39,22 @@ async function declareIndex(db: Database): Promise<void> {
   }));
 }
 
+/** Runs `body` on a fresh SQLite database with `console.error` lines collected (the service logs dropped indexes). */
+async function withSqliteCapturingErrors(body: (db: Database, errors: string[]) => Promise<void>): Promise<void> {
+  const location = await freshSqlite();
+  const db = await openDatabase(await openPersistence(location));
+  const errors: string[] = [];
+  const consoleError = console.error;
+  console.error = (...args: unknown[]) => errors.push(args.map(String).join(" "));
+  try {
+    await body(db, errors);
+  } finally {
+    console.error = consoleError;
+    await db.close();
+    await location.cleanup();
+  }
+}
+
 /** Creates `items` with the two-dimensional vector index `items.by_embedding` on `embedding`, as a push would. */
 async function declareVectorIndex(db: Database): Promise<void> {
   await db.createTable("items");
@@ -310,12 +326,7 @@ for (const backend of [{ name: "SQLite", fresh: freshSqlite }, { name: "PostgreS
 }
 
 Deno.test("search index: indexes over the memory budget are dropped, largest first: text searches scan, vector searches fail clearly", async () => {
-  const location = await freshSqlite();
-  const db = await openDatabase(await openPersistence(location));
-  const errors: string[] = [];
-  const consoleError = console.error;
-  console.error = (...args: unknown[]) => errors.push(args.map(String).join(" "));
-  try {
+  await withSqliteCapturingErrors(async (db, errors) => {
     await declareIndex(db);
     await declareVectorIndex(db);
     const random = seededRandom(7);
@@ -382,11 +393,7 @@ Deno.test("search index: indexes over the memory budget are dropped, largest fir
     assertEquals(growing.answeredTextSearches, answeredBefore);
     growing.close();
     assertEquals(afterGrowth, await runQueries(db), "the scans answer as before");
-  } finally {
-    console.error = consoleError;
-    await db.close();
-    await location.cleanup();
-  }
+  });
 });
 
 Deno.test("search index: --search-memory takes whole MiB (default 512) and refuses anything else clearly", () => {
@@ -403,4 +410,27 @@ Deno.test("search index: --search-memory takes whole MiB (default 512) and refus
     }
     assert(error?.name === "UsageError" && error.message.includes("--search-memory"), `refused: '${bad}'`);
   }
+});
+
+Deno.test("search index: a build that outgrows the memory budget stops part-way; its searches scan", async () => {
+  await withSqliteCapturingErrors(async (db, errors) => {
+    await declareIndex(db);
+    // More than 8 build pages of 2,000 documents: the build checks the budget before it ends.
+    const random = seededRandom(11);
+    for (let batch = 0; batch < 17; batch++) {
+      await mutate(db, async (tx) => {
+        for (let i = 0; i < 1_000; i++) await insert(tx, randomBody(random, batch * 1_000 + i), TAGS[i % 3]);
+      });
+    }
+    const scanned = await runQueries(db);
+    const service = await SearchService.open(db, { memoryBudgetBytes: 64 * 1024 });
+    assertEquals(service.stats(), []);
+    assert(
+      errors.some((line) => line.includes(`building the search index`) && line.includes("does not fit")),
+      "the build itself stopped",
+    );
+    assertEquals(await runQueries(db), scanned);
+    assertEquals(service.answeredTextSearches, 0);
+    service.close();
+  });
 });

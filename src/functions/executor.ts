@@ -26,14 +26,7 @@ import {
 import { componentEnvironments, componentFunctions, tableComponentPath } from "./component_calls.ts";
 import type { ActiveDeployment, FunctionInfo } from "./deployment.ts";
 import { type FunctionAddress, parseFunctionPath } from "../values/mod.ts";
-import {
-  findResult,
-  idempotencyOwner,
-  recordResult,
-  type RememberedResult,
-  resultAt,
-  resultKey,
-} from "./idempotency.ts";
+import { findResult, idempotencyOwner, recordResult, type RememberedResult, resultKey } from "./idempotency.ts";
 
 /** Optimistic attempts of a mutation before it waits for an exclusive commit turn instead. */
 const OPTIMISTIC_MUTATION_ATTEMPTS = 3;
@@ -408,16 +401,6 @@ export class FunctionExecutor {
     };
   }
 
-  /** The key's committed result at `snapshotTs`, or null (also when that snapshot is no longer retained). */
-  async #resultAtSnapshot(key: Uint8Array, snapshotTs: bigint): Promise<RememberedResult | null> {
-    try {
-      return await resultAt(this.#deps.database, key, snapshotTs);
-    } catch (error) {
-      if (error instanceof SyscallError) return null;
-      throw error;
-    }
-  }
-
   /**
    * Runs a mutation to a commit. Contention costs latency, not errors: a few optimistic attempts with jittered
    * backoff, then exclusive commit turns, in which no other transaction commits between the attempt's snapshot and
@@ -506,7 +489,7 @@ export class FunctionExecutor {
     if (!finished.ok && resultKey !== null && result.snapshotTs !== undefined) {
       // Another execution of the key may have committed after `findResult` looked (this run then failed on its
       // writes, e.g. a uniqueness check): the key's one committed result is the answer, not this run's failure.
-      const remembered = await this.#resultAtSnapshot(resultKey, result.snapshotTs);
+      const remembered = await database.mutationResult(resultKey, result.snapshotTs);
       if (remembered) return rememberedCall(remembered);
     }
     if (!finished.ok || !result.outcome) return finished;

@@ -63,11 +63,6 @@ export async function findResult(database: Database, key: Uint8Array): Promise<R
   return { valueJson: record.result, ts: legacy.ts };
 }
 
-/** The result of `key` committed at or before `snapshotTs`, or null. */
-export function resultAt(database: Database, key: Uint8Array, snapshotTs: bigint): Promise<RememberedResult | null> {
-  return database.mutationResult(key, snapshotTs);
-}
-
 /**
  * Adds the result to `outcome` (it commits with the mutation), or returns the result already committed at the
  * outcome's snapshot: then another execution of the key committed after `findResult` looked and before this
@@ -81,7 +76,7 @@ export async function recordResult(
   key: Uint8Array,
   valueJson: string,
 ): Promise<RememberedResult | null> {
-  const remembered = await resultAt(database, key, BigInt(outcome.snapshotTs));
+  const remembered = await database.mutationResult(key, BigInt(outcome.snapshotTs));
   if (remembered !== null) return remembered;
   withMutationResult(outcome, key, valueJson);
   return null;

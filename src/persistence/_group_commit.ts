@@ -137,17 +137,31 @@ export function chunkDocuments(
   maxRows: number,
   maxJsonChars: number,
 ): DocumentRevision[][] {
-  const chunks: DocumentRevision[][] = [];
-  let chunk: DocumentRevision[] = [];
+  return chunkByJsonChars(documents, maxRows, maxJsonChars, (document) => document.json?.length ?? 0);
+}
+
+/** Splits mutation results the same way: a result may be as large as a function's return value. */
+export function chunkResults(
+  results: TimedMutationResult[],
+  maxRows: number,
+  maxJsonChars: number,
+): TimedMutationResult[][] {
+  return chunkByJsonChars(results, maxRows, maxJsonChars, ({ result }) => result.valueJson.length);
+}
+
+/** Splits `rows` into runs of at most `maxRows` and about `maxJsonChars` of JSON (at least one row each). */
+function chunkByJsonChars<T>(rows: T[], maxRows: number, maxJsonChars: number, jsonCharsOf: (row: T) => number): T[][] {
+  const chunks: T[][] = [];
+  let chunk: T[] = [];
   let chunkChars = 0;
-  for (const document of documents) {
-    const chars = document.json?.length ?? 0;
+  for (const row of rows) {
+    const chars = jsonCharsOf(row);
     if (chunk.length > 0 && (chunk.length >= maxRows || chunkChars + chars > maxJsonChars)) {
       chunks.push(chunk);
       chunk = [];
       chunkChars = 0;
     }
-    chunk.push(document);
+    chunk.push(row);
     chunkChars += chars;
   }
   if (chunk.length > 0) chunks.push(chunk);

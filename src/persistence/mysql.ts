@@ -32,7 +32,14 @@ import {
   WRITER_POOL_SIZE,
 } from "./_mysql_schema.ts";
 import { isConnectionError, neverConnected, toPersistenceError } from "./_mysql_errors.ts";
-import { chunkDocuments, type CommitRows, GroupCommitter, newestStoredTs, splitGlobals } from "./_group_commit.ts";
+import {
+  chunkDocuments,
+  chunkResults,
+  type CommitRows,
+  GroupCommitter,
+  newestStoredTs,
+  splitGlobals,
+} from "./_group_commit.ts";
 import { assert, assertValidPrune, MAX_LISTED_GLOBALS, META_MAX_TS, prefixUpperBound } from "./_shared.ts";
 import type {
   CommitBatch,
@@ -45,7 +52,7 @@ import type {
 /** Rows per INSERT statement. */
 const INSERT_CHUNK_ROWS = 2_000;
 /**
- * Document JSON characters per INSERT statement: escaping can double them, and MariaDB's default
+ * Document (or mutation result) JSON characters per INSERT statement: escaping can double them, and MariaDB's default
  * `max_allowed_packet` is 16 MiB (MySQL 8's 64 MiB).
  */
 const INSERT_CHUNK_JSON_CHARS = 4 * 1024 * 1024;
@@ -168,10 +175,9 @@ class MysqlPersistence extends MysqlReader implements Persistence {
         chunk.map(({ ts, entry }) => [entry.indexId, entry.key, ts, entry.deleted ? 1 : 0, utf8(entry.documentId)]),
       ]);
     }
-    if (results.length > 0) {
-      // At most one per batch, and a group holds at most 512 batches: one statement.
+    for (const chunk of chunkResults(results, INSERT_CHUNK_ROWS, INSERT_CHUNK_JSON_CHARS)) {
       await connection.query("INSERT INTO mutation_results (ts, result_key, json) VALUES ?", [
-        results.map(({ ts, result }) => [ts, result.key, result.valueJson]),
+        chunk.map(({ ts, result }) => [ts, result.key, result.valueJson]),
       ]);
     }
     await connection.query(

@@ -7,7 +7,14 @@ import { PostgresReader } from "./_postgres_reader.ts";
 import { prunePostgres } from "./_postgres_prune.ts";
 import { connectPostgres, createSchema, READER_POOL_SIZE, type Sql, WRITER_POOL_SIZE } from "./_postgres_schema.ts";
 import { isConnectionError, neverConnected, toPersistenceError } from "./_postgres_errors.ts";
-import { chunkDocuments, type CommitRows, GroupCommitter, newestStoredTs, splitGlobals } from "./_group_commit.ts";
+import {
+  chunkDocuments,
+  chunkResults,
+  type CommitRows,
+  GroupCommitter,
+  newestStoredTs,
+  splitGlobals,
+} from "./_group_commit.ts";
 import { assert, assertValidPrune, bytesToHex, MAX_LISTED_GLOBALS, META_MAX_TS, prefixUpperBound } from "./_shared.ts";
 import type {
   CommitBatch,
@@ -21,7 +28,10 @@ import type {
 const PRUNE_LOCK_ID = 0x64656e77;
 /** Rows per INSERT statement: bounds the arrays one statement sends. */
 const INSERT_CHUNK_ROWS = 5_000;
-/** Document JSON characters per INSERT statement (documents are up to 1 MiB each), bounding one message's size. */
+/**
+ * Document (or mutation result) JSON characters per INSERT statement (documents are up to 1 MiB each), bounding one
+ * message's size.
+ */
 const INSERT_CHUNK_JSON_CHARS = 16 * 1024 * 1024;
 
 /** How long a commit may wait for PostgreSQL before its pool counts as broken and is replaced. */
@@ -115,14 +125,13 @@ class PostgresPersistence extends PostgresReader implements Persistence {
                       ${tx.array(chunk.map((e) => e.entry.documentId), 25)}::text[])
                AS v(index_id, key_hex, ts, deleted, document_id)`;
         }
-        if (results.length > 0) {
-          // At most one per batch, and a group holds at most 512 batches: one statement.
+        for (const chunk of chunkResults(results, INSERT_CHUNK_ROWS, INSERT_CHUNK_JSON_CHARS)) {
           await tx`
           INSERT INTO mutation_results (ts, key, json)
           SELECT ts, decode(key_hex, 'hex'), json
-          FROM unnest(${tx.array(results.map((r) => r.ts.toString()), 25)}::bigint[],
-                      ${tx.array(results.map((r) => bytesToHex(r.result.key)), 25)}::text[],
-                      ${tx.array(results.map((r) => r.result.valueJson), 25)}::text[])
+          FROM unnest(${tx.array(chunk.map((r) => r.ts.toString()), 25)}::bigint[],
+                      ${tx.array(chunk.map((r) => bytesToHex(r.result.key)), 25)}::text[],
+                      ${tx.array(chunk.map((r) => r.result.valueJson), 25)}::text[])
                AS v(ts, key_hex, json)`;
         }
         await tx`INSERT INTO meta (key, value) VALUES (${META_MAX_TS}, ${newMaxTs.toString()})

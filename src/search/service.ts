@@ -219,6 +219,9 @@ export class SearchService implements TextSearchProvider {
     if (index instanceof TextIndex) index.rebase(snapshotTs);
     let resumeAfter: Uint8Array | undefined;
     let pages = 0;
+    // The other indexes' size, once: walking their terms every few pages would repeat the work, and their growth
+    // meanwhile is caught by the check after the build.
+    const othersBytes = this.#builtBytes();
     for (;;) {
       const page = await reader.scan(`${entry.tableName}.by_creation_time`, {
         limit: BUILD_PAGE_DOCUMENTS,
@@ -227,7 +230,7 @@ export class SearchService implements TextSearchProvider {
       for (const document of page) applyTo(index, snapshotTs, document.id, document.json);
       if (page.length < BUILD_PAGE_DOCUMENTS) break;
       resumeAfter = page[page.length - 1].key;
-      if (++pages % BUDGET_CHECK_PAGES === 0) this.#assertFits(index.info.name, index.sizeBytes);
+      if (++pages % BUDGET_CHECK_PAGES === 0) this.#assertFits(index.info.name, index.sizeBytes, othersBytes);
     }
     if (entry.failure !== null) return; // abandoned (too many writes meanwhile): a newer build replaces it
     for (const write of entry.pending) if (write.ts > snapshotTs) applyTo(index, write.ts, write.id, write.json);
@@ -255,9 +258,13 @@ export class SearchService implements TextSearchProvider {
     return built;
   }
 
-  /** Throws (ending a build) when the index `name`, at `bytes` so far, does not fit beside the built ones. */
-  #assertFits(name: string, bytes: number): void {
-    const othersBytes = this.#builtSizes().reduce((sum, built) => sum + built.bytes, 0);
+  /** The bytes all built indexes hold. */
+  #builtBytes(): number {
+    return this.#builtSizes().reduce((sum, built) => sum + built.bytes, 0);
+  }
+
+  /** Throws (ending a build) when the index `name`, at `bytes` so far, does not fit beside `othersBytes`. */
+  #assertFits(name: string, bytes: number, othersBytes: number): void {
     if (othersBytes + bytes > this.#budgetBytes) throw new Error(this.#overBudgetMessage(name, bytes, othersBytes));
   }
 
