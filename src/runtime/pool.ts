@@ -10,12 +10,19 @@
  * Runner states (`RunnerState`): starting → idle ⇄ busy → retiring → dead. A runner goes back to idle only after it
  * reported `idle` (its worker answered the post-call probe, runner.ts); one that answered with a time-limit failure,
  * left work behind, or is being stopped is retiring and never gets another call. Dispatch asserts the state.
+ *
+ * While more calls wait than there are transaction runners, a busy transaction runner also gets the next query or
+ * mutation sent behind its running one (pipelined): it starts that call itself once idle, instead of sleeping until
+ * the server has read its answer and written the next call (a wake-up of a process on another vCPU, ~20 µs of CPU on
+ * each side here, and the server's time to get to it). Under that load every waiting call waits for a runner anyway.
+ * A call sent behind has its snapshot taken when sent, one running call earlier than otherwise; one whose runner dies
+ * before it starts goes back to the front of the queue.
  */
 import { AnalyzeError, RunnerPoolFullError } from "./errors.ts";
 import { modulesRoot } from "./module_writer.ts";
 import { actionNetPolicy, isCompiledBinary, type RunnerCommand, runnerCommand } from "./runner_command.ts";
 import { NodeAnalyzeError, NodePool } from "./node/mod.ts";
-import { RunnerExitError, RunnerProcess } from "./runner_process.ts";
+import { RunnerExitError, RunnerProcess, type SentJob } from "./runner_process.ts";
 import { CpuAffinity } from "./cpu_affinity.ts";
 import { prepareRunnerSocketDir } from "./runner_socket.ts";
 import {
@@ -72,15 +79,34 @@ export type RunnerState = "starting" | "idle" | "busy" | "retiring" | "dead";
 /** Why the pool killed a runner during a call, if it did. */
 type StopReason = "deadline" | "cancelled" | null;
 
+/** How a job's run ended: answered (or failed for good), or never started on its runner (it may go to another). */
+type JobRunEnd = "done" | "not started";
+
 /** One queued or running call. */
 interface Job {
-  /** Runs on `runner`; never rejects. `stopReason()` tells whether (and why) the pool killed the runner. */
-  run(runner: RunnerProcess, stopReason: () => StopReason): Promise<void>;
+  /**
+   * Sends the job to `runner` (behind its running job when `behind`) and returns when the runner is done with it;
+   * `whenSent` gets the job's `SentJob` synchronously. Never rejects. `stopReason()` tells whether (and why) the pool
+   * killed the runner.
+   */
+  run(
+    runner: RunnerProcess,
+    stopReason: () => StopReason,
+    whenSent: (sent: SentJob<unknown>) => void,
+  ): Promise<JobRunEnd>;
   /** Fails a call that never started. */
   fail(error: Error): void;
   hardDeadlineMs: number;
   /** Aborted when the caller no longer wants the result: the call is dropped or its runner killed. */
   signal?: AbortSignal;
+  /** Whether it may be sent behind a running job (a query or mutation without a caller that can go away). */
+  pipelinable: boolean;
+}
+
+/** A busy runner's job, and the one sent behind it with its turn (resolved by `#finish`, false if the runner went). */
+interface RunningSlot {
+  job: Job;
+  behind: { job: Job; turn: PromiseWithResolvers<boolean> } | null;
 }
 
 /** Runners of one kind. */
@@ -93,6 +119,11 @@ interface RunnerSet {
   all: Map<RunnerProcess, RunnerState>;
   /** The runners in state idle (and only those), most recently used last. */
   idle: RunnerProcess[];
+  /** The job each busy runner runs, and the job sent behind it if any (see the module comment). */
+  running: Map<RunnerProcess, RunningSlot>;
+  /** Jobs sent behind a running one, and those of them put back in the queue unstarted (tests, benchmarks). */
+  sentBehind: number;
+  requeued: number;
   starting: number;
   queue: Job[];
   startFailures: number;
@@ -218,7 +249,8 @@ export class RunnerPool {
       hardDeadlineMs: this.#hardDeadlineMs(timeLimitMs),
       fail: (error) => result.reject(error),
       ...(request.signal === undefined ? {} : { signal: request.signal }),
-      run: async (runner, stopReason) => {
+      pipelinable: request.signal === undefined && request.http === undefined,
+      run: async (runner, stopReason, whenSent) => {
         this.#contexts.set(executionId, {
           executionId,
           requestId: request.requestId,
@@ -234,7 +266,7 @@ export class RunnerPool {
         const catalog = taken?.catalog ?? request.catalog ?? null;
         const sendCatalog = catalog !== null && runner.catalogVersion !== catalog.version;
         try {
-          const message = await runner.execute({
+          const sent = runner.execute({
             type: "execute",
             executionId,
             udfType: request.udfType,
@@ -258,12 +290,15 @@ export class RunnerPool {
               request: request.requestMetadata ?? NO_REQUEST_METADATA,
             },
           }, request.http?.exchange);
+          whenSent(sent);
+          const message = await sent.answer;
           if (catalog !== null) runner.catalogVersion = catalog.version;
           const executed = toExecutionResult(message);
           if (snapshotTs !== undefined) executed.snapshotTs = snapshotTs;
           result.resolve(executed);
         } catch (error) {
           runner.catalogVersion = null;
+          if (error instanceof RunnerExitError && !error.started) return "not started";
           const text = this.#failureText(error, stopReason(), timeLimitMs, job.hardDeadlineMs);
           result.resolve({
             ok: false,
@@ -276,6 +311,7 @@ export class RunnerPool {
         } finally {
           this.#contexts.delete(executionId);
         }
+        return "done";
       },
     };
     this.#submit(set, job);
@@ -307,9 +343,10 @@ export class RunnerPool {
     const job: Job = {
       hardDeadlineMs: timeLimitMs + (this.#options.hardDeadlineSlackMs ?? DEFAULT_HARD_DEADLINE_SLACK_MS),
       fail: (error) => result.reject(error),
-      run: async (runner, stopReason) => {
+      pipelinable: false,
+      run: async (runner, stopReason, whenSent) => {
         try {
-          const message = await runner.analyze({
+          const sent = runner.analyze({
             type: "analyze",
             executionId,
             deploymentDir,
@@ -318,11 +355,14 @@ export class RunnerPool {
             env,
             timeLimitMs,
           });
+          whenSent(sent);
+          const message = await sent.answer;
           if (message.ok && message.analysis) result.resolve(message.analysis);
           else result.reject(new AnalyzeError(message.errorMessage ?? "Analysis failed"));
         } catch (error) {
           result.reject(new AnalyzeError(this.#failureText(error, stopReason(), timeLimitMs, job.hardDeadlineMs)));
         }
+        return "done";
       },
     };
     this.#submit(this.#sets.transaction, job);
@@ -398,12 +438,17 @@ export class RunnerPool {
   }
 
   /** Numbers for monitoring and tests. */
-  stats(): Record<RunnerKind, { runners: number; idle: number; starting: number; queued: number }> {
+  stats(): Record<
+    RunnerKind,
+    { runners: number; idle: number; starting: number; queued: number; sentBehind: number; requeued: number }
+  > {
     const of = (set: RunnerSet) => ({
       runners: set.all.size,
       idle: set.idle.length,
       starting: set.starting,
       queued: set.queue.length,
+      sentBehind: set.sentBehind,
+      requeued: set.requeued,
     });
     return { transaction: of(this.#sets.transaction), action: of(this.#sets.action) };
   }
@@ -483,20 +528,56 @@ export class RunnerPool {
       assertState(set, runner, "idle");
       if (runner.busy || runner.retiring) throw new Error(`Runner ${runner.id} is idle but busy or retiring`);
       set.all.set(runner, "busy");
-      void this.#start(set, runner, set.queue.shift()!);
+      const job = set.queue.shift()!;
+      set.running.set(runner, { job, behind: null });
+      void this.#start(set, runner, job, null);
     }
     // Grow (actions) while calls wait and no runner is on its way for them.
     const growable = () => set.queue.length > set.starting && set.all.size < set.max;
     const canSpawn = () => !this.#closed && this.#commands[set.kind] !== null && performance.now() >= set.backoffUntil;
     while (canSpawn() && growable()) this.#spawn(set);
+    this.#sendBehind(set);
   }
 
-  async #start(set: RunnerSet, runner: RunnerProcess, job: Job): Promise<void> {
+  /** Sends waiting calls behind running ones while more wait than there are runners (see the module comment). */
+  #sendBehind(set: RunnerSet): void {
+    if (set.kind !== "transaction") return;
+    for (const [runner, slot] of set.running) {
+      if (set.queue.length <= set.all.size || !set.queue[0].pipelinable) return;
+      if (slot.behind !== null || !slot.job.pipelinable || !runner.takesJobBehind) continue;
+      assertState(set, runner, "busy");
+      const job = set.queue.shift()!;
+      const turn = Promise.withResolvers<boolean>();
+      slot.behind = { job, turn };
+      set.sentBehind++;
+      void this.#start(set, runner, job, turn.promise);
+    }
+  }
+
+  /**
+   * Runs `job` on `runner` and, when it is the runner's last, makes the runner idle (or retires it). `turn` is null for
+   * a job that starts now; for one sent behind a running job, it resolves when that job is done with the runner (false
+   * when the runner is gone), and only then does this job's deadline start.
+   */
+  async #start(set: RunnerSet, runner: RunnerProcess, job: Job, turn: Promise<boolean> | null): Promise<void> {
     let stopReason: StopReason = null;
     const stop = (reason: StopReason) => {
       stopReason ??= reason;
       runner.kill();
     };
+    let sent: SentJob<unknown> | null = null;
+    const running = job.run(runner, () => stopReason, (justSent) => sent = justSent);
+    if (sent === null) {
+      // It failed before reaching the runner (its snapshot could not be taken): the runner is as it was.
+      await running;
+      return this.#withdraw(set, runner, job);
+    }
+    const idlePromise = (sent as SentJob<unknown>).idle;
+    if (turn !== null && !await turn) {
+      // The runner is gone: the job fails as never started (its answer rejects with the runner's exit).
+      await running;
+      return this.#requeue(set, runner, job);
+    }
     // The deadline also covers the wait for `idle` after the answer (bounded by the runner's probe timeout).
     const timer = setTimeout(() => stop("deadline"), job.hardDeadlineMs);
     const onAbort = () => stop("cancelled");
@@ -504,20 +585,58 @@ export class RunnerPool {
     job.signal?.addEventListener("abort", onAbort, { once: true });
     let idle = false;
     try {
-      await job.run(runner, () => stopReason);
+      if (await running === "not started") return this.#requeue(set, runner, job);
       // The answer is in: a disconnect from here on no longer concerns this call.
       job.signal?.removeEventListener("abort", onAbort);
       // A runner that answered with a time-limit failure is on its way out: never wait for it, never reuse it.
       if (!runner.retiring && !runner.dead && !this.#closed) {
-        idle = await runner.whenIdle().then(() => true, () => false);
+        idle = await idlePromise.then(() => true, () => false);
       }
     } finally {
       clearTimeout(timer);
       job.signal?.removeEventListener("abort", onAbort);
     }
-    if (!idle || runner.dead || this.#closed || set.all.get(runner) !== "busy") return this.#retire(set, runner);
+    this.#finish(set, runner, job, idle);
+  }
+
+  /** After `job` is done with `runner`: hands the runner to the job sent behind it, or makes it idle, or retires it. */
+  #finish(set: RunnerSet, runner: RunnerProcess, job: Job, idle: boolean): void {
+    const slot = set.running.get(runner);
+    assert(slot?.job === job, "a runner finishes the job it runs");
+    const usable = idle && !runner.dead && !this.#closed && set.all.get(runner) === "busy";
+    if (!usable) this.#retire(set, runner);
+    if (slot.behind !== null) {
+      const { behind } = slot;
+      set.running.set(runner, { job: behind.job, behind: null });
+      behind.turn.resolve(usable);
+      return;
+    }
+    set.running.delete(runner);
+    if (!usable) return;
     set.all.set(runner, "idle");
     set.idle.push(runner);
+    this.#dispatch(set);
+  }
+
+  /** Forgets `job`, which ended without being sent to `runner`. */
+  #withdraw(set: RunnerSet, runner: RunnerProcess, job: Job): void {
+    const slot = set.running.get(runner);
+    if (slot?.behind?.job === job) {
+      slot.behind = null;
+      return;
+    }
+    this.#finish(set, runner, job, !runner.busy);
+  }
+
+  /**
+   * Puts back a job whose runner died before starting it (it was sent behind another), ahead of the waiting ones: none
+   * of its code ran.
+   */
+  #requeue(set: RunnerSet, runner: RunnerProcess, job: Job): void {
+    this.#finish(set, runner, job, false);
+    if (this.#closed) return job.fail(new RunnerPoolFullError("The runner pool is closed"));
+    set.requeued++;
+    set.queue.unshift(job);
     this.#dispatch(set);
   }
 
@@ -690,6 +809,9 @@ function newSet(kind: RunnerKind, min: number, max: number, maxQueued: number): 
     maxQueued,
     all: new Map(),
     idle: [],
+    running: new Map(),
+    sentBehind: 0,
+    requeued: 0,
     starting: 0,
     queue: [],
     startFailures: 0,
@@ -703,6 +825,11 @@ function busyCount(set: RunnerSet): number {
 
 function countState(set: RunnerSet, state: RunnerState): number {
   return [...set.all.values()].filter((each) => each === state).length;
+}
+
+/** An invariant of the pool's bookkeeping (a bug when it fails, never user input). */
+function assert(condition: boolean, invariant: string): asserts condition {
+  if (!condition) throw new Error(`Runner pool invariant broken: ${invariant}`);
 }
 
 /** The pool's bookkeeping invariant: `runner` is in `expected` state (a bug otherwise, never user input). */

@@ -78,6 +78,8 @@ export class Runner {
   #watchdog: ReturnType<typeof setInterval> | null = null;
   /** The worker the current run's execute message went to (it then answers a probe by itself). */
   #executedOn: UserWorker | null = null;
+  /** An execution the server sent behind the current run (pipelined, runner_process.ts): it starts once idle. */
+  #behind: RunnerExecuteMessage | null = null;
 
   constructor(
     init: RunnerInitMessage,
@@ -113,6 +115,10 @@ export class Runner {
 
   /** Handles one message from the server. */
   handle(message: ToRunnerMessage): void {
+    if (message.type === "execute" && this.#busy && this.#behind === null && this.#init.kind === "transaction") {
+      this.#behind = message;
+      return;
+    }
     if ((message.type === "execute" || message.type === "analyze") && this.#busy) {
       // The pool never does this; refuse rather than mix two executions' syscalls.
       throw new Error(`Runner received ${message.type} ${message.executionId} while busy`);
@@ -317,8 +323,19 @@ export class Runner {
       }
     }
     if (this.#exiting) return;
+    this.#becameIdle({ type: "idle" });
+  }
+
+  /**
+   * Sends `idle` (or an answer that stands for it) and starts the execution sent behind, if any. Not awaited: the
+   * frame is queued in order, ahead of anything the next execution sends.
+   */
+  #becameIdle(message: FromRunnerMessage): void {
     this.#busy = false;
-    await this.#send({ type: "idle" });
+    void this.#send(message).catch(() => {});
+    const next = this.#behind;
+    this.#behind = null;
+    if (next !== null) this.handle(next);
   }
 
   #execute(message: RunnerExecuteMessage): Promise<void> {
@@ -348,8 +365,7 @@ export class Runner {
       this.#init.kind === "transaction" && worker !== null && this.#executedOn === worker;
     if (!eligible || !await worker.settledSoon(SETTLE_SOON_MS) || this.#exiting) return false;
     this.#executedOn = null;
-    this.#busy = false;
-    await this.#send({ ...answer, idle: true });
+    this.#becameIdle({ ...answer, idle: true });
     return true;
   }
 

@@ -1,7 +1,9 @@
 /**
  * The server's handle on one runner process: spawns it, frames messages over its socket (runner_socket.ts; never its
  * stdin/stdout, which user code can reach), relays its calls, and reports how it ended. A runner runs one execution or
- * analysis at a time.
+ * analysis at a time. A transaction runner may also hold one execution sent behind the running job (pipelined, see
+ * `execute`): it starts that one by itself once it has reported `idle`, so it finds its next call in its socket instead
+ * of sleeping until the server's next write wakes it.
  *
  * Private to `src/runtime`: other folders use its `mod.ts`.
  */
@@ -35,11 +37,37 @@ export interface RunnerExit {
 /** Raised for the work a runner was doing when it died. */
 export class RunnerExitError extends DenvexError {
   readonly exit: RunnerExit;
-  constructor(exit: RunnerExit) {
+  /**
+   * False for an execution that was sent behind the running job and never began: the runner died before it reported
+   * `idle` after that job, so none of its code ran and the call may go to another runner.
+   */
+  readonly started: boolean;
+  constructor(exit: RunnerExit, started = true) {
     super("RunnerExited", `Runner process exited (code ${exit.code}${exit.signal ? `, signal ${exit.signal}` : ""})`);
     this.name = "RunnerExitError";
     this.exit = exit;
+    this.started = started;
   }
+}
+
+/** A job sent to a runner: its answer, and when the runner is ready for another call after it. */
+export interface SentJob<Answer> {
+  answer: Promise<Answer>;
+  /**
+   * Resolves when the runner reports `idle` after this job: it has probed its worker and restored its globals
+   * (runner.ts). Rejects with RunnerExitError if it exits instead (leftover work, time limit).
+   */
+  idle: Promise<void>;
+}
+
+/** The server's side of a job in flight. */
+interface JobInFlight {
+  executionId: string;
+  answer: PromiseWithResolvers<FromRunnerMessage>;
+  idle: PromiseWithResolvers<void>;
+  /** Whether the answer arrived (the job then only waits for `idle`). */
+  answered: boolean;
+  http?: HttpExchange | undefined;
 }
 
 /** Answers a runner's call (`RunnerCallMessage`) with a call result. */
@@ -67,16 +95,10 @@ export class RunnerProcess {
   #connection: Deno.UnixConn | null = null;
   readonly #writer: FrameWriter;
   readonly #onCall: CallHandler;
-  #job: {
-    executionId: string;
-    resolve(message: FromRunnerMessage): void;
-    reject(error: Error): void;
-    http?: HttpExchange | undefined;
-  } | null = null;
-  /** Settles when the runner reports `idle` after its last job (rejects if it exits first); kept once settled. */
-  #idle: PromiseWithResolvers<void> | null = null;
-  /** True from sending a job until the runner reports `idle` after it. */
-  #awaitingIdle = false;
+  /** The job the runner is running, from sending it until the runner reports `idle` after it. */
+  #job: JobInFlight | null = null;
+  /** An execution sent behind `#job` (pipelined): the runner starts it once it is idle after `#job`. */
+  #next: JobInFlight | null = null;
   #retiring = false;
   #killedByPool = false;
   #exit: RunnerExit | null = null;
@@ -119,9 +141,13 @@ export class RunnerProcess {
       this.#exit = { code: status.code, signal: status.signal, killedByPool: this.#killedByPool };
       const error = new RunnerExitError(this.#exit);
       ready.reject(error);
-      this.#job?.reject(error);
+      for (const job of [this.#job, this.#next]) {
+        const failure = job === this.#next ? new RunnerExitError(this.#exit, false) : error;
+        if (job !== null && !job.answered) job.answer.reject(failure);
+        job?.idle.reject(failure);
+      }
       this.#job = null;
-      if (this.#awaitingIdle) this.#idle?.reject(error);
+      this.#next = null;
       this.#writer.close().catch(() => {});
       return this.#exit;
     });
@@ -133,9 +159,15 @@ export class RunnerProcess {
     return this.#child.pid;
   }
 
-  /** Whether a job is running. */
+  /** Whether a job is running or has not been followed by `idle` yet. */
   get busy(): boolean {
     return this.#job !== null;
+  }
+
+  /** Whether an execution may be sent behind the running job now (see `execute`). */
+  get takesJobBehind(): boolean {
+    return this.#job !== null && this.#next === null && this.kind === "transaction" && !this.#retiring &&
+      this.#exit === null;
   }
 
   /** Whether the process has exited. */
@@ -149,38 +181,44 @@ export class RunnerProcess {
   }
 
   /**
-   * Resolves when the runner is ready for another call after its last job: it has probed its worker and restored its
-   * globals (runner.ts). Rejects with RunnerExitError if it exits instead (leftover work, time limit).
+   * Runs one execution; its answer rejects with RunnerExitError if the process dies first. Sent while a job runs (only
+   * when `takesJobBehind`), it waits in the runner behind that job, and fails with a RunnerExitError that says it never
+   * started if the runner dies before becoming idle after that job.
    */
-  whenIdle(): Promise<void> {
-    if (this.#idle === null) return Promise.reject(new Error(`Runner ${this.id} has no job to become idle after`));
-    return this.#idle.promise;
+  execute(message: RunnerExecuteMessage, http?: HttpExchange): SentJob<RunnerResultMessage> {
+    if (this.#job !== null && !this.takesJobBehind) throw new Error(`Runner ${this.id} cannot take a job behind`);
+    return this.#send(message, http) as SentJob<RunnerResultMessage>;
   }
 
-  /** Runs one execution; rejects with RunnerExitError if the process dies first. */
-  execute(message: RunnerExecuteMessage, http?: HttpExchange): Promise<RunnerResultMessage> {
-    return this.#run(message, http) as Promise<RunnerResultMessage>;
+  /** Runs one analysis; its answer rejects with RunnerExitError if the process dies first. */
+  analyze(message: RunnerAnalyzeMessage): SentJob<RunnerAnalysisMessage> {
+    if (this.#job !== null) throw new Error(`Runner ${this.id} is busy`);
+    return this.#send(message) as SentJob<RunnerAnalysisMessage>;
   }
 
-  /** Runs one analysis; rejects with RunnerExitError if the process dies first. */
-  analyze(message: RunnerAnalyzeMessage): Promise<RunnerAnalysisMessage> {
-    return this.#run(message) as Promise<RunnerAnalysisMessage>;
-  }
-
-  #run(message: RunnerExecuteMessage | RunnerAnalyzeMessage, http?: HttpExchange): Promise<FromRunnerMessage> {
-    if (this.#exit !== null) return Promise.reject(new RunnerExitError(this.#exit));
-    if (this.#job !== null) return Promise.reject(new Error(`Runner ${this.id} is busy`));
-    if (this.#awaitingIdle) return Promise.reject(new Error(`Runner ${this.id} has not become idle yet`));
-    const job = Promise.withResolvers<FromRunnerMessage>();
-    this.#job = { executionId: message.executionId, resolve: job.resolve, reject: job.reject, http };
-    this.#awaitingIdle = true;
-    this.#idle = Promise.withResolvers<void>();
-    this.#idle.promise.catch(() => {}); // observed by whoever awaits it
-    this.#writer.send(message).catch(() => this.kill());
-    return job.promise.finally(() => {
+  #send(message: RunnerExecuteMessage | RunnerAnalyzeMessage, http?: HttpExchange): SentJob<FromRunnerMessage> {
+    const job: JobInFlight = {
+      executionId: message.executionId,
+      answer: Promise.withResolvers<FromRunnerMessage>(),
+      idle: Promise.withResolvers<void>(),
+      answered: false,
+      http,
+    };
+    job.idle.promise.catch(() => {}); // observed by whoever awaits it
+    if (this.#exit !== null) {
+      const error = new RunnerExitError(this.#exit, false);
+      job.answer.reject(error);
+      job.idle.reject(error);
+    } else {
+      if (this.#job === null) this.#job = job;
+      else this.#next = job;
+      this.#writer.send(message).catch(() => this.kill());
+    }
+    const answer = job.answer.promise.finally(() => {
       this.jobsRun++;
       this.idleSince = performance.now();
     });
+    return { answer, idle: job.idle.promise };
   }
 
   /** SIGKILLs the process (the only reliable way to stop a spinning worker). */
@@ -236,31 +274,35 @@ export class RunnerProcess {
       case "ready":
         onReady();
         return;
-      case "idle":
-        // Often in the same read as the result, before the pool asks: the settled promise is kept for it.
-        this.#awaitingIdle = false;
-        this.#idle?.resolve();
+      case "idle": {
+        // The runner starts the job sent behind, if any, right after this message.
+        const job = this.#job;
+        this.#job = this.#next;
+        this.#next = null;
+        job?.idle.resolve();
         return;
+      }
       case "result":
-      case "analysis":
-        if (this.#job?.executionId === message.executionId) {
-          const job = this.#job;
-          this.#job = null;
-          if (message.retiring === true) this.#retiring = true;
-          const inline = message.type === "result" ? message.httpResponse : undefined;
-          if (inline !== undefined && job.http !== undefined) deliverInline(job.http, inline);
-          job.resolve(message);
-          // An answer that says the runner is idle stands for its `idle` message (RunnerResultMessage.idle).
-          if (message.type === "result" && message.idle === true) this.#receive({ type: "idle" }, onReady);
-        }
+      case "analysis": {
+        const job = this.#job;
+        if (job === null || job.answered || job.executionId !== message.executionId) return;
+        job.answered = true;
+        if (message.retiring === true) this.#retiring = true;
+        const inline = message.type === "result" ? message.httpResponse : undefined;
+        if (inline !== undefined && job.http !== undefined) deliverInline(job.http, inline);
+        job.answer.resolve(message);
+        // An answer that says the runner is idle stands for its `idle` message (RunnerResultMessage.idle).
+        if (message.type === "result" && message.idle === true) this.#receive({ type: "idle" }, onReady);
         return;
+      }
       case "call":
         void this.#answerCall(message);
         return;
       case "httpBodyPull":
       case "httpResponseHead":
       case "httpResponseChunk": {
-        const http = this.#job?.executionId === message.executionId ? this.#job.http : undefined;
+        const job = this.#job;
+        const http = job !== null && !job.answered && job.executionId === message.executionId ? job.http : undefined;
         if (http) relayHttpMessage(http, message, (reply) => this.#writer.send(reply).catch(() => {}));
         return;
       }
