@@ -609,6 +609,8 @@ export class RunnerPool {
       const { behind } = slot;
       set.running.set(runner, { job: behind.job, behind: null });
       behind.turn.resolve(usable);
+      // Keep the runner's next call behind the one it now runs (the queue may not grow again for a while).
+      if (usable) this.#sendBehind(set);
       return;
     }
     set.running.delete(runner);
