@@ -116,6 +116,8 @@ Deno.test("sync channel: a staged message rides with the next call, or is taken 
   const run = async (pauseMs: number) => {
     const buffer = createChannelBuffer(4096);
     const server = new SyncChannelServer(buffer, { blockUs: 0 });
+    // A call is in progress, as when a runner hands its worker an execution (parked waits use the short slice).
+    server.expectRequests();
     const served: string[] = [];
     const serving = server.serve((request) => {
       const { op, argsJson } = decodeRequest(request);

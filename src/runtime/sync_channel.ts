@@ -46,6 +46,11 @@ export const DEFAULT_CHANNEL_BYTES = 1024 * 1024;
 export const DEFAULT_BLOCK_US = 2_000;
 /** Longest the parent parks in one `Atomics.waitAsync` before it re-reads the state. */
 const WAIT_SLICE_MS = 50;
+/**
+ * The slice between calls (see `parkNextWait`): nothing is expected then, and an idle runner waking 20 times a second
+ * for nothing is CPU an idle server should not spend (issue 14).
+ */
+const IDLE_WAIT_SLICE_MS = 1_000;
 /** Hard cap on one message (request or response), so a runaway payload fails instead of exhausting memory. */
 export const MAX_CHANNEL_MESSAGE_BYTES = 64 * 1024 * 1024;
 
@@ -225,6 +230,8 @@ export class SyncChannelServer {
   #parked = true;
   /** Whether a wait is parked in `Atomics.waitAsync` now (only `expectRequests` needs to wake it early). */
   #asyncWaiting = false;
+  /** The current slice of a parked wait: WAIT_SLICE_MS, or IDLE_WAIT_SLICE_MS between calls (and before the first). */
+  #sliceMs = IDLE_WAIT_SLICE_MS;
   #stagedCarried = 0;
 
   /**
@@ -260,6 +267,7 @@ export class SyncChannelServer {
       if (received === null) return;
       // A request in hand: the next one usually follows within microseconds (unless the handler parks the channel).
       this.#parked = false;
+      this.#sliceMs = WAIT_SLICE_MS;
       // A staged one-way message comes first, as if it had been sent alone before the request.
       if (received.staged !== null) {
         this.#stagedCarried++;
@@ -278,10 +286,13 @@ export class SyncChannelServer {
 
   /**
    * Makes the following waits park at once instead of blocking: call it while handling a request that no other
-   * request follows soon (the end of an execution), so the thread's event loop is free right away.
+   * request follows soon (the end of an execution), so the thread's event loop is free right away. `untilNextCall`:
+   * nothing is expected before the next call starts (`expectRequests` or a request ends it), so the parked wait
+   * re-reads the state once a second rather than 20 times.
    */
-  parkNextWait(): void {
+  parkNextWait(untilNextCall = false): void {
     this.#parked = true;
+    if (untilNextCall) this.#sliceMs = IDLE_WAIT_SLICE_MS;
   }
 
   /**
@@ -289,6 +300,7 @@ export class SyncChannelServer {
    * so the execution's first syscall is picked up on the futex instead of through the event loop.
    */
   expectRequests(): void {
+    this.#sliceMs = WAIT_SLICE_MS;
     if (!this.#parked) return;
     this.#parked = false;
     // Wakes the pending waitAsync, if one is pending: a notify wakes every waiter on the state, and a worker parked on
@@ -319,7 +331,7 @@ export class SyncChannelServer {
       }
       // Bounded: a wakeup that never arrives (seen once as a hang of the channel's unit test) costs one slice, not
       // the call; the state is re-read either way.
-      const waiter = Atomics.waitAsync(this.#state, STATE, current, WAIT_SLICE_MS);
+      const waiter = Atomics.waitAsync(this.#state, STATE, current, this.#sliceMs);
       if (!waiter.async) continue;
       this.#asyncWaiting = true;
       try {

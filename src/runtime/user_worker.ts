@@ -191,6 +191,11 @@ export class UserWorker {
   }
 
   /** Resolves the probe in flight as "stalled" once its deadline has passed (the runner's watchdog calls this). */
+  /** Whether a probe or `settledSoon` waits for the worker (its deadline is checked by `checkProbeDeadline`). */
+  get awaitingAnswer(): boolean {
+    return this.#probe !== null || this.#soon !== null;
+  }
+
   checkProbeDeadline(nowMs: number): void {
     if (this.#probe !== null && nowMs >= this.#probe.deadlineMs) this.#settleProbe("stalled");
     if (this.#soon !== null && nowMs >= this.#soon.deadlineMs) this.#endSoon(false);
@@ -231,8 +236,8 @@ export class UserWorker {
   }
 
   /** See `SyncChannelServer.parkNextWait`. */
-  parkChannel(): void {
-    this.#channel.parkNextWait();
+  parkChannel(untilNextCall = false): void {
+    this.#channel.parkNextWait(untilNextCall);
   }
 
   /** Ends an idle worker. (A busy one keeps spinning in Deno 2.9.6: the runner exits instead.) */
