@@ -96,6 +96,37 @@ Deno.test("runner pipeline: a call sent behind one whose runner is killed is put
   });
 });
 
+Deno.test("runner pipeline: a call is not sent behind one that has been running for a while", async () => {
+  const app = await startAppPool({
+    files: PIPELINE_APP,
+    pool: { queryRunners: 2, maxQueuedCalls: 100, minActionRunners: 0, maxActionRunners: 1 },
+    requestId: "pipeline-test",
+  });
+  try {
+    // Both runners up and idle (the second starts on demand).
+    await assertEchoed(echoes(app, 8));
+    const deadline = performance.now() + 20_000;
+    const idleRunners = () => app.pool.runnerStates().filter((r) => r.kind === "transaction" && r.state === "idle");
+    while (idleRunners().length < 2) {
+      assert(performance.now() < deadline, "two idle transaction runners");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const spinLimitMs = 1_500;
+    const spinning = spin(app, spinLimitMs);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // One runner spins; the first echo takes the other, the second waits: behind that echo, not behind the spin.
+    const sentBefore = app.pool.stats().transaction.sentBehind;
+    const started = performance.now();
+    await assertEchoed(echoes(app, 2, 100), 100);
+    const tookMs = performance.now() - started;
+    assert(app.pool.stats().transaction.sentBehind > sentBefore, "the second echo was sent behind the first");
+    assert(tookMs < spinLimitMs / 2, `the echoes took ${tookMs.toFixed(0)} ms: one waited for the spinning call`);
+    assertEquals((await spinning).ok, false);
+  } finally {
+    await app.close();
+  }
+});
+
 Deno.test("runner pipeline: closing the pool refuses a call sent behind as closed", async () => {
   await withOneRunner(async (app) => {
     const spinning = spin(app, 60_000);

@@ -1,5 +1,5 @@
 /**
- * The runner pool's states as a unit (starting → idle ⇄ busy → retiring → dead): a busy runner takes no second call,
+ * The runner pool's states as a unit (starting → idle ⇄ busy → retiring → dead): a busy runner runs no second call,
  * a full queue refuses with RunnerPoolFullError, a runner that used up its time is retired and never called again, a
  * runner that exits is replaced, and a closed pool refuses everything.
  */
@@ -67,9 +67,13 @@ Deno.test("runner pool: idle ⇄ busy; a full queue refuses; a runner out of tim
 
     const spinning = call("spin", SPIN_LIMIT_MS);
     assertEquals(transactionRunners(pool), [{ ...first, state: "busy" }], "dispatch is immediate");
+    // The first waiting call is sent behind the running one (runner_pipeline_test), the next one waits in the queue.
+    const behind = call("hello");
     const queued = call("hello");
-    queued.catch(() => {}); // if an assertion below fails, closing the pool rejects it: not an unhandled rejection
-    assertEquals(pool.stats().transaction.queued, 1, "a busy runner takes no second call");
+    // If an assertion below fails, closing the pool rejects them: not an unhandled rejection.
+    for (const waiting of [behind, queued]) waiting.catch(() => {});
+    assertEquals(pool.stats().transaction.sentBehind, 1, "one call waits behind the running one");
+    assertEquals(pool.stats().transaction.queued, 1, "a busy runner takes no second call beyond that");
     const refused = await assertRejects(() => call("hello"), RunnerPoolFullError);
     assertStringIncludes(refused.message, "at most 1 queued");
 
@@ -82,6 +86,7 @@ Deno.test("runner pool: idle ⇄ busy; a full queue refuses; a runner out of tim
       assert(spun?.state !== "idle", "a runner that ran out of time is never idle again");
       return spun === undefined || spun.state === "retiring";
     }, "the spun runner is retiring");
+    assertEquals((await behind).resultJson, '"hello"', "the call sent behind ran on a replacement");
     assertEquals((await queued).resultJson, '"hello"', "the queued call ran on a replacement");
     await eventually(() => !pool.runnerPids().includes(first.pid), "the spun runner is gone");
     const [replacement] = transactionRunners(pool);

@@ -11,12 +11,13 @@
  * reported `idle` (its worker answered the post-call probe, runner.ts); one that answered with a time-limit failure,
  * left work behind, or is being stopped is retiring and never gets another call. Dispatch asserts the state.
  *
- * While more calls wait than there are transaction runners, a busy transaction runner also gets the next query or
- * mutation sent behind its running one (pipelined): it starts that call itself once idle, instead of sleeping until
+ * When calls wait and no transaction runner is idle or starting, a busy transaction runner also gets the next query
+ * or mutation sent behind its running one (pipelined): it starts that call itself once idle, instead of sleeping until
  * the server has read its answer and written the next call (a wake-up of a process on another vCPU, ~20 µs of CPU on
- * each side here, and the server's time to get to it). Under that load every waiting call waits for a runner anyway.
- * A call sent behind has its snapshot taken when sent, one running call earlier than otherwise; one whose runner dies
- * before it starts goes back to the front of the queue.
+ * each side here, and the server's time to get to it). Only behind a call that started less than BEHIND_MAX_RUN_MS
+ * ago, the most recent first: a call sent behind a long one would wait for it while another runner frees up. A call
+ * sent behind has its snapshot taken when sent, one running call earlier than otherwise; one whose runner dies before
+ * it starts goes back to the front of the queue.
  */
 import { AnalyzeError, RunnerPoolFullError } from "./errors.ts";
 import { modulesRoot } from "./module_writer.ts";
@@ -67,6 +68,12 @@ const IDLE_EXIT_MS: Record<RunnerKind, number> = { transaction: 30_000, action: 
 const RECYCLE_AFTER_JOBS = 100;
 /** Transaction runners kept warm: one, so a quiet server answers its first query without a spawn. */
 const WARM_TRANSACTION_RUNNERS = 1;
+/**
+ * A call is sent behind a running one only if that one started less than this long ago: queries and mutations take
+ * well under a millisecond of a runner here, and one that has run this long is likely to run longer (see the module
+ * comment).
+ */
+const BEHIND_MAX_RUN_MS = 20;
 /** Runners that die before becoming ready this many times in a row fail the queued calls (broken setup). */
 const MAX_START_FAILURES = 5;
 
@@ -106,6 +113,8 @@ interface Job {
 /** A busy runner's job, and the one sent behind it with its turn (resolved by `#finish`, false if the runner went). */
 interface RunningSlot {
   job: Job;
+  /** performance.now() when `job` got the runner (was sent, or took over from the job ahead). */
+  startedAt: number;
   behind: { job: Job; turn: PromiseWithResolvers<boolean> } | null;
 }
 
@@ -529,7 +538,7 @@ export class RunnerPool {
       if (runner.busy || runner.retiring) throw new Error(`Runner ${runner.id} is idle but busy or retiring`);
       set.all.set(runner, "busy");
       const job = set.queue.shift()!;
-      set.running.set(runner, { job, behind: null });
+      set.running.set(runner, { job, startedAt: performance.now(), behind: null });
       void this.#start(set, runner, job, null);
     }
     // Grow (actions) while calls wait and no runner is on its way for them.
@@ -539,12 +548,13 @@ export class RunnerPool {
     this.#sendBehind(set);
   }
 
-  /** Sends waiting calls behind running ones while more wait than there are runners (see the module comment). */
+  /** Sends waiting calls behind running ones while no runner is idle or starting (see the module comment). */
   #sendBehind(set: RunnerSet): void {
     if (set.kind !== "transaction") return;
-    for (const [runner, slot] of set.running) {
-      if (set.queue.length <= set.all.size || !set.queue[0].pipelinable) return;
-      if (slot.behind !== null || !slot.job.pipelinable || !runner.takesJobBehind) continue;
+    while (set.queue.length > 0 && set.idle.length === 0 && set.starting === 0 && set.queue[0].pipelinable) {
+      const runner = this.#runnerToSendBehind(set);
+      if (runner === null) return;
+      const slot = set.running.get(runner)!;
       assertState(set, runner, "busy");
       const job = set.queue.shift()!;
       const turn = Promise.withResolvers<boolean>();
@@ -552,6 +562,20 @@ export class RunnerPool {
       set.sentBehind++;
       void this.#start(set, runner, job, turn.promise);
     }
+  }
+
+  /** The busy runner whose running call started last, if it started less than BEHIND_MAX_RUN_MS ago and takes one. */
+  #runnerToSendBehind(set: RunnerSet): RunnerProcess | null {
+    const now = performance.now();
+    let best: RunnerProcess | null = null;
+    let bestStartedAt = now - BEHIND_MAX_RUN_MS;
+    for (const [runner, slot] of set.running) {
+      if (slot.startedAt <= bestStartedAt || slot.behind !== null || !slot.job.pipelinable) continue;
+      if (!runner.takesJobBehind) continue;
+      best = runner;
+      bestStartedAt = slot.startedAt;
+    }
+    return best;
   }
 
   /**
@@ -607,7 +631,7 @@ export class RunnerPool {
     if (!usable) this.#retire(set, runner);
     if (slot.behind !== null) {
       const { behind } = slot;
-      set.running.set(runner, { job: behind.job, behind: null });
+      set.running.set(runner, { job: behind.job, startedAt: performance.now(), behind: null });
       behind.turn.resolve(usable);
       // Keep the runner's next call behind the one it now runs (the queue may not grow again for a while).
       if (usable) this.#sendBehind(set);
