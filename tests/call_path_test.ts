@@ -1,7 +1,7 @@
 /**
  * The call path's design changes of issue 14, each checked for what it must keep: a stream opened with its first
  * batch (and a `take(n)` read in one crossing) serves exactly what separate syscalls served; a cleaned-up stream
- * fails like the transaction's; a mutation's snapshot is taken when its runner starts, not when it was queued; the
+ * fails like the transaction's; a mutation's snapshot is taken when it goes to its runner, not when it was queued; the
  * worker's own probe answer after a call still lets the runner reuse it; commits that arrive while a group is written
  * go together in the next group; and user code that keeps the runner in the channel still meets its time limit.
  */
@@ -124,19 +124,26 @@ Deno.test("call path: stream reads, snapshot at runner start, and reuse after th
       assert(performance.now() - started < 3_000, "stopped at its limit, not at the pool's hard deadline");
     });
 
-    await t.step("a mutation's snapshot is taken when its runner starts, not when it is queued", async () => {
+    await t.step("a mutation's snapshot is taken when it goes to its runner, not when it is queued", async () => {
       const written = await run(request("mutation", "add", { count: 1 }));
+      // The answer comes before the runner reports idle: wait for that, so that `slow` starts at once.
+      while (pool.stats().transaction.idle === 0) await new Promise((resolve) => setTimeout(resolve, 5));
       const busy = pool.execute(request("mutation", "slow"));
-      // Queued behind `slow` (one runner): a snapshot taken now would miss the commit below.
+      // The first call that waits is sent behind `slow` at once (pool.ts: pipelining), with its snapshot.
+      const behind = pool.execute(request("query", "reads"));
+      assertEquals(pool.stats().transaction.sentBehind, 1);
+      // Queued (one runner, its call behind taken): a snapshot taken now would miss the commit below.
       const queuedAt = database.latestTs;
       const counted = pool.execute({
         ...request("mutation", "count"),
         snapshot: () => ({ snapshotTs: database.latestTs, catalog: database.catalog }),
       });
+      assertEquals(pool.stats().transaction.queued, 1, "count waits in the queue");
       // Not committed when `count` was queued; `slow` still holds the runner (it spins for a while).
       const committedTs = await database.commit(written.outcome!);
       assert(committedTs > queuedAt);
       assert((await busy).ok);
+      assert((await behind).ok);
       const result = await counted;
       assert(result.ok, result.errorMessage);
       assert(result.snapshotTs !== undefined && result.snapshotTs >= committedTs, "snapshot taken at start");
