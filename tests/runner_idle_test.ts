@@ -6,7 +6,7 @@
  */
 import { assert } from "./helpers/assert.ts";
 import { APP_FILES } from "./helpers/runtime_app.ts";
-import { startAppPool } from "./helpers/app_pool.ts";
+import { withAppPool } from "./helpers/app_pool.ts";
 
 const IDLE_APP: Record<string, string> = {
   "_generated/server.ts": APP_FILES["_generated/server.ts"],
@@ -33,12 +33,8 @@ function voluntarySwitches(pid: number): number {
 }
 
 Deno.test("idle runners, before and after a call, are not woken by their own timers", async () => {
-  const app = await startAppPool({
-    files: IDLE_APP,
-    pool: { queryRunners: 1, minActionRunners: 1, maxActionRunners: 1 },
-    requestId: "idle-test",
-  });
-  try {
+  const pool = { queryRunners: 1, minActionRunners: 1, maxActionRunners: 1 };
+  await withAppPool({ files: IDLE_APP, pool, requestId: "idle-test" }, async (app) => {
     const watch = async (when: string) => {
       const runners = app.pool.runnerStates();
       assert(runners.length === 2 && runners.every((runner) => runner.state === "idle"), JSON.stringify(runners));
@@ -56,7 +52,5 @@ Deno.test("idle runners, before and after a call, are not woken by their own tim
     // The answer comes before the runner reports idle, and the watchdog stops at its first tick after that.
     await new Promise((resolve) => setTimeout(resolve, 500));
     await watch("after a call");
-  } finally {
-    await app.close();
-  }
+  });
 });

@@ -6,7 +6,7 @@
  */
 import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
 import { APP_FILES } from "./helpers/runtime_app.ts";
-import { type AppPool, startAppPool } from "./helpers/app_pool.ts";
+import { type AppPool, withAppPool } from "./helpers/app_pool.ts";
 import { type ExecutionResult, RunnerPoolFullError } from "../src/runtime/mod.ts";
 
 const PIPELINE_APP: Record<string, string> = {
@@ -21,18 +21,13 @@ const PIPELINE_APP: Record<string, string> = {
 /** The user-code limit of a spinning call that should time out: short, so the test is quick. */
 const SPIN_LIMIT_MS = 300;
 
-/** One transaction runner, so that every call beyond the first waits and the second is sent behind the first. */
-async function withOneRunner(body: (app: AppPool) => Promise<void>): Promise<void> {
-  const app = await startAppPool({
-    files: PIPELINE_APP,
-    pool: { queryRunners: 1, maxQueuedCalls: 100, minActionRunners: 0, maxActionRunners: 1 },
-    requestId: "pipeline-test",
-  });
-  try {
-    await body(app);
-  } finally {
-    await app.close();
-  }
+/**
+ * `queryRunners` transaction runners; with one, every call beyond the first waits and the second is sent behind the
+ * first.
+ */
+function withRunners(queryRunners: number, body: (app: AppPool) => Promise<void>): Promise<void> {
+  const pool = { queryRunners, maxQueuedCalls: 100, minActionRunners: 0, maxActionRunners: 1 };
+  return withAppPool({ files: PIPELINE_APP, pool, requestId: "pipeline-test" }, body);
 }
 
 function echo(app: AppPool, i: number): Promise<ExecutionResult> {
@@ -58,7 +53,7 @@ async function assertEchoed(calls: Promise<ExecutionResult>[], from = 0): Promis
 }
 
 Deno.test("runner pipeline: a burst on one runner sends calls behind running ones, each answered with its own result", async () => {
-  await withOneRunner(async (app) => {
+  await withRunners(1, async (app) => {
     await assertEchoed(echoes(app, 60));
     const stats = app.pool.stats().transaction;
     assert(stats.sentBehind > 0, "with 59 calls waiting for one runner, some are sent behind a running one");
@@ -68,7 +63,7 @@ Deno.test("runner pipeline: a burst on one runner sends calls behind running one
 });
 
 Deno.test("runner pipeline: a call sent behind one that runs out of time is put back and answers on a replacement", async () => {
-  await withOneRunner(async (app) => {
+  await withRunners(1, async (app) => {
     const spinning = spin(app, SPIN_LIMIT_MS);
     const waiting = echoes(app, 3);
     assertEquals(app.pool.stats().transaction.sentBehind, 1, "the second waiting call went behind the spinning one");
@@ -81,7 +76,7 @@ Deno.test("runner pipeline: a call sent behind one that runs out of time is put 
 });
 
 Deno.test("runner pipeline: a call sent behind one whose runner is killed is put back and answers", async () => {
-  await withOneRunner(async (app) => {
+  await withRunners(1, async (app) => {
     const [runnerPid] = app.pool.runnerPids();
     const spinning = spin(app, 60_000);
     const waiting = echoes(app, 3);
@@ -97,12 +92,7 @@ Deno.test("runner pipeline: a call sent behind one whose runner is killed is put
 });
 
 Deno.test("runner pipeline: a call is not sent behind one that has been running for a while", async () => {
-  const app = await startAppPool({
-    files: PIPELINE_APP,
-    pool: { queryRunners: 2, maxQueuedCalls: 100, minActionRunners: 0, maxActionRunners: 1 },
-    requestId: "pipeline-test",
-  });
-  try {
+  await withRunners(2, async (app) => {
     // Both runners up and idle (the second starts on demand).
     await assertEchoed(echoes(app, 8));
     const deadline = performance.now() + 20_000;
@@ -122,13 +112,11 @@ Deno.test("runner pipeline: a call is not sent behind one that has been running 
     assert(app.pool.stats().transaction.sentBehind > sentBefore, "the second echo was sent behind the first");
     assert(tookMs < spinLimitMs / 2, `the echoes took ${tookMs.toFixed(0)} ms: one waited for the spinning call`);
     assertEquals((await spinning).ok, false);
-  } finally {
-    await app.close();
-  }
+  });
 });
 
 Deno.test("runner pipeline: closing the pool refuses a call sent behind as closed", async () => {
-  await withOneRunner(async (app) => {
+  await withRunners(1, async (app) => {
     const spinning = spin(app, 60_000);
     const waiting = echoes(app, 2);
     assertEquals(app.pool.stats().transaction.sentBehind, 1);

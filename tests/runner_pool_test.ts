@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "./helpers/assert.ts";
 import { APP_FILES } from "./helpers/runtime_app.ts";
-import { startAppPool } from "./helpers/app_pool.ts";
+import { withAppPool } from "./helpers/app_pool.ts";
 import { type ExecutionResult, type RunnerPool, RunnerPoolFullError } from "../src/runtime/mod.ts";
 
 const POOL_APP: Record<string, string> = {
@@ -35,21 +35,14 @@ interface PoolFixture {
 }
 
 /** One transaction runner and room for one queued call: the smallest pool that shows every state. */
-async function withPool(body: (fixture: PoolFixture) => Promise<void>): Promise<void> {
-  const app = await startAppPool({
-    files: POOL_APP,
-    pool: { queryRunners: 1, maxQueuedCalls: 1, minActionRunners: 0, maxActionRunners: 1 },
-    requestId: "pool-test",
-  });
-  try {
-    await body({
+function withPool(body: (fixture: PoolFixture) => Promise<void>): Promise<void> {
+  const pool = { queryRunners: 1, maxQueuedCalls: 1, minActionRunners: 0, maxActionRunners: 1 };
+  return withAppPool({ files: POOL_APP, pool, requestId: "pool-test" }, (app) =>
+    body({
       pool: app.pool,
       call: (exportName, timeLimitMs) =>
         app.execute("query", "pool.js", exportName, {}, timeLimitMs === undefined ? {} : { timeLimitMs }),
-    });
-  } finally {
-    await app.close();
-  }
+    }));
 }
 
 function transactionRunners(pool: RunnerPool) {

@@ -71,8 +71,8 @@ export const MAX_INDEX_KEY_BYTES = 3_000;
 /**
  * VARBINARY for every key and id: it compares bytewise with no trailing-space padding (the `_bin` text collations of
  * MariaDB and MySQL 5.7 are PAD SPACE), which is the order SQLite's BINARY and PostgreSQL's COLLATE "C" give.
- * `index_key` and `result_key` because `key` is reserved. Both `*_by_ts` indexes serve prune's cursor walk and `maxTs` (MySQL has no
- * partial indexes, so documents' covers every row).
+ * `index_key` and `result_key` because `key` is reserved. Both `*_by_ts` indexes serve prune's cursor walk and
+ * `maxTs` (MySQL has no partial indexes, so documents' covers every row).
  */
 export const SCHEMA_STATEMENTS = [
   `CREATE TABLE IF NOT EXISTS documents (

@@ -591,11 +591,8 @@ export class RunnerPool {
     };
     let sent: SentJob<unknown> | null = null;
     const running = job.run(runner, () => stopReason, (justSent) => sent = justSent);
-    if (sent === null) {
-      // It failed before reaching the runner (its snapshot could not be taken): the runner is as it was.
-      await running;
-      return this.#withdraw(set, runner, job);
-    }
+    // Sending cannot fail: dispatch checked that the runner takes the job (`execute` throws only on a busy runner).
+    assert(sent !== null, "a job's run sends it before its first await");
     const idlePromise = (sent as SentJob<unknown>).idle;
     if (turn !== null && !await turn) {
       // The runner is gone: the job fails as never started (its answer rejects with the runner's exit).
@@ -642,16 +639,6 @@ export class RunnerPool {
     set.all.set(runner, "idle");
     set.idle.push(runner);
     this.#dispatch(set);
-  }
-
-  /** Forgets `job`, which ended without being sent to `runner`. */
-  #withdraw(set: RunnerSet, runner: RunnerProcess, job: Job): void {
-    const slot = set.running.get(runner);
-    if (slot?.behind?.job === job) {
-      slot.behind = null;
-      return;
-    }
-    this.#finish(set, runner, job, !runner.busy);
   }
 
   /**

@@ -84,3 +84,13 @@ export async function startAppPool(options: AppPoolOptions = {}): Promise<AppPoo
     },
   };
 }
+
+/** Runs `body` with an app started by {@link startAppPool}, and closes the app afterwards, whatever `body` does. */
+export async function withAppPool<T>(options: AppPoolOptions, body: (app: AppPool) => Promise<T>): Promise<T> {
+  const app = await startAppPool(options);
+  try {
+    return await body(app);
+  } finally {
+    await app.close();
+  }
+}
