@@ -2,7 +2,8 @@
  * Calls sent behind a running one (pool.ts, issue 14): while more calls wait than there are transaction runners, a
  * busy runner gets the next query behind its running one and starts it by itself once idle. Every call still gets its
  * own answer, and a call whose runner dies before starting it (the one ahead ran out of time, or the runner was
- * killed) is put back in the queue and answers on another runner, instead of failing for what another call did.
+ * killed) is put back in the queue and answers on another runner, instead of failing for what another call did. A call
+ * sent behind one that turns out long is taken back from its runner and answers on a free one.
  */
 import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
 import { APP_FILES } from "./helpers/runtime_app.ts";
@@ -41,6 +42,17 @@ function spin(app: AppPool, timeLimitMs: number): Promise<ExecutionResult> {
 /** Starts `count` echo calls at once (numbered from `from`). */
 function echoes(app: AppPool, count: number, from = 0): Promise<ExecutionResult>[] {
   return Array.from({ length: count }, (_, i) => echo(app, from + i));
+}
+
+/** Starts calls until `count` transaction runners are up (the second starts on demand), then waits for all idle. */
+async function waitForIdleRunners(app: AppPool, count: number): Promise<void> {
+  await assertEchoed(echoes(app, 8));
+  const deadline = performance.now() + 20_000;
+  const idleRunners = () => app.pool.runnerStates().filter((r) => r.kind === "transaction" && r.state === "idle");
+  while (idleRunners().length < count) {
+    assert(performance.now() < deadline, `${count} idle transaction runners`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 /** Asserts that each echo answered its own number. */
@@ -93,14 +105,7 @@ Deno.test("runner pipeline: a call sent behind one whose runner is killed is put
 
 Deno.test("runner pipeline: a call is not sent behind one that has been running for a while", async () => {
   await withRunners(2, async (app) => {
-    // Both runners up and idle (the second starts on demand).
-    await assertEchoed(echoes(app, 8));
-    const deadline = performance.now() + 20_000;
-    const idleRunners = () => app.pool.runnerStates().filter((r) => r.kind === "transaction" && r.state === "idle");
-    while (idleRunners().length < 2) {
-      assert(performance.now() < deadline, "two idle transaction runners");
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await waitForIdleRunners(app, 2);
     const spinLimitMs = 1_500;
     const spinning = spin(app, spinLimitMs);
     await new Promise((resolve) => setTimeout(resolve, 100));
@@ -111,6 +116,26 @@ Deno.test("runner pipeline: a call is not sent behind one that has been running 
     const tookMs = performance.now() - started;
     assert(app.pool.stats().transaction.sentBehind > sentBefore, "the second echo was sent behind the first");
     assert(tookMs < spinLimitMs / 2, `the echoes took ${tookMs.toFixed(0)} ms: one waited for the spinning call`);
+    assertEquals((await spinning).ok, false);
+  });
+});
+
+Deno.test("runner pipeline: a call sent behind one that turns out long is taken back and answers on a free runner", async () => {
+  await withRunners(2, async (app) => {
+    await waitForIdleRunners(app, 2);
+    const spinLimitMs = 1_500;
+    // The first echo takes one runner and answers at once; the spin takes the other; the second echo goes behind the
+    // spin (the call that started last), which then runs on while the first runner is free.
+    const first = echo(app, 200);
+    const spinning = spin(app, spinLimitMs);
+    const started = performance.now();
+    const second = echo(app, 201);
+    assertEquals(app.pool.stats().transaction.sentBehind, 1, "the second echo went behind the spin");
+    await assertEchoed([first, second], 200);
+    const tookMs = performance.now() - started;
+    assert(tookMs < spinLimitMs / 2, `the second echo took ${tookMs.toFixed(0)} ms: it waited for the spinning call`);
+    assertEquals(app.pool.stats().transaction.withdrawn, 1, "the runner gave the second echo back");
+    assertEquals(app.pool.stats().transaction.requeued, 0, "no runner died");
     assertEquals((await spinning).ok, false);
   });
 });

@@ -17,13 +17,14 @@
  * each side here, and the server's time to get to it). Only behind a call that started less than BEHIND_MAX_RUN_MS
  * ago, the most recent first: a call sent behind a long one would wait for it while another runner frees up. A call
  * sent behind has its snapshot taken when sent, one running call earlier than otherwise; one whose runner dies before
- * it starts goes back to the front of the queue.
+ * it starts goes back to the front of the queue. So does one whose call ahead turns out long (BEHIND_MAX_RUN_MS): the
+ * pool asks the runner for it back, and a runner that has not started it gives it back (`#withdrawStuck`).
  */
 import { AnalyzeError, RunnerPoolFullError } from "./errors.ts";
 import { modulesRoot } from "./module_writer.ts";
 import { actionNetPolicy, isCompiledBinary, type RunnerCommand, runnerCommand } from "./runner_command.ts";
 import { NodeAnalyzeError, NodePool } from "./node/mod.ts";
-import { RunnerExitError, RunnerProcess, type SentJob } from "./runner_process.ts";
+import { JobWithdrawnError, RunnerExitError, RunnerProcess, type SentJob } from "./runner_process.ts";
 import { CpuAffinity } from "./cpu_affinity.ts";
 import { prepareRunnerSocketDir } from "./runner_socket.ts";
 import {
@@ -115,8 +116,14 @@ interface RunningSlot {
   job: Job;
   /** performance.now() when `job` got the runner (was sent, or took over from the job ahead). */
   startedAt: number;
-  behind: { job: Job; turn: PromiseWithResolvers<boolean> } | null;
+  behind: { job: Job; turn: PromiseWithResolvers<Turn> } | null;
 }
+
+/**
+ * What a job sent behind another learns when that one is done with the runner: the runner is its own now ("go"), it
+ * is gone ("gone": died or retired before starting the job), or the runner gave the job back unstarted ("withdrawn").
+ */
+type Turn = "go" | "gone" | "withdrawn";
 
 /** Runners of one kind. */
 interface RunnerSet {
@@ -133,6 +140,8 @@ interface RunnerSet {
   /** Jobs sent behind a running one, and those of them put back in the queue unstarted (tests, benchmarks). */
   sentBehind: number;
   requeued: number;
+  /** Jobs sent behind a call that then ran long, taken back unstarted (see `#withdrawStuck`). */
+  withdrawn: number;
   starting: number;
   queue: Job[];
   startFailures: number;
@@ -153,6 +162,8 @@ export class RunnerPool {
   readonly #socketDir: string;
   readonly #deploymentName: string;
   readonly #retireTimer: ReturnType<typeof setInterval>;
+  /** The pending look for jobs stuck behind a long call (`#withdrawStuck`), if armed. */
+  #stuckCheck: ReturnType<typeof setTimeout> | null = null;
   readonly #idleExitMs: Record<RunnerKind, number>;
   /** Whether an action runner is started with the pool although none is kept warm. */
   readonly #prewarmAction: boolean;
@@ -307,7 +318,9 @@ export class RunnerPool {
           result.resolve(executed);
         } catch (error) {
           runner.catalogVersion = null;
-          if (error instanceof RunnerExitError && !error.started) return "not started";
+          if (error instanceof JobWithdrawnError || (error instanceof RunnerExitError && !error.started)) {
+            return "not started";
+          }
           const text = this.#failureText(error, stopReason(), timeLimitMs, job.hardDeadlineMs);
           result.resolve({
             ok: false,
@@ -449,7 +462,15 @@ export class RunnerPool {
   /** Numbers for monitoring and tests. */
   stats(): Record<
     RunnerKind,
-    { runners: number; idle: number; starting: number; queued: number; sentBehind: number; requeued: number }
+    {
+      runners: number;
+      idle: number;
+      starting: number;
+      queued: number;
+      sentBehind: number;
+      requeued: number;
+      withdrawn: number;
+    }
   > {
     const of = (set: RunnerSet) => ({
       runners: set.all.size,
@@ -458,6 +479,7 @@ export class RunnerPool {
       queued: set.queue.length,
       sentBehind: set.sentBehind,
       requeued: set.requeued,
+      withdrawn: set.withdrawn,
     });
     return { transaction: of(this.#sets.transaction), action: of(this.#sets.action) };
   }
@@ -479,6 +501,7 @@ export class RunnerPool {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#retireTimer);
+    if (this.#stuckCheck !== null) clearTimeout(this.#stuckCheck);
     const nodeClosed = this.#node.close();
     const runners: RunnerProcess[] = [];
     for (const set of Object.values(this.#sets)) {
@@ -557,11 +580,50 @@ export class RunnerPool {
       const slot = set.running.get(runner)!;
       assertState(set, runner, "busy");
       const job = set.queue.shift()!;
-      const turn = Promise.withResolvers<boolean>();
+      const turn = Promise.withResolvers<Turn>();
       slot.behind = { job, turn };
       set.sentBehind++;
       void this.#start(set, runner, job, turn.promise);
+      // With one runner at most, a job given back would only wait for the same runner again.
+      if (set.max > 1) this.#armStuckCheck(set);
     }
+  }
+
+  /** Arms the one timer that looks for jobs stuck behind a long call (see `#withdrawStuck`), unless it is armed. */
+  #armStuckCheck(set: RunnerSet): void {
+    if (this.#stuckCheck !== null || this.#closed) return;
+    this.#stuckCheck = setTimeout(() => {
+      this.#stuckCheck = null;
+      this.#withdrawStuck(set);
+    }, BEHIND_MAX_RUN_MS);
+  }
+
+  /**
+   * Asks for the jobs sent behind a call that has now run BEHIND_MAX_RUN_MS or longer back (a call that runs this long
+   * is likely to run longer, see the module comment): a runner that has not started one gives it back, and it goes to
+   * the front of the queue for the next free runner instead of waiting out the long call. Re-armed while younger
+   * calls have jobs behind them: one timer for the pool, not one per call.
+   */
+  #withdrawStuck(set: RunnerSet): void {
+    const now = performance.now();
+    let younger = false;
+    for (const [runner, slot] of set.running) {
+      const behind = slot.behind;
+      if (behind === null) continue;
+      if (now - slot.startedAt < BEHIND_MAX_RUN_MS) {
+        younger = true;
+        continue;
+      }
+      runner.withdrawBehind(() => {
+        // Synchronous with the runner's message, which comes before the running call's answer: that call's
+        // `#finish` then finds no job behind it.
+        const current = set.running.get(runner);
+        if (current?.behind !== behind) return;
+        current.behind = null;
+        behind.turn.resolve("withdrawn");
+      });
+    }
+    if (younger) this.#armStuckCheck(set);
   }
 
   /** The busy runner whose running call started last, if it started less than BEHIND_MAX_RUN_MS ago and takes one. */
@@ -583,7 +645,7 @@ export class RunnerPool {
    * a job that starts now; for one sent behind a running job, it resolves when that job is done with the runner (false
    * when the runner is gone), and only then does this job's deadline start.
    */
-  async #start(set: RunnerSet, runner: RunnerProcess, job: Job, turn: Promise<boolean> | null): Promise<void> {
+  async #start(set: RunnerSet, runner: RunnerProcess, job: Job, turn: Promise<Turn> | null): Promise<void> {
     let stopReason: StopReason = null;
     const stop = (reason: StopReason) => {
       stopReason ??= reason;
@@ -594,7 +656,14 @@ export class RunnerPool {
     // Sending cannot fail: dispatch checked that the runner takes the job (`execute` throws only on a busy runner).
     assert(sent !== null, "a job's run sends it before its first await");
     const idlePromise = (sent as SentJob<unknown>).idle;
-    if (turn !== null && !await turn) {
+    const outcome = turn === null ? "go" : await turn;
+    if (outcome === "withdrawn") {
+      // Given back unstarted (its answer rejects with JobWithdrawnError); the runner goes on with its long call.
+      await running;
+      set.withdrawn++;
+      return this.#putBack(set, job);
+    }
+    if (outcome === "gone") {
       // The runner is gone: the job fails as never started (its answer rejects with the runner's exit).
       await running;
       return this.#requeue(set, runner, job);
@@ -629,7 +698,7 @@ export class RunnerPool {
     if (slot.behind !== null) {
       const { behind } = slot;
       set.running.set(runner, { job: behind.job, startedAt: performance.now(), behind: null });
-      behind.turn.resolve(usable);
+      behind.turn.resolve(usable ? "go" : "gone");
       // Keep the runner's next call behind the one it now runs (the queue may not grow again for a while).
       if (usable) this.#sendBehind(set);
       return;
@@ -647,8 +716,13 @@ export class RunnerPool {
    */
   #requeue(set: RunnerSet, runner: RunnerProcess, job: Job): void {
     this.#finish(set, runner, job, false);
-    if (this.#closed) return job.fail(new RunnerPoolFullError("The runner pool is closed"));
     set.requeued++;
+    this.#putBack(set, job);
+  }
+
+  /** Queues a job that never started ahead of the waiting ones (it waited longer than they did). */
+  #putBack(set: RunnerSet, job: Job): void {
+    if (this.#closed) return job.fail(new RunnerPoolFullError("The runner pool is closed"));
     set.queue.unshift(job);
     this.#dispatch(set);
   }
@@ -825,6 +899,7 @@ function newSet(kind: RunnerKind, min: number, max: number, maxQueued: number): 
     running: new Map(),
     sentBehind: 0,
     requeued: 0,
+    withdrawn: 0,
     starting: 0,
     queue: [],
     startFailures: 0,

@@ -134,6 +134,14 @@ export class Runner {
       this.#behind = message;
       return;
     }
+    if (message.type === "withdraw") {
+      // Not started yet: give it back (sent before this run's answer, so the server sees it first). Started or done:
+      // nothing to say, its answer comes as usual.
+      if (this.#behind?.executionId !== message.executionId) return;
+      this.#behind = null;
+      void this.#send({ type: "withdrawn", executionId: message.executionId }).catch(() => {});
+      return;
+    }
     if ((message.type === "execute" || message.type === "analyze") && this.#busy) {
       // The pool never does this; refuse rather than mix two executions' syscalls.
       throw new Error(`Runner received ${message.type} ${message.executionId} while busy`);

@@ -3,7 +3,8 @@
  * stdin/stdout, which user code can reach), relays its calls, and reports how it ended. A runner runs one execution or
  * analysis at a time. A transaction runner may also hold one execution sent behind the running job (pipelined, see
  * `execute`): it starts that one by itself once it has reported `idle`, so it finds its next call in its socket instead
- * of sleeping until the server's next write wakes it.
+ * of sleeping until the server's next write wakes it. The server can ask for that one back while it has not started
+ * (`withdrawBehind`), when the job ahead runs long.
  *
  * Private to `src/runtime`: other folders use its `mod.ts`.
  */
@@ -50,6 +51,17 @@ export class RunnerExitError extends DenvexError {
   }
 }
 
+/**
+ * Raised for an execution sent behind the running job that the runner gave back unstarted (`withdrawBehind`): none of
+ * its code ran, so the call may go to another runner.
+ */
+export class JobWithdrawnError extends DenvexError {
+  constructor(executionId: string) {
+    super("JobWithdrawn", `Execution ${executionId} was withdrawn before it started`);
+    this.name = "JobWithdrawnError";
+  }
+}
+
 /** A job sent to a runner: its answer, and when the runner is ready for another call after it. */
 export interface SentJob<Answer> {
   answer: Promise<Answer>;
@@ -67,6 +79,8 @@ interface JobInFlight {
   idle: PromiseWithResolvers<void>;
   /** Whether the answer arrived (the job then only waits for `idle`). */
   answered: boolean;
+  /** Set once the server asked the runner to give this job back (`withdrawBehind`). */
+  onWithdrawn: (() => void) | null;
   http?: HttpExchange | undefined;
 }
 
@@ -202,6 +216,7 @@ export class RunnerProcess {
       answer: Promise.withResolvers<FromRunnerMessage>(),
       idle: Promise.withResolvers<void>(),
       answered: false,
+      onWithdrawn: null,
       http,
     };
     job.idle.promise.catch(() => {}); // observed by whoever awaits it
@@ -219,6 +234,19 @@ export class RunnerProcess {
       this.idleSince = performance.now();
     });
     return { answer, idle: job.idle.promise };
+  }
+
+  /**
+   * Asks the runner to give back the execution sent behind its running job, if it has not started it: that one then
+   * fails with JobWithdrawnError. A runner that started it already says nothing, and the execution runs as usual.
+   * Asked at most once per execution. `onWithdrawn` runs when the runner's answer arrives, before the job's promises
+   * reject and before anything the runner sends after it (such as the running job's answer) is handled.
+   */
+  withdrawBehind(onWithdrawn: () => void): void {
+    const next = this.#next;
+    if (next === null || next.onWithdrawn !== null || this.#exit !== null) return;
+    next.onWithdrawn = onWithdrawn;
+    this.#writer.send({ type: "withdraw", executionId: next.executionId }).catch(() => this.kill());
   }
 
   /** SIGKILLs the process (the only reliable way to stop a spinning worker). */
@@ -280,6 +308,16 @@ export class RunnerProcess {
         this.#job = this.#next;
         this.#next = null;
         job?.idle.resolve();
+        return;
+      }
+      case "withdrawn": {
+        const job = this.#next;
+        if (job === null || job.executionId !== message.executionId) return;
+        this.#next = null;
+        job.onWithdrawn?.();
+        const error = new JobWithdrawnError(job.executionId);
+        job.answer.reject(error);
+        job.idle.reject(error);
         return;
       }
       case "result":

@@ -86,11 +86,22 @@ export interface RunnerCallResultMessage {
   error?: { message: string; data?: JsonValue };
 }
 
+/**
+ * Server → runner: give back the execution sent behind the running one (pipelined) if it has not started, because that
+ * one runs long and another runner is free. The runner answers `withdrawn` when it gave it back, nothing when it has
+ * already started it (its answer then comes as usual).
+ */
+export interface RunnerWithdrawMessage {
+  type: "withdraw";
+  executionId: string;
+}
+
 /** Everything the server sends. */
 export type ToRunnerMessage =
   | RunnerInitMessage
   | RunnerExecuteMessage
   | RunnerAnalyzeMessage
+  | RunnerWithdrawMessage
   | RunnerCallResultMessage
   | HttpBodyChunkMessage
   | HttpResponseAckMessage;
@@ -132,6 +143,12 @@ export interface RunnerIdleMessage {
   type: "idle";
 }
 
+/** Runner → server: the execution sent behind was given back unstarted (`RunnerWithdrawMessage`); none of it ran. */
+export interface RunnerWithdrawnMessage {
+  type: "withdrawn";
+  executionId: string;
+}
+
 /** Runner → server: run `op` for the execution (action syscalls, table creation). */
 export interface RunnerCallMessage {
   type: "call";
@@ -145,6 +162,7 @@ export interface RunnerCallMessage {
 export type FromRunnerMessage =
   | RunnerReadyMessage
   | RunnerIdleMessage
+  | RunnerWithdrawnMessage
   | RunnerResultMessage
   | RunnerAnalysisMessage
   | RunnerCallMessage
