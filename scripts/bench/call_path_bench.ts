@@ -5,9 +5,9 @@
  * group-committed), measured in the same run, each in its own process. Per workload: calls/s, p50/p99, the ratio to
  * the bare handler, CPU µs per call read from /proc (server and runners separately), and context switches per call
  * per process kind (blocked: hand-offs between threads and processes; preempted). Memory: RSS and PSS per process
- * kind, idle and after the load.
+ * kind, idle and after the load. The `noop` workload, a query that does nothing, shows what the call path alone costs.
  *
- *   deno run -A scripts/bench/call_path_bench.ts      (env DURATION_MS, CLIENTS, ONLY=query,insert,rmw,ws,one)
+ *   deno run -A scripts/bench/call_path_bench.ts      (env DURATION_MS, CLIENTS, ONLY=query,insert,rmw,noop,ws,one)
  *
  * With env BASELINE_TREE=<dir> (a copy of an older checkout, e.g. `git archive HEAD | tar -x -C <dir>` plus a
  * `node_modules` link), the same workloads run first against a server started from that tree: before and after in one
@@ -31,7 +31,7 @@ import { ITEMS_FUNCTIONS_TS } from "./items_app.ts";
 
 const DURATION_MS = Number(Deno.env.get("DURATION_MS") ?? 4_000);
 const CLIENTS = Number(Deno.env.get("CLIENTS") ?? 32);
-const ONLY = (Deno.env.get("ONLY") ?? "query,insert,rmw,ws,one").split(",");
+const ONLY = (Deno.env.get("ONLY") ?? "query,insert,rmw,noop,ws,one").split(",");
 const SERVER_DENO_FLAGS = (Deno.env.get("SERVER_DENO_FLAGS") ?? "").split(" ").filter((flag) => flag !== "");
 const ROUNDS = Number(Deno.env.get("ROUNDS") ?? 1);
 /** Documents seeded: KEYS groups of GROUP_SIZE under one index key each, so `take(10)` reads exactly ten. */
@@ -50,6 +50,7 @@ export default defineSchema({
 });
 `,
   "bench.ts": ITEMS_FUNCTIONS_TS + `
+export const noop = query({ args: { nonce: v.number() }, handler: async () => null });
 export const bump = mutation({
   args: { i: v.number() },
   handler: async (ctx, { i }) => {
@@ -88,6 +89,8 @@ const WORKLOADS: Workload[] = [
   },
   { name: "insert", kind: "mutation", path: "bench:add", args: (i) => ({ k: `k${i % KEYS}`, n: i }) },
   { name: "rmw", kind: "mutation", path: "bench:bump", args: (i) => ({ i: (i * 7919) % COUNTERS }) },
+  // No work at all: what the call path alone costs (HTTP, the pool, the runner process and its sandboxed worker).
+  { name: "noop", kind: "query", path: "bench:noop", args: (i) => ({ nonce: i }) },
 ];
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -134,7 +137,9 @@ async function serveBare(dbPath: string): Promise<void> {
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
     const { path, args } = await request.json() as { path: string; args: Record<string, unknown> };
     let value: unknown;
-    if (path === "bench:list") {
+    if (path === "bench:noop") {
+      value = null;
+    } else if (path === "bench:list") {
       value = (selectItems.all(args.k as string) as { json: string }[]).map((row) => JSON.parse(row.json));
     } else if (path === "bench:add") {
       value = await write(() =>
