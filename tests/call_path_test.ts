@@ -8,7 +8,13 @@
 import { assert, assertEquals, assertThrows } from "./helpers/assert.ts";
 import { APP_FILES, bundleApp, openDeployedApp, stopBundler, writeApp } from "./helpers/runtime_app.ts";
 import { type ExecuteRequest, RunnerPool } from "../src/runtime/mod.ts";
-import { FIRST_BATCH, firstBatchSize, QueryStreams } from "../src/runtime/worker/query_streams.ts";
+import {
+  decodeStreamBatch,
+  encodeStreamBatch,
+  FIRST_BATCH,
+  firstBatchSize,
+  QueryStreams,
+} from "../src/runtime/worker/query_streams.ts";
 import { CommitQueue, type QueuedCommit } from "../src/database/commit_queue.ts";
 import type { TransactionOutcome } from "../src/database/mod.ts";
 
@@ -161,9 +167,9 @@ Deno.test("query streams: a stream opened with its first batch, and a cleaned-up
   const fetched: number[] = [];
   const fetch = (_queryId: number, batchSize: number) => {
     fetched.push(batchSize);
-    return { values: [{ n: 99 }], done: true };
+    return { documentsJson: ['{"n":99}'], done: true };
   };
-  streams.open(3, { values: [{ n: 1 }, { n: 2 }], done: false });
+  streams.open(3, { documentsJson: ['{"n":1}', '{"n":2}'], done: false });
   assertEquals(JSON.parse(streams.next(3, fetch)), { value: { n: 1 }, done: false });
   assertEquals(JSON.parse(streams.next(3, fetch)), { value: { n: 2 }, done: false });
   assertEquals(fetched, [], "the first batch came with the open");
@@ -175,6 +181,23 @@ Deno.test("query streams: a stream opened with its first batch, and a cleaned-up
   assertThrows(() => streams.next(3, fetch), Error, "unknown query 3");
   streams.clear();
   assertEquals(JSON.parse(streams.next(3, fetch)).value, { n: 99 }, "a new execution may reuse the id");
+});
+
+Deno.test("query streams: a batch crosses as its documents' texts and reads back as sent", () => {
+  const documentsJson = ['{"k":"a\\nb","n":1}', "{}", '{"s":"é😀\\u2028"}', '{"nested":{"x":[1,2,{"y":null}]}}'];
+  for (const batch of [{ documentsJson, done: false }, { documentsJson: [], done: true }]) {
+    const text = encodeStreamBatch(12, batch);
+    assertEquals(decodeStreamBatch(text), { queryId: 12, ...batch });
+  }
+  const text = encodeStreamBatch(1, { documentsJson, done: true });
+  assertThrows(() => decodeStreamBatch(text.slice(0, -1)), Error, "does not add up");
+  assertThrows(() => decodeStreamBatch(text + "}"), Error, "does not add up");
+  assertThrows(() => decodeStreamBatch('{"queryId":1}'), Error, "no header");
+  // Served to the runtime inside the answer text it parses: the documents come back as they were.
+  const streams = new QueryStreams();
+  streams.open(1, decodeStreamBatch(text));
+  const served = documentsJson.map(() => JSON.parse(streams.next(1, () => ({ documentsJson: [], done: true }))).value);
+  assertEquals(served, documentsJson.map((json) => JSON.parse(json)));
 });
 
 Deno.test("query streams: the first batch covers a small limit whole, and only a limit", () => {

@@ -269,7 +269,7 @@ Deno.test("query streams: growing read-ahead batches served one document at a ti
     batches.push(batchSize);
     const values = documents.slice(position, position + batchSize);
     position += values.length;
-    return { values, done: position >= documents.length };
+    return { documentsJson: values.map((value) => JSON.stringify(value)), done: position >= documents.length };
   };
   const seen: unknown[] = [];
   for (;;) {

@@ -33,7 +33,13 @@ import {
   type TransactionSyscalls,
 } from "./syscall_extension.ts";
 import { identityFailureOf } from "../errors/mod.ts";
-import { SyscallError, type TableInfo, type TransactionHost, type TransactionOutcome } from "./types.ts";
+import {
+  type StreamBatch,
+  SyscallError,
+  type TableInfo,
+  type TransactionHost,
+  type TransactionOutcome,
+} from "./types.ts";
 
 const MAX_QUERY_OPERATORS = 256;
 const SYSTEM_FIELDS = new Set(["_id", "_creationTime"]);
@@ -108,6 +114,15 @@ export class DatabaseSyscalls implements TransactionHost {
   }
 
   syscall(op: string, argsJson: string, componentPath = ""): Promise<string> {
+    return this.#inNamespace(componentPath, () => this.#dispatch(op, parseSyscallArgs(argsJson)));
+  }
+
+  nextDocuments(queryId: number, maxDocuments: number, componentPath = ""): Promise<StreamBatch> {
+    return this.#inNamespace(componentPath, () => this.#nextBatch(queryId, maxDocuments));
+  }
+
+  /** Runs `work` (a syscall) in the namespace of `componentPath`. */
+  #inNamespace<T>(componentPath: string, work: () => Promise<T>): Promise<T> {
     // The namespace is the transaction's state for the length of a syscall. That is sound because syscalls of one
     // transaction that overlap always share a namespace: a runner's worker blocks in the sync channel until each
     // syscall is answered, and direct engine users (tests) overlap only calls of one component. The check keeps it so.
@@ -117,7 +132,7 @@ export class DatabaseSyscalls implements TransactionHost {
     this.#syscallsInFlight++;
     try {
       this.transaction.componentPath = componentPath;
-      return this.#dispatch(op, parseSyscallArgs(argsJson)).finally(() => this.#syscallsInFlight--);
+      return work().finally(() => this.#syscallsInFlight--);
     } catch (error) {
       this.#syscallsInFlight--;
       return Promise.reject(error);
@@ -362,16 +377,20 @@ export class DatabaseSyscalls implements TransactionHost {
   }
 
   async #queryStreamNext(args: Args): Promise<string> {
-    const stream = this.#streams.get(Number(args.queryId));
-    if (!stream) throw badArgument(`queryStreamNext: unknown query ${args.queryId}`);
     const batched = typeof args.batchSize === "number";
-    const max = batched ? Math.max(1, Math.min(MAX_STREAM_BATCH, Math.floor(args.batchSize))) : 1;
+    const { documentsJson, done } = await this.#nextBatch(Number(args.queryId), batched ? args.batchSize : 1);
+    if (batched) return `{"values":[${documentsJson.join(",")}],"done":${done}}`;
+    if (documentsJson.length === 0) return `{"value":null,"done":true}`;
+    return `{"value":${documentsJson[0]},"done":false}`;
+  }
+
+  async #nextBatch(queryId: number, maxDocuments: number): Promise<StreamBatch> {
+    const stream = this.#streams.get(queryId);
+    if (!stream) throw badArgument(`queryStreamNext: unknown query ${queryId}`);
+    const max = Math.max(1, Math.min(MAX_STREAM_BATCH, Math.floor(maxDocuments)));
     const documents = stream === EMPTY_STREAM ? [] : await stream.next(max);
-    const done = stream === EMPTY_STREAM || (stream.done && documents.length < max) ||
-      (documents.length === 0);
-    if (batched) return `{"values":[${documents.map((d) => d.json).join(",")}],"done":${done}}`;
-    if (documents.length === 0) return `{"value":null,"done":true}`;
-    return `{"value":${documents[0].json},"done":false}`;
+    const done = stream === EMPTY_STREAM || (stream.done && documents.length < max) || documents.length === 0;
+    return { documentsJson: documents.map((document) => document.json), done };
   }
 
   async #queryPage(args: Args): Promise<string> {

@@ -125,6 +125,12 @@ export interface TransactionOutcome {
   mutationResult?: { key: string; valueJson: string } | undefined;
 }
 
+/** Documents of a query stream (`TransactionHost.nextDocuments`), and whether the stream has ended. */
+export interface StreamBatch {
+  documentsJson: string[];
+  done: boolean;
+}
+
 /** A transaction as the runtime drives it. Queries and mutations each get one; actions get none. */
 export interface TransactionHost {
   readonly snapshotTs: bigint;
@@ -133,6 +139,11 @@ export interface TransactionHost {
    * (absent: `""`, the app). Sync syscalls may return a string.
    */
   syscall(op: string, argsJson: string, componentPath?: string): Promise<string>;
+  /**
+   * `1.0/queryStreamNext` for up to `maxDocuments` documents at once (at most MAX_STREAM_BATCH are returned), each as its Convex
+   * JSON text, so a caller can pass them on without parsing them.
+   */
+  nextDocuments(queryId: number, maxDocuments: number, componentPath?: string): Promise<StreamBatch>;
   /** Nested `ctx.runQuery`/`ctx.runMutation`: a savepoint the nested call can commit into or roll back. */
   beginNested(): void;
   endNested(commit: boolean): void;

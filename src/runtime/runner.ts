@@ -32,11 +32,12 @@ import { type CurrentRun, type RunStart, startRun } from "./current_run.ts";
 import { DeploymentUrls } from "./deployment_urls.ts";
 import { OwnCalls } from "./own_calls.ts";
 import { validateConvexJson } from "./validation.ts";
-import { firstBatchSize } from "./worker/query_streams.ts";
+import { encodeStreamBatch, firstBatchSize } from "./worker/query_streams.ts";
 import {
   type FromWorkerMessage,
   NESTED_BEGIN_OP,
   NESTED_END_OP,
+  QUERY_STREAM_BATCH_OP,
   QUERY_STREAM_FIRST_OP,
   RESULT_OP,
   VALIDATE_OP,
@@ -265,9 +266,12 @@ export class Runner {
             queryId: number;
           };
           const batchSize = firstBatchSize(JSON.parse(argsJson));
-          const nextArgs = `{"queryId":${opened.queryId},"batchSize":${batchSize}}`;
-          const batch = await host.syscall("1.0/queryStreamNext", nextArgs, componentPath);
-          return okResponse(`{"queryId":${opened.queryId},"batch":${batch}}`);
+          const batch = await host.nextDocuments(opened.queryId, batchSize, componentPath);
+          return okResponse(encodeStreamBatch(opened.queryId, batch));
+        }
+        case QUERY_STREAM_BATCH_OP: {
+          const { queryId, batchSize } = JSON.parse(argsJson) as { queryId: number; batchSize: number };
+          return okResponse(encodeStreamBatch(queryId, await host.nextDocuments(queryId, batchSize, componentPath)));
         }
         case VALIDATE_OP: {
           const { validator, value } = JSON.parse(argsJson) as { validator: ValidatorJson; value: JsonValue };

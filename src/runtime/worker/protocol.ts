@@ -30,11 +30,13 @@ export const VALIDATE_OP = "$validate";
  */
 export const RESULT_OP = "$result";
 /**
- * Args: `1.0/queryStream`'s args; answer: `{"queryId": n, "batch": <queryStreamNext answer for FIRST_BATCH>}`. Opens
- * a stream and reads its first batch in one crossing: a query's reads start at once (the runtime opens a stream on
- * its first `next()`), so the separate round trip bought nothing (issue 14).
+ * Args: `1.0/queryStream`'s args; answer: the stream's first batch (`encodeStreamBatch`, query_streams.ts, with the new
+ * stream's ID). Opens a stream and reads its first batch in one crossing: a query's reads start at once (the runtime
+ * opens a stream on its first `next()`), so the separate round trip bought nothing (issue 14).
  */
 export const QUERY_STREAM_FIRST_OP = "$queryStreamFirst";
+/** Args: `{"queryId": n, "batchSize": n}`; answer: the stream's next batch (`encodeStreamBatch`, query_streams.ts). */
+export const QUERY_STREAM_BATCH_OP = "$queryStreamBatch";
 
 /**
  * Args: `[settled, received]`: `settled` is true when the worker settled after an execution (the answer to its

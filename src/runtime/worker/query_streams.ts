@@ -3,6 +3,10 @@
  * runner's main thread for each would make `collect()` of 1,000 documents cost 1,000 crossings. Instead the shim asks
  * the transaction for a growing batch (8, 32, 128, 256: small first so `first()`-style reads do not over-read) and
  * serves the runtime from that buffer.
+ *
+ * Documents cross as their JSON texts, sliced out of one message (`encodeStreamBatch`), and reach the runtime inside
+ * the `{"value": …}` answer text it parses anyway: the worker neither parses nor re-serializes them (two JSON passes
+ * per document fewer, issue 14).
  */
 
 /** First batch size and largest batch size of a stream. */
@@ -23,15 +27,48 @@ export function firstBatchSize(args: unknown): number {
   return typeof limit === "number" && Number.isInteger(limit) && limit >= 1 && limit <= MAX_BATCH ? limit : FIRST_BATCH;
 }
 
+/** Documents of a stream as JSON texts, and whether the stream has ended. */
+export interface DocumentBatch {
+  documentsJson: string[];
+  done: boolean;
+}
+
+/**
+ * The text of a batch as it crosses from the runner's main thread: a JSON header line (`queryId`, `done`, the length
+ * of each document's text), then the documents' texts back to back.
+ */
+export function encodeStreamBatch(queryId: number, batch: DocumentBatch): string {
+  const lengths = batch.documentsJson.map((json) => json.length);
+  return `{"queryId":${queryId},"done":${batch.done},"lengths":[${lengths.join(",")}]}\n${
+    batch.documentsJson.join("")
+  }`;
+}
+
+/** Reads `encodeStreamBatch`'s text; throws when its lengths do not add up (a corrupted message). */
+export function decodeStreamBatch(text: string): DocumentBatch & { queryId: number } {
+  const headerEnd = text.indexOf("\n");
+  if (headerEnd === -1) throw new Error("A query stream batch has no header");
+  const header = JSON.parse(text.slice(0, headerEnd)) as { queryId: number; done: boolean; lengths: number[] };
+  const documentsJson = new Array<string>(header.lengths.length);
+  let offset = headerEnd + 1;
+  for (let i = 0; i < header.lengths.length; i++) {
+    documentsJson[i] = text.slice(offset, offset + header.lengths[i]);
+    offset += header.lengths[i];
+  }
+  if (offset !== text.length) throw new Error("A query stream batch does not add up");
+  return { queryId: header.queryId, documentsJson, done: header.done };
+}
+
 interface StreamBuffer {
-  documents: unknown[];
+  /** JSON texts; each is dropped once served. */
+  documents: (string | undefined)[];
   position: number;
   done: boolean;
   nextBatch: number;
 }
 
-/** Fetches up to `batchSize` documents of a stream from the transaction: `{values, done}`. */
-export type FetchBatch = (queryId: number, batchSize: number) => { values: unknown[]; done: boolean };
+/** Fetches up to `batchSize` documents of a stream from the transaction. */
+export type FetchBatch = (queryId: number, batchSize: number) => DocumentBatch;
 
 /** The read-ahead buffers of one execution's streams. */
 export class QueryStreams {
@@ -40,9 +77,9 @@ export class QueryStreams {
   readonly #cleaned = new Set<number>();
 
   /** Registers a stream opened together with its first batch (`QUERY_STREAM_FIRST_OP`). */
-  open(queryId: number, first: { values: unknown[]; done: boolean }): void {
+  open(queryId: number, first: DocumentBatch): void {
     this.#streams.set(queryId, {
-      documents: first.values,
+      documents: first.documentsJson,
       position: 0,
       done: first.done,
       nextBatch: FIRST_BATCH * BATCH_GROWTH,
@@ -59,15 +96,15 @@ export class QueryStreams {
     }
     if (stream.position === stream.documents.length && !stream.done) {
       const batch = fetch(queryId, stream.nextBatch);
-      stream.documents = batch.values;
+      stream.documents = batch.documentsJson;
       stream.position = 0;
       stream.done = batch.done;
       stream.nextBatch = Math.min(MAX_BATCH, stream.nextBatch * BATCH_GROWTH);
     }
     if (stream.position < stream.documents.length) {
-      const value = stream.documents[stream.position];
+      const json = stream.documents[stream.position];
       stream.documents[stream.position++] = undefined; // let documents already served be collected
-      return JSON.stringify({ value, done: false });
+      return `{"value":${json},"done":false}`;
     }
     return '{"value":null,"done":true}';
   }

@@ -17,8 +17,8 @@ import {
   TRANSACTION_SYNC_OPS,
   unsupportedMessage,
 } from "./ops.ts";
-import { QUERY_STREAM_FIRST_OP } from "./protocol.ts";
-import { QueryStreams } from "./query_streams.ts";
+import { QUERY_STREAM_BATCH_OP, QUERY_STREAM_FIRST_OP } from "./protocol.ts";
+import { decodeStreamBatch, QueryStreams } from "./query_streams.ts";
 import { checkScheduledReference, createFunctionHandle, runNestedFunction } from "./run_udf.ts";
 import { isStorageJsOp, storageJsSyscall } from "./storage_js.ts";
 import { isMetadataOp, localMetadataSyscall } from "./metadata.ts";
@@ -63,10 +63,9 @@ export class SyscallRouter implements ConvexGlobal {
     if (!TRANSACTION_SYNC_OPS.has(op)) throw new Error(`Unknown operation ${op}`);
     if (op === "1.0/queryCleanup") return JSON.stringify(this.streams.cleanup(queryIdOf(argsJson)));
     if (op === "1.0/queryStream") {
-      const answer = this.transactionCall(QUERY_STREAM_FIRST_OP, argsJson, frame.componentPath);
-      const { queryId, batch } = JSON.parse(answer) as { queryId: number; batch: { values: unknown[]; done: boolean } };
-      this.streams.open(queryId, batch);
-      return `{"queryId":${queryId}}`;
+      const first = decodeStreamBatch(this.transactionCall(QUERY_STREAM_FIRST_OP, argsJson, frame.componentPath));
+      this.streams.open(first.queryId, first);
+      return `{"queryId":${first.queryId}}`;
     }
     return this.transactionCall(op, argsJson, frame.componentPath);
   }
@@ -100,8 +99,8 @@ export class SyscallRouter implements ConvexGlobal {
     if (op === "1.0/runUdf") return runNestedFunction(argsJson, this.transactionCall);
     if (op === "1.0/queryStreamNext") {
       return this.streams.next(queryIdOf(argsJson), (queryId, batchSize) => {
-        const answer = this.transactionCall(op, JSON.stringify({ queryId, batchSize }), frame.componentPath);
-        return JSON.parse(answer) as { values: unknown[]; done: boolean };
+        const args = `{"queryId":${queryId},"batchSize":${batchSize}}`;
+        return decodeStreamBatch(this.transactionCall(QUERY_STREAM_BATCH_OP, args, frame.componentPath));
       });
     }
     if (TRANSACTION_ASYNC_OPS.has(op)) return this.transactionCall(op, argsJson, frame.componentPath);
