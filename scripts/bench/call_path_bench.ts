@@ -50,7 +50,6 @@ export default defineSchema({
 });
 `,
   "bench.ts": ITEMS_FUNCTIONS_TS + `
-export const noop = query({ args: { nonce: v.number() }, handler: async () => null });
 export const bump = mutation({
   args: { i: v.number() },
   handler: async (ctx, { i }) => {

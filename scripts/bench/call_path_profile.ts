@@ -4,7 +4,7 @@
  * closed-loop HTTP clients for `DURATION_MS`, stops the server (which writes its profile) and prints self time per
  * function and per source file, in µs per call, with the GC share.
  *
- *   deno run -A scripts/bench/call_path_profile.ts [query|insert|ws] [more deno flags for the server...]
+ *   deno run -A scripts/bench/call_path_profile.ts [query|insert|noop|ws] [more deno flags for the server...]
  *
  * `ws` is the insert sent over the sync protocol by the official `ConvexClient` (one per client).
  *
@@ -236,6 +236,8 @@ async function main(workload: string, extraFlags: string[]): Promise<void> {
         ? sockets[client].mutation("bench:add" as any, { k: `k${next % 1000}`, n: next++ })
         : workload === "insert"
         ? callFunction(server.url, "mutation", "bench:add", { k: `k${next % 1000}`, n: next++ })
+        : workload === "noop"
+        ? callFunction(server.url, "query", "bench:noop", { nonce: next++ })
         : callFunction(server.url, "query", "bench:list", { k: `k${(next * 7919) % 1000}`, nonce: next++ });
     // A warm-up, then the measured window (only its samples are counted).
     const drive = async (ms: number) => {

@@ -1,6 +1,7 @@
 /**
  * The small Convex app the call-path benches share: an `items` table indexed by `k`, a query reading the ten items of
- * one key (`nonce` makes each call distinct, so none is answered from the cache), an insert, and a seeding mutation
+ * one key (`nonce` makes each call distinct, so none is answered from the cache), a query that does nothing (`noop`,
+ * distinct the same way), an insert, and a seeding mutation
  * whose key scheme each bench chooses (`itemsApp`). Also: calling a function over HTTP, and deploying and seeding.
  */
 import { type ConvexApp, runConvexCli } from "../../tests/helpers/convex_app.ts";
@@ -12,7 +13,7 @@ import { v } from "convex/values";
 export default defineSchema({ items: defineTable({ k: v.string(), n: v.number() }).index("by_k", ["k"]) });
 `;
 
-/** The head of `bench.ts`: imports, `list` and `add`; append the bench's own functions. */
+/** The head of `bench.ts`: imports, `list`, `add` and `noop` (does nothing); append the bench's own functions. */
 export const ITEMS_FUNCTIONS_TS = `
 import { mutation, query } from "./_generated/server";
 import { v } from "convex/values";
@@ -24,6 +25,7 @@ export const add = mutation({
   args: { k: v.string(), n: v.number() },
   handler: (ctx, args) => ctx.db.insert("items", args),
 });
+export const noop = query({ args: { nonce: v.number() }, handler: async () => null });
 `;
 
 /**
