@@ -642,8 +642,8 @@ export class RunnerPool {
 
   /**
    * Runs `job` on `runner` and, when it is the runner's last, makes the runner idle (or retires it). `turn` is null for
-   * a job that starts now; for one sent behind a running job, it resolves when that job is done with the runner (false
-   * when the runner is gone), and only then does this job's deadline start.
+   * a job that starts now; for one sent behind a running job, it resolves when that job is done with the runner, or
+   * when the runner gave this one back (see `Turn`), and only once the runner is this job's does its deadline start.
    */
   async #start(set: RunnerSet, runner: RunnerProcess, job: Job, turn: Promise<Turn> | null): Promise<void> {
     let stopReason: StopReason = null;
@@ -716,7 +716,7 @@ export class RunnerPool {
    */
   #requeue(set: RunnerSet, runner: RunnerProcess, job: Job): void {
     this.#finish(set, runner, job, false);
-    set.requeued++;
+    if (!this.#closed) set.requeued++;
     this.#putBack(set, job);
   }
 

@@ -136,8 +136,8 @@ export class Runner {
       return;
     }
     if (message.type === "withdraw") {
-      // Not started yet: give it back (sent before this run's answer, so the server sees it first). Started or done:
-      // nothing to say, its answer comes as usual.
+      // Not started yet: give it back (sent before this run's `idle`, so the server learns it before it would hand
+      // this runner to that call). Started or done: nothing to say, its answer comes as usual.
       if (this.#behind?.executionId !== message.executionId) return;
       this.#behind = null;
       void this.#send({ type: "withdrawn", executionId: message.executionId }).catch(() => {});
