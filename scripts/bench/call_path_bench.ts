@@ -40,7 +40,7 @@ const GROUP_SIZE = 10;
 const COUNTERS = 1_000;
 const SEED_BATCH = 1_000;
 
-const APP: Record<string, string> = {
+export const APP: Record<string, string> = {
   "schema.ts": `
 import { defineSchema, defineTable } from "convex/server";
 import { v } from "convex/values";
@@ -72,14 +72,14 @@ export const seed = mutation({
 };
 
 /** One workload: the function call and its bare equivalent. */
-interface Workload {
+export interface Workload {
   name: string;
   kind: "query" | "mutation";
   path: string;
   args(i: number): Record<string, unknown>;
 }
 
-const WORKLOADS: Workload[] = [
+export const WORKLOADS: Workload[] = [
   {
     name: "query",
     kind: "query",
@@ -189,7 +189,7 @@ async function spawnBare(): Promise<{ url: string; pid: number; close(): Promise
 // Measuring.
 
 /** The processes of one side: the server (or bare handler) and its runners, by kind. */
-async function processKinds(rootPid: number, rootKind = "server"): Promise<Map<number, string>> {
+export async function processKinds(rootPid: number, rootKind = "server"): Promise<Map<number, string>> {
   const kinds = new Map<number, string>([[rootPid, rootKind]]);
   for (const pid of await descendantPids(rootPid)) {
     const command = await commandLineOf(pid);
@@ -462,7 +462,7 @@ function commitText(before: CommitStats, after: CommitStats): string {
   return `; commit groups: ${size.toFixed(1)} transactions, ${ms.toFixed(2)} ms each`;
 }
 
-async function seed(url: string): Promise<void> {
+export async function seed(url: string): Promise<void> {
   const post = async (args: Record<string, unknown>) => {
     const response = await fetch(`${url}/api/mutation`, {
       method: "POST",
@@ -634,5 +634,7 @@ async function measure(
   return runs;
 }
 
-if (Deno.args[0] === "--bare") await serveBare(Deno.args[1]);
-else await main();
+if (import.meta.main) {
+  if (Deno.args[0] === "--bare") await serveBare(Deno.args[1]);
+  else await main();
+}

@@ -1,0 +1,143 @@
+/**
+ * An interleaved A/B of the call path (issue 14): two servers up at once, one started from an older checkout
+ * (`BASELINE_TREE`, as in call_path_bench.ts) and one from this tree, with call_path_bench's app deployed by the
+ * official CLI and seeded in each. `CLIENTS` closed-loop HTTP clients drive one workload against them in alternating
+ * slices of `SLICE_MS` (A then B, then B then A, …), so that the machine's drift, which moves call_path_bench's
+ * separate rounds by 20–50 % here, falls on both alike. Prints calls/s and CPU µs per call (server and runners, from
+ * /proc) per tree, the after/before ratios, and the spread of the per-pair ratios: an A/A run (the same tree twice)
+ * shows how small a difference this can tell. Here, on a day when call_path_bench's 3-round medians of one tree moved by
+ * 20 %, an A/A query run of 30 pairs gave 1.016 for calls/s and 0.984 for CPU per call (10 pairs: 1.062 and 0.933).
+ *
+ *   BASELINE_TREE=<dir> deno run -A scripts/bench/call_path_ab.ts   (env WORKLOAD=query|insert|rmw|noop, PAIRS, SLICE_MS,
+ *                                                                     CLIENTS)
+ */
+import { createConvexApp, runConvexCli, type ServerProcess, spawnServer } from "../../tests/helpers/convex_app.ts";
+import { processCpuSplitUs } from "../../tests/helpers/server_child.ts";
+import { APP, processKinds, seed, type Workload, WORKLOADS } from "./call_path_bench.ts";
+
+const BASELINE_TREE = Deno.env.get("BASELINE_TREE");
+const WORKLOAD = Deno.env.get("WORKLOAD") ?? "query";
+const PAIRS = Number(Deno.env.get("PAIRS") ?? 10);
+const SLICE_MS = Number(Deno.env.get("SLICE_MS") ?? 1_000);
+const CLIENTS = Number(Deno.env.get("CLIENTS") ?? 32);
+
+/** What one slice against one server did. */
+interface Slice {
+  calls: number;
+  failures: number;
+  seconds: number;
+  cpuUs: number;
+}
+
+/** The CPU µs so far of a server and its runners (a runner that exited meanwhile is left out of both readings). */
+async function cpuUsOf(server: ServerProcess): Promise<Map<number, number>> {
+  const cpu = new Map<number, number>();
+  for (const pid of (await processKinds(server.pid)).keys()) {
+    try {
+      const { userUs, systemUs } = processCpuSplitUs(pid);
+      cpu.set(pid, userUs + systemUs);
+    } catch {
+      // exited between listing and reading
+    }
+  }
+  return cpu;
+}
+
+let nextArg = 1_000_000;
+
+/** `CLIENTS` closed-loop clients calling `workload` on `server` for `ms`. */
+async function slice(server: ServerProcess, workload: Workload, ms: number): Promise<Slice> {
+  const endpoint = `${server.url}/api/${workload.kind}`;
+  let calls = 0;
+  let failures = 0;
+  const before = await cpuUsOf(server);
+  const started = performance.now();
+  const deadline = started + ms;
+  await Promise.all(Array.from({ length: CLIENTS }, async () => {
+    while (performance.now() < deadline) {
+      const body = JSON.stringify({ path: workload.path, args: workload.args(nextArg++), format: "json" });
+      const response = await fetch(endpoint, { method: "POST", headers: { "Content-Type": "application/json" }, body });
+      const result = await response.json() as { status: string };
+      if (result.status === "success") calls++;
+      else failures++;
+    }
+  }));
+  const seconds = (performance.now() - started) / 1000;
+  const after = await cpuUsOf(server);
+  let cpuUs = 0;
+  for (const [pid, us] of after) cpuUs += us - (before.get(pid) ?? 0);
+  return { calls, failures, seconds, cpuUs };
+}
+
+async function startServer(spawn: typeof spawnServer, app: Awaited<ReturnType<typeof createConvexApp>>) {
+  const server = await spawn({});
+  const deployed = await runConvexCli(app, ["deploy", "--typecheck=disable", "-y"], server);
+  if (deployed.code !== 0) throw new Error(`deploy failed: ${deployed.stdout}${deployed.stderr}`);
+  await seed(server.url);
+  return server;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+function totals(slices: Slice[]): { perSecond: number; cpuUsPerCall: number; failures: number } {
+  const calls = slices.reduce((sum, s) => sum + s.calls, 0);
+  const seconds = slices.reduce((sum, s) => sum + s.seconds, 0);
+  const cpuUs = slices.reduce((sum, s) => sum + s.cpuUs, 0);
+  return {
+    perSecond: calls / seconds,
+    cpuUsPerCall: cpuUs / calls,
+    failures: slices.reduce((n, s) => n + s.failures, 0),
+  };
+}
+
+async function main(): Promise<void> {
+  if (BASELINE_TREE === undefined) throw new Error("set BASELINE_TREE to the older checkout to compare with");
+  const workload = WORKLOADS.find((each) => each.name === WORKLOAD);
+  if (workload === undefined) throw new Error(`unknown WORKLOAD ${WORKLOAD}`);
+  const app = await createConvexApp(APP);
+  const baselineHelpers = await import(`file://${BASELINE_TREE}/tests/helpers/convex_app.ts`);
+  const servers: ServerProcess[] = [];
+  try {
+    servers.push(await startServer(baselineHelpers.spawnServer as typeof spawnServer, app));
+    servers.push(await startServer(spawnServer, app));
+    for (const server of servers) await slice(server, workload, 1_000); // warm-up, not counted
+    const slices: Slice[][] = [[], []];
+    const pairRatios = { perSecond: [] as number[], cpu: [] as number[] };
+    for (let pair = 0; pair < PAIRS; pair++) {
+      // A then B, then B then A: a drift within a pair weighs on both the same over two pairs.
+      const order = pair % 2 === 0 ? [0, 1] : [1, 0];
+      const got: Slice[] = [];
+      for (const side of order) got[side] = await slice(servers[side], workload, SLICE_MS);
+      for (const side of [0, 1]) slices[side].push(got[side]);
+      const rate = (s: Slice) => s.calls / s.seconds;
+      pairRatios.perSecond.push(rate(got[1]) / rate(got[0]));
+      pairRatios.cpu.push((got[1].cpuUs / got[1].calls) / (got[0].cpuUs / got[0].calls));
+    }
+    const [before, after] = slices.map(totals);
+    const spread = (values: number[]) =>
+      `median ${median(values).toFixed(3)}, ${Math.min(...values).toFixed(3)}–${Math.max(...values).toFixed(3)}`;
+    console.log(
+      `call_path_ab: ${WORKLOAD}, ${CLIENTS} clients, ${PAIRS} pairs of ${SLICE_MS} ms slices, ${navigator.hardwareConcurrency} cores`,
+    );
+    console.log(
+      `call_path_ab: before ${before.perSecond.toFixed(0)} calls/s, ${before.cpuUsPerCall.toFixed(0)} µs CPU/call; ` +
+        `after ${after.perSecond.toFixed(0)} calls/s, ${after.cpuUsPerCall.toFixed(0)} µs CPU/call` +
+        (before.failures + after.failures > 0
+          ? `; FAILED calls: ${before.failures} before, ${after.failures} after`
+          : ""),
+    );
+    console.log(
+      `call_path_ab: after/before calls/s ${(after.perSecond / before.perSecond).toFixed(3)} (pairs: ${
+        spread(pairRatios.perSecond)
+      }); CPU/call ${(after.cpuUsPerCall / before.cpuUsPerCall).toFixed(3)} (pairs: ${spread(pairRatios.cpu)})`,
+    );
+  } finally {
+    for (const server of servers) await server.close().catch(() => {});
+    await app.dispose();
+  }
+}
+
+await main();
