@@ -140,8 +140,8 @@ export interface TransactionHost {
    */
   syscall(op: string, argsJson: string, componentPath?: string): Promise<string>;
   /**
-   * `1.0/queryStreamNext` for up to `maxDocuments` documents at once (at most MAX_STREAM_BATCH are returned), each as its Convex
-   * JSON text, so a caller can pass them on without parsing them.
+   * `1.0/queryStreamNext` for up to `maxDocuments` documents at once (at most MAX_STREAM_BATCH are returned), each as
+   * its Convex JSON text, so a caller can pass them on without parsing them.
    */
   nextDocuments(queryId: number, maxDocuments: number, componentPath?: string): Promise<StreamBatch>;
   /** Nested `ctx.runQuery`/`ctx.runMutation`: a savepoint the nested call can commit into or roll back. */

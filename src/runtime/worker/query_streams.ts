@@ -60,7 +60,7 @@ export function decodeStreamBatch(text: string): DocumentBatch & { queryId: numb
 }
 
 interface StreamBuffer {
-  /** JSON texts; each is dropped once served. */
+  /** JSON texts, slices of one batch's text (which lives until every slice is dropped); each is dropped once served. */
   documents: (string | undefined)[];
   position: number;
   done: boolean;
@@ -103,7 +103,7 @@ export class QueryStreams {
     }
     if (stream.position < stream.documents.length) {
       const json = stream.documents[stream.position];
-      stream.documents[stream.position++] = undefined; // let documents already served be collected
+      stream.documents[stream.position++] = undefined; // served: the batch's text goes once the last one is
       return `{"value":${json},"done":false}`;
     }
     return '{"value":null,"done":true}';
