@@ -93,9 +93,9 @@ type JobRunEnd = "done" | "not started";
 /** One queued or running call. */
 interface Job {
   /**
-   * Sends the job to `runner` (behind its running job when `behind`) and returns when the runner is done with it;
-   * `whenSent` gets the job's `SentJob` synchronously. Never rejects. `stopReason()` tells whether (and why) the pool
-   * killed the runner.
+   * Sends the job to `runner` (behind its running job when the runner has one) and returns when the runner is done
+   * with it, or "not started" when the runner died or gave it back before starting it; `whenSent` gets the job's
+   * `SentJob` synchronously. Never rejects. `stopReason()` tells whether (and why) the pool killed the runner.
    */
   run(
     runner: RunnerProcess,
@@ -111,7 +111,7 @@ interface Job {
   pipelinable: boolean;
 }
 
-/** A busy runner's job, and the one sent behind it with its turn (resolved by `#finish`, false if the runner went). */
+/** A busy runner's job, and the one sent behind it with its turn (see `Turn`). */
 interface RunningSlot {
   job: Job;
   /** performance.now() when `job` got the runner (was sent, or took over from the job ahead). */

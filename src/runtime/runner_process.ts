@@ -197,7 +197,8 @@ export class RunnerProcess {
   /**
    * Runs one execution; its answer rejects with RunnerExitError if the process dies first. Sent while a job runs (only
    * when `takesJobBehind`), it waits in the runner behind that job, and fails with a RunnerExitError that says it never
-   * started if the runner dies before becoming idle after that job.
+   * started if the runner dies before becoming idle after that job, or with JobWithdrawnError if the runner gives it
+   * back (`withdrawBehind`).
    */
   execute(message: RunnerExecuteMessage, http?: HttpExchange): SentJob<RunnerResultMessage> {
     if (this.#job !== null && !this.takesJobBehind) throw new Error(`Runner ${this.id} cannot take a job behind`);

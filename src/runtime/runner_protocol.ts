@@ -87,9 +87,9 @@ export interface RunnerCallResultMessage {
 }
 
 /**
- * Server → runner: give back the execution sent behind the running one (pipelined) if it has not started, because that
- * one runs long and another runner is free. The runner answers `withdrawn` when it gave it back, nothing when it has
- * already started it (its answer then comes as usual).
+ * Server → runner: give back the execution sent behind the running one (pipelined) if it has not started, because the
+ * running one runs long (pool.ts, `#withdrawStuck`). The runner answers `withdrawn` when it gave it back, nothing when
+ * it has already started it (its answer then comes as usual).
  */
 export interface RunnerWithdrawMessage {
   type: "withdraw";

@@ -190,12 +190,12 @@ export class UserWorker {
     soon?.resolve(settled);
   }
 
-  /** Resolves the probe in flight as "stalled" once its deadline has passed (the runner's watchdog calls this). */
   /** Whether a probe or `settledSoon` waits for the worker (its deadline is checked by `checkProbeDeadline`). */
   get awaitingAnswer(): boolean {
     return this.#probe !== null || this.#soon !== null;
   }
 
+  /** Resolves the probe in flight as "stalled" once its deadline has passed (the runner's watchdog calls this). */
   checkProbeDeadline(nowMs: number): void {
     if (this.#probe !== null && nowMs >= this.#probe.deadlineMs) this.#settleProbe("stalled");
     if (this.#soon !== null && nowMs >= this.#soon.deadlineMs) this.#endSoon(false);
