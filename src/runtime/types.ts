@@ -185,10 +185,9 @@ export interface RunnerPoolOptions {
   /** Idle time after which a runner beyond its set's warm minimum exits (default 30 s). */
   runnerIdleExitMs?: number;
   /**
-   * The program that pins each transaction runner to one CPU (cpu_affinity.ts: `TASKSET`), or null (the default) for
-   * unpinned runners. Where it cannot run (not Linux, not installed, not allowed), runners are unpinned too. Pinned
-   * runners answer a lone call with less latency and CPU, but cannot move off a busy CPU: under saturation they lost
-   * throughput in call_path_bench (issue 14).
+   * The program that pins each transaction runner to one CPU (cpu_affinity.ts: `TASKSET`), or null (the default here;
+   * the server passes `TASKSET` unless `--no-pin-runners`) for unpinned runners. Where it cannot run (not Linux, not
+   * installed, not allowed), runners are unpinned too. Pinned runners take less CPU per call (cpu_affinity.ts).
    */
   cpuAffinityProgram?: string | null;
   /** Node runners (`"use node"` actions) running a call at once (default 2 × cores). */

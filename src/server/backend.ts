@@ -75,7 +75,7 @@ export interface BackendOptions {
   nodePackages?: "auto" | "off";
   /** `--action-timeout`: the time limit of every action, isolate or node (default Convex's 10 minutes). */
   actionTimeoutMs?: number;
-  /** `--pin-runners`: pin each transaction runner to one CPU (default false). */
+  /** Pin each transaction runner to one CPU (default true; false with `--no-pin-runners`): see cpu_affinity.ts. */
   pinRunners?: boolean;
   /** `--search-memory`: bytes the in-memory search indexes may hold together (default DEFAULT_SEARCH_MEMORY_BYTES). */
   searchMemoryBytes?: number;
@@ -103,7 +103,7 @@ export async function openBackend(options: BackendOptions): Promise<Backend> {
     actionNet: options.actionNet,
     ...(options.nodePackages === undefined ? {} : { nodePackages: options.nodePackages }),
     ...(options.actionTimeoutMs === undefined ? {} : { actionTimeLimitMs: options.actionTimeoutMs }),
-    cpuAffinityProgram: options.pinRunners === true ? TASKSET : null,
+    cpuAffinityProgram: options.pinRunners === false ? null : TASKSET,
     onCall: (op, argsJson, context) => {
       if (op === "denvex/createTable") {
         const { tableName, componentPath } = JSON.parse(argsJson) as { tableName: string; componentPath?: string };

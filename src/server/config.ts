@@ -72,7 +72,7 @@ export interface ServeConfig {
   nodePackages: "auto" | "off";
   /** `--action-timeout`: how long one action (isolate or node) may run before it fails with a timeout. */
   actionTimeoutMs: number;
-  /** `--pin-runners`: pin each transaction runner to one CPU (Linux, with `taskset`). */
+  /** Pin each transaction runner to one CPU (Linux, with `taskset`): on unless `--no-pin-runners`. */
   pinRunners: boolean;
   /** `--search-memory`: bytes the in-memory text and vector indexes may hold together. */
   searchMemoryBytes: number;
@@ -144,8 +144,8 @@ Flags of serve:
   --action-timeout DURATION
                          how long one action (isolate or "use node") may run before it fails with Convex's
                          timeout error: 1s to 1d, e.g. 30s, 2m, 1h (default 10m, Convex's limit)
-  --pin-runners          pin each query/mutation runner process to one CPU (Linux, with taskset): lower
-                         latency and CPU per call at light load, less throughput when every CPU is busy
+  --no-pin-runners       let the scheduler move query/mutation runner processes between CPUs; by default
+                         each is pinned to one CPU (Linux, with taskset), which takes less CPU per call
   --search-memory MIB    memory the text and vector search indexes may hold together, in MiB (default
                          ${DEFAULT_SEARCH_MEMORY_MIB}); an index that does not fit is dropped: its text searches scan
                          the table, its vector searches fail
@@ -172,7 +172,9 @@ const SERVE_OPTIONS = {
   "backup-keep": { type: "string" },
   "node-packages": { type: "string" },
   "action-timeout": { type: "string" },
+  // Accepted for the command lines of earlier versions, where pinning was opt-in; it is the default now.
   "pin-runners": { type: "boolean" },
+  "no-pin-runners": { type: "boolean" },
   "search-memory": { type: "string" },
   help: { type: "boolean", short: "h" },
   // Accepted here too because `deno task start --version` arrives as `serve --version`.
@@ -257,7 +259,7 @@ function parseServe(args: readonly string[], readEnv: (name: string) => string |
       backup: parseBackup(values["backup-every"], values["backup-dir"], values["backup-keep"]),
       nodePackages: parseNodePackages(values["node-packages"]),
       actionTimeoutMs: parseActionTimeout(values["action-timeout"]),
-      pinRunners: values["pin-runners"] === true,
+      pinRunners: parsePinRunners(values["pin-runners"] === true, values["no-pin-runners"] === true),
       searchMemoryBytes: parseSearchMemory(values["search-memory"]),
     },
   };
@@ -286,6 +288,11 @@ function parseSearchMemory(text: string | undefined): number {
     );
   }
   return mib * MIB;
+}
+
+function parsePinRunners(pin: boolean, noPin: boolean): boolean {
+  if (pin && noPin) throw new UsageError("--pin-runners and --no-pin-runners contradict each other");
+  return !noPin;
 }
 
 function parseActionTimeout(text: string | undefined): number {

@@ -186,12 +186,12 @@ export function serverRunArgs(
 }
 
 /**
- * The server's `--allow-run` for the command line `args`: its own executable (runner processes) and, with
- * `--pin-runners` on Linux where util-linux's `taskset` is installed, that (src/runtime/cpu_affinity.ts). Running a
+ * The server's `--allow-run` for the command line `args`: its own executable (runner processes) and, unless
+ * `--no-pin-runners`, on Linux where util-linux's `taskset` is installed, that (src/runtime/cpu_affinity.ts). Running a
  * program already lets the server start any other through its own executable, so naming `taskset` grants nothing new.
  */
 export function serverRunGrant(args: readonly string[]): string {
-  const taskset = args.includes("--pin-runners") && tasksetInstalled();
+  const taskset = !args.includes("--no-pin-runners") && tasksetInstalled();
   return `--allow-run=${[Deno.execPath(), ...(taskset ? ["taskset"] : [])].join(",")}`;
 }
 
