@@ -10,6 +10,11 @@
  *
  *   BASELINE_TREE=<dir> deno run -A scripts/bench/call_path_ab.ts   (env WORKLOAD=query|insert|rmw|noop, PAIRS, SLICE_MS,
  *                                                                     CLIENTS)
+ *
+ * Server flags can differ too: env BEFORE_ARGS and AFTER_ARGS (whitespace-separated) go to the before and after server,
+ * and without BASELINE_TREE both servers come from this tree. E.g. `AFTER_ARGS=--no-pin-runners` compares unpinned
+ * runners with pinned ones; `BEFORE_ARGS="--db postgres://…/ab1" AFTER_ARGS="--db postgres://…/ab2"` runs on
+ * PostgreSQL (one database each: two deployments must not share one).
  */
 import { createConvexApp, runConvexCli, type ServerProcess, spawnServer } from "../../tests/helpers/convex_app.ts";
 import { processCpuSplitUs } from "../../tests/helpers/server_child.ts";
@@ -20,6 +25,13 @@ const WORKLOAD = Deno.env.get("WORKLOAD") ?? "query";
 const PAIRS = Number(Deno.env.get("PAIRS") ?? 10);
 const SLICE_MS = Number(Deno.env.get("SLICE_MS") ?? 1_000);
 const CLIENTS = Number(Deno.env.get("CLIENTS") ?? 32);
+const BEFORE_ARGS = argsOf("BEFORE_ARGS");
+const AFTER_ARGS = argsOf("AFTER_ARGS");
+
+/** The server flags in env `name`, split at whitespace. */
+function argsOf(name: string): string[] {
+  return (Deno.env.get(name) ?? "").split(/\s+/).filter((word) => word !== "");
+}
 
 /** What one slice against one server did. */
 interface Slice {
@@ -69,8 +81,12 @@ async function slice(server: ServerProcess, workload: Workload, ms: number): Pro
   return { calls, failures, seconds, cpuUs };
 }
 
-async function startServer(spawn: typeof spawnServer, app: Awaited<ReturnType<typeof createConvexApp>>) {
-  const server = await spawn({});
+async function startServer(
+  spawn: typeof spawnServer,
+  app: Awaited<ReturnType<typeof createConvexApp>>,
+  extraArgs: string[],
+) {
+  const server = await spawn({ extraArgs });
   const deployed = await runConvexCli(app, ["deploy", "--typecheck=disable", "-y"], server);
   if (deployed.code !== 0) throw new Error(`deploy failed: ${deployed.stdout}${deployed.stderr}`);
   await seed(server.url);
@@ -94,15 +110,19 @@ function totals(slices: Slice[]): { perSecond: number; cpuUsPerCall: number; fai
 }
 
 async function main(): Promise<void> {
-  if (BASELINE_TREE === undefined) throw new Error("set BASELINE_TREE to the older checkout to compare with");
+  if (BASELINE_TREE === undefined && BEFORE_ARGS.length + AFTER_ARGS.length === 0) {
+    throw new Error("set BASELINE_TREE to the older checkout to compare with, or BEFORE_ARGS / AFTER_ARGS");
+  }
   const workload = WORKLOADS.find((each) => each.name === WORKLOAD);
   if (workload === undefined) throw new Error(`unknown WORKLOAD ${WORKLOAD}`);
   const app = await createConvexApp(APP);
-  const baselineHelpers = await import(`file://${BASELINE_TREE}/tests/helpers/convex_app.ts`);
+  const baselineSpawn = BASELINE_TREE === undefined
+    ? spawnServer
+    : (await import(`file://${BASELINE_TREE}/tests/helpers/convex_app.ts`)).spawnServer as typeof spawnServer;
   const servers: ServerProcess[] = [];
   try {
-    servers.push(await startServer(baselineHelpers.spawnServer as typeof spawnServer, app));
-    servers.push(await startServer(spawnServer, app));
+    servers.push(await startServer(baselineSpawn, app, BEFORE_ARGS));
+    servers.push(await startServer(spawnServer, app, AFTER_ARGS));
     for (const server of servers) await slice(server, workload, 1_000); // warm-up, not counted
     const slices: Slice[][] = [[], []];
     const pairRatios = { perSecond: [] as number[], cpu: [] as number[] };
