@@ -36,7 +36,7 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=10s \
 # The launcher (main.ts start, the same as `deno task start`) parses the flags and starts the server with the grants
 # they need: read/write on /data (or wherever --data, --backup-dir point), the network, the server's environment
 # variables, the deno binary for runner processes and `taskset` to pin them to CPUs, plus the server's V8 flags
-# (SERVER_V8_FLAGS in src/server/launcher.ts: a capped young generation, issue 14). `exec` makes the launcher the process that receives
-# `docker stop`'s SIGTERM; it passes it on, so the server shuts down cleanly.
+# (SERVER_V8_FLAGS in src/server/launcher.ts: a capped young generation, issue 14). `exec` makes the launcher the
+# process that receives `docker stop`'s SIGTERM; it passes it on, so the server shuts down cleanly.
 ENTRYPOINT ["/bin/sh", "-c", "exec deno run --lock=src/server/deno.lock --node-modules-dir=none --cached-only --no-prompt --allow-run main.ts start --data /data --host 0.0.0.0 --port \"$DENVEX_PORT\" \"$@\"", "denvex"]
 CMD []
