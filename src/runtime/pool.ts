@@ -215,10 +215,12 @@ export class RunnerPool {
     const affinityProgram = options.cpuAffinityProgram ?? null;
     this.#affinity = affinityProgram === null ? Promise.resolve(null) : CpuAffinity.detect(affinityProgram).then(
       (affinity) => {
-        if (affinity === null) {
+        // Said only where pinning was to be expected: the server asks for it by default, and on one CPU or another OS
+        // there is nothing to pin, nor anything to say about it on every start.
+        if (affinity === null && Deno.build.os === "linux" && navigator.hardwareConcurrency > 1) {
           console.error(
-            `denvex: runners stay unpinned: ${affinityProgram} cannot pin them here (it needs Linux, ` +
-              `${affinityProgram} installed and allowed to run, and more than one CPU)`,
+            `denvex: runners stay unpinned: ${affinityProgram} cannot pin them here (it must be installed and ` +
+              `allowed to run)`,
           );
         }
         return affinity;
