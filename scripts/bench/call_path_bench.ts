@@ -3,17 +3,19 @@
  * SQLite) with a small app deployed by the official CLI and 10,000 documents, driven by `CLIENTS` closed-loop HTTP
  * clients; against a bare `Deno.serve` handler doing the same node:sqlite work (WAL, synchronous=FULL, writes
  * group-committed), measured in the same run, each in its own process. Per workload: calls/s, p50/p99, the ratio to
- * the bare handler, CPU µs per call read from /proc (server and runners separately), and context switches per call
- * per process kind (blocked: hand-offs between threads and processes; preempted). Memory: RSS and PSS per process
- * kind, idle and after the load. The `noop` workload, a query that does nothing, shows what the call path alone costs.
+ * the bare handler, CPU µs per call read from /proc (server and runners separately, and by thread: main thread,
+ * user-code worker, V8's and Tokio's helpers), and context switches per call per process kind (blocked: hand-offs
+ * between threads and processes; preempted). Memory: RSS and PSS per process kind, idle and after the load. The `noop`
+ * workload, a query that does nothing, shows what the call path alone costs.
  *
  *   deno run -A scripts/bench/call_path_bench.ts      (env DURATION_MS, CLIENTS, ONLY=query,insert,rmw,noop,ws,one)
  *
  * With env BASELINE_TREE=<dir> (a copy of an older checkout, e.g. `git archive HEAD | tar -x -C <dir>` plus a
  * `node_modules` link), the same workloads run first against a server started from that tree: before and after in one
- * run, each against its own bare-handler measurement. Env ROUNDS=n (default 1) alternates before and after n times, each
- * round with fresh servers, and ends with the medians of each workload's calls/s, CPU per call and ratio to the bare
- * handler: on a machine whose speed drifts by 10–20 % within minutes, one round cannot tell a small change from noise.
+ * run, each against its own bare-handler measurement. Env ROUNDS=n (default 1) alternates before and after n times,
+ * each round with fresh servers, and ends with the medians of each workload's calls/s, CPU per call and ratio to the
+ * bare handler: on a machine whose speed drifts by 10–20 % within minutes, one round cannot tell a small change from
+ * noise.
  *
  * Env SERVER_DENO_FLAGS adds `deno run` flags to the server process (space-separated), e.g.
  * `SERVER_DENO_FLAGS=--v8-flags=--max-semi-space-size=4`.
@@ -208,9 +210,39 @@ function machineBusyUs(): number {
   return busyTicks * 10_000;
 }
 
-/** CPU µs (and the kernel's part of it) and context switches so far, summed per kind. */
-type Counters = { cpuUs: number; systemUs: number } & ContextSwitches;
-const NO_COUNTS: Counters = { cpuUs: 0, systemUs: 0, voluntary: 0, involuntary: 0 };
+/** The threads a process's CPU is split into: its main thread, user-code workers (runners) and the rest (V8, Tokio). */
+type ThreadKind = "main" | "worker" | "helpers";
+const THREAD_KINDS: ThreadKind[] = ["main", "worker", "helpers"];
+
+/** CPU µs (and the kernel's part of it), its split by thread, and context switches so far, summed per kind. */
+type Counters = { cpuUs: number; systemUs: number; threadUs: Record<ThreadKind, number> } & ContextSwitches;
+const NO_COUNTS: Counters = {
+  cpuUs: 0,
+  systemUs: 0,
+  threadUs: { main: 0, worker: 0, helpers: 0 },
+  voluntary: 0,
+  involuntary: 0,
+};
+
+/** On-CPU µs so far of process `pid`'s live threads by kind (schedstat; a thread that ended is not counted). */
+function threadCpuUs(pid: number): Record<ThreadKind, number> {
+  const us: Record<ThreadKind, number> = { main: 0, worker: 0, helpers: 0 };
+  try {
+    for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
+      try {
+        const name = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/comm`).trim();
+        const ns = Number(Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/schedstat`).split(" ")[0]);
+        const kind = task.name === String(pid) ? "main" : name.startsWith("worker-") ? "worker" : "helpers";
+        us[kind] += ns / 1000;
+      } catch {
+        // The thread ended between listing and reading.
+      }
+    }
+  } catch {
+    // The process exited.
+  }
+  return us;
+}
 
 /** Each process's counters so far. */
 function countersByPid(kinds: Map<number, string>): Map<number, Counters> {
@@ -218,7 +250,7 @@ function countersByPid(kinds: Map<number, string>): Map<number, Counters> {
   for (const pid of kinds.keys()) {
     const switches = processContextSwitches(pid);
     const { userUs, systemUs } = processCpuSplitUs(pid);
-    counters.set(pid, { cpuUs: userUs + systemUs, systemUs, ...switches });
+    counters.set(pid, { cpuUs: userUs + systemUs, systemUs, threadUs: threadCpuUs(pid), ...switches });
   }
   return counters;
 }
@@ -226,7 +258,7 @@ function countersByPid(kinds: Map<number, string>): Map<number, Counters> {
 /** What a run costs per call, measured between `startMeter` and its `stop`. */
 type CallCosts = Pick<
   Run,
-  "cpuUsPerCall" | "systemUsPerCall" | "switchesPerCall" | "machineUsPerCall" | "replacedProcesses"
+  "cpuUsPerCall" | "systemUsPerCall" | "threadUsPerCall" | "switchesPerCall" | "machineUsPerCall" | "replacedProcesses"
 >;
 
 /**
@@ -244,6 +276,7 @@ async function startMeter(processesOf: ProcessesOf): Promise<{ stop(calls: numbe
       const after = countersByPid(kinds);
       const cpuUsPerCall = new Map<string, number>();
       const systemUsPerCall = new Map<string, number>();
+      const threadUsPerCall = new Map<string, Record<ThreadKind, number>>();
       const switchesPerCall = new Map<string, ContextSwitches>();
       for (const [pid, counters] of after) {
         const kind = kinds.get(pid)!;
@@ -251,6 +284,11 @@ async function startMeter(processesOf: ProcessesOf): Promise<{ stop(calls: numbe
         const add = (map: Map<string, number>, value: number) => map.set(kind, (map.get(kind) ?? 0) + value / calls);
         add(cpuUsPerCall, counters.cpuUs - start.cpuUs);
         add(systemUsPerCall, counters.systemUs - start.systemUs);
+        const threads = threadUsPerCall.get(kind) ?? { main: 0, worker: 0, helpers: 0 };
+        for (const thread of THREAD_KINDS) {
+          threads[thread] += (counters.threadUs[thread] - start.threadUs[thread]) / calls;
+        }
+        threadUsPerCall.set(kind, threads);
         const switches = switchesPerCall.get(kind) ?? { voluntary: 0, involuntary: 0 };
         switchesPerCall.set(kind, {
           voluntary: switches.voluntary + (counters.voluntary - start.voluntary) / calls,
@@ -258,7 +296,7 @@ async function startMeter(processesOf: ProcessesOf): Promise<{ stop(calls: numbe
         });
       }
       const replacedProcesses = [...before.keys()].filter((pid) => !after.has(pid)).length;
-      return { cpuUsPerCall, systemUsPerCall, switchesPerCall, machineUsPerCall, replacedProcesses };
+      return { cpuUsPerCall, systemUsPerCall, threadUsPerCall, switchesPerCall, machineUsPerCall, replacedProcesses };
     },
   };
 }
@@ -297,6 +335,12 @@ interface Run {
   failures: number;
   calls: number;
   cpuUsPerCall: Map<string, number>;
+  /**
+   * `cpuUsPerCall` by thread, from each thread's on-CPU time (schedstat): where in a process the CPU goes, e.g. a
+   * runner's main thread (socket, database) against its user-code worker. Threads that ended during the run are not
+   * counted.
+   */
+  threadUsPerCall: Map<string, Record<ThreadKind, number>>;
   /** The kernel's part of `cpuUsPerCall` (system calls, and the wake-ups of each hand-off between threads). */
   systemUsPerCall: Map<string, number>;
   /**
@@ -375,6 +419,16 @@ function cpuText(run: Run): string {
   }${replaced})`;
 }
 
+/** CPU per call by thread of each kind that ran any: `kind main/worker/helpers`. */
+function threadsText(run: Run): string {
+  const parts = [...run.threadUsPerCall].filter(([kind]) => (run.cpuUsPerCall.get(kind) ?? 0) > 0).map((
+    [kind, us],
+  ) =>
+    `${kind} ${THREAD_KINDS.filter((thread) => us[thread] >= 0.5).map((t) => `${t} ${us[t].toFixed(0)}`).join(" ")}`
+  );
+  return parts.length === 0 ? "" : `; threads µs/call: ${parts.join(", ")}`;
+}
+
 /** Context switches per call of the kinds that have any: blocked + preempted. */
 function switchesText(run: Run): string {
   const parts = [...run.switchesPerCall].filter(([, { voluntary, involuntary }]) => voluntary + involuntary >= 0.05)
@@ -385,7 +439,7 @@ function switchesText(run: Run): string {
 function runText(run: Run): string {
   return `${run.perSecond.toFixed(0)}/s, p50 ${run.p50Ms.toFixed(1)} ms, p99 ${run.p99Ms.toFixed(1)} ms, ${
     cpuText(run)
-  }${switchesText(run)}` +
+  }${threadsText(run)}${switchesText(run)}` +
     (run.failures > 0 ? `, ${run.failures} FAILED` : "");
 }
 
