@@ -12,10 +12,11 @@
  * On by default in the server (`--no-pin-runners` turns it off). A pinned runner cannot move off a CPU the server or
  * another runner keeps busy, and when pinning was added that cost more than it saved: 32 clients got 1,171 queries/s
  * instead of 1,287. Since then a busy runner holds the next call (pool.ts), so it seldom waits for the server to hand
- * it one (our reading of why), and the balance turned: in an interleaved A/B (scripts/bench/call_path_ab.ts, 20 pairs of 1 s slices, 2 vCPUs),
- * pinned against unpinned, queries at 32 clients 1.11× the calls/s and 0.92× the CPU per call, inserts 1.14× and 0.84×,
- * read-modify-write 1.06× and 0.90×, a call that does nothing 1.00× and 0.95×; queries at 4 clients 1.13× and 0.90×,
- * and at 1 client 1.23× and 0.85×.
+ * it one (our reading of why), and the balance turned. In an interleaved A/B (scripts/bench/call_path_ab.ts, 20 pairs
+ * of 1 s slices, 2 vCPUs), pinned against unpinned: queries at 32 clients 1.11× the calls/s and 0.92× the CPU per
+ * call, inserts 1.14× and 0.84×, read-modify-write 1.06× and 0.90×, a call that does nothing 1.00× and 0.95×; queries
+ * at 4 clients 1.13× and 0.90×, at 1 client 1.23× and 0.85×; on PostgreSQL, queries 1.10× and 0.92×, inserts 1.10×
+ * and 0.86×.
  *
  * Best effort: where `taskset` is missing, not allowed or not Linux, runners run unpinned.
  *
