@@ -99,40 +99,53 @@ Deno.test("deno task start --data <anywhere>: the server gets exactly that direc
   await withTempDir(async (dir) => {
     const dataDir = `${dir}/not/yet/there`;
     const server = task(["start", "--data", dataDir, "--port", "0", "--site-port", "0"]);
-    const [, apiUrl] = await server.waitFor(/API: +(http:\/\/\S+)/);
-    await server.waitFor(new RegExp(`admin key: +generated and stored in ${dataDir}/admin-key \\(print it with: cat `));
-    assertEquals((await fetch(`${apiUrl}/version`)).status, 200);
+    // A failed assertion must not leave the server running (it would outlive the test run).
+    let stopped = false;
+    try {
+      const [, apiUrl] = await server.waitFor(/API: +(http:\/\/\S+)/);
+      await server.waitFor(
+        new RegExp(`admin key: +generated and stored in ${dataDir}/admin-key \\(print it with: cat `),
+      );
+      assertEquals((await fetch(`${apiUrl}/version`)).status, 200);
 
-    const processes = await mainTsProcesses(server.pid);
-    const launcher = processes.find((line) => / main\.ts start /.test(line));
-    const serving = processes.find((line) => /\/main\.ts (serve )?--data /.test(line));
-    assert(launcher !== undefined && serving !== undefined, processes.join("\n"));
-    assertEquals(launcher.split(" ").filter((token) => token.startsWith("--allow")), ["--allow-run"]);
-    assertStringIncludes(serving, ` --allow-read=${dataDir} `);
-    assertStringIncludes(serving, ` --allow-write=${dataDir} `);
-    // Its own binary, and taskset where installed, to pin runners to CPUs (cli_test checks when it is there).
-    assert(
-      serving.includes(` --allow-run=${DENO} `) || serving.includes(` --allow-run=${DENO},taskset `),
-      `--allow-run: ${serving}`,
-    );
-    // The server's young-generation cap (issue 14): the process `deno task start` starts carries it.
-    assertStringIncludes(serving, ` --v8-flags=${SERVER_V8_FLAGS} `);
-    // Its runners' malloc arena cap and V8 flag (issue 14, footprint).
-    const environments = await processEnvironments(server.pid);
-    const runners = environments.filter(({ line }) => / runner /.test(` ${line} `) && line.includes("main.ts"));
-    assert(runners.length > 0, environments.map(({ line }) => line).join("\n"));
-    for (const runner of runners) {
-      assertEquals(runner.env.get("MALLOC_ARENA_MAX"), RUNNER_MALLOC_ARENA_MAX);
-      assertStringIncludes(runner.line, "--optimize-for-size");
-    }
-    for (const unscoped of [" --allow-read ", " --allow-write ", " --allow-env ", " --allow-run ", " -A "]) {
-      assert(!serving.includes(unscoped), `the server got${unscoped}: ${serving}`);
-    }
+      const processes = await mainTsProcesses(server.pid);
+      const launcher = processes.find((line) => / main\.ts start /.test(line));
+      const serving = processes.find((line) => /\/main\.ts (serve )?--data /.test(line));
+      assert(launcher !== undefined && serving !== undefined, processes.join("\n"));
+      assertEquals(launcher.split(" ").filter((token) => token.startsWith("--allow")), ["--allow-run"]);
+      assertStringIncludes(serving, ` --allow-read=${dataDir} `);
+      assertStringIncludes(serving, ` --allow-write=${dataDir} `);
+      // Its own binary, and taskset where installed, to pin runners to CPUs (cli_test checks when it is there).
+      assert(
+        serving.includes(` --allow-run=${DENO} `) || serving.includes(` --allow-run=${DENO},taskset `),
+        `--allow-run: ${serving}`,
+      );
+      // The server's young-generation cap (issue 14): the process `deno task start` starts carries it.
+      assertStringIncludes(serving, ` --v8-flags=${SERVER_V8_FLAGS} `);
+      // Its runners' malloc arena cap and V8 flag (issue 14, footprint).
+      const environments = await processEnvironments(server.pid);
+      const runners = environments.filter(({ line }) => / runner /.test(` ${line} `) && line.includes("main.ts"));
+      assert(runners.length > 0, environments.map(({ line }) => line).join("\n"));
+      for (const runner of runners) {
+        assertEquals(runner.env.get("MALLOC_ARENA_MAX"), RUNNER_MALLOC_ARENA_MAX);
+        assertStringIncludes(runner.line, "--optimize-for-size");
+      }
+      for (const unscoped of [" --allow-read ", " --allow-write ", " --allow-env ", " --allow-run ", " -A "]) {
+        assert(!serving.includes(unscoped), `the server got${unscoped}: ${serving}`);
+      }
 
-    server.signal("SIGTERM");
-    assertEquals(await server.exited(), 0, server.output());
-    assertStringIncludes(server.output(), "denvex: stopped");
-    assertEquals((await mainTsProcesses(server.pid)).length, 0);
+      server.signal("SIGTERM");
+      const code = await server.exited();
+      stopped = true;
+      assertEquals(code, 0, server.output());
+      assertStringIncludes(server.output(), "denvex: stopped");
+      assertEquals((await mainTsProcesses(server.pid)).length, 0);
+    } finally {
+      if (!stopped) {
+        server.signal("SIGTERM");
+        await server.exited();
+      }
+    }
 
     // The admin-key task reads the same directory.
     const adminKey = task(["-q", "admin-key", "--data", dataDir]);
