@@ -430,6 +430,25 @@ for (const backend of BACKENDS) {
     assertEquals((await query(db, (tx) => collect(tx, scan("g")))).map((d) => d.a), [1]);
   });
 
+  t(
+    "nextDocuments: a stream's documents as JSON texts in batches; a batch size that is not a number reads one",
+    async (db) => {
+      await insertMany(db, "b", [1, 2, 3, 4, 5].map((n) => ({ n })));
+      await query(db, async (tx) => {
+        const { queryId } = await sys<{ queryId: number }>(tx, "1.0/queryStream", { query: scan("b") });
+        const first = await tx.nextDocuments(queryId, 2);
+        assertEquals(first.documentsJson.map((json) => JSON.parse(json).n), [1, 2]);
+        assertEquals(first.done, false);
+        const one = await tx.nextDocuments(queryId, Number.NaN);
+        assertEquals(one.documentsJson.map((json) => JSON.parse(json).n), [3]);
+        const rest = await tx.nextDocuments(queryId, 10);
+        assertEquals(rest.documentsJson.map((json) => JSON.parse(json).n), [4, 5]);
+        assertEquals(rest.done, true);
+        await rejects(tx.nextDocuments(queryId + 1000, 1), /unknown query/);
+      });
+    },
+  );
+
   t("normalizeId, getSnapshotTs, identity and metrics", async (db) => {
     const [id] = await insertMany(db, "n", [{}]);
     await insertMany(db, "m", [{}]);

@@ -387,7 +387,8 @@ export class DatabaseSyscalls implements TransactionHost {
   async #nextBatch(queryId: number, maxDocuments: number): Promise<StreamBatch> {
     const stream = this.#streams.get(queryId);
     if (!stream) throw badArgument(`queryStreamNext: unknown query ${queryId}`);
-    const max = Math.max(1, Math.min(MAX_STREAM_BATCH, Math.floor(maxDocuments)));
+    // A batch size that is not a number (a malformed internal request) reads one document, as an unbatched next does.
+    const max = Number.isFinite(maxDocuments) ? Math.max(1, Math.min(MAX_STREAM_BATCH, Math.floor(maxDocuments))) : 1;
     const documents = stream === EMPTY_STREAM ? [] : await stream.next(max);
     const done = stream === EMPTY_STREAM || (stream.done && documents.length < max) || documents.length === 0;
     return { documentsJson: documents.map((document) => document.json), done };

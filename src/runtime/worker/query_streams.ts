@@ -8,6 +8,7 @@
  * the `{"value": …}` answer text it parses anyway: the worker neither parses nor re-serializes them (two JSON passes
  * per document fewer, issue 14).
  */
+import type { StreamBatch } from "../../database/mod.ts";
 
 /** First batch size and largest batch size of a stream. */
 export const FIRST_BATCH = 8;
@@ -27,17 +28,11 @@ export function firstBatchSize(args: unknown): number {
   return typeof limit === "number" && Number.isInteger(limit) && limit >= 1 && limit <= MAX_BATCH ? limit : FIRST_BATCH;
 }
 
-/** Documents of a stream as JSON texts, and whether the stream has ended. */
-export interface DocumentBatch {
-  documentsJson: string[];
-  done: boolean;
-}
-
 /**
  * The text of a batch as it crosses from the runner's main thread: a JSON header line (`queryId`, `done`, the length
  * of each document's text), then the documents' texts back to back.
  */
-export function encodeStreamBatch(queryId: number, batch: DocumentBatch): string {
+export function encodeStreamBatch(queryId: number, batch: StreamBatch): string {
   const lengths = batch.documentsJson.map((json) => json.length);
   return `{"queryId":${queryId},"done":${batch.done},"lengths":[${lengths.join(",")}]}\n${
     batch.documentsJson.join("")
@@ -45,7 +40,7 @@ export function encodeStreamBatch(queryId: number, batch: DocumentBatch): string
 }
 
 /** Reads `encodeStreamBatch`'s text; throws when its lengths do not add up (a corrupted message). */
-export function decodeStreamBatch(text: string): DocumentBatch & { queryId: number } {
+export function decodeStreamBatch(text: string): StreamBatch & { queryId: number } {
   const headerEnd = text.indexOf("\n");
   if (headerEnd === -1) throw new Error("A query stream batch has no header");
   const header = JSON.parse(text.slice(0, headerEnd)) as { queryId: number; done: boolean; lengths: number[] };
@@ -68,7 +63,7 @@ interface StreamBuffer {
 }
 
 /** Fetches up to `batchSize` documents of a stream from the transaction. */
-export type FetchBatch = (queryId: number, batchSize: number) => DocumentBatch;
+export type FetchBatch = (queryId: number, batchSize: number) => StreamBatch;
 
 /** The read-ahead buffers of one execution's streams. */
 export class QueryStreams {
@@ -77,7 +72,7 @@ export class QueryStreams {
   readonly #cleaned = new Set<number>();
 
   /** Registers a stream opened together with its first batch (`QUERY_STREAM_FIRST_OP`). */
-  open(queryId: number, first: DocumentBatch): void {
+  open(queryId: number, first: StreamBatch): void {
     this.#streams.set(queryId, {
       documents: first.documentsJson,
       position: 0,
