@@ -587,26 +587,28 @@ export class RunnerPool {
       set.sentBehind++;
       void this.#start(set, runner, job, turn.promise);
       // With one runner at most, a job given back would only wait for the same runner again.
-      if (set.max > 1) this.#armStuckCheck(set);
+      if (set.max > 1) this.#armStuckCheck();
     }
   }
 
   /** Arms the one timer that looks for jobs stuck behind a long call (see `#withdrawStuck`), unless it is armed. */
-  #armStuckCheck(set: RunnerSet): void {
+  #armStuckCheck(): void {
     if (this.#stuckCheck !== null || this.#closed) return;
     this.#stuckCheck = setTimeout(() => {
       this.#stuckCheck = null;
-      this.#withdrawStuck(set);
+      let younger = false;
+      for (const set of Object.values(this.#sets)) if (this.#withdrawStuck(set)) younger = true;
+      if (younger) this.#armStuckCheck();
     }, BEHIND_MAX_RUN_MS);
   }
 
   /**
    * Asks for the jobs sent behind a call that has now run BEHIND_MAX_RUN_MS or longer back (a call that runs this long
    * is likely to run longer, see the module comment): a runner that has not started one gives it back, and it goes to
-   * the front of the queue for the next free runner instead of waiting out the long call. Re-armed while younger
-   * calls have jobs behind them: one timer for the pool, not one per call.
+   * the front of the queue for the next free runner instead of waiting out the long call. Returns whether younger
+   * calls have jobs behind them, for which the timer is re-armed: one timer for the pool, not one per call.
    */
-  #withdrawStuck(set: RunnerSet): void {
+  #withdrawStuck(set: RunnerSet): boolean {
     const now = performance.now();
     let younger = false;
     for (const [runner, slot] of set.running) {
@@ -625,7 +627,7 @@ export class RunnerPool {
         behind.turn.resolve("withdrawn");
       });
     }
-    if (younger) this.#armStuckCheck(set);
+    return younger;
   }
 
   /** The busy runner whose running call started last, if it started less than BEHIND_MAX_RUN_MS ago and takes one. */
