@@ -18,7 +18,7 @@
  */
 import { createConvexApp, runConvexCli, type ServerProcess, spawnServer } from "../../tests/helpers/convex_app.ts";
 import { processCpuSplitUs } from "../../tests/helpers/server_child.ts";
-import { APP, processKinds, seed, type Workload, WORKLOADS } from "./call_path_bench.ts";
+import { APP, callOverHttp, median, processKinds, seed, type Workload, WORKLOADS } from "./call_path_bench.ts";
 
 const BASELINE_TREE = Deno.env.get("BASELINE_TREE");
 const WORKLOAD = Deno.env.get("WORKLOAD") ?? "query";
@@ -55,11 +55,8 @@ async function cpuUsOf(server: ServerProcess): Promise<Map<number, number>> {
   return cpu;
 }
 
-let nextArg = 1_000_000;
-
 /** `CLIENTS` closed-loop clients calling `workload` on `server` for `ms`. */
 async function slice(server: ServerProcess, workload: Workload, ms: number): Promise<Slice> {
-  const endpoint = `${server.url}/api/${workload.kind}`;
   let calls = 0;
   let failures = 0;
   const before = await cpuUsOf(server);
@@ -67,10 +64,7 @@ async function slice(server: ServerProcess, workload: Workload, ms: number): Pro
   const deadline = started + ms;
   await Promise.all(Array.from({ length: CLIENTS }, async () => {
     while (performance.now() < deadline) {
-      const body = JSON.stringify({ path: workload.path, args: workload.args(nextArg++), format: "json" });
-      const response = await fetch(endpoint, { method: "POST", headers: { "Content-Type": "application/json" }, body });
-      const result = await response.json() as { status: string };
-      if (result.status === "success") calls++;
+      if ((await callOverHttp(server.url, workload)).status === "success") calls++;
       else failures++;
     }
   }));
@@ -91,11 +85,6 @@ async function startServer(
   if (deployed.code !== 0) throw new Error(`deploy failed: ${deployed.stdout}${deployed.stderr}`);
   await seed(server.url);
   return server;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
 }
 
 function totals(slices: Slice[]): { perSecond: number; cpuUsPerCall: number; failures: number } {

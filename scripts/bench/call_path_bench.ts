@@ -366,16 +366,24 @@ let nextArg = 0;
  */
 type ProcessesOf = () => Promise<Map<number, string>>;
 
+/** One call of `workload` over HTTP, with a fresh argument; Convex's answer (`status`, `errorMessage`). */
+export async function callOverHttp(
+  url: string,
+  workload: Workload,
+): Promise<{ status: string; errorMessage?: string }> {
+  const body = JSON.stringify({ path: workload.path, args: workload.args(nextArg++), format: "json" });
+  const init = { method: "POST", headers: { "Content-Type": "application/json" }, body };
+  const response = await fetch(`${url}/api/${workload.kind}`, init);
+  return await response.json() as { status: string; errorMessage?: string };
+}
+
 /** `clients` closed-loop HTTP clients calling `workload` for DURATION_MS. */
 async function drive(url: string, workload: Workload, clients: number, processesOf: ProcessesOf): Promise<Run> {
   const latencies: number[] = [];
   let failures = 0;
-  const endpoint = `${url}/api/${workload.kind}`;
   const call = async () => {
-    const body = JSON.stringify({ path: workload.path, args: workload.args(nextArg++), format: "json" });
     const started = performance.now();
-    const response = await fetch(endpoint, { method: "POST", headers: { "Content-Type": "application/json" }, body });
-    const result = await response.json() as { status: string; errorMessage?: string };
+    const result = await callOverHttp(url, workload);
     if (result.status !== "success") {
       if (failures++ === 0) console.error(`  ${workload.name} failed: ${result.errorMessage}`);
     } else latencies.push(performance.now() - started);
@@ -569,7 +577,7 @@ interface RoundResult {
   runs: Map<string, { run: Run; bare: Run }>;
 }
 
-function median(values: number[]): number {
+export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
   return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
