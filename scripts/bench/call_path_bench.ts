@@ -97,7 +97,18 @@ export const WORKLOADS: Workload[] = [
 // ---------------------------------------------------------------------------------------------------------------
 // The bare handler (runs in its own process: `call_path_bench.ts --bare <db file>`).
 
-async function serveBare(dbPath: string): Promise<void> {
+/** The bare handler's database: the bench's documents as JSON rows, its statements, and group-committed writes. */
+export interface BareDatabase {
+  /** The JSON texts of the first ten items under key `k`. */
+  listItems(k: string): string[];
+  /** Inserts an item (its document's JSON), group-committed; resolves with its row id once durable. */
+  insertItem(k: string, json: string): Promise<string>;
+  /** Adds one to a counter, group-committed; resolves with its new value once durable. */
+  bumpCounter(i: number): Promise<number>;
+}
+
+/** Creates and seeds the bare handler's database at `dbPath` (WAL, synchronous=FULL, as denvex's). */
+export async function openBareDatabase(dbPath: string): Promise<BareDatabase> {
   const { DatabaseSync } = await import("node:sqlite");
   const db = new DatabaseSync(dbPath);
   db.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
@@ -127,42 +138,65 @@ async function serveBare(dbPath: string): Promise<void> {
     db.exec("COMMIT");
     group.forEach((write, index) => write.resolve(results[index]));
   };
-  const write = (run: () => unknown) =>
-    new Promise((resolve) => {
-      pending.push({ run, resolve });
+  const write = <T>(run: () => T) =>
+    new Promise<T>((resolve) => {
+      pending.push({ run, resolve: resolve as (value: unknown) => void });
       if (!scheduled) {
         scheduled = true;
         setImmediate(flush);
       }
     });
+  return {
+    listItems: (k) => (selectItems.all(k) as { json: string }[]).map((row) => row.json),
+    insertItem: (k, json) => write(() => String(insertItem.run(k, json).lastInsertRowid)),
+    bumpCounter: (i) =>
+      write(() => {
+        const counter = JSON.parse((selectCounter.get(i) as { json: string }).json);
+        counter.value++;
+        updateCounter.run(JSON.stringify(counter), i);
+        return counter.value as number;
+      }),
+  };
+}
+
+async function serveBare(dbPath: string): Promise<void> {
+  const db = await openBareDatabase(dbPath);
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
     const { path, args } = await request.json() as { path: string; args: Record<string, unknown> };
     let value: unknown;
     if (path === "bench:noop") {
       value = null;
     } else if (path === "bench:list") {
-      value = (selectItems.all(args.k as string) as { json: string }[]).map((row) => JSON.parse(row.json));
+      value = db.listItems(args.k as string).map((json) => JSON.parse(json));
     } else if (path === "bench:add") {
-      value = await write(() =>
-        String(insertItem.run(args.k as string, JSON.stringify({ ...args, _creationTime: Date.now() })).lastInsertRowid)
-      );
+      value = await db.insertItem(args.k as string, JSON.stringify({ ...args, _creationTime: Date.now() }));
     } else {
-      value = await write(() => {
-        const counter = JSON.parse((selectCounter.get(args.i as number) as { json: string }).json);
-        counter.value++;
-        updateCounter.run(JSON.stringify(counter), args.i as number);
-        return counter.value;
-      });
+      value = await db.bumpCounter(args.i as number);
     }
     return Response.json({ status: "success", value, logLines: [] });
   });
   console.log(`port ${server.addr.port}`);
 }
 
-async function spawnBare(): Promise<{ url: string; pid: number; close(): Promise<void> }> {
+/** A helper HTTP server in its own process. */
+export interface HelperServer {
+  url: string;
+  pid: number;
+  close(): Promise<void>;
+}
+
+function spawnBare(): Promise<HelperServer> {
+  return spawnHelperServer(new URL(import.meta.url).pathname, ["--bare"]);
+}
+
+/**
+ * Starts `deno run -A <script> <args…> <fresh temp dir>/bare.sqlite3` and waits until it prints `port <n>`. Closing it
+ * stops the process and removes the folder.
+ */
+export async function spawnHelperServer(script: string, args: string[]): Promise<HelperServer> {
   const dir = await Deno.makeTempDir({ prefix: "denvex-bare-" });
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL(import.meta.url).pathname, "--bare", `${dir}/bare.sqlite3`],
+    args: ["run", "-A", script, ...args, `${dir}/bare.sqlite3`],
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
@@ -328,7 +362,7 @@ function memoryLine(label: string, kinds: Map<number, string>): string {
   return `memory ${label}: total RSS ${mib(rssKib)} MiB, PSS ${mib(pssKib)} MiB (RSS/PSS MiB: ${parts.join(", ")})`;
 }
 
-interface Run {
+export interface Run {
   perSecond: number;
   p50Ms: number;
   p99Ms: number;
@@ -364,7 +398,7 @@ let nextArg = 0;
  * The processes whose CPU a run counts, listed after its warm-up: a runner the pool spawns for the load (its second
  * transaction runner) is counted too.
  */
-type ProcessesOf = () => Promise<Map<number, string>>;
+export type ProcessesOf = () => Promise<Map<number, string>>;
 
 /** One call of `workload` over HTTP, with a fresh argument; Convex's answer (`status`, `errorMessage`). */
 export async function callOverHttp(
@@ -378,7 +412,12 @@ export async function callOverHttp(
 }
 
 /** `clients` closed-loop HTTP clients calling `workload` for DURATION_MS. */
-async function drive(url: string, workload: Workload, clients: number, processesOf: ProcessesOf): Promise<Run> {
+export async function drive(
+  url: string,
+  workload: Workload,
+  clients: number,
+  processesOf: ProcessesOf,
+): Promise<Run> {
   const latencies: number[] = [];
   let failures = 0;
   const call = async () => {
@@ -414,7 +453,7 @@ async function drive(url: string, workload: Workload, clients: number, processes
   };
 }
 
-function cpuText(run: Run): string {
+export function cpuText(run: Run): string {
   const total = [...run.cpuUsPerCall.values()].reduce((a, b) => a + b, 0);
   const parts = [...run.cpuUsPerCall].filter(([, us]) => us > 0).map(([kind, us]) =>
     `${kind} ${us.toFixed(0)} (kernel ${(run.systemUsPerCall.get(kind) ?? 0).toFixed(0)})`
@@ -428,7 +467,7 @@ function cpuText(run: Run): string {
 }
 
 /** CPU per call by thread of each kind that ran any: `kind main/worker/helpers`. */
-function threadsText(run: Run): string {
+export function threadsText(run: Run): string {
   const parts = [...run.threadUsPerCall].filter(([kind]) => (run.cpuUsPerCall.get(kind) ?? 0) > 0).map((
     [kind, us],
   ) =>
@@ -444,7 +483,7 @@ function switchesText(run: Run): string {
   return parts.length === 0 ? "" : `; switches/call, blocked+preempted: ${parts.join(", ")}`;
 }
 
-function runText(run: Run): string {
+export function runText(run: Run): string {
   return `${run.perSecond.toFixed(0)}/s, p50 ${run.p50Ms.toFixed(1)} ms, p99 ${run.p99Ms.toFixed(1)} ms, ${
     cpuText(run)
   }${threadsText(run)}${switchesText(run)}` +

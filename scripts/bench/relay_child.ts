@@ -1,0 +1,101 @@
+/**
+ * The child process of relay_floor.ts (`relay_child.ts <db file> <socket>`): its own read-only connection to the
+ * relay's database and one permission-less worker; it answers the relay's calls over a Unix socket. Kept apart from
+ * relay_floor.ts so that it loads nothing but itself (it runs with read and write access to the database's folder only).
+ */
+
+/** Server → child: one call. Child → server: its answer (the response body, or the document to insert). */
+export type ToChild = { id: number; op: "noop" | "query" | "insert"; args: Record<string, unknown> };
+export type FromChild = { id: number; text: string };
+
+// ---------------------------------------------------------------------------------------------------------------
+// Framing: a 4-byte big-endian length, then UTF-8 JSON (the same scheme as the server ⇄ runner bridge).
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function frameOf(message: unknown): Uint8Array {
+  const body = encoder.encode(JSON.stringify(message));
+  const frame = new Uint8Array(4 + body.length);
+  new DataView(frame.buffer).setUint32(0, body.length);
+  frame.set(body, 4);
+  return frame;
+}
+
+/** Reads frames from `conn` and hands each message to `onMessage` until the connection ends. */
+export async function readFrames(conn: Deno.Conn, onMessage: (message: unknown) => void): Promise<void> {
+  const chunk = new Uint8Array(64 * 1024);
+  let pending = new Uint8Array(0);
+  for (;;) {
+    const read = await conn.read(chunk);
+    if (read === null) return;
+    const bytes = pending.length === 0 ? chunk.subarray(0, read) : concat(pending, chunk.subarray(0, read));
+    let offset = 0;
+    while (bytes.length - offset >= 4) {
+      const length = new DataView(bytes.buffer, bytes.byteOffset + offset).getUint32(0);
+      if (bytes.length - offset - 4 < length) break;
+      onMessage(JSON.parse(decoder.decode(bytes.subarray(offset + 4, offset + 4 + length))));
+      offset += 4 + length;
+    }
+    pending = bytes.slice(offset);
+  }
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const joined = new Uint8Array(a.length + b.length);
+  joined.set(a);
+  joined.set(b, a.length);
+  return joined;
+}
+
+/** Writes frames to `conn` in order, one write at a time. */
+export function frameWriter(conn: Deno.Conn): (message: unknown) => void {
+  let tail = Promise.resolve();
+  return (message) => {
+    const frame = frameOf(message);
+    tail = tail.then(async () => {
+      for (let offset = 0; offset < frame.length;) offset += await conn.write(frame.subarray(offset));
+    });
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The worker: what user code would do with the call, and nothing more.
+
+const WORKER_SOURCE = `
+self.onmessage = ({ data }) => {
+  const { id, op, text } = data;
+  let answer;
+  if (op === "insert") {
+    const args = JSON.parse(text);
+    answer = JSON.stringify({ ...args, _creationTime: Date.now() });
+  } else {
+    const value = op === "query" ? JSON.parse(text) : null;
+    answer = JSON.stringify({ status: "success", value, logLines: [] });
+  }
+  self.postMessage({ id, text: answer });
+};
+`;
+
+// ---------------------------------------------------------------------------------------------------------------
+
+export async function serveChild(dbPath: string, socketPath: string): Promise<void> {
+  const { DatabaseSync } = await import("node:sqlite");
+  const db = new DatabaseSync(dbPath, { readOnly: true });
+  const selectItems = db.prepare("SELECT json FROM items WHERE k = ? ORDER BY id LIMIT 10");
+  const workerUrl = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "application/javascript" }));
+  const worker = new Worker(workerUrl, { type: "module", deno: { permissions: "none" } });
+  const conn = await Deno.connect({ transport: "unix", path: socketPath });
+  const send = frameWriter(conn);
+  worker.onmessage = ({ data }: MessageEvent<FromChild>) => send(data);
+  await readFrames(conn, (message) => {
+    const { id, op, args } = message as ToChild;
+    const text = op === "query"
+      ? `[${(selectItems.all(args.k as string) as { json: string }[]).map((row) => row.json).join(",")}]`
+      : JSON.stringify(args);
+    worker.postMessage({ id, op, text });
+  });
+  Deno.exit(0);
+}
+
+if (import.meta.main) await serveChild(Deno.args[0], Deno.args[1]);
