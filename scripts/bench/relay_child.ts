@@ -63,22 +63,31 @@ export function frameWriter(conn: Deno.Conn): (message: unknown) => void {
 // The worker: what user code would do with the call, and nothing more.
 
 const WORKER_SOURCE = `
+const answer = (id, text) => self.postMessage({ type: "answer", id, text });
 self.onmessage = ({ data }) => {
-  const { id, op, text } = data;
-  let answer;
-  if (op === "insert") {
-    const args = JSON.parse(text);
-    answer = JSON.stringify({ ...args, _creationTime: Date.now() });
-  } else {
-    const value = op === "query" ? JSON.parse(text) : null;
-    answer = JSON.stringify({ status: "success", value, logLines: [] });
+  const { type, id, text } = data;
+  if (type === "insert") {
+    answer(id, JSON.stringify({ ...JSON.parse(text), _creationTime: Date.now() }));
+  } else if (type === "noop") {
+    answer(id, JSON.stringify({ status: "success", value: null, logLines: [] }));
+  } else if (type === "query") {
+    // The call's code asks for its documents: a read request to the main thread, answered as "rows".
+    self.postMessage({ type: "read", id, k: JSON.parse(text).k });
+  } else if (type === "rows") {
+    answer(id, JSON.stringify({ status: "success", value: JSON.parse(text), logLines: [] }));
   }
-  self.postMessage({ id, text: answer });
 };
 `;
 
 // ---------------------------------------------------------------------------------------------------------------
 
+/** Worker → main thread: a call's answer, or a query's read request. */
+type FromWorker = { type: "answer"; id: number; text: string } | { type: "read"; id: number; k: string };
+
+/**
+ * Serves the relay's calls: each goes to the worker as it arrives; a query's documents are read when the worker asks
+ * for them (one round trip between the two threads, as a runner serves a worker's read), not before.
+ */
 export async function serveChild(dbPath: string, socketPath: string): Promise<void> {
   const { DatabaseSync } = await import("node:sqlite");
   const db = new DatabaseSync(dbPath, { readOnly: true });
@@ -87,13 +96,14 @@ export async function serveChild(dbPath: string, socketPath: string): Promise<vo
   const worker = new Worker(workerUrl, { type: "module", deno: { permissions: "none" } });
   const conn = await Deno.connect({ transport: "unix", path: socketPath });
   const send = frameWriter(conn);
-  worker.onmessage = ({ data }: MessageEvent<FromChild>) => send(data);
+  worker.onmessage = ({ data }: MessageEvent<FromWorker>) => {
+    if (data.type === "answer") return send({ id: data.id, text: data.text } satisfies FromChild);
+    const rows = selectItems.all(data.k) as { json: string }[];
+    worker.postMessage({ type: "rows", id: data.id, text: `[${rows.map((row) => row.json).join(",")}]` });
+  };
   await readFrames(conn, (message) => {
     const { id, op, args } = message as ToChild;
-    const text = op === "query"
-      ? `[${(selectItems.all(args.k as string) as { json: string }[]).map((row) => row.json).join(",")}]`
-      : JSON.stringify(args);
-    worker.postMessage({ id, op, text });
+    worker.postMessage({ type: op, id, text: JSON.stringify(args) });
   });
   Deno.exit(0);
 }
