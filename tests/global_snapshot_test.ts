@@ -24,7 +24,7 @@ Deno.test("global snapshot: every kind of change to a built-in is found and undo
     for (const [name, outcome] of Object.entries(report.results)) {
       assertEquals(outcome, { restored: true, undone: true }, name);
     }
-    assertEquals(Object.keys(report.results).length, 17);
+    assertEquals(Object.keys(report.results).length, 19);
     // The restore never ran user code: the getters installed by user code were not called.
     assertEquals(report.getterCalls, 0);
     // The guards look like the built-ins they wrap.

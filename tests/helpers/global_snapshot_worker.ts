@@ -22,6 +22,8 @@ const originalValidate = WebAssembly.validate;
 const originalBlobText = Blob.prototype.text;
 const mathPrototype = Object.getPrototypeOf(Math);
 const mapSize = Object.getOwnPropertyDescriptor(Map.prototype, "size")!.get;
+const blobSize = Object.getOwnPropertyDescriptor(Blob.prototype, "size")!.get;
+const arrayIterator = Array.prototype[Symbol.iterator];
 const marker = Symbol.for("denvex.test.marker");
 let getterCalls = 0;
 
@@ -69,6 +71,16 @@ const CASES: Record<string, { change(): void; undone(): boolean }> = {
   "a deleted built-in accessor": {
     change: () => delete (Map.prototype as Any).size,
     undone: () => Object.getOwnPropertyDescriptor(Map.prototype, "size")?.get === mapSize,
+  },
+  // Found by the enumerable keys, not by an own-property check (Web API attributes are enumerable).
+  "a deleted enumerable accessor": {
+    change: () => delete (Blob.prototype as Any).size,
+    undone: () => Object.getOwnPropertyDescriptor(Blob.prototype, "size")?.get === blobSize,
+  },
+  // Found by the count of symbol keys.
+  "a deleted symbol-keyed method": {
+    change: () => delete (Array.prototype as Any)[Symbol.iterator],
+    undone: () => Object.getOwnPropertyDescriptor(Array.prototype, Symbol.iterator)?.value === arrayIterator,
   },
   "a method turned into an accessor": {
     change: () =>

@@ -346,9 +346,13 @@ function snapshotOf(target: object): ObjectSnapshot {
     snapshot.getters.push(descriptor.get);
     snapshot.setters.push(descriptor.set);
     snapshot.flags.push(flags);
-    // A configurable property can be deleted; the value check reads the writable data properties.
+    // A configurable property can be deleted; the value check reads the writable data properties. The deletion of an
+    // enumerable string key shows in the enumerable keys, and that of a symbol key in the count of symbols: only the
+    // non-enumerable string keys need an own-property check of their own (a key deleted and assigned again passes it
+    // either way).
     const read = (flags & (WRITABLE | ACCESSOR)) === WRITABLE;
-    if ((flags & CONFIGURABLE) !== 0 && (!read || readsAsDeleted(target, key, descriptor.value))) {
+    const inKeyLists = typeof key === "symbol" || (flags & ENUMERABLE) !== 0;
+    if ((flags & CONFIGURABLE) !== 0 && !inKeyLists && (!read || readsAsDeleted(target, key, descriptor.value))) {
       snapshot.ownChecked.push(i);
     }
   }
