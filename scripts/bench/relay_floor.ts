@@ -7,14 +7,16 @@
  * with no permissions, and back. The child runs the call's SQL on its own connection (as a runner reads at its
  * snapshot) and hands the rows to the worker as text; the worker parses them and writes the answer (a query), or
  * builds the document to insert (an insert, which the server then writes). Nothing of denvex is in it: no MVCC, no
- * Convex runtime, no argument validation, no restore of globals, no subscriptions, no logs. Calls are sent to a child
- * as they come (pipelined without limit), one JSON frame each way.
+ * Convex runtime, no argument validation, no restore of globals, no subscriptions, no logs. Each call goes to the
+ * child with the fewest in flight, one JSON frame each way; like denvex's pool, a child holds at most two (the one it
+ * runs and one sent behind it), and the rest wait in the server.
  *
  * Prints, per workload, the bare handler's and the relay's calls/s and CPU per call, driven by the same closed-loop
  * HTTP clients as call_path_bench in the same run, and the relay's ratio to the bare handler: the most a design with
  * this isolation can reach against issue 14's ratio goals (≥ 0.4× for queries, ≥ 0.3× for inserts).
  *
- *   deno run -A scripts/bench/relay_floor.ts      (env DURATION_MS, CLIENTS, CHILDREN (2), ONLY=noop,query,insert)
+ *   deno run -A scripts/bench/relay_floor.ts
+ *     env DURATION_MS, CLIENTS, CHILDREN (2), IN_FLIGHT_PER_CHILD (2; 0: unbounded), ONLY=noop,query,insert
  */
 import {
   type BareDatabase,
@@ -32,6 +34,8 @@ import { dirname, join } from "node:path";
 
 const CLIENTS = Number(Deno.env.get("CLIENTS") ?? 32);
 const CHILDREN = Number(Deno.env.get("CHILDREN") ?? 2);
+/** Calls a child holds at once: 2 is denvex's (one running, one sent behind it); 0 sends every call at once. */
+const IN_FLIGHT_PER_CHILD = Number(Deno.env.get("IN_FLIGHT_PER_CHILD") ?? 2);
 const ONLY = (Deno.env.get("ONLY") ?? "noop,query,insert").split(",");
 const SCRIPT = new URL(import.meta.url).pathname;
 
@@ -42,19 +46,33 @@ async function serveRelay(dbPath: string): Promise<void> {
   const db: BareDatabase = await openBareDatabase(dbPath);
   const children = await Promise.all(Array.from({ length: CHILDREN }, (_, n) => startChild(dbPath, n)));
   const waiting = new Map<number, (text: string) => void>();
-  for (const child of children) {
+  // Calls in flight per child, and the calls waiting for a child with room (IN_FLIGHT_PER_CHILD, unbounded at 0).
+  const inFlight = children.map(() => 0);
+  const queue: ToChild[] = [];
+  const sendTo = (n: number, call: ToChild) => {
+    inFlight[n]++;
+    children[n].send(call);
+  };
+  children.forEach((child, n) => {
     void readFrames(child.conn, (message) => {
       const { id, text } = message as FromChild;
       waiting.get(id)?.(text);
       waiting.delete(id);
+      inFlight[n]--;
+      const next = queue.shift();
+      if (next !== undefined) sendTo(n, next);
     });
-  }
+  });
   let nextId = 0;
   const relay = (op: ToChild["op"], args: Record<string, unknown>) =>
     new Promise<string>((resolve) => {
       const id = nextId++;
       waiting.set(id, resolve);
-      children[id % children.length].send({ id, op, args } satisfies ToChild);
+      let least = 0;
+      for (let n = 1; n < children.length; n++) if (inFlight[n] < inFlight[least]) least = n;
+      const call: ToChild = { id, op, args };
+      if (IN_FLIGHT_PER_CHILD === 0 || inFlight[least] < IN_FLIGHT_PER_CHILD) sendTo(least, call);
+      else queue.push(call);
     });
   const json = { headers: { "Content-Type": "application/json" } };
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
@@ -97,7 +115,10 @@ async function startChild(dbPath: string, n: number): Promise<{ conn: Deno.Conn;
 // Driving both.
 
 async function main(): Promise<void> {
-  console.log(`relay_floor: ${navigator.hardwareConcurrency} cores, ${CLIENTS} clients, ${CHILDREN} child processes`);
+  console.log(
+    `relay_floor: ${navigator.hardwareConcurrency} cores, ${CLIENTS} clients, ${CHILDREN} child processes, ` +
+      `${IN_FLIGHT_PER_CHILD || "unbounded"} calls in flight per child`,
+  );
   const bare = await spawnHelperServer(new URL("./call_path_bench.ts", import.meta.url).pathname, ["--bare"]);
   const relay = await spawnHelperServer(SCRIPT, ["--relay"]);
   const bareKinds = () => processKinds(bare.pid, "bare");
