@@ -15,6 +15,7 @@ import {
   firstBatchSize,
   QueryStreams,
 } from "../src/runtime/worker/query_streams.ts";
+import { MAX_CALLS_BEHIND } from "../src/runtime/runner_protocol.ts";
 import { CommitQueue, type QueuedCommit } from "../src/database/commit_queue.ts";
 import type { TransactionOutcome } from "../src/database/mod.ts";
 
@@ -135,10 +136,10 @@ Deno.test("call path: stream reads, snapshot at runner start, and reuse after th
       // The answer comes before the runner reports idle: wait for that, so that `slow` starts at once.
       while (pool.stats().transaction.idle === 0) await new Promise((resolve) => setTimeout(resolve, 5));
       const busy = pool.execute(request("mutation", "slow"));
-      // The first call that waits is sent behind `slow` at once (pool.ts: pipelining), with its snapshot.
-      const behind = pool.execute(request("query", "reads"));
-      assertEquals(pool.stats().transaction.sentBehind, 1);
-      // Queued (one runner, its call behind taken): a snapshot taken now would miss the commit below.
+      // The first calls that wait are sent behind `slow` at once (pool.ts: pipelining), with their snapshots.
+      const behind = Array.from({ length: MAX_CALLS_BEHIND }, () => pool.execute(request("query", "reads")));
+      assertEquals(pool.stats().transaction.sentBehind, MAX_CALLS_BEHIND);
+      // Queued (one runner, the calls it holds behind taken): a snapshot taken now would miss the commit below.
       const queuedAt = database.latestTs;
       const counted = pool.execute({
         ...request("mutation", "count"),
@@ -149,7 +150,7 @@ Deno.test("call path: stream reads, snapshot at runner start, and reuse after th
       const committedTs = await database.commit(written.outcome!);
       assert(committedTs > queuedAt);
       assert((await busy).ok);
-      assert((await behind).ok);
+      for (const held of behind) assert((await held).ok);
       const result = await counted;
       assert(result.ok, result.errorMessage);
       assert(result.snapshotTs !== undefined && result.snapshotTs >= committedTs, "snapshot taken at start");

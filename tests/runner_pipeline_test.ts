@@ -1,6 +1,7 @@
 /**
  * Calls sent behind a running one (pool.ts, issue 14): while more calls wait than there are transaction runners, a
- * busy runner gets the next query behind its running one and starts it by itself once idle. Every call still gets its
+ * busy runner gets the next queries behind its running one (up to MAX_CALLS_BEHIND) and starts each by itself once
+ * idle. Every call still gets its
  * own answer, and a call whose runner dies before starting it (the one ahead ran out of time, or the runner was
  * killed) is put back in the queue and answers on another runner, instead of failing for what another call did. A call
  * sent behind one that turns out long is taken back from its runner and answers on a free one.
@@ -9,6 +10,7 @@ import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
 import { APP_FILES } from "./helpers/runtime_app.ts";
 import { type AppPool, withAppPool } from "./helpers/app_pool.ts";
 import { type ExecutionResult, RunnerPoolFullError } from "../src/runtime/mod.ts";
+import { MAX_CALLS_BEHIND } from "../src/runtime/runner_protocol.ts";
 
 const PIPELINE_APP: Record<string, string> = {
   "_generated/server.ts": APP_FILES["_generated/server.ts"],
@@ -23,8 +25,8 @@ const PIPELINE_APP: Record<string, string> = {
 const SPIN_LIMIT_MS = 300;
 
 /**
- * `queryRunners` transaction runners; with one, every call beyond the first waits and the second is sent behind the
- * first.
+ * `queryRunners` transaction runners; with one, every call beyond the first waits, and the next MAX_CALLS_BEHIND are
+ * sent behind the first.
  */
 function withRunners(queryRunners: number, body: (app: AppPool) => Promise<void>): Promise<void> {
   const pool = { queryRunners, maxQueuedCalls: 100, minActionRunners: 0, maxActionRunners: 1 };
@@ -77,13 +79,20 @@ Deno.test("runner pipeline: a burst on one runner sends calls behind running one
 Deno.test("runner pipeline: a call sent behind one that runs out of time is put back and answers on a replacement", async () => {
   await withRunners(1, async (app) => {
     const spinning = spin(app, SPIN_LIMIT_MS);
-    const waiting = echoes(app, 3);
-    assertEquals(app.pool.stats().transaction.sentBehind, 1, "the second waiting call went behind the spinning one");
+    const waiting = echoes(app, MAX_CALLS_BEHIND + 2);
+    assertEquals(
+      app.pool.stats().transaction.sentBehind,
+      MAX_CALLS_BEHIND,
+      "as many waiting calls as a runner holds went behind the spinning one, the rest wait in the queue",
+    );
     const spun = await spinning;
     assertEquals(spun.ok, false);
     assert(spun.errorMessage!.includes("timed out"), spun.errorMessage);
     await assertEchoed(waiting);
-    assert(app.pool.stats().transaction.requeued >= 1, "the call sent behind was put back, not failed");
+    assert(
+      app.pool.stats().transaction.requeued >= MAX_CALLS_BEHIND,
+      "the calls sent behind were put back, not failed",
+    );
   });
 });
 
@@ -92,13 +101,13 @@ Deno.test("runner pipeline: a call sent behind one whose runner is killed is put
     const [runnerPid] = app.pool.runnerPids();
     const spinning = spin(app, 60_000);
     const waiting = echoes(app, 3);
-    assertEquals(app.pool.stats().transaction.sentBehind, 1);
+    assertEquals(app.pool.stats().transaction.sentBehind, 3);
     Deno.kill(runnerPid, "SIGKILL");
     const spun = await spinning;
     assertEquals(spun.ok, false, "the running call fails with its runner");
     assert(spun.errorMessage!.includes("crashed"), spun.errorMessage);
     await assertEchoed(waiting);
-    assertEquals(app.pool.stats().transaction.requeued, 1);
+    assertEquals(app.pool.stats().transaction.requeued, 3);
     assert(!app.pool.runnerPids().includes(runnerPid), "the killed runner was replaced");
   });
 });
@@ -120,31 +129,45 @@ Deno.test("runner pipeline: a call is not sent behind one that has been running 
   });
 });
 
-Deno.test("runner pipeline: a call sent behind one that turns out long is taken back and answers on a free runner", async () => {
-  await withRunners(2, async (app) => {
+/**
+ * Two runners: an echo takes one and answers at once, a spin takes the other, then `count` echoes go behind running
+ * calls, at least half of them (rounded up) behind the spin (the runner with the fewest held, the spin's on a tie: its
+ * call started last). Each must be taken back from the spinning runner and answer on the free one, long before the
+ * spin ends.
+ */
+function assertTakenBackFromLongCall(count: number): Promise<void> {
+  return withRunners(2, async (app) => {
     await waitForIdleRunners(app, 2);
     const spinLimitMs = 1_500;
-    // The first echo takes one runner and answers at once; the spin takes the other; the second echo goes behind the
-    // spin (the call that started last), which then runs on while the first runner is free.
     const first = echo(app, 200);
     const spinning = spin(app, spinLimitMs);
     const started = performance.now();
-    const second = echo(app, 201);
-    assertEquals(app.pool.stats().transaction.sentBehind, 1, "the second echo went behind the spin");
-    await assertEchoed([first, second], 200);
+    const rest = echoes(app, count, 201);
+    assertEquals(app.pool.stats().transaction.sentBehind, count, "every echo went behind a running call");
+    await assertEchoed([first, ...rest], 200);
     const tookMs = performance.now() - started;
-    assert(tookMs < spinLimitMs / 2, `the second echo took ${tookMs.toFixed(0)} ms: it waited for the spinning call`);
-    assertEquals(app.pool.stats().transaction.withdrawn, 1, "the runner gave the second echo back");
-    assertEquals(app.pool.stats().transaction.requeued, 0, "no runner died");
+    assert(tookMs < spinLimitMs / 2, `the echoes took ${tookMs.toFixed(0)} ms: one waited for the spinning call`);
+    const { withdrawn, requeued } = app.pool.stats().transaction;
+    assert(
+      withdrawn >= Math.ceil(count / 2),
+      `the spinning runner gave back each call it held (${withdrawn} withdrawn)`,
+    );
+    assertEquals(requeued, 0, "no runner died");
     assertEquals((await spinning).ok, false);
   });
-});
+}
+
+Deno.test("runner pipeline: a call sent behind one that turns out long is taken back and answers on a free runner", () =>
+  assertTakenBackFromLongCall(1));
+
+Deno.test("runner pipeline: every call sent behind one that turns out long is taken back", () =>
+  assertTakenBackFromLongCall(3));
 
 Deno.test("runner pipeline: closing the pool refuses a call sent behind as closed", async () => {
   await withRunners(1, async (app) => {
     const spinning = spin(app, 60_000);
     const waiting = echoes(app, 2);
-    assertEquals(app.pool.stats().transaction.sentBehind, 1);
+    assertEquals(app.pool.stats().transaction.sentBehind, 2);
     // Observed before closing: the queued one is refused during close().
     const refused = waiting.map((call) => assertRejects(() => call, RunnerPoolFullError, "closed"));
     await app.pool.close();

@@ -7,6 +7,7 @@ import { assert, assertEquals, assertRejects, assertStringIncludes } from "./hel
 import { APP_FILES } from "./helpers/runtime_app.ts";
 import { withAppPool } from "./helpers/app_pool.ts";
 import { type ExecutionResult, type RunnerPool, RunnerPoolFullError } from "../src/runtime/mod.ts";
+import { MAX_CALLS_BEHIND } from "../src/runtime/runner_protocol.ts";
 
 const POOL_APP: Record<string, string> = {
   "_generated/server.ts": APP_FILES["_generated/server.ts"],
@@ -60,13 +61,13 @@ Deno.test("runner pool: idle ⇄ busy; a full queue refuses; a runner out of tim
 
     const spinning = call("spin", SPIN_LIMIT_MS);
     assertEquals(transactionRunners(pool), [{ ...first, state: "busy" }], "dispatch is immediate");
-    // The first waiting call is sent behind the running one (runner_pipeline_test), the next one waits in the queue.
-    const behind = call("hello");
+    // The first waiting calls are sent behind the running one (runner_pipeline_test), the next one waits in the queue.
+    const behind = Array.from({ length: MAX_CALLS_BEHIND }, () => call("hello"));
     const queued = call("hello");
     // If an assertion below fails, closing the pool rejects them: not an unhandled rejection.
-    for (const waiting of [behind, queued]) waiting.catch(() => {});
-    assertEquals(pool.stats().transaction.sentBehind, 1, "one call waits behind the running one");
-    assertEquals(pool.stats().transaction.queued, 1, "a busy runner takes no second call beyond that");
+    for (const waiting of [...behind, queued]) waiting.catch(() => {});
+    assertEquals(pool.stats().transaction.sentBehind, MAX_CALLS_BEHIND, "calls wait behind the running one");
+    assertEquals(pool.stats().transaction.queued, 1, "a busy runner takes no call beyond those");
     const refused = await assertRejects(() => call("hello"), RunnerPoolFullError);
     assertStringIncludes(refused.message, "at most 1 queued");
 
@@ -79,7 +80,9 @@ Deno.test("runner pool: idle ⇄ busy; a full queue refuses; a runner out of tim
       assert(spun?.state !== "idle", "a runner that ran out of time is never idle again");
       return spun === undefined || spun.state === "retiring";
     }, "the spun runner is retiring");
-    assertEquals((await behind).resultJson, '"hello"', "the call sent behind ran on a replacement");
+    for (const held of behind) {
+      assertEquals((await held).resultJson, '"hello"', "a call sent behind ran on a replacement");
+    }
     assertEquals((await queued).resultJson, '"hello"', "the queued call ran on a replacement");
     await eventually(() => !pool.runnerPids().includes(first.pid), "the spun runner is gone");
     const [replacement] = transactionRunners(pool);

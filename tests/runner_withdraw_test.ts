@@ -2,11 +2,11 @@
  * The runner side of taking back a call sent behind a running one (runner.ts, pool.ts's `#withdrawStuck`): a runner
  * asked for a call it has not started gives it back (`withdrawn`, before the running call's `idle`) and never runs
  * it; asked for one it has already started, it says nothing and answers it as usual. Drives a real `Runner` in this
- * process (tests/helpers/in_process_runner.ts).
+ * process (tests/helpers/in_process_runner.ts). Several calls may be held at once; they run in the order sent.
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { isIdle, withInProcessRunner } from "./helpers/in_process_runner.ts";
-import type { FromRunnerMessage } from "../src/runtime/runner_protocol.ts";
+import { type FromRunnerMessage, MAX_CALLS_BEHIND } from "../src/runtime/runner_protocol.ts";
 
 const MODULE = `
 import { query } from "./_generated/server";
@@ -67,5 +67,29 @@ Deno.test("runner: a call sent behind is given back while unstarted, and answere
     await until((all) => all.slice(from).some(isIdle));
     assertEquals(about(sent, "unknown"), []);
     assert(sent.some((m) => m.type === "result" && m.executionId === "after" && m.resultJson === "10"));
+  });
+});
+
+Deno.test("runner: several calls sent behind run in the order sent, and one taken from the middle is given back", async () => {
+  await withInProcessRunner({ "withdraw.ts": MODULE }, async ({ runner, sent, query, until }) => {
+    runner.handle(query("warm", "withdraw.js", "double", { n: 1 }));
+    await until((all) => all.some(isIdle));
+
+    const from = sent.length;
+    runner.handle(query("ahead", "withdraw.js", "slow", { ms: 100 }));
+    for (let i = 0; i < MAX_CALLS_BEHIND; i++) runner.handle(query(`behind${i}`, "withdraw.js", "double", { n: i }));
+    runner.handle({ type: "withdraw", executionId: "behind1" });
+    const done = (all: FromRunnerMessage[]) => all.slice(from).filter(isIdle).length >= MAX_CALLS_BEHIND;
+    await until(done);
+    const results = sent.slice(from).filter((m) => m.type === "result").map((m) => m.executionId);
+    const expected = ["ahead", ...Array.from({ length: MAX_CALLS_BEHIND }, (_, i) => `behind${i}`)]
+      .filter((id) => id !== "behind1");
+    assertEquals(results, expected, "every call held behind answered once, in the order sent");
+    assertEquals(about(sent, "behind1"), ["withdrawn"]);
+    for (let i = 0; i < MAX_CALLS_BEHIND; i++) {
+      if (i === 1) continue;
+      const result = sent.find((m) => m.type === "result" && m.executionId === `behind${i}`);
+      assert(result?.type === "result" && result.ok && result.resultJson === String(2 * i), JSON.stringify(result));
+    }
   });
 });

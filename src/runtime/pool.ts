@@ -11,14 +11,16 @@
  * reported `idle` (its worker answered the post-call probe, runner.ts); one that answered with a time-limit failure,
  * left work behind, or is being stopped is retiring and never gets another call. Dispatch asserts the state.
  *
- * When calls wait and no transaction runner is idle or starting, a busy transaction runner also gets the next query
- * or mutation sent behind its running one (pipelined): it starts that call itself once idle, instead of sleeping until
- * the server has read its answer and written the next call (a wake-up of a process on another vCPU, ~20 µs of CPU on
- * each side here, and the server's time to get to it). Only behind a call that started less than BEHIND_MAX_RUN_MS
- * ago, the most recent first: a call sent behind a long one would wait for it while another runner frees up. A call
- * sent behind has its snapshot taken when sent, one running call earlier than otherwise; one whose runner dies before
- * it starts goes back to the front of the queue. So does one whose call ahead turns out long (BEHIND_MAX_RUN_MS): the
- * pool asks the runner for it back, and a runner that has not started it gives it back (`#withdrawStuck`).
+ * When calls wait and no transaction runner is idle or starting, a busy transaction runner also gets the next queries
+ * and mutations sent behind its running one (pipelined), up to MAX_CALLS_BEHIND: it starts each itself once idle,
+ * instead of sleeping until the server has read its answer and written the next call (a wake-up of a process on
+ * another vCPU, ~20 µs of CPU on each side here, and the server's time to get to it), and under load it reads several
+ * calls per wake-up of its main thread. Only behind a call that started less than BEHIND_MAX_RUN_MS ago, to the runner
+ * holding the fewest (the most recent call first on a tie): a call sent behind a long one would wait for it while
+ * another runner frees up. A call sent behind has its snapshot taken when sent, up to MAX_CALLS_BEHIND running calls
+ * earlier than otherwise; one whose runner dies before it starts goes back to the front of the queue. So does one
+ * whose call ahead turns out long (BEHIND_MAX_RUN_MS): the pool asks the runner for it back, and a runner that has not
+ * started it gives it back (`#withdrawStuck`).
  */
 import { AnalyzeError, RunnerPoolFullError } from "./errors.ts";
 import { modulesRoot } from "./module_writer.ts";
@@ -92,6 +94,8 @@ type JobRunEnd = "done" | "not started";
 
 /** One queued or running call. */
 interface Job {
+  /** The execution's ID in the runner protocol. */
+  executionId: string;
   /**
    * Sends the job to `runner` (behind its running job when the runner has one) and returns when the runner is done
    * with it, or "not started" when the runner died or gave it back before starting it; `whenSent` gets the job's
@@ -111,12 +115,18 @@ interface Job {
   pipelinable: boolean;
 }
 
-/** A busy runner's job, and the one sent behind it with its turn (see `Turn`). */
+/** A job sent behind a running one, with its turn (see `Turn`). */
+interface JobBehind {
+  job: Job;
+  turn: PromiseWithResolvers<Turn>;
+}
+
+/** A busy runner's job, and those sent behind it in the order sent (see `MAX_CALLS_BEHIND`). */
 interface RunningSlot {
   job: Job;
   /** performance.now() when `job` got the runner (was sent, or took over from the job ahead). */
   startedAt: number;
-  behind: { job: Job; turn: PromiseWithResolvers<Turn> } | null;
+  behind: JobBehind[];
 }
 
 /**
@@ -268,6 +278,7 @@ export class RunnerPool {
     const result = Promise.withResolvers<ExecutionResult>();
     const queuedAt = performance.now();
     const job: Job = {
+      executionId,
       hardDeadlineMs: this.#hardDeadlineMs(timeLimitMs),
       fail: (error) => result.reject(error),
       ...(request.signal === undefined ? {} : { signal: request.signal }),
@@ -365,6 +376,7 @@ export class RunnerPool {
     const executionId = `a${this.#nextExecutionId++}`;
     const result = Promise.withResolvers<DeploymentAnalysis>();
     const job: Job = {
+      executionId,
       hardDeadlineMs: timeLimitMs + (this.#options.hardDeadlineSlackMs ?? DEFAULT_HARD_DEADLINE_SLACK_MS),
       fail: (error) => result.reject(error),
       pipelinable: false,
@@ -563,7 +575,7 @@ export class RunnerPool {
       if (runner.busy || runner.retiring) throw new Error(`Runner ${runner.id} is idle but busy or retiring`);
       set.all.set(runner, "busy");
       const job = set.queue.shift()!;
-      set.running.set(runner, { job, startedAt: performance.now(), behind: null });
+      set.running.set(runner, { job, startedAt: performance.now(), behind: [] });
       void this.#start(set, runner, job, null);
     }
     // Grow (actions) while calls wait and no runner is on its way for them.
@@ -583,7 +595,7 @@ export class RunnerPool {
       assertState(set, runner, "busy");
       const job = set.queue.shift()!;
       const turn = Promise.withResolvers<Turn>();
-      slot.behind = { job, turn };
+      slot.behind.push({ job, turn });
       set.sentBehind++;
       void this.#start(set, runner, job, turn.promise);
       // With one runner at most, a job given back would only wait for the same runner again.
@@ -612,34 +624,41 @@ export class RunnerPool {
     const now = performance.now();
     let younger = false;
     for (const [runner, slot] of set.running) {
-      const behind = slot.behind;
-      if (behind === null) continue;
+      if (slot.behind.length === 0) continue;
       if (now - slot.startedAt < BEHIND_MAX_RUN_MS) {
         younger = true;
         continue;
       }
-      runner.withdrawBehind(() => {
-        // Synchronous with the runner's message, which comes before the running call's answer: that call's
-        // `#finish` then finds no job behind it.
-        const current = set.running.get(runner);
-        if (current?.behind !== behind) return;
-        current.behind = null;
-        behind.turn.resolve("withdrawn");
-      });
+      for (const behind of slot.behind) {
+        runner.withdrawBehind(behind.job.executionId, () => {
+          // Synchronous with the runner's message, which comes before the running call's answer: that call's
+          // `#finish` then finds the job no longer behind it.
+          const current = set.running.get(runner);
+          const index = current?.behind.indexOf(behind) ?? -1;
+          if (index === -1) return;
+          current!.behind.splice(index, 1);
+          behind.turn.resolve("withdrawn");
+        });
+      }
     }
     return younger;
   }
 
-  /** The busy runner whose running call started last, if it started less than BEHIND_MAX_RUN_MS ago and takes one. */
+  /**
+   * Of the busy runners whose running call started less than BEHIND_MAX_RUN_MS ago and that take one more, the one with
+   * the fewest calls behind, and of those the one whose running call started last.
+   */
   #runnerToSendBehind(set: RunnerSet): RunnerProcess | null {
-    const now = performance.now();
+    const oldestStart = performance.now() - BEHIND_MAX_RUN_MS;
     let best: RunnerProcess | null = null;
-    let bestStartedAt = now - BEHIND_MAX_RUN_MS;
+    let bestSlot: RunningSlot | null = null;
     for (const [runner, slot] of set.running) {
-      if (slot.startedAt <= bestStartedAt || slot.behind !== null || !slot.job.pipelinable) continue;
-      if (!runner.takesJobBehind) continue;
+      if (slot.startedAt <= oldestStart || !slot.job.pipelinable || !runner.takesJobBehind) continue;
+      const better = bestSlot === null || slot.behind.length < bestSlot.behind.length ||
+        (slot.behind.length === bestSlot.behind.length && slot.startedAt > bestSlot.startedAt);
+      if (!better) continue;
       best = runner;
-      bestStartedAt = slot.startedAt;
+      bestSlot = slot;
     }
     return best;
   }
@@ -699,9 +718,10 @@ export class RunnerPool {
     assert(slot?.job === job, "a runner finishes the job it runs");
     const usable = idle && !runner.dead && !this.#closed && set.all.get(runner) === "busy";
     if (!usable) this.#retire(set, runner);
-    if (slot.behind !== null) {
-      const { behind } = slot;
-      set.running.set(runner, { job: behind.job, startedAt: performance.now(), behind: null });
+    const [behind, ...rest] = slot.behind;
+    if (behind !== undefined) {
+      // An unusable runner's next job learns it is gone, requeues, and finishes in turn: so do the rest behind it.
+      set.running.set(runner, { job: behind.job, startedAt: performance.now(), behind: rest });
       behind.turn.resolve(usable ? "go" : "gone");
       // Keep the runner's next call behind the one it now runs (the queue may not grow again for a while).
       if (usable) this.#sendBehind(set);

@@ -17,6 +17,7 @@ import {
   EXIT_LEFTOVER_WORK,
   EXIT_TIME_LIMIT,
   type FromRunnerMessage,
+  MAX_CALLS_BEHIND,
   type RunnerAnalysisMessage,
   type RunnerAnalyzeMessage,
   type RunnerCallResultMessage,
@@ -79,8 +80,8 @@ export class Runner {
   #watchdog: ReturnType<typeof setInterval> | null = null;
   /** The worker the current run's execute message went to (it then answers a probe by itself). */
   #executedOn: UserWorker | null = null;
-  /** An execution the server sent behind the current run (pipelined, runner_process.ts): it starts once idle. */
-  #behind: RunnerExecuteMessage | null = null;
+  /** Executions the server sent behind the current run, in order (pipelined, pool.ts): each starts once idle. */
+  #behind: RunnerExecuteMessage[] = [];
 
   constructor(
     init: RunnerInitMessage,
@@ -131,15 +132,19 @@ export class Runner {
 
   /** Handles one message from the server. */
   handle(message: ToRunnerMessage): void {
-    if (message.type === "execute" && this.#busy && this.#behind === null && this.#init.kind === "transaction") {
-      this.#behind = message;
+    if (
+      message.type === "execute" && this.#busy && this.#behind.length < MAX_CALLS_BEHIND &&
+      this.#init.kind === "transaction"
+    ) {
+      this.#behind.push(message);
       return;
     }
     if (message.type === "withdraw") {
       // Not started yet: give it back (sent before this run's `idle`, so the server learns it before it would hand
       // this runner to that call). Started or done: nothing to say, its answer comes as usual.
-      if (this.#behind?.executionId !== message.executionId) return;
-      this.#behind = null;
+      const index = this.#behind.findIndex((behind) => behind.executionId === message.executionId);
+      if (index === -1) return;
+      this.#behind.splice(index, 1);
       void this.#send({ type: "withdrawn", executionId: message.executionId }).catch(() => {});
       return;
     }
@@ -354,16 +359,15 @@ export class Runner {
   }
 
   /**
-   * Sends `idle` (or an answer that stands for it) and starts the execution sent behind, if any. Not awaited: the
+   * Sends `idle` (or an answer that stands for it) and starts the first execution sent behind, if any. Not awaited: the
    * frame is queued in order, ahead of anything the next execution sends.
    */
   #becameIdle(message: FromRunnerMessage): void {
     this.#busy = false;
     this.#worker?.parkChannel(true);
     void this.#send(message).catch(() => {});
-    const next = this.#behind;
-    this.#behind = null;
-    if (next !== null) this.handle(next);
+    const next = this.#behind.shift();
+    if (next !== undefined) this.handle(next);
   }
 
   #execute(message: RunnerExecuteMessage): Promise<void> {

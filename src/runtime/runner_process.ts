@@ -1,10 +1,10 @@
 /**
  * The server's handle on one runner process: spawns it, frames messages over its socket (runner_socket.ts; never its
  * stdin/stdout, which user code can reach), relays its calls, and reports how it ended. A runner runs one execution or
- * analysis at a time. A transaction runner may also hold one execution sent behind the running job (pipelined, see
- * `execute`): it starts that one by itself once it has reported `idle`, so it finds its next call in its socket instead
- * of sleeping until the server's next write wakes it. The server can ask for that one back while it has not started
- * (`withdrawBehind`), when the job ahead runs long.
+ * analysis at a time. A transaction runner may also hold up to MAX_CALLS_BEHIND executions sent behind the running job
+ * (pipelined, see `execute`): it starts each by itself, in the order sent, once it has reported `idle`, so it finds its
+ * next call in its socket instead of sleeping until the server's next write wakes it. The server can ask for one back
+ * while it has not started (`withdrawBehind`), when the job ahead runs long.
  *
  * Private to `src/runtime`: other folders use its `mod.ts`.
  */
@@ -23,6 +23,7 @@ import type {
   RunnerKind,
   RunnerResultMessage,
 } from "./runner_protocol.ts";
+import { MAX_CALLS_BEHIND } from "./runner_protocol.ts";
 import type { HttpExchange, HttpInlineResponse } from "./http_action_protocol.ts";
 import { relayHttpMessage } from "./http_action_relay.ts";
 import { forwardRunnerOutput } from "./runner_output.ts";
@@ -112,7 +113,7 @@ export class RunnerProcess {
   /** The job the runner is running, from sending it until the runner reports `idle` after it. */
   #job: JobInFlight | null = null;
   /** An execution sent behind `#job` (pipelined): the runner starts it once it is idle after `#job`. */
-  #next: JobInFlight | null = null;
+  #behind: JobInFlight[] = [];
   #retiring = false;
   #killedByPool = false;
   #exit: RunnerExit | null = null;
@@ -155,13 +156,13 @@ export class RunnerProcess {
       this.#exit = { code: status.code, signal: status.signal, killedByPool: this.#killedByPool };
       const error = new RunnerExitError(this.#exit);
       ready.reject(error);
-      for (const job of [this.#job, this.#next]) {
-        const failure = job === this.#next ? new RunnerExitError(this.#exit, false) : error;
+      for (const job of [this.#job, ...this.#behind]) {
+        const failure = job === this.#job ? error : new RunnerExitError(this.#exit, false);
         if (job !== null && !job.answered) job.answer.reject(failure);
         job?.idle.reject(failure);
       }
       this.#job = null;
-      this.#next = null;
+      this.#behind = [];
       this.#writer.close().catch(() => {});
       return this.#exit;
     });
@@ -180,8 +181,8 @@ export class RunnerProcess {
 
   /** Whether an execution may be sent behind the running job now (see `execute`). */
   get takesJobBehind(): boolean {
-    return this.#job !== null && this.#next === null && this.kind === "transaction" && !this.#retiring &&
-      this.#exit === null;
+    return this.#job !== null && this.#behind.length < MAX_CALLS_BEHIND && this.kind === "transaction" &&
+      !this.#retiring && this.#exit === null;
   }
 
   /** Whether the process has exited. */
@@ -196,9 +197,9 @@ export class RunnerProcess {
 
   /**
    * Runs one execution; its answer rejects with RunnerExitError if the process dies first. Sent while a job runs (only
-   * when `takesJobBehind`), it waits in the runner behind that job, and fails with a RunnerExitError that says it never
-   * started if the runner dies before becoming idle after that job, or with JobWithdrawnError if the runner gives it
-   * back (`withdrawBehind`).
+   * when `takesJobBehind`), it waits in the runner behind that job and those sent behind it before, and fails with a
+   * RunnerExitError that says it never started if the runner dies before becoming idle after the job ahead of it, or
+   * with JobWithdrawnError if the runner gives it back (`withdrawBehind`).
    */
   execute(message: RunnerExecuteMessage, http?: HttpExchange): SentJob<RunnerResultMessage> {
     if (this.#job !== null && !this.takesJobBehind) throw new Error(`Runner ${this.id} cannot take a job behind`);
@@ -227,7 +228,7 @@ export class RunnerProcess {
       job.idle.reject(error);
     } else {
       if (this.#job === null) this.#job = job;
-      else this.#next = job;
+      else this.#behind.push(job);
       this.#writer.send(message).catch(() => this.kill());
     }
     const answer = job.answer.promise.finally(() => {
@@ -238,16 +239,16 @@ export class RunnerProcess {
   }
 
   /**
-   * Asks the runner to give back the execution sent behind its running job, if it has not started it: that one then
+   * Asks the runner to give back `executionId`, sent behind its running job, if it has not started it: that one then
    * fails with JobWithdrawnError. A runner that started it already says nothing, and the execution runs as usual.
    * Asked at most once per execution. `onWithdrawn` runs when the runner's answer arrives, before the job's promises
    * reject and before anything the runner sends after it (such as the running job's answer) is handled.
    */
-  withdrawBehind(onWithdrawn: () => void): void {
-    const next = this.#next;
-    if (next === null || next.onWithdrawn !== null || this.#exit !== null) return;
-    next.onWithdrawn = onWithdrawn;
-    this.#writer.send({ type: "withdraw", executionId: next.executionId }).catch(() => this.kill());
+  withdrawBehind(executionId: string, onWithdrawn: () => void): void {
+    const job = this.#behind.find((behind) => behind.executionId === executionId);
+    if (job === undefined || job.onWithdrawn !== null || this.#exit !== null) return;
+    job.onWithdrawn = onWithdrawn;
+    this.#writer.send({ type: "withdraw", executionId }).catch(() => this.kill());
   }
 
   /** SIGKILLs the process (the only reliable way to stop a spinning worker). */
@@ -306,15 +307,14 @@ export class RunnerProcess {
       case "idle": {
         // The runner starts the job sent behind, if any, right after this message.
         const job = this.#job;
-        this.#job = this.#next;
-        this.#next = null;
+        this.#job = this.#behind.shift() ?? null;
         job?.idle.resolve();
         return;
       }
       case "withdrawn": {
-        const job = this.#next;
-        if (job === null || job.executionId !== message.executionId) return;
-        this.#next = null;
+        const index = this.#behind.findIndex((behind) => behind.executionId === message.executionId);
+        if (index === -1) return;
+        const [job] = this.#behind.splice(index, 1);
         job.onWithdrawn?.();
         const error = new JobWithdrawnError(job.executionId);
         job.answer.reject(error);
