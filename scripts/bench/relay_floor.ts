@@ -8,15 +8,16 @@
  * snapshot) and hands the rows to the worker as text; the worker parses them and writes the answer (a query), or
  * builds the document to insert (an insert, which the server then writes). Nothing of denvex is in it: no MVCC, no
  * Convex runtime, no argument validation, no restore of globals, no subscriptions, no logs. Each call goes to the
- * child with the fewest in flight, one JSON frame each way; like denvex's pool, a child holds at most two (the one it
- * runs and one sent behind it), and the rest wait in the server.
+ * child with the fewest in flight, one JSON frame each way; like denvex's pool, a child holds at most the one it runs
+ * and MAX_CALLS_BEHIND sent behind it, and the rest wait in the server.
  *
  * Prints, per workload, the bare handler's and the relay's calls/s and CPU per call, driven by the same closed-loop
  * HTTP clients as call_path_bench in the same run, and the relay's ratio to the bare handler: the most a design with
  * this isolation can reach against issue 14's ratio goals (≥ 0.4× for queries, ≥ 0.3× for inserts).
  *
  *   deno run -A scripts/bench/relay_floor.ts
- *     env DURATION_MS, CLIENTS, CHILDREN (2), IN_FLIGHT_PER_CHILD (2; 0: unbounded), ONLY=noop,query,insert
+ *     env DURATION_MS, CLIENTS, CHILDREN (2), IN_FLIGHT_PER_CHILD (1 + MAX_CALLS_BEHIND; 0: unbounded),
+ *     ONLY=noop,query,insert
  */
 import {
   type BareDatabase,
@@ -30,12 +31,13 @@ import {
 } from "./call_path_bench.ts";
 import { descendantPids } from "../../tests/helpers/server_child.ts";
 import { frameWriter, type FromChild, readFrames, type ToChild } from "./relay_child.ts";
+import { MAX_CALLS_BEHIND } from "../../src/runtime/runner_protocol.ts";
 import { dirname, join } from "node:path";
 
 const CLIENTS = Number(Deno.env.get("CLIENTS") ?? 32);
 const CHILDREN = Number(Deno.env.get("CHILDREN") ?? 2);
-/** Calls a child holds at once: 2 is denvex's (one running, one sent behind it); 0 sends every call at once. */
-const IN_FLIGHT_PER_CHILD = Number(Deno.env.get("IN_FLIGHT_PER_CHILD") ?? 2);
+/** Calls a child holds at once: by default denvex's (one running, MAX_CALLS_BEHIND behind it); 0: every call at once. */
+const IN_FLIGHT_PER_CHILD = Number(Deno.env.get("IN_FLIGHT_PER_CHILD") ?? 1 + MAX_CALLS_BEHIND);
 const ONLY = (Deno.env.get("ONLY") ?? "noop,query,insert").split(",");
 const SCRIPT = new URL(import.meta.url).pathname;
 
