@@ -12,18 +12,18 @@ import { DenvexError } from "../errors/mod.ts";
 import { FrameWriter, pumpFrames } from "./framing.ts";
 import type { RunnerCommand } from "./runner_command.ts";
 import { listenForRunner, type RunnerSocketListener } from "./runner_socket.ts";
-import type {
-  FromRunnerMessage,
-  RunnerAnalysisMessage,
-  RunnerAnalyzeMessage,
-  RunnerCallMessage,
-  RunnerCallResultMessage,
-  RunnerExecuteMessage,
-  RunnerInitMessage,
-  RunnerKind,
-  RunnerResultMessage,
+import {
+  type FromRunnerMessage,
+  MAX_CALLS_BEHIND,
+  type RunnerAnalysisMessage,
+  type RunnerAnalyzeMessage,
+  type RunnerCallMessage,
+  type RunnerCallResultMessage,
+  type RunnerExecuteMessage,
+  type RunnerInitMessage,
+  type RunnerKind,
+  type RunnerResultMessage,
 } from "./runner_protocol.ts";
-import { MAX_CALLS_BEHIND } from "./runner_protocol.ts";
 import type { HttpExchange, HttpInlineResponse } from "./http_action_protocol.ts";
 import { relayHttpMessage } from "./http_action_relay.ts";
 import { forwardRunnerOutput } from "./runner_output.ts";
@@ -112,7 +112,7 @@ export class RunnerProcess {
   readonly #onCall: CallHandler;
   /** The job the runner is running, from sending it until the runner reports `idle` after it. */
   #job: JobInFlight | null = null;
-  /** An execution sent behind `#job` (pipelined): the runner starts it once it is idle after `#job`. */
+  /** Executions sent behind `#job` (pipelined), in order: the runner starts the first once it is idle after `#job`. */
   #behind: JobInFlight[] = [];
   #retiring = false;
   #killedByPool = false;
@@ -305,7 +305,7 @@ export class RunnerProcess {
         onReady();
         return;
       case "idle": {
-        // The runner starts the job sent behind, if any, right after this message.
+        // The runner starts the first job sent behind, if any, right after this message.
         const job = this.#job;
         this.#job = this.#behind.shift() ?? null;
         job?.idle.resolve();
