@@ -30,7 +30,8 @@ import {
   WORKLOADS,
 } from "./call_path_bench.ts";
 import { descendantPids } from "../../tests/helpers/server_child.ts";
-import { frameWriter, type FromChild, readFrames, type ToChild } from "./relay_child.ts";
+import type { FromChild, ToChild } from "./relay_child.ts";
+import { FrameWriter, pumpFrames } from "../../src/runtime/framing.ts";
 import { MAX_CALLS_BEHIND } from "../../src/runtime/runner_protocol.ts";
 import { dirname, join } from "node:path";
 
@@ -56,7 +57,7 @@ async function serveRelay(dbPath: string): Promise<void> {
     children[n].send(call);
   };
   children.forEach((child, n) => {
-    void readFrames(child.conn, (message) => {
+    void pumpFrames(child.conn, (message) => {
       const { id, text } = message as FromChild;
       waiting.get(id)?.(text);
       waiting.delete(id);
@@ -110,7 +111,8 @@ async function startChild(dbPath: string, n: number): Promise<{ conn: Deno.Conn;
   }).spawn();
   const conn = await listener.accept();
   listener.close();
-  return { conn, send: frameWriter(conn) };
+  const writer = new FrameWriter(conn);
+  return { conn, send: (message) => void writer.send(message).catch(() => {}) };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
