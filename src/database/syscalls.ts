@@ -388,7 +388,8 @@ export class DatabaseSyscalls implements TransactionHost {
     const stream = this.#streams.get(queryId);
     if (!stream) throw badArgument(`queryStreamNext: unknown query ${queryId}`);
     // A batch size that is not a number (a malformed internal request) reads one document, as an unbatched next does.
-    const max = Number.isFinite(maxDocuments) ? Math.max(1, Math.min(MAX_STREAM_BATCH, Math.floor(maxDocuments))) : 1;
+    const floored = Math.floor(maxDocuments);
+    const max = Number.isNaN(floored) ? 1 : Math.max(1, Math.min(MAX_STREAM_BATCH, floored));
     const documents = stream === EMPTY_STREAM ? [] : await stream.next(max);
     const done = stream === EMPTY_STREAM || (stream.done && documents.length < max) || documents.length === 0;
     return { documentsJson: documents.map((document) => document.json), done };

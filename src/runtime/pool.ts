@@ -718,10 +718,10 @@ export class RunnerPool {
     assert(slot?.job === job, "a runner finishes the job it runs");
     const usable = idle && !runner.dead && !this.#closed && set.all.get(runner) === "busy";
     if (!usable) this.#retire(set, runner);
-    const [behind, ...rest] = slot.behind;
+    const behind = slot.behind.shift();
     if (behind !== undefined) {
       // An unusable runner's next job learns it is gone, requeues, and finishes in turn: so do the rest behind it.
-      set.running.set(runner, { job: behind.job, startedAt: performance.now(), behind: rest });
+      set.running.set(runner, { job: behind.job, startedAt: performance.now(), behind: slot.behind });
       behind.turn.resolve(usable ? "go" : "gone");
       // Keep the runner's next call behind the one it now runs (the queue may not grow again for a while).
       if (usable) this.#sendBehind(set);
