@@ -82,6 +82,9 @@ Deno.test({
           assert(cpusHere.includes(cpu));
           // Its worker thread, started after the pinning or before, shares the CPU.
           assert(threadsAllowed(pid, [cpu]), "every thread of the runner on its CPU");
+          // The pool's own process (the server's, here this test's) has a CPU of its own.
+          const [serverCpu] = allowedCpusOf(Deno.pid);
+          assert(threadsAllowed(Deno.pid, [serverCpu]) && serverCpu !== cpu, `server ${serverCpu}, runner ${cpu}`);
         } else {
           await new Promise((resolve) => setTimeout(resolve, 200));
           assertEquals(allowedCpusOf(pid), cpusHere, `unpinned (${program})`);
@@ -89,6 +92,58 @@ Deno.test({
       } finally {
         await app.close();
       }
+      assert(threadsAllowed(Deno.pid, cpusHere), `every CPU allowed again once the pool closed (${program})`);
+    }
+  },
+});
+
+Deno.test({
+  name: "cpu affinity: quick calls keep to one runner per CPU besides the server's; a call that runs long gets one " +
+    "more runner for the calls behind it, which leaves once it is over",
+  ignore: Deno.build.os !== "linux" || cpusHere.length < 2,
+  fn: async () => {
+    const preferred = cpusHere.length - 1;
+    /** Long enough that a fresh runner (spawn, worker, first call) starts well within half of it on a busy machine. */
+    const SPIN_LIMIT_MS = 6_000;
+    const app = await startAppPool({
+      pool: { queryRunners: cpusHere.length, minActionRunners: 0, maxActionRunners: 1, cpuAffinityProgram: TASKSET },
+    });
+    const hello = (name: string) => app.execute("query", "messages.js", "hello", { name });
+    try {
+      await waitFor("the server pinned", () => Promise.resolve(allowedCpusOf(Deno.pid)), (cpus) => cpus.length === 1);
+      for (let i = 0; i < 5; i++) assert((await hello(`warm ${i}`)).ok);
+      const [serverCpu] = allowedCpusOf(Deno.pid);
+      const burst = await Promise.all(Array.from({ length: 20 }, (_, i) => hello(`burst ${i}`)));
+      assert(burst.every((result) => result.ok), "the burst is answered");
+      assertEquals(app.pool.runnerPids().length, preferred, "no runner beyond one per CPU besides the server's");
+      for (const pid of app.pool.runnerPids()) assert(!allowedCpusOf(pid).includes(serverCpu), "off the server's CPU");
+      // `spin` runs until its time limit; the call after it must not wait that long.
+      const long = app.execute("query", "messages.js", "spin", {}, { timeLimitMs: SPIN_LIMIT_MS });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const started = performance.now();
+      const quick = await hello("quick");
+      const waitedMs = performance.now() - started;
+      assert(quick.ok, "answered");
+      assert(
+        waitedMs < SPIN_LIMIT_MS / 2,
+        `answered by another runner in ${waitedMs.toFixed(0)} ms, not after the long call`,
+      );
+      assertEquals(app.pool.runnerPids().length, preferred + 1, "one runner more while the call runs long");
+      const ended = await long;
+      assert(!ended.ok && (ended.errorMessage ?? "").includes("timed out"), "the long call ends at its limit");
+      await waitFor("back to the preferred runners", async () => {
+        await hello("after");
+        return app.pool.runnerPids().length;
+      }, (count) => count === preferred);
+      for (const pid of app.pool.runnerPids()) {
+        await waitFor(
+          "off the server's CPU",
+          () => Promise.resolve(allowedCpusOf(pid)),
+          (cpus) => !cpus.includes(serverCpu),
+        );
+      }
+    } finally {
+      await app.close();
     }
   },
 });
@@ -122,7 +177,13 @@ Deno.test({
     try {
       const pinned = await waitFor("a pinned runner", () => pinnedRunnersOf(server.pid), (pids) => pids.length > 0);
       assertEquals(pinned.length, 1, "the warm transaction runner, pinned (action runners stay unpinned)");
-      assertEquals(allowedCpusOf(server.pid), cpusHere, "the server itself stays free to move");
+      const [serverCpu] = await waitFor(
+        "the server pinned",
+        () => Promise.resolve(allowedCpusOf(server.pid)),
+        (cpus) => cpus.length === 1,
+      );
+      assert(threadsAllowed(server.pid, [serverCpu]), "every thread of the server on its CPU");
+      assert(!allowedCpusOf(pinned[0]).includes(serverCpu), "the runner on another CPU than the server");
     } finally {
       await server.close();
     }

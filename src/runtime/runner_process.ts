@@ -179,6 +179,11 @@ export class RunnerProcess {
     return this.#job !== null;
   }
 
+  /** Whether the runner owes no answer: its running job has one (it is on its way to idle), or it runs none. */
+  get answered(): boolean {
+    return this.#job === null || this.#job.answered;
+  }
+
   /** Whether an execution may be sent behind the running job now (see `execute`). */
   get takesJobBehind(): boolean {
     return this.#job !== null && this.#behind.length < MAX_CALLS_BEHIND && this.kind === "transaction" &&

@@ -144,8 +144,9 @@ Flags of serve:
   --action-timeout DURATION
                          how long one action (isolate or "use node") may run before it fails with Convex's
                          timeout error: 1s to 1d, e.g. 30s, 2m, 1h (default 10m, Convex's limit)
-  --no-pin-runners       let the scheduler move query/mutation runner processes between CPUs; by default
-                         each is pinned to one CPU (Linux, with taskset), which takes less CPU per call
+  --no-pin-runners       let the scheduler move the server and its query/mutation runner processes between
+                         CPUs; by default the server takes one CPU and the runners the others, one each (Linux,
+                         with taskset), which takes less CPU per call
   --search-memory MIB    memory the text and vector search indexes may hold together, in MiB (default
                          ${DEFAULT_SEARCH_MEMORY_MIB}); an index that does not fit is dropped: its text searches scan
                          the table, its vector searches fail
