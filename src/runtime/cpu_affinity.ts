@@ -117,7 +117,7 @@ export class CpuAffinity {
 
   /** Whether some CPU has no pinned process. */
   hasFreeCpu(): boolean {
-    return this.#pinned.size < this.cpus.length || [...this.load().values()].includes(0);
+    return [...this.load().values()].includes(0);
   }
 
   /** Pins process `pid` again, to the CPU with the fewest other pinned processes. Returns that CPU, or null. */
