@@ -433,7 +433,9 @@ export class SearchStream {
         const filtered = this.#filters.equalities.every((equality) =>
           valuesEqual(getFieldPath(value, equality.fieldPath), equality.value)
         );
-        candidates.push({ document: { ...scanned, value }, tokens: tokenize(text), filtered });
+        // Field by field: a scanned document's key may be a getter (query_stream.ts), which a spread would drop.
+        const document = { id: scanned.id, json: scanned.json, key: scanned.key, value };
+        candidates.push({ document, tokens: tokenize(text), filtered });
       }
       if (batch.length === 0) break;
     }

@@ -30,12 +30,14 @@ export function prepareArrays(db: DatabaseSync, sql: string): ArrayStatement {
  * revision at the same snapshot. The inner ORDER BY lets SQLite stream the range in index order and stop at the
  * LIMIT instead of sorting the whole range. Parameters: ?1 index id, ?2 low key, ?3 high key, ?4 snapshot ts, ?5 limit.
  *
+ * The key comes as hex text (see `SqliteScanRow`).
+ *
  * `LIMIT +?5`, not `LIMIT ?5`: SQLite 3.53 treats a bare bound LIMIT as a planner input and re-prepares the statement
  * whenever it is rebound (measured: ~3 µs per call); the unary plus makes it a plain expression. Same elsewhere.
  */
 function scanSql(order: "asc" | "desc", bounded: boolean): string {
   const direction = order === "asc" ? "ASC" : "DESC";
-  return `SELECT i.key, d.id, d.ts, d.table_number, d.json, d.prev_ts
+  return `SELECT hex(i.key), d.id, d.ts, d.table_number, d.json, d.prev_ts
     FROM (
       SELECT key, max(ts) AS entry_ts, deleted, document_id FROM indexes
       WHERE index_id = ?1 AND key >= ?2 ${bounded ? "AND key < ?3" : ""} AND ts <= ?4
@@ -55,6 +57,26 @@ export function settle<T>(work: () => T): Promise<T> {
     return Promise.resolve(work());
   } catch (error) {
     return Promise.reject(error);
+  }
+}
+
+/**
+ * A scanned row whose key stays the hex text SQLite returned until it is read. node:sqlite gives each BLOB value an
+ * ArrayBuffer of its own, ~1.3 µs per row (a 10-row scan: 40 µs with BLOB keys, 30 with hex text), and most rows' keys
+ * are never read: a query stream reads the key of the document it stops at (issue 14).
+ */
+class SqliteScanRow implements IndexScanRow {
+  readonly document: DocumentRevision;
+  readonly #keyHex: string;
+  #key: Uint8Array | null = null;
+
+  constructor(keyHex: string, document: DocumentRevision) {
+    this.#keyHex = keyHex;
+    this.document = document;
+  }
+
+  get key(): Uint8Array {
+    return this.#key ??= Uint8Array.fromHex(this.#keyHex);
   }
 }
 
@@ -112,16 +134,13 @@ export class SqliteReader implements PersistenceReader {
       if (row[1] === null) {
         throw new PersistenceError(`index ${scan.indexId} has a live entry without a document at ${scan.snapshotTs}`);
       }
-      result[i] = {
-        key: row[0] as Uint8Array,
-        document: {
-          id: row[1] as string,
-          ts: row[2] as bigint,
-          tableNumber: Number(row[3]),
-          json: row[4] as string | null,
-          prevTs: row[5] as bigint | null,
-        },
-      };
+      result[i] = new SqliteScanRow(row[0] as string, {
+        id: row[1] as string,
+        ts: row[2] as bigint,
+        tableNumber: Number(row[3]),
+        json: row[4] as string | null,
+        prevTs: row[5] as bigint | null,
+      });
     }
     return result;
   }
