@@ -153,6 +153,11 @@ export class SqliteReader implements PersistenceReader {
     return Promise.resolve();
   }
 
+  /** Whether the connection is still open. */
+  protected get isOpen(): boolean {
+    return !this.#closed;
+  }
+
   /** Fails fast on use after close, with a clearer message than node:sqlite's. */
   protected assertOpen(): void {
     assert(!this.#closed, "persistence is closed");

@@ -16,6 +16,7 @@ import {
   prefixUpperBound,
   validateCommit,
 } from "./_shared.ts";
+import { SqliteCheckpointer } from "./_sqlite_checkpointer.ts";
 import { SqlitePruner } from "./_sqlite_prune.ts";
 import { WalSync } from "./_sqlite_wal_sync.ts";
 import { type ArrayStatement, prepareArrays, settle, SqliteReader } from "./_sqlite_reader.ts";
@@ -28,12 +29,24 @@ import type {
   StoredMutationResult,
 } from "./types.ts";
 
+/** How the writer's WAL is checkpointed. */
+export interface SqliteWriterOptions {
+  /**
+   * "background" (the default): by a worker thread, never inside a commit (`_sqlite_checkpointer.ts`). "inline":
+   * SQLite's automatic checkpoint inside the commit that takes the WAL past 1,000 pages, on the event loop (the
+   * baseline of scripts/bench/checkpoint_bench.ts).
+   */
+  checkpoints?: "background" | "inline";
+  /** Least time between background checkpoints while commits keep coming. */
+  checkpointGapMs?: number;
+}
+
 /** Opens (creating if missing) the SQLite database at `path` as its one writer. */
-export function openSqlitePersistence(path: string): Promise<Persistence> {
+export function openSqlitePersistence(path: string, options: SqliteWriterOptions = {}): Promise<Persistence> {
   return settle(() => {
     const db = openSqliteWriterConnection(path);
     try {
-      return new SqlitePersistence(db, path);
+      return new SqlitePersistence(db, path, options);
     } catch (error) {
       db.close();
       throw error;
@@ -53,6 +66,9 @@ export function openSqliteReader(path: string): Promise<PersistenceReader> {
     }
   });
 }
+
+/** SQLite's `wal_autocheckpoint` default, in pages. */
+const SQLITE_DEFAULT_AUTOCHECKPOINT_PAGES = 1_000;
 
 /** The statements of the write path, prepared once. */
 interface WriterStatements {
@@ -119,10 +135,12 @@ class SqlitePersistence extends SqliteReader implements Persistence {
   readonly #statements: WriterStatements;
   readonly #pruner: SqlitePruner;
   readonly #walSync: WalSync;
+  /** Null with `checkpoints: "inline"` (SQLite's automatic checkpoint stays on). */
+  readonly #checkpointer: SqliteCheckpointer | null;
   /** Cached: this is the database's only writer, so nothing else moves it. */
   #maxTs: bigint;
 
-  constructor(db: DatabaseSync, path: string) {
+  constructor(db: DatabaseSync, path: string, options: SqliteWriterOptions) {
     super(db);
     this.location = { kind: "sqlite", path };
     this.#path = path;
@@ -130,12 +148,39 @@ class SqlitePersistence extends SqliteReader implements Persistence {
     this.#pruner = new SqlitePruner(db);
     this.#maxTs = readMaxTs(db);
     this.#walSync = new WalSync(path);
+    this.#checkpointer = (options.checkpoints ?? "background") === "inline" ? null : new SqliteCheckpointer(path, {
+      gapMs: options.checkpointGapMs,
+      // The writer's own automatic checkpoint comes back (SQLite's default, 1,000 pages) rather than a WAL that grows.
+      onUnavailable: () => {
+        if (this.isOpen) db.exec(`PRAGMA wal_autocheckpoint = ${SQLITE_DEFAULT_AUTOCHECKPOINT_PAGES}`);
+      },
+    });
+    if (this.#checkpointer !== null) db.exec("PRAGMA wal_autocheckpoint = 0");
+  }
+
+  /**
+   * Checkpoints the background checkpointer has completed, and its quiet ones with the time writes waited for them;
+   * null when checkpoints are inline.
+   */
+  get backgroundCheckpoints(): { completed: number; quiet: number; quietTotalMs: number; quietMaxMs: number } | null {
+    const checkpointer = this.#checkpointer;
+    if (checkpointer === null) return null;
+    const { completed, totalMs, maxMs } = checkpointer.quiet;
+    return { completed: checkpointer.completed, quiet: completed, quietTotalMs: totalMs, quietMaxMs: maxMs };
   }
 
   /** Writes synchronously (no await inside the transaction), then resolves once the WAL is fsynced. */
   async commit(batches: CommitBatch[]): Promise<void> {
+    const paused = this.#checkpointer?.writesPaused ?? null;
+    if (paused !== null) await paused; // else the write happens inside this call, as without background checkpoints
     const written = this.#commitNow(batches);
-    if (written) await this.#walSync.sync();
+    if (written) await this.#synced();
+  }
+
+  /** Resolves once the writes so far are durable; a background checkpoint follows them. */
+  #synced(): Promise<void> {
+    this.#checkpointer?.noteCommit();
+    return this.#walSync.sync();
   }
 
   /** Writes the batches in one transaction; false when there was nothing to write. */
@@ -177,6 +222,8 @@ class SqlitePersistence extends SqliteReader implements Persistence {
   }
 
   async setGlobals(entries: Record<string, string | null>): Promise<void> {
+    const paused = this.#checkpointer?.writesPaused ?? null;
+    if (paused !== null) await paused; // else the write happens inside this call, as without background checkpoints
     this.#assertWritable();
     const { setGlobal, deleteGlobal } = this.#statements;
     this.#inTransaction(() => {
@@ -185,7 +232,7 @@ class SqlitePersistence extends SqliteReader implements Persistence {
         else setGlobal.run(key, value);
       }
     });
-    await this.#walSync.sync();
+    await this.#synced();
   }
 
   listGlobals(prefix: string): Promise<string[]> {
@@ -209,25 +256,32 @@ class SqlitePersistence extends SqliteReader implements Persistence {
   }
 
   async sweepMutationResults(beforeTs: bigint, maxRows: number): Promise<number> {
+    const paused = this.#checkpointer?.writesPaused ?? null;
+    if (paused !== null) await paused; // else the write happens inside this call, as without background checkpoints
     this.#assertWritable();
     assertValidPrune(beforeTs, maxRows);
     const removed = this.#inTransaction(() => this.#statements.sweepMutationResults.run(beforeTs, maxRows).changes);
-    await this.#walSync.sync();
+    await this.#synced();
     return Number(removed);
   }
 
   async prune(retainTs: bigint, maxRows: number): Promise<{ removedRows: number; done: boolean }> {
+    const paused = this.#checkpointer?.writesPaused ?? null;
+    if (paused !== null) await paused; // else the write happens inside this call, as without background checkpoints
     this.#assertWritable();
     assertValidPrune(retainTs, maxRows);
     // One transaction per call: one fsync, and the work inside is bounded by maxRows.
     const result = this.#inTransaction(() => this.#pruner.prune(retainTs, maxRows));
-    await this.#walSync.sync();
+    await this.#synced();
     return result;
   }
 
   /** Waits for the fsyncs in flight (their commits are acknowledged), then closes the connection. */
   override async close(): Promise<void> {
     await this.#walSync.close();
+    // Before the writer closes: its close checkpoints the rest and removes the WAL, which a running checkpoint of
+    // the worker's would make it skip.
+    await this.#checkpointer?.close();
     await super.close();
   }
 

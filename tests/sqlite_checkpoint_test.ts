@@ -1,0 +1,113 @@
+/**
+ * SQLite WAL checkpoints run in a worker thread, never inside a commit on the event loop (issue 14,
+ * src/persistence/_sqlite_checkpointer.ts; the stalls they caused: scripts/bench/checkpoint_bench.ts).
+ */
+import { assert, assertEquals } from "./helpers/assert.ts";
+import { type CommitBatch, openSqlitePersistence, type Persistence } from "../src/persistence/mod.ts";
+
+const encoder = new TextEncoder();
+
+/** `size` transactions from `firstTs`, each one document and three index entries (the call path's inserts). */
+function group(firstTs: bigint, size: number): CommitBatch[] {
+  return Array.from({ length: size }, (_, i) => {
+    const ts = firstTs + BigInt(i);
+    const id = `doc${ts.toString().padStart(10, "0")}`;
+    return {
+      ts,
+      documents: [{ id, tableNumber: 1, ts, json: JSON.stringify({ _id: id, body: "x".repeat(200) }), prevTs: null }],
+      indexEntries: [
+        { indexId: 1, key: encoder.encode(id), documentId: id, deleted: false },
+        { indexId: 2, key: encoder.encode(`${Number(ts) % 97}\u0000${id}`), documentId: id, deleted: false },
+        { indexId: 3, key: encoder.encode(crypto.randomUUID()), documentId: id, deleted: false },
+      ],
+    };
+  });
+}
+
+type Checkpoints = { completed: number; quiet: number; quietTotalMs: number; quietMaxMs: number } | null;
+
+function checkpointsOf(persistence: Persistence): Checkpoints {
+  return (persistence as unknown as { backgroundCheckpoints: Checkpoints }).backgroundCheckpoints;
+}
+
+async function waitFor(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+async function withDatabase(work: (path: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "denvex-checkpoint-test-" });
+  try {
+    await work(`${dir}/denvex.sqlite3`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("sqlite checkpoints: a few commits reach the database file by a background checkpoint", async () => {
+  await withDatabase(async (path) => {
+    const persistence = await openSqlitePersistence(path, { checkpointGapMs: 10 });
+    try {
+      const fileBytesBefore = (await Deno.stat(path)).size;
+      let ts = (await persistence.maxTs()) + 1n;
+      // ~50 groups: far below the 1,000 WAL pages at which SQLite's own checkpoint would run inside a commit.
+      for (let i = 0; i < 50; i++, ts += 4n) await persistence.commit(group(ts, 4));
+      await waitFor(() => (checkpointsOf(persistence)?.completed ?? 0) >= 1, "a background checkpoint");
+      await waitFor(() => Deno.statSync(path).size > fileBytesBefore, "the database file to grow");
+      assertEquals(await persistence.maxTs(), ts - 1n);
+    } finally {
+      await persistence.close();
+    }
+  });
+});
+
+Deno.test("sqlite checkpoints: under sustained commits the WAL starts over (quiet checkpoints), nothing is lost", async () => {
+  await withDatabase(async (path) => {
+    const persistence = await openSqlitePersistence(path, { checkpointGapMs: 20 });
+    const groups = 2_500;
+    try {
+      let ts = (await persistence.maxTs()) + 1n;
+      const inFlight: Promise<void>[] = [];
+      for (let i = 0; i < groups; i++, ts += 4n) {
+        inFlight.push(persistence.commit(group(ts, 4)));
+        if (inFlight.length > 2) await inFlight.shift();
+      }
+      await Promise.all(inFlight);
+      const checkpoints = checkpointsOf(persistence)!;
+      assert(checkpoints.quiet >= 1, `no quiet checkpoint in ${checkpoints.completed}`);
+      // ~200 MiB of WAL frames were written; a WAL that never started over holds them all (740 MiB in the bench).
+      const walBytes = (await Deno.stat(`${path}-wal`)).size;
+      assert(walBytes < 64 * 2 ** 20, `the WAL grew to ${walBytes} bytes`);
+      assertEquals(await persistence.maxTs(), ts - 1n);
+      const rows = await persistence.scanIndex({
+        indexId: 1,
+        lowKey: new Uint8Array(0),
+        highKey: null,
+        order: "asc",
+        snapshotTs: ts,
+        limit: 100_000,
+      });
+      assertEquals(rows.length, groups * 4);
+    } finally {
+      await persistence.close();
+    }
+    // The writer's close checkpointed the rest and removed the WAL.
+    assertEquals(await Deno.stat(`${path}-wal`).then(() => true, () => false), false);
+  });
+});
+
+Deno.test("sqlite checkpoints: inline mode keeps SQLite's own checkpoint (no worker)", async () => {
+  await withDatabase(async (path) => {
+    const persistence = await openSqlitePersistence(path, { checkpoints: "inline" });
+    try {
+      assertEquals(checkpointsOf(persistence), null);
+      await persistence.commit(group(1n, 4));
+      assertEquals(await persistence.maxTs(), 4n);
+    } finally {
+      await persistence.close();
+    }
+  });
+});
