@@ -17,11 +17,22 @@ function allowedCpusOf(pid: number): number[] {
   return parseCpuList(line.slice(line.indexOf(":") + 1))!;
 }
 
-/** Every thread of `pid` allowed exactly `cpus`. */
+/** The CPUs thread `tid` may run on, or null when it has exited since its task directory was listed. */
+function allowedCpusOfThread(tid: number): number[] | null {
+  try {
+    return allowedCpusOf(tid);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+}
+
+/** Every live thread of `pid` allowed exactly `cpus` (short-lived helper threads may end while they are read). */
 function threadsAllowed(pid: number, cpus: number[]): boolean {
-  return [...Deno.readDirSync(`/proc/${pid}/task`)].every((task) =>
-    JSON.stringify(allowedCpusOf(Number(task.name))) === JSON.stringify(cpus)
-  );
+  return [...Deno.readDirSync(`/proc/${pid}/task`)].every((task) => {
+    const allowed = allowedCpusOfThread(Number(task.name));
+    return allowed === null || JSON.stringify(allowed) === JSON.stringify(cpus);
+  });
 }
 
 const cpusHere = Deno.build.os === "linux" ? allowedCpusOf(Deno.pid) : [];
