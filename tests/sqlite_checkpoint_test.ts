@@ -3,7 +3,9 @@
  * src/persistence/_sqlite_checkpointer.ts; the stalls they caused: scripts/bench/checkpoint_bench.ts).
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
+import { DatabaseSync } from "node:sqlite";
 import { type CommitBatch, openSqlitePersistence, type Persistence } from "../src/persistence/mod.ts";
+import { SqliteCheckpointer } from "../src/persistence/_sqlite_checkpointer.ts";
 
 const encoder = new TextEncoder();
 
@@ -108,6 +110,45 @@ Deno.test("sqlite checkpoints: inline mode keeps SQLite's own checkpoint (no wor
       assertEquals(await persistence.maxTs(), 4n);
     } finally {
       await persistence.close();
+    }
+  });
+});
+
+Deno.test("sqlite checkpoints: a close during a quiet checkpoint waits for it (the worker stays referenced)", async () => {
+  await withDatabase(async (path) => {
+    // A writer of the test's own, so the test decides when frames are written.
+    const writer = new DatabaseSync(path);
+    writer.exec("PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0; PRAGMA synchronous = NORMAL;");
+    writer.exec("CREATE TABLE blobs (body BLOB)");
+    const insert = writer.prepare("INSERT INTO blobs (body) VALUES (?)");
+    const writeMiB = (mebibytes: number) => {
+      writer.exec("BEGIN");
+      for (let i = 0; i < mebibytes * 16; i++) insert.run(crypto.getRandomValues(new Uint8Array(65_536)));
+      writer.exec("COMMIT");
+    };
+    try {
+      writeMiB(8); // ~2,000 frames: the first checkpoint finds the WAL past RESTART_AFTER_FRAMES
+      const checkpointer = new SqliteCheckpointer(path, {
+        gapMs: 0,
+        onUnavailable: (reason) => {
+          throw new Error(reason);
+        },
+      });
+      checkpointer.noteCommit();
+      // Frames written while the first checkpoint runs are left to the quiet one, which then takes a while.
+      while (checkpointer.completed === 0) {
+        writeMiB(1);
+        await new Promise((resolve) => setTimeout(resolve, 0));
+      }
+      const paused = checkpointer.writesPaused;
+      assert(paused !== null, "the quiet checkpoint follows the first at once");
+      // Nothing else holds the event loop: if the worker were unref'd, this await would end the test unresolved.
+      await checkpointer.close();
+      await paused;
+      assertEquals(checkpointer.completed, 2, "the close waited for the quiet checkpoint's answer");
+      assertEquals(checkpointer.lastError, null);
+    } finally {
+      writer.close();
     }
   });
 });

@@ -126,12 +126,13 @@ export class SqliteCheckpointer {
   /** Time writes waited for quiet checkpoints, in all and the longest once. */
   #quietTotalMs = 0;
   #quietMaxMs = 0;
+  /** Whether the worker holds the process open (see `#refreshRef`). */
+  #referenced = false;
 
   constructor(databasePath: string, options: { gapMs?: number | undefined; onUnavailable: (reason: string) => void }) {
     this.#gapMs = options.gapMs ?? DEFAULT_CHECKPOINT_GAP_MS;
     this.#onUnavailable = options.onUnavailable;
     this.#worker = new NodeWorker(`(${checkpointWorkerMain.toString()})(require);`, { eval: true });
-    // Housekeeping: an idle writer must not keep the process alive (a quiet checkpoint refs it while writes wait).
     this.#worker.unref();
     this.#worker.on("message", (message: FromCheckpointWorker) => this.#receive(message));
     this.#worker.on("error", (error: Error) => this.#fail(`the checkpoint worker failed: ${error.message}`));
@@ -173,7 +174,7 @@ export class SqliteCheckpointer {
   async close(): Promise<void> {
     if (this.#closing !== null) return await this.#closing.promise;
     this.#closing = Promise.withResolvers<void>();
-    this.#worker.ref(); // the caller awaits its answer
+    this.#refreshRef();
     if (this.#gapTimer !== null) clearTimeout(this.#gapTimer);
     this.#gapTimer = null;
     this.#resumeWrites();
@@ -205,19 +206,33 @@ export class SqliteCheckpointer {
     this.#quiet = Promise.withResolvers<void>();
     this.#quietStartedMs = performance.now();
     this.#quietTimer = setTimeout(() => this.#resumeWrites(), QUIET_MAX_MS);
-    this.#worker.ref(); // writes wait for its answer
+    this.#refreshRef();
   }
 
   #resumeWrites(): void {
     if (this.#quietTimer !== null) clearTimeout(this.#quietTimer);
     this.#quietTimer = null;
     if (this.#quiet === null) return;
-    this.#worker.unref();
     const waitedMs = performance.now() - this.#quietStartedMs;
     this.#quietTotalMs += waitedMs;
     this.#quietMaxMs = Math.max(this.#quietMaxMs, waitedMs);
     this.#quiet.resolve();
     this.#quiet = null;
+    this.#refreshRef();
+  }
+
+  /**
+   * Housekeeping must not keep the process alive, so the worker is unref'd except while someone awaits its answer:
+   * writes paused for a quiet checkpoint, or a close. One place decides, from both: a quiet checkpoint that ended
+   * during a close once unref'd the worker the close had ref'd, and the close's await then ended the process
+   * ("the event loop has already resolved", tests/dashboard_test.ts in CI).
+   */
+  #refreshRef(): void {
+    const wanted = this.#quiet !== null || this.#closing !== null;
+    if (wanted === this.#referenced) return;
+    this.#referenced = wanted;
+    if (wanted) this.#worker.ref();
+    else this.#worker.unref();
   }
 
   #receive(message: FromCheckpointWorker): void {
