@@ -152,3 +152,20 @@ Deno.test("sqlite checkpoints: a close during a quiet checkpoint waits for it (t
     }
   });
 });
+
+Deno.test("sqlite checkpoints: a worker that cannot open the database hands checkpoints back, and closes", async () => {
+  await withDatabase(async (path) => {
+    const reasons: string[] = [];
+    // A directory where the database file should be: SQLite cannot open it.
+    await Deno.mkdir(path);
+    const checkpointer = new SqliteCheckpointer(path, { gapMs: 0, onUnavailable: (reason) => reasons.push(reason) });
+    checkpointer.noteCommit();
+    await waitFor(() => reasons.length > 0, "the worker to report it cannot open the database");
+    assertEquals(reasons.length, 1);
+    assertEquals(checkpointer.lastError, reasons[0]);
+    assertEquals(checkpointer.writesPaused, null, "writes never wait for a checkpointer that cannot run");
+    checkpointer.noteCommit(); // ignored: nothing is scheduled
+    assertEquals(checkpointer.completed, 0);
+    await checkpointer.close();
+  });
+});
