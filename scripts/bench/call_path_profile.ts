@@ -275,9 +275,10 @@ async function main(workload: string, extraFlags: string[]): Promise<void> {
     await app.dispose();
     await Deno.remove(dataDir, { recursive: true });
   }
+  // The main thread's profile: the server's worker threads (the SQLite checkpointer) write theirs beside it.
   const written = [...Deno.readDirSync(profileDir)].map((entry) => entry.name)
-    .filter((name) => name.endsWith(".cpuprofile") && !before.has(name));
-  if (written.length === 0) throw new Error(`no profile written in ${profileDir}`);
+    .filter((name) => name.endsWith(".cpuprofile") && !before.has(name) && !/\.worker-\d+\./.test(name));
+  if (written.length === 0) throw new Error(`no main-thread profile written in ${profileDir}`);
   console.log(
     `${workload}: ${calls} calls, ${CLIENTS} clients, ${DURATION_MS} ms; profile ${profileDir}/${written[0]}`,
   );

@@ -28,6 +28,7 @@ import { actionNetPolicy, isCompiledBinary, type RunnerCommand, runnerCommand } 
 import { NodeAnalyzeError, NodePool } from "./node/mod.ts";
 import { JobWithdrawnError, RunnerExitError, RunnerProcess, type SentJob } from "./runner_process.ts";
 import { CpuAffinity } from "./cpu_affinity.ts";
+import { DeadlineSweep } from "./deadline_sweep.ts";
 import { prepareRunnerSocketDir } from "./runner_socket.ts";
 import {
   CREATE_TABLE_OP,
@@ -183,6 +184,8 @@ export class RunnerPool {
   readonly #socketDir: string;
   readonly #deploymentName: string;
   readonly #retireTimer: ReturnType<typeof setInterval>;
+  /** The hard deadlines of the calls that run (one timer for all, see deadline_sweep.ts). */
+  readonly #deadlines = new DeadlineSweep();
   /** The pending look for jobs stuck behind a long call (`#withdrawStuck`), if armed. */
   #stuckCheck: ReturnType<typeof setTimeout> | null = null;
   readonly #idleExitMs: Record<RunnerKind, number>;
@@ -532,6 +535,7 @@ export class RunnerPool {
     this.#closed = true;
     clearInterval(this.#retireTimer);
     if (this.#stuckCheck !== null) clearTimeout(this.#stuckCheck);
+    this.#deadlines.close();
     const nodeClosed = this.#node.close();
     const runners: RunnerProcess[] = [];
     for (const set of Object.values(this.#sets)) {
@@ -758,7 +762,7 @@ export class RunnerPool {
       return this.#requeue(set, runner, job);
     }
     // The deadline also covers the wait for `idle` after the answer (bounded by the runner's probe timeout).
-    const timer = setTimeout(() => stop("deadline"), job.hardDeadlineMs);
+    const unwatch = this.#deadlines.watch(job.hardDeadlineMs, () => stop("deadline"));
     const onAbort = () => stop("cancelled");
     if (job.signal?.aborted) onAbort();
     job.signal?.addEventListener("abort", onAbort, { once: true });
@@ -772,7 +776,7 @@ export class RunnerPool {
         idle = await idlePromise.then(() => true, () => false);
       }
     } finally {
-      clearTimeout(timer);
+      unwatch();
       job.signal?.removeEventListener("abort", onAbort);
     }
     this.#finish(set, runner, job, idle);
