@@ -449,6 +449,38 @@ for (const backend of BACKENDS) {
     },
   );
 
+  t(
+    "nextDocuments: a batch that uses up the query's limit, or the range, says done (no crossing to learn it), " +
+      "and reads what the extra crossing read",
+    async (db) => {
+      await insertMany(db, "e", [1, 2, 3, 4, 5].map((n) => ({ n })));
+      const readSetAfter = async (query: unknown, batches: number[]) => {
+        const tx = db.begin("query", null);
+        const { queryId } = await sys<{ queryId: number }>(tx, "1.0/queryStream", { query });
+        const read: { n: number[]; done: boolean[] } = { n: [], done: [] };
+        for (const size of batches) {
+          const batch = await tx.nextDocuments(queryId, size);
+          read.n.push(...batch.documentsJson.map((json) => JSON.parse(json).n));
+          read.done.push(batch.done);
+        }
+        return { read, readSet: JSON.stringify(tx.outcome().readSet) };
+      };
+      // `take(3)`: the first batch is the whole answer (the worker asks for the limit).
+      const limited = scan("e", null, [{ limit: 3 }]);
+      const once = await readSetAfter(limited, [3]);
+      assertEquals(once.read, { n: [1, 2, 3], done: [true] });
+      const twice = await readSetAfter(limited, [3, 3]);
+      assertEquals(twice.read, { n: [1, 2, 3], done: [true, true] });
+      assertEquals(once.readSet, twice.readSet, "saying done early reads no less and no more");
+      // The whole table in a batch of exactly its size.
+      const whole = await readSetAfter(scan("e"), [5]);
+      assertEquals(whole.read, { n: [1, 2, 3, 4, 5], done: [true] });
+      assertEquals(whole.readSet, (await readSetAfter(scan("e"), [5, 5])).readSet);
+      // More left: not done.
+      assertEquals((await readSetAfter(scan("e", null, [{ limit: 4 }]), [3])).read, { n: [1, 2, 3], done: [false] });
+    },
+  );
+
   t("normalizeId, getSnapshotTs, identity and metrics", async (db) => {
     const [id] = await insertMany(db, "n", [{}]);
     await insertMany(db, "m", [{}]);

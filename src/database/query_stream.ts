@@ -184,6 +184,10 @@ export class QueryStream {
       if (verdict === "pass") out.push(document);
       else if (verdict === "stop") this.#finished = true;
     }
+    // Known now without reading on: a `take(n)` whose n documents this batch holds, or a range read to its end, ends
+    // here, and the caller learns it with this batch instead of asking for another (a worker↔runner crossing per
+    // query, issue 14). Nothing more is read either way, so the read set is the same.
+    if (this.#limitReached() || (this.#exhausted && this.#pending.length === 0)) this.#finished = true;
     return out;
   }
 

@@ -391,7 +391,8 @@ export class DatabaseSyscalls implements TransactionHost {
     const floored = Math.floor(maxDocuments);
     const max = Number.isNaN(floored) ? 1 : Math.max(1, Math.min(MAX_STREAM_BATCH, floored));
     const documents = stream === EMPTY_STREAM ? [] : await stream.next(max);
-    const done = stream === EMPTY_STREAM || (stream.done && documents.length < max) || documents.length === 0;
+    // A batch may end the stream and still hold documents: the reader serves them, then stops.
+    const done = stream === EMPTY_STREAM || stream.done || documents.length === 0;
     return { documentsJson: documents.map((document) => document.json), done };
   }
 
