@@ -6,7 +6,7 @@
  */
 import { assert, assertEquals, assertOneLine } from "./helpers/assert.ts";
 import { freshPostgres } from "./helpers/databases.ts";
-import { commandLineOf, descendantPids, serverLines, spawnServerChild } from "./helpers/server_child.ts";
+import { commandLineOf, descendantPids, environmentOf, serverLines, spawnServerChild } from "./helpers/server_child.ts";
 
 const ADMIN_SECRET = `denvex|${"5e".repeat(32)}`;
 const DB_PASSWORD = "pw-never-shown-7f3a";
@@ -86,7 +86,7 @@ Deno.test({
         // A runner needs none of the server's secrets in its environment (its database URL comes in its init
         // message), so even code that escaped its worker's permissions would find none there.
         // A child may exit between the listing and the read (a runner retiring, a short-lived helper): skipped.
-        const environment = await unlessGone(() => Deno.readTextFile(`/proc/${pid}/environ`));
+        const environment = await environmentOf(pid);
         if (environment === null) continue;
         assert(!environment.includes("5e5e5e"), `the admin key is in the environment of runner ${pid}`);
         assert(!environment.includes(DB_PASSWORD), `the database URL is in the environment of runner ${pid}`);
@@ -105,13 +105,3 @@ Deno.test({
     assert(log.includes("PostgreSQL"), log);
   },
 });
-
-/** What `read` gives, or null when it fails because the process it reads from has exited meanwhile. */
-async function unlessGone<T>(read: () => Promise<T>): Promise<T | null> {
-  try {
-    return await read();
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return null;
-    throw error;
-  }
-}

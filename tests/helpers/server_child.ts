@@ -138,6 +138,16 @@ export async function descendantPids(pid: number): Promise<number[]> {
   return found;
 }
 
+/** A process's environment (`NAME=value` entries, NUL-separated), or null if it has exited since it was listed. */
+export async function environmentOf(pid: number): Promise<string | null> {
+  try {
+    return await Deno.readTextFile(`/proc/${pid}/environ`);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+}
+
 /** A process's command line as `ps` shows it (NULs as spaces); "" if it has exited. */
 export async function commandLineOf(pid: number): Promise<string> {
   const raw = await Deno.readTextFile(`/proc/${pid}/cmdline`).catch(() => "");
