@@ -7,7 +7,10 @@ import type { HttpDeps } from "./types.ts";
 import { resolveLimits } from "./types.ts";
 import { deployRoutes } from "./deploy_routes.ts";
 import { functionRoutes } from "./function_routes.ts";
-import { remoteIpOf } from "./request_metadata.ts";
+import { remoteIpOf, remoteIpOfInfo } from "./request_metadata.ts";
+import { MAX_FUNCTION_REQUEST_BYTES, newBodyBudget } from "./function_body.ts";
+import { FunctionCalls } from "./function_calls.ts";
+import { functionFastPath } from "./function_fast_path.ts";
 import { storageRoutes } from "./storage_routes.ts";
 
 /** The body of `GET /` after the version line. */
@@ -40,8 +43,16 @@ export function createApiApp(deps: HttpDeps): Hono {
     app.get("/api/:version/sync", (c) => sync.handle(c.req.raw, remoteIpOf(c)));
   }
   if (deps.backend) {
+    const budget = newBodyBudget();
+    const calls = new FunctionCalls(deps.backend);
     app.route("/api", deployRoutes(deps.backend));
-    app.route("/api", functionRoutes(deps.backend));
+    app.route("/api", functionRoutes(deps.backend, budget, calls));
+    // The common calls skip the app (function_fast_path.ts); it answers whatever the lean path does not take.
+    const maxBodyBytes = Math.min(resolveLimits(deps).apiMaxRequestBodyBytes, MAX_FUNCTION_REQUEST_BYTES);
+    const fastPath = functionFastPath(calls, budget, maxBodyBytes);
+    const appFetch = app.fetch;
+    app.fetch = (request, env, executionCtx) =>
+      fastPath(request, remoteIpOfInfo(env)) ?? appFetch(request, env, executionCtx);
   }
   app.route("/http", createSiteApp(deps, "/http"));
   return app;

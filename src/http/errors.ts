@@ -59,12 +59,17 @@ function isExposed(error: DenvexError): boolean {
 
 /** Hono `onError` handler: logs server faults, answers with the JSON shape. */
 export function handleError(error: Error, c: Context): Response {
+  return errorResponse(error, c.req.raw);
+}
+
+/** The JSON error response to `request` for `error` (see `errorResponseFor`); logs server faults. */
+export function errorResponse(error: unknown, request: Request): Response {
   const { status, body } = errorResponseFor(error);
   // A deliberate or retryable 5xx (503 overload, database unavailable) says all there is to say; log the others.
   if (status >= 500 && !(error instanceof DenvexError && isExposed(error))) {
-    console.error(`denvex: ${c.req.method} ${new URL(c.req.url).pathname} failed:`, error);
+    console.error(`denvex: ${request.method} ${new URL(request.url).pathname} failed:`, error);
   }
-  return c.json(body, status);
+  return Response.json(body, { status });
 }
 
 /** Hono `notFound` handler. */

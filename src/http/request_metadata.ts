@@ -20,8 +20,12 @@ export function requestMetadataOf(request: Request, remoteIp: string | null, asU
 
 /** The peer address of the request `c` serves (`Deno.serve` passes it as the handler's second argument). */
 export function remoteIpOf(c: Context): string | null {
-  const info = c.env as { remoteAddr?: { hostname?: unknown } } | undefined;
-  const hostname = info?.remoteAddr?.hostname;
+  return remoteIpOfInfo(c.env);
+}
+
+/** The peer address in what `Deno.serve` passes a handler beside the request (its `ServeHandlerInfo`), if any. */
+export function remoteIpOfInfo(info: unknown): string | null {
+  const hostname = (info as { remoteAddr?: { hostname?: unknown } } | undefined)?.remoteAddr?.hostname;
   return typeof hostname === "string" ? hostname : null;
 }
 
