@@ -17,9 +17,18 @@ export const MAX_SERIES_PER_METRIC = 512;
 const MAX_LABEL_VALUE_CHARS = 128;
 const OTHER = "_other";
 
-/** A series key: the label values in label-name order, NUL-separated. */
+/**
+ * A series key: the label values in label-name order, NUL-separated. A plain loop: it runs for every request and
+ * function call (issue 14).
+ */
 function seriesKey(labelNames: readonly string[], labels: Labels): string {
-  return labelNames.map((name) => (labels[name] ?? "").slice(0, MAX_LABEL_VALUE_CHARS)).join("\0");
+  let key = "";
+  for (let i = 0; i < labelNames.length; i++) {
+    const value = labels[labelNames[i]] ?? "";
+    if (i > 0) key += "\0";
+    key += value.length > MAX_LABEL_VALUE_CHARS ? value.slice(0, MAX_LABEL_VALUE_CHARS) : value;
+  }
+  return key;
 }
 
 abstract class Metric<S> {
@@ -95,8 +104,13 @@ export class Histogram extends Metric<HistogramSeries> {
 
   observe(value: number, labels: Labels = {}): void {
     const series = this.series(labels);
-    const index = this.buckets.findIndex((bound) => value <= bound);
-    if (index !== -1) series.counts[index]++;
+    const buckets = this.buckets;
+    for (let i = 0; i < buckets.length; i++) {
+      if (value <= buckets[i]) {
+        series.counts[i]++;
+        break;
+      }
+    }
     series.sum += value;
     series.count++;
   }
