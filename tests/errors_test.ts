@@ -7,14 +7,21 @@
 import { badAdminKeyError, missingAdminKeyError, TokenError } from "../src/auth/mod.ts";
 import { SyscallError } from "../src/database/mod.ts";
 import { DeployError } from "../src/deploy/mod.ts";
-import { callFailureOf, DenvexError, errorCodeOf, isRetryable, syscallFailureOf } from "../src/errors/mod.ts";
+import {
+  callFailureOf,
+  DenvexError,
+  errorCodeOf,
+  isRetryable,
+  newRequestId,
+  syscallFailureOf,
+} from "../src/errors/mod.ts";
 import { errorResponseFor, HttpError } from "../src/http/mod.ts";
 import { DatabaseUnavailableError, PersistenceError } from "../src/persistence/mod.ts";
 import { RunnerPoolFullError } from "../src/runtime/mod.ts";
 import { BlobTooLargeError, StorageFullError } from "../src/storage/mod.ts";
 import { QueryCacheFullError } from "../src/subscriptions/mod.ts";
 import { ValueError } from "../src/values/mod.ts";
-import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "./helpers/assert.ts";
 import { createConvexApp, runConvexCli } from "./helpers/convex_app.ts";
 import { spawnServerChild } from "./helpers/server_child.ts";
 
@@ -198,4 +205,15 @@ Deno.test({
       await Deno.remove(dataDir, { recursive: true });
     }
   },
+});
+
+Deno.test("request IDs: 16 lowercase hex digits, never repeated across refills of their random pool", () => {
+  const seen = new Set<string>();
+  // 2,000 IDs use the 4 KiB pool of random bytes about four times over.
+  for (let i = 0; i < 2_000; i++) {
+    const id = newRequestId();
+    assertMatch(id, /^[0-9a-f]{16}$/);
+    seen.add(id);
+  }
+  assertEquals(seen.size, 2_000);
 });
