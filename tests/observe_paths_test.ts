@@ -3,7 +3,7 @@
  * the path must be the one `new URL(url).pathname` gives (the `/metrics` check and the endpoint labels rely on it).
  */
 import { assertEquals } from "./helpers/assert.ts";
-import { pathnameOf } from "../src/server/observe.ts";
+import { pathnameOf } from "../src/http/mod.ts";
 
 Deno.test("observe: a request's path is the URL parser's, for plain and odd URLs alike", () => {
   const urls = [

@@ -12,7 +12,7 @@ import { queryKeyOf, type QuerySpec } from "../subscriptions/mod.ts";
 import { toQueryRun } from "../sync/mod.ts";
 import type { JsonValue } from "../values/mod.ts";
 import { framedFunctionError, newRequestId } from "../errors/mod.ts";
-import type { CallBody } from "./function_body.ts";
+import { type BodyHold, type CallBody, parseCallBody, readJsonBody } from "./function_body.ts";
 import { toCleanJson, type ValueFormat } from "./function_format.ts";
 import { HttpError } from "./errors.ts";
 import { requestMetadataOf } from "./request_metadata.ts";
@@ -93,6 +93,16 @@ export class FunctionCalls {
       if (error instanceof AuthenticationError) throw new HttpError(error.httpStatus, error.code, error.message);
       throw error;
     }
+  }
+
+  /**
+   * Answers `POST /api/query`, `/api/mutation` or `/api/action` (`udfType`): credentials first (a bad admin key or
+   * token is refused before the body is read), then the body, held in `hold`, then the call.
+   */
+  async typedCall(received: ReceivedCall, hold: BodyHold, udfType: UdfType): Promise<Response> {
+    const caller = await this.callerOf(received.request.headers.get("Authorization"));
+    const body = parseCallBody(await readJsonBody(received.request, hold), "encoded");
+    return await this.call(received, caller, body, udfType);
   }
 
   /** Runs `body` as `expectedType` (found by lookup when absent) and answers with its result. */

@@ -12,10 +12,14 @@
  */
 import type { ByteBudget } from "../sync/mod.ts";
 import { errorResponse } from "./errors.ts";
-import { BodyHold, parseCallBody, readJsonBody, wholeBodyBytes } from "./function_body.ts";
-import type { FunctionCalls, UdfType } from "./function_calls.ts";
+import { BodyHold, wholeBodyBytes } from "./function_body.ts";
+import type { FunctionCalls, ReceivedCall, UdfType } from "./function_calls.ts";
+import { pathnameOf } from "./request_path.ts";
 
-/** The paths taken, by the type of function they call. */
+/**
+ * The paths taken, by the type of function they call, compared with the URL parser's path (`pathnameOf`): one that
+ * keeps an escape (`/api/%71uery`) matches none and goes to the app, as does a trailing slash.
+ */
 const FAST_PATHS: ReadonlyMap<string, UdfType> = new Map([
   ["/api/query", "query"],
   ["/api/mutation", "mutation"],
@@ -33,7 +37,7 @@ export type FastPath = (request: Request, remoteIp: string | null) => Promise<Re
 export function functionFastPath(calls: FunctionCalls, budget: ByteBudget, maxBodyBytes: number): FastPath {
   return (request, remoteIp) => {
     if (request.method !== "POST") return null;
-    const udfType = FAST_PATHS.get(pathOf(request.url));
+    const udfType = FAST_PATHS.get(pathnameOf(request.url));
     if (udfType === undefined) return null;
     const declaredBytes = wholeBodyBytes(request);
     if (declaredBytes === null || declaredBytes > maxBodyBytes) return null;
@@ -44,33 +48,17 @@ export function functionFastPath(calls: FunctionCalls, budget: ByteBudget, maxBo
 async function answer(
   calls: FunctionCalls,
   hold: BodyHold,
-  received: { request: Request; remoteIp: string | null },
+  received: ReceivedCall,
   udfType: UdfType,
 ): Promise<Response> {
-  const { request } = received;
   let response: Response;
   try {
-    // Credentials first: a bad admin key or token is refused before the body is read.
-    const caller = await calls.callerOf(request.headers.get("Authorization"));
-    const body = parseCallBody(await readJsonBody(request, hold), "encoded");
-    response = await calls.call(received, caller, body, udfType);
+    response = await calls.typedCall(received, hold, udfType);
   } catch (error) {
-    response = errorResponse(error, request);
+    response = errorResponse(error, received.request);
   } finally {
     hold.release();
   }
   response.headers.set("Access-Control-Allow-Origin", "*");
   return response;
-}
-
-/**
- * The path of an absolute request URL, without its query. Taken as it is: a path the app would first decode or
- * normalize (`/api/%71uery`) matches no entry and goes to the app.
- */
-function pathOf(url: string): string {
-  const authority = url.indexOf("//");
-  const start = authority === -1 ? -1 : url.indexOf("/", authority + 2);
-  if (start === -1) return "";
-  const query = url.indexOf("?", start);
-  return query === -1 ? url.slice(start) : url.slice(start, query);
 }

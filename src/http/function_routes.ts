@@ -95,12 +95,7 @@ export function functionRoutes(
     calls.call(received(c), caller, body, expectedType);
 
   for (const udfType of ["query", "mutation", "action"] as const) {
-    app.post(`/${udfType}`, async (c) => {
-      // Credentials first: a bad admin key or token is refused before the body is read.
-      const caller = await callerOf(c);
-      const body = parseCallBody(await readBody(c), "encoded");
-      return call(c, caller, body, udfType);
-    });
+    app.post(`/${udfType}`, (c) => calls.typedCall(received(c), holds.get(c)!, udfType));
   }
 
   app.get("/query", async (c) => {

@@ -12,4 +12,5 @@ export { MAX_PUSH_JSON_BYTES } from "./admin_request.ts";
 export { type ErrorBody, errorResponseFor, fallbackErrorResponse, HttpError } from "./errors.ts";
 export { DEFAULT_HTTP_LIMITS, type HttpLimits, limitRequestBody, limitStreamedRequestBody } from "./limits.ts";
 export { remoteIpOf } from "./request_metadata.ts";
+export { pathnameOf } from "./request_path.ts";
 export type { HttpBackend, HttpDeps } from "./types.ts";
