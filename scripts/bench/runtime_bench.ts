@@ -6,6 +6,7 @@
  *
  * 1. a trivial query through the pool vs. calling its `invokeQuery` directly in this process;
  * 2. one `ctx.db.get` syscall from user code vs. one `host.syscall("1.0/get")` on an in-process transaction;
+ * 2b. a query with 10 and with 100 `ctx.db.get` issued together (`Promise.all`, batched) vs. the same gets one by one;
  * 3. `collect()` of 1,000 documents vs. the same scan on an in-process transaction;
  * 4. the CPU a runner spends per call, by thread (its main thread, its user-code worker, V8's helper threads), read
  *    from /proc for a `Runner` driven in this process, for a query without syscalls, a `take(10)` query and an insert;
@@ -37,6 +38,11 @@ import { v } from "convex/values";
 export const trivial = query({ args: { nonce: v.number() }, handler: async () => null });
 export const take10 = query({ args: { nonce: v.number() }, handler: (ctx) => ctx.db.query("messages").take(10) });
 export const add = mutation({ args: { body: v.string() }, handler: (ctx, args) => ctx.db.insert("messages", args) });
+export const getTogether = query({
+  args: { id: v.string(), times: v.number() },
+  handler: async (ctx, { id, times }) =>
+    (await Promise.all(Array.from({ length: times }, () => ctx.db.get(id as any)))).filter((d) => d !== null).length,
+});
 `;
 const GETS_PER_QUERY = 1_000;
 const DOCUMENTS = 1_000;
@@ -61,7 +67,7 @@ function row(what: string, valueMs: number, baselineMs: number, unit: "ms" | "µ
   const scale = unit === "µs" ? 1000 : 1;
   const fmt = (ms: number) => `${(ms * scale).toFixed(unit === "µs" ? 1 : 3)} ${unit}`;
   console.log(
-    `${what.padEnd(44)} ${fmt(valueMs).padStart(12)}   baseline ${fmt(baselineMs).padStart(12)}   ×${
+    `${what.padEnd(50)} ${fmt(valueMs).padStart(12)}   baseline ${fmt(baselineMs).padStart(12)}   ×${
       (valueMs / baselineMs).toFixed(1)
     }`,
   );
@@ -81,10 +87,15 @@ try {
     createTable: (name) => database.createTable(name),
   });
   await pool.ready();
-  const call = (udfType: "query" | "mutation", exportName: string, args: Record<string, unknown>) => {
+  const call = (
+    udfType: "query" | "mutation",
+    exportName: string,
+    args: Record<string, unknown>,
+    modulePath = "messages.js",
+  ) => {
     const request: ExecuteRequest = {
       udfType,
-      modulePath: "messages.js",
+      modulePath,
       exportName,
       argsJson: JSON.stringify([args]),
       snapshotTs: database.latestTs,
@@ -134,6 +145,14 @@ try {
     directGetsMs / GETS_PER_QUERY,
     "µs",
   );
+
+  // 2b. Gets issued together (`Promise.all`) cross to the runner's main thread as batches (issue 14): a query's time
+  // with N gets together vs. the same N one by one (each its own crossing).
+  for (const gets of [10, 100]) {
+    const oneByOneMs = await timeMs(ROUNDS, () => call("query", "getMany", { id: firstId, times: gets }));
+    const togetherMs = await timeMs(ROUNDS, () => call("query", "getTogether", { id: firstId, times: gets }, "cpu.js"));
+    row(`query with ${gets} ctx.db.get: together vs one by one`, togetherMs, oneByOneMs);
+  }
 
   // 3. collect() of DOCUMENTS documents vs. the same scan on the engine.
   const collectMs = await timeMs(ROUNDS / 4, () => call("query", "list", {}));

@@ -34,6 +34,7 @@ import { DeploymentUrls } from "./deployment_urls.ts";
 import { OwnCalls } from "./own_calls.ts";
 import { validateConvexJson } from "./validation.ts";
 import { encodeStreamBatch, firstBatchSize } from "./worker/query_streams.ts";
+import { BATCH_OP, decodeParts, encodeParts, MAX_BATCH_REQUESTS } from "./worker/syscall_batch.ts";
 import {
   type FromWorkerMessage,
   NESTED_BEGIN_OP,
@@ -82,6 +83,7 @@ export class Runner {
   #executedOn: UserWorker | null = null;
   /** Executions the server sent behind the current run, in order (pipelined, pool.ts): each starts once idle. */
   #behind: RunnerExecuteMessage[] = [];
+  #channelRequests = 0;
 
   constructor(
     init: RunnerInitMessage,
@@ -128,6 +130,15 @@ export class Runner {
   stop(): void {
     this.#stopWatchdog();
     this.#dropWorker();
+  }
+
+  /**
+   * How many requests the worker has sent over the channel for executions (syscalls, batches, results; not the
+   * requests it parks with between calls). Each is a crossing between the threads; tests and benchmarks that drive a
+   * runner in their own process read it.
+   */
+  get channelRequests(): number {
+    return this.#channelRequests;
   }
 
   /** Handles one message from the server. */
@@ -238,6 +249,7 @@ export class Runner {
 
   /** Answers one channel request from the worker with the current transaction. */
   async #syscall(request: string): Promise<string> {
+    this.#channelRequests++;
     const { op, componentPath, argsJson } = decodeRequest(request);
     if (op === RESULT_OP) {
       this.#workerMessage(JSON.parse(argsJson) as WorkerResultMessage);
@@ -251,6 +263,38 @@ export class Runner {
       // waits for it, to go out marked idle (see #answerIdle), or for that wait to end without it.
       return okResponse("null");
     }
+    if (op === BATCH_OP) return await this.#syscallBatch(argsJson);
+    return await this.#transactionSyscall(op, componentPath, argsJson);
+  }
+
+  /**
+   * Runs a batch of the worker's requests (worker/syscall_batch.ts) one after another, in order, each as if it had come
+   * alone, and answers all their responses together. A batch holds transaction syscalls only.
+   */
+  async #syscallBatch(argsJson: string): Promise<string> {
+    let requests: string[];
+    try {
+      requests = decodeParts(argsJson);
+    } catch (error) {
+      return errorResponse(error instanceof Error ? error.message : String(error));
+    }
+    if (requests.length > MAX_BATCH_REQUESTS) {
+      return errorResponse(`A syscall batch holds at most ${MAX_BATCH_REQUESTS}`);
+    }
+    const responses: string[] = [];
+    for (const request of requests) {
+      const { op, componentPath, argsJson: opArgsJson } = decodeRequest(request);
+      responses.push(
+        op.startsWith("$")
+          ? errorResponse(`Syscall ${op} cannot be batched`)
+          : await this.#transactionSyscall(op, componentPath, opArgsJson),
+      );
+    }
+    return okResponse(encodeParts(responses));
+  }
+
+  /** Answers one of the worker's transaction syscalls (not `RESULT_OP`, not a batch). */
+  async #transactionSyscall(op: string, componentPath: string, argsJson: string): Promise<string> {
     const run = this.#current;
     const host = run?.host;
     if (!run || !host) return errorResponse(`Syscall ${op} has no transaction`);

@@ -6,6 +6,7 @@ import { APP_FILES, bundleApp, openDeployedApp, stopBundler, writeApp } from "./
 import { NO_REQUEST_METADATA } from "../../src/runtime/mod.ts";
 import { modulesRoot } from "../../src/runtime/module_writer.ts";
 import { Runner } from "../../src/runtime/runner.ts";
+import type { Database } from "../../src/database/mod.ts";
 import type { FromRunnerMessage, RunnerExecuteMessage } from "../../src/runtime/runner_protocol.ts";
 
 /** A started in-process runner; see {@link withInProcessRunner}. */
@@ -13,8 +14,12 @@ export interface InProcessRunner {
   readonly runner: Runner;
   /** Every message the runner sent, in order. */
   readonly sent: FromRunnerMessage[];
+  /** The deployment's database (commit a mutation's outcome with it). */
+  readonly database: Database;
   /** An execute message for query `exportName` of `modulePath` with `args` at the latest snapshot. */
   query(executionId: string, modulePath: string, exportName: string, args: unknown): RunnerExecuteMessage;
+  /** The same for a mutation. */
+  mutation(executionId: string, modulePath: string, exportName: string, args: unknown): RunnerExecuteMessage;
   /** Waits until `done(sent)` holds, re-checking after each message the runner sends. */
   until(done: (sent: FromRunnerMessage[]) => boolean): Promise<void>;
 }
@@ -29,6 +34,33 @@ export async function withInProcessRunner(
     const modules = await bundleApp(await writeApp(dir, { ...APP_FILES, ...files }));
     await stopBundler();
     const { dataDir, persistence, database, deploymentDir } = await openDeployedApp(dir, modules);
+    const executeMessage = (
+      udfType: "query" | "mutation",
+      executionId: string,
+      modulePath: string,
+      exportName: string,
+      args: unknown,
+    ): RunnerExecuteMessage => {
+      const catalog = database.catalog;
+      return {
+        type: "execute",
+        executionId,
+        udfType,
+        modulePath,
+        exportName,
+        argsJson: JSON.stringify([args]),
+        snapshotTs: database.latestTs.toString(),
+        catalog,
+        catalogVersion: catalog.version,
+        identityJson: null,
+        journal: null,
+        env: {},
+        requestId: "test",
+        deploymentDir,
+        timeLimitMs: 1_000,
+        metadata: { deploymentName: "test", request: NO_REQUEST_METADATA },
+      };
+    };
     const sent: FromRunnerMessage[] = [];
     let changed = Promise.withResolvers<void>();
     const runner = new Runner(
@@ -50,27 +82,11 @@ export async function withInProcessRunner(
       await body({
         runner,
         sent,
-        query: (executionId, modulePath, exportName, args) => {
-          const catalog = database.catalog;
-          return {
-            type: "execute",
-            executionId,
-            udfType: "query",
-            modulePath,
-            exportName,
-            argsJson: JSON.stringify([args]),
-            snapshotTs: database.latestTs.toString(),
-            catalog,
-            catalogVersion: catalog.version,
-            identityJson: null,
-            journal: null,
-            env: {},
-            requestId: "test",
-            deploymentDir,
-            timeLimitMs: 1_000,
-            metadata: { deploymentName: "test", request: NO_REQUEST_METADATA },
-          };
-        },
+        database,
+        query: (executionId, modulePath, exportName, args) =>
+          executeMessage("query", executionId, modulePath, exportName, args),
+        mutation: (executionId, modulePath, exportName, args) =>
+          executeMessage("mutation", executionId, modulePath, exportName, args),
         until: async (done) => {
           while (!done(sent)) {
             await changed.promise;

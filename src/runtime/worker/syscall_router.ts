@@ -22,6 +22,7 @@ import { decodeStreamBatch, QueryStreams } from "./query_streams.ts";
 import { checkScheduledReference, createFunctionHandle, runNestedFunction } from "./run_udf.ts";
 import { isStorageJsOp, storageJsSyscall } from "./storage_js.ts";
 import { isMetadataOp, localMetadataSyscall } from "./metadata.ts";
+import { SyscallBatch } from "./syscall_batch.ts";
 
 /** Sends an action's syscall to the server and resolves with the result JSON. */
 export type ServerCall = (op: string, argsJson: string) => Promise<string>;
@@ -38,17 +39,22 @@ export class SyscallRouter implements ConvexGlobal {
   readonly #channel: SyncChannelClient;
   readonly #serverCall: ServerCall;
   readonly streams = new QueryStreams();
+  /** Asynchronous transaction syscalls waiting to cross together (syscall_batch.ts). */
+  readonly #batch: SyscallBatch;
 
   constructor(channel: SyncChannelClient, serverCall: ServerCall) {
     this.#channel = channel;
     this.#serverCall = serverCall;
+    this.#batch = new SyscallBatch((request) => channel.call(request));
   }
 
   /**
    * A synchronous call to the transaction, in the namespace of `componentPath` (default: the component of the frame
-   * that issued it); throws an Error (with `data` for a ConvexError) on failure.
+   * that issued it); throws an Error (with `data` for a ConvexError) on failure. Batched syscalls issued before it go
+   * first, so the transaction sees every operation in the order user code issued it.
    */
   readonly transactionCall = (op: string, argsJson: string, componentPath?: string): string => {
+    this.#batch.flush();
     const path = componentPath ?? currentFrame()?.componentPath ?? "";
     const response = decodeResponse(this.#channel.call(encodeRequest(op, argsJson, path)));
     if (response.ok) return response.resultJson;
@@ -103,8 +109,13 @@ export class SyscallRouter implements ConvexGlobal {
         return decodeStreamBatch(this.transactionCall(QUERY_STREAM_BATCH_OP, args, frame.componentPath));
       });
     }
-    if (TRANSACTION_ASYNC_OPS.has(op)) return this.transactionCall(op, argsJson, frame.componentPath);
+    if (TRANSACTION_ASYNC_OPS.has(op)) return this.#batch.add(op, argsJson, frame.componentPath);
     throw syscallFailure(`Unknown async operation ${op}`);
+  }
+
+  /** Sends the batched syscalls still waiting (at the end of an execution: none may be left behind). */
+  flushBatch(): void {
+    this.#batch.flush();
   }
 
   jsSyscall(op: string, args: Record<string, unknown>): unknown {

@@ -406,6 +406,8 @@ async function execute(message: WorkerExecuteMessage): Promise<WorkerResultMessa
     const { errorMessage, errorData } = formatUncaught(error, deploymentUrl);
     return fail(errorMessage, errorData);
   } finally {
+    // Operations the function issued and never awaited still run in its transaction, as when each crossed at once.
+    router?.flushBatch();
     endRun();
   }
 }
