@@ -8,7 +8,7 @@
  * shows how small a difference this can tell. Here, on a day when call_path_bench's 3-round medians of one tree moved by
  * 20 %, an A/A query run of 30 pairs gave 1.016 for calls/s and 0.984 for CPU per call (10 pairs: 1.062 and 0.933).
  *
- *   BASELINE_TREE=<dir> deno run -A scripts/bench/call_path_ab.ts   (env WORKLOAD=query|insert|rmw|noop, PAIRS, SLICE_MS,
+ *   BASELINE_TREE=<dir> deno run -A scripts/bench/call_path_ab.ts   (env WORKLOAD=query|insert|rmw|join|noop, PAIRS, SLICE_MS,
  *                                                                     CLIENTS)
  *
  * Server flags can differ too: env BEFORE_ARGS and AFTER_ARGS (whitespace-separated) go to the before and after server,

@@ -8,7 +8,7 @@
  * between threads and processes; preempted). Memory: RSS and PSS per process kind, idle and after the load. The `noop`
  * workload, a query that does nothing, shows what the call path alone costs.
  *
- *   deno run -A scripts/bench/call_path_bench.ts      (env DURATION_MS, CLIENTS, ONLY=query,insert,rmw,noop,ws,one)
+ *   deno run -A scripts/bench/call_path_bench.ts      (env DURATION_MS, CLIENTS, ONLY=query,insert,rmw,join,noop,ws,one)
  *
  * With env BASELINE_TREE=<dir> (a copy of an older checkout, e.g. `git archive HEAD | tar -x -C <dir>` plus a
  * `node_modules` link), the same workloads run first against a server started from that tree: before and after in one
@@ -33,7 +33,7 @@ import { ITEMS_FUNCTIONS_TS } from "./items_app.ts";
 
 const DURATION_MS = Number(Deno.env.get("DURATION_MS") ?? 4_000);
 const CLIENTS = Number(Deno.env.get("CLIENTS") ?? 32);
-const ONLY = (Deno.env.get("ONLY") ?? "query,insert,rmw,noop,ws,one").split(",");
+const ONLY = (Deno.env.get("ONLY") ?? "query,insert,rmw,join,noop,ws,one").split(",");
 const SERVER_DENO_FLAGS = (Deno.env.get("SERVER_DENO_FLAGS") ?? "").split(" ").filter((flag) => flag !== "");
 const ROUNDS = Number(Deno.env.get("ROUNDS") ?? 1);
 /** Documents seeded: KEYS groups of GROUP_SIZE under one index key each, so `take(10)` reads exactly ten. */
@@ -59,6 +59,14 @@ export const bump = mutation({
     if (counter === null) throw new Error("no counter " + i);
     await ctx.db.patch(counter._id, { value: counter.value + 1 });
     return counter.value + 1;
+  },
+});
+/** The ten items of one key, then each of them again by id, the gets issued together (a join's usual shape). */
+export const join = query({
+  args: { k: v.string(), nonce: v.number() },
+  handler: async (ctx, { k }) => {
+    const items = await ctx.db.query("items").withIndex("by_k", (q) => q.eq("k", k)).take(10);
+    return await Promise.all(items.map((item) => ctx.db.get(item._id)));
   },
 });
 export const seed = mutation({
@@ -90,6 +98,8 @@ export const WORKLOADS: Workload[] = [
   },
   { name: "insert", kind: "mutation", path: "bench:add", args: (i) => ({ k: `k${i % KEYS}`, n: i }) },
   { name: "rmw", kind: "mutation", path: "bench:bump", args: (i) => ({ i: (i * 7919) % COUNTERS }) },
+  // An index read, then ten point reads issued together (batched into one crossing, issue 14).
+  { name: "join", kind: "query", path: "bench:join", args: (i) => ({ k: `k${(i * 7919) % KEYS}`, nonce: i }) },
   // No work at all: what the call path alone costs (HTTP, the pool, the runner process and its sandboxed worker).
   { name: "noop", kind: "query", path: "bench:noop", args: (i) => ({ nonce: i }) },
 ];
@@ -101,6 +111,8 @@ export const WORKLOADS: Workload[] = [
 export interface BareDatabase {
   /** The JSON texts of the first ten items under key `k`. */
   listItems(k: string): string[];
+  /** The same ten items, read again one by one by id (`join`). */
+  joinItems(k: string): string[];
   /** Inserts an item (its document's JSON), group-committed; resolves with its row id once durable. */
   insertItem(k: string, json: string): Promise<string>;
   /** Adds one to a counter, group-committed; resolves with its new value once durable. */
@@ -117,6 +129,8 @@ export async function openBareDatabase(dbPath: string): Promise<BareDatabase> {
     CREATE TABLE counters (i INTEGER PRIMARY KEY, json TEXT NOT NULL);`);
   const insertItem = db.prepare("INSERT INTO items (k, json) VALUES (?, ?)");
   const selectItems = db.prepare("SELECT json FROM items WHERE k = ? ORDER BY id LIMIT 10");
+  const selectItemIds = db.prepare("SELECT id FROM items WHERE k = ? ORDER BY id LIMIT 10");
+  const selectItem = db.prepare("SELECT json FROM items WHERE id = ?");
   const selectCounter = db.prepare("SELECT json FROM counters WHERE i = ?");
   const updateCounter = db.prepare("UPDATE counters SET json = ? WHERE i = ?");
   db.exec("BEGIN");
@@ -148,6 +162,8 @@ export async function openBareDatabase(dbPath: string): Promise<BareDatabase> {
     });
   return {
     listItems: (k) => (selectItems.all(k) as { json: string }[]).map((row) => row.json),
+    joinItems: (k) =>
+      (selectItemIds.all(k) as { id: number }[]).map((row) => (selectItem.get(row.id) as { json: string }).json),
     insertItem: (k, json) => write(() => String(insertItem.run(k, json).lastInsertRowid)),
     bumpCounter: (i) =>
       write(() => {
@@ -168,6 +184,8 @@ async function serveBare(dbPath: string): Promise<void> {
       value = null;
     } else if (path === "bench:list") {
       value = db.listItems(args.k as string).map((json) => JSON.parse(json));
+    } else if (path === "bench:join") {
+      value = db.joinItems(args.k as string).map((json) => JSON.parse(json));
     } else if (path === "bench:add") {
       value = await db.insertItem(args.k as string, JSON.stringify({ ...args, _creationTime: Date.now() }));
     } else {

@@ -80,6 +80,8 @@ class SqliteScanRow implements IndexScanRow {
   }
 }
 
+const NO_HOLD = () => {};
+
 /** Reads on one SQLite connection. The writer extends it so its own reads share the connection and statements. */
 export class SqliteReader implements PersistenceReader {
   readonly #getDocument: ArrayStatement;
@@ -143,6 +145,22 @@ export class SqliteReader implements PersistenceReader {
       });
     }
     return result;
+  }
+
+  /**
+   * See `PersistenceReader.holdReads`. For a reader's own (read-only) connection: a hold while a transaction is open
+   * (the writer's, or another hold) is none.
+   */
+  holdReads(): () => void {
+    this.assertOpen();
+    if (this.db.isTransaction) return NO_HOLD;
+    this.db.exec("BEGIN");
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      if (!this.#closed && this.db.isTransaction) this.db.exec("COMMIT");
+    };
   }
 
   close(): Promise<void> {

@@ -83,6 +83,13 @@ export interface PersistenceReader {
   getDocument(id: string, snapshotTs: bigint): Promise<DocumentRevision | null>;
   /** Live entries of an index range at a snapshot, in key order (`desc` reverses), at most `limit`. */
   scanIndex(scan: IndexScan): Promise<IndexScanRow[]>;
+  /**
+   * Optional: makes the reads until the returned function is called share one database read transaction, where each
+   * would otherwise begin and end its own (SQLite: the WAL's read lock taken once, ~1.6 µs per point read instead of
+   * ~7). For a short group of reads only (a syscall batch): a read transaction held long keeps checkpoints from
+   * starting the WAL over. Calling the returned function again does nothing.
+   */
+  holdReads?(): () => void;
   close(): Promise<void>;
 }
 

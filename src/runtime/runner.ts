@@ -282,13 +282,19 @@ export class Runner {
       return errorResponse(`A syscall batch holds at most ${MAX_BATCH_REQUESTS}`);
     }
     const responses: string[] = [];
-    for (const request of requests) {
-      const { op, componentPath, argsJson: opArgsJson } = decodeRequest(request);
-      responses.push(
-        op.startsWith("$")
-          ? errorResponse(`Syscall ${op} cannot be batched`)
-          : await this.#transactionSyscall(op, componentPath, opArgsJson),
-      );
+    // The batch's reads share one read transaction: a batch is short, and its reads are most of its cost.
+    const release = this.#transactions?.holdReads() ?? null;
+    try {
+      for (const request of requests) {
+        const { op, componentPath, argsJson: opArgsJson } = decodeRequest(request);
+        responses.push(
+          op.startsWith("$")
+            ? errorResponse(`Syscall ${op} cannot be batched`)
+            : await this.#transactionSyscall(op, componentPath, opArgsJson),
+        );
+      }
+    } finally {
+      release?.();
     }
     return okResponse(encodeParts(responses));
   }

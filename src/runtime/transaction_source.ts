@@ -10,6 +10,8 @@ import type { Catalog, TransactionHost } from "../database/mod.ts";
 import { openPersistenceReader } from "../persistence/mod.ts";
 import type { PersistenceLocation, PersistenceReader } from "../persistence/mod.ts";
 
+const NO_HOLD = () => {};
+
 /** Opens transactions for a runner. */
 export class TransactionSource {
   readonly #location: PersistenceLocation;
@@ -80,6 +82,11 @@ export class TransactionSource {
       journal: options.journal ?? null,
       createTable: options.createTable,
     });
+  }
+
+  /** See `PersistenceReader.holdReads`; a hold of nothing before the reader is open or where it has none. */
+  holdReads(): () => void {
+    return this.#openReader?.holdReads?.() ?? NO_HOLD;
   }
 
   async close(): Promise<void> {
