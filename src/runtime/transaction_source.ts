@@ -10,8 +10,6 @@ import type { Catalog, TransactionHost } from "../database/mod.ts";
 import { openPersistenceReader } from "../persistence/mod.ts";
 import type { PersistenceLocation, PersistenceReader } from "../persistence/mod.ts";
 
-const NO_HOLD = () => {};
-
 /** Opens transactions for a runner. */
 export class TransactionSource {
   readonly #location: PersistenceLocation;
@@ -84,9 +82,9 @@ export class TransactionSource {
     });
   }
 
-  /** See `PersistenceReader.holdReads`; a hold of nothing before the reader is open or where it has none. */
-  holdReads(): () => void {
-    return this.#openReader?.holdReads?.() ?? NO_HOLD;
+  /** See `PersistenceReader.holdReads`; null before the reader is open or where it has none. */
+  holdReads(): (() => void) | null {
+    return this.#openReader?.holdReads?.() ?? null;
   }
 
   async close(): Promise<void> {

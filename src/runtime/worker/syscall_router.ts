@@ -6,8 +6,7 @@
  *
  * Every transaction call carries the component path of the frame that made it, so it runs in that namespace.
  */
-import type { JsonValue } from "../../values/mod.ts";
-import { decodeResponse, encodeRequest, type SyncChannelClient } from "../sync_channel.ts";
+import { encodeRequest, type SyncChannelClient } from "../sync_channel.ts";
 import { syscallFailure } from "./error_format.ts";
 import { currentExecution, currentFrame } from "./execution_state.ts";
 import {
@@ -22,7 +21,7 @@ import { decodeStreamBatch, QueryStreams } from "./query_streams.ts";
 import { checkScheduledReference, createFunctionHandle, runNestedFunction } from "./run_udf.ts";
 import { isStorageJsOp, storageJsSyscall } from "./storage_js.ts";
 import { isMetadataOp, localMetadataSyscall } from "./metadata.ts";
-import { SyscallBatch } from "./syscall_batch.ts";
+import { resultOf, SyscallBatch } from "./syscall_batch.ts";
 
 /** Sends an action's syscall to the server and resolves with the result JSON. */
 export type ServerCall = (op: string, argsJson: string) => Promise<string>;
@@ -56,9 +55,7 @@ export class SyscallRouter implements ConvexGlobal {
   readonly transactionCall = (op: string, argsJson: string, componentPath?: string): string => {
     this.#batch.flush();
     const path = componentPath ?? currentFrame()?.componentPath ?? "";
-    const response = decodeResponse(this.#channel.call(encodeRequest(op, argsJson, path)));
-    if (response.ok) return response.resultJson;
-    throw syscallFailure(response.message, response.data as JsonValue | undefined);
+    return resultOf(this.#channel.call(encodeRequest(op, argsJson, path)));
   };
 
   syscall(op: string, argsJson: string): string {
