@@ -24,8 +24,20 @@
  * extensibility (`Object.defineProperty` and kin, see SHAPE_CHANGERS) are wrapped: called on a snapshotted object (or
  * a Proxy, which may forward to one) they mark the snapshot for a full restore. Without that mark, a call can only have
  * assigned, added (enumerable, by assignment) or deleted properties, which the enumerable keys (V8 caches them per
- * object shape), the count of symbol keys, a plain read of each writable value and an own-property check of the keys a
- * deletion would not show in that read reveal. Any difference found makes it a full restore.
+ * object shape), the count of symbol keys (prototypes only, see below), a plain read of each writable value and an
+ * own-property check of the keys a deletion would not show in that read reveal. Any difference found makes it a full
+ * restore.
+ *
+ * Symbol keys added to the other objects (the global object, constructors, namespaces such as `Math`) are not looked
+ * for. Listing an object's symbols walks all of its keys, and over every snapshotted object that was the costliest
+ * part of the proof: cache-cold in a busy runner, not listing them at all made a do-nothing query 0.73× the CPU per
+ * call (a throwaway build, call_path_ab WORKLOAD=noop, 10 pairs); listing them on prototypes only, 0.89× (issue 14).
+ * A symbol key changes built-in behaviour only through the well-known symbols, and those matter on prototypes, which
+ * every instance reads them from (`Object.prototype[Symbol.toPrimitive] = spy` would see values of later calls): on a
+ * constructor, `Symbol.hasInstance` cannot be assigned (the one `Function.prototype` holds is read-only) and
+ * `Symbol.species` is an accessor already; on the global object or a namespace one would only change how that object
+ * itself converts. Any other symbol is a key only code holding it can use, so a value left under one is put there on
+ * purpose, like a module-level variable, and stays.
  *
  * The restore runs in a worker that user code has touched, so it uses only functions captured at load time and never
  * looks a property up through a prototype chain that user code may have changed.
@@ -128,6 +140,8 @@ interface ObjectSnapshot {
   enumerableKeys: string[];
   /** How many of `keys` are symbols. */
   symbolCount: number;
+  /** Whether added symbol keys are looked for (prototypes; see the module comment). */
+  checksSymbols: boolean;
   /** Indexes into `keys` of the properties whose deletion a read of the value would not reveal (see `readsAsDeleted`). */
   ownChecked: number[];
   /** Whether every writable data property still holds its snapshotted value (see `valueCheckOf`). */
@@ -216,9 +230,12 @@ export function takeGlobalSnapshot(): void {
     const value = getDescriptor(globalThis, key)?.value;
     add(typeof value === "function" ? (value as { prototype?: unknown }).prototype : value);
   }
-  for (const intrinsic of hiddenIntrinsics()) add(intrinsic);
+  const intrinsics = hiddenIntrinsics();
+  for (const intrinsic of intrinsics) add(intrinsic);
   const next: ObjectSnapshot[] = [];
-  for (const target of full) next.push(snapshotOf(target));
+  for (const target of full) {
+    next.push(snapshotOf(target, hasOwn(target, "constructor") || intrinsics.includes(target)));
+  }
   snapshots = next;
   // Module top-level code may have run before a retake: built with captured functions only.
   const targets = new Set<object>();
@@ -271,9 +288,9 @@ function unchangedWithoutShapeChange(snapshot: ObjectSnapshot): boolean {
   const enumerable = enumerableKeysOf(target);
   if (enumerable.length !== enumerableKeys.length) return false;
   for (let i = 0; i < enumerable.length; i++) if (enumerable[i] !== enumerableKeys[i]) return false;
-  // An assigned symbol key adds to the count; a deleted one is found below. Every object, those without a symbol key
-  // of their own too: `Object.prototype[Symbol.toPrimitive] = …` would otherwise reach the next call.
-  if (symbolsOf(target).length !== snapshot.symbolCount) return false;
+  // An assigned symbol key adds to the count; a deleted one is found below. Every prototype, those without a symbol
+  // key of their own too: `Object.prototype[Symbol.toPrimitive] = …` would otherwise reach the next call.
+  if (snapshot.checksSymbols && symbolsOf(target).length !== snapshot.symbolCount) return false;
   for (let i = 0; i < ownChecked.length; i++) if (!hasOwn(target, keys[ownChecked[i]])) return false;
   return snapshot.valuesUnchanged(target);
 }
@@ -319,7 +336,8 @@ function readsAsDeleted(target: object, key: PropertyKey, value: unknown): boole
   return value === undefined;
 }
 
-function snapshotOf(target: object): ObjectSnapshot {
+/** `target`'s snapshot; `checksSymbols`: whether the proof looks for added symbol keys (prototypes). */
+function snapshotOf(target: object, checksSymbols: boolean): ObjectSnapshot {
   const keys = ownKeys(target);
   const snapshot: ObjectSnapshot = {
     target,
@@ -333,6 +351,7 @@ function snapshotOf(target: object): ObjectSnapshot {
     keySet: createNullObject(),
     enumerableKeys: enumerableKeysOf(target),
     symbolCount: 0,
+    checksSymbols,
     ownChecked: [],
     valuesUnchanged: () => true,
   };
@@ -347,11 +366,11 @@ function snapshotOf(target: object): ObjectSnapshot {
     snapshot.setters.push(descriptor.set);
     snapshot.flags.push(flags);
     // A configurable property can be deleted; the value check reads the writable data properties. The deletion of an
-    // enumerable string key shows in the enumerable keys, and that of a symbol key in the count of symbols: only the
-    // non-enumerable string keys need an own-property check of their own (a key deleted and assigned again passes it
-    // either way).
+    // enumerable string key shows in the enumerable keys, and that of a symbol key in the count of symbols where it is
+    // checked: only the other keys need an own-property check of their own (a key deleted and assigned again passes
+    // it either way).
     const read = (flags & (WRITABLE | ACCESSOR)) === WRITABLE;
-    const inKeyLists = typeof key === "symbol" || (flags & ENUMERABLE) !== 0;
+    const inKeyLists = typeof key === "symbol" ? checksSymbols : (flags & ENUMERABLE) !== 0;
     if ((flags & CONFIGURABLE) !== 0 && !inKeyLists && (!read || readsAsDeleted(target, key, descriptor.value))) {
       snapshot.ownChecked.push(i);
     }
