@@ -6,7 +6,7 @@
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
 import { commandLineOf, descendantPids } from "./helpers/server_child.ts";
 import { SERVER_V8_FLAGS } from "../src/server/launcher.ts";
-import { RUNNER_MALLOC_ARENA_MAX } from "../src/runtime/runner_command.ts";
+import { RUNNER_MALLOC_ARENA_MAX, RUNNER_MAX_SEMI_SPACE_MIB } from "../src/runtime/runner_command.ts";
 
 const ROOT = new URL("..", import.meta.url);
 const DENO = Deno.execPath();
@@ -122,13 +122,14 @@ Deno.test("deno task start --data <anywhere>: the server gets exactly that direc
       );
       // The server's young-generation cap (issue 14): the process `deno task start` starts carries it.
       assertStringIncludes(serving, ` --v8-flags=${SERVER_V8_FLAGS} `);
-      // Its runners' malloc arena cap and V8 flag (issue 14, footprint).
+      // Its runners' malloc arena cap and young-generation cap (issue 14, footprint).
       const environments = await processEnvironments(server.pid);
       const runners = environments.filter(({ line }) => / runner /.test(` ${line} `) && line.includes("main.ts"));
       assert(runners.length > 0, environments.map(({ line }) => line).join("\n"));
       for (const runner of runners) {
         assertEquals(runner.env.get("MALLOC_ARENA_MAX"), RUNNER_MALLOC_ARENA_MAX);
-        assertStringIncludes(runner.line, "--optimize-for-size");
+        assertStringIncludes(runner.line, `--max-semi-space-size=${RUNNER_MAX_SEMI_SPACE_MIB}`);
+        assert(!runner.line.includes("--optimize-for-size"), runner.line);
       }
       for (const unscoped of [" --allow-read ", " --allow-write ", " --allow-env ", " --allow-run ", " -A "]) {
         assert(!serving.includes(unscoped), `the server got${unscoped}: ${serving}`);

@@ -19,14 +19,16 @@ const DEFAULT_DATABASE_PORTS = { postgres: 5432, mysql: 3306 } as const;
 /**
  * V8's young generation per semi-space, in MiB (issue 14). By default it grows to 16 MiB under load and is rarely
  * given back, which kept ~20 MiB per runner after a burst; calls allocate little that survives, so a small nursery
- * costs more frequent but cheap scavenges.
+ * costs more frequent but cheap scavenges. (Runners once also had `--optimize-for-size`, which sets this to 1 MiB
+ * whatever the flag says: the worker then ran ~215 scavenges a second under call_path_bench's insert load.)
  */
 export const RUNNER_MAX_SEMI_SPACE_MIB = 2;
 /**
  * glibc's malloc arenas per runner process. By default a process gets up to 8 per core as its threads contend, and each
  * keeps the memory freed into it; a runner's allocating threads are few (main, worker, V8's helpers). With this and
- * `--optimize-for-size` (runnerV8Flags), the two transaction runners that 10,000 live subscriptions keep busy held
- * 146–151 MiB PSS instead of 174 (scripts/bench/footprint_bench.ts, issue 14); the arena cap alone, ~11 MiB of that.
+ * `--optimize-for-size` (since dropped, see runnerV8Flags), the two transaction runners that 10,000 live subscriptions
+ * keep busy held 146–151 MiB PSS instead of 174 (scripts/bench/footprint_bench.ts, issue 14); the arena cap alone,
+ * ~11 MiB of that.
  * The server was measured with the same cap too, and showed no difference beyond noise: it is left at the default.
  */
 export const RUNNER_MALLOC_ARENA_MAX = "2";
@@ -166,13 +168,15 @@ function runnerEnv(options: RunnerCommandOptions): Record<string, string> {
 }
 
 /**
- * The V8 flags of a runner: its heap cap, a small young generation, and `--optimize-for-size` (smaller heaps, see
- * RUNNER_MALLOC_ARENA_MAX), for no CPU per call that 3 alternating rounds of call_path_bench could tell from noise
- * (query 709 → 701 µs, insert 704 → 712 µs, medians). The server keeps V8's defaults: there the same flag cost
- * throughput (footprint_bench's query rate 2,045 → 1,571/s in one run).
+ * The V8 flags of a runner: its heap cap and a small young generation. Not `--optimize-for-size`, which runners had
+ * for a while: it favours memory over speed (and sets a 1 MiB young generation), and once an interleaved A/B could
+ * tell, it cost a busy runner ~8–10 % of the CPU per call (call_path_ab, 20 pairs, without it: queries 1.09× the
+ * calls/s at 0.92× the CPU per call, inserts 1.10× at 0.90×) for 12–16 MiB of PSS under load and none idle
+ * (footprint_bench: idle 147 → 146 MiB, after 10,000 queries 172 → 184, with 10,000 live subscriptions 232 → 245;
+ * every goal still met).
  */
 function runnerV8Flags(maxHeapMb: number): string {
-  return `--max-old-space-size=${maxHeapMb},--max-semi-space-size=${RUNNER_MAX_SEMI_SPACE_MIB},--optimize-for-size`;
+  return `--max-old-space-size=${maxHeapMb},--max-semi-space-size=${RUNNER_MAX_SEMI_SPACE_MIB}`;
 }
 
 /**
