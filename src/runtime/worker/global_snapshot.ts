@@ -230,11 +230,16 @@ export function takeGlobalSnapshot(): void {
     const value = getDescriptor(globalThis, key)?.value;
     add(typeof value === "function" ? (value as { prototype?: unknown }).prototype : value);
   }
-  const intrinsics = hiddenIntrinsics();
-  for (const intrinsic of intrinsics) add(intrinsic);
+  // The prototypes, whose added symbol keys are looked for (see the module comment): through captured functions, as a
+  // retake may follow module top-level code that replaced Array.prototype.includes.
+  const intrinsics = new Set<object>();
+  for (const intrinsic of hiddenIntrinsics()) {
+    add(intrinsic);
+    apply(setAdd, intrinsics, [intrinsic]);
+  }
   const next: ObjectSnapshot[] = [];
   for (const target of full) {
-    next.push(snapshotOf(target, hasOwn(target, "constructor") || intrinsics.includes(target)));
+    next.push(snapshotOf(target, hasOwn(target, "constructor") || apply(setHas, intrinsics, [target])));
   }
   snapshots = next;
   // Module top-level code may have run before a retake: built with captured functions only.
