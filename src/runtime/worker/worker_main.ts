@@ -86,17 +86,13 @@ let messagesReceived = 0;
 const POISONED = { ok: false, errorMessage: "The worker's globals could not be restored", workerPoisoned: true };
 
 /**
- * The self-probe after an execution: a task of the event loop, run once the execution's leftover microtasks have run
- * (a worker they keep busy never gets there, and the runner retires it, as for a probe). An immediate, not a message
- * to ourselves on a MessageChannel: in a busy runner the message (its port operations, the event object and its
- * dispatch) cost ~17 µs of the worker's time per call (issue 14); the immediate is the same kind of task for less.
- * Node's, imported: user code cannot swap it.
+ * The self-probe after an execution, run as an immediate (a task of the event loop) once the execution's leftover
+ * microtasks have run: a worker they keep busy never gets there, and the runner retires it, as for a probe. Not a
+ * message to ourselves on a MessageChannel: in a busy runner the message (its port operations, the event object and
+ * its dispatch) cost ~17 µs of the worker's time per call (issue 14); the immediate is the same kind of task for less.
+ * Node's `setImmediate`, imported: user code cannot swap it.
  */
-function settleSoon(): void {
-  setImmediate(settled);
-}
-
-function settled(): void {
+function answerSelfProbe(): void {
   if (parkBetweenCalls) return park(true);
   postMessage({ type: "probeAck", probeId: SETTLED_PROBE_ID });
   restoreGlobals();
@@ -250,7 +246,7 @@ async function handle(message: ToWorkerMessage): Promise<void> {
       if (poisoned) post({ ...POISONED, type: "result", executionId: message.executionId, logLines: [] });
       else deliver(await execute(message));
       // The probe answer follows from a task of the event loop, as if the runner had sent a probe (see ProbeMessage).
-      settleSoon();
+      setImmediate(answerSelfProbe);
       return;
     case "probe":
       // Answered from the event loop: a worker that leftover work keeps busy does not get here (see ProbeMessage).
