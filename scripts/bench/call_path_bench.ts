@@ -494,6 +494,17 @@ export function threadsText(run: Run): string {
   return parts.length === 0 ? "" : `; threads µs/call: ${parts.join(", ")}`;
 }
 
+/**
+ * CPUs each process kind kept busy (CPU per call × calls/s). Runners and the server are pinned to CPUs of their own
+ * (src/runtime/cpu_affinity.ts), so a kind near 1.0 is the one whose CPU bounds the calls/s: on 2 vCPUs, the
+ * transaction runner's for queries (issue 14).
+ */
+function busyText(run: Run): string {
+  const parts = [...run.cpuUsPerCall].filter(([, us]) => us * run.perSecond >= 10_000)
+    .map(([kind, us]) => `${kind} ${(us * run.perSecond / 1e6).toFixed(2)}`);
+  return parts.length === 0 ? "" : `; CPUs busy: ${parts.join(", ")}`;
+}
+
 /** Context switches per call of the kinds that have any: blocked + preempted. */
 function switchesText(run: Run): string {
   const parts = [...run.switchesPerCall].filter(([, { voluntary, involuntary }]) => voluntary + involuntary >= 0.05)
@@ -504,7 +515,7 @@ function switchesText(run: Run): string {
 export function runText(run: Run): string {
   return `${run.perSecond.toFixed(0)}/s, p50 ${run.p50Ms.toFixed(1)} ms, p99 ${run.p99Ms.toFixed(1)} ms, ${
     cpuText(run)
-  }${threadsText(run)}${switchesText(run)}` +
+  }${busyText(run)}${threadsText(run)}${switchesText(run)}` +
     (run.failures > 0 ? `, ${run.failures} FAILED` : "");
 }
 
