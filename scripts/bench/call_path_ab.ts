@@ -18,7 +18,17 @@
  */
 import { createConvexApp, runConvexCli, type ServerProcess, spawnServer } from "../../tests/helpers/convex_app.ts";
 import { processCpuSplitUs } from "../../tests/helpers/server_child.ts";
-import { APP, callOverHttp, median, processKinds, seed, type Workload, WORKLOADS } from "./call_path_bench.ts";
+import {
+  APP,
+  callOverHttp,
+  machineCpuUs,
+  median,
+  processKinds,
+  seed,
+  stealShare,
+  type Workload,
+  WORKLOADS,
+} from "./call_path_bench.ts";
 
 const BASELINE_TREE = Deno.env.get("BASELINE_TREE");
 const WORKLOAD = Deno.env.get("WORKLOAD") ?? "query";
@@ -115,6 +125,8 @@ async function main(): Promise<void> {
     for (const server of servers) await slice(server, workload, 1_000); // warm-up, not counted
     const slices: Slice[][] = [[], []];
     const pairRatios = { perSecond: [] as number[], cpu: [] as number[] };
+    const machineBefore = machineCpuUs();
+    const pairsStartedMs = performance.now();
     for (let pair = 0; pair < PAIRS; pair++) {
       // A then B, then B then A: a drift within a pair weighs on both the same over two pairs.
       const order = pair % 2 === 0 ? [0, 1] : [1, 0];
@@ -125,11 +137,14 @@ async function main(): Promise<void> {
       pairRatios.perSecond.push(rate(got[1]) / rate(got[0]));
       pairRatios.cpu.push((got[1].cpuUs / got[1].calls) / (got[0].cpuUs / got[0].calls));
     }
+    const hostSteal = stealShare(machineBefore, machineCpuUs(), (performance.now() - pairsStartedMs) / 1000);
     const [before, after] = slices.map(totals);
     const spread = (values: number[]) =>
       `median ${median(values).toFixed(3)}, ${Math.min(...values).toFixed(3)}–${Math.max(...values).toFixed(3)}`;
     console.log(
-      `call_path_ab: ${WORKLOAD}, ${CLIENTS} clients, ${PAIRS} pairs of ${SLICE_MS} ms slices, ${navigator.hardwareConcurrency} cores`,
+      `call_path_ab: ${WORKLOAD}, ${CLIENTS} clients, ${PAIRS} pairs of ${SLICE_MS} ms slices, ` +
+        `${navigator.hardwareConcurrency} cores; the host took ${(hostSteal * 100).toFixed(1)} % of their time ` +
+        `(steal: past a few %, expect a wide spread of pair ratios)`,
     );
     console.log(
       `call_path_ab: before ${before.perSecond.toFixed(0)} calls/s, ${before.cpuUsPerCall.toFixed(0)} µs CPU/call; ` +

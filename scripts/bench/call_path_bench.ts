@@ -255,11 +255,26 @@ export async function processKinds(rootPid: number, rootKind = "server"): Promis
   return kinds;
 }
 
-/** The machine's busy CPU µs so far, all cores (from /proc/stat: everything but idle and iowait). */
-function machineBusyUs(): number {
-  const fields = Deno.readTextFileSync("/proc/stat").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
-  const busyTicks = fields.reduce((sum, ticks) => sum + ticks, 0) - fields[3] - fields[4];
-  return busyTicks * 10_000;
+/**
+ * The machine's CPU time so far, all cores, from /proc/stat's first line (user nice system idle iowait irq softirq
+ * steal guest guest_nice): busy is user, nice, system, irq and softirq (guest time is already in user); steal is time
+ * the vCPUs were ready to run and the host ran something else, which no process's figures include. On a VM whose host
+ * is busy, steal is what moves these benchmarks' figures from run to run (4–26 % of the CPU time in one call_path_ab
+ * run here), so both report it.
+ */
+export function machineCpuUs(): { busyUs: number; stealUs: number } {
+  const ticks = Deno.readTextFileSync("/proc/stat").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal = 0] = ticks;
+  return { busyUs: (user + nice + system + irq + softirq) * 10_000, stealUs: steal * 10_000 };
+}
+
+/** The share of the vCPUs' time the host took between two `machineCpuUs` readings `secondsApart` apart. */
+export function stealShare(
+  before: { stealUs: number },
+  after: { stealUs: number },
+  secondsApart: number,
+): number {
+  return (after.stealUs - before.stealUs) / (secondsApart * 1e6 * navigator.hardwareConcurrency);
 }
 
 /** The threads a process's CPU is split into: its main thread, user-code workers (runners) and the rest (V8, Tokio). */
@@ -310,7 +325,13 @@ function countersByPid(kinds: Map<number, string>): Map<number, Counters> {
 /** What a run costs per call, measured between `startMeter` and its `stop`. */
 type CallCosts = Pick<
   Run,
-  "cpuUsPerCall" | "systemUsPerCall" | "threadUsPerCall" | "switchesPerCall" | "machineUsPerCall" | "replacedProcesses"
+  | "cpuUsPerCall"
+  | "systemUsPerCall"
+  | "threadUsPerCall"
+  | "switchesPerCall"
+  | "machineUsPerCall"
+  | "hostSteal"
+  | "replacedProcesses"
 >;
 
 /**
@@ -320,10 +341,13 @@ type CallCosts = Pick<
  */
 async function startMeter(processesOf: ProcessesOf): Promise<{ stop(calls: number): Promise<CallCosts> }> {
   const before = countersByPid(await processesOf());
-  const machineBefore = machineBusyUs();
+  const machineBefore = machineCpuUs();
+  const startedMs = performance.now();
   return {
     async stop(calls) {
-      const machineUsPerCall = (machineBusyUs() - machineBefore) / calls;
+      const machineAfter = machineCpuUs();
+      const machineUsPerCall = (machineAfter.busyUs - machineBefore.busyUs) / calls;
+      const hostSteal = stealShare(machineBefore, machineAfter, (performance.now() - startedMs) / 1000);
       const kinds = await processesOf();
       const after = countersByPid(kinds);
       const cpuUsPerCall = new Map<string, number>();
@@ -348,7 +372,15 @@ async function startMeter(processesOf: ProcessesOf): Promise<{ stop(calls: numbe
         });
       }
       const replacedProcesses = [...before.keys()].filter((pid) => !after.has(pid)).length;
-      return { cpuUsPerCall, systemUsPerCall, threadUsPerCall, switchesPerCall, machineUsPerCall, replacedProcesses };
+      return {
+        cpuUsPerCall,
+        systemUsPerCall,
+        threadUsPerCall,
+        switchesPerCall,
+        machineUsPerCall,
+        hostSteal,
+        replacedProcesses,
+      };
     },
   };
 }
@@ -400,8 +432,10 @@ export interface Run {
    * and how often they were preempted.
    */
   switchesPerCall: Map<string, ContextSwitches>;
-  /** The whole machine's busy CPU per call, the benchmark's own clients included. */
+  /** The whole machine's busy CPU per call, the benchmark's own clients included (steal not counted). */
   machineUsPerCall: number;
+  /** The share of the vCPUs' time their host took during the run (see `machineCpuUs`). */
+  hostSteal: number;
   /** Processes that exited during the run (see `startMeter`): their CPU is not in the figures. */
   replacedProcesses: number;
 }
@@ -479,9 +513,10 @@ export function cpuText(run: Run): string {
   const replaced = run.replacedProcesses === 0
     ? ""
     : `; ${run.replacedProcesses} process(es) exited during the run, their CPU not counted`;
+  const steal = run.hostSteal >= 0.005 ? `, host steal ${(run.hostSteal * 100).toFixed(0)} %` : "";
   return `CPU ${total.toFixed(0)} µs/call (${parts.join(", ") || "—"}; machine ${
     run.machineUsPerCall.toFixed(0)
-  }${replaced})`;
+  }${steal}${replaced})`;
 }
 
 /** CPU per call by thread of each kind that ran any: `kind main/worker/helpers`. */
