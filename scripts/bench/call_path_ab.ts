@@ -7,6 +7,9 @@
  * /proc) per tree, the after/before ratios, and the spread of the per-pair ratios: an A/A run (the same tree twice)
  * shows how small a difference this can tell. Here, on a day when call_path_bench's 3-round medians of one tree moved by
  * 20 %, an A/A query run of 30 pairs gave 1.016 for calls/s and 0.984 for CPU per call (10 pairs: 1.062 and 0.933).
+ * On another machine, A/A query runs of 20 pairs favoured the server started second by 2–9 %: the pairs are now run in
+ * two halves, each with fresh servers started in the opposite order. It also prints the share of the time the host
+ * took (steal) and the pairs that lost little to it.
  *
  *   BASELINE_TREE=<dir> deno run -A scripts/bench/call_path_ab.ts   (env WORKLOAD=query|insert|rmw|join|noop, PAIRS, SLICE_MS,
  *                                                                     CLIENTS)
@@ -49,7 +52,12 @@ interface Slice {
   failures: number;
   seconds: number;
   cpuUs: number;
+  /** The share of the vCPUs' time the host took during the slice (`stealShare`). */
+  steal: number;
 }
+
+/** Pairs whose two slices both lost less than this to the host count as quiet (see the last line printed). */
+const QUIET_STEAL = 0.02;
 
 /** The CPU µs so far of a server and its runners (a runner that exited meanwhile is left out of both readings). */
 async function cpuUsOf(server: ServerProcess): Promise<Map<number, number>> {
@@ -70,6 +78,7 @@ async function slice(server: ServerProcess, workload: Workload, ms: number): Pro
   let calls = 0;
   let failures = 0;
   const before = await cpuUsOf(server);
+  const machineBefore = machineCpuUs();
   const started = performance.now();
   const deadline = started + ms;
   await Promise.all(Array.from({ length: CLIENTS }, async () => {
@@ -79,10 +88,11 @@ async function slice(server: ServerProcess, workload: Workload, ms: number): Pro
     }
   }));
   const seconds = (performance.now() - started) / 1000;
+  const steal = stealShare(machineBefore, machineCpuUs(), seconds);
   const after = await cpuUsOf(server);
   let cpuUs = 0;
   for (const [pid, us] of after) cpuUs += us - (before.get(pid) ?? 0);
-  return { calls, failures, seconds, cpuUs };
+  return { calls, failures, seconds, cpuUs, steal };
 }
 
 async function startServer(
@@ -118,24 +128,39 @@ async function main(): Promise<void> {
   const baselineSpawn = BASELINE_TREE === undefined
     ? spawnServer
     : (await import(`file://${BASELINE_TREE}/tests/helpers/convex_app.ts`)).spawnServer as typeof spawnServer;
-  const servers: ServerProcess[] = [];
   try {
-    servers.push(await startServer(baselineSpawn, app, BEFORE_ARGS));
-    servers.push(await startServer(spawnServer, app, AFTER_ARGS));
-    for (const server of servers) await slice(server, workload, 1_000); // warm-up, not counted
     const slices: Slice[][] = [[], []];
     const pairRatios = { perSecond: [] as number[], cpu: [] as number[] };
+    const quietRatios = { perSecond: [] as number[], cpu: [] as number[] };
     const machineBefore = machineCpuUs();
     const pairsStartedMs = performance.now();
-    for (let pair = 0; pair < PAIRS; pair++) {
-      // A then B, then B then A: a drift within a pair weighs on both the same over two pairs.
-      const order = pair % 2 === 0 ? [0, 1] : [1, 0];
-      const got: Slice[] = [];
-      for (const side of order) got[side] = await slice(servers[side], workload, SLICE_MS);
-      for (const side of [0, 1]) slices[side].push(got[side]);
-      const rate = (s: Slice) => s.calls / s.seconds;
-      pairRatios.perSecond.push(rate(got[1]) / rate(got[0]));
-      pairRatios.cpu.push((got[1].cpuUs / got[1].calls) / (got[0].cpuUs / got[0].calls));
+    let pair = 0;
+    // Two halves, each with fresh servers, started in the opposite order: the server started second ran faster, by
+    // 2–9 % in A/A runs of 20 pairs here (BASELINE_TREE = this tree), and the halves cancel that out.
+    for (const startOrder of [[0, 1], [1, 0]]) {
+      const servers = await startServers(startOrder, [
+        () => startServer(baselineSpawn, app, BEFORE_ARGS),
+        () => startServer(spawnServer, app, AFTER_ARGS),
+      ]);
+      try {
+        for (const server of servers) await slice(server, workload, 1_000); // warm-up, not counted
+        for (const halfEnd = pair === 0 ? Math.ceil(PAIRS / 2) : PAIRS; pair < halfEnd; pair++) {
+          // A then B, then B then A: a drift within a pair weighs on both the same over two pairs.
+          const order = pair % 2 === 0 ? [0, 1] : [1, 0];
+          const got: Slice[] = [];
+          for (const side of order) got[side] = await slice(servers[side], workload, SLICE_MS);
+          for (const side of [0, 1]) slices[side].push(got[side]);
+          const rate = (s: Slice) => s.calls / s.seconds;
+          const ratios = [pairRatios];
+          if (got[0].steal < QUIET_STEAL && got[1].steal < QUIET_STEAL) ratios.push(quietRatios);
+          for (const into of ratios) {
+            into.perSecond.push(rate(got[1]) / rate(got[0]));
+            into.cpu.push((got[1].cpuUs / got[1].calls) / (got[0].cpuUs / got[0].calls));
+          }
+        }
+      } finally {
+        for (const server of servers) await server.close().catch(() => {});
+      }
     }
     const hostSteal = stealShare(machineBefore, machineCpuUs(), (performance.now() - pairsStartedMs) / 1000);
     const [before, after] = slices.map(totals);
@@ -158,10 +183,32 @@ async function main(): Promise<void> {
         spread(pairRatios.perSecond)
       }); CPU/call ${(after.cpuUsPerCall / before.cpuUsPerCall).toFixed(3)} (pairs: ${spread(pairRatios.cpu)})`,
     );
+    // A burst of steal slows the slice it falls in and skews that pair: the quiet pairs alone are the cleaner reading.
+    console.log(
+      `call_path_ab: quiet pairs (host steal under ${QUIET_STEAL * 100} % in both slices): ` +
+        `${quietRatios.perSecond.length} of ${PAIRS}` +
+        (quietRatios.perSecond.length === 0
+          ? ""
+          : `; calls/s ${spread(quietRatios.perSecond)}; CPU/call ${spread(quietRatios.cpu)}`),
+    );
   } finally {
-    for (const server of servers) await server.close().catch(() => {});
     await app.dispose();
   }
+}
+
+/** Starts the before (0) and after (1) servers one after the other in `order`; returns them as [before, after]. */
+async function startServers(
+  order: number[],
+  starts: (() => Promise<ServerProcess>)[],
+): Promise<ServerProcess[]> {
+  const servers: ServerProcess[] = [];
+  try {
+    for (const side of order) servers[side] = await starts[side]();
+  } catch (error) {
+    for (const server of servers) await server?.close().catch(() => {});
+    throw error;
+  }
+  return servers;
 }
 
 await main();
