@@ -7,7 +7,7 @@
  * /proc) per tree, the after/before ratios, and the spread of the per-pair ratios: an A/A run (the same tree twice)
  * shows how small a difference this can tell. Here, on a day when call_path_bench's 3-round medians of one tree moved by
  * 20 %, an A/A query run of 30 pairs gave 1.016 for calls/s and 0.984 for CPU per call (10 pairs: 1.062 and 0.933).
- * On another machine, A/A query runs of 20 pairs favoured the server started second by 2–9 %: the pairs are now run in
+ * On a later machine, A/A query runs of 20 pairs favoured the server started second by 2–9 %: the pairs are now run in
  * two halves, each with fresh servers started in the opposite order. It also prints the share of the time the host
  * took (steal) and the pairs that lost little to it.
  *
@@ -88,7 +88,7 @@ async function slice(server: ServerProcess, workload: Workload, ms: number): Pro
     }
   }));
   const seconds = (performance.now() - started) / 1000;
-  const steal = stealShare(machineBefore, machineCpuUs(), seconds);
+  const steal = stealShare(machineBefore, machineCpuUs());
   const after = await cpuUsOf(server);
   let cpuUs = 0;
   for (const [pid, us] of after) cpuUs += us - (before.get(pid) ?? 0);
@@ -133,7 +133,6 @@ async function main(): Promise<void> {
     const pairRatios = { perSecond: [] as number[], cpu: [] as number[] };
     const quietRatios = { perSecond: [] as number[], cpu: [] as number[] };
     const machineBefore = machineCpuUs();
-    const pairsStartedMs = performance.now();
     let pair = 0;
     // Two halves, each with fresh servers, started in the opposite order: the server started second ran faster, by
     // 2–9 % in A/A runs of 20 pairs here (BASELINE_TREE = this tree), and the halves cancel that out.
@@ -162,7 +161,7 @@ async function main(): Promise<void> {
         for (const server of servers) await server.close().catch(() => {});
       }
     }
-    const hostSteal = stealShare(machineBefore, machineCpuUs(), (performance.now() - pairsStartedMs) / 1000);
+    const hostSteal = stealShare(machineBefore, machineCpuUs());
     const [before, after] = slices.map(totals);
     const spread = (values: number[]) =>
       `median ${median(values).toFixed(3)}, ${Math.min(...values).toFixed(3)}–${Math.max(...values).toFixed(3)}`;

@@ -262,19 +262,27 @@ export async function processKinds(rootPid: number, rootKind = "server"): Promis
  * is busy, steal is what moves these benchmarks' figures from run to run (4–26 % of the CPU time in one call_path_ab
  * run here), so both report it.
  */
-export function machineCpuUs(): { busyUs: number; stealUs: number } {
+export function machineCpuUs(): MachineCpu {
   const ticks = Deno.readTextFileSync("/proc/stat").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
-  const [user, nice, system, , , irq, softirq, steal = 0] = ticks;
-  return { busyUs: (user + nice + system + irq + softirq) * 10_000, stealUs: steal * 10_000 };
+  const [user, nice, system, idle, iowait, irq, softirq, steal = 0] = ticks;
+  const busy = user + nice + system + irq + softirq;
+  return { busyUs: busy * 10_000, stealUs: steal * 10_000, totalUs: (busy + idle + iowait + steal) * 10_000 };
 }
 
-/** The share of the vCPUs' time the host took between two `machineCpuUs` readings `secondsApart` apart. */
-export function stealShare(
-  before: { stealUs: number },
-  after: { stealUs: number },
-  secondsApart: number,
-): number {
-  return (after.stealUs - before.stealUs) / (secondsApart * 1e6 * navigator.hardwareConcurrency);
+/** A `machineCpuUs` reading: busy, stolen, and all CPU time so far (busy, idle, iowait and steal), all cores. */
+export interface MachineCpu {
+  busyUs: number;
+  stealUs: number;
+  totalUs: number;
+}
+
+/**
+ * The share of the vCPUs' time the host took between two `machineCpuUs` readings, of the machine's CPU time between
+ * them as /proc/stat counts it (every online CPU, whatever this process's affinity).
+ */
+export function stealShare(before: MachineCpu, after: MachineCpu): number {
+  const totalUs = after.totalUs - before.totalUs;
+  return totalUs > 0 ? (after.stealUs - before.stealUs) / totalUs : 0;
 }
 
 /** The threads a process's CPU is split into: its main thread, user-code workers (runners) and the rest (V8, Tokio). */
@@ -342,12 +350,11 @@ type CallCosts = Pick<
 async function startMeter(processesOf: ProcessesOf): Promise<{ stop(calls: number): Promise<CallCosts> }> {
   const before = countersByPid(await processesOf());
   const machineBefore = machineCpuUs();
-  const startedMs = performance.now();
   return {
     async stop(calls) {
       const machineAfter = machineCpuUs();
       const machineUsPerCall = (machineAfter.busyUs - machineBefore.busyUs) / calls;
-      const hostSteal = stealShare(machineBefore, machineAfter, (performance.now() - startedMs) / 1000);
+      const hostSteal = stealShare(machineBefore, machineAfter);
       const kinds = await processesOf();
       const after = countersByPid(kinds);
       const cpuUsPerCall = new Map<string, number>();
