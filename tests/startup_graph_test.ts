@@ -1,0 +1,74 @@
+/**
+ * What a process loads at start-up (issue 14, idle footprint): the server and the runners run on SQLite by default, and
+ * PostgreSQL's and MySQL's drivers, which cost each process that loads them 11–14 MiB and ~80 ms, must be reached only
+ * through the dynamic imports that open such a database. Read from the module graph Deno resolves (`deno info --json`),
+ * following static imports only.
+ */
+import { assert, assertEquals } from "./helpers/assert.ts";
+
+interface GraphDependency {
+  code?: { specifier: string };
+  isDynamic?: boolean;
+}
+
+interface GraphModule {
+  specifier: string;
+  kind?: string;
+  dependencies?: GraphDependency[];
+}
+
+/**
+ * The modules `main.ts` imports for each command whose process stays up: `serve` (the server) and `runner` (a
+ * transaction or action runner). main.ts itself imports them dynamically, per command.
+ */
+const ENTRIES = ["src/server/mod.ts", "src/runtime/mod.ts", "src/server/transaction_syscalls.ts"];
+const DRIVERS = ["postgres", "mysql2"];
+
+/** The npm package a graph specifier names (`npm:/mysql2@3.24.6/promise` → `mysql2`), or null. */
+function npmPackageOf(specifier: string): string | null {
+  if (!specifier.startsWith("npm:")) return null;
+  const path = specifier.slice("npm:".length).replace(/^\//, "");
+  const scoped = path.startsWith("@");
+  const name = path.split("/").slice(0, scoped ? 2 : 1).join("/");
+  const versionAt = name.indexOf("@", scoped ? 1 : 0);
+  return versionAt === -1 ? name : name.slice(0, versionAt);
+}
+
+/** The npm packages `entry` reaches, through static imports only or through dynamic ones too. */
+async function npmPackagesReached(entry: string, withDynamic: boolean): Promise<Set<string>> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", entry],
+    cwd: new URL("../", import.meta.url),
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert(output.success, new TextDecoder().decode(output.stderr));
+  const graph = JSON.parse(new TextDecoder().decode(output.stdout)) as { roots: string[]; modules: GraphModule[] };
+  const modules = new Map(graph.modules.map((module) => [module.specifier, module]));
+  const packages = new Set<string>();
+  const seen = new Set(graph.roots);
+  const pending = [...graph.roots];
+  while (pending.length > 0) {
+    for (const dependency of modules.get(pending.pop()!)?.dependencies ?? []) {
+      const target = dependency.code?.specifier;
+      if (target === undefined || (dependency.isDynamic === true && !withDynamic)) continue;
+      const npmPackage = npmPackageOf(target);
+      if (npmPackage !== null) packages.add(npmPackage);
+      else if (!seen.has(target)) {
+        seen.add(target);
+        pending.push(target);
+      }
+    }
+  }
+  return packages;
+}
+
+Deno.test("startup: the server and the runners load PostgreSQL's and MySQL's drivers only when they open such a database", async () => {
+  for (const entry of ENTRIES) {
+    const loaded = await npmPackagesReached(entry, false);
+    assertEquals(DRIVERS.filter((driver) => loaded.has(driver)), [], `${entry} imports them statically`);
+  }
+  // The graph read is sound: through the dynamic imports, the drivers are there.
+  const reachable = await npmPackagesReached("src/persistence/mod.ts", true);
+  assertEquals(DRIVERS.filter((driver) => reachable.has(driver)), DRIVERS);
+});
