@@ -213,22 +213,16 @@ Deno.test("specifiers: finds every esbuild import form and checks them", () => {
   assertMatch(checkSpecifier("a.js", "convex/server", known)!, /bare specifiers/);
 });
 
-Deno.test("module writer: rejects bad paths, duplicates and node modules", () => {
+Deno.test("module writer: rejects bad paths, duplicates and node modules", async () => {
   const module = (path: string, environment: "isolate" | "node" = "isolate") => ({ path, source: "", environment });
-  const failure = (modules: ReturnType<typeof module>[]): unknown => {
-    try {
-      validateModules(modules);
-    } catch (error) {
-      return error;
-    }
-    return null;
-  };
+  const failure = (modules: ReturnType<typeof module>[]): Promise<unknown> =>
+    validateModules(modules).then(() => null, (error) => error);
   for (const path of ["../x.js", "/abs.js", "a/./b.js", "noext", "a b.js"]) {
-    assert(failure([module(path)]) instanceof ModuleLoadError, `expected ${path} to be rejected`);
+    assert(await failure([module(path)]) instanceof ModuleLoadError, `expected ${path} to be rejected`);
   }
-  assert(failure([module("a.js"), module("a.js")]) instanceof ModuleLoadError);
-  assertMatch((failure([module("n.js", "node")]) as Error).message, /use node/);
-  validateModules([module("a.js"), module("_deps/X1.js"), module("dir/b-c.js")]);
+  assert(await failure([module("a.js"), module("a.js")]) instanceof ModuleLoadError);
+  assertMatch((await failure([module("n.js", "node")]) as Error).message, /use node/);
+  await validateModules([module("a.js"), module("_deps/X1.js"), module("dir/b-c.js")]);
 });
 
 Deno.test("inspect: renders console arguments like the official runtime", () => {

@@ -8,7 +8,6 @@
 import { posix } from "node:path";
 import { componentModulesSubdir } from "../components/mod.ts";
 import { ModuleLoadError } from "./errors.ts";
-import { checkSpecifier, scanSpecifiers } from "./specifiers.ts";
 import type { ModuleConfig } from "./types.ts";
 
 /** Most modules in one deployment. */
@@ -40,9 +39,9 @@ export async function writeDeploymentModules(
   modules: ModuleConfig[],
   components: ReadonlyMap<string, ModuleConfig[]> = new Map(),
 ): Promise<WrittenDeployment> {
-  validateModules(modules);
+  await validateModules(modules);
   // Each instance's modules are a tree of their own: validated alone, so no import reaches another instance's.
-  for (const componentModules of components.values()) validateModules(componentModules);
+  for (const componentModules of components.values()) await validateModules(componentModules);
   const files = filesToWrite(modules, components);
   const deploymentHash = await hashModules(files);
   const root = modulesRoot(dataDir);
@@ -83,8 +82,15 @@ function filesToWrite(modules: ModuleConfig[], components: ReadonlyMap<string, M
   return files;
 }
 
-/** Throws `ModuleLoadError` for the first module with a bad path or a forbidden import. */
-export function validateModules(modules: ModuleConfig[]): void {
+/**
+ * Rejects with `ModuleLoadError` for the first module with a bad path or a forbidden import.
+ *
+ * The import scanner is loaded here, on the first push: it compiles a WebAssembly lexer as it loads (a runner's
+ * memory at start-up was ~2.7 MiB larger with it), and every process loads this folder's face, runners included,
+ * which never scan (issue 14, footprint).
+ */
+export async function validateModules(modules: ModuleConfig[]): Promise<void> {
+  const { checkSpecifier, scanSpecifiers } = await import("./specifiers.ts");
   if (modules.length > MAX_MODULES) {
     throw new ModuleLoadError("", `A deployment may have at most ${MAX_MODULES} modules (got ${modules.length})`);
   }
