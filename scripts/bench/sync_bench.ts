@@ -1,7 +1,9 @@
 /**
  * Sync fan-out and scale, each figure against a baseline measured in the same run:
  * 1. 500 sockets subscribed to one query, held by 4 separate processes; p99 write→update latency (goal < 50 ms,
- *    issue 14) vs 1 socket, over writes that follow `WARM_UP_WRITES` unmeasured ones. The first writes after the
+ *    issue 14) vs 1 socket, over writes that follow `WARM_UP_WRITES` unmeasured ones. Against the real server
+ *    (`main.ts serve` in its own process, the app deployed by the official CLI), so the server's event loop is its own,
+ *    as in production; parts 2 and 3 use an in-process server, whose memory part 3 reads. The first writes after the
  *    watcher processes start are slow, mostly on the client side: each process's code is not compiled yet and spreads
  *    its arrivals over 20–40 ms, where later writes take 5–15 ms, while the server's 500 sends take ~2 ms either way
  *    (measured once, with a throwaway hook on `WebSocket.prototype.send`). With 500 arrivals per write, one such write
@@ -12,7 +14,8 @@
  */
 import { ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
-import { startTestServer, type TestServer } from "../../tests/helpers/sync_app.ts";
+import { startTestServer, SYNC_APP_FILES, type TestServer } from "../../tests/helpers/sync_app.ts";
+import { createConvexApp, runConvexCli, spawnServer } from "../../tests/helpers/convex_app.ts";
 import { stopBundler } from "../../tests/helpers/runtime_app.ts";
 import { spawnFanOut, wallMs } from "./fanout_process.ts";
 
@@ -60,12 +63,12 @@ const WARM_UP_WRITES = 5;
  * process's own event loop is not what is measured; the write→update latency of every watcher over `writes` writes
  * (from just before the mutation is sent to the arrival of the new value at that socket, in wall-clock ms).
  */
-async function fanOut(server: TestServer, n: number, writes: number): Promise<{ cold: number[]; warm: number[] }> {
+async function fanOut(url: string, n: number, writes: number): Promise<{ cold: number[]; warm: number[] }> {
   const processes = Math.min(FAN_OUT_PROCESSES, n);
   const fanOuts = await Promise.all(
-    Array.from({ length: processes }, (_, p) => spawnFanOut(server.url, Math.floor((n + p) / processes))),
+    Array.from({ length: processes }, (_, p) => spawnFanOut(url, Math.floor((n + p) / processes))),
   );
-  const client = new ConvexHttpClient(server.url);
+  const client = new ConvexHttpClient(url);
   let count = await client.query(api.messages.count, {}) as number;
   const cold: number[] = [];
   const warm: number[] = [];
@@ -171,17 +174,31 @@ async function idleMemory(server: TestServer, n: number): Promise<{ heapKb: numb
   return { heapKb: (after.heapUsed - before.heapUsed) / n / 1024, rssKb: (after.rss - before.rss) / n / 1024 };
 }
 
+/** Part 1 on the real server: one process of its own, the sync app deployed by the official CLI. */
+async function fanOutOnRealServer(): Promise<void> {
+  const app = await createConvexApp(SYNC_APP_FILES);
+  const server = await spawnServer();
+  try {
+    const deployed = await runConvexCli(app, ["deploy", "--typecheck=disable", "-y"], server);
+    if (deployed.code !== 0) throw new Error(`deploy failed: ${deployed.stdout}${deployed.stderr}`);
+    const single = await fanOut(server.url, 1, 20);
+    const many = await fanOut(server.url, 500, 20);
+    const p99 = (latencies: number[]) => percentile(latencies, 0.99);
+    console.log(
+      `sync_bench: 1 subscriber p99 write→update ${p99(single.warm).toFixed(1)} ms; 500 subscribers p99 ` +
+        `${p99(many.warm).toFixed(1)} ms = ${(p99(many.warm) / p99(single.warm)).toFixed(2)}× (goal < 50 ms); ` +
+        `the ${WARM_UP_WRITES} writes before, while the watcher processes warm up: 1 subscriber p99 ` +
+        `${p99(single.cold).toFixed(1)} ms, 500 subscribers p99 ${p99(many.cold).toFixed(1)} ms`,
+    );
+  } finally {
+    await server.close();
+    await app.dispose();
+  }
+}
+
+await fanOutOnRealServer();
 const server = await startTestServer();
 try {
-  const single = await fanOut(server, 1, 20);
-  const many = await fanOut(server, 500, 20);
-  const p99 = (latencies: number[]) => percentile(latencies, 0.99);
-  console.log(
-    `sync_bench: 1 subscriber p99 write→update ${p99(single.warm).toFixed(1)} ms; 500 subscribers p99 ` +
-      `${p99(many.warm).toFixed(1)} ms = ${(p99(many.warm) / p99(single.warm)).toFixed(2)}× (goal < 50 ms); ` +
-      `the ${WARM_UP_WRITES} writes before, while the watcher processes warm up: 1 subscriber p99 ` +
-      `${p99(single.cold).toFixed(1)} ms, 500 subscribers p99 ${p99(many.cold).toFixed(1)} ms`,
-  );
   const one = await distinct(server, 1, 10);
   const distinctCount = Number(Deno.env.get("DISTINCT_SUBSCRIPTIONS") ?? 10_000);
   const lots = await distinct(server, distinctCount, 10);
