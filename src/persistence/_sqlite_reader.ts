@@ -34,6 +34,12 @@ export function prepareArrays(db: DatabaseSync, sql: string): ArrayStatement {
  *
  * `LIMIT +?5`, not `LIMIT ?5`: SQLite 3.53 treats a bare bound LIMIT as a planner input and re-prepares the statement
  * whenever it is rebound (measured: ~3 µs per call); the unary plus makes it a plain expression. Same elsewhere.
+ *
+ * Where a 10-row scan's time goes (a throwaway microbenchmark, 10,000 documents, issue 14): ~24 µs in all, of which
+ * the same statement under `count(*)` takes 11 and node:sqlite's making of the 60 column values the rest; without the
+ * GROUP BY it is ~5 µs less, without the document look-up 7–13. A plain `SELECT json … WHERE k = ? LIMIT 10` on a
+ * table of its own takes 11–15 µs. Joining documents on the entry's ts instead of the newest revision at the snapshot
+ * is not an option: a backfilled entry is written at the backfill's ts, where its document has no revision.
  */
 function scanSql(order: "asc" | "desc", bounded: boolean): string {
   const direction = order === "asc" ? "ASC" : "DESC";

@@ -24,6 +24,12 @@
  * against two runners and an unpinned server: queries 1.03× the calls/s at 0.84× the CPU per call, inserts 1.07× and
  * 0.95× (20 pairs each); a throwaway version that never started a second runner gave queries 1.05–1.11× at 0.81–0.84×.
  *
+ * Under a query load the runner's CPU is the busy one (0.96–0.99) and the server's is half idle, yet using that half
+ * loses: a second transaction runner pinned beside the server (the pool's preferred count raised to the CPU count)
+ * gave 0.61× the queries per second at 1.58× the CPU per call (call_path_ab, 20 pairs); keeping only the server's main
+ * thread pinned, its checkpointer, fsync and V8 helper threads free to move, cost inserts about a third (3 alternating
+ * runs). Processes or threads that hand off to each other across CPUs pay the cross-CPU wake-ups above.
+ *
  * Best effort: where `taskset` is missing, not allowed or not Linux, the server and runners run unpinned.
  *
  * Private to `src/runtime`: other folders use its `mod.ts`.
