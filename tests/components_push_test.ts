@@ -8,13 +8,13 @@ import {
   type ConvexApp,
   createConvexApp,
   createConvexAppFromFixture,
+  DEPLOY_ARGS,
+  deployApp,
   runConvexCli,
   startTestDeployment,
   type TestDeployment,
 } from "./helpers/convex_app.ts";
 import { DeploymentStore } from "../src/deploy/mod.ts";
-
-const DEPLOY = ["deploy", "--typecheck=disable", "-y"];
 
 const APP: Record<string, string> = {
   "convex.config.ts": `
@@ -55,8 +55,7 @@ export const count = query({ args: {}, handler: async (ctx) => (await ctx.db.que
 };
 
 async function deploy(app: ConvexApp, deployment: TestDeployment) {
-  const result = await runConvexCli(app, DEPLOY, deployment);
-  if (result.code !== 0) throw new Error(`deploy failed (${result.code}):\n${result.stdout}\n${result.stderr}`);
+  const result = await deployApp(app, deployment);
   return result.stdout + result.stderr;
 }
 
@@ -156,7 +155,7 @@ export default app;
         ];
         for (const [files, reason] of bad) {
           await app.write(files);
-          const result = await runConvexCli(app, DEPLOY, deployment);
+          const result = await runConvexCli(app, DEPLOY_ARGS, deployment);
           const output = result.stdout + result.stderr;
           assert(result.code !== 0, `the push should fail:\n${output}`);
           assertMatch(output, reason);

@@ -8,6 +8,8 @@ import { systemFunctions } from "../src/deploy/system_functions.ts";
 import {
   type ConvexApp,
   createConvexApp,
+  DEPLOY_ARGS,
+  deployApp,
   runConvexCli,
   spawnServer,
   startTestDeployment,
@@ -81,8 +83,6 @@ export const tick = internalMutation({ args: {}, handler: async () => null });
 /** The app as first written: a step below edits APP in place for the rest of its test. */
 const PRISTINE_APP: Record<string, string> = { ...APP };
 
-const DEPLOY = ["deploy", "--typecheck=disable", "-y"];
-
 async function call(deployment: TestDeployment, path: string, args: Record<string, JsonValue> = {}, admin = false) {
   const result = await deployment.backend.executor.call({ path, args, identityJson: null, allowInternal: admin });
   if (!result.ok) throw new Error(`${path} failed: ${result.errorMessage}`);
@@ -96,10 +96,8 @@ async function system(deployment: TestDeployment, name: string, args: Record<str
   return await fn(args, { database, snapshotTs: database.latestTs, identityJson: null });
 }
 
-async function deploy(app: ConvexApp, deployment: TestDeployment, args = DEPLOY) {
-  const result = await runConvexCli(app, args, deployment);
-  if (result.code !== 0) throw new Error(`deploy failed (${result.code}):\n${result.stdout}\n${result.stderr}`);
-  return result;
+async function deploy(app: ConvexApp, deployment: TestDeployment, args = DEPLOY_ARGS) {
+  return await deployApp(app, deployment, args);
 }
 
 /** Pushes `files` (on top of the good app), expects the CLI to fail naming `reason`, then restores the app. */
@@ -110,7 +108,7 @@ async function expectBadPush(
   reason: RegExp,
 ) {
   await app.write(files);
-  const result = await runConvexCli(app, DEPLOY, deployment);
+  const result = await runConvexCli(app, DEPLOY_ARGS, deployment);
   const output = result.stdout + result.stderr;
   assert(result.code !== 0, `the push should fail:\n${output}`);
   assertMatch(output, reason);
@@ -154,7 +152,7 @@ Deno.test({
           "messages.ts": APP["messages.ts"].replace("handler: async () => 1", "handler: async () => 2"),
         });
         APP["messages.ts"] = APP["messages.ts"].replace("handler: async () => 1", "handler: async () => 2");
-        const result = await deploy(app, deployment, [...DEPLOY, "--verbose"]);
+        const result = await deploy(app, deployment, [...DEPLOY_ARGS, "--verbose"]);
         assertMatch(result.stdout + result.stderr, /unchangedModuleHashes|Uploading functions/);
         assertEquals(await call(deployment, "messages:version"), 2);
         assertEquals((await call(deployment, "messages:list")).length, 2);
@@ -311,13 +309,13 @@ Deno.test({
   async fn() {
     const server = await spawnServer();
     const app = await createConvexApp(PRISTINE_APP);
-    const cli = async (args: string[]) => {
+    const cli = async (args: readonly string[]) => {
       const result = await runConvexCli(app, args, server);
       assertEquals(result.code, 0, `convex ${args.join(" ")}:\n${result.stdout}\n${result.stderr}`);
       return result.stdout + result.stderr;
     };
     try {
-      await cli(DEPLOY);
+      await cli(DEPLOY_ARGS);
       const query = await fetch(`${server.url}/api/query`, {
         method: "POST",
         headers: { "Content-Type": "application/json" },

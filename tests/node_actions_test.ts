@@ -17,6 +17,8 @@ import { parseCommandLine, UsageError } from "../src/server/config.ts";
 import {
   type ConvexApp,
   createConvexAppFromFixture,
+  DEPLOY_ARGS,
+  deployApp,
   runConvexCli,
   spawnServer,
   startTestDeployment,
@@ -24,7 +26,6 @@ import {
 } from "./helpers/convex_app.ts";
 
 const REPO = fileURLToPath(new URL("../", import.meta.url));
-const DEPLOY = ["deploy", "--typecheck=disable", "-y"];
 /** The real server's `--action-timeout` in the last test (seconds). */
 const ACTION_TIMEOUT_S = 3;
 // deno-lint-ignore no-explicit-any
@@ -48,8 +49,7 @@ async function nodeApp(): Promise<ConvexApp> {
 }
 
 async function deploy(app: ConvexApp, deployment: { url: string; adminKey: string }): Promise<string> {
-  const result = await runConvexCli(app, DEPLOY, deployment);
-  if (result.code !== 0) throw new Error(`deploy failed (${result.code}):\n${result.stdout}\n${result.stderr}`);
+  const result = await deployApp(app, deployment);
   return result.stdout + result.stderr;
 }
 
@@ -251,7 +251,7 @@ import { query } from "./_generated/server";
 export const hello = query({ args: {}, handler: async () => "hi" });
 `,
     });
-    const refused = await runConvexCli(app, DEPLOY, deployment);
+    const refused = await runConvexCli(app, DEPLOY_ARGS, deployment);
     assert(refused.code !== 0, "the push must fail");
     assertMatch(
       refused.stdout + refused.stderr,
@@ -276,7 +276,7 @@ import { action } from "./_generated/server";
 export const hash = action({ args: {}, handler: async () => Buffer.from("x").toString("hex") });
 `,
     });
-    const inComponent = await runConvexCli(app, DEPLOY, deployment);
+    const inComponent = await runConvexCli(app, DEPLOY_ARGS, deployment);
     assert(inComponent.code !== 0, "the push must fail");
     assertStringIncludes(
       inComponent.stdout + inComponent.stderr,
@@ -304,7 +304,7 @@ import { action } from "./_generated/server";
 export const get = action({ args: {}, handler: async () => one });
 `,
     });
-    const notInstalled = await runConvexCli(app, DEPLOY, deployment);
+    const notInstalled = await runConvexCli(app, DEPLOY_ARGS, deployment);
     assert(notInstalled.code !== 0, `the push must fail:\n${notInstalled.stdout}\n${notInstalled.stderr}`);
     assertStringIncludes(notInstalled.stdout + notInstalled.stderr, "denvex-no-such-package-xyz@1.0.0");
 

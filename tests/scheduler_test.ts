@@ -4,7 +4,7 @@
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { compileSchedule } from "../src/scheduler/mod.ts";
-import { createConvexApp, runConvexCli, type ServerProcess, spawnServer } from "./helpers/convex_app.ts";
+import { createConvexApp, deployApp, type ServerProcess, spawnServer } from "./helpers/convex_app.ts";
 
 const JOBS = `
 import { action, internalAction, internalMutation, mutation, query } from "./_generated/server";
@@ -96,8 +96,6 @@ crons.interval("tick every second", { seconds: 1 }, internal.jobs.tick, {});
 export default crons;
 `;
 
-const DEPLOY = ["deploy", "--typecheck=disable", "-y"];
-
 interface Run {
   tag: string;
   scheduledAt: number;
@@ -143,8 +141,7 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 
 }
 
 async function deploy(app: Awaited<ReturnType<typeof createConvexApp>>, server: ServerProcess) {
-  const result = await runConvexCli(app, DEPLOY, server);
-  if (result.code !== 0) throw new Error(`deploy failed (${result.code}):\n${result.stdout}\n${result.stderr}`);
+  await deployApp(app, server);
 }
 
 Deno.test("cron schedules: intervals, calendar schedules and cron expressions compute the next run in UTC", () => {

@@ -6,7 +6,7 @@
  * the first commit after the restart is later than every timestamp the old process handed out.
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
-import { createConvexApp, runConvexCli, type ServerProcess, spawnServer } from "./helpers/convex_app.ts";
+import { createConvexApp, deployApp, type ServerProcess, spawnServer } from "./helpers/convex_app.ts";
 import { freshMysql, freshPostgres } from "./helpers/databases.ts";
 
 const LOAD = `
@@ -27,7 +27,6 @@ export const count = query({ args: {}, handler: async (ctx) => (await ctx.db.que
 const WRITERS = 16;
 /** The kill lands once this many inserts were acknowledged (the other writers are mid-request then). */
 const ACKS_BEFORE_KILL = 250;
-const DEPLOY = ["deploy", "--typecheck=disable", "-y"];
 
 interface Row {
   id: string;
@@ -76,8 +75,7 @@ async function queryTs(server: ServerProcess): Promise<bigint> {
 }
 
 async function deploy(app: Awaited<ReturnType<typeof createConvexApp>>, server: ServerProcess): Promise<void> {
-  const result = await runConvexCli(app, DEPLOY, server);
-  if (result.code !== 0) throw new Error(`deploy failed (${result.code}):\n${result.stdout}\n${result.stderr}`);
+  await deployApp(app, server);
 }
 
 /** What the load saw before and around the kill. */

@@ -19,7 +19,7 @@
  * runners with pinned ones; `BEFORE_ARGS="--db postgres://…/ab1" AFTER_ARGS="--db postgres://…/ab2"` runs on
  * PostgreSQL (one database each: two deployments must not share one).
  */
-import { createConvexApp, runConvexCli, type ServerProcess, spawnServer } from "../../tests/helpers/convex_app.ts";
+import { createConvexApp, deployApp, type ServerProcess, spawnServer } from "../../tests/helpers/convex_app.ts";
 import { processCpuSplitUs } from "../../tests/helpers/server_child.ts";
 import {
   APP,
@@ -101,8 +101,7 @@ async function startServer(
   extraArgs: string[],
 ) {
   const server = await spawn({ extraArgs });
-  const deployed = await runConvexCli(app, ["deploy", "--typecheck=disable", "-y"], server);
-  if (deployed.code !== 0) throw new Error(`deploy failed: ${deployed.stdout}${deployed.stderr}`);
+  await deployApp(app, server);
   await seed(server.url);
   return server;
 }

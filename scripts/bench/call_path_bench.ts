@@ -20,7 +20,7 @@
  * Env SERVER_DENO_FLAGS adds `deno run` flags to the server process (space-separated), e.g.
  * `SERVER_DENO_FLAGS=--v8-flags=--max-semi-space-size=4`.
  */
-import { createConvexApp, runConvexCli, type ServerProcess, spawnServer } from "../../tests/helpers/convex_app.ts";
+import { createConvexApp, deployApp, type ServerProcess, spawnServer } from "../../tests/helpers/convex_app.ts";
 import {
   commandLineOf,
   type ContextSwitches,
@@ -755,8 +755,7 @@ async function measure(
   const server = await spawn({ denoFlags: SERVER_DENO_FLAGS });
   const tag = label === "" ? "call_path_bench:" : `call_path_bench [${label}]:`;
   try {
-    const deployed = await runConvexCli(app, ["deploy", "--typecheck=disable", "-y"], server);
-    if (deployed.code !== 0) throw new Error(`deploy failed: ${deployed.stdout}${deployed.stderr}`);
+    await deployApp(app, server);
     await seed(server.url);
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     const kinds = () => processKinds(server.pid);

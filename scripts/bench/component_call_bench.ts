@@ -13,7 +13,7 @@
  *
  * Run: deno task bench component
  */
-import { createConvexApp, runConvexCli, startTestDeployment } from "../../tests/helpers/convex_app.ts";
+import { createConvexApp, deployApp, startTestDeployment } from "../../tests/helpers/convex_app.ts";
 import type { TestDeployment } from "../../tests/helpers/convex_app.ts";
 
 const ROUNDS = 5;
@@ -94,8 +94,7 @@ const deployment = await startTestDeployment();
 const app = await createConvexApp(APP);
 const perCallMs = new Map<Variant, number[]>(VARIANTS.map((variant) => [variant, []]));
 try {
-  const deployed = await runConvexCli(app, ["deploy", "--typecheck=disable", "-y"], deployment);
-  if (deployed.code !== 0) throw new Error(`deploy failed:\n${deployed.stdout}\n${deployed.stderr}`);
+  await deployApp(app, deployment);
   await call(deployment, "bench:seed");
   for (const variant of VARIANTS) await timeCalls(deployment, variant, WARMUP_CALLS);
   for (let round = 0; round < ROUNDS; round++) {

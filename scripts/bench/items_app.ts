@@ -4,7 +4,7 @@
  * distinct the same way), an insert, and a seeding mutation
  * whose key scheme each bench chooses (`itemsApp`). Also: calling a function over HTTP, and deploying and seeding.
  */
-import { type ConvexApp, runConvexCli } from "../../tests/helpers/convex_app.ts";
+import { type ConvexApp, deployApp } from "../../tests/helpers/convex_app.ts";
 
 /** `schema.ts`: `items` with `by_k`. */
 export const ITEMS_SCHEMA_TS = `
@@ -69,8 +69,7 @@ export async function deployAndSeed(
   documents: number,
   batch = 1_000,
 ): Promise<void> {
-  const deployed = await runConvexCli(app, ["deploy", "--typecheck=disable", "-y"], server);
-  if (deployed.code !== 0) throw new Error(`deploy failed: ${deployed.stdout}${deployed.stderr}`);
+  await deployApp(app, server);
   for (let from = 0; from < documents; from += batch) {
     await callFunction(server.url, "mutation", "bench:seed", { from, count: Math.min(batch, documents - from) });
   }

@@ -8,7 +8,7 @@
  *
  *   deno run -A scripts/bench/memory_bench.ts        (env QUERIES, SUBSCRIPTIONS, ARG_BYTES, CONCURRENCY, SOCKETS)
  */
-import { createConvexApp, runConvexCli, spawnServer } from "../../tests/helpers/convex_app.ts";
+import { createConvexApp, deployApp, spawnServer } from "../../tests/helpers/convex_app.ts";
 import {
   holdLargeSubscriptions,
   MEMORY_APP,
@@ -50,8 +50,7 @@ async function stillAnswers(url: string): Promise<boolean> {
 const server = await spawnServer();
 const app = await createConvexApp(MEMORY_APP);
 try {
-  const deployed = await runConvexCli(app, ["deploy", "--typecheck=disable", "-y"], server);
-  if (deployed.code !== 0) throw new Error(`deploy failed: ${deployed.stdout}${deployed.stderr}`);
+  await deployApp(app, server);
   if (!await stillAnswers(server.url)) throw new Error("the warm-up query failed");
   await new Promise((resolve) => setTimeout(resolve, 1_000));
   const idle = readProcessMemory(server.pid)!.rssBytes;

@@ -11,7 +11,7 @@
  *
  * Run: deno task bench node_action
  */
-import { createConvexApp, runConvexCli, startTestDeployment } from "../../tests/helpers/convex_app.ts";
+import { createConvexApp, deployApp, startTestDeployment } from "../../tests/helpers/convex_app.ts";
 import type { TestDeployment } from "../../tests/helpers/convex_app.ts";
 
 const ROUNDS = 5;
@@ -56,8 +56,7 @@ function median(values: number[]): number {
 const deployment = await startTestDeployment();
 const app = await createConvexApp(APP);
 try {
-  const deployed = await runConvexCli(app, ["deploy", "--typecheck=disable", "-y"], deployment);
-  if (deployed.code !== 0) throw new Error(`deploy failed:\n${deployed.stdout}\n${deployed.stderr}`);
+  await deployApp(app, deployment);
   const coldMs = await timedCall(deployment, "nodeEcho:echo");
 
   for (let i = 0; i < WARMUP_CALLS; i++) {

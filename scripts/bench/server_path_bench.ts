@@ -85,7 +85,7 @@ interface RoundFigures {
 /** Measures the server code of the checkout at `tree`; returns each round's figures. */
 async function measureTree(tree: string): Promise<RoundFigures[]> {
   const root = new URL(`file://${tree.endsWith("/") ? tree : `${tree}/`}`);
-  const { createConvexApp, runConvexCli, startTestDeployment } = await import(
+  const { createConvexApp, deployApp, startTestDeployment } = await import(
     new URL("tests/helpers/convex_app.ts", root).href
   ) as ConvexAppHelpers;
   const { createApiApp } = await import(new URL("src/http/mod.ts", root).href) as HttpModule;
@@ -95,8 +95,7 @@ async function measureTree(tree: string): Promise<RoundFigures[]> {
   const app = await createConvexApp(APP);
   const deployment = await startTestDeployment({ functionRoutes: true });
   try {
-    const deployed = await runConvexCli(app, ["deploy", "--typecheck=disable", "-y"], deployment);
-    if (deployed.code !== 0) throw new Error(`deploy failed: ${deployed.stdout}${deployed.stderr}`);
+    await deployApp(app, deployment);
     const backend = deployment.backend;
     const api = createApiApp({ version: "bench", instanceName: "bench", adminKey: deployment.adminKey, backend });
     const handler = observeRequests(api.fetch, { origin: "api", log: openServerLog("text"), metricsAdminKey: "x" });

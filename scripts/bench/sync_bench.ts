@@ -15,7 +15,7 @@
 import { ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import { startTestServer, SYNC_APP_FILES, type TestServer } from "../../tests/helpers/sync_app.ts";
-import { createConvexApp, runConvexCli, spawnServer } from "../../tests/helpers/convex_app.ts";
+import { createConvexApp, deployApp, spawnServer } from "../../tests/helpers/convex_app.ts";
 import { stopBundler } from "../../tests/helpers/runtime_app.ts";
 import { spawnFanOut, wallMs } from "./fanout_process.ts";
 
@@ -179,8 +179,7 @@ async function fanOutOnRealServer(): Promise<void> {
   const app = await createConvexApp(SYNC_APP_FILES);
   const server = await spawnServer();
   try {
-    const deployed = await runConvexCli(app, ["deploy", "--typecheck=disable", "-y"], server);
-    if (deployed.code !== 0) throw new Error(`deploy failed: ${deployed.stdout}${deployed.stderr}`);
+    await deployApp(app, server);
     const single = await fanOut(server.url, 1, 20);
     const many = await fanOut(server.url, 500, 20);
     const p99 = (latencies: number[]) => percentile(latencies, 0.99);

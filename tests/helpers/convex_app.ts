@@ -63,7 +63,7 @@ export interface CliResult {
 /** Runs `npx convex <args>` (the CLI of node_modules) in the app against a self-hosted deployment. */
 export async function runConvexCli(
   app: ConvexApp,
-  args: string[],
+  args: readonly string[],
   deployment: { url: string; adminKey: string },
 ): Promise<CliResult> {
   const command = new Deno.Command("node", {
@@ -85,6 +85,23 @@ export async function runConvexCli(
   const output = await command.output();
   const decoder = new TextDecoder();
   return { code: output.code, stdout: decoder.decode(output.stdout), stderr: decoder.decode(output.stderr) };
+}
+
+/** The CLI arguments of a push: `deploy`, unprompted, without the CLI's TypeScript check (tsc over the app). */
+export const DEPLOY_ARGS: readonly string[] = ["deploy", "--typecheck=disable", "-y"];
+
+/**
+ * Pushes `app` to `deployment` with the official CLI (`args`, a plain deploy by default); throws with the CLI's output
+ * when it fails.
+ */
+export async function deployApp(
+  app: ConvexApp,
+  deployment: { url: string; adminKey: string },
+  args: readonly string[] = DEPLOY_ARGS,
+): Promise<CliResult> {
+  const result = await runConvexCli(app, args, deployment);
+  if (result.code !== 0) throw new Error(`deploy failed (${result.code}):\n${result.stdout}\n${result.stderr}`);
+  return result;
 }
 
 /** A denvex backend served on a random port in this process. */

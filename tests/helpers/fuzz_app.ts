@@ -3,9 +3,7 @@
  * actions) deployed with the official CLI to the real server process, plus what the fuzzer needs to know about it
  * (ports, admin key, a valid upload token, a stored file, a snapshot timestamp) and the server's memory.
  */
-import { createConvexApp, runConvexCli, type ServerProcess } from "./convex_app.ts";
-
-const DEPLOY = ["deploy", "--typecheck=disable", "-y"];
+import { createConvexApp, deployApp, type ServerProcess } from "./convex_app.ts";
 
 /** The app's `convex/` folder. Its HTTP actions only ever answer 2xx or a JSON 400, so any 5xx is the server's. */
 export const FUZZ_APP_FILES: Record<string, string> = {
@@ -119,8 +117,7 @@ async function call(server: ServerProcess, kind: string, path: string, args: unk
 export async function deployFuzzApp(server: ServerProcess): Promise<FuzzTarget> {
   const app = await createConvexApp(FUZZ_APP_FILES);
   try {
-    const result = await runConvexCli(app, DEPLOY, server);
-    if (result.code !== 0) throw new Error(`deploy failed (${result.code}):\n${result.stdout}\n${result.stderr}`);
+    await deployApp(app, server);
   } finally {
     await app.dispose();
   }
