@@ -23,9 +23,9 @@ import { createConvexApp, deployApp, type ServerProcess, spawnServer } from "../
 import { processCpuSplitUs } from "../../tests/helpers/server_child.ts";
 import {
   APP,
-  callOverHttp,
   machineCpuUs,
   median,
+  openCaller,
   processKinds,
   seed,
   stealShare,
@@ -81,12 +81,14 @@ async function slice(server: ServerProcess, workload: Workload, ms: number): Pro
   const machineBefore = machineCpuUs();
   const started = performance.now();
   const deadline = started + ms;
-  await Promise.all(Array.from({ length: CLIENTS }, async () => {
+  const callers = await Promise.all(Array.from({ length: CLIENTS }, () => openCaller(server.url)));
+  await Promise.all(callers.map(async (caller) => {
     while (performance.now() < deadline) {
-      if ((await callOverHttp(server.url, workload)).status === "success") calls++;
+      if ((await caller.call(workload)).status === "success") calls++;
       else failures++;
     }
   }));
+  for (const caller of callers) caller.close();
   const seconds = (performance.now() - started) / 1000;
   const steal = stealShare(machineBefore, machineCpuUs());
   const after = await cpuUsOf(server);

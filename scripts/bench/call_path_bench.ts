@@ -1,8 +1,10 @@
 /**
  * The call path (issue 14): what a function call costs beyond the work it does. The real server (`main.ts serve`,
  * SQLite) with a small app deployed by the official CLI and 10,000 documents, driven by `CLIENTS` closed-loop HTTP
- * clients; against a bare `Deno.serve` handler doing the same node:sqlite work (WAL, synchronous=FULL, writes
- * group-committed), measured in the same run, each in its own process. Per workload: calls/s, p50/p99, the ratio to
+ * clients (keep-alive connections of the lean client in http_load.ts; env HTTP_CLIENT=fetch for `fetch`); against a
+ * bare `Deno.serve` handler doing the same node:sqlite work (WAL, synchronous=FULL, writes group-committed), measured
+ * in the same run, each in its own process. The `ws` workload compares the official clients: `ConvexClient` (sync
+ * protocol) against `ConvexHttpClient` (HTTP), both calling the insert mutation. Per workload: calls/s, p50/p99, the ratio to
  * the bare handler, CPU µs per call read from /proc (server and runners separately, and by thread: main thread,
  * user-code worker, V8's and Tokio's helpers), and context switches per call per process kind (blocked: hand-offs
  * between threads and processes; preempted). Memory: RSS and PSS per process kind, idle and after the load. The `noop`
@@ -28,14 +30,25 @@ import {
   processContextSwitches,
   processCpuSplitUs,
 } from "../../tests/helpers/server_child.ts";
-import { ConvexClient } from "convex/browser";
+import { ConvexClient, ConvexHttpClient } from "convex/browser";
 import { ITEMS_FUNCTIONS_TS } from "./items_app.ts";
+import { KeepAliveClient } from "./http_load.ts";
 
 const DURATION_MS = Number(Deno.env.get("DURATION_MS") ?? 4_000);
+/**
+ * Load on each fresh server before the measured runs, so they see its steady state: 6–8 s into its first load, V8
+ * optimizes the whole call path at once (issue 14: ~370 ms of TurboFan work in the transaction runner alone, on the one
+ * CPU it is pinned to, and at the same moment in the server), and the calls in flight then wait up to ~50 ms more. A
+ * server goes through it once (runners live on; one that comes up for a burst goes through it again). Its p50 and p99
+ * are printed apart as the cold start. Env COLD_START_MS; 0 skips it.
+ */
+const COLD_START_MS = Number(Deno.env.get("COLD_START_MS") ?? 10_000);
 const CLIENTS = Number(Deno.env.get("CLIENTS") ?? 32);
 const ONLY = (Deno.env.get("ONLY") ?? "query,insert,rmw,join,noop,ws,one").split(",");
 const SERVER_DENO_FLAGS = (Deno.env.get("SERVER_DENO_FLAGS") ?? "").split(" ").filter((flag) => flag !== "");
 const ROUNDS = Number(Deno.env.get("ROUNDS") ?? 1);
+/** The benches' HTTP client: `lean` (http_load.ts, the default) or `fetch`. */
+const HTTP_CLIENT = Deno.env.get("HTTP_CLIENT") ?? "lean";
 /** Documents seeded: KEYS groups of GROUP_SIZE under one index key each, so `take(10)` reads exactly ten. */
 const KEYS = 1_000;
 const GROUP_SIZE = 10;
@@ -459,46 +472,78 @@ let nextArg = 0;
  */
 export type ProcessesOf = () => Promise<Map<number, string>>;
 
-/** One call of `workload` over HTTP, with a fresh argument; Convex's answer (`status`, `errorMessage`). */
-export async function callOverHttp(
-  url: string,
-  workload: Workload,
-): Promise<{ status: string; errorMessage?: string }> {
-  const body = JSON.stringify({ path: workload.path, args: workload.args(nextArg++), format: "json" });
-  const init = { method: "POST", headers: { "Content-Type": "application/json" }, body };
-  const response = await fetch(`${url}/api/${workload.kind}`, init);
-  return await response.json() as { status: string; errorMessage?: string };
+/** Convex's answer to an HTTP function call: `status`, and `errorMessage` when it failed. */
+export interface CallAnswer {
+  status: string;
+  errorMessage?: string;
 }
 
-/** `clients` closed-loop HTTP clients calling `workload` for DURATION_MS. */
+/** The body of one call of `workload`, with a fresh argument. */
+function callBody(workload: Workload): string {
+  return JSON.stringify({ path: workload.path, args: workload.args(nextArg++), format: "json" });
+}
+
+/** One call of `workload` with `fetch` (a new request each time; see `openCaller` for the benches' own client). */
+export async function callOverHttp(url: string, workload: Workload): Promise<CallAnswer> {
+  const init = { method: "POST", headers: { "Content-Type": "application/json" }, body: callBody(workload) };
+  const response = await fetch(`${url}/api/${workload.kind}`, init);
+  return await response.json() as CallAnswer;
+}
+
+/** One closed-loop client: calls a workload over its own connection, one call at a time. */
+export interface Caller {
+  call(workload: Workload): Promise<CallAnswer>;
+  close(): void;
+}
+
+/**
+ * One closed-loop client's caller: its own keep-alive connection through the lean client of http_load.ts (why not
+ * `fetch`: see there), or `fetch` with env HTTP_CLIENT=fetch, as these benches measured before.
+ */
+export async function openCaller(url: string): Promise<Caller> {
+  if (HTTP_CLIENT === "fetch") return { call: (workload) => callOverHttp(url, workload), close: () => {} };
+  const client = await KeepAliveClient.connect(url);
+  return {
+    async call(workload) {
+      const response = await client.postJson(`/api/${workload.kind}`, callBody(workload));
+      return JSON.parse(response.body) as CallAnswer;
+    },
+    close: () => client.close(),
+  };
+}
+
+/** `clients` closed-loop HTTP clients calling `workload` for `durationMs` (after a warm-up of up to 1 s). */
 export async function drive(
   url: string,
   workload: Workload,
   clients: number,
   processesOf: ProcessesOf,
+  durationMs = DURATION_MS,
 ): Promise<Run> {
   const latencies: number[] = [];
   let failures = 0;
-  const call = async () => {
+  const callers = await Promise.all(Array.from({ length: clients }, () => openCaller(url)));
+  const call = async (caller: Caller) => {
     const started = performance.now();
-    const result = await callOverHttp(url, workload);
+    const result = await caller.call(workload);
     if (result.status !== "success") {
       if (failures++ === 0) console.error(`  ${workload.name} failed: ${result.errorMessage}`);
     } else latencies.push(performance.now() - started);
   };
-  const warmupDeadline = performance.now() + Math.min(1_000, DURATION_MS / 4);
-  await Promise.all(Array.from({ length: clients }, async () => {
-    while (performance.now() < warmupDeadline) await call();
+  const warmupDeadline = performance.now() + Math.min(1_000, durationMs / 4);
+  await Promise.all(callers.map(async (caller) => {
+    while (performance.now() < warmupDeadline) await call(caller);
   }));
   latencies.length = 0;
   failures = 0;
   const meter = await startMeter(processesOf);
   const started = performance.now();
-  const deadline = started + DURATION_MS;
-  await Promise.all(Array.from({ length: clients }, async () => {
-    while (performance.now() < deadline) await call();
+  const deadline = started + durationMs;
+  await Promise.all(callers.map(async (caller) => {
+    while (performance.now() < deadline) await call(caller);
   }));
   const seconds = (performance.now() - started) / 1000;
+  for (const caller of callers) caller.close();
   const calls = latencies.length + failures;
   const costs = await meter.stop(calls);
   latencies.sort((a, b) => a - b);
@@ -561,20 +606,32 @@ export function runText(run: Run): string {
     (run.failures > 0 ? `, ${run.failures} FAILED` : "");
 }
 
-/** `CLIENTS` ConvexClient instances over WebSocket calling the insert mutation in a closed loop. */
-async function driveWebSocket(url: string, processesOf: ProcessesOf): Promise<Run> {
-  const clients = Array.from({ length: CLIENTS }, () => new ConvexClient(url, { unsavedChangesWarning: false }));
+/** An official client's mutation call: `ConvexClient`'s (WebSocket) and `ConvexHttpClient`'s (HTTP) alike. */
+interface OfficialClient {
+  // deno-lint-ignore no-explicit-any
+  mutation(path: any, args: Record<string, unknown>): Promise<unknown>;
+}
+
+/**
+ * `CLIENTS` official clients calling the insert mutation in a closed loop: `ConvexClient` over the sync protocol, or
+ * `ConvexHttpClient` over HTTP (both with their own `fetch`/WebSocket machinery, so the two differ in the protocol,
+ * not in how lean the client is; the other workloads use the lean client of http_load.ts).
+ */
+async function driveOfficialClients(url: string, protocol: "ws" | "http", processesOf: ProcessesOf): Promise<Run> {
+  const clients: OfficialClient[] = Array.from(
+    { length: CLIENTS },
+    () => protocol === "ws" ? new ConvexClient(url, { unsavedChangesWarning: false }) : new ConvexHttpClient(url),
+  );
   const latencies: number[] = [];
   let failures = 0;
   const insert = WORKLOADS[1];
-  const call = async (client: ConvexClient) => {
+  const call = async (client: OfficialClient) => {
     const started = performance.now();
     try {
-      // deno-lint-ignore no-explicit-any
-      await client.mutation(insert.path as any, insert.args(nextArg++));
+      await client.mutation(insert.path, insert.args(nextArg++));
       latencies.push(performance.now() - started);
     } catch (error) {
-      if (failures++ === 0) console.error(`  ws insert failed: ${error}`);
+      if (failures++ === 0) console.error(`  ${protocol} insert failed: ${error}`);
     }
   };
   try {
@@ -603,7 +660,7 @@ async function driveWebSocket(url: string, processesOf: ProcessesOf): Promise<Ru
       ...costs,
     };
   } finally {
-    await Promise.all(clients.map((client) => client.close()));
+    await Promise.all(clients.map((client) => client instanceof ConvexClient ? client.close() : undefined));
   }
 }
 
@@ -761,6 +818,16 @@ async function measure(
     const kinds = () => processKinds(server.pid);
     const bareKinds = () => processKinds(bare.pid, "bare");
     console.log(`${tag} ${memoryLine("idle (10,000 documents)", await kinds())}`);
+    const first = WORKLOADS.find((workload) => ONLY.includes(workload.name)) ?? WORKLOADS[1];
+    if (COLD_START_MS > 0) {
+      const cold = await drive(server.url, first, CLIENTS, kinds, COLD_START_MS);
+      console.log(
+        `${tag} cold start (the first ${COLD_START_MS / 1000} s of ${first.name} load): ${
+          cold.perSecond.toFixed(0)
+        }/s, ` +
+          `p50 ${cold.p50Ms.toFixed(1)} ms, p99 ${cold.p99Ms.toFixed(1)} ms`,
+      );
+    }
     for (const workload of WORKLOADS) {
       if (!ONLY.includes(workload.name)) continue;
       const baseline = await drive(bare.url, workload, CLIENTS, bareKinds);
@@ -777,13 +844,15 @@ async function measure(
     }
     if (ONLY.includes("ws")) {
       const httpCommits = await commitStats(server);
-      const http = await drive(server.url, WORKLOADS[1], CLIENTS, kinds);
+      const http = await driveOfficialClients(server.url, "http", kinds);
       const wsCommits = await commitStats(server);
-      const ws = await driveWebSocket(server.url, kinds);
+      const ws = await driveOfficialClients(server.url, "ws", kinds);
       const wsGroups = commitText(wsCommits, await commitStats(server));
-      console.log(`${tag} insert over HTTP      ${runText(http)}${commitText(httpCommits, wsCommits)}`);
+      console.log(`${tag} insert, ConvexHttpClient ${runText(http)}${commitText(httpCommits, wsCommits)}`);
       console.log(
-        `${tag} insert over WebSocket ${runText(ws)} = ${(ws.perSecond / http.perSecond).toFixed(2)}× HTTP${wsGroups}`,
+        `${tag} insert, ConvexClient     ${runText(ws)} = ${
+          (ws.perSecond / http.perSecond).toFixed(2)
+        }× HTTP${wsGroups}`,
       );
       // Its baseline is the insert over HTTP, measured right before it (see printGoals).
       runs.set(WS_WORKLOAD, { run: ws, bare: http });
