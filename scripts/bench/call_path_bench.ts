@@ -4,11 +4,11 @@
  * clients (keep-alive connections of the lean client in http_load.ts; env HTTP_CLIENT=fetch for `fetch`); against a
  * bare `Deno.serve` handler doing the same node:sqlite work (WAL, synchronous=FULL, writes group-committed), measured
  * in the same run, each in its own process. The `ws` workload compares the official clients: `ConvexClient` (sync
- * protocol) against `ConvexHttpClient` (HTTP), both calling the insert mutation. Per workload: calls/s, p50/p99, the ratio to
- * the bare handler, CPU µs per call read from /proc (server and runners separately, and by thread: main thread,
- * user-code worker, V8's and Tokio's helpers), and context switches per call per process kind (blocked: hand-offs
- * between threads and processes; preempted). Memory: RSS and PSS per process kind, idle and after the load. The `noop`
- * workload, a query that does nothing, shows what the call path alone costs.
+ * protocol) against `ConvexHttpClient` (HTTP), both calling the insert mutation, in interleaved slices. Per workload:
+ * calls/s, p50/p99, the ratio to the bare handler, CPU µs per call read from /proc (server and runners separately, and
+ * by thread: main thread, user-code worker, V8's and Tokio's helpers), and context switches per call per process kind
+ * (blocked: hand-offs between threads and processes; preempted). Memory: RSS and PSS per process kind, idle and after
+ * the load. The `noop` workload, a query that does nothing, shows what the call path alone costs.
  *
  *   deno run -A scripts/bench/call_path_bench.ts      (env DURATION_MS, CLIENTS, ONLY=query,insert,rmw,join,noop,ws,one)
  *
@@ -612,55 +612,112 @@ interface OfficialClient {
   mutation(path: any, args: Record<string, unknown>): Promise<unknown>;
 }
 
+/** Slices of the official clients' comparison: each protocol's share of the time, in turns of this length. */
+const OFFICIAL_CLIENT_SLICE_MS = 1_000;
+
+/** The merged costs of several metered slices, each weighted by its calls. */
+function mergeCosts(parts: { calls: number; costs: CallCosts }[]): CallCosts {
+  const calls = parts.reduce((sum, part) => sum + part.calls, 0);
+  const weighted = (value: (costs: CallCosts) => number) =>
+    parts.reduce((sum, part) => sum + value(part.costs) * part.calls, 0) / calls;
+  const kinds = new Set(parts.flatMap((part) => [...part.costs.cpuUsPerCall.keys()]));
+  const byKind = <T>(map: (costs: CallCosts) => Map<string, T>, merge: (values: (T | undefined)[]) => T) =>
+    new Map([...kinds].map((kind) => [kind, merge(parts.map((part) => map(part.costs).get(kind)))]));
+  const mean = (values: (number | undefined)[]) =>
+    values.reduce<number>((sum, value, i) => sum + (value ?? 0) * parts[i].calls, 0) / calls;
+  return {
+    cpuUsPerCall: byKind((costs) => costs.cpuUsPerCall, mean),
+    systemUsPerCall: byKind((costs) => costs.systemUsPerCall, mean),
+    threadUsPerCall: byKind((costs) => costs.threadUsPerCall, (values) => ({
+      main: mean(values.map((value) => value?.main)),
+      worker: mean(values.map((value) => value?.worker)),
+      helpers: mean(values.map((value) => value?.helpers)),
+    })),
+    switchesPerCall: byKind((costs) => costs.switchesPerCall, (values) => ({
+      voluntary: mean(values.map((value) => value?.voluntary)),
+      involuntary: mean(values.map((value) => value?.involuntary)),
+    })),
+    machineUsPerCall: weighted((costs) => costs.machineUsPerCall),
+    hostSteal: weighted((costs) => costs.hostSteal),
+    replacedProcesses: parts.reduce((sum, part) => sum + part.costs.replacedProcesses, 0),
+  };
+}
+
 /**
- * `CLIENTS` official clients calling the insert mutation in a closed loop: `ConvexClient` over the sync protocol, or
- * `ConvexHttpClient` over HTTP (both with their own `fetch`/WebSocket machinery, so the two differ in the protocol,
- * not in how lean the client is; the other workloads use the lean client of http_load.ts).
+ * The insert through the official clients, `CLIENTS` of each, all connected throughout: `ConvexHttpClient` (HTTP)
+ * and `ConvexClient` (sync protocol) take turns in slices of OFFICIAL_CLIENT_SLICE_MS (ABBA order) until each has had
+ * DURATION_MS, so a machine whose speed drifts within minutes (issue 14) slows both alike. Both use their own
+ * `fetch`/WebSocket machinery, so the two differ in the protocol, not in how lean the client is. Returns each
+ * protocol's totals and the ratio of the WebSocket slice to the HTTP slice of each pair.
  */
-async function driveOfficialClients(url: string, protocol: "ws" | "http", processesOf: ProcessesOf): Promise<Run> {
-  const clients: OfficialClient[] = Array.from(
-    { length: CLIENTS },
-    () => protocol === "ws" ? new ConvexClient(url, { unsavedChangesWarning: false }) : new ConvexHttpClient(url),
-  );
-  const latencies: number[] = [];
-  let failures = 0;
+async function compareOfficialClients(
+  url: string,
+  processesOf: ProcessesOf,
+): Promise<{ http: Run; ws: Run; pairRatios: number[] }> {
+  const ws = Array.from({ length: CLIENTS }, () => new ConvexClient(url, { unsavedChangesWarning: false }));
+  const http = Array.from({ length: CLIENTS }, () => new ConvexHttpClient(url));
   const insert = WORKLOADS[1];
-  const call = async (client: OfficialClient) => {
-    const started = performance.now();
-    try {
-      await client.mutation(insert.path, insert.args(nextArg++));
-      latencies.push(performance.now() - started);
-    } catch (error) {
-      if (failures++ === 0) console.error(`  ${protocol} insert failed: ${error}`);
-    }
+  let failures = 0;
+  const slice = async (protocol: "ws" | "http", ms: number, latencies: number[]) => {
+    const clients: OfficialClient[] = protocol === "ws" ? ws : http;
+    let calls = 0;
+    const deadline = performance.now() + ms;
+    await Promise.all(clients.map(async (client) => {
+      while (performance.now() < deadline) {
+        const started = performance.now();
+        try {
+          await client.mutation(insert.path, insert.args(nextArg++));
+          latencies.push(performance.now() - started);
+          calls++;
+        } catch (error) {
+          if (failures++ === 0) console.error(`  ${protocol} insert failed: ${error}`);
+        }
+      }
+    }));
+    return calls;
   };
   try {
-    const warmupDeadline = performance.now() + 1_000;
-    await Promise.all(clients.map(async (client) => {
-      while (performance.now() < warmupDeadline) await call(client);
-    }));
-    latencies.length = 0;
+    await slice("ws", 1_000, []);
+    await slice("http", 1_000, []);
     failures = 0;
-    const meter = await startMeter(processesOf);
-    const started = performance.now();
-    const deadline = started + DURATION_MS;
-    await Promise.all(clients.map(async (client) => {
-      while (performance.now() < deadline) await call(client);
-    }));
-    const seconds = (performance.now() - started) / 1000;
-    const calls = latencies.length + failures;
-    const costs = await meter.stop(calls);
-    latencies.sort((a, b) => a - b);
-    return {
-      perSecond: latencies.length / seconds,
-      p50Ms: percentile(latencies, 0.5),
-      p99Ms: percentile(latencies, 0.99),
-      failures,
-      calls,
-      ...costs,
+    const newSide = () => ({
+      latencies: [] as number[],
+      seconds: 0,
+      parts: [] as { calls: number; costs: CallCosts }[],
+    });
+    const sides = { ws: newSide(), http: newSide() };
+    const pairs = Math.max(2, Math.round(DURATION_MS / OFFICIAL_CLIENT_SLICE_MS));
+    const pairRatios: number[] = [];
+    for (let pair = 0; pair < pairs; pair++) {
+      const order: ("ws" | "http")[] = pair % 2 === 0 ? ["http", "ws"] : ["ws", "http"];
+      const perSecond = { ws: 0, http: 0 };
+      for (const protocol of order) {
+        const side = sides[protocol];
+        const meter = await startMeter(processesOf);
+        const started = performance.now();
+        const calls = await slice(protocol, OFFICIAL_CLIENT_SLICE_MS, side.latencies);
+        const seconds = (performance.now() - started) / 1000;
+        side.seconds += seconds;
+        side.parts.push({ calls, costs: await meter.stop(calls) });
+        perSecond[protocol] = calls / seconds;
+      }
+      pairRatios.push(perSecond.ws / perSecond.http);
+    }
+    const runOf = (side: ReturnType<typeof newSide>): Run => {
+      side.latencies.sort((a, b) => a - b);
+      const calls = side.parts.reduce((sum, part) => sum + part.calls, 0);
+      return {
+        perSecond: calls / side.seconds,
+        p50Ms: percentile(side.latencies, 0.5),
+        p99Ms: percentile(side.latencies, 0.99),
+        failures,
+        calls,
+        ...mergeCosts(side.parts),
+      };
     };
+    return { http: runOf(sides.http), ws: runOf(sides.ws), pairRatios };
   } finally {
-    await Promise.all(clients.map((client) => client instanceof ConvexClient ? client.close() : undefined));
+    await Promise.all(ws.map((client) => client.close()));
   }
 }
 
@@ -843,18 +900,17 @@ async function measure(
       );
     }
     if (ONLY.includes("ws")) {
-      const httpCommits = await commitStats(server);
-      const http = await driveOfficialClients(server.url, "http", kinds);
-      const wsCommits = await commitStats(server);
-      const ws = await driveOfficialClients(server.url, "ws", kinds);
-      const wsGroups = commitText(wsCommits, await commitStats(server));
-      console.log(`${tag} insert, ConvexHttpClient ${runText(http)}${commitText(httpCommits, wsCommits)}`);
+      const commitsBefore = await commitStats(server);
+      const { http, ws, pairRatios } = await compareOfficialClients(server.url, kinds);
+      const groups = commitText(commitsBefore, await commitStats(server));
+      console.log(`${tag} insert, ConvexHttpClient ${runText(http)}`);
       console.log(
-        `${tag} insert, ConvexClient     ${runText(ws)} = ${
-          (ws.perSecond / http.perSecond).toFixed(2)
-        }× HTTP${wsGroups}`,
+        `${tag} insert, ConvexClient     ${runText(ws)} = ${(ws.perSecond / http.perSecond).toFixed(2)}× HTTP ` +
+          `(slice pairs: median ${median(pairRatios).toFixed(2)}×, ${
+            pairRatios.map((ratio) => ratio.toFixed(2)).join(" ")
+          })${groups}`,
       );
-      // Its baseline is the insert over HTTP, measured right before it (see printGoals).
+      // Its baseline is the insert over HTTP, in the slices interleaved with its own (see printGoals).
       runs.set(WS_WORKLOAD, { run: ws, bare: http });
     }
     if (ONLY.includes("one")) {

@@ -4,9 +4,10 @@
  * closed-loop HTTP clients for `DURATION_MS`, stops the server (which writes its profile) and prints self time per
  * function and per source file, in µs per call, with the GC share.
  *
- *   deno run -A scripts/bench/call_path_profile.ts [query|insert|noop|ws] [more deno flags for the server...]
+ *   deno run -A scripts/bench/call_path_profile.ts [query|insert|noop|ws|convexhttp] [more deno flags for the server...]
  *
- * `ws` is the insert sent over the sync protocol by the official `ConvexClient` (one per client).
+ * `ws` is the insert sent over the sync protocol by the official `ConvexClient` (one per client); `convexhttp`, the same
+ * insert through the official `ConvexHttpClient`.
  *
  * env DURATION_MS (default 6000), CLIENTS (32), TOP (rows shown, 45), PROFILE_DIR (keep the .cpuprofile there).
  * Or analyse an existing profile: `deno run -A scripts/bench/call_path_profile.ts --read <file.cpuprofile> <calls>`.
@@ -14,7 +15,7 @@
 import { createConvexApp } from "../../tests/helpers/convex_app.ts";
 import { serveCommandArgs } from "../../tests/helpers/server_child.ts";
 import { callFunction, deployAndSeed, itemsApp } from "./items_app.ts";
-import { ConvexClient } from "convex/browser";
+import { ConvexClient, ConvexHttpClient } from "convex/browser";
 
 const DURATION_MS = Number(Deno.env.get("DURATION_MS") ?? 6_000);
 const CLIENTS = Number(Deno.env.get("CLIENTS") ?? 32);
@@ -230,10 +231,17 @@ async function main(workload: string, extraFlags: string[]): Promise<void> {
       ? Array.from({ length: CLIENTS }, () => new ConvexClient(server.url, { unsavedChangesWarning: false }))
       : [];
     closeSockets = () => Promise.all(sockets.map((socket) => socket.close()));
+    // "convexhttp": the same insert through the official ConvexHttpClient, the HTTP side of the ws comparison.
+    const httpClients = workload === "convexhttp"
+      ? Array.from({ length: CLIENTS }, () => new ConvexHttpClient(server.url))
+      : [];
     const call = (client: number) =>
       workload === "ws"
         // deno-lint-ignore no-explicit-any
         ? sockets[client].mutation("bench:add" as any, { k: `k${next % 1000}`, n: next++ })
+        : workload === "convexhttp"
+        // deno-lint-ignore no-explicit-any
+        ? httpClients[client].mutation("bench:add" as any, { k: `k${next % 1000}`, n: next++ })
         : workload === "insert"
         ? callFunction(server.url, "mutation", "bench:add", { k: `k${next % 1000}`, n: next++ })
         : workload === "noop"
