@@ -405,6 +405,27 @@ async function startMeter(processesOf: ProcessesOf): Promise<{ stop(calls: numbe
   };
 }
 
+/**
+ * The CPUs each process may run on (`Cpus_allowed_list`): the server and its transaction runner each pin to one
+ * (src/runtime/cpu_affinity.ts), which one by the server's pid. Printed because on this 2-vCPU machine the layout
+ * splits a fresh server's throughput in two (issue 14, a throwaway probe of 6 fresh servers, 8 s of query load each:
+ * 2,419–2,461/s with the server on CPU 0 and the runner on CPU 1, 1,347–1,810/s the other way round; once 2,287/s
+ * the other way round, with the bench's own main thread beside the server): compare runs of the same layout.
+ */
+function cpuLayoutText(kinds: Map<number, string>): string {
+  const parts: string[] = [];
+  for (const [pid, kind] of kinds) {
+    try {
+      const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+      const cpus = /^Cpus_allowed_list:\s*(\S+)/m.exec(status)?.[1] ?? "?";
+      parts.push(`${kind} ${cpus}`);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return `CPUs: ${parts.join(", ")}`;
+}
+
 function memoryOf(pid: number): { rssKib: number; pssKib: number } {
   try {
     const text = Deno.readTextFileSync(`/proc/${pid}/smaps_rollup`);
@@ -875,6 +896,7 @@ async function measure(
     const kinds = () => processKinds(server.pid);
     const bareKinds = () => processKinds(bare.pid, "bare");
     console.log(`${tag} ${memoryLine("idle (10,000 documents)", await kinds())}`);
+    console.log(`${tag} ${cpuLayoutText(await kinds())}`);
     const first = WORKLOADS.find((workload) => ONLY.includes(workload.name)) ?? WORKLOADS[1];
     if (COLD_START_MS > 0) {
       const cold = await drive(server.url, first, CLIENTS, kinds, COLD_START_MS);
