@@ -10,7 +10,8 @@
  * (blocked: hand-offs between threads and processes; preempted). Memory: RSS and PSS per process kind, idle and after
  * the load. The `noop` workload, a query that does nothing, shows what the call path alone costs.
  *
- *   deno run -A scripts/bench/call_path_bench.ts      (env DURATION_MS, CLIENTS, ONLY=query,insert,rmw,join,noop,ws,one)
+ *   deno run -A scripts/bench/call_path_bench.ts      (env DURATION_MS, CLIENTS, ONLY=query,insert,rmw,join,noop,ws,one,
+ *                                                      CLIENT_CPU=any|server|runner)
  *
  * With env BASELINE_TREE=<dir> (a copy of an older checkout, e.g. `git archive HEAD | tar -x -C <dir>` plus a
  * `node_modules` link), the same workloads run first against a server started from that tree: before and after in one
@@ -47,6 +48,9 @@ const CLIENTS = Number(Deno.env.get("CLIENTS") ?? 32);
 const ONLY = (Deno.env.get("ONLY") ?? "query,insert,rmw,join,noop,ws,one").split(",");
 const SERVER_DENO_FLAGS = (Deno.env.get("SERVER_DENO_FLAGS") ?? "").split(" ").filter((flag) => flag !== "");
 const ROUNDS = Number(Deno.env.get("ROUNDS") ?? 1);
+/** Where the bench's clients run: `any`, `server` or `runner` (see `placeClients`). */
+const CLIENT_CPU = Deno.env.get("CLIENT_CPU") ?? "any";
+if (!["any", "server", "runner"].includes(CLIENT_CPU)) throw new Error(`CLIENT_CPU must be any, server or runner`);
 /** The benches' HTTP client: `lean` (http_load.ts, the default) or `fetch`. */
 const HTTP_CLIENT = Deno.env.get("HTTP_CLIENT") ?? "lean";
 /** Documents seeded: KEYS groups of GROUP_SIZE under one index key each, so `take(10)` reads exactly ten. */
@@ -415,15 +419,49 @@ async function startMeter(processesOf: ProcessesOf): Promise<{ stop(calls: numbe
 function cpuLayoutText(kinds: Map<number, string>): string {
   const parts: string[] = [];
   for (const [pid, kind] of kinds) {
-    try {
-      const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-      const cpus = /^Cpus_allowed_list:\s*(\S+)/m.exec(status)?.[1] ?? "?";
-      parts.push(`${kind} ${cpus}`);
-    } catch {
-      // exited meanwhile
-    }
+    const cpus = allowedCpus(pid);
+    if (cpus !== null) parts.push(`${kind} ${cpus}`); // else it exited meanwhile
   }
   return `CPUs: ${parts.join(", ")}`;
+}
+
+/** The CPUs process `pid` may run on (`Cpus_allowed_list`), or null once it is gone. */
+function allowedCpus(pid: number): string | null {
+  try {
+    return /^Cpus_allowed_list:\s*(\S+)/m.exec(Deno.readTextFileSync(`/proc/${pid}/status`))?.[1] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** The CPUs the bench started with, restored after each server's runs. */
+const BENCH_CPUS = allowedCpus(Deno.pid) ?? "0";
+
+/** Pins every thread of the bench process (its clients, the bare handler's are another process) to `cpus`. */
+async function pinBench(cpus: string): Promise<void> {
+  const output = await new Deno.Command("taskset", {
+    args: ["-a", "-c", "-p", cpus, String(Deno.pid)],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!output.success) throw new Error(`taskset: ${new TextDecoder().decode(output.stderr)}`);
+}
+
+/**
+ * Where the clients run, by env CLIENT_CPU: `any` (default; the scheduler decides, as before), `server` (the CPU the
+ * server is pinned to) or `runner` (the transaction runner's). The clients take CPU on a 2-core machine wherever they
+ * run; beside the transaction runner, whose CPU is the busy one under queries, that is throughput lost (issue 14, a
+ * throwaway probe: 0.55–0.74× the queries/s of the same server with the clients beside the server). Production clients
+ * run elsewhere. Returns the CPUs the bench was pinned to, or null.
+ */
+async function placeClients(kinds: Map<number, string>): Promise<string | null> {
+  if (CLIENT_CPU === "any") return null;
+  const wanted = CLIENT_CPU === "server" ? "server" : "transaction runner";
+  const pid = [...kinds].find(([, kind]) => kind === wanted)?.[0];
+  const cpus = pid === undefined ? null : allowedCpus(pid);
+  if (cpus === null) throw new Error(`CLIENT_CPU=${CLIENT_CPU}: no ${wanted} process to place the clients beside`);
+  await pinBench(cpus);
+  return cpus;
 }
 
 function memoryOf(pid: number): { rssKib: number; pssKib: number } {
@@ -897,6 +935,10 @@ async function measure(
     const bareKinds = () => processKinds(bare.pid, "bare");
     console.log(`${tag} ${memoryLine("idle (10,000 documents)", await kinds())}`);
     console.log(`${tag} ${cpuLayoutText(await kinds())}`);
+    const clientCpus = await placeClients(await kinds());
+    if (clientCpus !== null) {
+      console.log(`${tag} the bench's clients pinned to CPU ${clientCpus} (CLIENT_CPU=${CLIENT_CPU})`);
+    }
     const first = WORKLOADS.find((workload) => ONLY.includes(workload.name)) ?? WORKLOADS[1];
     if (COLD_START_MS > 0) {
       const cold = await drive(server.url, first, CLIENTS, kinds, COLD_START_MS);
@@ -947,6 +989,7 @@ async function measure(
     }
     console.log(`${tag} ${memoryLine("after the load", await processKinds(server.pid))}`);
   } finally {
+    await pinBench(BENCH_CPUS);
     await server.close().catch(() => {});
   }
   return runs;
