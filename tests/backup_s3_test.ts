@@ -11,7 +11,7 @@ import { ConvexHttpClient } from "convex/browser";
 import { bank, bankModule } from "./helpers/bank_app.ts";
 import { join } from "node:path";
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
-import { createConvexApp, runConvexCli, spawnServer } from "./helpers/convex_app.ts";
+import { createConvexApp, DEPLOY_ARGS, runConvexCli, spawnServer } from "./helpers/convex_app.ts";
 import { S3_BACKUP_PREFIX, S3_PART_BYTES, S3BlobStore, type S3Options } from "../src/storage/mod.ts";
 import { readZipDirectory, readZipEntry, textLines } from "../src/snapshot/mod.ts";
 
@@ -147,7 +147,7 @@ Deno.test({
     });
     let restored: Awaited<ReturnType<typeof spawnServer>> | null = null;
     try {
-      const deployed = await runConvexCli(app, ["deploy", "--typecheck=disable", "-y"], source);
+      const deployed = await runConvexCli(app, DEPLOY_ARGS, source);
       assertEquals(deployed.code, 0, deployed.stdout + deployed.stderr);
       const client = new ConvexHttpClient(source.url);
       const ids = await client.mutation(seed, {});
@@ -227,7 +227,7 @@ Deno.test({
         const leftovers = [...Deno.readDirSync(restoredDir)].filter((entry) => entry.name.startsWith(".restore-"));
         assertEquals(leftovers, [], "the downloaded ZIP is removed");
         restored = await spawnServer({ dataDir: restoredDir, extraArgs: s3Flags });
-        const redeployed = await runConvexCli(app, ["deploy", "--typecheck=disable", "-y"], restored);
+        const redeployed = await runConvexCli(app, DEPLOY_ARGS, restored);
         assertEquals(redeployed.code, 0, redeployed.stdout + redeployed.stderr);
         const restoredClient = new ConvexHttpClient(restored.url);
         const rows = await restoredClient.query(accounts, {});

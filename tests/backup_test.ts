@@ -9,7 +9,7 @@ import { ConvexHttpClient } from "convex/browser";
 import { bank, bankModule } from "./helpers/bank_app.ts";
 import { join } from "node:path";
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "./helpers/assert.ts";
-import { createConvexApp, runConvexCli, spawnServer } from "./helpers/convex_app.ts";
+import { createConvexApp, DEPLOY_ARGS, runConvexCli, spawnServer } from "./helpers/convex_app.ts";
 import { runRestore } from "./helpers/denvex_restore.ts";
 import { spawnServerChild } from "./helpers/server_child.ts";
 import { parseCommandLine, UsageError } from "../src/server/mod.ts";
@@ -88,7 +88,7 @@ Deno.test({
     const source = await spawnServer({ dataDir: sourceDir, extraArgs: ["--backup-every=1s", `--backup-keep=${keep}`] });
     let restored: Awaited<ReturnType<typeof spawnServer>> | null = null;
     try {
-      const deployed = await runConvexCli(app, ["deploy", "--typecheck=disable", "-y"], source);
+      const deployed = await runConvexCli(app, DEPLOY_ARGS, source);
       assertEquals(deployed.code, 0, deployed.stdout + deployed.stderr);
       const client = new ConvexHttpClient(source.url);
       const ids = await client.mutation(seed, {});
@@ -171,7 +171,7 @@ Deno.test({
 
       await t.step("the restored deployment serves the backup's documents, IDs and files", async () => {
         restored = await spawnServer({ dataDir: restoredDir });
-        const redeployed = await runConvexCli(app, ["deploy", "--typecheck=disable", "-y"], restored);
+        const redeployed = await runConvexCli(app, DEPLOY_ARGS, restored);
         assertEquals(redeployed.code, 0, redeployed.stdout + redeployed.stderr);
         const restoredClient = new ConvexHttpClient(restored.url);
         const rows = await restoredClient.query(accounts, {});

@@ -14,6 +14,7 @@ import { assert, assertEquals } from "./helpers/assert.ts";
 import {
   type ConvexApp,
   createConvexApp,
+  DEPLOY_ARGS,
   freePort,
   runConvexCli,
   type ServerProcess,
@@ -46,7 +47,6 @@ export const all = query({
 });
 `;
 
-const DEPLOY = ["deploy", "--typecheck=disable", "-y"];
 /** Loop iterations of one `add` (a few milliseconds of work). */
 const SPIN = 300_000;
 /** How long a restart may take to be noticed, reconnected and worked through by the client. */
@@ -257,7 +257,7 @@ Deno.test({
     let proxied: Session | undefined;
     try {
       app = await createConvexApp({ "schema.ts": SCHEMA, "tagged.ts": TAGGED });
-      const deployed = await runConvexCli(app, DEPLOY, await start());
+      const deployed = await runConvexCli(app, DEPLOY_ARGS, await start());
       assert(deployed.code === 0, `deploy failed:\n${deployed.stdout}\n${deployed.stderr}`);
       const s = session = new Session(server!.url);
 

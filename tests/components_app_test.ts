@@ -19,12 +19,11 @@ import { parseClientMessage } from "../src/sync/mod.ts";
 import {
   type ConvexApp,
   createConvexAppFromFixture,
+  DEPLOY_ARGS,
   runConvexCli,
   type ServerProcess,
   spawnServer,
 } from "./helpers/convex_app.ts";
-
-const DEPLOY = ["deploy", "--typecheck=disable", "-y"];
 
 // ---------------------------------------------------------------------------------------------------------------
 // The tools' own pieces, without a server
@@ -149,7 +148,7 @@ function waitFor<T>(what: string, read: () => Promise<T>, done: (value: T) => bo
 }
 
 async function deploy(app: ConvexApp, server: ServerProcess): Promise<string> {
-  const result = await runConvexCli(app, DEPLOY, server);
+  const result = await runConvexCli(app, DEPLOY_ARGS, server);
   assertEquals(result.code, 0, `deploy failed:\n${result.stdout}\n${result.stderr}`);
   return result.stdout + result.stderr;
 }

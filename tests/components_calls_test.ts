@@ -8,7 +8,7 @@
 import { ConvexClient, ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import { assert, assertEquals, assertMatch, assertRejects, assertThrows, waitFor } from "./helpers/assert.ts";
-import { createConvexApp, runConvexCli, type ServerProcess, spawnServer } from "./helpers/convex_app.ts";
+import { createConvexApp, DEPLOY_ARGS, runConvexCli, type ServerProcess, spawnServer } from "./helpers/convex_app.ts";
 import {
   CallAddressError,
   canonicalUdfPath,
@@ -190,8 +190,6 @@ Deno.test("runtime: a component's modules load from its folder, in its namespace
 });
 
 // ---- end to end ----
-
-const DEPLOY = ["deploy", "--typecheck=disable", "-y"];
 
 const APP: Record<string, string> = {
   "convex.config.ts": `
@@ -397,7 +395,7 @@ Deno.test({
     const app = await createConvexApp(APP);
     const client = new ConvexHttpClient(server.url);
     try {
-      const deployed = await runConvexCli(app, DEPLOY, server);
+      const deployed = await runConvexCli(app, DEPLOY_ARGS, server);
       assertEquals(deployed.code, 0, `deploy failed:\n${deployed.stdout}\n${deployed.stderr}`);
 
       await t.step("app → component mutation and query, with validators of the component", async () => {

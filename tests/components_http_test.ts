@@ -9,7 +9,7 @@
 import { ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import { assert, assertEquals, assertMatch, assertRejects, waitFor } from "./helpers/assert.ts";
-import { createConvexApp, runConvexCli, type ServerProcess, spawnServer } from "./helpers/convex_app.ts";
+import { createConvexApp, DEPLOY_ARGS, runConvexCli, type ServerProcess, spawnServer } from "./helpers/convex_app.ts";
 import { routeHttpRequest } from "../src/http/http_routing.ts";
 import { functionLogEntries } from "../src/deploy/mod.ts";
 import { httpMountsOf } from "../src/deploy/http_mounts.ts";
@@ -126,8 +126,6 @@ Deno.test("function logs: lines of nested component calls go under those functio
 });
 
 // ---- end to end ----
-
-const DEPLOY = ["deploy", "--typecheck=disable", "-y"];
 
 const APP: Record<string, string> = {
   "convex.config.ts": `
@@ -249,7 +247,7 @@ Deno.test({
     const client = new ConvexHttpClient(server.url);
     const componentEntries = () => client.query(api.main.hookEntries, {});
     try {
-      const deployed = await runConvexCli(app, DEPLOY, server);
+      const deployed = await runConvexCli(app, DEPLOY_ARGS, server);
       assertEquals(deployed.code, 0, `deploy failed:\n${deployed.stdout}\n${deployed.stderr}`);
 
       await t.step("the app's own routes still answer", async () => {

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import { assert, assertEquals, assertNotEquals, assertRejects } from "./helpers/assert.ts";
-import { createConvexApp, runConvexCli, type ServerProcess, spawnServer } from "./helpers/convex_app.ts";
+import { createConvexApp, DEPLOY_ARGS, runConvexCli, type ServerProcess, spawnServer } from "./helpers/convex_app.ts";
 import { serveStorageCall, StorageService, UploadTokens } from "../src/storage/mod.ts";
 import { openStorage } from "../src/server/storage.ts";
 import { decodeDocumentId } from "../src/values/mod.ts";
@@ -103,8 +103,6 @@ Deno.test("storage service: per-namespace IDs, scoped reads and deletes, the swe
 });
 
 // ---- end to end ----
-
-const DEPLOY = ["deploy", "--typecheck=disable", "-y"];
 
 /** The component's storage functions, mirrored by the app's own (`app*`) to check isolation both ways. */
 const VAULT_LIB = `
@@ -211,7 +209,7 @@ Deno.test({
       return ((await response.json()) as { storageId: string }).storageId;
     };
     try {
-      const deployed = await runConvexCli(app, DEPLOY, server);
+      const deployed = await runConvexCli(app, DEPLOY_ARGS, server);
       assertEquals(deployed.code, 0, `deploy failed:\n${deployed.stdout}\n${deployed.stderr}`);
       const appFiles = await client.mutation(api.files.store, { text: "the app's" }) as string;
       let stored = "";

@@ -14,6 +14,7 @@ import { assert, assertEquals, assertStringIncludes, waitFor } from "./helpers/a
 import {
   type ConvexApp,
   createConvexApp,
+  DEPLOY_ARGS,
   runConvexCli,
   type ServerProcess,
   spawnServer,
@@ -37,7 +38,6 @@ const CHROMIUM_ARGS = [
   "--disable-sync",
 ];
 const SHOTS_DIR = "/tmp/dashboard_shots";
-const DEPLOY = ["deploy", "--typecheck=disable", "-y"];
 const ITEM_COUNT = 10_000;
 const SEED_BATCH = 1_000;
 /** Generous: the machine is shared and noisy. */
@@ -133,7 +133,7 @@ async function startFixture(): Promise<Fixture> {
   const server = await spawnServer();
   const app = await createConvexApp(FILES);
   try {
-    const deployed = await runConvexCli(app, DEPLOY, server);
+    const deployed = await runConvexCli(app, DEPLOY_ARGS, server);
     assertEquals(deployed.code, 0, deployed.stderr);
     const client = new ConvexHttpClient(server.url);
     const noteId = await client.mutation(api.notes.add, { body: "first note" }) as string;

@@ -96,10 +96,6 @@ async function system(deployment: TestDeployment, name: string, args: Record<str
   return await fn(args, { database, snapshotTs: database.latestTs, identityJson: null });
 }
 
-async function deploy(app: ConvexApp, deployment: TestDeployment, args = DEPLOY_ARGS) {
-  return await deployApp(app, deployment, args);
-}
-
 /** Pushes `files` (on top of the good app), expects the CLI to fail naming `reason`, then restores the app. */
 async function expectBadPush(
   app: ConvexApp,
@@ -127,7 +123,7 @@ Deno.test({
     const app = await createConvexApp(APP);
     try {
       await t.step("deploy succeeds and functions answer", async () => {
-        const result = await deploy(app, deployment);
+        const result = await deployApp(app, deployment);
         assertStringIncludes(result.stdout + result.stderr, "messages.by_author");
         await call(deployment, "messages:send", { body: "hi", author: "ann" });
         await call(deployment, "messages:send", { body: "yo", author: "bob" });
@@ -152,7 +148,7 @@ Deno.test({
           "messages.ts": APP["messages.ts"].replace("handler: async () => 1", "handler: async () => 2"),
         });
         APP["messages.ts"] = APP["messages.ts"].replace("handler: async () => 1", "handler: async () => 2");
-        const result = await deploy(app, deployment, [...DEPLOY_ARGS, "--verbose"]);
+        const result = await deployApp(app, deployment, [...DEPLOY_ARGS, "--verbose"]);
         assertMatch(result.stdout + result.stderr, /unchangedModuleHashes|Uploading functions/);
         assertEquals(await call(deployment, "messages:version"), 2);
         assertEquals((await call(deployment, "messages:list")).length, 2);
@@ -259,7 +255,7 @@ Deno.test({
           ),
         });
         const started = performance.now();
-        const result = await deploy(app, deployment);
+        const result = await deployApp(app, deployment);
         console.log(`deploy with a 10,000-document backfill: ${Math.round(performance.now() - started)} ms`);
         assertStringIncludes(result.stdout + result.stderr, "counters.by_bucket");
         assertEquals(await call(deployment, "counters:inBucket", { bucket: 3 }), 1_000);

@@ -6,11 +6,10 @@
 import { ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import { assert, assertEquals } from "./helpers/assert.ts";
-import { createConvexApp, runConvexCli, spawnServer } from "./helpers/convex_app.ts";
+import { createConvexApp, DEPLOY_ARGS, runConvexCli, spawnServer } from "./helpers/convex_app.ts";
 import { startPgCluster } from "./helpers/pg_cluster.ts";
 import { startMysqlServer } from "./helpers/mysql_server.ts";
 
-const DEPLOY = ["deploy", "--typecheck=disable", "-y"];
 // deno-lint-ignore no-explicit-any
 const api = anyApi as any;
 
@@ -57,7 +56,7 @@ Deno.test({
     const app = await createConvexApp(FILES_APP);
     try {
       server = await spawnServer({ dataDir });
-      const deployed = await runConvexCli(app, DEPLOY, server);
+      const deployed = await runConvexCli(app, DEPLOY_ARGS, server);
       assertEquals(deployed.code, 0, deployed.stdout + deployed.stderr);
       const client = new ConvexHttpClient(server.url);
       const upload = async () => {
@@ -211,7 +210,7 @@ for (const database of RESTARTED_DATABASES) {
       const app = await createConvexApp(WRITES_APP);
       try {
         server = await spawnServer({ db: cluster.url });
-        const deployed = await runConvexCli(app, DEPLOY, server);
+        const deployed = await runConvexCli(app, DEPLOY_ARGS, server);
         assertEquals(deployed.code, 0, deployed.stdout + deployed.stderr);
         const url = server.url;
         await call(url, "mutation", "writes:add", { n: -1 });

@@ -6,9 +6,7 @@
 import { assert, assertEquals, assertMatch } from "./helpers/assert.ts";
 import { scanSpecifiers } from "../src/runtime/specifiers.ts";
 import { ModuleLoadError } from "../src/runtime/errors.ts";
-import { createConvexApp, runConvexCli, startTestDeployment } from "./helpers/convex_app.ts";
-
-const DEPLOY = ["deploy", "--typecheck=disable", "-y"];
+import { createConvexApp, DEPLOY_ARGS, runConvexCli, startTestDeployment } from "./helpers/convex_app.ts";
 
 const APP: Record<string, string> = {
   // Texts that mention imports of packages (kept by esbuild: a legal comment, template literals used at run time).
@@ -58,7 +56,7 @@ Deno.test({
     const app = await createConvexApp(APP);
     try {
       await t.step("a push whose comments and strings mention imports and process.env succeeds", async () => {
-        const result = await runConvexCli(app, DEPLOY, deployment);
+        const result = await runConvexCli(app, DEPLOY_ARGS, deployment);
         assertEquals(result.code, 0, `push failed:\n${result.stdout}\n${result.stderr}`);
       });
 
@@ -95,7 +93,7 @@ Deno.test({
             `export default { providers: [{ domain: process.env.AUTH0_DOMAIN ?? "https://x.example.com/",` +
             ` applicationID: "convex" }] };\n`,
         });
-        const result = await runConvexCli(app, DEPLOY, deployment);
+        const result = await runConvexCli(app, DEPLOY_ARGS, deployment);
         assert(result.code !== 0, "the push should fail");
         assertMatch(result.stdout + result.stderr, /AUTH0_DOMAIN/);
         assertMatch(result.stdout + result.stderr, /npx convex env set .*AUTH0_DOMAIN/);

@@ -8,7 +8,7 @@ import { ConvexClient, ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import { ConvexError } from "convex/values";
 import { assert, assertEquals, assertMatch, waitFor } from "./helpers/assert.ts";
-import { createConvexApp, runConvexCli, spawnServer } from "./helpers/convex_app.ts";
+import { createConvexApp, DEPLOY_ARGS, runConvexCli, spawnServer } from "./helpers/convex_app.ts";
 import { framedFunctionError, newRequestId } from "../src/errors/mod.ts";
 
 const api = anyApi;
@@ -108,7 +108,7 @@ Deno.test({
     const app = await createConvexApp(APP);
     const http = new ConvexHttpClient(deployment.url);
     try {
-      const push = await runConvexCli(app, ["deploy", "--typecheck=disable", "-y"], deployment);
+      const push = await runConvexCli(app, DEPLOY_ARGS, deployment);
       assertEquals(push.code, 0, push.stdout + push.stderr);
 
       await t.step("a thrown Error: request-ID framing, its name, frames in convex/errs.ts", async () => {

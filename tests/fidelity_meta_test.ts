@@ -4,7 +4,7 @@
  */
 import { ConvexClient } from "convex/browser";
 import { assert, assertEquals, waitFor } from "./helpers/assert.ts";
-import { createConvexApp, runConvexCli, type ServerProcess, spawnServer } from "./helpers/convex_app.ts";
+import { createConvexApp, DEPLOY_ARGS, runConvexCli, type ServerProcess, spawnServer } from "./helpers/convex_app.ts";
 import { requestMetadataOf } from "../src/http/request_metadata.ts";
 
 const APP: Record<string, string> = {
@@ -69,7 +69,7 @@ Deno.test("fidelity: ctx.meta answers function, deployment and request metadata 
   const deployment = await spawnServer({ extraArgs: ["--instance-name=meta-test"] });
   const app = await createConvexApp(APP);
   try {
-    const push = await runConvexCli(app, ["deploy", "--typecheck=disable", "-y"], deployment);
+    const push = await runConvexCli(app, DEPLOY_ARGS, deployment);
     assertEquals(push.code, 0, push.stdout + push.stderr);
     const deploymentMetadata = { name: "meta-test", region: null, class: "s16" };
 

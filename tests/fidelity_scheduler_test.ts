@@ -3,7 +3,13 @@
  * writes committed, and a job failing outside user code is written to the server log.
  */
 import { assert, assertEquals, waitFor } from "./helpers/assert.ts";
-import { createConvexApp, runConvexCli, startTestDeployment, type TestDeployment } from "./helpers/convex_app.ts";
+import {
+  createConvexApp,
+  DEPLOY_ARGS,
+  runConvexCli,
+  startTestDeployment,
+  type TestDeployment,
+} from "./helpers/convex_app.ts";
 
 const APP: Record<string, string> = {
   "schema.ts": `
@@ -60,7 +66,7 @@ Deno.test({
       originalError(...parts);
     };
     try {
-      const push = await runConvexCli(app, ["deploy", "--typecheck=disable", "-y"], deployment);
+      const push = await runConvexCli(app, DEPLOY_ARGS, deployment);
       assertEquals(push.code, 0, push.stdout + push.stderr);
       const id = await call(deployment, "mutation", "jobs:start");
       const job = await waitFor(

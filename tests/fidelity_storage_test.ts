@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import { assertEquals, assertRejects } from "./helpers/assert.ts";
-import { createConvexApp, runConvexCli, spawnServer } from "./helpers/convex_app.ts";
+import { createConvexApp, DEPLOY_ARGS, runConvexCli, spawnServer } from "./helpers/convex_app.ts";
 import { STORAGE_FILES_BASE } from "./helpers/storage_app.ts";
 import { UploadTokens } from "../src/storage/mod.ts";
 
@@ -40,7 +40,7 @@ Deno.test({
     };
     const uploadId = async (body: string) => ((await (await upload(body)).json()) as { storageId: string }).storageId;
     try {
-      const deployed = await runConvexCli(app, ["deploy", "--typecheck=disable", "-y"], server);
+      const deployed = await runConvexCli(app, DEPLOY_ARGS, server);
       assertEquals(deployed.code, 0, deployed.stdout + deployed.stderr);
 
       await t.step("deleting a file twice: the second delete throws StorageIdNotFound's message", async () => {

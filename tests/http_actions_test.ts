@@ -4,9 +4,7 @@
  * directions (streamed), `ctx.runQuery`, 404 for unrouted paths, and a throwing handler answered with 500.
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
-import { createConvexApp, runConvexCli, spawnServer } from "./helpers/convex_app.ts";
-
-const DEPLOY = ["deploy", "--typecheck=disable", "-y"];
+import { createConvexApp, DEPLOY_ARGS, runConvexCli, spawnServer } from "./helpers/convex_app.ts";
 
 const APP: Record<string, string> = {
   "messages.ts": `
@@ -92,7 +90,7 @@ Deno.test({
     const server = await spawnServer();
     const app = await createConvexApp(APP);
     try {
-      const deployed = await runConvexCli(app, DEPLOY, server);
+      const deployed = await runConvexCli(app, DEPLOY_ARGS, server);
       assertEquals(deployed.code, 0, deployed.stdout + deployed.stderr);
       for (const [origin, base] of [["site", server.siteUrl], ["api /http", `${server.url}/http`]]) {
         await t.step(`${origin}: GET with status, headers and query string`, async () => {

@@ -8,7 +8,7 @@
 import { join } from "node:path";
 import { brotliCompressSync, constants as zlib } from "node:zlib";
 import { assert, assertEquals, assertMatch } from "./helpers/assert.ts";
-import { createConvexApp, runConvexCli, type ServerProcess, spawnServer } from "./helpers/convex_app.ts";
+import { createConvexApp, DEPLOY_ARGS, runConvexCli, type ServerProcess, spawnServer } from "./helpers/convex_app.ts";
 import {
   holdLargeSubscriptions,
   MEMORY_APP,
@@ -47,7 +47,7 @@ async function withDeployedServer(fn: (server: ServerProcess) => Promise<void>):
   const server = await spawnServer();
   const app = await createConvexApp({ ...MEMORY_APP, ...HTTP_APP });
   try {
-    const deployed = await runConvexCli(app, ["deploy", "--typecheck=disable", "-y"], server);
+    const deployed = await runConvexCli(app, DEPLOY_ARGS, server);
     assertEquals(deployed.code, 0, deployed.stdout + deployed.stderr);
     await fn(server);
   } finally {

@@ -5,7 +5,7 @@
  */
 import { ConvexClient, ConvexHttpClient } from "convex/browser";
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
-import { createConvexApp, runConvexCli } from "./helpers/convex_app.ts";
+import { createConvexApp, DEPLOY_ARGS, runConvexCli } from "./helpers/convex_app.ts";
 import { Counter, MAX_SERIES_PER_METRIC, MetricsRegistry } from "../src/metrics/mod.ts";
 
 const ROOT = new URL("..", import.meta.url);
@@ -151,7 +151,7 @@ Deno.test("deno task start --data <temp> --log-format json: /metrics moves, JSON
     assert(sample(before, 'denvex_process_memory_bytes{kind="rss"}') > 0, before);
     assertStringIncludes(before, "denvex_websocket_sessions 0");
 
-    const deployed = await runConvexCli(app, ["deploy", "--typecheck=disable", "-y"], {
+    const deployed = await runConvexCli(app, DEPLOY_ARGS, {
       url: apiUrl,
       adminKey: ADMIN_KEY,
     });

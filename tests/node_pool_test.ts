@@ -13,7 +13,7 @@ import { prepareNodeDir } from "../src/deploy/node_packages.ts";
 import { type CallContext, type ExecuteRequest, type ModuleConfig, RunnerPool } from "../src/runtime/mod.ts";
 import type { NodeDependency } from "../src/runtime/mod.ts";
 import { answerLocally } from "../src/runtime/node/local_syscalls.ts";
-import { createConvexApp, runConvexCli, spawnServer } from "./helpers/convex_app.ts";
+import { createConvexApp, DEPLOY_ARGS, runConvexCli, spawnServer } from "./helpers/convex_app.ts";
 import { parseCommandLine, UsageError } from "../src/server/mod.ts";
 
 const SAMPLES = JSON.parse(
@@ -218,7 +218,7 @@ export const valid = action({ args: {}, handler: async () => semver.valid("1.2.3
     );
     const server = await spawnServer({ extraArgs: ["--node-packages=off"] });
     try {
-      const refused = await runConvexCli(app, ["deploy", "--typecheck=disable", "-y"], server);
+      const refused = await runConvexCli(app, DEPLOY_ARGS, server);
       const output = refused.stdout + refused.stderr;
       assertEquals(refused.code, 1, output);
       assertStringIncludes(output, "--node-packages=off");
@@ -230,7 +230,7 @@ export const valid = action({ args: {}, handler: async () => semver.valid("1.2.3
       );
       // Without the list the CLI bundles semver into the module: that push is accepted and runs.
       await Deno.remove(join(app.dir, "convex.json"));
-      const deployed = await runConvexCli(app, ["deploy", "--typecheck=disable", "-y"], server);
+      const deployed = await runConvexCli(app, DEPLOY_ARGS, server);
       assertEquals(deployed.code, 0, deployed.stdout + deployed.stderr);
       const ran = await runConvexCli(app, ["run", "versions:valid"], server);
       assertStringIncludes(ran.stdout, "1.2.3");

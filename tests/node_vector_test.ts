@@ -9,7 +9,13 @@ import { fileURLToPath } from "node:url";
 import { ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
-import { type ConvexApp, createConvexAppFromFixture, runConvexCli, startTestDeployment } from "./helpers/convex_app.ts";
+import {
+  type ConvexApp,
+  createConvexAppFromFixture,
+  DEPLOY_ARGS,
+  runConvexCli,
+  startTestDeployment,
+} from "./helpers/convex_app.ts";
 
 const REPO = fileURLToPath(new URL("../", import.meta.url));
 // deno-lint-ignore no-explicit-any
@@ -103,7 +109,7 @@ Deno.test("node vector search: the demo's pattern deploys unchanged; embed, stor
       { name: "OPENAI_BASE_URL", value: embeddings.url },
       { name: "OPENAI_API_KEY", value: "sk-test" },
     ]);
-    const pushed = await runConvexCli(app, ["deploy", "--typecheck=disable", "-y"], deployment);
+    const pushed = await runConvexCli(app, DEPLOY_ARGS, deployment);
     assertEquals(pushed.code, 0, `deploy failed:\n${pushed.stdout}\n${pushed.stderr}`);
     const environments = new Map(deployment.backend.deployments.moduleRecords.map((m) => [m.path, m.environment]));
     assertEquals([environments.get("foodSearch.js"), environments.get("foods.js")], ["node", "isolate"]);

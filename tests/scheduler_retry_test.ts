@@ -4,11 +4,10 @@
  * backoff, succeeds, and its effect is committed exactly once. A mutation that throws still fails at once.
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
-import { createConvexApp, runConvexCli, spawnServer } from "./helpers/convex_app.ts";
+import { createConvexApp, DEPLOY_ARGS, runConvexCli, spawnServer } from "./helpers/convex_app.ts";
 import { commandLineOf, descendantPids } from "./helpers/server_child.ts";
 import { InfrastructureRetries, MAX_INFRASTRUCTURE_ATTEMPTS, MAX_RETRY_DELAY_MS } from "../src/scheduler/retry.ts";
 
-const DEPLOY = ["deploy", "--typecheck=disable", "-y"];
 /** How long the scheduled mutation's user code should run (well under the 1 s limit, even on a loaded machine). */
 const SPIN_TARGET_MS = 400;
 /** When the runners are killed, counted from the scheduling mutation's return. */
@@ -97,7 +96,7 @@ Deno.test({
     const server = await spawnServer();
     const app = await createConvexApp(APP);
     try {
-      const deployed = await runConvexCli(app, DEPLOY, server);
+      const deployed = await runConvexCli(app, DEPLOY_ARGS, server);
       assertEquals(deployed.code, 0, deployed.stdout + deployed.stderr);
       const iterations = calibrateIterations(SPIN_TARGET_MS);
 

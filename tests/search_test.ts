@@ -3,7 +3,7 @@ import { ConvexClient, ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import { assert, assertEquals, waitFor } from "./helpers/assert.ts";
 import { startTestServer, SYNC_APP_FILES, type TestServer } from "./helpers/sync_app.ts";
-import { createConvexApp, runConvexCli, startTestDeployment } from "./helpers/convex_app.ts";
+import { createConvexApp, DEPLOY_ARGS, runConvexCli, startTestDeployment } from "./helpers/convex_app.ts";
 import { stopBundler } from "./helpers/runtime_app.ts";
 import { searchTerms, tokenize } from "../src/database/search.ts";
 import { parseSchema } from "../src/deploy/schema.ts";
@@ -279,8 +279,7 @@ Deno.test({
     const deployment = await startTestDeployment();
     const app = await createConvexApp({ "schema.ts": SCHEMA, "search.ts": SEARCH_MODULE });
     try {
-      const deploy = ["deploy", "--typecheck=disable", "-y"];
-      const pushed = await runConvexCli(app, deploy, deployment);
+      const pushed = await runConvexCli(app, DEPLOY_ARGS, deployment);
       assertEquals(pushed.code, 0, pushed.stdout + pushed.stderr);
       const call = async (path: string, args: Record<string, JsonValue>) => {
         const result = await deployment.backend.executor.call({ path, args, identityJson: null, allowInternal: false });
@@ -292,7 +291,7 @@ Deno.test({
       assertEquals(await call("search:find", { text: "hel" }), ["hello hello", "hello there"]);
       assertEquals(await call("search:find", { text: "hello", channel: "c" }), ["hello there"]);
       await app.write({ "schema.ts": SCHEMA.replace('searchField: "body"', 'searchField: "title"') });
-      const bad = await runConvexCli(app, deploy, deployment);
+      const bad = await runConvexCli(app, DEPLOY_ARGS, deployment);
       assert(bad.code !== 0, "the push should fail");
       assert(/search_body is on the field "title"/.test(bad.stdout + bad.stderr), bad.stdout + bad.stderr);
       assertEquals(await call("search:find", { text: "there" }), ["hello there"]);

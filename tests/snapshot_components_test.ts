@@ -16,6 +16,7 @@ import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts"
 import {
   type ConvexApp,
   createConvexApp,
+  DEPLOY_ARGS,
   runConvexCli,
   type ServerProcess,
   spawnServer,
@@ -74,7 +75,7 @@ export const all = query({ args: {}, handler: async (ctx) => await ctx.db.query(
 `,
 };
 
-async function cli(app: ConvexApp, server: ServerProcess, args: string[], expectCode = 0): Promise<string> {
+async function cli(app: ConvexApp, server: ServerProcess, args: readonly string[], expectCode = 0): Promise<string> {
   const result = await runConvexCli(app, args, server);
   const output = `${result.stdout}\n${result.stderr}`;
   assertEquals(result.code, expectCode, `npx convex ${args.join(" ")} exited ${result.code}:\n${output}`);
@@ -224,7 +225,7 @@ Deno.test({
     const cloud = await spawnServer();
     const work = await Deno.makeTempDir({ prefix: "denvex-snapshot-components-" });
     try {
-      for (const server of [source, target, cloud]) await cli(app, server, ["deploy", "--typecheck=disable", "-y"]);
+      for (const server of [source, target, cloud]) await cli(app, server, DEPLOY_ARGS);
       const sourceClient = new ConvexHttpClient(source.url);
       const targetClient = new ConvexHttpClient(target.url);
       for (const text of ["a", "b", "c"]) await sourceClient.mutation(api.main.note, { text });
@@ -267,7 +268,7 @@ Deno.test({
         assertEquals(restored.code, 0, restored.output);
         const server = await spawnServer({ dataDir });
         try {
-          await cli(app, server, ["deploy", "--typecheck=disable", "-y"]);
+          await cli(app, server, DEPLOY_ARGS);
           const client = new ConvexHttpClient(server.url);
           assertEquals(
             rowsJson(await client.query(api.main.counts, {})),

@@ -12,6 +12,7 @@ import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts"
 import {
   type ConvexApp,
   createConvexApp,
+  DEPLOY_ARGS,
   runConvexCli,
   type ServerProcess,
   spawnServer,
@@ -25,7 +26,6 @@ import {
 } from "../src/snapshot/mod.ts";
 import type { Value } from "../src/values/mod.ts";
 
-const DEPLOY = ["deploy", "--typecheck=disable", "-y"];
 const ACCOUNTS = 10;
 const START_BALANCE = 100;
 
@@ -95,7 +95,7 @@ async function tableJson(client: ConvexHttpClient, table: string): Promise<strin
 }
 
 async function deployApp(app: ConvexApp, server: ServerProcess): Promise<ConvexHttpClient> {
-  const deployed = await runConvexCli(app, DEPLOY, server);
+  const deployed = await runConvexCli(app, DEPLOY_ARGS, server);
   assertEquals(deployed.code, 0, `deploy failed:\n${deployed.stdout}\n${deployed.stderr}`);
   const client = new ConvexHttpClient(server.url);
   return client;

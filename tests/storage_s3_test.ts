@@ -14,7 +14,7 @@ import { startLocalS3 } from "./helpers/s3rver.ts";
 import { ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import { assert, assertEquals } from "./helpers/assert.ts";
-import { createConvexApp, runConvexCli } from "./helpers/convex_app.ts";
+import { createConvexApp, DEPLOY_ARGS, runConvexCli } from "./helpers/convex_app.ts";
 import { serveCommandArgs, startTaskEnvList } from "./helpers/server_child.ts";
 import {
   BlobTooLargeError,
@@ -33,7 +33,6 @@ const BUCKET = "denvex-test";
 /** s3rver's built-in account. */
 const ACCESS_KEY_ID = "S3RVER";
 const SECRET_ACCESS_KEY = "S3RVER";
-const DEPLOY = ["deploy", "--typecheck=disable", "-y"];
 const SERVER_START_TIMEOUT_MS = 30_000;
 // deno-lint-ignore no-explicit-any
 const api = anyApi as any;
@@ -530,7 +529,7 @@ Deno.test({
       assert(banner.includes(`files:        S3 bucket ${BUCKET} at ${s3.endpoint}`), banner);
       const url = /API: +(http:\/\/\S+)/.exec(banner)![1];
       const client = new ConvexHttpClient(url);
-      const deployed = await runConvexCli(app, DEPLOY, { url, adminKey });
+      const deployed = await runConvexCli(app, DEPLOY_ARGS, { url, adminKey });
       assertEquals(deployed.code, 0, deployed.stdout + deployed.stderr);
       const upload = async (body: Uint8Array<ArrayBuffer> | string, contentType: string) => {
         const uploadUrl: string = await client.mutation(api.files.uploadUrl, {});

@@ -7,11 +7,10 @@ import { createHash } from "node:crypto";
 import { ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import { assert, assertEquals } from "./helpers/assert.ts";
-import { createConvexApp, runConvexCli, spawnServer } from "./helpers/convex_app.ts";
+import { createConvexApp, DEPLOY_ARGS, runConvexCli, spawnServer } from "./helpers/convex_app.ts";
 import { parseRange } from "../src/storage/mod.ts";
 import { STORAGE_FILES_BASE } from "./helpers/storage_app.ts";
 
-const DEPLOY = ["deploy", "--typecheck=disable", "-y"];
 // deno-lint-ignore no-explicit-any
 const api = anyApi as any;
 
@@ -72,7 +71,7 @@ Deno.test({
     const app = await createConvexApp(APP);
     const client = new ConvexHttpClient(server.url);
     try {
-      const deployed = await runConvexCli(app, DEPLOY, server);
+      const deployed = await runConvexCli(app, DEPLOY_ARGS, server);
       assertEquals(deployed.code, 0, deployed.stdout + deployed.stderr);
       const upload = async (body: Uint8Array<ArrayBuffer> | string, contentType: string) => {
         const url: string = await client.mutation(api.files.uploadUrl, {});

@@ -7,7 +7,7 @@
 import { ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
-import { createConvexApp, runConvexCli, startTestDeployment } from "./helpers/convex_app.ts";
+import { createConvexApp, DEPLOY_ARGS, runConvexCli, startTestDeployment } from "./helpers/convex_app.ts";
 import { stopBundler } from "./helpers/runtime_app.ts";
 import { parseSchema } from "../src/deploy/schema.ts";
 
@@ -141,8 +141,7 @@ Deno.test({
     const deployment = await startTestDeployment({ functionRoutes: true });
     const app = await createConvexApp({ "schema.ts": schema(true), "items.ts": ITEMS, "nodeItems.ts": NODE_ITEMS });
     try {
-      const deploy = ["deploy", "--typecheck=disable", "-y"];
-      const pushed = await runConvexCli(app, deploy, deployment);
+      const pushed = await runConvexCli(app, DEPLOY_ARGS, deployment);
       assertEquals(pushed.code, 0, pushed.stdout + pushed.stderr);
       const client = new ConvexHttpClient(deployment.url);
       for (const [name, kind, embedding] of ROWS) await client.mutation(api.items.add, { name, kind, embedding });
@@ -175,7 +174,7 @@ Deno.test({
 
       // Enabling the staged indexes: they were backfilled with the documents already there.
       await app.write({ "schema.ts": schema(false) });
-      const enabled = await runConvexCli(app, deploy, deployment);
+      const enabled = await runConvexCli(app, DEPLOY_ARGS, deployment);
       assertEquals(enabled.code, 0, enabled.stdout + enabled.stderr);
       // (New arguments: this harness does not wire the server's invalidate-all-queries-on-deploy.)
       assertEquals(await client.query(api.items.byName, { nonce: 1 }), ["a", "b", "c", "d"]);

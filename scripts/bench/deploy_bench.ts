@@ -6,7 +6,7 @@
  *
  * Run: deno task bench deploy
  */
-import { createConvexApp, runConvexCli, startTestDeployment } from "../../tests/helpers/convex_app.ts";
+import { createConvexApp, DEPLOY_ARGS, runConvexCli, startTestDeployment } from "../../tests/helpers/convex_app.ts";
 
 const MODULES = 20;
 const GOAL_MS = 5_000;
@@ -51,7 +51,7 @@ try {
     await app.write(appFiles(variant));
     serverMs = 0;
     const started = performance.now();
-    const result = await runConvexCli(app, ["deploy", "--typecheck=disable", "-y"], deployment);
+    const result = await runConvexCli(app, DEPLOY_ARGS, deployment);
     const wallMs = performance.now() - started;
     if (result.code !== 0) throw new Error(`deploy failed:\n${result.stdout}\n${result.stderr}`);
     results.push({ name, serverMs, wallMs });

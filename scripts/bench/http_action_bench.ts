@@ -4,7 +4,7 @@
  * printed as a ratio.
  */
 import { createSiteApp } from "../../src/http/site_app.ts";
-import { createConvexApp, runConvexCli, startTestDeployment } from "../../tests/helpers/convex_app.ts";
+import { createConvexApp, deployApp, startTestDeployment } from "../../tests/helpers/convex_app.ts";
 
 const REQUESTS = 500;
 const HTTP_TS = `
@@ -34,8 +34,7 @@ const site = Deno.serve(
     .fetch,
 );
 try {
-  const pushed = await runConvexCli(app, ["deploy", "--typecheck=disable", "-y"], deployment);
-  if (pushed.code !== 0) throw new Error(pushed.stdout + pushed.stderr);
+  await deployApp(app, deployment);
   const bareMs = await meanRoundTripMs(`http://127.0.0.1:${bare.addr.port}/hello`);
   const actionMs = await meanRoundTripMs(`http://127.0.0.1:${site.addr.port}/hello`);
   console.log(`HTTP action round trip (${REQUESTS} sequential GETs):`);
