@@ -82,13 +82,16 @@ async function slice(server: ServerProcess, workload: Workload, ms: number): Pro
   const started = performance.now();
   const deadline = started + ms;
   const callers = await Promise.all(Array.from({ length: CLIENTS }, () => openCaller(server.url)));
-  await Promise.all(callers.map(async (caller) => {
-    while (performance.now() < deadline) {
-      if ((await caller.call(workload)).status === "success") calls++;
-      else failures++;
-    }
-  }));
-  for (const caller of callers) caller.close();
+  try {
+    await Promise.all(callers.map(async (caller) => {
+      while (performance.now() < deadline) {
+        if ((await caller.call(workload)).status === "success") calls++;
+        else failures++;
+      }
+    }));
+  } finally {
+    for (const caller of callers) caller.close();
+  }
   const seconds = (performance.now() - started) / 1000;
   const steal = stealShare(machineBefore, machineCpuUs());
   const after = await cpuUsOf(server);

@@ -434,8 +434,8 @@ function allowedCpus(pid: number): string | null {
   }
 }
 
-/** The CPUs the bench started with, restored after each server's runs. */
-const BENCH_CPUS = allowedCpus(Deno.pid) ?? "0";
+/** The CPUs the bench started with, restored after each server's runs when CLIENT_CPU pinned it. */
+const BENCH_CPUS = allowedCpus(Deno.pid);
 
 /** Pins every thread of the bench process (its clients, the bare handler's are another process) to `cpus`. */
 async function pinBench(cpus: string): Promise<void> {
@@ -579,9 +579,23 @@ export async function drive(
   processesOf: ProcessesOf,
   durationMs = DURATION_MS,
 ): Promise<Run> {
+  const callers = await Promise.all(Array.from({ length: clients }, () => openCaller(url)));
+  try {
+    return await driveCallers(callers, workload, processesOf, durationMs);
+  } finally {
+    for (const caller of callers) caller.close();
+  }
+}
+
+/** `drive`'s closed loops over callers already open. */
+async function driveCallers(
+  callers: Caller[],
+  workload: Workload,
+  processesOf: ProcessesOf,
+  durationMs: number,
+): Promise<Run> {
   const latencies: number[] = [];
   let failures = 0;
-  const callers = await Promise.all(Array.from({ length: clients }, () => openCaller(url)));
   const call = async (caller: Caller) => {
     const started = performance.now();
     const result = await caller.call(workload);
@@ -602,16 +616,19 @@ export async function drive(
     while (performance.now() < deadline) await call(caller);
   }));
   const seconds = (performance.now() - started) / 1000;
-  for (const caller of callers) caller.close();
   const calls = latencies.length + failures;
-  const costs = await meter.stop(calls);
+  return runOf(latencies, seconds, failures, await meter.stop(calls));
+}
+
+/** A run's figures from its successful calls' latencies (sorted here), its length and its costs. */
+function runOf(latencies: number[], seconds: number, failures: number, costs: CallCosts): Run {
   latencies.sort((a, b) => a - b);
   return {
     perSecond: latencies.length / seconds,
     p50Ms: percentile(latencies, 0.5),
     p99Ms: percentile(latencies, 0.99),
     failures,
-    calls,
+    calls: latencies.length + failures,
     ...costs,
   };
 }
@@ -762,19 +779,9 @@ async function compareOfficialClients(
       }
       pairRatios.push(perSecond.ws / perSecond.http);
     }
-    const runOf = (side: ReturnType<typeof newSide>): Run => {
-      side.latencies.sort((a, b) => a - b);
-      const calls = side.parts.reduce((sum, part) => sum + part.calls, 0);
-      return {
-        perSecond: calls / side.seconds,
-        p50Ms: percentile(side.latencies, 0.5),
-        p99Ms: percentile(side.latencies, 0.99),
-        failures,
-        calls,
-        ...mergeCosts(side.parts),
-      };
-    };
-    return { http: runOf(sides.http), ws: runOf(sides.ws), pairRatios };
+    const sideRun = (side: ReturnType<typeof newSide>) =>
+      runOf(side.latencies, side.seconds, failures, mergeCosts(side.parts));
+    return { http: sideRun(sides.http), ws: sideRun(sides.ws), pairRatios };
   } finally {
     await Promise.all(ws.map((client) => client.close()));
   }
@@ -927,15 +934,17 @@ async function measure(
   const runs = new Map<string, { run: Run; bare: Run }>();
   const server = await spawn({ denoFlags: SERVER_DENO_FLAGS });
   const tag = label === "" ? "call_path_bench:" : `call_path_bench [${label}]:`;
+  let clientCpus: string | null = null;
   try {
     await deployApp(app, server);
     await seed(server.url);
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     const kinds = () => processKinds(server.pid);
     const bareKinds = () => processKinds(bare.pid, "bare");
-    console.log(`${tag} ${memoryLine("idle (10,000 documents)", await kinds())}`);
-    console.log(`${tag} ${cpuLayoutText(await kinds())}`);
-    const clientCpus = await placeClients(await kinds());
+    const idleKinds = await kinds();
+    console.log(`${tag} ${memoryLine("idle (10,000 documents)", idleKinds)}`);
+    console.log(`${tag} ${cpuLayoutText(idleKinds)}`);
+    clientCpus = await placeClients(idleKinds);
     if (clientCpus !== null) {
       console.log(`${tag} the bench's clients pinned to CPU ${clientCpus} (CLIENT_CPU=${CLIENT_CPU})`);
     }
@@ -989,7 +998,7 @@ async function measure(
     }
     console.log(`${tag} ${memoryLine("after the load", await processKinds(server.pid))}`);
   } finally {
-    await pinBench(BENCH_CPUS);
+    if (clientCpus !== null && BENCH_CPUS !== null) await pinBench(BENCH_CPUS);
     await server.close().catch(() => {});
   }
   return runs;
